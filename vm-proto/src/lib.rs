@@ -1,0 +1,33 @@
+//! The vmd API contract, shared by the daemon (`vmd`) and its clients (`vmctl`, the web shim).
+//!
+//! # Layout
+//! - [`api`]: the one JSON-RPC trait ([`api::VmdApiServer`] behind the `server` feature,
+//!   [`api::VmdApiClient`] behind `client`). Every method documents its preconditions and errors.
+//! - [`types`]: serde types of every request and response; units live in field names.
+//! - [`error`]: the stable error codes and the error `data` object ([`error::ErrorData`]).
+//! - [`names`]: validation of names and parsing of human sizes, shared so that a client can reject
+//!   bad input before it uploads gigabytes.
+//!
+//! # Compatibility
+//! [`API_VERSION`] is `MAJOR.MINOR`. A minor bump only adds methods, optional request fields or
+//! response fields; clients must ignore response fields they do not know. A major bump may remove
+//! or change anything. Requests are strict (`deny_unknown_fields`) so that a typo is an error, not
+//! a silently ignored option.
+
+pub mod error;
+pub mod names;
+pub mod types;
+
+#[cfg(any(feature = "server", feature = "client"))]
+pub mod api;
+
+pub use error::{ApiError, ErrorCode, ErrorData};
+
+/// Version of this contract, reported by `system.info`.
+pub const API_VERSION: &str = "1.0";
+
+/// HTTP path (on the daemon's Unix socket) that accepts raw image bytes for a later import.
+pub const UPLOAD_PATH: &str = "/v1/uploads";
+
+/// Environment variable that clients read to find the daemon's socket.
+pub const SOCKET_ENV: &str = "VMD_SOCKET";

@@ -1,0 +1,81 @@
+//! Daemon and host overview returned by `system.info`.
+
+use serde::{Deserialize, Serialize};
+
+/// Answer of `system.info`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SystemInfo {
+    /// Version of the vmd binary.
+    pub daemon_version: String,
+    /// [`crate::API_VERSION`] the daemon speaks.
+    pub api_version: String,
+    /// Process id of the daemon.
+    pub pid: u32,
+    /// Seconds since the daemon started.
+    pub uptime_secs: u64,
+    /// The socket the daemon serves.
+    pub socket_path: String,
+    /// The state directory (database, images, overlays).
+    pub state_dir: String,
+    /// Where base images live.
+    pub images_dir: String,
+    /// Where VM overlays live.
+    pub overlays_dir: String,
+    /// `qemu-img --version` first line, as found at start-up.
+    pub qemu_img_version: String,
+    /// Which accelerator VMs get on this host, and why.
+    pub accelerator: Accelerator,
+    /// Number of base images.
+    pub image_count: u64,
+    /// Number of defined VMs.
+    pub vm_count: u64,
+    /// Storage use.
+    pub disk: DiskUsage,
+    /// Rows without files and files without rows found at start-up. Empty when consistent.
+    pub issues: Vec<ConsistencyIssue>,
+}
+
+/// The accelerator vmd will use for guests.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Accelerator {
+    /// `kvm` or `tcg`.
+    pub name: String,
+    /// Why this one (e.g. "/dev/kvm is backed by kvm_pvm; kvm_intel/kvm_amd not loaded").
+    pub reason: String,
+}
+
+/// Bytes used on the host.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DiskUsage {
+    /// Bytes used by base images.
+    pub images_bytes: u64,
+    /// Bytes used by VM overlays.
+    pub overlays_bytes: u64,
+    /// Bytes free on the state directory's file system.
+    pub free_bytes: u64,
+}
+
+/// One inconsistency between the store and the files on disk.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConsistencyIssue {
+    /// What is wrong.
+    pub kind: ConsistencyIssueKind,
+    /// The VM or image name involved (the file stem for orphan files).
+    pub name: String,
+    /// The file involved.
+    pub path: String,
+}
+
+/// Kinds of [`ConsistencyIssue`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConsistencyIssueKind {
+    /// An overlay file with no VM row.
+    OrphanOverlay,
+    /// A VM row whose overlay file is missing.
+    MissingOverlay,
+    /// A base image file with no image row.
+    OrphanImage,
+    /// An image row whose file is missing.
+    MissingImage,
+}
