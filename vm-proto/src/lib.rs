@@ -5,6 +5,7 @@
 //!   [`api::VmdApiClient`] behind `client`). Every method documents its preconditions and errors.
 //! - [`types`]: serde types of every request and response; units live in field names.
 //! - [`error`]: the stable error codes and the error `data` object ([`error::ErrorData`]).
+//! - [`paths`]: where clients find the daemon socket.
 //! - [`names`]: validation of names and parsing of human sizes, shared so that a client can reject
 //!   bad input before it uploads gigabytes.
 //!
@@ -16,6 +17,7 @@
 
 pub mod error;
 pub mod names;
+pub mod paths;
 pub mod types;
 
 #[cfg(any(feature = "server", feature = "client"))]
