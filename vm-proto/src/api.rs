@@ -24,7 +24,10 @@ pub trait VmdApi {
     /// Errors: `invalid_argument` (bad name; not a disk image; backing file, external data file
     /// or extents; encrypted), `not_found` (no such upload for this user), `already_exists`.
     #[method(name = "image.import", with_extensions)]
-    async fn image_import(&self, params: ImageImport) -> Result<Image, jsonrpsee::types::ErrorObjectOwned>;
+    async fn image_import(
+        &self,
+        params: ImageImport,
+    ) -> Result<Image, jsonrpsee::types::ErrorObjectOwned>;
 
     /// Every base image, by name.
     #[method(name = "image.list")]

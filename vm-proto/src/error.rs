@@ -94,7 +94,13 @@ pub struct ApiError {
 impl ApiError {
     /// An error of `kind` with a message and no hint.
     pub fn new(kind: ErrorCode, message: impl Into<String>) -> Self {
-        ApiError { data: ErrorData { kind, chain: vec![message.into()], hint: None } }
+        ApiError {
+            data: ErrorData {
+                kind,
+                chain: vec![message.into()],
+                hint: None,
+            },
+        }
     }
 
     /// Builds the chain from a std error and its sources.
@@ -105,7 +111,13 @@ impl ApiError {
             chain.push(s.to_string());
             source = s.source();
         }
-        ApiError { data: ErrorData { kind, chain, hint: None } }
+        ApiError {
+            data: ErrorData {
+                kind,
+                chain,
+                hint: None,
+            },
+        }
     }
 
     /// Adds a hint saying what to do.
@@ -121,7 +133,11 @@ impl ApiError {
 
     /// The outermost message.
     pub fn message(&self) -> &str {
-        self.data.chain.first().map(String::as_str).unwrap_or("error")
+        self.data
+            .chain
+            .first()
+            .map(String::as_str)
+            .unwrap_or("error")
     }
 
     /// The error chain joined the way a CLI prints it: `outer: cause: root`.
@@ -135,7 +151,11 @@ impl ApiError {
         let kind = ErrorCode::from_code(code)?;
         let data = data
             .and_then(|d| serde_json::from_str::<ErrorData>(d).ok())
-            .unwrap_or_else(|| ErrorData { kind, chain: vec![message.to_string()], hint: None });
+            .unwrap_or_else(|| ErrorData {
+                kind,
+                chain: vec![message.to_string()],
+                hint: None,
+            });
         Some(ApiError { data })
     }
 }

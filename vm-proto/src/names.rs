@@ -9,12 +9,16 @@ pub const NAME_MAX_LEN: usize = 63;
 /// Checks that `name` is a DNS label: 1–63 characters of `a-z`, `0-9` and `-`, starting and
 /// ending with a letter or digit. Lowercase only, so names never differ by case alone.
 pub fn validate_name(what: &str, name: &str) -> Result<(), String> {
-    let rule = "use 1-63 lowercase letters, digits and '-', starting and ending with a letter or digit";
+    let rule =
+        "use 1-63 lowercase letters, digits and '-', starting and ending with a letter or digit";
     if name.is_empty() {
         return Err(format!("{what} name is empty: {rule}"));
     }
     if name.len() > NAME_MAX_LEN {
-        return Err(format!("{what} name is {} characters long: {rule}", name.len()));
+        return Err(format!(
+            "{what} name is {} characters long: {rule}",
+            name.len()
+        ));
     }
     let ok_char = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-';
     let edges_ok = !name.starts_with('-') && !name.ends_with('-');
@@ -29,9 +33,13 @@ pub fn validate_name(what: &str, name: &str) -> Result<(), String> {
 /// Suffixes `K`, `M`, `G`, `T` (optionally followed by `B` or `iB`, any case) are binary
 /// multiples (1K = 1024), as with qemu-img. The result must fit in a `u64`.
 pub fn parse_size(text: &str) -> Result<u64, String> {
-    let bad = || format!("invalid size {text:?}: use bytes or a number with K, M, G or T (e.g. 512M, 2G)");
+    let bad = || {
+        format!("invalid size {text:?}: use bytes or a number with K, M, G or T (e.g. 512M, 2G)")
+    };
     let t = text.trim();
-    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
     let (number, unit) = t.split_at(split);
     let shift = match unit.to_ascii_lowercase().as_str() {
         "" | "b" => 0,
@@ -45,11 +53,17 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
         return Err(bad());
     }
     if let Some((int, frac)) = number.split_once('.') {
-        let whole: u64 = if int.is_empty() { 0 } else { int.parse().map_err(|_| bad())? };
+        let whole: u64 = if int.is_empty() {
+            0
+        } else {
+            int.parse().map_err(|_| bad())?
+        };
         let frac_value: f64 = format!("0.{frac}").parse().map_err(|_| bad())?;
         let unit_bytes = 1u64 << shift;
         let whole_bytes = whole.checked_mul(unit_bytes).ok_or_else(bad)?;
-        return whole_bytes.checked_add((frac_value * unit_bytes as f64) as u64).ok_or_else(bad);
+        return whole_bytes
+            .checked_add((frac_value * unit_bytes as f64) as u64)
+            .ok_or_else(bad);
     }
     let value: u64 = number.parse().map_err(|_| bad())?;
     value.checked_mul(1u64 << shift).ok_or_else(bad)
@@ -86,7 +100,18 @@ mod tests {
 
     #[test]
     fn bad_names_fail_with_rule() {
-        for name in ["", "-a", "a-", "Web1", "a_b", "a.b", "a b", "é", &"x".repeat(64), "../x"] {
+        for name in [
+            "",
+            "-a",
+            "a-",
+            "Web1",
+            "a_b",
+            "a.b",
+            "a b",
+            "é",
+            &"x".repeat(64),
+            "../x",
+        ] {
             let err = validate_name("vm", name).expect_err(name);
             assert!(err.contains("lowercase letters"), "{err}");
         }
@@ -105,7 +130,16 @@ mod tests {
 
     #[test]
     fn bad_sizes_fail() {
-        for s in ["", "-1", "1X", "G", "1.2.3G", "99999999999999999999", "17179869184T", "1 G B"] {
+        for s in [
+            "",
+            "-1",
+            "1X",
+            "G",
+            "1.2.3G",
+            "99999999999999999999",
+            "17179869184T",
+            "1 G B",
+        ] {
             assert!(parse_size(s).is_err(), "{s}");
         }
     }

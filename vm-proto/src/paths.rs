@@ -11,7 +11,9 @@ pub const SYSTEM_SOCKET: &str = "/run/vmd/vmd.sock";
 
 /// The effective uid of this process (read from `/proc/self`, no unsafe code needed).
 pub fn current_uid() -> u32 {
-    std::fs::metadata("/proc/self").map(|m| m.uid()).unwrap_or(u32::MAX)
+    std::fs::metadata("/proc/self")
+        .map(|m| m.uid())
+        .unwrap_or(u32::MAX)
 }
 
 /// The default socket: [`SYSTEM_SOCKET`] for root, else `$XDG_RUNTIME_DIR/vmd/vmd.sock`, else
@@ -23,14 +25,20 @@ pub fn default_socket_path() -> PathBuf {
     }
     match std::env::var_os("XDG_RUNTIME_DIR").filter(|d| !d.is_empty()) {
         Some(dir) => PathBuf::from(dir).join("vmd").join("vmd.sock"),
-        None => std::env::temp_dir().join(format!("vmd-{uid}")).join("vmd.sock"),
+        None => std::env::temp_dir()
+            .join(format!("vmd-{uid}"))
+            .join("vmd.sock"),
     }
 }
 
 /// Resolves the socket a client should use: explicit flag, then `$VMD_SOCKET`, then default.
 pub fn client_socket_path(flag: Option<PathBuf>) -> PathBuf {
-    flag.or_else(|| std::env::var_os(crate::SOCKET_ENV).filter(|s| !s.is_empty()).map(PathBuf::from))
-        .unwrap_or_else(default_socket_path)
+    flag.or_else(|| {
+        std::env::var_os(crate::SOCKET_ENV)
+            .filter(|s| !s.is_empty())
+            .map(PathBuf::from)
+    })
+    .unwrap_or_else(default_socket_path)
 }
 
 #[cfg(test)]

@@ -69,7 +69,10 @@ impl VmState {
 
     /// Whether a QEMU process may exist for the VM.
     pub fn has_process(self) -> bool {
-        matches!(self, VmState::Starting | VmState::Running | VmState::Paused | VmState::Stopping)
+        matches!(
+            self,
+            VmState::Starting | VmState::Running | VmState::Paused | VmState::Stopping
+        )
     }
 
     /// Whether the VM's disk may be changed, wiped or deleted (no process holds it).

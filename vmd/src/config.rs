@@ -1,0 +1,146 @@
+//! Command line and config file of the daemon.
+//!
+//! Precedence: command-line flags, then the config file, then built-in defaults. The default
+//! config file (`/etc/vmd/vmd.toml` for root, `~/.config/vmd/vmd.toml` otherwise) is optional;
+//! a file named with `--config` must exist.
+
+use std::path::{Path, PathBuf};
+
+use clap::Parser;
+use serde::Deserialize;
+
+use crate::host::AccelPolicy;
+
+/// `vmd`: the VM lab daemon.
+#[derive(Debug, Parser)]
+#[command(version, about = "vmd: the VM lab daemon (JSON-RPC on a Unix socket)")]
+pub struct Args {
+    /// Socket to serve [default: /run/vmd/vmd.sock as root, else $XDG_RUNTIME_DIR/vmd/vmd.sock]
+    #[arg(long, value_name = "PATH")]
+    pub socket: Option<PathBuf>,
+    /// State directory [default: /var/lib/vmd as root, else ~/.local/share/vmd]
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// Config file (TOML)
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Log format: auto (journald under systemd, else text), text, json, journald
+    #[arg(long, value_enum, default_value_t = LogFormat::Auto)]
+    pub log_format: LogFormat,
+    /// Log filter, e.g. `info` or `vmd=debug` (RUST_LOG also works)
+    #[arg(long, value_name = "FILTER")]
+    pub log_level: Option<String>,
+}
+
+/// How logs are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// journald when started by systemd (JOURNAL_STREAM set), else text.
+    Auto,
+    /// Human-readable lines on stderr.
+    Text,
+    /// One JSON object per line on stderr.
+    Json,
+    /// Native journald fields.
+    Journald,
+}
+
+/// The config file. Every key is optional.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Socket permission bits, octal string (default "0660").
+    pub socket_mode: String,
+    /// Group owning the socket (default: the daemon's group).
+    pub socket_group: Option<String>,
+    /// Largest accepted upload in bytes (default 100 GiB).
+    pub max_upload_bytes: u64,
+    /// Largest JSON-RPC request in bytes (default 1 MiB).
+    pub max_request_bytes: u32,
+    /// Accelerator policy (default auto).
+    pub accelerator: AccelPolicy,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            socket_mode: "0660".into(),
+            socket_group: None,
+            max_upload_bytes: 100 << 30,
+            max_request_bytes: 1 << 20,
+            accelerator: AccelPolicy::Auto,
+        }
+    }
+}
+
+/// Failures reading the config.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {0}")]
+    Read(PathBuf, #[source] std::io::Error),
+    /// The file is not valid.
+    #[error("invalid config file {0}")]
+    Parse(PathBuf, #[source] toml::de::Error),
+    /// `socket_mode` is not an octal mode.
+    #[error("socket_mode {0:?} is not an octal permission mode like \"0660\"")]
+    Mode(String),
+}
+
+impl Config {
+    /// Loads `explicit`, or the default file if it exists, or defaults.
+    pub fn load(explicit: Option<&Path>, default: &Path) -> Result<Config, ConfigError> {
+        let path = match explicit {
+            Some(p) => p,
+            None if default.exists() => default,
+            None => return Ok(Config::default()),
+        };
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read(path.into(), e))?;
+        let config: Config =
+            toml::from_str(&text).map_err(|e| ConfigError::Parse(path.into(), e))?;
+        config.socket_mode()?;
+        Ok(config)
+    }
+
+    /// `socket_mode` as bits.
+    pub fn socket_mode(&self) -> Result<u32, ConfigError> {
+        u32::from_str_radix(self.socket_mode.trim_start_matches("0o"), 8)
+            .ok()
+            .filter(|m| *m <= 0o777)
+            .ok_or_else(|| ConfigError::Mode(self.socket_mode.clone()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_default_file_gives_defaults() {
+        let c = Config::load(None, Path::new("/nonexistent/vmd.toml")).expect("defaults");
+        assert_eq!(c.socket_mode().ok(), Some(0o660));
+        assert!(Config::load(Some(Path::new("/nonexistent/vmd.toml")), Path::new("/x")).is_err());
+    }
+
+    #[test]
+    fn parses_and_rejects_unknown_keys() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let file = dir.path().join("vmd.toml");
+        std::fs::write(&file, "socket_mode = \"0600\"\naccelerator = \"tcg\"\n").expect("write");
+        let c = Config::load(Some(&file), Path::new("/x")).expect("parse");
+        assert_eq!(
+            (c.socket_mode().ok(), c.accelerator),
+            (Some(0o600), AccelPolicy::Tcg)
+        );
+        std::fs::write(&file, "sockt_mode = \"0600\"\n").expect("write");
+        assert!(matches!(
+            Config::load(Some(&file), Path::new("/x")),
+            Err(ConfigError::Parse(..))
+        ));
+        std::fs::write(&file, "socket_mode = \"rw\"\n").expect("write");
+        assert!(matches!(
+            Config::load(Some(&file), Path::new("/x")),
+            Err(ConfigError::Mode(_))
+        ));
+    }
+}

@@ -1,0 +1,113 @@
+//! Wiring: resolve paths, lock the state directory, open store and storage, reconcile, bind the
+//! socket, signal readiness, serve until SIGTERM/SIGINT, drain, exit.
+//!
+//! Readiness (`READY=1`) is sent only after reconcile, so a supervisor never routes requests to
+//! a daemon that has not yet checked its state. `STOPPING=1` is sent when a signal arrives.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::Context;
+use nix::fcntl::{Flock, FlockArg};
+use tokio::signal::unix::{signal, SignalKind};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{Args, Config};
+use crate::manager::{Manager, ManagerConfig};
+use crate::paths::Paths;
+use crate::rpc::{self, socket, Limits};
+use crate::storage::{qemu_img, Storage};
+use crate::{host, store::Store};
+
+/// Runs the daemon until a termination signal.
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    let paths = Paths::resolve(args.socket, args.state_dir);
+    let config = Config::load(args.config.as_deref(), &paths.default_config)?;
+    std::fs::create_dir_all(&paths.state_dir).with_context(|| {
+        format!(
+            "cannot create state directory {}",
+            paths.state_dir.display()
+        )
+    })?;
+    std::fs::set_permissions(&paths.state_dir, std::fs::Permissions::from_mode(0o755))?;
+    let _lock = lock_state_dir(&paths.lock_file())?;
+    let manager = Arc::new(open_manager(&paths, &config).await?);
+    manager
+        .reconcile()
+        .await
+        .context("start-up consistency check failed")?;
+    let listener = socket::bind(
+        &paths.socket,
+        config.socket_mode()?,
+        config.socket_group.as_deref(),
+    )?;
+    let shutdown = CancellationToken::new();
+    tokio::spawn(watch_signals(shutdown.clone()));
+    notify(sd_notify::NotifyState::Ready);
+    tracing::info!(socket = %paths.socket.display(), state_dir = %paths.state_dir.display(), "vmd ready");
+    let limits = Limits {
+        max_request_bytes: config.max_request_bytes,
+        max_upload_bytes: config.max_upload_bytes,
+    };
+    rpc::serve(listener, manager, limits, shutdown).await;
+    let _ = std::fs::remove_file(&paths.socket);
+    tracing::info!("vmd stopped");
+    Ok(())
+}
+
+async fn open_manager(paths: &Paths, config: &Config) -> anyhow::Result<Manager> {
+    let store = Store::open(&paths.database())?;
+    let storage = Storage::open(&paths.state_dir)?;
+    let qemu_img_version = qemu_img::version()
+        .await
+        .context("qemu-img is required (install qemu-utils)")?;
+    let manager_config = ManagerConfig {
+        socket_path: paths.socket.clone(),
+        state_dir: paths.state_dir.clone(),
+        accelerator: host::choose_accelerator(config.accelerator, Path::new("/")),
+        host_memory_mib: host::memory_mib(),
+        qemu_img_version,
+    };
+    tracing::debug!(accelerator = %manager_config.accelerator.name, reason = %manager_config.accelerator.reason, "accelerator chosen");
+    Ok(Manager::new(store, storage, manager_config))
+}
+
+/// Takes the exclusive lock that makes one daemon per state directory.
+fn lock_state_dir(path: &Path) -> anyhow::Result<Flock<std::fs::File>> {
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .with_context(|| format!("cannot open lock file {}", path.display()))?;
+    Flock::lock(file, FlockArg::LockExclusiveNonblock).map_err(|(_, errno)| {
+        anyhow::anyhow!(
+            "another vmd is using state directory {} ({errno})",
+            path.parent().unwrap_or(path).display()
+        )
+    })
+}
+
+async fn watch_signals(shutdown: CancellationToken) {
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        tracing::error!("cannot install signal handlers");
+        return;
+    };
+    let name = tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        _ = int.recv() => "SIGINT",
+    };
+    notify(sd_notify::NotifyState::Stopping);
+    tracing::info!(signal = name, "vmd stopping");
+    shutdown.cancel();
+}
+
+fn notify(state: sd_notify::NotifyState) {
+    if let Err(err) = sd_notify::notify(false, &[state]) {
+        tracing::warn!(error = %err, "sd_notify failed");
+    }
+}

@@ -1,0 +1,24 @@
+//! vmd: the VM lab daemon.
+//!
+//! # Layout
+//! - [`config`]: command line and config file.
+//! - [`paths`]: directory layout and defaults.
+//! - [`telemetry`]: logging setup (text / JSON / journald).
+//! - [`daemon`]: wiring, state-directory lock, signals, sd_notify, shutdown.
+//! - [`rpc`]: the Unix-socket front end (JSON-RPC over HTTP and WebSocket, uploads), thin
+//!   handlers, peer credentials.
+//! - [`manager`]: owns images and VMs: validation, per-object serialisation, atomic changes,
+//!   start-up reconcile.
+//! - [`storage`]: daemon-owned files, format detection, qemu-img.
+//! - [`store`]: SQLite schema, migrations and queries.
+//! - [`host`]: accelerator choice and host facts.
+
+pub mod config;
+pub mod daemon;
+pub mod host;
+pub mod manager;
+pub mod paths;
+pub mod rpc;
+pub mod storage;
+pub mod store;
+pub mod telemetry;

@@ -1,0 +1,178 @@
+//! The manager's error type: one variant per failure, each mapped to one API error kind.
+
+use vm_proto::{ApiError, ErrorCode};
+
+use crate::storage::StorageError;
+use crate::store::StoreError;
+
+/// Failures of manager operations.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A request value is unacceptable; the message says which and why.
+    #[error("{0}")]
+    Invalid(String),
+    /// No image of that name.
+    #[error("image {0} not found")]
+    ImageNotFound(String),
+    /// No VM of that name.
+    #[error("vm {0} not found")]
+    VmNotFound(String),
+    /// No upload with that id for this user.
+    #[error("upload {0} not found (expired, already imported, or made by another user)")]
+    UploadNotFound(String),
+    /// An image with that name exists.
+    #[error("image {0} already exists")]
+    ImageExists(String),
+    /// A VM with that name exists.
+    #[error("vm {0} already exists")]
+    VmExists(String),
+    /// The image backs VMs.
+    #[error("image {name} is used by {}: {}", plural(users.len()), users.join(", "))]
+    ImageInUse {
+        /// Image name.
+        name: String,
+        /// VMs using it.
+        users: Vec<String>,
+    },
+    /// The VM's state forbids the operation.
+    #[error("vm {name} is {state}; {action}")]
+    WrongState {
+        /// VM name.
+        name: String,
+        /// Its state.
+        state: String,
+        /// What the user should do.
+        action: &'static str,
+    },
+    /// The uploaded file was refused or could not be processed.
+    #[error("cannot import image {name}")]
+    Import {
+        /// Image name.
+        name: String,
+        /// Why.
+        #[source]
+        source: StorageError,
+    },
+    /// Creating or replacing an overlay failed.
+    #[error("cannot create overlay for vm {name}")]
+    Overlay {
+        /// VM name.
+        name: String,
+        /// Why.
+        #[source]
+        source: StorageError,
+    },
+    /// Another storage operation failed.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    /// The database failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A blocking task panicked or was cancelled.
+    #[error("internal task failed")]
+    Task(#[from] tokio::task::JoinError),
+}
+
+fn plural(n: usize) -> String {
+    if n == 1 {
+        "1 vm".to_string()
+    } else {
+        format!("{n} vms")
+    }
+}
+
+impl Error {
+    /// The API error kind of this failure.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            Error::Invalid(_) => ErrorCode::InvalidArgument,
+            Error::Import { source, .. } if is_refusal(source) => ErrorCode::InvalidArgument,
+            Error::ImageNotFound(_) | Error::VmNotFound(_) | Error::UploadNotFound(_) => {
+                ErrorCode::NotFound
+            }
+            Error::ImageExists(_) | Error::VmExists(_) => ErrorCode::AlreadyExists,
+            Error::ImageInUse { .. } => ErrorCode::InUse,
+            Error::WrongState { .. } => ErrorCode::WrongState,
+            Error::Import { .. }
+            | Error::Overlay { .. }
+            | Error::Storage(_)
+            | Error::Store(_)
+            | Error::Task(_) => ErrorCode::Internal,
+        }
+    }
+
+    /// What the user can do about it.
+    pub fn hint(&self) -> Option<String> {
+        Some(match self {
+            Error::ImageNotFound(_) => "list images with `vmctl image ls`".into(),
+            Error::VmNotFound(_) => "list VMs with `vmctl ls`".into(),
+            Error::UploadNotFound(_) => "upload the file again (`vmctl image import` does both steps)".into(),
+            Error::ImageExists(_) | Error::VmExists(_) => "choose another name or remove the existing one first".into(),
+            Error::ImageInUse { users, .. } => format!("remove those VMs first: vmctl rm {}", users.join(" ")),
+            Error::Import { source, .. } if is_refusal(source) => {
+                "convert or flatten the image into a single self-contained file (e.g. `qemu-img convert -O qcow2 in out`) and import that".into()
+            }
+            Error::Store(_) | Error::Storage(_) | Error::Task(_) => "see the daemon log (journalctl -u vmd)".into(),
+            _ => return None,
+        })
+    }
+}
+
+fn is_refusal(err: &StorageError) -> bool {
+    matches!(err, StorageError::Detect(d) if !matches!(d, crate::storage::detect::DetectError::Io(_)))
+        || matches!(err, StorageError::Refused(_))
+        || matches!(
+            err,
+            StorageError::QemuImg(crate::storage::qemu_img::QemuImgError::Failed {
+                verb: "info",
+                ..
+            })
+        )
+}
+
+impl From<Error> for ApiError {
+    fn from(err: Error) -> ApiError {
+        let hint = err.hint();
+        let api = ApiError::from_error(err.code(), &err);
+        match hint {
+            Some(h) => api.with_hint(h),
+            None => api,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn in_use_names_users_and_hints() {
+        let err = Error::ImageInUse {
+            name: "deb".into(),
+            users: vec!["a".into(), "b".into()],
+        };
+        assert_eq!(err.to_string(), "image deb is used by 2 vms: a, b");
+        let api = ApiError::from(err);
+        assert_eq!(api.kind(), ErrorCode::InUse);
+        assert!(api
+            .data
+            .hint
+            .as_deref()
+            .unwrap_or("")
+            .contains("vmctl rm a b"));
+    }
+
+    #[test]
+    fn refused_import_is_invalid_argument_with_chain() {
+        let source = StorageError::Refused("image has a backing file".into());
+        let api = ApiError::from(Error::Import {
+            name: "x".into(),
+            source,
+        });
+        assert_eq!(api.kind(), ErrorCode::InvalidArgument);
+        assert_eq!(
+            api.data.chain,
+            vec!["cannot import image x", "image has a backing file"]
+        );
+    }
+}

@@ -1,0 +1,162 @@
+//! Base image operations: import from an upload, list, get, remove.
+
+use vm_proto::names::validate_name;
+use vm_proto::types::{Image, ImageImport};
+
+use super::{now_secs, rfc3339, Error, Manager};
+use crate::storage::{self, PreparedBase};
+use crate::store::{self, ImageRow, NewImage, StoreError};
+
+impl Manager {
+    /// `image.import`: converts the caller's upload into a read-only base named `req.name`.
+    pub async fn import_image(&self, req: ImageImport, caller_uid: u32) -> Result<Image, Error> {
+        validate_name("image", &req.name).map_err(Error::Invalid)?;
+        let _guard = self
+            .locks
+            .lock(format!("image:{}", req.name), "import")
+            .await;
+        if self.find_image(&req.name).await?.is_some() {
+            return Err(Error::ImageExists(req.name));
+        }
+        let upload = self
+            .uploads
+            .take(&req.upload_id, caller_uid)
+            .ok_or(Error::UploadNotFound(req.upload_id))?;
+        let prepared = self.storage.prepare_base(&upload.path, &req.name).await;
+        storage::remove_quietly(&upload.path);
+        let prepared = prepared.map_err(|source| Error::Import {
+            name: req.name.clone(),
+            source,
+        })?;
+        let row = NewImage {
+            name: req.name.clone(),
+            file_name: format!("{}.qcow2", req.name),
+            source_format: prepared.source_format.as_str().into(),
+            virtual_size_bytes: prepared.virtual_size_bytes,
+            sha256: upload.sha256,
+            owner_uid: caller_uid,
+            created_at: now_secs(),
+        };
+        self.commit_image(row, prepared).await?;
+        tracing::info!(image = %req.name, uid = caller_uid, size_bytes = upload.size_bytes, "image imported");
+        self.image(&req.name).await
+    }
+
+    async fn commit_image(&self, row: NewImage, prepared: PreparedBase) -> Result<(), Error> {
+        let final_path = self.storage.image_path(&row.file_name);
+        let tmp = prepared.tmp_path.clone();
+        let result = self
+            .db(move |s| {
+                s.with_tx(|tx| {
+                    store::insert_image(tx, &row)?;
+                    storage::rename(&tmp, &final_path).map_err(Error::from)
+                })
+            })
+            .await;
+        if result.is_err() {
+            storage::remove_quietly(&prepared.tmp_path);
+        }
+        result
+    }
+
+    /// `image.list`.
+    pub async fn list_images(&self) -> Result<Vec<Image>, Error> {
+        let rows = self
+            .db(|s| {
+                Ok(s.read(|c| {
+                    store::list_images(c)?
+                        .into_iter()
+                        .map(|r| Ok((store::image_users(c, r.id)?, r)))
+                        .collect::<Result<Vec<_>, StoreError>>()
+                })?)
+            })
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(users, row)| self.image_view(row, users))
+            .collect())
+    }
+
+    /// `image.get`.
+    pub async fn image(&self, name: &str) -> Result<Image, Error> {
+        let key = name.to_string();
+        let found = self
+            .db(move |s| {
+                Ok(s.read(|c| match store::get_image(c, &key)? {
+                    Some(r) => Ok(Some((store::image_users(c, r.id)?, r))),
+                    None => Ok(None),
+                })?)
+            })
+            .await?;
+        let (users, row) = found.ok_or_else(|| Error::ImageNotFound(name.to_string()))?;
+        Ok(self.image_view(row, users))
+    }
+
+    /// `image.remove`: refused while VMs use the image.
+    pub async fn remove_image(&self, name: &str) -> Result<(), Error> {
+        let _guard = self.locks.lock(format!("image:{name}"), "remove").await;
+        let row = self
+            .find_image(name)
+            .await?
+            .ok_or_else(|| Error::ImageNotFound(name.into()))?;
+        let path = self.storage.image_path(&row.file_name);
+        let trash = self
+            .storage
+            .hidden_path(self.storage.images_dir(), "trash", name);
+        let (id, image_name, trash2) = (row.id, row.name.clone(), trash.clone());
+        self.db(move |s| {
+            s.with_tx(|tx| {
+                let users = store::image_users(tx, id)?;
+                if !users.is_empty() {
+                    return Err(Error::ImageInUse {
+                        name: image_name,
+                        users,
+                    });
+                }
+                store::delete_image(tx, id)?;
+                move_aside(&path, &trash2)
+            })
+        })
+        .await?;
+        storage::remove_quietly(&trash);
+        tracing::info!(image = %name, "image removed");
+        Ok(())
+    }
+
+    pub(super) async fn find_image(&self, name: &str) -> Result<Option<ImageRow>, Error> {
+        let name = name.to_string();
+        self.db(move |s| Ok(s.read(|c| store::get_image(c, &name))?))
+            .await
+    }
+
+    fn image_view(&self, row: ImageRow, used_by: Vec<String>) -> Image {
+        let path = self.storage.image_path(&row.file_name);
+        Image {
+            name: row.name,
+            format: "qcow2".into(),
+            source_format: row.source_format,
+            virtual_size_bytes: row.virtual_size_bytes,
+            disk_usage_bytes: storage::disk_usage(&path),
+            sha256: row.sha256,
+            owner_uid: row.owner_uid,
+            created_at: rfc3339(row.created_at),
+            used_by,
+            path: path.display().to_string(),
+        }
+    }
+}
+
+/// Renames `path` to `trash` inside a transaction; a file already missing is not an error
+/// (the row is being dropped to repair a reported inconsistency).
+pub(super) fn move_aside(path: &std::path::Path, trash: &std::path::Path) -> Result<(), Error> {
+    match std::fs::rename(path, trash) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        other => other.map_err(|source| {
+            Error::Storage(storage::StorageError::Io {
+                op: "move aside",
+                path: path.display().to_string(),
+                source,
+            })
+        }),
+    }
+}

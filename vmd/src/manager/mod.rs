@@ -1,0 +1,141 @@
+//! The manager owns the lab's objects: it validates requests, serialises work per object,
+//! keeps the store and the files in agreement, and converts rows into API types.
+//!
+//! Request flow: RPC handler → `Manager` method → (per-name lock) → storage work (async,
+//! qemu-img) → one store transaction (blocking task) that also moves files into place.
+//! Read-only calls (`list`, `get`, `system_info`) take no per-object lock, so a slow operation
+//! on one object never blocks them.
+
+mod error;
+mod images;
+mod locks;
+mod reconcile;
+pub mod uploads;
+mod vms;
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use vm_proto::types::{Accelerator, ConsistencyIssue, DiskUsage, SystemInfo};
+
+pub use error::Error;
+use locks::NameLocks;
+use uploads::Uploads;
+
+use crate::storage::{self, Storage};
+use crate::store::{self, Store, StoreError};
+
+/// Static facts the manager reports and enforces.
+#[derive(Debug, Clone)]
+pub struct ManagerConfig {
+    /// The socket being served (for `system.info`).
+    pub socket_path: PathBuf,
+    /// The state directory.
+    pub state_dir: PathBuf,
+    /// Accelerator chosen for this host.
+    pub accelerator: Accelerator,
+    /// Host memory, the upper bound for a VM's memory.
+    pub host_memory_mib: u64,
+    /// `qemu-img --version`.
+    pub qemu_img_version: String,
+}
+
+/// The lab.
+pub struct Manager {
+    store: Arc<Store>,
+    storage: Arc<Storage>,
+    config: ManagerConfig,
+    locks: NameLocks,
+    uploads: Uploads,
+    started: Instant,
+    // std Mutex: replaced once at start-up, read by system_info; never held across an await.
+    issues: Mutex<Vec<ConsistencyIssue>>,
+}
+
+impl Manager {
+    /// Builds the manager over an open store and storage.
+    pub fn new(store: Store, storage: Storage, config: ManagerConfig) -> Manager {
+        Manager {
+            store: Arc::new(store),
+            storage: Arc::new(storage),
+            config,
+            locks: NameLocks::default(),
+            uploads: Uploads::default(),
+            started: Instant::now(),
+            issues: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// The storage directories.
+    pub fn storage(&self) -> &Storage {
+        &self.storage
+    }
+
+    /// The upload registry.
+    pub fn uploads(&self) -> &Uploads {
+        &self.uploads
+    }
+
+    /// Runs `f` against the store on a blocking thread.
+    async fn db<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Store) -> Result<T, Error> + Send + 'static,
+    ) -> Result<T, Error> {
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || f(&store)).await?
+    }
+
+    /// `system.info`.
+    pub async fn system_info(&self) -> Result<SystemInfo, Error> {
+        let (image_count, vm_count) = self
+            .db(|s| {
+                Ok(s.read(|c| {
+                    Ok::<_, StoreError>((store::count_images(c)?, store::count_vms(c)?))
+                })?)
+            })
+            .await?;
+        let storage = self.storage.clone();
+        let state_dir = self.config.state_dir.clone();
+        let disk = tokio::task::spawn_blocking(move || DiskUsage {
+            images_bytes: storage::dir_usage(storage.images_dir()),
+            overlays_bytes: storage::dir_usage(storage.overlays_dir()),
+            free_bytes: storage::free_bytes(&state_dir),
+        })
+        .await?;
+        Ok(SystemInfo {
+            daemon_version: env!("CARGO_PKG_VERSION").into(),
+            api_version: vm_proto::API_VERSION.into(),
+            pid: std::process::id(),
+            uptime_secs: self.started.elapsed().as_secs(),
+            socket_path: self.config.socket_path.display().to_string(),
+            state_dir: self.config.state_dir.display().to_string(),
+            images_dir: self.storage.images_dir().display().to_string(),
+            overlays_dir: self.storage.overlays_dir().display().to_string(),
+            qemu_img_version: self.config.qemu_img_version.clone(),
+            accelerator: self.config.accelerator.clone(),
+            image_count,
+            vm_count,
+            disk,
+            issues: self
+                .issues
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone(),
+        })
+    }
+}
+
+/// Now, in unix seconds.
+fn now_secs() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// Unix seconds as RFC 3339 UTC.
+fn rfc3339(secs: i64) -> String {
+    let t = UNIX_EPOCH + std::time::Duration::from_secs(secs.max(0) as u64);
+    humantime::format_rfc3339_seconds(t).to_string()
+}

@@ -1,0 +1,227 @@
+//! VM definition operations: create, list, get, remove, wipe.
+
+use vm_proto::names::{format_size, validate_name};
+use vm_proto::types::{Vm, VmCreate, VmState, CPUS_MAX, MEMORY_MIB_MIN};
+
+use super::images::move_aside;
+use super::{now_secs, rfc3339, Error, Manager};
+use crate::storage;
+use crate::store::{self, NewVm, VmRow};
+
+/// Memory a VM gets when the request does not say.
+const DEFAULT_MEMORY_MIB: u64 = 512;
+/// Largest virtual disk accepted.
+const DISK_BYTES_MAX: u64 = 64 << 40;
+
+impl Manager {
+    /// `vm.create`: a fresh overlay on the base, and a row, or neither.
+    pub async fn create_vm(&self, req: VmCreate, caller_uid: u32) -> Result<Vm, Error> {
+        validate_name("vm", &req.name).map_err(Error::Invalid)?;
+        let cpus = req.cpus.unwrap_or(1);
+        let memory_mib = req.memory_mib.unwrap_or(DEFAULT_MEMORY_MIB);
+        self.check_resources(cpus, memory_mib)?;
+        let _guard = self.locks.lock(format!("vm:{}", req.name), "create").await;
+        if self.find_vm(&req.name).await?.is_some() {
+            return Err(Error::VmExists(req.name));
+        }
+        let image = self
+            .find_image(&req.image)
+            .await?
+            .ok_or_else(|| Error::ImageNotFound(req.image.clone()))?;
+        let disk_bytes = check_disk(req.disk_bytes, &image.name, image.virtual_size_bytes)?;
+        let base = self.storage.image_path(&image.file_name);
+        let tmp = self
+            .storage
+            .new_overlay(&base, &req.name, disk_bytes)
+            .await
+            .map_err(|source| Error::Overlay {
+                name: req.name.clone(),
+                source,
+            })?;
+        let row = NewVm {
+            name: req.name.clone(),
+            image_id: image.id,
+            cpus,
+            memory_mib,
+            disk_bytes,
+            state: VmState::Stopped.as_str().into(),
+            owner_uid: caller_uid,
+            created_at: now_secs(),
+            overlay_file: format!("{}.qcow2", req.name),
+        };
+        self.commit_vm(row, tmp).await?;
+        tracing::info!(vm = %req.name, image = %image.name, uid = caller_uid, "vm created");
+        self.vm(&req.name).await
+    }
+
+    fn check_resources(&self, cpus: u32, memory_mib: u64) -> Result<(), Error> {
+        if !(1..=CPUS_MAX).contains(&cpus) {
+            return Err(Error::Invalid(format!(
+                "cpus must be between 1 and {CPUS_MAX} (got {cpus})"
+            )));
+        }
+        let max = self.config.host_memory_mib;
+        if !(MEMORY_MIB_MIN..=max).contains(&memory_mib) {
+            return Err(Error::Invalid(format!(
+                "memory_mib must be between {MEMORY_MIB_MIN} and {max} (the host's memory) (got {memory_mib})"
+            )));
+        }
+        Ok(())
+    }
+
+    async fn commit_vm(&self, row: NewVm, tmp: std::path::PathBuf) -> Result<(), Error> {
+        let final_path = self.storage.overlay_path(&row.overlay_file);
+        let tmp2 = tmp.clone();
+        let result = self
+            .db(move |s| {
+                s.with_tx(|tx| {
+                    store::insert_vm(tx, &row)?;
+                    storage::rename(&tmp2, &final_path).map_err(Error::from)
+                })
+            })
+            .await;
+        if result.is_err() {
+            storage::remove_quietly(&tmp);
+        }
+        result
+    }
+
+    /// `vm.list`.
+    pub async fn list_vms(&self) -> Result<Vec<Vm>, Error> {
+        let rows = self.db(|s| Ok(s.read(store::list_vms)?)).await?;
+        Ok(rows.into_iter().map(|r| self.vm_view(r)).collect())
+    }
+
+    /// `vm.get`.
+    pub async fn vm(&self, name: &str) -> Result<Vm, Error> {
+        let row = self
+            .find_vm(name)
+            .await?
+            .ok_or_else(|| Error::VmNotFound(name.into()))?;
+        Ok(self.vm_view(row))
+    }
+
+    /// `vm.remove`: only without a QEMU process.
+    pub async fn remove_vm(&self, name: &str) -> Result<(), Error> {
+        let _guard = self.locks.lock(format!("vm:{name}"), "remove").await;
+        let row = self.stopped_vm(name, "stop it first (vmctl stop)").await?;
+        let path = self.storage.overlay_path(&row.overlay_file);
+        let trash = self
+            .storage
+            .hidden_path(self.storage.overlays_dir(), "trash", name);
+        let (id, trash2) = (row.id, trash.clone());
+        self.db(move |s| {
+            s.with_tx(|tx| {
+                store::delete_vm(tx, id)?;
+                move_aside(&path, &trash2)
+            })
+        })
+        .await?;
+        storage::remove_quietly(&trash);
+        tracing::info!(vm = %name, "vm removed");
+        Ok(())
+    }
+
+    /// `vm.wipe`: a fresh overlay on the same base replaces the old one atomically.
+    pub async fn wipe_vm(&self, name: &str) -> Result<Vm, Error> {
+        let _guard = self.locks.lock(format!("vm:{name}"), "wipe").await;
+        let row = self.stopped_vm(name, "stop it first (vmctl stop)").await?;
+        let base = self.storage.image_path(&row.image_file);
+        let tmp = self
+            .storage
+            .new_overlay(&base, name, row.disk_bytes)
+            .await
+            .map_err(|source| Error::Overlay {
+                name: name.into(),
+                source,
+            })?;
+        let final_path = self.storage.overlay_path(&row.overlay_file);
+        if let Err(err) = storage::rename(&tmp, &final_path) {
+            storage::remove_quietly(&tmp);
+            return Err(err.into());
+        }
+        tracing::info!(vm = %name, "vm wiped");
+        Ok(self.vm_view(row))
+    }
+
+    async fn stopped_vm(&self, name: &str, action: &'static str) -> Result<VmRow, Error> {
+        let row = self
+            .find_vm(name)
+            .await?
+            .ok_or_else(|| Error::VmNotFound(name.into()))?;
+        let state = VmState::parse(&row.state).unwrap_or(VmState::Stopped);
+        if !state.can_modify_disk() {
+            return Err(Error::WrongState {
+                name: name.into(),
+                state: row.state,
+                action,
+            });
+        }
+        Ok(row)
+    }
+
+    pub(super) async fn find_vm(&self, name: &str) -> Result<Option<VmRow>, Error> {
+        let name = name.to_string();
+        self.db(move |s| Ok(s.read(|c| store::get_vm(c, &name))?))
+            .await
+    }
+
+    fn vm_view(&self, row: VmRow) -> Vm {
+        let path = self.storage.overlay_path(&row.overlay_file);
+        Vm {
+            state: VmState::parse(&row.state).unwrap_or(VmState::Crashed),
+            image: row.image_name,
+            cpus: row.cpus,
+            memory_mib: row.memory_mib,
+            disk_bytes: row.disk_bytes,
+            disk_usage_bytes: storage::disk_usage(&path),
+            owner_uid: row.owner_uid,
+            created_at: rfc3339(row.created_at),
+            overlay_path: path.display().to_string(),
+            name: row.name,
+        }
+    }
+}
+
+/// The disk size for a new VM: default the base's size; never smaller; bounded.
+fn check_disk(requested: Option<u64>, image: &str, base_bytes: u64) -> Result<u64, Error> {
+    let bytes = requested.unwrap_or(base_bytes);
+    if bytes < base_bytes {
+        return Err(Error::Invalid(format!(
+            "disk size {} is smaller than image {image}'s virtual size {}; a VM disk can grow its base, not shrink it",
+            format_size(bytes),
+            format_size(base_bytes)
+        )));
+    }
+    if bytes > DISK_BYTES_MAX {
+        return Err(Error::Invalid(format!(
+            "disk size {} exceeds the limit of {}",
+            format_size(bytes),
+            format_size(DISK_BYTES_MAX)
+        )));
+    }
+    if bytes % 512 != 0 {
+        return Err(Error::Invalid(format!(
+            "disk size {bytes} bytes is not a multiple of 512"
+        )));
+    }
+    Ok(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn disk_defaults_to_base_and_never_shrinks() {
+        assert_eq!(check_disk(None, "b", 1 << 30).ok(), Some(1 << 30));
+        assert_eq!(check_disk(Some(2 << 30), "b", 1 << 30).ok(), Some(2 << 30));
+        let err = check_disk(Some(1 << 20), "b", 1 << 30)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(err.contains("smaller than image b"), "{err}");
+        assert!(check_disk(Some(u64::MAX - 511), "b", 1).is_err());
+        assert!(check_disk(Some((1 << 30) + 1), "b", 1 << 30).is_err());
+    }
+}

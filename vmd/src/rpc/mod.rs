@@ -1,0 +1,137 @@
+//! The API front end: a Unix socket served as HTTP/1.1 — JSON-RPC 2.0 by POST or WebSocket at
+//! `/` (jsonrpsee), and raw upload bytes by `PUT /v1/uploads`.
+//!
+//! Each accepted connection's peer credentials (SO_PEERCRED) become a [`Caller`] stored in the
+//! request extensions, where handlers read the owner uid. Handlers are thin: they delegate to
+//! the [`Manager`](crate::manager::Manager) and map its errors once via `vm_proto::ApiError`.
+
+mod handlers;
+pub mod socket;
+mod upload;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use hyper::body::Incoming;
+use jsonrpsee::server::{
+    serve_with_graceful_shutdown, stop_channel, HttpRequest, HttpResponse, Server, ServerConfig,
+    StopHandle, TowerService,
+};
+use jsonrpsee::RpcModule;
+use std::convert::Infallible;
+use tokio::net::{UnixListener, UnixStream};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tower::layer::util::Identity;
+use tower::Service;
+
+use crate::manager::Manager;
+use handlers::Handlers;
+use vm_proto::api::VmdApiServer;
+
+/// Who is on the other end of a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Caller {
+    /// Peer uid.
+    pub uid: u32,
+    /// Peer gid.
+    pub gid: u32,
+    /// Peer pid, when the kernel reports it.
+    pub pid: Option<i32>,
+}
+
+/// Size limits of the front end.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Largest JSON-RPC request body (HTTP) or message (WebSocket).
+    pub max_request_bytes: u32,
+    /// Largest upload.
+    pub max_upload_bytes: u64,
+}
+
+/// How long open connections get to finish at shutdown.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Serves `listener` until `shutdown` is cancelled, then drains connections.
+pub async fn serve(
+    listener: UnixListener,
+    manager: Arc<Manager>,
+    limits: Limits,
+    shutdown: CancellationToken,
+) {
+    let (stop_handle, server_handle) = stop_channel();
+    let methods: RpcModule<Handlers> = Handlers::new(manager.clone()).into_rpc();
+    let config = ServerConfig::builder()
+        .max_request_body_size(limits.max_request_bytes)
+        .max_response_body_size(u32::MAX / 2)
+        .max_connections(4096)
+        .build();
+    let builder = Server::builder().set_config(config).to_service_builder();
+    let tracker = TaskTracker::new();
+    loop {
+        let stream = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(err) => {
+                    tracing::warn!(error = %err, "accept failed");
+                    continue;
+                }
+            },
+        };
+        let rpc = builder.clone().build(methods.clone(), stop_handle.clone());
+        tracker.spawn(connection(
+            stream,
+            rpc,
+            manager.clone(),
+            limits,
+            stop_handle.clone(),
+        ));
+    }
+    let _ = server_handle.stop();
+    tracker.close();
+    if tokio::time::timeout(DRAIN_TIMEOUT, tracker.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!("connections still open after the drain timeout; closing them");
+    }
+}
+
+/// The jsonrpsee service of one connection.
+type RpcService = TowerService<Identity, Identity>;
+
+async fn connection(
+    stream: UnixStream,
+    rpc: RpcService,
+    manager: Arc<Manager>,
+    limits: Limits,
+    stop: StopHandle,
+) {
+    let caller = match stream.peer_cred() {
+        Ok(c) => Caller {
+            uid: c.uid(),
+            gid: c.gid(),
+            pid: c.pid(),
+        },
+        Err(err) => {
+            tracing::warn!(error = %err, "cannot read peer credentials; dropping connection");
+            return;
+        }
+    };
+    let svc = tower::service_fn(move |mut req: HttpRequest<Incoming>| -> BoxFuture<'static, Result<HttpResponse, Infallible>> {
+        req.extensions_mut().insert(caller);
+        let manager = manager.clone();
+        let mut rpc = rpc.clone();
+        Box::pin(async move {
+            if req.uri().path() == vm_proto::UPLOAD_PATH {
+                return Ok(upload::handle(&manager, caller, req, limits.max_upload_bytes).await);
+            }
+            Ok(rpc.call(req).await.unwrap_or_else(|err| upload::failed(&*err)))
+        })
+    });
+    if let Err(err) = serve_with_graceful_shutdown(stream, svc, stop.shutdown()).await {
+        tracing::debug!(error = %err, uid = caller.uid, "connection ended with an error");
+    }
+}

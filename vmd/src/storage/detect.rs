@@ -1,0 +1,191 @@
+//! Disk image format detection from magic bytes, and the header checks that run before any
+//! qemu-img process sees an untrusted file.
+//!
+//! Detection is ours, not qemu-img's probing: the detected format is then passed explicitly.
+//! Raw images are only accepted when they carry a partition table (MBR boot signature or a GPT
+//! header), so an arbitrary file is not mistaken for a disk.
+
+use std::io::{Read, Seek, SeekFrom};
+
+/// A format vmd can import.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// QEMU copy-on-write v2/v3.
+    Qcow2,
+    /// Raw disk with an MBR or GPT.
+    Raw,
+    /// VMware monolithic sparse / stream-optimized.
+    Vmdk,
+    /// VirtualBox.
+    Vdi,
+    /// Hyper-V.
+    Vhdx,
+    /// Virtual PC / VHD.
+    Vpc,
+}
+
+impl Format {
+    /// The qemu-img driver name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Format::Qcow2 => "qcow2",
+            Format::Raw => "raw",
+            Format::Vmdk => "vmdk",
+            Format::Vdi => "vdi",
+            Format::Vhdx => "vhdx",
+            Format::Vpc => "vpc",
+        }
+    }
+}
+
+/// Why a file was refused before qemu-img ran.
+#[derive(Debug, thiserror::Error)]
+pub enum DetectError {
+    /// Reading the staged file failed.
+    #[error("cannot read uploaded file")]
+    Io(#[from] std::io::Error),
+    /// No known signature.
+    #[error("not a recognised disk image (qcow2, vmdk, vdi, vhdx, vpc, or raw with an MBR/GPT partition table)")]
+    Unknown,
+    /// An ISO 9660 file was offered as a disk.
+    #[error("the file is an ISO 9660 CD/DVD image, not a disk image")]
+    Iso,
+    /// A VMDK descriptor (text) file, whose extents are other host files.
+    #[error("VMDK descriptor files reference other files and are refused; upload a monolithic (single-file) VMDK")]
+    VmdkDescriptor,
+    /// qcow2 header names a backing file.
+    #[error("qcow2 image has a backing file ({0:?}); refusing images that reference other files")]
+    BackingFile(String),
+    /// qcow2 header flags an external data file.
+    #[error("qcow2 image uses an external data file; refusing images that reference other files")]
+    ExternalDataFile,
+    /// qcow2 header says the image is encrypted.
+    #[error("qcow2 image is encrypted; encrypted images are not supported")]
+    Encrypted,
+}
+
+/// Detects the format of the file `f` (a daemon-owned staged upload).
+pub fn detect(f: &mut std::fs::File) -> Result<Format, DetectError> {
+    let len = f.metadata()?.len();
+    let head = read_at(f, 0, 4096)?;
+    if head.starts_with(b"QFI\xfb") {
+        check_qcow2_header(f, &head)?;
+        return Ok(Format::Qcow2);
+    }
+    if head.starts_with(b"KDMV") {
+        return Ok(Format::Vmdk);
+    }
+    if head.starts_with(b"# Disk DescriptorFile") {
+        return Err(DetectError::VmdkDescriptor);
+    }
+    if head.starts_with(b"vhdxfile") {
+        return Ok(Format::Vhdx);
+    }
+    if head.starts_with(b"conectix") {
+        return Ok(Format::Vpc);
+    }
+    if head.len() >= 0x44 && head[0x40..0x44] == [0x7f, 0x10, 0xda, 0xbe] {
+        return Ok(Format::Vdi);
+    }
+    detect_tail(f, len, &head)
+}
+
+fn detect_tail(f: &mut std::fs::File, len: u64, head: &[u8]) -> Result<Format, DetectError> {
+    if len >= 512 && read_at(f, len - 512, 8)?.starts_with(b"conectix") {
+        return Ok(Format::Vpc);
+    }
+    if len >= 32774 && read_at(f, 32769, 5)? == b"CD001" {
+        return Err(DetectError::Iso);
+    }
+    let mbr = head.len() >= 512 && head[510] == 0x55 && head[511] == 0xaa;
+    let gpt = head.len() >= 520 && &head[512..520] == b"EFI PART";
+    if len % 512 == 0 && (mbr || gpt) {
+        return Ok(Format::Raw);
+    }
+    Err(DetectError::Unknown)
+}
+
+/// Refuses qcow2 images that name a backing file, use an external data file or are encrypted,
+/// reading the header fields directly (qemu would open a data file just to print info).
+fn check_qcow2_header(f: &mut std::fs::File, head: &[u8]) -> Result<(), DetectError> {
+    let be64 = |at: usize| u64::from_be_bytes(head[at..at + 8].try_into().unwrap_or([0; 8]));
+    let be32 = |at: usize| u32::from_be_bytes(head[at..at + 4].try_into().unwrap_or([0; 4]));
+    if head.len() < 72 {
+        return Err(DetectError::Unknown);
+    }
+    let (backing_offset, backing_len) = (be64(8), be32(16));
+    if backing_offset != 0 {
+        let name = read_at(f, backing_offset, backing_len.min(1023) as usize)?;
+        return Err(DetectError::BackingFile(
+            String::from_utf8_lossy(&name).into_owned(),
+        ));
+    }
+    if be32(32) != 0 {
+        return Err(DetectError::Encrypted);
+    }
+    let version = be32(4);
+    const INCOMPAT_DATA_FILE: u64 = 1 << 2;
+    if version >= 3 && head.len() >= 80 && be64(72) & INCOMPAT_DATA_FILE != 0 {
+        return Err(DetectError::ExternalDataFile);
+    }
+    Ok(())
+}
+
+fn read_at(f: &mut std::fs::File, offset: u64, len: usize) -> std::io::Result<Vec<u8>> {
+    f.seek(SeekFrom::Start(offset))?;
+    let mut buf = Vec::with_capacity(len);
+    f.take(len as u64).read_to_end(&mut buf)?;
+    Ok(buf)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use super::*;
+
+    fn file_with(bytes: &[u8]) -> (tempfile::NamedTempFile, std::fs::File) {
+        let mut tmp = tempfile::NamedTempFile::new().expect("tmp");
+        tmp.write_all(bytes).expect("write");
+        let f = std::fs::File::open(tmp.path()).expect("open");
+        (tmp, f)
+    }
+
+    #[test]
+    fn text_is_unknown() {
+        let (_t, mut f) = file_with(b"hello world\n");
+        assert!(matches!(detect(&mut f), Err(DetectError::Unknown)));
+    }
+
+    #[test]
+    fn raw_needs_partition_table() {
+        let mut disk = vec![0u8; 4096];
+        let (_t, mut f) = file_with(&disk);
+        assert!(matches!(detect(&mut f), Err(DetectError::Unknown)));
+        disk[510] = 0x55;
+        disk[511] = 0xaa;
+        let (_t2, mut f2) = file_with(&disk);
+        assert_eq!(detect(&mut f2).expect("raw"), Format::Raw);
+    }
+
+    #[test]
+    fn qcow2_backing_offset_is_refused() {
+        let mut hdr = vec![0u8; 512];
+        hdr[..4].copy_from_slice(b"QFI\xfb");
+        hdr[4..8].copy_from_slice(&3u32.to_be_bytes());
+        hdr[8..16].copy_from_slice(&200u64.to_be_bytes());
+        hdr[16..20].copy_from_slice(&11u32.to_be_bytes());
+        hdr[200..211].copy_from_slice(b"/etc/passwd");
+        let (_t, mut f) = file_with(&hdr);
+        match detect(&mut f) {
+            Err(DetectError::BackingFile(name)) => assert_eq!(name, "/etc/passwd"),
+            other => panic!("expected backing file refusal, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn vmdk_descriptor_is_refused() {
+        let (_t, mut f) = file_with(b"# Disk DescriptorFile\nversion=1\n");
+        assert!(matches!(detect(&mut f), Err(DetectError::VmdkDescriptor)));
+    }
+}

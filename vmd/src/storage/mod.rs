@@ -1,0 +1,291 @@
+//! Daemon-owned disk storage under the state directory.
+//!
+//! # Layout
+//! - `images/<name>.qcow2`: read-only (0444) standalone qcow2 bases, never written after import.
+//! - `overlays/<vm>.qcow2`: one qcow2 overlay per VM, backed by an absolute base path with an
+//!   explicit backing format.
+//! - `uploads/`: staged uploads, deleted after import, on expiry and at start-up.
+//!
+//! Files are made under a hidden temporary name (`.tmp-…`) and renamed into place, so a crash
+//! leaves either the old file, the new file, or a hidden temporary that start-up removes.
+//! Deletions first rename to a hidden `.trash-…` name inside the same transaction as the row.
+
+pub mod detect;
+pub mod qemu_img;
+
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use detect::{DetectError, Format};
+use qemu_img::QemuImgError;
+
+/// Failures of storage operations.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    /// The file was refused by the header checks.
+    #[error(transparent)]
+    Detect(#[from] DetectError),
+    /// qemu-img failed.
+    #[error(transparent)]
+    QemuImg(#[from] QemuImgError),
+    /// qemu-img reported a reference to another file or another refusal reason.
+    #[error("{0}")]
+    Refused(String),
+    /// A file system operation failed.
+    #[error("cannot {op} {path}")]
+    Io {
+        /// What was being done.
+        op: &'static str,
+        /// The path.
+        path: String,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl StorageError {
+    fn io<'a>(
+        op: &'static str,
+        path: &'a Path,
+    ) -> impl FnOnce(std::io::Error) -> StorageError + 'a {
+        move |source| StorageError::Io {
+            op,
+            path: path.display().to_string(),
+            source,
+        }
+    }
+}
+
+/// A converted base waiting to be committed under its final name.
+#[derive(Debug)]
+pub struct PreparedBase {
+    /// Hidden temporary qcow2 in `images/`.
+    pub tmp_path: PathBuf,
+    /// Format of the uploaded bytes.
+    pub source_format: Format,
+    /// Guest-visible size.
+    pub virtual_size_bytes: u64,
+}
+
+/// The storage directories.
+#[derive(Debug)]
+pub struct Storage {
+    images_dir: PathBuf,
+    overlays_dir: PathBuf,
+    uploads_dir: PathBuf,
+    nonce: AtomicU64,
+}
+
+impl Storage {
+    /// Uses (creating if needed) the directories under `state_dir`.
+    pub fn open(state_dir: &Path) -> Result<Storage, StorageError> {
+        let storage = Storage {
+            images_dir: state_dir.join("images"),
+            overlays_dir: state_dir.join("overlays"),
+            uploads_dir: state_dir.join("uploads"),
+            nonce: AtomicU64::new(0),
+        };
+        for (dir, mode) in [
+            (&storage.images_dir, 0o755),
+            (&storage.overlays_dir, 0o750),
+            (&storage.uploads_dir, 0o700),
+        ] {
+            std::fs::create_dir_all(dir).map_err(StorageError::io("create", dir))?;
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode))
+                .map_err(StorageError::io("set permissions of", dir))?;
+        }
+        Ok(storage)
+    }
+
+    /// `images/`.
+    pub fn images_dir(&self) -> &Path {
+        &self.images_dir
+    }
+
+    /// `overlays/`.
+    pub fn overlays_dir(&self) -> &Path {
+        &self.overlays_dir
+    }
+
+    /// `uploads/`.
+    pub fn uploads_dir(&self) -> &Path {
+        &self.uploads_dir
+    }
+
+    /// Path of a base image file.
+    pub fn image_path(&self, file_name: &str) -> PathBuf {
+        self.images_dir.join(file_name)
+    }
+
+    /// Path of an overlay file.
+    pub fn overlay_path(&self, file_name: &str) -> PathBuf {
+        self.overlays_dir.join(file_name)
+    }
+
+    /// A fresh hidden name in `dir` for work in progress on `stem`.
+    pub fn hidden_path(&self, dir: &Path, kind: &str, stem: &str) -> PathBuf {
+        let n = self.nonce.fetch_add(1, Ordering::Relaxed);
+        dir.join(format!(".{kind}-{stem}-{}-{n}.qcow2", std::process::id()))
+    }
+
+    /// Detects, checks and converts a staged upload into a hidden read-only qcow2 in `images/`.
+    pub async fn prepare_base(
+        &self,
+        upload: &Path,
+        name: &str,
+    ) -> Result<PreparedBase, StorageError> {
+        let staged = upload.to_path_buf();
+        let format = tokio::task::spawn_blocking(move || -> Result<Format, StorageError> {
+            let mut f = std::fs::File::open(&staged).map_err(StorageError::io("open", &staged))?;
+            Ok(detect::detect(&mut f)?)
+        })
+        .await
+        .map_err(|e| StorageError::Refused(format!("format detection panicked: {e}")))??;
+        check_info(&qemu_img::info(format.as_str(), upload).await?)?;
+        let tmp_path = self.hidden_path(&self.images_dir, "tmp", name);
+        let result = self.convert(format, upload, &tmp_path).await;
+        if result.is_err() {
+            remove_quietly(&tmp_path);
+        }
+        let virtual_size_bytes = result?;
+        Ok(PreparedBase {
+            tmp_path,
+            source_format: format,
+            virtual_size_bytes,
+        })
+    }
+
+    async fn convert(&self, format: Format, src: &Path, dst: &Path) -> Result<u64, StorageError> {
+        qemu_img::convert_to_qcow2(format.as_str(), src, dst).await?;
+        let info = qemu_img::info("qcow2", dst).await?;
+        std::fs::set_permissions(dst, std::fs::Permissions::from_mode(0o444))
+            .map_err(StorageError::io("make read-only", dst))?;
+        Ok(info.virtual_size)
+    }
+
+    /// Creates a hidden overlay in `overlays/` on `base`, to be renamed into place.
+    pub async fn new_overlay(
+        &self,
+        base: &Path,
+        vm: &str,
+        size_bytes: u64,
+    ) -> Result<PathBuf, StorageError> {
+        let tmp = self.hidden_path(&self.overlays_dir, "tmp", vm);
+        if let Err(err) = qemu_img::create_overlay(base, &tmp, size_bytes).await {
+            remove_quietly(&tmp);
+            return Err(err.into());
+        }
+        Ok(tmp)
+    }
+
+    /// Removes hidden leftovers of interrupted operations and all staged uploads. Returns the
+    /// paths removed.
+    pub fn remove_leftovers(&self) -> Vec<PathBuf> {
+        let mut removed = Vec::new();
+        for dir in [&self.images_dir, &self.overlays_dir] {
+            for path in list_dir(dir).into_iter().filter(|p| is_hidden(p)) {
+                remove_quietly(&path);
+                removed.push(path);
+            }
+        }
+        for path in list_dir(&self.uploads_dir) {
+            remove_quietly(&path);
+            removed.push(path);
+        }
+        removed
+    }
+
+    /// Visible `*.qcow2` file names in `dir`.
+    pub fn qcow2_files(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = list_dir(dir)
+            .into_iter()
+            .filter(|p| !is_hidden(p) && p.extension().is_some_and(|e| e == "qcow2"))
+            .filter_map(|p| p.file_name().and_then(|n| n.to_str()).map(str::to_string))
+            .collect();
+        names.sort();
+        names
+    }
+}
+
+/// Refuses what only qemu-img can see: backing files of non-qcow2 formats (VMDK parent hints),
+/// external data files, extents in other files, encryption.
+fn check_info(info: &qemu_img::ImageInfo) -> Result<(), StorageError> {
+    if let Some(backing) = &info.backing_filename {
+        return Err(StorageError::Refused(format!(
+            "image has a backing file ({backing:?}); refusing images that reference other files"
+        )));
+    }
+    if info.encrypted == Some(true) {
+        return Err(StorageError::Refused(
+            "image is encrypted; encrypted images are not supported".into(),
+        ));
+    }
+    let data = info.format_specific.as_ref().and_then(|f| f.get("data"));
+    if data.and_then(|d| d.get("data-file")).is_some() {
+        return Err(StorageError::Refused(
+            "image uses an external data file; refusing images that reference other files".into(),
+        ));
+    }
+    let extents = data
+        .and_then(|d| d.get("extents"))
+        .and_then(|e| e.as_array());
+    if extents.is_some_and(|e| e.len() > 1) {
+        return Err(StorageError::Refused(
+            "VMDK image has several extents; upload a monolithic (single-file) VMDK".into(),
+        ));
+    }
+    if info.virtual_size == 0 {
+        return Err(StorageError::Refused(
+            "image has a virtual size of 0 bytes".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Bytes a file occupies on disk (allocated blocks), 0 if missing.
+pub fn disk_usage(path: &Path) -> u64 {
+    std::fs::metadata(path)
+        .map(|m| m.blocks() * 512)
+        .unwrap_or(0)
+}
+
+/// Sum of [`disk_usage`] of the visible files in `dir`.
+pub fn dir_usage(dir: &Path) -> u64 {
+    list_dir(dir).iter().map(|p| disk_usage(p)).sum()
+}
+
+/// Free bytes on the file system holding `path`.
+pub fn free_bytes(path: &Path) -> u64 {
+    nix::sys::statvfs::statvfs(path)
+        .map(|s| s.blocks_available() as u64 * s.fragment_size() as u64)
+        .unwrap_or(0)
+}
+
+/// Removes a file, ignoring errors (used on failure paths where the first error matters).
+pub fn remove_quietly(path: &Path) {
+    if let Err(err) = std::fs::remove_file(path) {
+        if err.kind() != std::io::ErrorKind::NotFound {
+            tracing::warn!(path = %path.display(), error = %err, "cannot remove file");
+        }
+    }
+}
+
+/// Renames `from` to `to`, mapping the error.
+pub fn rename(from: &Path, to: &Path) -> Result<(), StorageError> {
+    std::fs::rename(from, to).map_err(StorageError::io("rename", from))
+}
+
+fn is_hidden(path: &Path) -> bool {
+    path.file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| n.starts_with('.'))
+}
+
+fn list_dir(dir: &Path) -> Vec<PathBuf> {
+    match std::fs::read_dir(dir) {
+        Ok(entries) => entries.filter_map(|e| e.ok().map(|e| e.path())).collect(),
+        Err(_) => Vec::new(),
+    }
+}

@@ -1,0 +1,115 @@
+//! Queries on the `images` table.
+
+use rusqlite::{params, Connection, OptionalExtension, Row};
+
+use super::StoreError;
+
+/// One row of `images`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageRow {
+    /// Primary key.
+    pub id: i64,
+    /// Unique name.
+    pub name: String,
+    /// File under `images/`.
+    pub file_name: String,
+    /// Format of the uploaded bytes.
+    pub source_format: String,
+    /// Guest-visible size.
+    pub virtual_size_bytes: u64,
+    /// SHA-256 of the uploaded bytes.
+    pub sha256: String,
+    /// Importing user.
+    pub owner_uid: u32,
+    /// Unix seconds.
+    pub created_at: i64,
+}
+
+/// What `insert_image` needs.
+#[derive(Debug, Clone)]
+pub struct NewImage {
+    /// Unique name.
+    pub name: String,
+    /// File under `images/`.
+    pub file_name: String,
+    /// Format of the uploaded bytes.
+    pub source_format: String,
+    /// Guest-visible size.
+    pub virtual_size_bytes: u64,
+    /// SHA-256 of the uploaded bytes.
+    pub sha256: String,
+    /// Importing user.
+    pub owner_uid: u32,
+    /// Unix seconds.
+    pub created_at: i64,
+}
+
+const COLUMNS: &str =
+    "id, name, file_name, source_format, virtual_size_bytes, sha256, owner_uid, created_at";
+
+fn from_row(row: &Row<'_>) -> rusqlite::Result<ImageRow> {
+    Ok(ImageRow {
+        id: row.get(0)?,
+        name: row.get(1)?,
+        file_name: row.get(2)?,
+        source_format: row.get(3)?,
+        virtual_size_bytes: row.get::<_, i64>(4)? as u64,
+        sha256: row.get(5)?,
+        owner_uid: row.get(6)?,
+        created_at: row.get(7)?,
+    })
+}
+
+/// Inserts an image, returning its id.
+pub fn insert_image(conn: &Connection, image: &NewImage) -> Result<i64, StoreError> {
+    conn.execute(
+        "INSERT INTO images (name, file_name, source_format, virtual_size_bytes, sha256, owner_uid, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![
+            image.name,
+            image.file_name,
+            image.source_format,
+            image.virtual_size_bytes as i64,
+            image.sha256,
+            image.owner_uid,
+            image.created_at
+        ],
+    )?;
+    Ok(conn.last_insert_rowid())
+}
+
+/// The image called `name`, if any.
+pub fn get_image(conn: &Connection, name: &str) -> Result<Option<ImageRow>, StoreError> {
+    let sql = format!("SELECT {COLUMNS} FROM images WHERE name = ?1");
+    Ok(conn.query_row(&sql, [name], from_row).optional()?)
+}
+
+/// Every image, by name.
+pub fn list_images(conn: &Connection) -> Result<Vec<ImageRow>, StoreError> {
+    let sql = format!("SELECT {COLUMNS} FROM images ORDER BY name");
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let rows = stmt
+        .query_map([], from_row)?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(rows)
+}
+
+/// Names of the VMs backed by image `id`, sorted.
+pub fn image_users(conn: &Connection, id: i64) -> Result<Vec<String>, StoreError> {
+    let mut stmt = conn.prepare_cached("SELECT name FROM vms WHERE image_id = ?1 ORDER BY name")?;
+    let names = stmt
+        .query_map([id], |r| r.get(0))?
+        .collect::<Result<Vec<String>, _>>()?;
+    Ok(names)
+}
+
+/// Deletes image `id`. Fails (foreign key) while VMs use it.
+pub fn delete_image(conn: &Connection, id: i64) -> Result<(), StoreError> {
+    conn.execute("DELETE FROM images WHERE id = ?1", [id])?;
+    Ok(())
+}
+
+/// Counts images.
+pub fn count_images(conn: &Connection) -> Result<u64, StoreError> {
+    Ok(conn.query_row("SELECT COUNT(*) FROM images", [], |r| r.get::<_, i64>(0))? as u64)
+}

@@ -1,0 +1,215 @@
+//! The SQLite store: the daemon's persistent record of images and VMs.
+//!
+//! # Schema (version 1, `PRAGMA user_version = 1`)
+//! ```sql
+//! CREATE TABLE images (
+//!     id                 INTEGER PRIMARY KEY,
+//!     name               TEXT NOT NULL UNIQUE,  -- DNS label
+//!     file_name          TEXT NOT NULL UNIQUE,  -- file under images/
+//!     source_format      TEXT NOT NULL,         -- format of the uploaded bytes
+//!     virtual_size_bytes INTEGER NOT NULL,
+//!     sha256             TEXT NOT NULL,         -- of the uploaded bytes
+//!     owner_uid          INTEGER NOT NULL,
+//!     created_at         INTEGER NOT NULL       -- unix seconds
+//! );
+//! CREATE TABLE vms (
+//!     id           INTEGER PRIMARY KEY,
+//!     name         TEXT NOT NULL UNIQUE,
+//!     image_id     INTEGER NOT NULL REFERENCES images(id) ON DELETE RESTRICT,
+//!     cpus         INTEGER NOT NULL,
+//!     memory_mib   INTEGER NOT NULL,
+//!     disk_bytes   INTEGER NOT NULL,            -- virtual size of the overlay
+//!     state        TEXT NOT NULL,               -- vm_proto::types::VmState::as_str
+//!     owner_uid    INTEGER NOT NULL,
+//!     created_at   INTEGER NOT NULL,
+//!     overlay_file TEXT NOT NULL UNIQUE         -- file under overlays/
+//! );
+//! ```
+//! # Rules
+//! - WAL journal, `foreign_keys = ON`, `busy_timeout` 5 s.
+//! - Migrations are an ordered list; the index + 1 of the last applied one is `user_version`.
+//!   A database newer than this binary is refused rather than guessed at.
+//! - Every change runs in a transaction ([`Store::with_tx`]); file moves that must agree with a
+//!   row happen inside that transaction, before commit.
+//! - The connection sits behind a std `Mutex`; callers are blocking tasks (`spawn_blocking`),
+//!   never async code, so the lock is never held across an `.await`.
+
+mod images;
+mod vms;
+
+use std::path::Path;
+use std::sync::Mutex;
+
+use rusqlite::{Connection, Transaction};
+
+pub use images::{
+    count_images, delete_image, get_image, image_users, insert_image, list_images, ImageRow,
+    NewImage,
+};
+pub use vms::{count_vms, delete_vm, get_vm, insert_vm, list_vms, NewVm, VmRow};
+
+/// Schema migrations, applied in order. Never edit a shipped entry; append a new one.
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE images (
+    id                 INTEGER PRIMARY KEY,
+    name               TEXT NOT NULL UNIQUE,
+    file_name          TEXT NOT NULL UNIQUE,
+    source_format      TEXT NOT NULL,
+    virtual_size_bytes INTEGER NOT NULL,
+    sha256             TEXT NOT NULL,
+    owner_uid          INTEGER NOT NULL,
+    created_at         INTEGER NOT NULL
+);
+CREATE TABLE vms (
+    id           INTEGER PRIMARY KEY,
+    name         TEXT NOT NULL UNIQUE,
+    image_id     INTEGER NOT NULL REFERENCES images(id) ON DELETE RESTRICT,
+    cpus         INTEGER NOT NULL,
+    memory_mib   INTEGER NOT NULL,
+    disk_bytes   INTEGER NOT NULL,
+    state        TEXT NOT NULL,
+    owner_uid    INTEGER NOT NULL,
+    created_at   INTEGER NOT NULL,
+    overlay_file TEXT NOT NULL UNIQUE
+);
+CREATE INDEX vms_image_id ON vms(image_id);
+"#];
+
+/// Failures of the store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// Opening or configuring the database file failed.
+    #[error("cannot open database {path}")]
+    Open {
+        /// The database file.
+        path: String,
+        /// What SQLite said.
+        #[source]
+        source: rusqlite::Error,
+    },
+    /// The database was written by a newer vmd.
+    #[error("database schema version {found} is newer than this vmd supports ({supported})")]
+    TooNew {
+        /// `user_version` found.
+        found: i64,
+        /// Highest version this binary knows.
+        supported: i64,
+    },
+    /// A migration failed.
+    #[error("cannot migrate database to schema version {version}")]
+    Migrate {
+        /// Version being applied.
+        version: i64,
+        /// What SQLite said.
+        #[source]
+        source: rusqlite::Error,
+    },
+    /// A query failed.
+    #[error("database query failed")]
+    Query(#[from] rusqlite::Error),
+}
+
+/// The open database.
+pub struct Store {
+    conn: Mutex<Connection>,
+}
+
+impl Store {
+    /// Opens (creating if needed) and migrates the database at `path`.
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        let open_err = |source| StoreError::Open {
+            path: path.display().to_string(),
+            source,
+        };
+        let conn = Connection::open(path).map_err(open_err)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(open_err)?;
+        conn.pragma_update(None, "foreign_keys", "ON")
+            .map_err(open_err)?;
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(open_err)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(open_err)?;
+        let mut conn = conn;
+        migrate(&mut conn)?;
+        Ok(Store {
+            conn: Mutex::new(conn),
+        })
+    }
+
+    /// Runs `f` on the connection (read-only use).
+    pub fn read<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        // Poisoning only means another blocking task panicked mid-query; SQLite state is intact.
+        let conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        f(&conn)
+    }
+
+    /// Runs `f` in a transaction, committing if it returns `Ok`, rolling back otherwise.
+    pub fn with_tx<T, E>(&self, f: impl FnOnce(&Transaction) -> Result<T, E>) -> Result<T, E>
+    where
+        E: From<StoreError>,
+    {
+        let mut conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        let tx = conn.transaction().map_err(StoreError::from)?;
+        let value = f(&tx)?;
+        tx.commit().map_err(StoreError::from)?;
+        Ok(value)
+    }
+}
+
+/// The schema version this binary writes.
+pub fn schema_version() -> i64 {
+    MIGRATIONS.len() as i64
+}
+
+fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    let found: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    if found > schema_version() {
+        return Err(StoreError::TooNew {
+            found,
+            supported: schema_version(),
+        });
+    }
+    for (index, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
+        let version = index as i64 + 1;
+        let err = |source| StoreError::Migrate { version, source };
+        let tx = conn.transaction().map_err(err)?;
+        tx.execute_batch(sql).map_err(err)?;
+        tx.pragma_update(None, "user_version", version)
+            .map_err(err)?;
+        tx.commit().map_err(err)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrates_once_and_reopens() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("vmd.db");
+        Store::open(&path).expect("first open");
+        let store = Store::open(&path).expect("second open");
+        let version: i64 = store
+            .read(|c| Ok(c.pragma_query_value(None, "user_version", |r| r.get(0))?))
+            .expect("version");
+        assert_eq!(version, schema_version());
+    }
+
+    #[test]
+    fn refuses_newer_schema() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("vmd.db");
+        let conn = Connection::open(&path).expect("open");
+        conn.pragma_update(None, "user_version", 99)
+            .expect("set version");
+        drop(conn);
+        let err = Store::open(&path).err().expect("must refuse");
+        assert!(matches!(err, StoreError::TooNew { found: 99, .. }), "{err}");
+    }
+}
