@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use nix::fcntl::{Flock, FlockArg};
-use tokio::signal::unix::{signal, SignalKind};
+use tokio::signal::unix::{signal, Signal, SignalKind};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{Args, Config};
@@ -43,7 +43,12 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         config.socket_group.as_deref(),
     )?;
     let shutdown = CancellationToken::new();
-    tokio::spawn(watch_signals(shutdown.clone()));
+    // Registered before READY=1: a SIGTERM right after readiness must be handled, not fatal.
+    let signals = (
+        signal(SignalKind::terminate())?,
+        signal(SignalKind::interrupt())?,
+    );
+    tokio::spawn(watch_signals(signals, shutdown.clone()));
     notify(sd_notify::NotifyState::Ready);
     tracing::info!(socket = %paths.socket.display(), state_dir = %paths.state_dir.display(), "vmd ready");
     let limits = Limits {
@@ -89,14 +94,7 @@ fn lock_state_dir(path: &Path) -> anyhow::Result<Flock<std::fs::File>> {
     })
 }
 
-async fn watch_signals(shutdown: CancellationToken) {
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
-        tracing::error!("cannot install signal handlers");
-        return;
-    };
+async fn watch_signals((mut term, mut int): (Signal, Signal), shutdown: CancellationToken) {
     let name = tokio::select! {
         _ = term.recv() => "SIGTERM",
         _ = int.recv() => "SIGINT",

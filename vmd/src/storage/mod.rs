@@ -144,6 +144,11 @@ impl Storage {
         .await
         .map_err(|e| StorageError::Refused(format!("format detection panicked: {e}")))??;
         check_info(&qemu_img::info(format.as_str(), upload).await?)?;
+        if let Some(report) = qemu_img::check(format.as_str(), upload).await? {
+            return Err(StorageError::Refused(format!(
+                "image is corrupt (qemu-img check: {report})"
+            )));
+        }
         let tmp_path = self.hidden_path(&self.images_dir, "tmp", name);
         let result = self.convert(format, upload, &tmp_path).await;
         if result.is_err() {

@@ -62,6 +62,39 @@ pub async fn info(format: &str, path: &Path) -> Result<ImageInfo, QemuImgError> 
     serde_json::from_slice(&out).map_err(QemuImgError::Parse)
 }
 
+/// Runs `qemu-img check -f FORMAT PATH`. `Ok(None)` when clean (or only leaked clusters, or
+/// the format has no check); `Ok(Some(report))` when qemu-img found corruption.
+pub async fn check(format: &str, path: &Path) -> Result<Option<String>, QemuImgError> {
+    let mut cmd = Command::new("qemu-img");
+    cmd.args(["check", "-U", "-f", format]).arg(path);
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    let child = cmd.spawn().map_err(QemuImgError::Spawn)?;
+    let out = tokio::time::timeout(CONVERT, child.wait_with_output())
+        .await
+        .map_err(|_| QemuImgError::Timeout("check"))?
+        .map_err(QemuImgError::Spawn)?;
+    match out.status.code() {
+        Some(0 | 3 | 63) => Ok(None),
+        _ => {
+            let text = format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let first = text
+                .lines()
+                .map(str::trim)
+                .find(|l| !l.is_empty())
+                .unwrap_or("no details")
+                .to_string();
+            Ok(Some(first))
+        }
+    }
+}
+
 /// Converts `src` (of `format`) to a standalone qcow2 at `dst`.
 pub async fn convert_to_qcow2(format: &str, src: &Path, dst: &Path) -> Result<(), QemuImgError> {
     run("convert", CONVERT, |c| {

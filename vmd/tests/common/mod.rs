@@ -1,0 +1,347 @@
+//! Test harness: a real `vmd` process in a temporary directory on a temporary socket, readiness
+//! taken from a real sd_notify socket (no sleeps), raw HTTP/JSON-RPC over the Unix socket, the
+//! built `vmctl` binary, and real qemu-img to make fixture images.
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::os::unix::net::{UnixDatagram, UnixStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+/// How long any wait in these tests may take before the test fails.
+pub const DEADLINE: Duration = Duration::from_secs(30);
+
+/// A running daemon and its directory.
+pub struct Daemon {
+    /// Keeps the directory alive.
+    pub dir: tempfile::TempDir,
+    /// The socket.
+    pub socket: PathBuf,
+    /// The state directory.
+    pub state: PathBuf,
+    child: Option<Child>,
+    notify: UnixDatagram,
+}
+
+impl Daemon {
+    /// Starts a daemon in a fresh directory and waits until it reports READY=1.
+    pub fn start() -> Daemon {
+        let dir = tempfile::tempdir().expect("tempdir");
+        Daemon::start_in(dir)
+    }
+
+    /// Starts a daemon in `dir` (reusing its state) and waits for READY=1.
+    pub fn start_in(dir: tempfile::TempDir) -> Daemon {
+        let notify_path = dir.path().join("notify.sock");
+        let _ = std::fs::remove_file(&notify_path);
+        let notify = UnixDatagram::bind(&notify_path).expect("bind notify socket");
+        notify
+            .set_read_timeout(Some(Duration::from_millis(200)))
+            .expect("timeout");
+        let mut d = Daemon {
+            socket: dir.path().join("run/vmd.sock"),
+            state: dir.path().join("state"),
+            dir,
+            child: None,
+            notify,
+        };
+        d.child = Some(d.spawn(&notify_path));
+        d.wait_notify("READY=1");
+        d
+    }
+
+    fn spawn(&self, notify_path: &Path) -> Child {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log_path())
+            .expect("log");
+        Command::new(vmd_bin())
+            .args([
+                "--socket",
+                path_str(&self.socket),
+                "--state-dir",
+                path_str(&self.state),
+            ])
+            .args(["--log-format", "text", "--log-level", "debug"])
+            .env("NOTIFY_SOCKET", notify_path)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("dup"))
+            .stderr(log)
+            .spawn()
+            .expect("spawn vmd")
+    }
+
+    /// The daemon's log file.
+    pub fn log_path(&self) -> PathBuf {
+        self.dir.path().join("vmd.log")
+    }
+
+    /// The daemon's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.log_path()).unwrap_or_default()
+    }
+
+    /// Waits for an sd_notify datagram containing `what`.
+    pub fn wait_notify(&mut self, what: &str) {
+        let deadline = Instant::now() + DEADLINE;
+        let mut buf = [0u8; 4096];
+        while Instant::now() < deadline {
+            if let Ok(n) = self.notify.recv(&mut buf) {
+                if String::from_utf8_lossy(&buf[..n])
+                    .lines()
+                    .any(|l| l == what)
+                {
+                    return;
+                }
+            }
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
+                panic!("vmd exited ({status}) before {what}; log:\n{}", self.log());
+            }
+        }
+        panic!(
+            "no {what} from vmd within {DEADLINE:?}; log:\n{}",
+            self.log()
+        );
+    }
+
+    /// The daemon's pid.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
+    /// SIGKILLs the daemon and reaps it, returning the directory for a restart.
+    pub fn kill9(mut self) -> tempfile::TempDir {
+        let mut child = self.child.take().expect("running");
+        child.kill().expect("kill -9");
+        child.wait().expect("reap");
+        self.take_dir()
+    }
+
+    /// SIGTERMs the daemon and waits for it to exit (with a deadline), returning its status.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let child = self.child.as_mut().expect("running");
+        let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).expect("SIGTERM");
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            if let Some(status) = child.try_wait().expect("wait") {
+                self.child = None;
+                return status;
+            }
+            assert!(Instant::now() < deadline, "vmd did not exit after SIGTERM");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn take_dir(mut self) -> tempfile::TempDir {
+        let placeholder = tempfile::tempdir().expect("tempdir");
+        std::mem::replace(&mut self.dir, placeholder)
+    }
+
+    /// A JSON-RPC call over HTTP POST; returns the whole response object.
+    pub fn call(&self, method: &str, params: Value) -> Value {
+        let body = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
+        let (_, text) = self.http("POST", "/", "application/json", body.to_string().as_bytes());
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("bad JSON from vmd ({e}): {text}"))
+    }
+
+    /// A call that must succeed; returns `result`.
+    pub fn ok(&self, method: &str, params: Value) -> Value {
+        let resp = self.call(method, params);
+        assert!(resp.get("error").is_none(), "{method} failed: {resp}");
+        resp["result"].clone()
+    }
+
+    /// A call that must fail; returns `error`.
+    pub fn err(&self, method: &str, params: Value) -> Value {
+        let resp = self.call(method, params);
+        assert!(
+            resp.get("result").is_none(),
+            "{method} unexpectedly succeeded: {resp}"
+        );
+        resp["error"].clone()
+    }
+
+    /// One HTTP/1.1 request on the socket; returns status and body.
+    pub fn http(&self, method: &str, path: &str, content_type: &str, body: &[u8]) -> (u16, String) {
+        let mut stream = UnixStream::connect(&self.socket).expect("connect to vmd");
+        stream.set_read_timeout(Some(DEADLINE)).expect("timeout");
+        let head = format!(
+            "{method} {path} HTTP/1.1\r\nhost: localhost\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+            body.len()
+        );
+        stream.write_all(head.as_bytes()).expect("write head");
+        let _ = stream.write_all(body);
+        let mut raw = Vec::new();
+        let _ = stream.read_to_end(&mut raw);
+        parse_response(&raw)
+    }
+
+    /// Uploads a file's bytes; returns the upload object.
+    pub fn upload(&self, file: &Path) -> Value {
+        let bytes = std::fs::read(file).expect("read fixture");
+        let (status, text) = self.http("PUT", "/v1/uploads", "application/octet-stream", &bytes);
+        assert_eq!(status, 201, "upload failed: {text}");
+        serde_json::from_str(&text).expect("upload json")
+    }
+
+    /// Uploads and imports `file` as image `name`; returns the image.
+    pub fn import(&self, file: &Path, name: &str) -> Value {
+        let upload = self.upload(file);
+        self.ok(
+            "image.import",
+            json!([{"name": name, "upload_id": upload["upload_id"]}]),
+        )
+    }
+
+    /// Runs the built `vmctl` against this daemon.
+    pub fn vmctl(&self, args: &[&str]) -> Output {
+        Command::new(vmctl_bin())
+            .arg("--socket")
+            .arg(&self.socket)
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run vmctl")
+    }
+
+    /// Everything a failed request must leave unchanged: lists and files (hidden ones too).
+    pub fn snapshot(&self) -> (Value, Value, Vec<String>) {
+        let mut files = Vec::new();
+        for sub in ["images", "overlays", "uploads"] {
+            for entry in std::fs::read_dir(self.state.join(sub))
+                .expect("read state dir")
+                .flatten()
+            {
+                files.push(format!("{sub}/{}", entry.file_name().to_string_lossy()));
+            }
+        }
+        files.sort();
+        (
+            self.ok("image.list", json!([])),
+            self.ok("vm.list", json!([])),
+            files,
+        )
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn parse_response(raw: &[u8]) -> (u16, String) {
+    let text = String::from_utf8_lossy(raw).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let chunked = head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked");
+    (
+        status,
+        if chunked {
+            dechunk(body)
+        } else {
+            body.to_string()
+        },
+    )
+}
+
+fn dechunk(mut body: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = body.split_once("\r\n") {
+        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if n == 0 || rest.len() < n {
+            break;
+        }
+        out.push_str(&rest[..n]);
+        body = rest[n..].trim_start_matches("\r\n");
+    }
+    out
+}
+
+/// The built daemon.
+pub fn vmd_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_vmd"))
+}
+
+/// The built CLI, next to the daemon (`cargo build --workspace --bins` builds both).
+pub fn vmctl_bin() -> PathBuf {
+    let path = vmd_bin().with_file_name("vmctl");
+    assert!(
+        path.exists(),
+        "{} missing: run `cargo build --workspace --bins` first",
+        path.display()
+    );
+    path
+}
+
+/// `Path` as `&str` for argv.
+pub fn path_str(p: &Path) -> &str {
+    p.to_str().expect("utf-8 path")
+}
+
+/// Runs qemu-img with `args`, panicking with its stderr on failure.
+pub fn qemu_img(args: &[&str]) {
+    let out = Command::new("qemu-img")
+        .args(args)
+        .output()
+        .expect("qemu-img (run scripts/setup.sh)");
+    assert!(
+        out.status.success(),
+        "qemu-img {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A raw disk of `size` (e.g. "64M") with an MBR boot signature.
+pub fn raw_disk(dir: &Path, name: &str, size: &str) -> PathBuf {
+    let path = dir.join(name);
+    qemu_img(&["create", "-q", "-f", "raw", path_str(&path), size]);
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .expect("open raw");
+    use std::io::{Seek, SeekFrom};
+    f.seek(SeekFrom::Start(510)).expect("seek");
+    f.write_all(&[0x55, 0xaa]).expect("mbr signature");
+    path
+}
+
+/// Converts `src` (raw) into `format` next to it.
+pub fn convert(src: &Path, format: &str) -> PathBuf {
+    let dst = src.with_extension(format);
+    qemu_img(&[
+        "convert",
+        "-f",
+        "raw",
+        "-O",
+        format,
+        path_str(src),
+        path_str(&dst),
+    ]);
+    dst
+}
+
+/// The `error.code` of an error object.
+pub fn code(err: &Value) -> i64 {
+    err["code"]
+        .as_i64()
+        .unwrap_or_else(|| panic!("no code in {err}"))
+}
