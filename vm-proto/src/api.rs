@@ -7,7 +7,7 @@
 
 use jsonrpsee::proc_macros::rpc;
 
-use crate::types::{Image, ImageImport, SystemInfo, Vm, VmCreate};
+use crate::types::{Image, ImageImport, SystemInfo, Vm, VmCreate, VmLogs, VmStop};
 
 /// The vmd API.
 #[cfg_attr(all(feature = "server", feature = "client"), rpc(server, client))]
@@ -64,4 +64,44 @@ pub trait VmdApi {
     /// Precondition: no QEMU process (`wrong_state` otherwise). Returns the VM afterwards.
     #[method(name = "vm.wipe")]
     async fn vm_wipe(&self, name: String) -> Result<Vm, jsonrpsee::types::ErrorObjectOwned>;
+
+    /// Starts the VM's QEMU and returns once QMP reports it running. Precondition: `stopped`
+    /// or `crashed` (`wrong_state` otherwise). Errors: `internal` with QEMU's own error text
+    /// when it fails to start (the VM stays `stopped`, `reason` says why).
+    #[method(name = "vm.start")]
+    async fn vm_start(&self, name: String) -> Result<Vm, jsonrpsee::types::ErrorObjectOwned>;
+
+    /// Stops the VM: ACPI power-down, wait up to `timeout_secs`, then force; `force` ends QEMU
+    /// at once. Returns once no process remains. Precondition: a process exists.
+    #[method(name = "vm.stop")]
+    async fn vm_stop(&self, params: VmStop) -> Result<Vm, jsonrpsee::types::ErrorObjectOwned>;
+
+    /// Resets the guest (hardware reset). Precondition: `running` or `paused`.
+    #[method(name = "vm.reboot")]
+    async fn vm_reboot(&self, name: String) -> Result<Vm, jsonrpsee::types::ErrorObjectOwned>;
+
+    /// Pauses the guest's vCPUs. Precondition: `running`.
+    #[method(name = "vm.pause")]
+    async fn vm_pause(&self, name: String) -> Result<Vm, jsonrpsee::types::ErrorObjectOwned>;
+
+    /// Resumes a paused guest. Precondition: `paused`.
+    #[method(name = "vm.resume")]
+    async fn vm_resume(&self, name: String) -> Result<Vm, jsonrpsee::types::ErrorObjectOwned>;
+
+    /// The end of the VM's console log (at most `tail_bytes`, default 64 KiB).
+    #[method(name = "vm.logs")]
+    async fn vm_logs(&self, name: String, tail_bytes: Option<u64>) -> Result<VmLogs, jsonrpsee::types::ErrorObjectOwned>;
+
+    /// Follows the VM's console log from its current end (WebSocket only).
+    #[subscription(name = "vm.follow_logs" => "vm.log", unsubscribe = "vm.unfollow_logs", item = crate::types::LogChunk)]
+    async fn vm_follow_logs(&self, name: String) -> jsonrpsee::core::SubscriptionResult;
+
+    /// Streams events with `seq > since` (stored ones first, then live), in order. Without
+    /// `since`, only new events (WebSocket only).
+    #[subscription(name = "events.subscribe" => "events.event", unsubscribe = "events.unsubscribe", item = crate::types::Event)]
+    async fn events_subscribe(&self, since: Option<u64>) -> jsonrpsee::core::SubscriptionResult;
+
+    /// Stored events with `seq > since`, at most `limit` (default 1000), oldest first.
+    #[method(name = "events.list")]
+    async fn events_list(&self, since: Option<u64>, limit: Option<u64>) -> Result<Vec<crate::types::Event>, jsonrpsee::types::ErrorObjectOwned>;
 }

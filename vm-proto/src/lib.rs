@@ -31,5 +31,13 @@ pub const API_VERSION: &str = "1.0";
 /// HTTP path (on the daemon's Unix socket) that accepts raw image bytes for a later import.
 pub const UPLOAD_PATH: &str = "/v1/uploads";
 
+/// HTTP path prefix of console attachment: `GET /v1/vms/<name>/console` with
+/// `Connection: Upgrade`, `Upgrade: vmd-console` switches the connection to the raw serial
+/// byte stream of the VM (both directions).
+pub const CONSOLE_PATH_PREFIX: &str = "/v1/vms/";
+
+/// The `Upgrade` protocol token of console attachment.
+pub const CONSOLE_UPGRADE: &str = "vmd-console";
+
 /// Environment variable that clients read to find the daemon's socket.
 pub const SOCKET_ENV: &str = "VMD_SOCKET";

@@ -104,6 +104,46 @@ pub struct VmCreate {
     /// Virtual disk size in bytes; at least the base's virtual size (the default).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub disk_bytes: Option<u64>,
+    /// Host port on 127.0.0.1 forwarded to the guest's port 22 (user-mode networking).
+    /// Unique across VMs. Default: no forward.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ssh_port: Option<u16>,
+}
+
+/// Parameters of `vm.stop`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VmStop {
+    /// VM name.
+    pub name: String,
+    /// Skip the ACPI power-down and end QEMU at once.
+    #[serde(default)]
+    pub force: bool,
+    /// Seconds to wait for the guest to power off before forcing. Default [`STOP_TIMEOUT_SECS`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_secs: Option<u64>,
+}
+
+/// Default wait for a graceful stop before it is forced.
+pub const STOP_TIMEOUT_SECS: u64 = 30;
+
+/// Answer of `vm.logs`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VmLogs {
+    /// The end of the VM's console log (serial output plus `[vmd …]` lines about the VM),
+    /// decoded lossily as UTF-8.
+    pub text: String,
+    /// Size of the current log file in bytes.
+    pub size_bytes: u64,
+    /// Whether older output exists that `text` does not include.
+    pub truncated: bool,
+}
+
+/// One chunk of a followed console log (`vm.follow_logs` subscription).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogChunk {
+    /// Output, decoded lossily as UTF-8.
+    pub text: String,
 }
 
 /// A VM as the API shows it.
@@ -129,4 +169,22 @@ pub struct Vm {
     pub created_at: String,
     /// Absolute path of the overlay on the host (daemon-owned; for admins).
     pub overlay_path: String,
+    /// Host port forwarded to the guest's ssh port, if any.
+    #[serde(default)]
+    pub ssh_port: Option<u16>,
+    /// While a process exists: its accelerator (`kvm` or `tcg`).
+    #[serde(default)]
+    pub accelerator: Option<String>,
+    /// While a process exists: QEMU's pid.
+    #[serde(default)]
+    pub pid: Option<u32>,
+    /// While a process exists: when it was started, RFC 3339 UTC.
+    #[serde(default)]
+    pub started_at: Option<String>,
+    /// While a process exists: the VNC endpoint (a Unix socket path).
+    #[serde(default)]
+    pub vnc_socket: Option<String>,
+    /// Why the VM is `crashed`, or why its last start failed.
+    #[serde(default)]
+    pub reason: Option<String>,
 }

@@ -179,6 +179,12 @@ impl Manager {
             created_at: rfc3339(row.created_at),
             overlay_path: path.display().to_string(),
             name: row.name,
+            ssh_port: None,
+            accelerator: None,
+            pid: None,
+            started_at: None,
+            vnc_socket: None,
+            reason: None,
         }
     }
 }

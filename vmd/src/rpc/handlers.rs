@@ -7,7 +7,9 @@ use jsonrpsee::core::async_trait;
 use jsonrpsee::types::ErrorObjectOwned;
 use jsonrpsee::Extensions;
 use vm_proto::api::VmdApiServer;
-use vm_proto::types::{Image, ImageImport, SystemInfo, Vm, VmCreate};
+use jsonrpsee::core::SubscriptionResult;
+use jsonrpsee::PendingSubscriptionSink;
+use vm_proto::types::{Event, Image, ImageImport, SystemInfo, Vm, VmCreate, VmLogs, VmStop};
 use vm_proto::{ApiError, ErrorCode};
 
 use super::Caller;
@@ -85,4 +87,46 @@ impl VmdApiServer for Handlers {
     async fn vm_wipe(&self, name: String) -> RpcResult<Vm> {
         map(self.manager.wipe_vm(&name).await)
     }
+
+    async fn vm_start(&self, _name: String) -> RpcResult<Vm> {
+        Err(todo_err())
+    }
+
+    async fn vm_stop(&self, _params: VmStop) -> RpcResult<Vm> {
+        Err(todo_err())
+    }
+
+    async fn vm_reboot(&self, _name: String) -> RpcResult<Vm> {
+        Err(todo_err())
+    }
+
+    async fn vm_pause(&self, _name: String) -> RpcResult<Vm> {
+        Err(todo_err())
+    }
+
+    async fn vm_resume(&self, _name: String) -> RpcResult<Vm> {
+        Err(todo_err())
+    }
+
+    async fn vm_logs(&self, _name: String, _tail_bytes: Option<u64>) -> RpcResult<VmLogs> {
+        Err(todo_err())
+    }
+
+    async fn vm_follow_logs(&self, pending: PendingSubscriptionSink, _name: String) -> SubscriptionResult {
+        pending.reject(todo_err()).await;
+        Ok(())
+    }
+
+    async fn events_subscribe(&self, pending: PendingSubscriptionSink, _since: Option<u64>) -> SubscriptionResult {
+        pending.reject(todo_err()).await;
+        Ok(())
+    }
+
+    async fn events_list(&self, _since: Option<u64>, _limit: Option<u64>) -> RpcResult<Vec<Event>> {
+        Err(todo_err())
+    }
+}
+
+fn todo_err() -> ErrorObjectOwned {
+    ApiError::new(ErrorCode::Internal, "not implemented yet").into()
 }

@@ -1,0 +1,59 @@
+//! Lab events: every state change and lifecycle step, numbered by a persisted sequence so a
+//! client can resume with `since`.
+
+use serde::{Deserialize, Serialize};
+
+use super::VmState;
+
+/// What happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventKind {
+    /// A VM changed state (`state` says to what).
+    StateChanged,
+    /// A VM was defined.
+    VmCreated,
+    /// A VM was removed.
+    VmRemoved,
+    /// A VM's disk was reset to its base.
+    VmWiped,
+    /// An ACPI power-button press was sent.
+    PowerdownSent,
+    /// A graceful stop timed out and is being forced.
+    StopForced,
+    /// QEMU reported a guest reset (reboot).
+    Reset,
+    /// QEMU reported a guest panic.
+    GuestPanicked,
+    /// vmd re-adopted a running QEMU after its own restart.
+    Adopted,
+    /// An image was imported.
+    ImageImported,
+    /// An image was removed.
+    ImageRemoved,
+    /// Any kind this client does not know (newer daemon).
+    #[serde(other)]
+    Other,
+}
+
+/// One event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Event {
+    /// Sequence number, strictly increasing, persisted across daemon restarts.
+    pub seq: u64,
+    /// When, RFC 3339 UTC with milliseconds.
+    pub at: String,
+    /// What happened.
+    pub kind: EventKind,
+    /// The VM involved, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vm: Option<String>,
+    /// The image involved, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    /// For `state_changed`: the new state.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<VmState>,
+    /// Human-readable detail.
+    pub message: String,
+}
