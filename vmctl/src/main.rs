@@ -1,1 +1,46 @@
-fn main() {}
+//! `vmctl`: the command-line client of vmd.
+//!
+//! # Layout
+//! - [`cli`]: the command-line syntax (clap).
+//! - [`cmd`]: one module per verb; each calls the API and prints, nothing more.
+//! - [`client`]: finding the socket and connecting the JSON-RPC (WebSocket) client.
+//! - [`upload`]: streaming an image file to the daemon over HTTP on the same socket.
+//! - [`output`]: tables or JSON on stdout.
+//! - [`error`]: [`error::CliError`], how errors are printed, and the exit codes.
+
+mod cli;
+mod client;
+mod cmd;
+mod error;
+mod output;
+mod upload;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use crate::cli::{Cli, Format};
+use crate::error::CliError;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let json = cli.output == Format::Json;
+    match runtime().and_then(|rt| rt.block_on(cmd::run(cli))) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            err.report(json);
+            ExitCode::from(&err)
+        }
+    }
+}
+
+/// A single-threaded runtime: vmctl does one thing at a time.
+fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|source| CliError::Io {
+            context: "cannot start the async runtime".into(),
+            source,
+        })
+}

@@ -59,6 +59,14 @@ pub struct Config {
     pub max_request_bytes: u32,
     /// Accelerator policy (default auto).
     pub accelerator: AccelPolicy,
+    /// User QEMU runs as when vmd runs as root (default "nobody"); "" keeps root.
+    pub qemu_user: String,
+    /// Run QEMU with its seccomp sandbox (default true).
+    pub sandbox: bool,
+    /// Default graceful-stop timeout in seconds (default 30).
+    pub stop_timeout_secs: u64,
+    /// Console log size in bytes that triggers rotation (default 8 MiB).
+    pub console_log_max_bytes: u64,
 }
 
 impl Default for Config {
@@ -69,6 +77,10 @@ impl Default for Config {
             max_upload_bytes: 100 << 30,
             max_request_bytes: 1 << 20,
             accelerator: AccelPolicy::Auto,
+            qemu_user: "nobody".into(),
+            sandbox: true,
+            stop_timeout_secs: vm_proto::types::STOP_TIMEOUT_SECS,
+            console_log_max_bytes: 8 << 20,
         }
     }
 }

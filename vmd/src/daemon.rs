@@ -32,11 +32,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     })?;
     std::fs::set_permissions(&paths.state_dir, std::fs::Permissions::from_mode(0o755))?;
     let _lock = lock_state_dir(&paths.lock_file())?;
-    let manager = Arc::new(open_manager(&paths, &config).await?);
-    manager
-        .reconcile()
-        .await
-        .context("start-up consistency check failed")?;
+    let manager = open_manager(&paths, &config).await?;
+    manager.reconcile().await.context("start-up consistency check failed")?;
+    let adopted = manager.adopt().await.context("re-adopting running VMs failed")?;
     let listener = socket::bind(
         &paths.socket,
         config.socket_mode()?,
@@ -50,7 +48,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     );
     tokio::spawn(watch_signals(signals, shutdown.clone()));
     notify(sd_notify::NotifyState::Ready);
-    tracing::info!(socket = %paths.socket.display(), state_dir = %paths.state_dir.display(), "vmd ready");
+    tracing::info!(socket = %paths.socket.display(), state_dir = %paths.state_dir.display(), adopted, "vmd ready");
     let limits = Limits {
         max_request_bytes: config.max_request_bytes,
         max_upload_bytes: config.max_upload_bytes,
@@ -61,7 +59,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn open_manager(paths: &Paths, config: &Config) -> anyhow::Result<Manager> {
+async fn open_manager(paths: &Paths, config: &Config) -> anyhow::Result<Arc<Manager>> {
     let store = Store::open(&paths.database())?;
     let storage = Storage::open(&paths.state_dir)?;
     let qemu_img_version = qemu_img::version()
@@ -73,9 +71,19 @@ async fn open_manager(paths: &Paths, config: &Config) -> anyhow::Result<Manager>
         accelerator: host::choose_accelerator(config.accelerator, Path::new("/")),
         host_memory_mib: host::memory_mib(),
         qemu_img_version,
+        run_dir: paths.run_dir(),
+        qemu_user: qemu_user(&config.qemu_user),
+        sandbox: config.sandbox,
+        stop_timeout_secs: config.stop_timeout_secs,
+        console_log_max_bytes: config.console_log_max_bytes,
     };
     tracing::debug!(accelerator = %manager_config.accelerator.name, reason = %manager_config.accelerator.reason, "accelerator chosen");
     Ok(Manager::new(store, storage, manager_config))
+}
+
+/// QEMU drops privileges only when vmd runs as root; "" opts out.
+fn qemu_user(configured: &str) -> Option<String> {
+    (vm_proto::paths::current_uid() == 0 && !configured.is_empty()).then(|| configured.to_string())
 }
 
 /// Takes the exclusive lock that makes one daemon per state directory.

@@ -10,6 +10,7 @@
 //! - [`manager`]: owns images and VMs: validation, per-object serialisation, atomic changes,
 //!   start-up reconcile.
 //! - [`storage`]: daemon-owned files, format detection, qemu-img.
+//! - [`qemu`]: QEMU argv, process spawning and watching, the QMP client.
 //! - [`store`]: SQLite schema, migrations and queries.
 //! - [`host`]: accelerator choice and host facts.
 
@@ -18,6 +19,7 @@ pub mod daemon;
 pub mod host;
 pub mod manager;
 pub mod paths;
+pub mod qemu;
 pub mod rpc;
 pub mod storage;
 pub mod store;

@@ -48,6 +48,12 @@ impl Paths {
         self.state_dir.join("vmd.db")
     }
 
+    /// Per-VM socket directories (`vms/<id>/{qmp,console,vnc}`) beside the API socket, on a
+    /// runtime file system; they outlive vmd so that guests can be re-adopted.
+    pub fn run_dir(&self) -> PathBuf {
+        self.socket.parent().map(|p| p.join("vms")).unwrap_or_else(|| self.state_dir.join("run"))
+    }
+
     /// The lock file.
     pub fn lock_file(&self) -> PathBuf {
         self.state_dir.join("vmd.lock")

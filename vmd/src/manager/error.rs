@@ -44,6 +44,55 @@ pub enum Error {
         /// What the user should do.
         action: &'static str,
     },
+    /// The state machine forbids this transition (a race with another change).
+    #[error("vm {name} cannot go from {from} to {to}")]
+    Transition {
+        /// VM name.
+        name: String,
+        /// Current state.
+        from: vm_proto::types::VmState,
+        /// Requested state.
+        to: vm_proto::types::VmState,
+    },
+    /// The VM's state says running but vmd has no process for it (adoption failed).
+    #[error("vm {0} has no QEMU process that vmd controls")]
+    NoProcess(String),
+    /// QEMU could not be started; the reason carries QEMU's own words.
+    #[error("cannot start vm {name}: {reason}")]
+    StartFailed {
+        /// VM name.
+        name: String,
+        /// Why (QEMU's error text, exit status).
+        reason: String,
+    },
+    /// QEMU did not exit even after SIGKILL.
+    #[error("vm {name}: QEMU pid {pid} did not exit after SIGKILL")]
+    StopFailed {
+        /// VM name.
+        name: String,
+        /// The stuck pid.
+        pid: u32,
+    },
+    /// A QMP command failed.
+    #[error("QMP command to vm {name} failed")]
+    Qmp {
+        /// VM name.
+        name: String,
+        /// Why.
+        #[source]
+        source: crate::qemu::qmp::QmpError,
+    },
+    /// Someone else is attached to the console.
+    #[error("the console of vm {0} is already attached by another client")]
+    ConsoleBusy(String),
+    /// Another VM forwards that port.
+    #[error("ssh port {port} is already forwarded to vm {vm}")]
+    PortInUse {
+        /// The port.
+        port: u16,
+        /// The VM using it.
+        vm: String,
+    },
     /// The uploaded file was refused or could not be processed.
     #[error("cannot import image {name}")]
     Import {
@@ -91,8 +140,9 @@ impl Error {
                 ErrorCode::NotFound
             }
             Error::ImageExists(_) | Error::VmExists(_) => ErrorCode::AlreadyExists,
-            Error::ImageInUse { .. } => ErrorCode::InUse,
-            Error::WrongState { .. } => ErrorCode::WrongState,
+            Error::ImageInUse { .. } | Error::ConsoleBusy(_) | Error::PortInUse { .. } => ErrorCode::InUse,
+            Error::WrongState { .. } | Error::Transition { .. } | Error::NoProcess(_) => ErrorCode::WrongState,
+            Error::StartFailed { .. } | Error::StopFailed { .. } | Error::Qmp { .. } => ErrorCode::Internal,
             Error::Import { .. }
             | Error::Overlay { .. }
             | Error::Storage(_)
@@ -113,6 +163,10 @@ impl Error {
                 "convert or flatten the image into a single self-contained file (e.g. `qemu-img convert -O qcow2 in out`) and import that".into()
             }
             Error::Store(_) | Error::Storage(_) | Error::Task(_) => "see the daemon log (journalctl -u vmd)".into(),
+            Error::StartFailed { name, .. } => format!("see `vmctl logs {name}` and `vmctl show {name}`"),
+            Error::ConsoleBusy(_) => "detach the other client first (Ctrl-] in vmctl console)".into(),
+            Error::PortInUse { .. } => "choose another --ssh-port".into(),
+            Error::NoProcess(name) => format!("see `vmctl show {name}`; restarting vmd retries the adoption"),
             _ => return None,
         })
     }

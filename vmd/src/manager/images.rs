@@ -1,8 +1,9 @@
 //! Base image operations: import from an upload, list, get, remove.
 
 use vm_proto::names::validate_name;
-use vm_proto::types::{Image, ImageImport};
+use vm_proto::types::{EventKind, Image, ImageImport};
 
+use super::events::Draft;
 use super::{now_secs, rfc3339, Error, Manager};
 use crate::storage::{self, PreparedBase};
 use crate::store::{self, ImageRow, NewImage, StoreError};
@@ -39,6 +40,8 @@ impl Manager {
         };
         self.commit_image(row, prepared).await?;
         tracing::info!(image = %req.name, uid = caller_uid, size_bytes = upload.size_bytes, "image imported");
+        let msg = format!("imported by uid {caller_uid} ({} bytes uploaded)", upload.size_bytes);
+        self.events.emit(Draft::image(EventKind::ImageImported, &req.name, msg)).await?;
         self.image(&req.name).await
     }
 
@@ -120,6 +123,7 @@ impl Manager {
         .await?;
         storage::remove_quietly(&trash);
         tracing::info!(image = %name, "image removed");
+        self.events.emit(Draft::image(EventKind::ImageRemoved, name, "removed")).await?;
         Ok(())
     }
 

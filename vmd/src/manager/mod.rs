@@ -6,15 +6,22 @@
 //! Read-only calls (`list`, `get`, `system_info`) take no per-object lock, so a slow operation
 //! on one object never blocks them.
 
+mod adopt;
 mod error;
+pub mod events;
 mod images;
 mod locks;
+pub mod logs;
+mod monitor;
 mod reconcile;
+pub mod runtime;
+mod state;
 pub mod uploads;
 mod vms;
 
+use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use vm_proto::types::{Accelerator, ConsistencyIssue, DiskUsage, SystemInfo};
@@ -39,6 +46,16 @@ pub struct ManagerConfig {
     pub host_memory_mib: u64,
     /// `qemu-img --version`.
     pub qemu_img_version: String,
+    /// Where per-VM socket directories live (beside the API socket).
+    pub run_dir: PathBuf,
+    /// User QEMU drops to when vmd runs as root.
+    pub qemu_user: Option<String>,
+    /// Whether QEMU runs with `-sandbox on`.
+    pub sandbox: bool,
+    /// Default graceful-stop timeout.
+    pub stop_timeout_secs: u64,
+    /// Console log size that triggers rotation.
+    pub console_log_max_bytes: u64,
 }
 
 /// The lab.
@@ -48,6 +65,10 @@ pub struct Manager {
     config: ManagerConfig,
     locks: NameLocks,
     uploads: Uploads,
+    events: events::Events,
+    // std Mutex: map lookups only, never held across an await.
+    runtimes: Mutex<HashMap<String, Arc<runtime::Runtime>>>,
+    me: Weak<Manager>,
     started: Instant,
     // std Mutex: replaced once at start-up, read by system_info; never held across an await.
     issues: Mutex<Vec<ConsistencyIssue>>,
@@ -55,16 +76,25 @@ pub struct Manager {
 
 impl Manager {
     /// Builds the manager over an open store and storage.
-    pub fn new(store: Store, storage: Storage, config: ManagerConfig) -> Manager {
-        Manager {
-            store: Arc::new(store),
+    pub fn new(store: Store, storage: Storage, config: ManagerConfig) -> Arc<Manager> {
+        let store = Arc::new(store);
+        Arc::new_cyclic(|me| Manager {
+            events: events::Events::new(store.clone()),
+            store,
             storage: Arc::new(storage),
             config,
             locks: NameLocks::default(),
             uploads: Uploads::default(),
+            runtimes: Mutex::new(HashMap::new()),
+            me: me.clone(),
             started: Instant::now(),
             issues: Mutex::new(Vec::new()),
-        }
+        })
+    }
+
+    /// The event hub.
+    pub fn events(&self) -> &events::Events {
+        &self.events
     }
 
     /// The storage directories.

@@ -3,6 +3,9 @@
 use vm_proto::names::{format_size, validate_name};
 use vm_proto::types::{Vm, VmCreate, VmState, CPUS_MAX, MEMORY_MIB_MIN};
 
+use vm_proto::types::EventKind;
+
+use super::events::Draft;
 use super::images::move_aside;
 use super::{now_secs, rfc3339, Error, Manager};
 use crate::storage;
@@ -28,6 +31,7 @@ impl Manager {
             .find_image(&req.image)
             .await?
             .ok_or_else(|| Error::ImageNotFound(req.image.clone()))?;
+        self.check_ssh_port(req.ssh_port).await?;
         let disk_bytes = check_disk(req.disk_bytes, &image.name, image.virtual_size_bytes)?;
         let base = self.storage.image_path(&image.file_name);
         let tmp = self
@@ -48,10 +52,25 @@ impl Manager {
             owner_uid: caller_uid,
             created_at: now_secs(),
             overlay_file: format!("{}.qcow2", req.name),
+            ssh_port: req.ssh_port,
         };
         self.commit_vm(row, tmp).await?;
         tracing::info!(vm = %req.name, image = %image.name, uid = caller_uid, "vm created");
+        let msg = format!("created from image {} by uid {caller_uid}", image.name);
+        self.events.emit(Draft::vm(EventKind::VmCreated, &req.name, msg)).await?;
         self.vm(&req.name).await
+    }
+
+    async fn check_ssh_port(&self, port: Option<u16>) -> Result<(), Error> {
+        let Some(port) = port else { return Ok(()) };
+        if port == 0 {
+            return Err(Error::Invalid("ssh_port must be between 1 and 65535".into()));
+        }
+        let user = self.db(move |s| Ok(s.read(|c| store::vm_with_ssh_port(c, port))?)).await?;
+        match user {
+            Some(vm) => Err(Error::PortInUse { port, vm }),
+            None => Ok(()),
+        }
     }
 
     fn check_resources(&self, cpus: u32, memory_mib: u64) -> Result<(), Error> {
@@ -118,7 +137,9 @@ impl Manager {
         })
         .await?;
         storage::remove_quietly(&trash);
+        let _ = std::fs::remove_dir_all(self.logs_dir(name));
         tracing::info!(vm = %name, "vm removed");
+        self.events.emit(Draft::vm(EventKind::VmRemoved, name, "removed")).await?;
         Ok(())
     }
 
@@ -141,6 +162,8 @@ impl Manager {
             return Err(err.into());
         }
         tracing::info!(vm = %name, "vm wiped");
+        self.note(name, "disk wiped: fresh overlay on the base");
+        self.events.emit(Draft::vm(EventKind::VmWiped, name, "disk reset to its base")).await?;
         Ok(self.vm_view(row))
     }
 
@@ -179,12 +202,12 @@ impl Manager {
             created_at: rfc3339(row.created_at),
             overlay_path: path.display().to_string(),
             name: row.name,
-            ssh_port: None,
-            accelerator: None,
-            pid: None,
-            started_at: None,
-            vnc_socket: None,
-            reason: None,
+            ssh_port: row.ssh_port,
+            accelerator: row.runtime.as_ref().map(|r| r.accelerator.clone()),
+            pid: row.runtime.as_ref().map(|r| r.pid),
+            started_at: row.runtime.as_ref().map(|r| rfc3339(r.started_at)),
+            vnc_socket: row.runtime.as_ref().map(|r| format!("{}/vnc", r.run_dir)),
+            reason: row.reason,
         }
     }
 }

@@ -88,45 +88,52 @@ impl VmdApiServer for Handlers {
         map(self.manager.wipe_vm(&name).await)
     }
 
-    async fn vm_start(&self, _name: String) -> RpcResult<Vm> {
-        Err(todo_err())
+    async fn vm_start(&self, name: String) -> RpcResult<Vm> {
+        map(self.manager.start_vm(&name).await)
     }
 
-    async fn vm_stop(&self, _params: VmStop) -> RpcResult<Vm> {
-        Err(todo_err())
+    async fn vm_stop(&self, params: VmStop) -> RpcResult<Vm> {
+        map(self.manager.stop_vm(params).await)
     }
 
-    async fn vm_reboot(&self, _name: String) -> RpcResult<Vm> {
-        Err(todo_err())
+    async fn vm_reboot(&self, name: String) -> RpcResult<Vm> {
+        map(self.manager.reboot_vm(&name).await)
     }
 
-    async fn vm_pause(&self, _name: String) -> RpcResult<Vm> {
-        Err(todo_err())
+    async fn vm_pause(&self, name: String) -> RpcResult<Vm> {
+        map(self.manager.pause_vm(&name).await)
     }
 
-    async fn vm_resume(&self, _name: String) -> RpcResult<Vm> {
-        Err(todo_err())
+    async fn vm_resume(&self, name: String) -> RpcResult<Vm> {
+        map(self.manager.resume_vm(&name).await)
     }
 
-    async fn vm_logs(&self, _name: String, _tail_bytes: Option<u64>) -> RpcResult<VmLogs> {
-        Err(todo_err())
+    async fn vm_logs(&self, name: String, tail_bytes: Option<u64>) -> RpcResult<VmLogs> {
+        map(self.manager.vm_logs(&name, tail_bytes).await)
     }
 
-    async fn vm_follow_logs(&self, pending: PendingSubscriptionSink, _name: String) -> SubscriptionResult {
-        pending.reject(todo_err()).await;
+    async fn vm_follow_logs(&self, pending: PendingSubscriptionSink, name: String) -> SubscriptionResult {
+        if let Err(err) = self.manager.vm(&name).await {
+            pending.reject(ErrorObjectOwned::from(ApiError::from(err))).await;
+            return Ok(());
+        }
+        let sink = pending.accept().await?;
+        super::follow::follow_log(sink, self.manager.console_log(&name)).await;
         Ok(())
     }
 
-    async fn events_subscribe(&self, pending: PendingSubscriptionSink, _since: Option<u64>) -> SubscriptionResult {
-        pending.reject(todo_err()).await;
+    async fn events_subscribe(&self, pending: PendingSubscriptionSink, since: Option<u64>) -> SubscriptionResult {
+        let live = self.manager.events().subscribe();
+        let backlog = match since {
+            Some(since) => map(self.manager.events().list(since, u64::MAX).await)?,
+            None => Vec::new(),
+        };
+        let sink = pending.accept().await?;
+        super::follow::stream_events(sink, backlog, live, since.unwrap_or(0)).await;
         Ok(())
     }
 
-    async fn events_list(&self, _since: Option<u64>, _limit: Option<u64>) -> RpcResult<Vec<Event>> {
-        Err(todo_err())
+    async fn events_list(&self, since: Option<u64>, limit: Option<u64>) -> RpcResult<Vec<Event>> {
+        map(self.manager.events().list(since.unwrap_or(0), limit.unwrap_or(1000)).await)
     }
-}
-
-fn todo_err() -> ErrorObjectOwned {
-    ApiError::new(ErrorCode::Internal, "not implemented yet").into()
 }

@@ -5,6 +5,8 @@
 //! request extensions, where handlers read the owner uid. Handlers are thin: they delegate to
 //! the [`Manager`](crate::manager::Manager) and map its errors once via `vm_proto::ApiError`.
 
+mod console;
+mod follow;
 mod handlers;
 pub mod socket;
 mod upload;
@@ -127,6 +129,9 @@ async fn connection(
         Box::pin(async move {
             if req.uri().path() == vm_proto::UPLOAD_PATH {
                 return Ok(upload::handle(&manager, caller, req, limits.max_upload_bytes).await);
+            }
+            if let Some(name) = console::vm_of(req.uri().path()).map(str::to_string) {
+                return Ok(console::handle(manager, caller, req, name).await);
             }
             Ok(rpc.call(req).await.unwrap_or_else(|err| upload::failed(&*err)))
         })

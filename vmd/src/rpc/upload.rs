@@ -45,7 +45,8 @@ pub fn failed(err: &(dyn std::error::Error + Send + Sync)) -> HttpResponse {
     )
 }
 
-fn error_response(status: StatusCode, err: &ApiError) -> HttpResponse {
+/// An error response in the shape every non-JSON-RPC endpoint uses.
+pub fn error_response(status: StatusCode, err: &ApiError) -> HttpResponse {
     let body = serde_json::json!({"error": {"code": err.kind().code(), "message": err.message(), "data": err.data}});
     json(status, &body)
 }
@@ -173,7 +174,7 @@ fn content_length(req: &HttpRequest<Incoming>) -> Option<u64> {
         .ok()
 }
 
-fn json<T: serde::Serialize>(status: StatusCode, body: &T) -> HttpResponse {
+pub(super) fn json<T: serde::Serialize>(status: StatusCode, body: &T) -> HttpResponse {
     let text = serde_json::to_string(body).unwrap_or_else(|_| "{}".into());
     let mut resp = HttpResponse::new(HttpBody::from(text));
     *resp.status_mut() = status;

@@ -25,6 +25,26 @@
 //!     overlay_file TEXT NOT NULL UNIQUE         -- file under overlays/
 //! );
 //! ```
+//! Version 2 adds the runtime:
+//! ```sql
+//! ALTER TABLE vms ADD COLUMN ssh_port INTEGER;   -- unique when set
+//! ALTER TABLE vms ADD COLUMN reason TEXT;        -- why crashed / why the last start failed
+//! CREATE TABLE vm_runtime (                      -- one row while a QEMU process exists
+//!     vm_id          INTEGER PRIMARY KEY REFERENCES vms(id) ON DELETE CASCADE,
+//!     pid            INTEGER NOT NULL,
+//!     pid_start_time INTEGER NOT NULL,           -- /proc/PID/stat starttime: guards pid reuse
+//!     accelerator    TEXT NOT NULL,
+//!     started_at     INTEGER NOT NULL,
+//!     run_dir        TEXT NOT NULL               -- holds qmp, console and vnc sockets
+//! );
+//! CREATE TABLE events (
+//!     seq     INTEGER PRIMARY KEY AUTOINCREMENT, -- never reused, survives restarts
+//!     at_ms   INTEGER NOT NULL,
+//!     kind    TEXT NOT NULL,
+//!     vm      TEXT, image TEXT, state TEXT,
+//!     message TEXT NOT NULL
+//! );
+//! ```
 //! # Rules
 //! - WAL journal, `foreign_keys = ON`, `busy_timeout` 5 s.
 //! - Migrations are an ordered list; the index + 1 of the last applied one is `user_version`.
@@ -34,6 +54,7 @@
 //! - The connection sits behind a std `Mutex`; callers are blocking tasks (`spawn_blocking`),
 //!   never async code, so the lock is never held across an `.await`.
 
+mod events;
 mod images;
 mod vms;
 
@@ -42,11 +63,15 @@ use std::sync::Mutex;
 
 use rusqlite::{Connection, Transaction};
 
+pub use events::{insert_event, list_events, EventRow, NewEvent};
 pub use images::{
     count_images, delete_image, get_image, image_users, insert_image, list_images, ImageRow,
     NewImage,
 };
-pub use vms::{count_vms, delete_vm, get_vm, insert_vm, list_vms, NewVm, VmRow};
+pub use vms::{
+    clear_runtime, count_vms, delete_vm, get_vm, insert_vm, list_vms, set_runtime, set_state, vm_with_ssh_port, NewVm,
+    RuntimeRow, VmRow,
+};
 
 /// Schema migrations, applied in order. Never edit a shipped entry; append a new one.
 const MIGRATIONS: &[&str] = &[r#"
@@ -73,6 +98,27 @@ CREATE TABLE vms (
     overlay_file TEXT NOT NULL UNIQUE
 );
 CREATE INDEX vms_image_id ON vms(image_id);
+"#, r#"
+ALTER TABLE vms ADD COLUMN ssh_port INTEGER;
+ALTER TABLE vms ADD COLUMN reason TEXT;
+CREATE UNIQUE INDEX vms_ssh_port ON vms(ssh_port) WHERE ssh_port IS NOT NULL;
+CREATE TABLE vm_runtime (
+    vm_id          INTEGER PRIMARY KEY REFERENCES vms(id) ON DELETE CASCADE,
+    pid            INTEGER NOT NULL,
+    pid_start_time INTEGER NOT NULL,
+    accelerator    TEXT NOT NULL,
+    started_at     INTEGER NOT NULL,
+    run_dir        TEXT NOT NULL
+);
+CREATE TABLE events (
+    seq     INTEGER PRIMARY KEY AUTOINCREMENT,
+    at_ms   INTEGER NOT NULL,
+    kind    TEXT NOT NULL,
+    vm      TEXT,
+    image   TEXT,
+    state   TEXT,
+    message TEXT NOT NULL
+);
 "#];
 
 /// Failures of the store.

@@ -31,6 +31,27 @@ pub struct VmRow {
     pub created_at: i64,
     /// File under `overlays/`.
     pub overlay_file: String,
+    /// Host port forwarded to guest port 22.
+    pub ssh_port: Option<u16>,
+    /// Why crashed / why the last start failed.
+    pub reason: Option<String>,
+    /// The QEMU process, while one exists.
+    pub runtime: Option<RuntimeRow>,
+}
+
+/// One row of `vm_runtime`: the QEMU process of a VM.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuntimeRow {
+    /// QEMU's pid.
+    pub pid: u32,
+    /// Its start time in clock ticks since boot (pid reuse guard).
+    pub pid_start_time: u64,
+    /// `kvm` or `tcg`.
+    pub accelerator: String,
+    /// Unix seconds.
+    pub started_at: i64,
+    /// Directory of its sockets.
+    pub run_dir: String,
 }
 
 /// What `insert_vm` needs.
@@ -54,11 +75,14 @@ pub struct NewVm {
     pub created_at: i64,
     /// File under `overlays/`.
     pub overlay_file: String,
+    /// Host port forwarded to guest port 22.
+    pub ssh_port: Option<u16>,
 }
 
 const SELECT: &str = "SELECT v.id, v.name, v.image_id, i.name, i.file_name, v.cpus, v.memory_mib,
-    v.disk_bytes, v.state, v.owner_uid, v.created_at, v.overlay_file
-    FROM vms v JOIN images i ON i.id = v.image_id";
+    v.disk_bytes, v.state, v.owner_uid, v.created_at, v.overlay_file, v.ssh_port, v.reason,
+    r.pid, r.pid_start_time, r.accelerator, r.started_at, r.run_dir
+    FROM vms v JOIN images i ON i.id = v.image_id LEFT JOIN vm_runtime r ON r.vm_id = v.id";
 
 fn from_row(row: &Row<'_>) -> rusqlite::Result<VmRow> {
     Ok(VmRow {
@@ -74,14 +98,26 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<VmRow> {
         owner_uid: row.get(9)?,
         created_at: row.get(10)?,
         overlay_file: row.get(11)?,
+        ssh_port: row.get(12)?,
+        reason: row.get(13)?,
+        runtime: match row.get::<_, Option<u32>>(14)? {
+            Some(pid) => Some(RuntimeRow {
+                pid,
+                pid_start_time: row.get::<_, i64>(15)? as u64,
+                accelerator: row.get(16)?,
+                started_at: row.get(17)?,
+                run_dir: row.get(18)?,
+            }),
+            None => None,
+        },
     })
 }
 
 /// Inserts a VM, returning its id.
 pub fn insert_vm(conn: &Connection, vm: &NewVm) -> Result<i64, StoreError> {
     conn.execute(
-        "INSERT INTO vms (name, image_id, cpus, memory_mib, disk_bytes, state, owner_uid, created_at, overlay_file)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        "INSERT INTO vms (name, image_id, cpus, memory_mib, disk_bytes, state, owner_uid, created_at, overlay_file, ssh_port)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
         params![
             vm.name,
             vm.image_id,
@@ -91,7 +127,8 @@ pub fn insert_vm(conn: &Connection, vm: &NewVm) -> Result<i64, StoreError> {
             vm.state,
             vm.owner_uid,
             vm.created_at,
-            vm.overlay_file
+            vm.overlay_file,
+            vm.ssh_port
         ],
     )?;
     Ok(conn.last_insert_rowid())
@@ -122,4 +159,31 @@ pub fn delete_vm(conn: &Connection, id: i64) -> Result<(), StoreError> {
 /// Counts VMs.
 pub fn count_vms(conn: &Connection) -> Result<u64, StoreError> {
     Ok(conn.query_row("SELECT COUNT(*) FROM vms", [], |r| r.get::<_, i64>(0))? as u64)
+}
+
+/// The VM using `port` as its ssh forward, if any.
+pub fn vm_with_ssh_port(conn: &Connection, port: u16) -> Result<Option<String>, StoreError> {
+    Ok(conn.query_row("SELECT name FROM vms WHERE ssh_port = ?1", [port], |r| r.get(0)).optional()?)
+}
+
+/// Sets state and reason of VM `id`.
+pub fn set_state(conn: &Connection, id: i64, state: &str, reason: Option<&str>) -> Result<(), StoreError> {
+    conn.execute("UPDATE vms SET state = ?2, reason = ?3 WHERE id = ?1", params![id, state, reason])?;
+    Ok(())
+}
+
+/// Records the QEMU process of VM `id`.
+pub fn set_runtime(conn: &Connection, id: i64, rt: &RuntimeRow) -> Result<(), StoreError> {
+    conn.execute(
+        "INSERT OR REPLACE INTO vm_runtime (vm_id, pid, pid_start_time, accelerator, started_at, run_dir)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![id, rt.pid, rt.pid_start_time as i64, rt.accelerator, rt.started_at, rt.run_dir],
+    )?;
+    Ok(())
+}
+
+/// Forgets the QEMU process of VM `id`.
+pub fn clear_runtime(conn: &Connection, id: i64) -> Result<(), StoreError> {
+    conn.execute("DELETE FROM vm_runtime WHERE vm_id = ?1", [id])?;
+    Ok(())
 }

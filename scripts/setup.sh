@@ -1,0 +1,130 @@
+#!/usr/bin/env bash
+# Installs what building, testing and demoing vmd needs on Debian 12 (bookworm):
+#   qemu-system-x86 + qemu-utils + qemu-block-extra, all of the SAME version,
+#   systemd (systemd-analyze, for the unit test), socat, curl,
+#   xorriso mtools dosfstools fdisk (the test guest builder),
+#   cargo-nextest.
+# Idempotent: when everything is present it changes nothing and runs no `apt-get update`.
+# Runs as root, or uses sudo for apt.
+set -euo pipefail
+
+APT_PACKAGES=(qemu-system-x86 qemu-utils qemu-block-extra systemd socat curl xorriso mtools dosfstools fdisk)
+# Must carry exactly the version of qemu-system-x86 (a newer preinstalled qemu-utils conflicts).
+QEMU_PINNED=(qemu-utils qemu-block-extra)
+# What the packages provide, checked on systems without dpkg.
+COMMANDS=(qemu-img qemu-system-x86_64 systemd-analyze socat curl xorriso mformat mkfs.vfat sfdisk)
+
+log() { printf 'setup: %s\n' "$*" >&2; }
+die() { printf 'setup: error: %s\n' "$*" >&2; exit 1; }
+
+as_root() {
+    if [[ $(id -u) -eq 0 ]]; then
+        "$@"
+    elif command -v sudo >/dev/null 2>&1; then
+        sudo "$@"
+    else
+        die "not root and no sudo; run as root: $*"
+    fi
+}
+
+# Prints the installed version of package $1, or nothing.
+installed_version() {
+    # shellcheck disable=SC2016 # ${...} are dpkg-query fields, not shell expansions
+    dpkg-query -W -f='${Status}|${Version}\n' "$1" 2>/dev/null |
+        awk -F'|' '$1 == "install ok installed" { print $2 }'
+}
+
+# Succeeds when apt has work to do, saying why.
+apt_work_needed() {
+    local pkg version qemu_version
+    for pkg in "${APT_PACKAGES[@]}"; do
+        if [[ -z $(installed_version "$pkg") ]]; then
+            log "package $pkg is not installed"
+            return 0
+        fi
+    done
+    qemu_version=$(installed_version qemu-system-x86)
+    for pkg in "${QEMU_PINNED[@]}"; do
+        version=$(installed_version "$pkg")
+        if [[ $version != "$qemu_version" ]]; then
+            log "$pkg $version does not match qemu-system-x86 $qemu_version"
+            return 0
+        fi
+    done
+    return 1
+}
+
+install_apt_packages() {
+    local version others=()
+    as_root apt-get update -q
+    version=$(apt-cache policy qemu-system-x86 | awk '/Candidate:/ { print $2 }')
+    if [[ -z $version || $version == "(none)" ]]; then
+        die "apt has no installable qemu-system-x86; check /etc/apt/sources.list*"
+    fi
+    for pkg in "${APT_PACKAGES[@]}"; do
+        case $pkg in
+            qemu-system-x86 | qemu-utils | qemu-block-extra) ;;
+            *) others+=("$pkg") ;;
+        esac
+    done
+    log "installing qemu $version and ${others[*]}"
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+        --allow-downgrades "qemu-system-x86=$version" "qemu-utils=$version" \
+        "qemu-block-extra=$version" "${others[@]}"
+}
+
+ensure_system_packages() {
+    if command -v dpkg-query >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
+        if apt_work_needed; then
+            install_apt_packages
+        else
+            log "system packages present"
+        fi
+        return
+    fi
+    local cmd missing=()
+    for cmd in "${COMMANDS[@]}"; do
+        command -v "$cmd" >/dev/null 2>&1 || missing+=("$cmd")
+    done
+    if ((${#missing[@]} > 0)); then
+        die "not a Debian system and missing: ${missing[*]}; install them with your package manager"
+    fi
+}
+
+# Prints the major version from the first line of `$@ --version`.
+qemu_major() {
+    "$@" --version | sed -n '1s/^.*version \([0-9][0-9]*\)\..*$/\1/p'
+}
+
+check_qemu() {
+    local img sys
+    img=$(qemu_major qemu-img) || die "qemu-img --version failed"
+    sys=$(qemu_major qemu-system-x86_64) || die "qemu-system-x86_64 --version failed"
+    [[ -n $img && -n $sys ]] || die "cannot read the QEMU versions (qemu-img: '$img', qemu-system-x86_64: '$sys')"
+    if [[ $img != "$sys" ]]; then
+        die "qemu-img is version $img but qemu-system-x86_64 is $sys; install matching versions"
+    fi
+    log "qemu $img: $(qemu-img --version | sed -n 1p)"
+}
+
+ensure_nextest() {
+    if [[ -d $HOME/.cargo/bin ]]; then
+        PATH="$HOME/.cargo/bin:$PATH"
+    fi
+    command -v cargo >/dev/null 2>&1 || die "cargo not found; install Rust >= 1.85 (https://rustup.rs)"
+    if cargo nextest --version >/dev/null 2>&1; then
+        log "cargo-nextest present"
+    else
+        log "installing cargo-nextest"
+        cargo install cargo-nextest --locked
+    fi
+}
+
+main() {
+    ensure_system_packages
+    check_qemu
+    ensure_nextest
+    log "done"
+}
+
+main "$@"

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# The README's test command: installs dependencies (scripts/setup.sh), builds every binary
+# (integration tests drive the built vmd and vmctl), then runs every test with cargo-nextest.
+# Uses the nextest profile `ci` when CI=true, else `default` (see .config/nextest.toml);
+# NEXTEST_PROFILE overrides. Extra arguments go to `cargo nextest run`, e.g.
+#   ./scripts/test.sh -E 'test(image_import)'
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+bash scripts/setup.sh
+if [[ -d $HOME/.cargo/bin ]]; then
+    PATH="$HOME/.cargo/bin:$PATH"
+fi
+
+default_profile=default
+if [[ ${CI:-} == true ]]; then
+    default_profile=ci
+fi
+
+cargo build --workspace --bins
+cargo nextest run --workspace --no-fail-fast --profile "${NEXTEST_PROFILE:-$default_profile}" "$@"

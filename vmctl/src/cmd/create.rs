@@ -1,0 +1,108 @@
+//! `vmctl create NAME --image BASE`: defines a stopped VM (`vm.create`).
+//!
+//! Names and sizes are checked here first so that mistakes exit 6 without a round trip;
+//! `--memory` must be a whole number of MiB (`512M`, `2G`; a bare number means bytes).
+
+use vm_proto::api::VmdApiClient;
+use vm_proto::names::{parse_size, validate_name};
+use vm_proto::types::VmCreate;
+
+use super::Ctx;
+use crate::cli::CreateArgs;
+use crate::error::CliError;
+use crate::output;
+
+/// Bytes in a MiB.
+const MIB: u64 = 1 << 20;
+
+/// Creates the VM and prints it (nothing with `-q`).
+pub async fn run(ctx: &Ctx, args: CreateArgs) -> Result<(), CliError> {
+    let request = request(args)?;
+    let vm = ctx.connect().await?.vm_create(request).await?;
+    ctx.out.result(&vm, output::vm::details)
+}
+
+/// Validates the arguments and builds the `vm.create` parameters.
+fn request(args: CreateArgs) -> Result<VmCreate, CliError> {
+    validate_name("vm", &args.name).map_err(CliError::invalid)?;
+    validate_name("image", &args.image).map_err(CliError::invalid)?;
+    Ok(VmCreate {
+        name: args.name,
+        image: args.image,
+        cpus: args.cpus,
+        memory_mib: args.memory.as_deref().map(memory_mib).transpose()?,
+        disk_bytes: args.disk.as_deref().map(disk_bytes).transpose()?,
+        ssh_port: args.ssh_port,
+    })
+}
+
+/// `--disk` in bytes.
+fn disk_bytes(text: &str) -> Result<u64, CliError> {
+    parse_size(text).map_err(CliError::invalid)
+}
+
+/// `--memory` in MiB; sizes that are not whole MiB are rejected.
+fn memory_mib(text: &str) -> Result<u64, CliError> {
+    let bytes = parse_size(text).map_err(CliError::invalid)?;
+    if bytes == 0 || bytes % MIB != 0 {
+        return Err(CliError::invalid(format!(
+            "invalid memory size {text:?}: {bytes} bytes is not a whole number of MiB; use e.g. 512M or 2G"
+        )));
+    }
+    Ok(bytes / MIB)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(memory: Option<&str>, disk: Option<&str>) -> CreateArgs {
+        CreateArgs {
+            name: "web1".into(),
+            image: "debian-12".into(),
+            cpus: Some(2),
+            memory: memory.map(String::from),
+            disk: disk.map(String::from),
+            ssh_port: None,
+        }
+    }
+
+    #[test]
+    fn sizes_become_mib_and_bytes() {
+        let req = request(args(Some("1G"), Some("20G"))).expect("valid");
+        assert_eq!(req.memory_mib, Some(1024));
+        assert_eq!(req.disk_bytes, Some(20 << 30));
+        assert_eq!(req.cpus, Some(2));
+        assert_eq!(
+            request(args(Some("512MiB"), None))
+                .expect("valid")
+                .memory_mib,
+            Some(512)
+        );
+        assert_eq!(request(args(None, None)).expect("valid").memory_mib, None);
+    }
+
+    #[test]
+    fn partial_mib_and_bad_input_exit_6() {
+        for memory in ["1000K", "512", "0", "lots"] {
+            let err = request(args(Some(memory), None)).expect_err(memory);
+            assert_eq!(err.exit_code(), 6, "{memory}");
+        }
+        let err = request(args(Some("1000K"), None)).expect_err("1000K");
+        assert!(
+            err.to_string().contains("not a whole number of MiB"),
+            "{err}"
+        );
+        assert_eq!(
+            request(args(None, Some("2X")))
+                .expect_err("disk")
+                .exit_code(),
+            6
+        );
+        let bad_name = CreateArgs {
+            name: "Web_1".into(),
+            ..args(None, None)
+        };
+        assert_eq!(request(bad_name).expect_err("name").exit_code(), 6);
+    }
+}

@@ -1,0 +1,123 @@
+//! Tables for `status`: the daemon overview and its consistency issues.
+
+use std::time::Duration;
+
+use vm_proto::names::format_size;
+use vm_proto::types::{ConsistencyIssue, SystemInfo};
+
+use super::{kv_table, list_table};
+
+/// The whole `status` output: the overview, then the issues table when there are any.
+pub fn details(info: &SystemInfo) -> String {
+    if info.issues.is_empty() {
+        return overview(info);
+    }
+    format!(
+        "{}\n\nConsistency issues found at start-up:\n{}",
+        overview(info),
+        issues(&info.issues)
+    )
+}
+
+/// Key/value lines of the daemon overview.
+fn overview(info: &SystemInfo) -> String {
+    let accelerator = format!("{} ({})", info.accelerator.name, info.accelerator.reason);
+    kv_table(&[
+        ("daemon version", info.daemon_version.clone()),
+        ("api version", info.api_version.clone()),
+        ("vmctl version", env!("CARGO_PKG_VERSION").to_string()),
+        ("pid", info.pid.to_string()),
+        (
+            "uptime",
+            humantime::format_duration(Duration::from_secs(info.uptime_secs)).to_string(),
+        ),
+        ("socket", info.socket_path.clone()),
+        ("state dir", info.state_dir.clone()),
+        ("images dir", info.images_dir.clone()),
+        ("overlays dir", info.overlays_dir.clone()),
+        ("qemu-img", info.qemu_img_version.clone()),
+        ("accelerator", accelerator),
+        ("images", info.image_count.to_string()),
+        ("vms", info.vm_count.to_string()),
+        ("images size", format_size(info.disk.images_bytes)),
+        ("overlays size", format_size(info.disk.overlays_bytes)),
+        ("free space", format_size(info.disk.free_bytes)),
+    ])
+}
+
+/// The KIND / NAME / PATH table of consistency issues.
+fn issues(issues: &[ConsistencyIssue]) -> String {
+    let rows = issues.iter().map(|issue| {
+        let kind = serde_json::to_value(issue.kind)
+            .ok()
+            .and_then(|v| v.as_str().map(String::from));
+        vec![
+            kind.unwrap_or_default(),
+            issue.name.clone(),
+            issue.path.clone(),
+        ]
+    });
+    list_table(&["KIND", "NAME", "PATH"], rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vm_proto::types::{Accelerator, ConsistencyIssueKind, DiskUsage};
+
+    fn sample(issues: Vec<ConsistencyIssue>) -> SystemInfo {
+        SystemInfo {
+            daemon_version: "0.1.0".into(),
+            api_version: "1.0".into(),
+            pid: 42,
+            uptime_secs: 3725,
+            socket_path: "/run/vmd/vmd.sock".into(),
+            state_dir: "/var/lib/vmd".into(),
+            images_dir: "/var/lib/vmd/images".into(),
+            overlays_dir: "/var/lib/vmd/overlays".into(),
+            qemu_img_version: "qemu-img version 8.2.2".into(),
+            accelerator: Accelerator {
+                name: "tcg".into(),
+                reason: "/dev/kvm missing".into(),
+            },
+            image_count: 1,
+            vm_count: 2,
+            disk: DiskUsage {
+                images_bytes: 1 << 30,
+                overlays_bytes: 5 << 20,
+                free_bytes: 10 << 30,
+            },
+            issues,
+        }
+    }
+
+    #[test]
+    fn overview_has_every_key() {
+        let text = details(&sample(vec![]));
+        for cell in [
+            "1h 2m 5s",
+            "tcg (/dev/kvm missing)",
+            "qemu-img version 8.2.2",
+            "10 GiB",
+            "42",
+        ] {
+            assert!(text.contains(cell), "{cell} missing in {text}");
+        }
+        assert!(!text.contains("Consistency"));
+    }
+
+    #[test]
+    fn issues_get_their_own_table() {
+        let issue = ConsistencyIssue {
+            kind: ConsistencyIssueKind::MissingOverlay,
+            name: "web1".into(),
+            path: "/var/lib/vmd/overlays/web1.qcow2".into(),
+        };
+        let text = details(&sample(vec![issue]));
+        assert!(text.contains("KIND"), "{text}");
+        assert!(
+            text.contains("missing_overlay   web1   /var/lib/vmd/overlays/web1.qcow2"),
+            "{text}"
+        );
+    }
+}

@@ -1,0 +1,155 @@
+//! Tables for VMs: the `ls` list and the `show` details.
+
+use vm_proto::names::format_size;
+use vm_proto::types::Vm;
+
+use super::{created, created_short, kv_table, list_table, owner, size_exact};
+
+/// Bytes in a MiB, to show `memory_mib` with [`format_size`].
+const MIB: u64 = 1 << 20;
+
+/// The `ls` table: NAME, STATE, IMAGE, CPUS, MEMORY, DISK (used / virtual), OWNER, CREATED.
+pub fn table(vms: &[Vm]) -> String {
+    let headers = [
+        "NAME", "STATE", "IMAGE", "CPUS", "MEMORY", "DISK", "OWNER", "CREATED",
+    ];
+    list_table(&headers, vms.iter().map(row))
+}
+
+/// One `ls` row.
+fn row(vm: &Vm) -> Vec<String> {
+    vec![
+        vm.name.clone(),
+        vm.state.to_string(),
+        vm.image.clone(),
+        vm.cpus.to_string(),
+        format_size(vm.memory_mib.saturating_mul(MIB)),
+        format!(
+            "{} / {}",
+            format_size(vm.disk_usage_bytes),
+            format_size(vm.disk_bytes)
+        ),
+        vm.owner_uid.to_string(),
+        created_short(&vm.created_at),
+    ]
+}
+
+/// The `show` table: every field of the VM, one per line.
+pub fn details(vm: &Vm) -> String {
+    kv_table(&[
+        ("name", vm.name.clone()),
+        ("state", vm.state.to_string()),
+        ("image", vm.image.clone()),
+        ("cpus", vm.cpus.to_string()),
+        ("memory", memory(vm.memory_mib)),
+        ("disk size", size_exact(vm.disk_bytes)),
+        ("disk usage", size_exact(vm.disk_usage_bytes)),
+        ("owner", owner(vm.owner_uid)),
+        ("created", created(&vm.created_at)),
+        ("overlay path", vm.overlay_path.clone()),
+        (
+            "ssh port",
+            or_dash(vm.ssh_port.map(|port| format!("127.0.0.1:{port}"))),
+        ),
+        ("accelerator", or_dash(vm.accelerator.clone())),
+        ("pid", or_dash(vm.pid.map(|pid| pid.to_string()))),
+        ("started", or_dash(vm.started_at.as_deref().map(created))),
+        ("vnc socket", or_dash(vm.vnc_socket.clone())),
+        ("reason", or_dash(vm.reason.clone())),
+    ])
+}
+
+/// Memory in its largest unit, with the exact MiB when that differs: `1 GiB (1024 MiB)`.
+fn memory(mib: u64) -> String {
+    let text = format_size(mib.saturating_mul(MIB));
+    if text == format!("{mib} MiB") {
+        text
+    } else {
+        format!("{text} ({mib} MiB)")
+    }
+}
+
+/// The value, or `-` when the API left it out.
+fn or_dash(value: Option<String>) -> String {
+    value.unwrap_or_else(|| "-".to_string())
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use vm_proto::types::VmState;
+
+    /// A VM as the daemon would return it.
+    pub(crate) fn sample() -> Vm {
+        Vm {
+            name: "web1".into(),
+            state: VmState::Stopped,
+            image: "debian-12".into(),
+            cpus: 2,
+            memory_mib: 1024,
+            disk_bytes: 256 << 20,
+            disk_usage_bytes: 196 << 10,
+            owner_uid: 1000,
+            created_at: "2024-05-01T12:00:00Z".into(),
+            overlay_path: "/var/lib/vmd/overlays/web1.qcow2".into(),
+            ssh_port: Some(2222),
+            accelerator: None,
+            pid: None,
+            started_at: None,
+            vnc_socket: None,
+            reason: Some("guest panicked".into()),
+        }
+    }
+
+    #[test]
+    fn list_has_every_column() {
+        let text = table(&[sample()]);
+        let mut lines = text.lines();
+        let header: Vec<_> = lines.next().expect("header").split_whitespace().collect();
+        assert_eq!(
+            header,
+            ["NAME", "STATE", "IMAGE", "CPUS", "MEMORY", "DISK", "OWNER", "CREATED"]
+        );
+        let row = lines.next().expect("row");
+        for cell in [
+            "web1",
+            "stopped",
+            "debian-12",
+            "1 GiB",
+            "196 KiB / 256 MiB",
+            "1000",
+            "d ago",
+        ] {
+            assert!(row.contains(cell), "{cell} missing in {row}");
+        }
+        assert!(text.lines().all(|l| l.chars().count() <= 100), "{text}");
+    }
+
+    #[test]
+    fn details_show_every_field() {
+        let text = details(&sample());
+        for cell in [
+            "stopped",
+            "1 GiB (1024 MiB)",
+            "256 MiB (268435456 bytes)",
+            "2024-05-01T12:00:00Z",
+        ] {
+            assert!(text.contains(cell), "{cell} missing in {text}");
+        }
+        assert!(
+            text.contains("overlay path   /var/lib/vmd/overlays/web1.qcow2"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn json_round_trips_the_api_type() {
+        let json = crate::output::to_json(&sample()).expect("json");
+        assert_eq!(serde_json::from_str::<Vm>(&json).expect("parse"), sample());
+        let list = crate::output::to_json(&[sample()]).expect("json");
+        assert_eq!(
+            serde_json::from_str::<Vec<Vm>>(&list).expect("parse"),
+            vec![sample()]
+        );
+    }
+}

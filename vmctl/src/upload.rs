@@ -1,0 +1,215 @@
+//! Streaming an image file to the daemon: `PUT /v1/uploads` over HTTP/1.1 on the Unix socket.
+//!
+//! vmctl opens the file itself (the daemon never opens client paths) and sends it in 256 KiB
+//! chunks with a `content-length`, never holding it in memory. The daemon answers 201 with a
+//! [`vm_proto::types::Upload`] JSON body, or 4xx/5xx with `{"error": {"code", "message", "data"}}`
+//! decoded into the same [`ApiError`] as JSON-RPC errors.
+
+use std::path::Path;
+
+use futures::TryStreamExt;
+use http_body_util::{BodyExt, StreamBody};
+use hyper::body::{Body, Frame, Incoming};
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use indicatif::ProgressBar;
+use tokio_util::io::ReaderStream;
+use vm_proto::types::Upload;
+use vm_proto::ApiError;
+
+use crate::client::connect_stream;
+use crate::error::CliError;
+
+/// Bytes read from the file per body frame.
+const CHUNK: usize = 256 * 1024;
+
+/// An opened, regular file ready to upload.
+pub struct Source {
+    file: tokio::fs::File,
+    /// Its size in bytes (the `content-length`).
+    pub size: u64,
+}
+
+/// Opens `path` for upload. Unreadable or non-regular files are invalid arguments (exit 6).
+pub async fn open(path: &Path) -> Result<Source, CliError> {
+    let unreadable =
+        |err: std::io::Error| CliError::invalid(format!("cannot read {}: {err}", path.display()));
+    let file = tokio::fs::File::open(path).await.map_err(unreadable)?;
+    let meta = file.metadata().await.map_err(unreadable)?;
+    if !meta.is_file() {
+        return Err(CliError::invalid(format!(
+            "{} is not a regular file",
+            path.display()
+        )));
+    }
+    Ok(Source {
+        file,
+        size: meta.len(),
+    })
+}
+
+/// Uploads `source` to the daemon at `socket`, advancing `bar` as bytes are sent.
+pub async fn send(socket: &Path, source: Source, bar: ProgressBar) -> Result<Upload, CliError> {
+    let size = source.size;
+    let chunks = ReaderStream::with_capacity(source.file, CHUNK)
+        .inspect_ok(move |chunk| bar.inc(chunk.len() as u64))
+        .map_ok(Frame::data);
+    let request = Request::builder()
+        .method(Method::PUT)
+        .uri(vm_proto::UPLOAD_PATH)
+        .header(hyper::header::HOST, "localhost")
+        .header(hyper::header::CONTENT_TYPE, "application/octet-stream")
+        .header(hyper::header::CONTENT_LENGTH, size)
+        .body(StreamBody::new(chunks))
+        .map_err(|err| CliError::Protocol(format!("cannot build the upload request: {err}")))?;
+    let response = round_trip(socket, request).await?;
+    decode(response).await
+}
+
+/// Sends one request on a fresh HTTP/1.1 connection and returns the response.
+async fn round_trip<B>(socket: &Path, request: Request<B>) -> Result<Response<Incoming>, CliError>
+where
+    B: Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let failed = |err: hyper::Error| CliError::Protocol(format!("upload failed: {}", chain(&err)));
+    let io = TokioIo::new(connect_stream(socket).await?);
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(io)
+        .await
+        .map_err(failed)?;
+    // Drives the connection until the response body is read; ends when the socket closes.
+    tokio::spawn(connection);
+    sender.send_request(request).await.map_err(failed)
+}
+
+/// Reads the daemon's answer: an [`Upload`] on success, its error otherwise.
+async fn decode(response: Response<Incoming>) -> Result<Upload, CliError> {
+    let status = response.status();
+    let body = response.into_body().collect().await.map_err(|err| {
+        CliError::Protocol(format!(
+            "upload failed: cannot read the reply: {}",
+            chain(&err)
+        ))
+    })?;
+    let body = body.to_bytes();
+    if status.is_success() {
+        return serde_json::from_slice(&body).map_err(|err| {
+            CliError::Protocol(format!("upload failed: unexpected reply from vmd: {err}"))
+        });
+    }
+    Err(decode_error(status, &body))
+}
+
+/// Turns an error reply (`{"error": {"code", "message", "data"}}`) into a [`CliError`].
+fn decode_error(status: StatusCode, body: &[u8]) -> CliError {
+    let json: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
+    let error = &json["error"];
+    let code = error["code"].as_i64().and_then(|c| i32::try_from(c).ok());
+    let message = error["message"].as_str().unwrap_or_default();
+    let data = (!error["data"].is_null()).then(|| error["data"].to_string());
+    match code.and_then(|code| ApiError::from_parts(code, message, data.as_deref())) {
+        Some(api) => CliError::Api(api),
+        None => {
+            let text = String::from_utf8_lossy(&body[..body.len().min(200)])
+                .trim()
+                .to_string();
+            CliError::Protocol(format!("upload failed: HTTP {status}: {text}"))
+        }
+    }
+}
+
+/// An error and its sources joined by ": ".
+fn chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text.push_str(&format!(": {cause}"));
+        source = cause.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    #[test]
+    fn error_replies_decode_to_api_errors() {
+        let body = br#"{"error":{"code":400,"message":"not a disk image",
+            "data":{"kind":"invalid_argument","chain":["not a disk image","bad magic"]}}}"#;
+        let err = decode_error(StatusCode::BAD_REQUEST, body);
+        assert_eq!(err.exit_code(), 6);
+        assert_eq!(err.to_string(), "not a disk image: bad magic");
+        let err = decode_error(StatusCode::BAD_GATEWAY, b"<html>proxy</html>");
+        assert_eq!(
+            err.to_string(),
+            "upload failed: HTTP 502 Bad Gateway: <html>proxy</html>"
+        );
+    }
+
+    #[tokio::test]
+    async fn open_rejects_missing_and_non_regular_files() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let missing = open(&dir.path().join("nope")).await.err().expect("missing");
+        assert_eq!(missing.exit_code(), 6);
+        assert!(missing.to_string().starts_with("cannot read "), "{missing}");
+        let dir_err = open(dir.path()).await.err().expect("a directory");
+        assert!(
+            dir_err.to_string().ends_with("is not a regular file"),
+            "{dir_err}"
+        );
+        let mut file = tempfile::NamedTempFile::new().expect("file");
+        file.write_all(b"abc").expect("write");
+        assert_eq!(open(file.path()).await.expect("opens").size, 3);
+    }
+
+    /// A one-request HTTP server standing in for vmd: checks the request, hashes nothing.
+    async fn fake_vmd(listener: tokio::net::UnixListener) {
+        let (stream, _) = listener.accept().await.expect("accept");
+        let service = hyper::service::service_fn(|req: Request<Incoming>| async move {
+            assert_eq!(req.method(), Method::PUT);
+            assert_eq!(req.uri().path(), vm_proto::UPLOAD_PATH);
+            let length = req.headers()["content-length"]
+                .to_str()
+                .expect("ascii")
+                .to_string();
+            let received = req.into_body().collect().await?.to_bytes().len();
+            assert_eq!(length, received.to_string());
+            let upload = Upload {
+                upload_id: "u1".into(),
+                size_bytes: received as u64,
+                sha256: "ab".into(),
+            };
+            let json = serde_json::to_vec(&upload).expect("json");
+            let reply = Response::builder().status(StatusCode::CREATED);
+            Ok::<_, hyper::Error>(
+                reply
+                    .body(http_body_util::Full::new(hyper::body::Bytes::from(json)))
+                    .expect("reply"),
+            )
+        });
+        let conn = hyper::server::conn::http1::Builder::new()
+            .serve_connection(TokioIo::new(stream), service);
+        conn.await.expect("serve");
+    }
+
+    #[tokio::test]
+    async fn send_streams_the_whole_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let socket = dir.path().join("vmd.sock");
+        let server = tokio::spawn(fake_vmd(
+            tokio::net::UnixListener::bind(&socket).expect("bind"),
+        ));
+        let path = dir.path().join("disk.raw");
+        std::fs::write(&path, vec![7u8; CHUNK * 3 + 5]).expect("write");
+        let bar = ProgressBar::hidden();
+        let upload = send(&socket, open(&path).await.expect("open"), bar.clone())
+            .await
+            .expect("upload");
+        assert_eq!(upload.size_bytes, (CHUNK * 3 + 5) as u64);
+        assert_eq!(bar.position(), upload.size_bytes);
+        server.await.expect("server");
+    }
+}

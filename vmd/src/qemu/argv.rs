@@ -1,0 +1,383 @@
+//! Typed QEMU options → argv.
+//!
+//! One [`QemuConfig`] describes a VM; [`QemuConfig::args`] turns it into the argument list for
+//! [`qemu_binary`]. The machine is fixed: q35, no default devices, no user config, one
+//! virtio disk given as an explicit `-blockdev` chain (nothing is probed), user networking
+//! with an optional SSH port forward on 127.0.0.1, the first serial port on a Unix socket with
+//! a log file, QMP and VNC on Unix sockets (no TCP ports besides SSH), and the guest's
+//! hostname in fw_cfg `opt/guest/hostname`. Never `-daemonize` (vmd owns the process) and
+//! never `-k` (a keymap breaks VNC clients that send raw scancodes).
+//!
+//! Values inside QEMU's `key=value,…` option syntax have their commas doubled, so any path
+//! is safe there. The `-blockdev` argument is JSON, which QEMU requires to be UTF-8: the
+//! overlay path is converted lossily (vmd's state directory is UTF-8).
+
+use std::ffi::{OsStr, OsString};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::path::PathBuf;
+
+/// The QEMU system emulator vmd runs.
+pub fn qemu_binary() -> &'static str {
+    "qemu-system-x86_64"
+}
+
+/// The accelerator a VM runs under.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Accel {
+    /// Hardware virtualisation; the guest CPU is the host's (`-cpu host`).
+    Kvm,
+    /// Emulation; the guest CPU is QEMU's richest model (`-cpu max`).
+    Tcg,
+}
+
+impl Accel {
+    /// The name QEMU uses (`kvm`, `tcg`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Accel::Kvm => "kvm",
+            Accel::Tcg => "tcg",
+        }
+    }
+
+    fn cpu_model(self) -> &'static str {
+        match self {
+            Accel::Kvm => "host",
+            Accel::Tcg => "max",
+        }
+    }
+}
+
+/// Everything that varies between VMs' QEMU command lines.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QemuConfig {
+    /// VM name (a DNS label): QEMU's `-name` and the guest's hostname via fw_cfg.
+    pub name: String,
+    /// Number of vCPUs.
+    pub cpus: u32,
+    /// Guest memory in MiB.
+    pub memory_mib: u64,
+    /// Accelerator.
+    pub accel: Accel,
+    /// The VM's qcow2 overlay; its backing file is recorded in it with an explicit format.
+    pub overlay: PathBuf,
+    /// QMP listening socket (QEMU creates it).
+    pub qmp_socket: PathBuf,
+    /// First serial port as a listening Unix socket (QEMU creates it).
+    pub console_socket: PathBuf,
+    /// File QEMU appends all serial output to.
+    pub console_log: PathBuf,
+    /// VNC listening socket (QEMU creates it).
+    pub vnc_socket: PathBuf,
+    /// Host port on 127.0.0.1 forwarded to the guest's port 22.
+    pub ssh_port: Option<u16>,
+    /// User QEMU switches to (`-runas`) once it has opened its files; for vmd running as root.
+    pub runas: Option<String>,
+    /// Enables QEMU's seccomp sandbox: no obsolete syscalls, no spawning, no resource
+    /// control, and no privilege changes unless `runas` needs them.
+    pub sandbox: bool,
+}
+
+impl QemuConfig {
+    /// The arguments for [`qemu_binary`] (without the program name).
+    pub fn args(&self) -> Vec<OsString> {
+        let mut argv = Argv::default();
+        self.machine(&mut argv);
+        self.devices(&mut argv);
+        self.control(&mut argv);
+        self.confinement(&mut argv);
+        argv.0
+    }
+
+    fn machine(&self, argv: &mut Argv) {
+        argv.pair("-name", format!("guest={},debug-threads=on", escape_str(&self.name)));
+        argv.flag("-nodefaults");
+        argv.flag("-no-user-config");
+        argv.pair("-msg", "timestamp=on");
+        argv.pair("-machine", "q35");
+        argv.pair("-accel", self.accel.as_str());
+        argv.pair("-cpu", self.accel.cpu_model());
+        argv.pair("-smp", self.cpus.to_string());
+        argv.pair("-m", self.memory_mib.to_string());
+    }
+
+    fn devices(&self, argv: &mut Argv) {
+        argv.pair("-blockdev", self.blockdev_json());
+        argv.pair("-device", "virtio-blk-pci,drive=disk0,bootindex=1");
+        let mut netdev = String::from("user,id=net0");
+        if let Some(port) = self.ssh_port {
+            netdev.push_str(&format!(",hostfwd=tcp:127.0.0.1:{port}-:22"));
+        }
+        argv.pair("-netdev", netdev);
+        argv.pair("-device", "virtio-net-pci,netdev=net0");
+        argv.pair("-device", "virtio-rng-pci");
+        argv.pair(
+            "-fw_cfg",
+            format!("name=opt/guest/hostname,string={}", escape_str(&self.name)),
+        );
+        // VNC needs a graphics device; std VGA also shows SeaBIOS's text output.
+        argv.pair("-device", "VGA");
+    }
+
+    fn control(&self, argv: &mut Argv) {
+        argv.pair("-display", "none");
+        argv.pair("-vnc", concat(&["unix:".as_ref(), &escape(self.vnc_socket.as_os_str())]));
+        argv.pair(
+            "-chardev",
+            concat(&[
+                "socket,id=serial0,path=".as_ref(),
+                &escape(self.console_socket.as_os_str()),
+                ",server=on,wait=off,logfile=".as_ref(),
+                &escape(self.console_log.as_os_str()),
+                ",logappend=on".as_ref(),
+            ]),
+        );
+        argv.pair("-serial", "chardev:serial0");
+        argv.pair(
+            "-qmp",
+            concat(&[
+                "unix:".as_ref(),
+                &escape(self.qmp_socket.as_os_str()),
+                ",server=on,wait=off".as_ref(),
+            ]),
+        );
+    }
+
+    fn confinement(&self, argv: &mut Argv) {
+        if self.sandbox {
+            // QEMU installs the filter before -runas switches user, so setuid/setgid must
+            // stay allowed when runas is set (QEMU 7.2 dies of SIGSYS otherwise).
+            let privileges = if self.runas.is_some() {
+                ""
+            } else {
+                ",elevateprivileges=deny"
+            };
+            argv.pair(
+                "-sandbox",
+                format!("on,obsolete=deny{privileges},spawn=deny,resourcecontrol=deny"),
+            );
+        }
+        if let Some(user) = &self.runas {
+            argv.pair("-runas", user.as_str());
+        }
+    }
+
+    fn blockdev_json(&self) -> String {
+        // Written by hand for a stable key order; the Value quotes and escapes the path.
+        let filename = serde_json::Value::from(self.overlay.to_string_lossy());
+        format!(
+            r#"{{"driver":"qcow2","node-name":"disk0","file":{{"driver":"file","filename":{filename}}}}}"#
+        )
+    }
+}
+
+/// An argv under construction.
+#[derive(Default)]
+struct Argv(Vec<OsString>);
+
+impl Argv {
+    fn flag(&mut self, flag: &str) {
+        self.0.push(flag.into());
+    }
+
+    fn pair(&mut self, flag: &str, value: impl Into<OsString>) {
+        self.0.push(flag.into());
+        self.0.push(value.into());
+    }
+}
+
+/// Doubles commas so `value` stays one value in QEMU's `key=value,…` syntax.
+fn escape(value: &OsStr) -> OsString {
+    let mut out = Vec::with_capacity(value.len());
+    for &byte in value.as_bytes() {
+        out.push(byte);
+        if byte == b',' {
+            out.push(b',');
+        }
+    }
+    OsString::from_vec(out)
+}
+
+fn escape_str(value: &str) -> String {
+    value.replace(',', ",,")
+}
+
+fn concat(parts: &[&OsStr]) -> OsString {
+    parts.iter().fold(OsString::new(), |mut acc, part| {
+        acc.push(part);
+        acc
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn typical() -> QemuConfig {
+        QemuConfig {
+            name: "web1".into(),
+            cpus: 2,
+            memory_mib: 1024,
+            accel: Accel::Tcg,
+            overlay: "/var/lib/vmd/overlays/web1.qcow2".into(),
+            qmp_socket: "/run/vmd/vms/web1/qmp.sock".into(),
+            console_socket: "/run/vmd/vms/web1/console.sock".into(),
+            console_log: "/var/lib/vmd/logs/web1.console.log".into(),
+            vnc_socket: "/run/vmd/vms/web1/vnc.sock".into(),
+            ssh_port: None,
+            runas: None,
+            sandbox: false,
+        }
+    }
+
+    fn strings(config: &QemuConfig) -> Vec<String> {
+        config
+            .args()
+            .into_iter()
+            .map(|a| a.into_string().expect("utf-8"))
+            .collect()
+    }
+
+    const TYPICAL: &[&str] = &[
+        "-name",
+        "guest=web1,debug-threads=on",
+        "-nodefaults",
+        "-no-user-config",
+        "-msg",
+        "timestamp=on",
+        "-machine",
+        "q35",
+        "-accel",
+        "tcg",
+        "-cpu",
+        "max",
+        "-smp",
+        "2",
+        "-m",
+        "1024",
+        "-blockdev",
+        r#"{"driver":"qcow2","node-name":"disk0","file":{"driver":"file","filename":"/var/lib/vmd/overlays/web1.qcow2"}}"#,
+        "-device",
+        "virtio-blk-pci,drive=disk0,bootindex=1",
+        "-netdev",
+        "user,id=net0",
+        "-device",
+        "virtio-net-pci,netdev=net0",
+        "-device",
+        "virtio-rng-pci",
+        "-fw_cfg",
+        "name=opt/guest/hostname,string=web1",
+        "-device",
+        "VGA",
+        "-display",
+        "none",
+        "-vnc",
+        "unix:/run/vmd/vms/web1/vnc.sock",
+        "-chardev",
+        "socket,id=serial0,path=/run/vmd/vms/web1/console.sock,server=on,wait=off,\
+         logfile=/var/lib/vmd/logs/web1.console.log,logappend=on",
+        "-serial",
+        "chardev:serial0",
+        "-qmp",
+        "unix:/run/vmd/vms/web1/qmp.sock,server=on,wait=off",
+    ];
+
+    #[test]
+    fn typical_argv() {
+        assert_eq!(strings(&typical()), TYPICAL);
+    }
+
+    #[test]
+    fn ssh_port_adds_a_loopback_forward() {
+        let config = QemuConfig {
+            ssh_port: Some(2222),
+            ..typical()
+        };
+        let argv = strings(&config);
+        let at = argv.iter().position(|a| a == "-netdev").expect("netdev");
+        assert_eq!(argv[at + 1], "user,id=net0,hostfwd=tcp:127.0.0.1:2222-:22");
+        assert_eq!(argv.len(), TYPICAL.len());
+    }
+
+    #[test]
+    fn kvm_uses_the_host_cpu() {
+        let config = QemuConfig {
+            accel: Accel::Kvm,
+            ..typical()
+        };
+        let mut expected: Vec<String> = TYPICAL.iter().map(|s| s.to_string()).collect();
+        expected[9] = "kvm".into();
+        expected[11] = "host".into();
+        assert_eq!(strings(&config), expected);
+    }
+
+    #[test]
+    fn sandbox_without_runas_denies_privilege_changes() {
+        let config = QemuConfig {
+            sandbox: true,
+            ..typical()
+        };
+        let argv = strings(&config);
+        assert_eq!(&argv[..TYPICAL.len()], TYPICAL);
+        assert_eq!(
+            &argv[TYPICAL.len()..],
+            [
+                "-sandbox",
+                "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny"
+            ]
+        );
+    }
+
+    #[test]
+    fn runas_keeps_setuid_allowed_in_the_sandbox() {
+        let config = QemuConfig {
+            sandbox: true,
+            runas: Some("nobody".into()),
+            ..typical()
+        };
+        let argv = strings(&config);
+        assert_eq!(&argv[..TYPICAL.len()], TYPICAL);
+        assert_eq!(
+            &argv[TYPICAL.len()..],
+            [
+                "-sandbox",
+                "on,obsolete=deny,spawn=deny,resourcecontrol=deny",
+                "-runas",
+                "nobody"
+            ]
+        );
+    }
+
+    #[test]
+    fn runas_without_sandbox() {
+        let config = QemuConfig {
+            runas: Some("vmd-qemu".into()),
+            ..typical()
+        };
+        let argv = strings(&config);
+        assert_eq!(&argv[TYPICAL.len()..], ["-runas", "vmd-qemu"]);
+    }
+
+    #[test]
+    fn commas_in_paths_are_doubled() {
+        let config = QemuConfig {
+            qmp_socket: "/tmp/a,b/qmp.sock".into(),
+            vnc_socket: "/tmp/a,b/vnc.sock".into(),
+            ..typical()
+        };
+        let argv = strings(&config);
+        assert!(argv.contains(&"unix:/tmp/a,,b/qmp.sock,server=on,wait=off".to_string()));
+        assert!(argv.contains(&"unix:/tmp/a,,b/vnc.sock".to_string()));
+    }
+
+    #[test]
+    fn never_keymap_nor_daemonize() {
+        let config = QemuConfig {
+            sandbox: true,
+            runas: Some("nobody".into()),
+            ssh_port: Some(1),
+            ..typical()
+        };
+        let argv = strings(&config);
+        assert!(!argv.iter().any(|a| a == "-k" || a == "-daemonize"));
+    }
+}

@@ -1,0 +1,25 @@
+//! The QEMU layer: how vmd builds a QEMU command line, starts and watches the process, and
+//! talks to it over QMP.
+//!
+//! # Layout
+//! - [`argv`]: [`QemuConfig`] (typed options) → argv, with golden tests.
+//! - [`process`]: spawning QEMU in its own process group, `/proc` checks that survive pid
+//!   reuse, exit descriptions, log tails.
+//! - [`qmp`]: a small hand-written QMP client (greeting, capabilities, id-matched replies,
+//!   events on a broadcast channel, typed helpers for the commands vmd uses).
+//!
+//! # Files a QEMU process uses
+//! Every path in [`QemuConfig`] is opened or created by QEMU while it still runs as the user
+//! that spawned it (root under systemd), before `-runas` drops privileges: the overlay, the
+//! serial log, and the QMP, console and VNC listening sockets. Nothing is opened afterwards,
+//! so the per-VM directory may stay private to vmd. Because the unprivileged QEMU cannot
+//! unlink its sockets when it exits, stale socket files can remain: remove them before the
+//! next start (the QMP client retries until QEMU has replaced them).
+
+pub mod argv;
+pub mod process;
+pub mod qmp;
+
+pub use argv::{qemu_binary, Accel, QemuConfig};
+pub use process::ProcessError;
+pub use qmp::{Qmp, QmpError, QmpEvent, RunState, StatusInfo};

@@ -1,0 +1,181 @@
+//! Typed helpers for the QMP commands vmd uses.
+
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::{Qmp, QmpError};
+
+/// QEMU's run state (`RunState` in the QAPI schema).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RunState {
+    /// The guest is running.
+    Running,
+    /// Stopped by `stop` (or `-S`).
+    Paused,
+    /// An accelerator error stopped the guest (e.g. KVM emulation failure); QEMU stays up.
+    InternalError,
+    /// The guest shut down and QEMU was told not to exit (`-no-shutdown`).
+    Shutdown,
+    /// The guest reported a panic.
+    GuestPanicked,
+    /// Waiting for `cont` before the first run.
+    Prelaunch,
+    /// Waiting for an incoming migration.
+    Inmigrate,
+    /// Stopped by a disk I/O error.
+    IoError,
+    /// Stopped by the watchdog.
+    Watchdog,
+    /// The guest is suspended (ACPI S3).
+    Suspended,
+    /// Finishing an outgoing migration.
+    FinishMigrate,
+    /// An outgoing migration finished.
+    Postmigrate,
+    /// Saving a snapshot.
+    SaveVm,
+    /// Restoring a snapshot.
+    RestoreVm,
+    /// Stopped by the gdb stub.
+    Debug,
+    /// COLO fault tolerance.
+    Colo,
+    /// A state this client does not know.
+    #[serde(other)]
+    Other,
+}
+
+impl RunState {
+    /// The QMP spelling (`other` for unknown states).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunState::Running => "running",
+            RunState::Paused => "paused",
+            RunState::InternalError => "internal-error",
+            RunState::Shutdown => "shutdown",
+            RunState::GuestPanicked => "guest-panicked",
+            RunState::Prelaunch => "prelaunch",
+            RunState::Inmigrate => "inmigrate",
+            RunState::IoError => "io-error",
+            RunState::Watchdog => "watchdog",
+            RunState::Suspended => "suspended",
+            RunState::FinishMigrate => "finish-migrate",
+            RunState::Postmigrate => "postmigrate",
+            RunState::SaveVm => "save-vm",
+            RunState::RestoreVm => "restore-vm",
+            RunState::Debug => "debug",
+            RunState::Colo => "colo",
+            RunState::Other => "other",
+        }
+    }
+}
+
+impl std::fmt::Display for RunState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The reply to `query-status`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub struct StatusInfo {
+    /// The run state.
+    pub status: RunState,
+    /// True when vCPUs are running.
+    pub running: bool,
+}
+
+impl Qmp {
+    /// `query-status`.
+    pub async fn query_status(&self) -> Result<StatusInfo, QmpError> {
+        self.call("query-status", None).await
+    }
+
+    /// `system_powerdown`: presses the ACPI power button. The guest decides what happens.
+    pub async fn system_powerdown(&self) -> Result<(), QmpError> {
+        self.call_unit("system_powerdown").await
+    }
+
+    /// `system_reset`: a hard reset (a `RESET` event follows).
+    pub async fn system_reset(&self) -> Result<(), QmpError> {
+        self.call_unit("system_reset").await
+    }
+
+    /// `stop`: pauses the vCPUs (a `STOP` event follows).
+    pub async fn stop(&self) -> Result<(), QmpError> {
+        self.call_unit("stop").await
+    }
+
+    /// `cont`: resumes the vCPUs (a `RESUME` event follows).
+    pub async fn cont(&self) -> Result<(), QmpError> {
+        self.call_unit("cont").await
+    }
+
+    /// `quit`: QEMU exits at once. QEMU may close the connection before replying, so a
+    /// closed connection counts as success.
+    pub async fn quit(&self) -> Result<(), QmpError> {
+        match self.call_unit("quit").await {
+            Ok(()) | Err(QmpError::Closed) => Ok(()),
+            Err(err) => Err(err),
+        }
+    }
+
+    async fn call_unit(&self, command: &str) -> Result<(), QmpError> {
+        self.execute(command, None).await.map(drop)
+    }
+
+    async fn call<T: DeserializeOwned>(
+        &self,
+        command: &str,
+        arguments: Option<Value>,
+    ) -> Result<T, QmpError> {
+        let value = self.execute(command, arguments).await?;
+        serde_json::from_value(value).map_err(|source| QmpError::Decode {
+            command: command.to_string(),
+            source,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn run_states_round_trip_their_spelling() {
+        for name in [
+            "running",
+            "paused",
+            "internal-error",
+            "shutdown",
+            "guest-panicked",
+            "prelaunch",
+            "inmigrate",
+            "io-error",
+            "watchdog",
+            "suspended",
+            "finish-migrate",
+            "postmigrate",
+            "save-vm",
+            "restore-vm",
+            "debug",
+            "colo",
+        ] {
+            let state: RunState = serde_json::from_value(json!(name)).expect("known state");
+            assert_eq!(state.as_str(), name);
+        }
+    }
+
+    #[test]
+    fn unknown_run_state_is_other() {
+        let info: StatusInfo = serde_json::from_value(
+            json!({"status": "time-travel", "running": false, "singlestep": false}),
+        )
+        .expect("status");
+        assert_eq!(info.status, RunState::Other);
+    }
+}
