@@ -129,7 +129,7 @@ done <"$tmpuris/uris"
 rm -rf "$tmpuris"
 [ ${#DEB_FILES[@]} = ${#PKGS[@]} ] || die "could not resolve all of: ${PKGS[*]}"
 if [ ${#fetch[@]} -gt 0 ]; then
-    log "downloading ${#fetch[@]} package(s): ${PKGS[*]}"
+    log "apt-get download ${fetch[*]}"
     # apt skips files already present with the right hash.
     (cd "$DEBS" && apt-get download -q "${PKGS[@]}") >"$OUTDIR/apt-download.log" 2>&1 || {
         cat "$OUTDIR/apt-download.log" >&2
@@ -276,11 +276,7 @@ mcopy -i "$ESP" "$LDLINUX_C32" ::/ldlinux.c32
 "$SYSLINUX_INSTALLER" --install "$ESP" # mtools installer: ldlinux.sys + boot sector
 
 DATA="$B/data.img"
-mkdir -p "$B/data"
-cat >"$B/data/README" <<'EOF'
-guestdata: the test guest's persistent partition (mounted at /data).
-boot-count is incremented on every boot.
-EOF
+mkdir -p "$B/data" # empty: the guest creates /data/boot-count on first boot
 mkfs.ext4 -q -F -L guestdata -E root_owner=0:0 -d "$B/data" "$DATA" $((DATA_SECTORS / 2))k >/dev/null
 
 RAW="$B/disk.raw"

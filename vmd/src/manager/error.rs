@@ -159,6 +159,9 @@ impl Error {
             Error::UploadNotFound(_) => "upload the file again (`vmctl image import` does both steps)".into(),
             Error::ImageExists(_) | Error::VmExists(_) => "choose another name or remove the existing one first".into(),
             Error::ImageInUse { users, .. } => format!("remove those VMs first: vmctl rm {}", users.join(" ")),
+            Error::Import { source: StorageError::Detect(crate::storage::detect::DetectError::Iso), .. } => {
+                "an ISO is an installer medium, not a disk: import a disk image (qcow2, raw, vmdk, vdi, vhdx, vpc)".into()
+            }
             Error::Import { source, .. } if is_refusal(source) => {
                 "convert or flatten the image into a single self-contained file (e.g. `qemu-img convert -O qcow2 in out`) and import that".into()
             }

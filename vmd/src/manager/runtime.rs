@@ -10,14 +10,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::watch;
+use tokio::sync::{broadcast, watch};
 use vm_proto::types::{EventKind, Vm, VmState, VmStop};
 
 use super::events::Draft;
 use super::{now_secs, Error, Manager};
 use crate::qemu::argv::{Accel, QemuConfig};
 use crate::qemu::process;
-use crate::qemu::qmp::{Qmp, RunState};
+use crate::qemu::qmp::{Qmp, QmpEvent, RunState};
 use crate::store::{self, RuntimeRow, VmRow};
 
 /// How long QEMU may take to open its QMP socket.
@@ -62,27 +62,10 @@ impl Manager {
         let mut child = process::spawn(&config, &qemu_log).map_err(|e| self.start_failed(row, e.to_string()))?;
         let pid = child.id().unwrap_or(0);
         let start_time = process::start_time(pid).unwrap_or(0);
-        let qmp = tokio::select! {
-            qmp = Qmp::connect(&config.qmp_socket, QMP_CONNECT_TIMEOUT) => qmp,
-            status = child.wait() => {
-                let how = status.map(process::describe_exit).unwrap_or_else(|e| e.to_string());
-                return Err(self.start_failed(row, format!("QEMU {how}: {}", process::tail(&qemu_log, 2048))));
-            }
+        let (qmp, events) = match self.handshake(&config).await {
+            Ok(ok) => ok,
+            Err(why) => return Err(self.start_failed(row, exit_reason(&mut child, &qemu_log, why).await)),
         };
-        let qmp = match qmp {
-            Ok(q) => q,
-            Err(err) => {
-                let _ = child.start_kill();
-                return Err(self.start_failed(row, format!("no QMP connection: {err}")));
-            }
-        };
-        let events = qmp.events();
-        let status = qmp.query_status().await.map_err(|e| self.start_failed(row, e.to_string()));
-        if !matches!(status, Ok(ref s) if matches!(s.status, RunState::Running | RunState::Paused | RunState::Prelaunch)) {
-            let _ = child.start_kill();
-            let why = status.map(|s| format!("QEMU run state {:?}", s.status)).unwrap_or_else(|e| e.to_string());
-            return Err(self.start_failed(row, why));
-        }
         let runtime_row = RuntimeRow {
             pid,
             pid_start_time: start_time,
@@ -96,6 +79,19 @@ impl Manager {
         self.transition(&row.name, VmState::Running, None).await?;
         tracing::info!(vm = %row.name, pid, accel = config.accel.as_str(), "vm started");
         Ok(())
+    }
+
+    /// Connects QMP and checks that the guest runs; the error text says what went wrong.
+    async fn handshake(&self, config: &QemuConfig) -> Result<(Qmp, broadcast::Receiver<QmpEvent>), String> {
+        let qmp = Qmp::connect(&config.qmp_socket, QMP_CONNECT_TIMEOUT)
+            .await
+            .map_err(|e| format!("no QMP connection: {e}"))?;
+        let events = qmp.events();
+        match qmp.query_status().await.map(|s| s.status) {
+            Ok(RunState::Running | RunState::Paused | RunState::Prelaunch) => Ok((qmp, events)),
+            Ok(other) => Err(format!("QEMU run state {other:?}")),
+            Err(e) => Err(format!("QMP query-status failed: {e}")),
+        }
     }
 
     fn start_failed(&self, row: &VmRow, reason: String) -> Error {
@@ -210,6 +206,30 @@ impl Manager {
     }
 }
 
+/// Why a start failed: QEMU's own exit status and last words when it has exited (it often
+/// opens QMP before it fails on a disk), else `why`, after killing the half-started QEMU.
+async fn exit_reason(child: &mut tokio::process::Child, qemu_log: &std::path::Path, why: String) -> String {
+    match tokio::time::timeout(Duration::from_secs(2), child.wait()).await {
+        Ok(Ok(status)) => format!("QEMU {}: {}", process::describe_exit(status), qemu_error(&process::tail(qemu_log, 4096))),
+        _ => {
+            let _ = child.start_kill();
+            let _ = child.wait().await;
+            why
+        }
+    }
+}
+
+/// QEMU's last error line without its timestamp, program name and echoed option value
+/// (for a bad disk QEMU repeats the whole `-blockdev` JSON before the reason).
+fn qemu_error(tail: &str) -> String {
+    let line = tail.lines().rev().map(str::trim).find(|l| !l.is_empty()).unwrap_or("no error text");
+    let line = line.split_once("qemu-system-x86_64: ").map_or(line, |(_, rest)| rest);
+    match line.rfind("}: ") {
+        Some(at) if line.starts_with("-blockdev") => line[at + 3..].to_string(),
+        _ => line.to_string(),
+    }
+}
+
 /// Waits until the runtime reports its process gone, at most `timeout`.
 pub(super) async fn wait_gone(gone: &watch::Receiver<bool>, timeout: Duration) -> bool {
     let mut rx = gone.clone();
@@ -247,5 +267,17 @@ impl Manager {
         }
         let socket = self.config.run_dir.join(row.id.to_string()).join("console");
         Ok(ConsoleAttach { runtime, socket })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::qemu_error;
+
+    #[test]
+    fn qemu_error_drops_echoed_blockdev_json() {
+        let tail = "2026-11-22T07:00:00.1 qemu-system-x86_64: -blockdev {\"driver\":\"qcow2\",\"file\":{}}: Could not open '/x.qcow2': No such file or directory\n";
+        assert_eq!(qemu_error(tail), "Could not open '/x.qcow2': No such file or directory");
+        assert_eq!(qemu_error("qemu-system-x86_64: -m 1: bad\n"), "-m 1: bad");
     }
 }

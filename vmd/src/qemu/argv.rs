@@ -89,7 +89,10 @@ impl QemuConfig {
     }
 
     fn machine(&self, argv: &mut Argv) {
-        argv.pair("-name", format!("guest={},debug-threads=on", escape_str(&self.name)));
+        argv.pair(
+            "-name",
+            format!("guest={},debug-threads=on", escape_str(&self.name)),
+        );
         argv.flag("-nodefaults");
         argv.flag("-no-user-config");
         argv.pair("-msg", "timestamp=on");
@@ -120,7 +123,10 @@ impl QemuConfig {
 
     fn control(&self, argv: &mut Argv) {
         argv.pair("-display", "none");
-        argv.pair("-vnc", concat(&["unix:".as_ref(), &escape(self.vnc_socket.as_os_str())]));
+        argv.pair(
+            "-vnc",
+            concat(&["unix:".as_ref(), &escape(self.vnc_socket.as_os_str())]),
+        );
         argv.pair(
             "-chardev",
             concat(&[

@@ -12,9 +12,10 @@
 //! Every path in [`QemuConfig`] is opened or created by QEMU while it still runs as the user
 //! that spawned it (root under systemd), before `-runas` drops privileges: the overlay, the
 //! serial log, and the QMP, console and VNC listening sockets. Nothing is opened afterwards,
-//! so the per-VM directory may stay private to vmd. Because the unprivileged QEMU cannot
-//! unlink its sockets when it exits, stale socket files can remain: remove them before the
-//! next start (the QMP client retries until QEMU has replaced them).
+//! so the per-VM directory may stay private to vmd (tested with a 0700 directory). The
+//! unprivileged QEMU cannot unlink its sockets when it exits, so socket files remain; they
+//! do no harm: the next QEMU unlinks a leftover before it binds, and a QMP client that
+//! connects to a leftover gets `ECONNREFUSED`, which [`Qmp::connect`] retries.
 
 pub mod argv;
 pub mod process;

@@ -168,6 +168,7 @@ impl Store {
             source,
         };
         let conn = Connection::open(path).map_err(open_err)?;
+        restrict(path);
         conn.pragma_update(None, "journal_mode", "WAL")
             .map_err(open_err)?;
         conn.pragma_update(None, "foreign_keys", "ON")
@@ -203,6 +204,14 @@ impl Store {
         let value = f(&tx)?;
         tx.commit().map_err(StoreError::from)?;
         Ok(value)
+    }
+}
+
+/// The database holds every user's objects: readable by the daemon only (WAL files inherit it).
+fn restrict(path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    if let Err(err) = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)) {
+        tracing::warn!(path = %path.display(), error = %err, "cannot restrict database permissions");
     }
 }
 

@@ -11,6 +11,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
+pub mod guest;
+
 /// How long any wait in these tests may take before the test fails.
 pub const DEADLINE: Duration = Duration::from_secs(30);
 
@@ -66,7 +68,7 @@ impl Daemon {
                 "--state-dir",
                 path_str(&self.state),
             ])
-            .args(["--log-format", "text", "--log-level", "debug"])
+            .args(["--log-format", "text", "--log-level", "debug", "--config", path_str(&config)])
             .env("NOTIFY_SOCKET", notify_path)
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("dup"))

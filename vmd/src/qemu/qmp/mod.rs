@@ -186,7 +186,11 @@ impl Qmp {
     }
 
     /// Runs `command` with [`DEFAULT_TIMEOUT`]; returns the reply's `return` value.
-    pub async fn execute(&self, command: &str, arguments: Option<Value>) -> Result<Value, QmpError> {
+    pub async fn execute(
+        &self,
+        command: &str,
+        arguments: Option<Value>,
+    ) -> Result<Value, QmpError> {
         self.execute_timeout(command, arguments, DEFAULT_TIMEOUT)
             .await
     }
@@ -202,7 +206,12 @@ impl Qmp {
         let shared = &self.inner.shared;
         let reply = shared.register(id)?;
         tracing::trace!(command, id, "QMP request");
-        if self.inner.outgoing.send(request_line(command, arguments, id)).is_err() {
+        if self
+            .inner
+            .outgoing
+            .send(request_line(command, arguments, id))
+            .is_err()
+        {
             shared.forget(id);
             return Err(QmpError::Closed);
         }
@@ -291,7 +300,10 @@ impl Shared {
 
     fn dispatch(&self, line: &[u8]) {
         match Frame::parse(line) {
-            Ok(Frame::Reply { id: Some(id), result }) => {
+            Ok(Frame::Reply {
+                id: Some(id),
+                result,
+            }) => {
                 let result = result.map_err(|e| QmpError::Command {
                     class: e.class,
                     desc: e.desc,
@@ -333,7 +345,10 @@ async fn connect_retrying(path: &Path, deadline: Instant) -> Result<UnixStream, 
             Ok(stream) => return Ok(stream),
             Err(err) => err,
         };
-        let retry = matches!(err.kind(), ErrorKind::NotFound | ErrorKind::ConnectionRefused);
+        let retry = matches!(
+            err.kind(),
+            ErrorKind::NotFound | ErrorKind::ConnectionRefused
+        );
         if !retry || Instant::now() + CONNECT_RETRY > deadline {
             return Err(QmpError::Connect {
                 path: path.to_path_buf(),
@@ -348,7 +363,10 @@ async fn connect_retrying(path: &Path, deadline: Instant) -> Result<UnixStream, 
 async fn read_greeting<R: AsyncBufRead + Unpin>(reader: &mut R) -> Result<Value, QmpError> {
     let mut buf = Vec::new();
     loop {
-        match wire::read_line(reader, &mut buf).await.map_err(QmpError::Io)? {
+        match wire::read_line(reader, &mut buf)
+            .await
+            .map_err(QmpError::Io)?
+        {
             Line::Eof => return Err(QmpError::Closed),
             Line::Oversized => continue,
             Line::Complete => match Frame::parse(&buf) {

@@ -9,7 +9,8 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, DuplexStream, ReadHal
 use super::*;
 
 const GREETING: &str = r#"{"QMP": {"version": {"qemu": {"micro": 22, "minor": 2, "major": 7}, "package": "Debian 1:7.2+dfsg-7+deb12u18+b3"}, "capabilities": ["oob"]}}"#;
-const STOP: &str = r#"{"timestamp": {"seconds": 1795333070, "microseconds": 195747}, "event": "STOP"}"#;
+const STOP: &str =
+    r#"{"timestamp": {"seconds": 1795333070, "microseconds": 195747}, "event": "STOP"}"#;
 const WAIT: Duration = Duration::from_secs(5);
 
 /// The QEMU side of the pipe.
@@ -29,7 +30,10 @@ impl FakeQemu {
 
     async fn send(&mut self, line: &str) {
         let framed = format!("{line}\r\n");
-        self.writer.write_all(framed.as_bytes()).await.expect("send");
+        self.writer
+            .write_all(framed.as_bytes())
+            .await
+            .expect("send");
     }
 
     /// The next request, or `None` at EOF.
@@ -49,7 +53,8 @@ impl FakeQemu {
     }
 
     async fn reply(&mut self, id: &Value, body: &str) {
-        self.send(&format!(r#"{{"return": {body}, "id": {id}}}"#)).await;
+        self.send(&format!(r#"{{"return": {body}, "id": {id}}}"#))
+            .await;
     }
 }
 
@@ -97,14 +102,23 @@ async fn typed_status_and_arguments() {
         async move { qmp.query_status().await }
     });
     let id = fake.expect("query-status").await;
-    fake.reply(&id, r#"{"status": "paused", "singlestep": false, "running": false}"#)
-        .await;
+    fake.reply(
+        &id,
+        r#"{"status": "paused", "singlestep": false, "running": false}"#,
+    )
+    .await;
     let status = call.await.expect("join").expect("status");
     assert_eq!((status.status, status.running), (RunState::Paused, false));
 
     let call = tokio::spawn({
         let qmp = qmp.clone();
-        async move { qmp.execute("human-monitor-command", Some(json!({"command-line": "info"}))).await }
+        async move {
+            qmp.execute(
+                "human-monitor-command",
+                Some(json!({"command-line": "info"})),
+            )
+            .await
+        }
     });
     let request = fake.recv().await.expect("request");
     assert_eq!(request["arguments"]["command-line"], "info");
@@ -187,7 +201,9 @@ async fn eof_fails_pending_calls_and_resolves_closed() {
     assert!(qmp.is_closed());
     assert!(matches!(qmp.query_status().await, Err(QmpError::Closed)));
     // Late waiters resolve at once.
-    tokio::time::timeout(WAIT, qmp.closed()).await.expect("closed");
+    tokio::time::timeout(WAIT, qmp.closed())
+        .await
+        .expect("closed");
 }
 
 #[tokio::test]
@@ -233,7 +249,9 @@ async fn greeting_problems() {
     let (client, server) = tokio::io::duplex(1024);
     let mut fake = FakeQemu::new(server);
     fake.send(r#"{"return": {}}"#).await;
-    let err = Qmp::from_stream(client, WAIT).await.expect_err("no greeting");
+    let err = Qmp::from_stream(client, WAIT)
+        .await
+        .expect_err("no greeting");
     assert!(matches!(err, QmpError::BadGreeting), "{err:?}");
 
     let (client, server) = tokio::io::duplex(1024);

@@ -81,7 +81,10 @@ impl Frame {
         }
         if let Some(event) = raw.event {
             let timestamp_micros = raw.timestamp.map_or(0, |t| {
-                let micros = t.seconds.saturating_mul(1_000_000).saturating_add(t.microseconds);
+                let micros = t
+                    .seconds
+                    .saturating_mul(1_000_000)
+                    .saturating_add(t.microseconds);
                 u64::try_from(micros).unwrap_or(0)
             });
             return Ok(Frame::Event(QmpEvent {
@@ -225,11 +228,23 @@ mod tests {
         input.extend_from_slice(b"\n{\"b\":2}");
         let mut reader = tokio::io::BufReader::new(&input[..]);
         let mut buf = Vec::new();
-        assert_eq!(read_line(&mut reader, &mut buf).await.expect("read"), Line::Complete);
+        assert_eq!(
+            read_line(&mut reader, &mut buf).await.expect("read"),
+            Line::Complete
+        );
         assert_eq!(buf, b"{\"a\":1}\r\n");
-        assert_eq!(read_line(&mut reader, &mut buf).await.expect("read"), Line::Oversized);
-        assert_eq!(read_line(&mut reader, &mut buf).await.expect("read"), Line::Complete);
+        assert_eq!(
+            read_line(&mut reader, &mut buf).await.expect("read"),
+            Line::Oversized
+        );
+        assert_eq!(
+            read_line(&mut reader, &mut buf).await.expect("read"),
+            Line::Complete
+        );
         assert_eq!(buf, b"{\"b\":2}");
-        assert_eq!(read_line(&mut reader, &mut buf).await.expect("read"), Line::Eof);
+        assert_eq!(
+            read_line(&mut reader, &mut buf).await.expect("read"),
+            Line::Eof
+        );
     }
 }
