@@ -90,7 +90,11 @@ pub trait VmdApi {
 
     /// The end of the VM's console log (at most `tail_bytes`, default 64 KiB).
     #[method(name = "vm.logs")]
-    async fn vm_logs(&self, name: String, tail_bytes: Option<u64>) -> Result<VmLogs, jsonrpsee::types::ErrorObjectOwned>;
+    async fn vm_logs(
+        &self,
+        name: String,
+        tail_bytes: Option<u64>,
+    ) -> Result<VmLogs, jsonrpsee::types::ErrorObjectOwned>;
 
     /// Follows the VM's console log from its current end (WebSocket only).
     #[subscription(name = "vm.follow_logs" => "vm.log", unsubscribe = "vm.unfollow_logs", item = crate::types::LogChunk)]
@@ -103,5 +107,9 @@ pub trait VmdApi {
 
     /// Stored events with `seq > since`, at most `limit` (default 1000), oldest first.
     #[method(name = "events.list")]
-    async fn events_list(&self, since: Option<u64>, limit: Option<u64>) -> Result<Vec<crate::types::Event>, jsonrpsee::types::ErrorObjectOwned>;
+    async fn events_list(
+        &self,
+        since: Option<u64>,
+        limit: Option<u64>,
+    ) -> Result<Vec<crate::types::Event>, jsonrpsee::types::ErrorObjectOwned>;
 }

@@ -33,8 +33,14 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     std::fs::set_permissions(&paths.state_dir, std::fs::Permissions::from_mode(0o755))?;
     let _lock = lock_state_dir(&paths.lock_file())?;
     let manager = open_manager(&paths, &config).await?;
-    manager.reconcile().await.context("start-up consistency check failed")?;
-    let adopted = manager.adopt().await.context("re-adopting running VMs failed")?;
+    manager
+        .reconcile()
+        .await
+        .context("start-up consistency check failed")?;
+    let adopted = manager
+        .adopt()
+        .await
+        .context("re-adopting running VMs failed")?;
     let listener = socket::bind(
         &paths.socket,
         config.socket_mode()?,

@@ -51,7 +51,10 @@ impl Paths {
     /// Per-VM socket directories (`vms/<id>/{qmp,console,vnc}`) beside the API socket, on a
     /// runtime file system; they outlive vmd so that guests can be re-adopted.
     pub fn run_dir(&self) -> PathBuf {
-        self.socket.parent().map(|p| p.join("vms")).unwrap_or_else(|| self.state_dir.join("run"))
+        self.socket
+            .parent()
+            .map(|p| p.join("vms"))
+            .unwrap_or_else(|| self.state_dir.join("run"))
     }
 
     /// The lock file.

@@ -13,7 +13,9 @@ use serde_json::json;
 /// Running (a zombie is not: an orphaned QEMU is reaped by init, which may be slow here).
 fn alive(pid: u64) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => stat.rsplit_once(')').is_some_and(|(_, rest)| !rest.trim_start().starts_with('Z')),
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| !rest.trim_start().starts_with('Z')),
         Err(_) => false,
     }
 }
@@ -23,7 +25,10 @@ fn guests_survive_kill_9_and_are_readopted_then_stopped() {
     let d = Daemon::start();
     d.import_guest();
     let names = ["g1", "g2", "g3"];
-    let pids: Vec<u64> = names.iter().map(|n| d.boot(n)["pid"].as_u64().expect("pid")).collect();
+    let pids: Vec<u64> = names
+        .iter()
+        .map(|n| d.boot(n)["pid"].as_u64().expect("pid"))
+        .collect();
     for n in names {
         d.wait_log(n, &format!("GUEST-READY {n}"), 1, BOOT);
     }
@@ -32,16 +37,29 @@ fn guests_survive_kill_9_and_are_readopted_then_stopped() {
     let d = Daemon::start_in(dir);
     for (n, pid) in names.iter().zip(&pids) {
         let vm = d.ok("vm.get", json!([n]));
-        assert_eq!((vm["state"].as_str(), vm["pid"].as_u64()), (Some("running"), Some(*pid)), "{vm}");
+        assert_eq!(
+            (vm["state"].as_str(), vm["pid"].as_u64()),
+            (Some("running"), Some(*pid)),
+            "{vm}"
+        );
     }
     assert!(d.log().contains("vm re-adopted"), "{}", d.log());
-    let adopted = d.ok("events.list", json!([0, 1000])).as_array().expect("events").iter().filter(|e| e["kind"] == "adopted").count();
+    let adopted = d
+        .ok("events.list", json!([0, 1000]))
+        .as_array()
+        .expect("events")
+        .iter()
+        .filter(|e| e["kind"] == "adopted")
+        .count();
     assert_eq!(adopted, 3);
     for n in names {
         let vm = d.ok("vm.stop", json!([{"name": n, "timeout_secs": 60}]));
         assert_eq!(vm["state"], "stopped", "{vm}");
     }
-    assert!(pids.iter().all(|p| !alive(*p)), "stopped through the new vmd");
+    assert!(
+        pids.iter().all(|p| !alive(*p)),
+        "stopped through the new vmd"
+    );
     let log = d.wait_log("g1", "GUEST-POWEROFF", 1, BOOT);
     assert!(log.contains("re-adopted QEMU pid"), "{log}");
 }
@@ -52,7 +70,11 @@ fn guest_that_died_while_vmd_was_down_is_crashed() {
     d.import_guest();
     let pid = d.boot("gone")["pid"].as_u64().expect("pid");
     let dir = d.kill9();
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGKILL).expect("kill");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .expect("kill");
     let end = std::time::Instant::now() + Duration::from_secs(30);
     while alive(pid) {
         assert!(std::time::Instant::now() < end, "qemu did not die");

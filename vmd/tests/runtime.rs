@@ -16,15 +16,30 @@ fn boots_to_ready_marker_and_stops_gracefully() {
     d.import_guest();
     let vm = d.boot("web1");
     assert_eq!(vm["state"], "running");
-    assert_eq!(vm["accelerator"], "tcg", "this host has no kvm_intel/kvm_amd");
-    assert!(vm["pid"].as_u64().is_some() && vm["vnc_socket"].as_str().is_some(), "{vm}");
+    assert_eq!(
+        vm["accelerator"], "tcg",
+        "this host has no kvm_intel/kvm_amd"
+    );
+    assert!(
+        vm["pid"].as_u64().is_some() && vm["vnc_socket"].as_str().is_some(),
+        "{vm}"
+    );
     let log = d.wait_log("web1", "GUEST-READY web1", 1, BOOT);
-    assert!(log.contains("[vmd "), "vmd's own lines are in the log: {log}");
+    assert!(
+        log.contains("[vmd "),
+        "vmd's own lines are in the log: {log}"
+    );
     let stopped = d.ok("vm.stop", json!([{"name": "web1", "timeout_secs": 60}]));
     assert_eq!(stopped["state"], "stopped");
-    assert!(stopped["pid"].is_null() && stopped["reason"].is_null(), "{stopped}");
+    assert!(
+        stopped["pid"].is_null() && stopped["reason"].is_null(),
+        "{stopped}"
+    );
     let log = d.wait_log("web1", "GUEST-POWEROFF", 1, BOOT);
-    assert!(!log.contains("forcing"), "the guest powered off by itself: {log}");
+    assert!(
+        !log.contains("forcing"),
+        "the guest powered off by itself: {log}"
+    );
 }
 
 #[test]
@@ -53,7 +68,10 @@ fn files_persist_per_vm_and_wipe_resets() {
     d.ok("vm.wipe", json!(["a"]));
     d.ok("vm.start", json!(["a"]));
     let log = d.wait_log("a", "GUEST-READY a", 3, BOOT);
-    assert!(log.trim_end().contains("GUEST-BOOT-COUNT 1"), "wipe resets the boot counter");
+    assert!(
+        log.trim_end().contains("GUEST-BOOT-COUNT 1"),
+        "wipe resets the boot counter"
+    );
     let mut con = Console::attach(&d, "a");
     con.run("test ! -e /data/note");
 }
@@ -67,14 +85,31 @@ fn paused_guest_ignores_the_button_and_is_forced_after_the_timeout() {
     assert_eq!(d.ok("vm.pause", json!(["p1"]))["state"], "paused");
     let err = d.err("vm.pause", json!(["p1"]));
     assert_eq!(err["code"], 412, "{err}");
-    assert!(err["message"].as_str().unwrap_or("").contains("vm p1 is paused"), "{err}");
+    assert!(
+        err["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("vm p1 is paused"),
+        "{err}"
+    );
     let stopped = d.ok("vm.stop", json!([{"name": "p1", "timeout_secs": 2}]));
     assert_eq!(stopped["state"], "stopped");
     let log = d.wait_log("p1", "forcing", 1, BOOT);
     assert!(log.contains("did not power off within 2 s"), "{log}");
-    let kinds: Vec<String> = d.ok("events.list", json!([0, 1000])).as_array().expect("events").iter()
-        .filter(|e| e["vm"] == "p1").map(|e| e["kind"].as_str().unwrap_or("").to_string()).collect();
-    let pos = |k: &str| kinds.iter().position(|x| x == k).unwrap_or_else(|| panic!("no {k} in {kinds:?}"));
+    let kinds: Vec<String> = d
+        .ok("events.list", json!([0, 1000]))
+        .as_array()
+        .expect("events")
+        .iter()
+        .filter(|e| e["vm"] == "p1")
+        .map(|e| e["kind"].as_str().unwrap_or("").to_string())
+        .collect();
+    let pos = |k: &str| {
+        kinds
+            .iter()
+            .position(|x| x == k)
+            .unwrap_or_else(|| panic!("no {k} in {kinds:?}"))
+    };
     assert!(pos("powerdown_sent") < pos("stop_forced"), "{kinds:?}");
 }
 
@@ -87,7 +122,10 @@ fn resume_reboot_and_state_errors() {
     assert_eq!(err["code"], 412, "{err}");
     for method in ["vm.wipe", "vm.remove"] {
         let err = d.err(method, json!(["r1"]));
-        assert_eq!(err["message"], "vm r1 is running; stop it first (vmctl stop)", "{err}");
+        assert_eq!(
+            err["message"], "vm r1 is running; stop it first (vmctl stop)",
+            "{err}"
+        );
     }
     d.ok("vm.pause", json!(["r1"]));
     assert_eq!(d.ok("vm.resume", json!(["r1"]))["state"], "running");
@@ -105,7 +143,11 @@ fn killed_qemu_is_crashed_with_a_reason_and_starts_again() {
     d.import_guest();
     let vm = d.boot("k1");
     let pid = vm["pid"].as_u64().expect("pid") as i32;
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL).expect("kill qemu");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .expect("kill qemu");
     let crashed = d.wait_state("k1", "crashed", Duration::from_secs(30));
     let reason = crashed["reason"].as_str().unwrap_or("");
     assert!(reason.contains("SIGKILL"), "{crashed}");
@@ -119,14 +161,26 @@ fn killed_qemu_is_crashed_with_a_reason_and_starts_again() {
 fn start_failure_reports_qemu_error_and_leaves_vm_stopped() {
     let d = Daemon::start();
     d.import_guest();
-    let vm = d.ok("vm.create", json!([{"name": "bad", "image": "guest", "memory_mib": 128}]));
+    let vm = d.ok(
+        "vm.create",
+        json!([{"name": "bad", "image": "guest", "memory_mib": 128}]),
+    );
     std::fs::remove_file(vm["overlay_path"].as_str().expect("overlay")).expect("break the vm");
     let err = d.err("vm.start", json!(["bad"]));
     assert_eq!(err["code"], 500, "{err}");
     let msg = err["message"].as_str().unwrap_or("");
-    assert!(msg.starts_with("cannot start vm bad: QEMU exited with status 1"), "{err}");
-    assert!(msg.contains("No such file or directory"), "QEMU's own words: {err}");
+    assert!(
+        msg.starts_with("cannot start vm bad: QEMU exited with status 1"),
+        "{err}"
+    );
+    assert!(
+        msg.contains("No such file or directory"),
+        "QEMU's own words: {err}"
+    );
     let vm = d.ok("vm.get", json!(["bad"]));
     assert_eq!(vm["state"], "stopped");
-    assert!(vm["reason"].as_str().unwrap_or("").contains("No such file"), "{vm}");
+    assert!(
+        vm["reason"].as_str().unwrap_or("").contains("No such file"),
+        "{vm}"
+    );
 }

@@ -32,12 +32,18 @@ impl Manager {
 
     async fn adopt_one(&self, row: VmRow) -> Result<bool, Error> {
         let name = row.name.clone();
-        let Some(rt) = row.runtime.clone().filter(|rt| process::is_same_process(rt.pid, rt.pid_start_time)) else {
+        let Some(rt) = row
+            .runtime
+            .clone()
+            .filter(|rt| process::is_same_process(rt.pid, rt.pid_start_time))
+        else {
             let id = row.id;
-            self.db(move |s| Ok(s.with_tx(|tx| store::clear_runtime(tx, id))?)).await?;
+            self.db(move |s| Ok(s.with_tx(|tx| store::clear_runtime(tx, id))?))
+                .await?;
             let reason = "QEMU exited while vmd was not running".to_string();
             self.note(&name, &reason);
-            self.force_state(&name, VmState::Crashed, Some(reason)).await?;
+            self.force_state(&name, VmState::Crashed, Some(reason))
+                .await?;
             return Ok(false);
         };
         let qmp_path = std::path::Path::new(&rt.run_dir).join("qmp");
@@ -60,9 +66,15 @@ impl Manager {
         };
         self.force_state(&name, state, None).await?;
         self.attach_monitor(&row, qmp, events, None, rt.pid, rt.pid_start_time);
-        let msg = format!("re-adopted QEMU pid {} by vmd pid {}", rt.pid, std::process::id());
+        let msg = format!(
+            "re-adopted QEMU pid {} by vmd pid {}",
+            rt.pid,
+            std::process::id()
+        );
         self.note(&name, &msg);
-        self.events.emit(Draft::vm(EventKind::Adopted, &name, msg)).await?;
+        self.events
+            .emit(Draft::vm(EventKind::Adopted, &name, msg))
+            .await?;
         tracing::info!(vm = %name, pid = rt.pid, state = %state, "vm re-adopted");
         if matches!(status, Ok(RunState::InternalError)) {
             let _ = process::kill(rt.pid, rt.pid_start_time);

@@ -140,9 +140,15 @@ impl Error {
                 ErrorCode::NotFound
             }
             Error::ImageExists(_) | Error::VmExists(_) => ErrorCode::AlreadyExists,
-            Error::ImageInUse { .. } | Error::ConsoleBusy(_) | Error::PortInUse { .. } => ErrorCode::InUse,
-            Error::WrongState { .. } | Error::Transition { .. } | Error::NoProcess(_) => ErrorCode::WrongState,
-            Error::StartFailed { .. } | Error::StopFailed { .. } | Error::Qmp { .. } => ErrorCode::Internal,
+            Error::ImageInUse { .. } | Error::ConsoleBusy(_) | Error::PortInUse { .. } => {
+                ErrorCode::InUse
+            }
+            Error::WrongState { .. } | Error::Transition { .. } | Error::NoProcess(_) => {
+                ErrorCode::WrongState
+            }
+            Error::StartFailed { .. } | Error::StopFailed { .. } | Error::Qmp { .. } => {
+                ErrorCode::Internal
+            }
             Error::Import { .. }
             | Error::Overlay { .. }
             | Error::Storage(_)

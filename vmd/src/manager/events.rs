@@ -40,19 +40,35 @@ pub struct Draft {
 impl Draft {
     /// An event about VM `vm`.
     pub fn vm(kind: EventKind, vm: &str, message: impl Into<String>) -> Draft {
-        Draft { kind, vm: Some(vm.into()), image: None, state: None, message: message.into() }
+        Draft {
+            kind,
+            vm: Some(vm.into()),
+            image: None,
+            state: None,
+            message: message.into(),
+        }
     }
 
     /// An event about image `image`.
     pub fn image(kind: EventKind, image: &str, message: impl Into<String>) -> Draft {
-        Draft { kind, vm: None, image: Some(image.into()), state: None, message: message.into() }
+        Draft {
+            kind,
+            vm: None,
+            image: Some(image.into()),
+            state: None,
+            message: message.into(),
+        }
     }
 }
 
 impl Events {
     /// A hub writing to `store`.
     pub fn new(store: Arc<Store>) -> Events {
-        Events { store, tx: broadcast::channel(CHANNEL_CAPACITY).0, order: Arc::new(Mutex::new(())) }
+        Events {
+            store,
+            tx: broadcast::channel(CHANNEL_CAPACITY).0,
+            order: Arc::new(Mutex::new(())),
+        }
     }
 
     /// Records and broadcasts `draft`, returning the event.
@@ -92,13 +108,19 @@ impl Events {
     /// Stored events after `since`.
     pub async fn list(&self, since: u64, limit: u64) -> Result<Vec<Event>, Error> {
         let store = self.store.clone();
-        let rows = tokio::task::spawn_blocking(move || store.read(|c| store::list_events(c, since, limit))).await??;
+        let rows = tokio::task::spawn_blocking(move || {
+            store.read(|c| store::list_events(c, since, limit))
+        })
+        .await??;
         Ok(rows.into_iter().map(to_event).collect())
     }
 }
 
 fn kind_str(kind: EventKind) -> String {
-    serde_json::to_value(kind).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_else(|| "other".into())
+    serde_json::to_value(kind)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_else(|| "other".into())
 }
 
 fn to_event(row: EventRow) -> Event {
@@ -106,7 +128,8 @@ fn to_event(row: EventRow) -> Event {
     Event {
         seq: row.seq,
         at: humantime::format_rfc3339_millis(t).to_string(),
-        kind: serde_json::from_value(serde_json::Value::String(row.kind)).unwrap_or(EventKind::Other),
+        kind: serde_json::from_value(serde_json::Value::String(row.kind))
+            .unwrap_or(EventKind::Other),
         vm: row.vm,
         image: row.image,
         state: row.state.as_deref().and_then(VmState::parse),
@@ -115,7 +138,10 @@ fn to_event(row: EventRow) -> Event {
 }
 
 fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
 }
 
 #[cfg(test)]
@@ -129,7 +155,10 @@ mod tests {
         let events = Events::new(store.clone());
         let mut rx = events.subscribe();
         for i in 0..5 {
-            events.emit(Draft::vm(EventKind::VmCreated, &format!("v{i}"), "created")).await.expect("emit");
+            events
+                .emit(Draft::vm(EventKind::VmCreated, &format!("v{i}"), "created"))
+                .await
+                .expect("emit");
         }
         let mut last = 0;
         for _ in 0..5 {
@@ -138,11 +167,19 @@ mod tests {
             last = e.seq;
         }
         let stored = events.list(2, 100).await.expect("list");
-        assert_eq!(stored.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![3, 4, 5]);
+        assert_eq!(
+            stored.iter().map(|e| e.seq).collect::<Vec<_>>(),
+            vec![3, 4, 5]
+        );
         assert_eq!(stored[0].vm.as_deref(), Some("v2"));
         assert_eq!(stored[0].kind, EventKind::VmCreated);
-        let reopened = Events::new(Arc::new(Store::open(&dir.path().join("db")).expect("reopen")));
-        let e = reopened.emit(Draft::vm(EventKind::VmRemoved, "v0", "gone")).await.expect("emit");
+        let reopened = Events::new(Arc::new(
+            Store::open(&dir.path().join("db")).expect("reopen"),
+        ));
+        let e = reopened
+            .emit(Draft::vm(EventKind::VmRemoved, "v0", "gone"))
+            .await
+            .expect("emit");
         assert_eq!(e.seq, 6, "sequence survives a restart");
     }
 }

@@ -40,8 +40,13 @@ impl Manager {
         };
         self.commit_image(row, prepared).await?;
         tracing::info!(image = %req.name, uid = caller_uid, size_bytes = upload.size_bytes, "image imported");
-        let msg = format!("imported by uid {caller_uid} ({} bytes uploaded)", upload.size_bytes);
-        self.events.emit(Draft::image(EventKind::ImageImported, &req.name, msg)).await?;
+        let msg = format!(
+            "imported by uid {caller_uid} ({} bytes uploaded)",
+            upload.size_bytes
+        );
+        self.events
+            .emit(Draft::image(EventKind::ImageImported, &req.name, msg))
+            .await?;
         self.image(&req.name).await
     }
 
@@ -123,7 +128,9 @@ impl Manager {
         .await?;
         storage::remove_quietly(&trash);
         tracing::info!(image = %name, "image removed");
-        self.events.emit(Draft::image(EventKind::ImageRemoved, name, "removed")).await?;
+        self.events
+            .emit(Draft::image(EventKind::ImageRemoved, name, "removed"))
+            .await?;
         Ok(())
     }
 

@@ -27,9 +27,15 @@ impl Manager {
     /// Appends a vmd line about `vm` to its console log.
     pub(super) fn note(&self, vm: &str, text: &str) {
         let dir = self.logs_dir(vm);
-        let line = format!("\r\n[vmd {}] {text}\r\n", humantime::format_rfc3339_seconds(std::time::SystemTime::now()));
+        let line = format!(
+            "\r\n[vmd {}] {text}\r\n",
+            humantime::format_rfc3339_seconds(std::time::SystemTime::now())
+        );
         let result = std::fs::create_dir_all(&dir).and_then(|()| {
-            let mut f = std::fs::OpenOptions::new().create(true).append(true).open(dir.join("console.log"))?;
+            let mut f = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(dir.join("console.log"))?;
             f.write_all(line.as_bytes())
         });
         if let Err(err) = result {
@@ -56,7 +62,9 @@ impl Manager {
 
     /// `vm.logs`: the last `tail_bytes` of the console log (from the rotated file too).
     pub async fn vm_logs(&self, name: &str, tail_bytes: Option<u64>) -> Result<VmLogs, Error> {
-        self.find_vm(name).await?.ok_or_else(|| Error::VmNotFound(name.into()))?;
+        self.find_vm(name)
+            .await?
+            .ok_or_else(|| Error::VmNotFound(name.into()))?;
         let want = tail_bytes.unwrap_or(DEFAULT_TAIL_BYTES);
         let log = self.console_log(name);
         tokio::task::spawn_blocking(move || read_tail(&log, want)).await?
@@ -75,7 +83,11 @@ fn read_tail(log: &std::path::Path, want: u64) -> Result<VmLogs, Error> {
     let from_new = want.min(size);
     bytes.extend(read_range(log, size - from_new, from_new));
     let truncated = (bytes.len() as u64) < size + rotated_size;
-    Ok(VmLogs { text: String::from_utf8_lossy(&bytes).into_owned(), size_bytes: size, truncated })
+    Ok(VmLogs {
+        text: String::from_utf8_lossy(&bytes).into_owned(),
+        size_bytes: size,
+        truncated,
+    })
 }
 
 /// Reads `len` bytes at `offset` (fewer if the file shrank meanwhile).
@@ -100,7 +112,10 @@ mod tests {
         std::fs::write(log.with_extension("log.1"), "old-part\n").expect("write");
         std::fs::write(&log, "new-part\n").expect("write");
         let all = read_tail(&log, 1000).expect("tail");
-        assert_eq!((all.text.as_str(), all.truncated), ("old-part\nnew-part\n", false));
+        assert_eq!(
+            (all.text.as_str(), all.truncated),
+            ("old-part\nnew-part\n", false)
+        );
         let end = read_tail(&log, 5).expect("tail");
         assert_eq!((end.text.as_str(), end.truncated), ("part\n", true));
     }

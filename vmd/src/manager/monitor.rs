@@ -53,7 +53,10 @@ impl Manager {
             gone: gone_rx,
             console_busy: AtomicBool::new(false),
         });
-        self.runtimes.lock().unwrap_or_else(|p| p.into_inner()).insert(row.name.clone(), rt.clone());
+        self.runtimes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(row.name.clone(), rt.clone());
         let Some(me) = self.me.upgrade() else { return };
         let (name, id) = (row.name.clone(), row.id);
         tokio::spawn(async move {
@@ -93,27 +96,49 @@ impl Manager {
             "STOP" => {
                 let status = rt.qmp.query_status().await.map(|s| s.status);
                 if matches!(status, Ok(RunState::InternalError)) {
-                    self.fail(name, rt, seen, "QEMU run state internal-error: the accelerator could not run the guest").await;
-                } else if self.transition_if(name, VmState::Running, VmState::Paused).await {
+                    self.fail(
+                        name,
+                        rt,
+                        seen,
+                        "QEMU run state internal-error: the accelerator could not run the guest",
+                    )
+                    .await;
+                } else if self
+                    .transition_if(name, VmState::Running, VmState::Paused)
+                    .await
+                {
                     self.note(name, "guest paused");
                 }
             }
             "RESUME" => {
-                if self.transition_if(name, VmState::Paused, VmState::Running).await {
+                if self
+                    .transition_if(name, VmState::Paused, VmState::Running)
+                    .await
+                {
                     self.note(name, "guest resumed");
                 }
             }
             "SHUTDOWN" => {
                 seen.shutdown = true;
-                let reason = ev.data.get("reason").and_then(|r| r.as_str()).unwrap_or("unknown");
+                let reason = ev
+                    .data
+                    .get("reason")
+                    .and_then(|r| r.as_str())
+                    .unwrap_or("unknown");
                 self.note(name, &format!("guest shut down ({reason})"));
             }
             "RESET" => {
                 self.note(name, "guest reset");
-                let _ = self.events.emit(Draft::vm(EventKind::Reset, name, "guest reset")).await;
+                let _ = self
+                    .events
+                    .emit(Draft::vm(EventKind::Reset, name, "guest reset"))
+                    .await;
             }
             "GUEST_PANICKED" => {
-                let _ = self.events.emit(Draft::vm(EventKind::GuestPanicked, name, "guest panicked")).await;
+                let _ = self
+                    .events
+                    .emit(Draft::vm(EventKind::GuestPanicked, name, "guest panicked"))
+                    .await;
                 self.fail(name, rt, seen, "guest panicked").await;
             }
             _ => tracing::debug!(vm = %name, event = %ev.event, "qmp event"),
@@ -128,7 +153,12 @@ impl Manager {
     }
 
     async fn finish(&self, name: &str, id: i64, exit: Exit, seen: Seen) {
-        let state = self.find_vm(name).await.ok().flatten().and_then(|r| VmState::parse(&r.state));
+        let state = self
+            .find_vm(name)
+            .await
+            .ok()
+            .flatten()
+            .and_then(|r| VmState::parse(&r.state));
         let clean = match &exit {
             Exit::Status(s) => s.success(),
             Exit::Unknown => true,
@@ -144,14 +174,21 @@ impl Manager {
             (None, _) => (VmState::Crashed, Some(self.crash_reason(name, &how))),
         };
         self.note(name, &format!("{how}; vm is {to}"));
-        let _ = self.db(move |s| Ok(s.with_tx(|tx| store::clear_runtime(tx, id))?)).await;
-        self.runtimes.lock().unwrap_or_else(|p| p.into_inner()).remove(name);
+        let _ = self
+            .db(move |s| Ok(s.with_tx(|tx| store::clear_runtime(tx, id))?))
+            .await;
+        self.runtimes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(name);
         let _ = std::fs::remove_dir_all(self.config.run_dir.join(id.to_string()));
         if let Err(err) = self.transition(name, to, reason.clone()).await {
             tracing::warn!(vm = %name, error = %err, "cannot record exit");
         }
         match to {
-            VmState::Crashed => tracing::warn!(vm = %name, reason = reason.as_deref().unwrap_or(""), "vm crashed"),
+            VmState::Crashed => {
+                tracing::warn!(vm = %name, reason = reason.as_deref().unwrap_or(""), "vm crashed")
+            }
             _ => tracing::info!(vm = %name, "vm stopped"),
         }
     }

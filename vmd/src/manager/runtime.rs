@@ -43,12 +43,19 @@ impl Manager {
     /// `vm.start`.
     pub async fn start_vm(&self, name: &str) -> Result<Vm, Error> {
         let _guard = self.locks.lock(format!("vm:{name}"), "start").await;
-        let row = self.require(name, &[VmState::Stopped, VmState::Crashed], "it is already running").await?;
+        let row = self
+            .require(
+                name,
+                &[VmState::Stopped, VmState::Crashed],
+                "it is already running",
+            )
+            .await?;
         self.transition(name, VmState::Starting, None).await?;
         if let Err(err) = self.launch(&row).await {
             let reason = err.to_string();
             self.note(name, &format!("start failed: {reason}"));
-            self.transition(name, VmState::Stopped, Some(reason)).await?;
+            self.transition(name, VmState::Stopped, Some(reason))
+                .await?;
             return Err(err);
         }
         self.vm(name).await
@@ -58,23 +65,39 @@ impl Manager {
         let config = self.qemu_config(row)?;
         let qemu_log = self.logs_dir(&row.name).join("qemu.log");
         self.rotate_console_log(&row.name);
-        self.note(&row.name, &format!("starting QEMU ({}, {} vCPU, {} MiB)", config.accel.as_str(), row.cpus, row.memory_mib));
-        let mut child = process::spawn(&config, &qemu_log).map_err(|e| self.start_failed(row, e.to_string()))?;
+        self.note(
+            &row.name,
+            &format!(
+                "starting QEMU ({}, {} vCPU, {} MiB)",
+                config.accel.as_str(),
+                row.cpus,
+                row.memory_mib
+            ),
+        );
+        let mut child = process::spawn(&config, &qemu_log)
+            .map_err(|e| self.start_failed(row, e.to_string()))?;
         let pid = child.id().unwrap_or(0);
         let start_time = process::start_time(pid).unwrap_or(0);
         let (qmp, events) = match self.handshake(&config).await {
             Ok(ok) => ok,
-            Err(why) => return Err(self.start_failed(row, exit_reason(&mut child, &qemu_log, why).await)),
+            Err(why) => {
+                return Err(self.start_failed(row, exit_reason(&mut child, &qemu_log, why).await))
+            }
         };
         let runtime_row = RuntimeRow {
             pid,
             pid_start_time: start_time,
             accelerator: config.accel.as_str().into(),
             started_at: now_secs(),
-            run_dir: config.qmp_socket.parent().map(|p| p.display().to_string()).unwrap_or_default(),
+            run_dir: config
+                .qmp_socket
+                .parent()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default(),
         };
         let id = row.id;
-        self.db(move |s| Ok(s.with_tx(|tx| store::set_runtime(tx, id, &runtime_row))?)).await?;
+        self.db(move |s| Ok(s.with_tx(|tx| store::set_runtime(tx, id, &runtime_row))?))
+            .await?;
         self.attach_monitor(row, qmp, events, Some(child), pid, start_time);
         self.transition(&row.name, VmState::Running, None).await?;
         tracing::info!(vm = %row.name, pid, accel = config.accel.as_str(), "vm started");
@@ -82,7 +105,10 @@ impl Manager {
     }
 
     /// Connects QMP and checks that the guest runs; the error text says what went wrong.
-    async fn handshake(&self, config: &QemuConfig) -> Result<(Qmp, broadcast::Receiver<QmpEvent>), String> {
+    async fn handshake(
+        &self,
+        config: &QemuConfig,
+    ) -> Result<(Qmp, broadcast::Receiver<QmpEvent>), String> {
         let qmp = Qmp::connect(&config.qmp_socket, QMP_CONNECT_TIMEOUT)
             .await
             .map_err(|e| format!("no QMP connection: {e}"))?;
@@ -95,14 +121,19 @@ impl Manager {
     }
 
     fn start_failed(&self, row: &VmRow, reason: String) -> Error {
-        Error::StartFailed { name: row.name.clone(), reason }
+        Error::StartFailed {
+            name: row.name.clone(),
+            reason,
+        }
     }
 
     fn qemu_config(&self, row: &VmRow) -> Result<QemuConfig, Error> {
         let run_dir = self.config.run_dir.join(row.id.to_string());
         let logs = self.logs_dir(&row.name);
         for dir in [&run_dir, &logs] {
-            std::fs::create_dir_all(dir).map_err(|e| self.start_failed(row, format!("cannot create {}: {e}", dir.display())))?;
+            std::fs::create_dir_all(dir).map_err(|e| {
+                self.start_failed(row, format!("cannot create {}: {e}", dir.display()))
+            })?;
         }
         for sock in ["qmp", "console", "vnc"] {
             let _ = std::fs::remove_file(run_dir.join(sock));
@@ -111,7 +142,11 @@ impl Manager {
             name: row.name.clone(),
             cpus: row.cpus,
             memory_mib: row.memory_mib,
-            accel: if self.config.accelerator.name == "kvm" { Accel::Kvm } else { Accel::Tcg },
+            accel: if self.config.accelerator.name == "kvm" {
+                Accel::Kvm
+            } else {
+                Accel::Tcg
+            },
             overlay: self.storage.overlay_path(&row.overlay_file),
             qmp_socket: run_dir.join("qmp"),
             console_socket: run_dir.join("console"),
@@ -127,10 +162,18 @@ impl Manager {
     pub async fn stop_vm(&self, req: VmStop) -> Result<Vm, Error> {
         let name = req.name.as_str();
         let _guard = self.locks.lock(format!("vm:{name}"), "stop").await;
-        self.require(name, &[VmState::Running, VmState::Paused], "there is nothing to stop").await?;
-        let rt = self.runtime(name).ok_or_else(|| Error::NoProcess(name.into()))?;
+        self.require(
+            name,
+            &[VmState::Running, VmState::Paused],
+            "there is nothing to stop",
+        )
+        .await?;
+        let rt = self
+            .runtime(name)
+            .ok_or_else(|| Error::NoProcess(name.into()))?;
         self.transition(name, VmState::Stopping, None).await?;
-        let timeout = Duration::from_secs(req.timeout_secs.unwrap_or(self.config.stop_timeout_secs));
+        let timeout =
+            Duration::from_secs(req.timeout_secs.unwrap_or(self.config.stop_timeout_secs));
         if !req.force && self.powerdown(name, &rt, timeout).await? {
             return self.vm(name).await;
         }
@@ -143,16 +186,29 @@ impl Manager {
         match rt.qmp.system_powerdown().await {
             Ok(()) => {
                 self.note(name, "ACPI power button pressed");
-                self.events.emit(Draft::vm(EventKind::PowerdownSent, name, "ACPI power-down sent")).await?;
+                self.events
+                    .emit(Draft::vm(
+                        EventKind::PowerdownSent,
+                        name,
+                        "ACPI power-down sent",
+                    ))
+                    .await?;
             }
-            Err(err) => tracing::warn!(vm = %name, error = %err, "system_powerdown failed; forcing"),
+            Err(err) => {
+                tracing::warn!(vm = %name, error = %err, "system_powerdown failed; forcing")
+            }
         }
         if wait_gone(&rt.gone, timeout).await {
             return Ok(true);
         }
-        let msg = format!("guest did not power off within {} s; forcing", timeout.as_secs());
+        let msg = format!(
+            "guest did not power off within {} s; forcing",
+            timeout.as_secs()
+        );
         self.note(name, &msg);
-        self.events.emit(Draft::vm(EventKind::StopForced, name, msg)).await?;
+        self.events
+            .emit(Draft::vm(EventKind::StopForced, name, msg))
+            .await?;
         Ok(false)
     }
 
@@ -167,15 +223,28 @@ impl Manager {
         if wait_gone(&rt.gone, FORCE_WAIT).await {
             return Ok(());
         }
-        Err(Error::StopFailed { name: name.into(), pid: rt.pid })
+        Err(Error::StopFailed {
+            name: name.into(),
+            pid: rt.pid,
+        })
     }
 
     /// `vm.reboot`.
     pub async fn reboot_vm(&self, name: &str) -> Result<Vm, Error> {
         let _guard = self.locks.lock(format!("vm:{name}"), "reboot").await;
-        self.require(name, &[VmState::Running, VmState::Paused], "start it first (vmctl start)").await?;
-        let rt = self.runtime(name).ok_or_else(|| Error::NoProcess(name.into()))?;
-        rt.qmp.system_reset().await.map_err(|e| Error::Qmp { name: name.into(), source: e })?;
+        self.require(
+            name,
+            &[VmState::Running, VmState::Paused],
+            "start it first (vmctl start)",
+        )
+        .await?;
+        let rt = self
+            .runtime(name)
+            .ok_or_else(|| Error::NoProcess(name.into()))?;
+        rt.qmp.system_reset().await.map_err(|e| Error::Qmp {
+            name: name.into(),
+            source: e,
+        })?;
         self.note(name, "hardware reset requested");
         self.vm(name).await
     }
@@ -183,9 +252,15 @@ impl Manager {
     /// `vm.pause`.
     pub async fn pause_vm(&self, name: &str) -> Result<Vm, Error> {
         let _guard = self.locks.lock(format!("vm:{name}"), "pause").await;
-        self.require(name, &[VmState::Running], "only a running vm can be paused").await?;
-        let rt = self.runtime(name).ok_or_else(|| Error::NoProcess(name.into()))?;
-        rt.qmp.stop().await.map_err(|e| Error::Qmp { name: name.into(), source: e })?;
+        self.require(name, &[VmState::Running], "only a running vm can be paused")
+            .await?;
+        let rt = self
+            .runtime(name)
+            .ok_or_else(|| Error::NoProcess(name.into()))?;
+        rt.qmp.stop().await.map_err(|e| Error::Qmp {
+            name: name.into(),
+            source: e,
+        })?;
         self.transition(name, VmState::Paused, None).await?;
         self.vm(name).await
     }
@@ -193,24 +268,42 @@ impl Manager {
     /// `vm.resume`.
     pub async fn resume_vm(&self, name: &str) -> Result<Vm, Error> {
         let _guard = self.locks.lock(format!("vm:{name}"), "resume").await;
-        self.require(name, &[VmState::Paused], "only a paused vm can be resumed").await?;
-        let rt = self.runtime(name).ok_or_else(|| Error::NoProcess(name.into()))?;
-        rt.qmp.cont().await.map_err(|e| Error::Qmp { name: name.into(), source: e })?;
+        self.require(name, &[VmState::Paused], "only a paused vm can be resumed")
+            .await?;
+        let rt = self
+            .runtime(name)
+            .ok_or_else(|| Error::NoProcess(name.into()))?;
+        rt.qmp.cont().await.map_err(|e| Error::Qmp {
+            name: name.into(),
+            source: e,
+        })?;
         self.transition(name, VmState::Running, None).await?;
         self.vm(name).await
     }
 
     /// The live runtime of `name`, if any.
     pub fn runtime(&self, name: &str) -> Option<Arc<Runtime>> {
-        self.runtimes.lock().unwrap_or_else(|p| p.into_inner()).get(name).cloned()
+        self.runtimes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(name)
+            .cloned()
     }
 }
 
 /// Why a start failed: QEMU's own exit status and last words when it has exited (it often
 /// opens QMP before it fails on a disk), else `why`, after killing the half-started QEMU.
-async fn exit_reason(child: &mut tokio::process::Child, qemu_log: &std::path::Path, why: String) -> String {
+async fn exit_reason(
+    child: &mut tokio::process::Child,
+    qemu_log: &std::path::Path,
+    why: String,
+) -> String {
     match tokio::time::timeout(Duration::from_secs(2), child.wait()).await {
-        Ok(Ok(status)) => format!("QEMU {}: {}", process::describe_exit(status), qemu_error(&process::tail(qemu_log, 4096))),
+        Ok(Ok(status)) => format!(
+            "QEMU {}: {}",
+            process::describe_exit(status),
+            qemu_error(&process::tail(qemu_log, 4096))
+        ),
         _ => {
             let _ = child.start_kill();
             let _ = child.wait().await;
@@ -222,8 +315,15 @@ async fn exit_reason(child: &mut tokio::process::Child, qemu_log: &std::path::Pa
 /// QEMU's last error line without its timestamp, program name and echoed option value
 /// (for a bad disk QEMU repeats the whole `-blockdev` JSON before the reason).
 fn qemu_error(tail: &str) -> String {
-    let line = tail.lines().rev().map(str::trim).find(|l| !l.is_empty()).unwrap_or("no error text");
-    let line = line.split_once("qemu-system-x86_64: ").map_or(line, |(_, rest)| rest);
+    let line = tail
+        .lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .unwrap_or("no error text");
+    let line = line
+        .split_once("qemu-system-x86_64: ")
+        .map_or(line, |(_, rest)| rest);
     match line.rfind("}: ") {
         Some(at) if line.starts_with("-blockdev") => line[at + 3..].to_string(),
         _ => line.to_string(),
@@ -252,16 +352,31 @@ impl ConsoleAttach {
 
 impl Drop for ConsoleAttach {
     fn drop(&mut self) {
-        self.runtime.console_busy.store(false, std::sync::atomic::Ordering::Release);
+        self.runtime
+            .console_busy
+            .store(false, std::sync::atomic::Ordering::Release);
     }
 }
 
 impl Manager {
     /// Takes the console of a running VM for one client.
     pub async fn console_attach(&self, name: &str) -> Result<ConsoleAttach, Error> {
-        let row = self.require(name, &[VmState::Running, VmState::Paused, VmState::Stopping], "start it first (vmctl start)").await?;
-        let runtime = self.runtime(name).ok_or_else(|| Error::NoProcess(name.into()))?;
-        let taken = runtime.console_busy.compare_exchange(false, true, std::sync::atomic::Ordering::AcqRel, std::sync::atomic::Ordering::Acquire);
+        let row = self
+            .require(
+                name,
+                &[VmState::Running, VmState::Paused, VmState::Stopping],
+                "start it first (vmctl start)",
+            )
+            .await?;
+        let runtime = self
+            .runtime(name)
+            .ok_or_else(|| Error::NoProcess(name.into()))?;
+        let taken = runtime.console_busy.compare_exchange(
+            false,
+            true,
+            std::sync::atomic::Ordering::AcqRel,
+            std::sync::atomic::Ordering::Acquire,
+        );
         if taken.is_err() {
             return Err(Error::ConsoleBusy(name.into()));
         }
@@ -277,7 +392,10 @@ mod tests {
     #[test]
     fn qemu_error_drops_echoed_blockdev_json() {
         let tail = "2026-11-22T07:00:00.1 qemu-system-x86_64: -blockdev {\"driver\":\"qcow2\",\"file\":{}}: Could not open '/x.qcow2': No such file or directory\n";
-        assert_eq!(qemu_error(tail), "Could not open '/x.qcow2': No such file or directory");
+        assert_eq!(
+            qemu_error(tail),
+            "Could not open '/x.qcow2': No such file or directory"
+        );
         assert_eq!(qemu_error("qemu-system-x86_64: -m 1: bad\n"), "-m 1: bad");
     }
 }

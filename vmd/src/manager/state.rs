@@ -10,27 +10,49 @@ use crate::store::{self, VmRow};
 impl Manager {
     /// The VM row, if its state is one of `allowed`; otherwise a `wrong_state` error saying
     /// `action`.
-    pub(super) async fn require(&self, name: &str, allowed: &[VmState], action: &'static str) -> Result<VmRow, Error> {
-        let row = self.find_vm(name).await?.ok_or_else(|| Error::VmNotFound(name.into()))?;
+    pub(super) async fn require(
+        &self,
+        name: &str,
+        allowed: &[VmState],
+        action: &'static str,
+    ) -> Result<VmRow, Error> {
+        let row = self
+            .find_vm(name)
+            .await?
+            .ok_or_else(|| Error::VmNotFound(name.into()))?;
         let state = VmState::parse(&row.state).unwrap_or(VmState::Crashed);
         if !allowed.contains(&state) {
-            return Err(Error::WrongState { name: name.into(), state: row.state, action });
+            return Err(Error::WrongState {
+                name: name.into(),
+                state: row.state,
+                action,
+            });
         }
         Ok(row)
     }
 
     /// Moves `name` to `to` if that transition is valid from its current state; records
     /// `reason` (cleared when `None`) and emits an event. A no-op when already in `to`.
-    pub(super) async fn transition(&self, name: &str, to: VmState, reason: Option<String>) -> Result<VmState, Error> {
+    pub(super) async fn transition(
+        &self,
+        name: &str,
+        to: VmState,
+        reason: Option<String>,
+    ) -> Result<VmState, Error> {
         let key = name.to_string();
         let why = reason.clone();
         let from = self
             .db(move |s| {
                 s.with_tx(|tx| {
-                    let row = store::get_vm(tx, &key)?.ok_or_else(|| Error::VmNotFound(key.clone()))?;
+                    let row =
+                        store::get_vm(tx, &key)?.ok_or_else(|| Error::VmNotFound(key.clone()))?;
                     let from = VmState::parse(&row.state).unwrap_or(VmState::Crashed);
                     if from != to && !from.can_transition_to(to) {
-                        return Err(Error::Transition { name: key.clone(), from, to });
+                        return Err(Error::Transition {
+                            name: key.clone(),
+                            from,
+                            to,
+                        });
                     }
                     store::set_state(tx, row.id, to.as_str(), why.as_deref())?;
                     Ok(from)
@@ -52,13 +74,20 @@ impl Manager {
     /// Moves `name` from exactly `from` to `to`; `false` (and nothing changes) otherwise.
     pub(super) async fn transition_if(&self, name: &str, from: VmState, to: VmState) -> bool {
         match self.find_vm(name).await {
-            Ok(Some(row)) if VmState::parse(&row.state) == Some(from) => self.transition(name, to, None).await.is_ok(),
+            Ok(Some(row)) if VmState::parse(&row.state) == Some(from) => {
+                self.transition(name, to, None).await.is_ok()
+            }
             _ => false,
         }
     }
 
     /// Sets a state without transition rules (re-adoption reports what QEMU says is true).
-    pub(super) async fn force_state(&self, name: &str, to: VmState, reason: Option<String>) -> Result<(), Error> {
+    pub(super) async fn force_state(
+        &self,
+        name: &str,
+        to: VmState,
+        reason: Option<String>,
+    ) -> Result<(), Error> {
         let key = name.to_string();
         let why = reason.clone();
         self.db(move |s| {
@@ -68,7 +97,11 @@ impl Manager {
             })
         })
         .await?;
-        let mut draft = Draft::vm(EventKind::StateChanged, name, reason.unwrap_or_else(|| format!("now {to}")));
+        let mut draft = Draft::vm(
+            EventKind::StateChanged,
+            name,
+            reason.unwrap_or_else(|| format!("now {to}")),
+        );
         draft.state = Some(to);
         self.events.emit(draft).await?;
         Ok(())

@@ -57,16 +57,22 @@ impl Manager {
         self.commit_vm(row, tmp).await?;
         tracing::info!(vm = %req.name, image = %image.name, uid = caller_uid, "vm created");
         let msg = format!("created from image {} by uid {caller_uid}", image.name);
-        self.events.emit(Draft::vm(EventKind::VmCreated, &req.name, msg)).await?;
+        self.events
+            .emit(Draft::vm(EventKind::VmCreated, &req.name, msg))
+            .await?;
         self.vm(&req.name).await
     }
 
     async fn check_ssh_port(&self, port: Option<u16>) -> Result<(), Error> {
         let Some(port) = port else { return Ok(()) };
         if port == 0 {
-            return Err(Error::Invalid("ssh_port must be between 1 and 65535".into()));
+            return Err(Error::Invalid(
+                "ssh_port must be between 1 and 65535".into(),
+            ));
         }
-        let user = self.db(move |s| Ok(s.read(|c| store::vm_with_ssh_port(c, port))?)).await?;
+        let user = self
+            .db(move |s| Ok(s.read(|c| store::vm_with_ssh_port(c, port))?))
+            .await?;
         match user {
             Some(vm) => Err(Error::PortInUse { port, vm }),
             None => Ok(()),
@@ -139,7 +145,9 @@ impl Manager {
         storage::remove_quietly(&trash);
         let _ = std::fs::remove_dir_all(self.logs_dir(name));
         tracing::info!(vm = %name, "vm removed");
-        self.events.emit(Draft::vm(EventKind::VmRemoved, name, "removed")).await?;
+        self.events
+            .emit(Draft::vm(EventKind::VmRemoved, name, "removed"))
+            .await?;
         Ok(())
     }
 
@@ -163,7 +171,13 @@ impl Manager {
         }
         tracing::info!(vm = %name, "vm wiped");
         self.note(name, "disk wiped: fresh overlay on the base");
-        self.events.emit(Draft::vm(EventKind::VmWiped, name, "disk reset to its base")).await?;
+        self.events
+            .emit(Draft::vm(
+                EventKind::VmWiped,
+                name,
+                "disk reset to its base",
+            ))
+            .await?;
         Ok(self.vm_view(row))
     }
 

@@ -18,28 +18,45 @@ use crate::manager::Manager;
 
 /// The VM name if `path` is a console path.
 pub fn vm_of(path: &str) -> Option<&str> {
-    path.strip_prefix(CONSOLE_PATH_PREFIX)?.strip_suffix("/console").filter(|n| !n.contains('/'))
+    path.strip_prefix(CONSOLE_PATH_PREFIX)?
+        .strip_suffix("/console")
+        .filter(|n| !n.contains('/'))
 }
 
 /// Answers a console attach request.
-pub async fn handle(manager: Arc<Manager>, caller: Caller, req: HttpRequest<Incoming>, name: String) -> HttpResponse {
-    let wants_upgrade = req.headers().get(UPGRADE).and_then(|v| v.to_str().ok()) == Some(CONSOLE_UPGRADE);
+pub async fn handle(
+    manager: Arc<Manager>,
+    caller: Caller,
+    req: HttpRequest<Incoming>,
+    name: String,
+) -> HttpResponse {
+    let wants_upgrade =
+        req.headers().get(UPGRADE).and_then(|v| v.to_str().ok()) == Some(CONSOLE_UPGRADE);
     if !wants_upgrade {
-        let err = ApiError::new(ErrorCode::InvalidArgument, format!("console needs `Upgrade: {CONSOLE_UPGRADE}`"))
-            .with_hint("use `vmctl console NAME`");
+        let err = ApiError::new(
+            ErrorCode::InvalidArgument,
+            format!("console needs `Upgrade: {CONSOLE_UPGRADE}`"),
+        )
+        .with_hint("use `vmctl console NAME`");
         return error_response(StatusCode::BAD_REQUEST, &err);
     }
     let attach = match manager.console_attach(&name).await {
         Ok(a) => a,
         Err(err) => {
             let api = ApiError::from(err);
-            let status = StatusCode::from_u16(api.kind().code() as u16).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            let status = StatusCode::from_u16(api.kind().code() as u16)
+                .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
             return error_response(status, &api);
         }
     };
     let qemu = match UnixStream::connect(attach.socket()).await {
         Ok(s) => s,
-        Err(e) => return error_response(StatusCode::INTERNAL_SERVER_ERROR, &ApiError::from_error(ErrorCode::Internal, &e)),
+        Err(e) => {
+            return error_response(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                &ApiError::from_error(ErrorCode::Internal, &e),
+            )
+        }
     };
     tracing::debug!(vm = %name, uid = caller.uid, "console attached");
     tokio::spawn(async move {
@@ -53,8 +70,10 @@ pub async fn handle(manager: Arc<Manager>, caller: Caller, req: HttpRequest<Inco
     });
     let mut resp = HttpResponse::new(HttpBody::empty());
     *resp.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
-    resp.headers_mut().insert(CONNECTION, HeaderValue::from_static("upgrade"));
-    resp.headers_mut().insert(UPGRADE, HeaderValue::from_static(CONSOLE_UPGRADE));
+    resp.headers_mut()
+        .insert(CONNECTION, HeaderValue::from_static("upgrade"));
+    resp.headers_mut()
+        .insert(UPGRADE, HeaderValue::from_static(CONSOLE_UPGRADE));
     resp
 }
 

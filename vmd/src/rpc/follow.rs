@@ -33,7 +33,9 @@ pub async fn follow_log(sink: SubscriptionSink, log: PathBuf) {
                 break;
             }
             offset += bytes.len() as u64;
-            let chunk = LogChunk { text: String::from_utf8_lossy(&bytes).into_owned() };
+            let chunk = LogChunk {
+                text: String::from_utf8_lossy(&bytes).into_owned(),
+            };
             if send(&sink, &chunk).await.is_err() {
                 return;
             }
@@ -43,7 +45,12 @@ pub async fn follow_log(sink: SubscriptionSink, log: PathBuf) {
 
 /// Sends `backlog`, then live events with a higher sequence number, until the client goes
 /// away or falls too far behind (it can resume with `since`).
-pub async fn stream_events(sink: SubscriptionSink, backlog: Vec<Event>, mut live: broadcast::Receiver<Event>, since: u64) {
+pub async fn stream_events(
+    sink: SubscriptionSink,
+    backlog: Vec<Event>,
+    mut live: broadcast::Receiver<Event>,
+    since: u64,
+) {
     let mut last = since;
     for event in backlog {
         last = event.seq;
@@ -74,6 +81,8 @@ pub async fn stream_events(sink: SubscriptionSink, backlog: Vec<Event>, mut live
 }
 
 async fn send<T: serde::Serialize>(sink: &SubscriptionSink, item: &T) -> Result<(), ()> {
-    let msg: SubscriptionMessage = serde_json::value::to_raw_value(item).map_err(|_| ())?.into();
+    let msg: SubscriptionMessage = serde_json::value::to_raw_value(item)
+        .map_err(|_| ())?
+        .into();
     sink.send(msg).await.map_err(|_| ())
 }

@@ -4,11 +4,11 @@
 use std::sync::Arc;
 
 use jsonrpsee::core::async_trait;
+use jsonrpsee::core::SubscriptionResult;
 use jsonrpsee::types::ErrorObjectOwned;
 use jsonrpsee::Extensions;
-use vm_proto::api::VmdApiServer;
-use jsonrpsee::core::SubscriptionResult;
 use jsonrpsee::PendingSubscriptionSink;
+use vm_proto::api::VmdApiServer;
 use vm_proto::types::{Event, Image, ImageImport, SystemInfo, Vm, VmCreate, VmLogs, VmStop};
 use vm_proto::{ApiError, ErrorCode};
 
@@ -112,9 +112,15 @@ impl VmdApiServer for Handlers {
         map(self.manager.vm_logs(&name, tail_bytes).await)
     }
 
-    async fn vm_follow_logs(&self, pending: PendingSubscriptionSink, name: String) -> SubscriptionResult {
+    async fn vm_follow_logs(
+        &self,
+        pending: PendingSubscriptionSink,
+        name: String,
+    ) -> SubscriptionResult {
         if let Err(err) = self.manager.vm(&name).await {
-            pending.reject(ErrorObjectOwned::from(ApiError::from(err))).await;
+            pending
+                .reject(ErrorObjectOwned::from(ApiError::from(err)))
+                .await;
             return Ok(());
         }
         let sink = pending.accept().await?;
@@ -122,7 +128,11 @@ impl VmdApiServer for Handlers {
         Ok(())
     }
 
-    async fn events_subscribe(&self, pending: PendingSubscriptionSink, since: Option<u64>) -> SubscriptionResult {
+    async fn events_subscribe(
+        &self,
+        pending: PendingSubscriptionSink,
+        since: Option<u64>,
+    ) -> SubscriptionResult {
         let live = self.manager.events().subscribe();
         let backlog = match since {
             Some(since) => map(self.manager.events().list(since, u64::MAX).await)?,
@@ -134,6 +144,10 @@ impl VmdApiServer for Handlers {
     }
 
     async fn events_list(&self, since: Option<u64>, limit: Option<u64>) -> RpcResult<Vec<Event>> {
-        map(self.manager.events().list(since.unwrap_or(0), limit.unwrap_or(1000)).await)
+        map(self
+            .manager
+            .events()
+            .list(since.unwrap_or(0), limit.unwrap_or(1000))
+            .await)
     }
 }

@@ -66,6 +66,8 @@ pub fn list_events(conn: &Connection, since: u64, limit: u64) -> Result<Vec<Even
     let mut stmt = conn.prepare_cached(
         "SELECT seq, at_ms, kind, vm, image, state, message FROM events WHERE seq > ?1 ORDER BY seq LIMIT ?2",
     )?;
-    let rows = stmt.query_map(params![since as i64, limit as i64], from_row)?.collect::<Result<Vec<_>, _>>()?;
+    let rows = stmt
+        .query_map(params![since as i64, limit as i64], from_row)?
+        .collect::<Result<Vec<_>, _>>()?;
     Ok(rows)
 }

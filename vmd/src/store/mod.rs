@@ -69,12 +69,13 @@ pub use images::{
     NewImage,
 };
 pub use vms::{
-    clear_runtime, count_vms, delete_vm, get_vm, insert_vm, list_vms, set_runtime, set_state, vm_with_ssh_port, NewVm,
-    RuntimeRow, VmRow,
+    clear_runtime, count_vms, delete_vm, get_vm, insert_vm, list_vms, set_runtime, set_state,
+    vm_with_ssh_port, NewVm, RuntimeRow, VmRow,
 };
 
 /// Schema migrations, applied in order. Never edit a shipped entry; append a new one.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE images (
     id                 INTEGER PRIMARY KEY,
     name               TEXT NOT NULL UNIQUE,
@@ -98,7 +99,8 @@ CREATE TABLE vms (
     overlay_file TEXT NOT NULL UNIQUE
 );
 CREATE INDEX vms_image_id ON vms(image_id);
-"#, r#"
+"#,
+    r#"
 ALTER TABLE vms ADD COLUMN ssh_port INTEGER;
 ALTER TABLE vms ADD COLUMN reason TEXT;
 CREATE UNIQUE INDEX vms_ssh_port ON vms(ssh_port) WHERE ssh_port IS NOT NULL;
@@ -119,7 +121,8 @@ CREATE TABLE events (
     state   TEXT,
     message TEXT NOT NULL
 );
-"#];
+"#,
+];
 
 /// Failures of the store.
 #[derive(Debug, thiserror::Error)]

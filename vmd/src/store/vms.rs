@@ -163,12 +163,24 @@ pub fn count_vms(conn: &Connection) -> Result<u64, StoreError> {
 
 /// The VM using `port` as its ssh forward, if any.
 pub fn vm_with_ssh_port(conn: &Connection, port: u16) -> Result<Option<String>, StoreError> {
-    Ok(conn.query_row("SELECT name FROM vms WHERE ssh_port = ?1", [port], |r| r.get(0)).optional()?)
+    Ok(conn
+        .query_row("SELECT name FROM vms WHERE ssh_port = ?1", [port], |r| {
+            r.get(0)
+        })
+        .optional()?)
 }
 
 /// Sets state and reason of VM `id`.
-pub fn set_state(conn: &Connection, id: i64, state: &str, reason: Option<&str>) -> Result<(), StoreError> {
-    conn.execute("UPDATE vms SET state = ?2, reason = ?3 WHERE id = ?1", params![id, state, reason])?;
+pub fn set_state(
+    conn: &Connection,
+    id: i64,
+    state: &str,
+    reason: Option<&str>,
+) -> Result<(), StoreError> {
+    conn.execute(
+        "UPDATE vms SET state = ?2, reason = ?3 WHERE id = ?1",
+        params![id, state, reason],
+    )?;
     Ok(())
 }
 

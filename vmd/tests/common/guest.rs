@@ -24,7 +24,11 @@ pub fn guest_qcow2() -> PathBuf {
             .arg(root.join("scripts/build-test-guest.sh"))
             .output()
             .expect("run scripts/build-test-guest.sh");
-        assert!(out.status.success(), "building the test guest failed:\n{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "building the test guest failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let path = root.join(".cache/test-guest/guest.qcow2");
         assert!(path.exists(), "{} missing after build", path.display());
         path
@@ -40,7 +44,10 @@ impl Daemon {
 
     /// Creates and starts VM `name` from the guest image; returns the Vm.
     pub fn boot(&self, name: &str) -> serde_json::Value {
-        self.ok("vm.create", json!([{"name": name, "image": "guest", "memory_mib": 128}]));
+        self.ok(
+            "vm.create",
+            json!([{"name": name, "image": "guest", "memory_mib": 128}]),
+        );
         self.ok("vm.start", json!([name]))
     }
 
@@ -48,11 +55,17 @@ impl Daemon {
     pub fn wait_log(&self, name: &str, needle: &str, count: usize, deadline: Duration) -> String {
         let end = Instant::now() + deadline;
         loop {
-            let text = self.ok("vm.logs", json!([name, 1 << 20]))["text"].as_str().unwrap_or("").to_string();
+            let text = self.ok("vm.logs", json!([name, 1 << 20]))["text"]
+                .as_str()
+                .unwrap_or("")
+                .to_string();
             if text.matches(needle).count() >= count {
                 return text;
             }
-            assert!(Instant::now() < end, "no {needle:?} (x{count}) from {name} in {deadline:?}; log:\n{text}");
+            assert!(
+                Instant::now() < end,
+                "no {needle:?} (x{count}) from {name} in {deadline:?}; log:\n{text}"
+            );
             std::thread::sleep(Duration::from_millis(200));
         }
     }
@@ -65,7 +78,10 @@ impl Daemon {
             if vm["state"] == state {
                 return vm;
             }
-            assert!(Instant::now() < end, "{name} not {state} within {deadline:?}: {vm}");
+            assert!(
+                Instant::now() < end,
+                "{name} not {state} within {deadline:?}: {vm}"
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
     }
@@ -89,7 +105,9 @@ impl Console {
     /// Attaches, returning the daemon's response head and body on refusal.
     pub fn try_attach(d: &Daemon, name: &str) -> Result<Console, String> {
         let mut stream = UnixStream::connect(&d.socket).expect("connect");
-        stream.set_read_timeout(Some(Duration::from_millis(200))).expect("timeout");
+        stream
+            .set_read_timeout(Some(Duration::from_millis(200)))
+            .expect("timeout");
         let req = format!(
             "GET /v1/vms/{name}/console HTTP/1.1\r\nhost: localhost\r\nconnection: Upgrade\r\nupgrade: vmd-console\r\n\r\n"
         );
@@ -110,12 +128,17 @@ impl Console {
             let _ = stream.read_to_string(&mut rest);
             return Err(format!("{text}{rest}"));
         }
-        Ok(Console { stream, seen: Vec::new() })
+        Ok(Console {
+            stream,
+            seen: Vec::new(),
+        })
     }
 
     /// Types a line.
     pub fn send(&mut self, line: &str) {
-        self.stream.write_all(format!("{line}\n").as_bytes()).expect("console write");
+        self.stream
+            .write_all(format!("{line}\n").as_bytes())
+            .expect("console write");
     }
 
     /// Reads until the output contains `needle`.
@@ -123,7 +146,11 @@ impl Console {
         let end = Instant::now() + deadline;
         let mut buf = [0u8; 4096];
         while !String::from_utf8_lossy(&self.seen).contains(needle) {
-            assert!(Instant::now() < end, "no {needle:?} on the console; saw:\n{}", String::from_utf8_lossy(&self.seen));
+            assert!(
+                Instant::now() < end,
+                "no {needle:?} on the console; saw:\n{}",
+                String::from_utf8_lossy(&self.seen)
+            );
             if let Ok(n) = self.stream.read(&mut buf) {
                 self.seen.extend_from_slice(&buf[..n]);
             }

@@ -61,6 +61,9 @@ impl Daemon {
             .append(true)
             .open(self.log_path())
             .expect("log");
+        // An empty config: a host's /etc/vmd/vmd.toml must not change what tests see.
+        let config = self.dir.path().join("vmd.toml");
+        std::fs::write(&config, "").expect("config");
         Command::new(vmd_bin())
             .args([
                 "--socket",
@@ -68,7 +71,14 @@ impl Daemon {
                 "--state-dir",
                 path_str(&self.state),
             ])
-            .args(["--log-format", "text", "--log-level", "debug", "--config", path_str(&config)])
+            .args([
+                "--log-format",
+                "text",
+                "--log-level",
+                "debug",
+                "--config",
+                path_str(&config),
+            ])
             .env("NOTIFY_SOCKET", notify_path)
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("dup"))
