@@ -184,3 +184,32 @@ fn start_failure_reports_qemu_error_and_leaves_vm_stopped() {
         "{vm}"
     );
 }
+
+#[test]
+fn force_stop_cuts_short_a_pending_graceful_stop() {
+    let d = std::sync::Arc::new(Daemon::start());
+    d.import_guest();
+    d.boot("f1");
+    d.ok("vm.pause", json!(["f1"]));
+    let graceful = {
+        let d = d.clone();
+        std::thread::spawn(move || d.call("vm.stop", json!([{"name": "f1", "timeout_secs": 600}])))
+    };
+    d.wait_state("f1", "stopping", Duration::from_secs(30));
+    let busy = d.err("vm.start", json!(["f1"]));
+    assert_eq!(busy["message"], "vm f1 is busy: stop in progress", "{busy}");
+    assert!(
+        busy["data"]["hint"]
+            .as_str()
+            .unwrap_or("")
+            .contains("--force"),
+        "{busy}"
+    );
+    let forced = d.ok("vm.stop", json!([{"name": "f1", "force": true}]));
+    assert_eq!(forced["state"], "stopped");
+    let resp = graceful.join().expect("join");
+    assert_eq!(
+        resp["result"]["state"], "stopped",
+        "the graceful stop returns too: {resp}"
+    );
+}

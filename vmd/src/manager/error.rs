@@ -82,6 +82,16 @@ pub enum Error {
         #[source]
         source: crate::qemu::qmp::QmpError,
     },
+    /// Another operation holds the object.
+    #[error("{kind} {name} is busy: {holder} in progress")]
+    Busy {
+        /// `vm` or `image`.
+        kind: &'static str,
+        /// Object name.
+        name: String,
+        /// The operation holding it.
+        holder: &'static str,
+    },
     /// Someone else is attached to the console.
     #[error("the console of vm {0} is already attached by another client")]
     ConsoleBusy(String),
@@ -140,9 +150,10 @@ impl Error {
                 ErrorCode::NotFound
             }
             Error::ImageExists(_) | Error::VmExists(_) => ErrorCode::AlreadyExists,
-            Error::ImageInUse { .. } | Error::ConsoleBusy(_) | Error::PortInUse { .. } => {
-                ErrorCode::InUse
-            }
+            Error::ImageInUse { .. }
+            | Error::Busy { .. }
+            | Error::ConsoleBusy(_)
+            | Error::PortInUse { .. } => ErrorCode::InUse,
             Error::WrongState { .. } | Error::Transition { .. } | Error::NoProcess(_) => {
                 ErrorCode::WrongState
             }
@@ -173,6 +184,8 @@ impl Error {
             }
             Error::Store(_) | Error::Storage(_) | Error::Task(_) => "see the daemon log (journalctl -u vmd)".into(),
             Error::StartFailed { name, .. } => format!("see `vmctl logs {name}` and `vmctl show {name}`"),
+            Error::Busy { holder: "stop", .. } => "wait for it, or end it now with `vmctl stop --force`".into(),
+            Error::Busy { .. } => "try again when it has finished".into(),
             Error::ConsoleBusy(_) => "detach the other client first (Ctrl-] in vmctl console)".into(),
             Error::PortInUse { .. } => "choose another --ssh-port".into(),
             Error::NoProcess(name) => format!("see `vmctl show {name}`; restarting vmd retries the adoption"),

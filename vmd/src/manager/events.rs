@@ -11,6 +11,9 @@ use vm_proto::types::{Event, EventKind, VmState};
 use super::Error;
 use crate::store::{self, EventRow, NewEvent, Store};
 
+/// Stored events kept; older ones are pruned at start-up.
+pub const EVENTS_KEPT: u64 = 100_000;
+
 /// Live events kept for slow subscribers before they lag (and must resume with `since`).
 const CHANNEL_CAPACITY: usize = 4096;
 
@@ -98,6 +101,15 @@ impl Events {
             Ok(event)
         })
         .await?
+    }
+
+    /// Drops stored events beyond [`EVENTS_KEPT`].
+    pub async fn prune(&self) -> Result<u64, Error> {
+        let store = self.store.clone();
+        Ok(tokio::task::spawn_blocking(move || {
+            store.with_tx(|tx| store::prune_events(tx, EVENTS_KEPT))
+        })
+        .await??)
     }
 
     /// A live receiver (subscribe before reading stored events).

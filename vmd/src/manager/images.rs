@@ -12,10 +12,7 @@ impl Manager {
     /// `image.import`: converts the caller's upload into a read-only base named `req.name`.
     pub async fn import_image(&self, req: ImageImport, caller_uid: u32) -> Result<Image, Error> {
         validate_name("image", &req.name).map_err(Error::Invalid)?;
-        let _guard = self
-            .locks
-            .lock(format!("image:{}", req.name), "import")
-            .await;
+        let _guard = self.lock("image", &req.name, "import").await?;
         if self.find_image(&req.name).await?.is_some() {
             return Err(Error::ImageExists(req.name));
         }
@@ -102,7 +99,7 @@ impl Manager {
 
     /// `image.remove`: refused while VMs use the image.
     pub async fn remove_image(&self, name: &str) -> Result<(), Error> {
-        let _guard = self.locks.lock(format!("image:{name}"), "remove").await;
+        let _guard = self.lock("image", &name, "remove").await?;
         let row = self
             .find_image(name)
             .await?

@@ -107,6 +107,23 @@ impl Manager {
         &self.uploads
     }
 
+    /// Serialises operations on one object; a busy object yields an error naming the holder.
+    async fn lock(
+        &self,
+        kind: &'static str,
+        name: &str,
+        operation: &'static str,
+    ) -> Result<locks::NameGuard, Error> {
+        self.locks
+            .lock(format!("{kind}:{name}"), operation)
+            .await
+            .map_err(|holder| Error::Busy {
+                kind,
+                name: name.to_string(),
+                holder,
+            })
+    }
+
     /// Runs `f` against the store on a blocking thread.
     async fn db<T: Send + 'static>(
         &self,

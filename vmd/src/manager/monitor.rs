@@ -17,6 +17,9 @@ use crate::qemu::process;
 use crate::qemu::qmp::{Qmp, QmpEvent, RunState};
 use crate::store::{self, VmRow};
 
+/// How often a running VM's console log is checked against its size cap.
+const ROTATE_CHECK: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// How a QEMU process ended.
 enum Exit {
     /// We were its parent and saw its status.
@@ -75,8 +78,10 @@ impl Manager {
     ) -> (Exit, Seen) {
         let mut seen = Seen::default();
         let mut qmp_open = true;
+        let mut rotate = tokio::time::interval(ROTATE_CHECK);
         loop {
             tokio::select! {
+                _ = rotate.tick() => self.rotate_console_log(name),
                 status = wait_child(&mut child) => return (status.map(Exit::Status).unwrap_or(Exit::Unknown), seen),
                 ev = events.recv(), if qmp_open => match ev {
                     Ok(ev) => self.on_event(name, &rt, &ev, &mut seen).await,

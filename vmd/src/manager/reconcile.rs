@@ -12,6 +12,10 @@ impl Manager {
     pub async fn reconcile(&self) -> Result<Vec<ConsistencyIssue>, Error> {
         let storage = self.storage.clone();
         let removed = tokio::task::spawn_blocking(move || storage.remove_leftovers()).await?;
+        let pruned = self.events.prune().await?;
+        if pruned > 0 {
+            tracing::debug!(pruned, "old events pruned");
+        }
         for path in removed {
             tracing::info!(path = %path.display(), "removed leftover of an interrupted operation");
         }

@@ -42,7 +42,7 @@ pub struct Runtime {
 impl Manager {
     /// `vm.start`.
     pub async fn start_vm(&self, name: &str) -> Result<Vm, Error> {
-        let _guard = self.locks.lock(format!("vm:{name}"), "start").await;
+        let _guard = self.lock("vm", &name, "start").await?;
         let row = self
             .require(
                 name,
@@ -158,10 +158,14 @@ impl Manager {
         })
     }
 
-    /// `vm.stop`.
+    /// `vm.stop`. A forced stop takes no lock: it must be able to cut short a graceful stop
+    /// that is waiting for an unresponsive guest.
     pub async fn stop_vm(&self, req: VmStop) -> Result<Vm, Error> {
         let name = req.name.as_str();
-        let _guard = self.locks.lock(format!("vm:{name}"), "stop").await;
+        if req.force {
+            return self.force_stop_now(name).await;
+        }
+        let _guard = self.lock("vm", name, "stop").await?;
         self.require(
             name,
             &[VmState::Running, VmState::Paused],
@@ -174,9 +178,21 @@ impl Manager {
         self.transition(name, VmState::Stopping, None).await?;
         let timeout =
             Duration::from_secs(req.timeout_secs.unwrap_or(self.config.stop_timeout_secs));
-        if !req.force && self.powerdown(name, &rt, timeout).await? {
-            return self.vm(name).await;
+        if !self.powerdown(name, &rt, timeout).await? {
+            self.force_stop(name, &rt).await?;
         }
+        self.vm(name).await
+    }
+
+    async fn force_stop_now(&self, name: &str) -> Result<Vm, Error> {
+        let allowed = [VmState::Running, VmState::Paused, VmState::Stopping];
+        self.require(name, &allowed, "there is nothing to stop")
+            .await?;
+        let rt = self
+            .runtime(name)
+            .ok_or_else(|| Error::NoProcess(name.into()))?;
+        self.transition(name, VmState::Stopping, None).await?;
+        self.note(name, "forced stop requested");
         self.force_stop(name, &rt).await?;
         self.vm(name).await
     }
@@ -231,7 +247,7 @@ impl Manager {
 
     /// `vm.reboot`.
     pub async fn reboot_vm(&self, name: &str) -> Result<Vm, Error> {
-        let _guard = self.locks.lock(format!("vm:{name}"), "reboot").await;
+        let _guard = self.lock("vm", &name, "reboot").await?;
         self.require(
             name,
             &[VmState::Running, VmState::Paused],
@@ -251,7 +267,7 @@ impl Manager {
 
     /// `vm.pause`.
     pub async fn pause_vm(&self, name: &str) -> Result<Vm, Error> {
-        let _guard = self.locks.lock(format!("vm:{name}"), "pause").await;
+        let _guard = self.lock("vm", &name, "pause").await?;
         self.require(name, &[VmState::Running], "only a running vm can be paused")
             .await?;
         let rt = self
@@ -267,7 +283,7 @@ impl Manager {
 
     /// `vm.resume`.
     pub async fn resume_vm(&self, name: &str) -> Result<Vm, Error> {
-        let _guard = self.locks.lock(format!("vm:{name}"), "resume").await;
+        let _guard = self.lock("vm", &name, "resume").await?;
         self.require(name, &[VmState::Paused], "only a paused vm can be resumed")
             .await?;
         let rt = self

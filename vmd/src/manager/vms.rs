@@ -23,7 +23,7 @@ impl Manager {
         let cpus = req.cpus.unwrap_or(1);
         let memory_mib = req.memory_mib.unwrap_or(DEFAULT_MEMORY_MIB);
         self.check_resources(cpus, memory_mib)?;
-        let _guard = self.locks.lock(format!("vm:{}", req.name), "create").await;
+        let _guard = self.lock("vm", &req.name, "create").await?;
         if self.find_vm(&req.name).await?.is_some() {
             return Err(Error::VmExists(req.name));
         }
@@ -128,7 +128,7 @@ impl Manager {
 
     /// `vm.remove`: only without a QEMU process.
     pub async fn remove_vm(&self, name: &str) -> Result<(), Error> {
-        let _guard = self.locks.lock(format!("vm:{name}"), "remove").await;
+        let _guard = self.lock("vm", &name, "remove").await?;
         let row = self.stopped_vm(name, "stop it first (vmctl stop)").await?;
         let path = self.storage.overlay_path(&row.overlay_file);
         let trash = self
@@ -153,7 +153,7 @@ impl Manager {
 
     /// `vm.wipe`: a fresh overlay on the same base replaces the old one atomically.
     pub async fn wipe_vm(&self, name: &str) -> Result<Vm, Error> {
-        let _guard = self.locks.lock(format!("vm:{name}"), "wipe").await;
+        let _guard = self.lock("vm", &name, "wipe").await?;
         let row = self.stopped_vm(name, "stop it first (vmctl stop)").await?;
         let base = self.storage.image_path(&row.image_file);
         let tmp = self

@@ -71,3 +71,13 @@ pub fn list_events(conn: &Connection, since: u64, limit: u64) -> Result<Vec<Even
         .collect::<Result<Vec<_>, _>>()?;
     Ok(rows)
 }
+
+/// Deletes all but the newest `keep` events; returns how many were deleted. Sequence numbers
+/// are never reused (AUTOINCREMENT), so `since` stays meaningful.
+pub fn prune_events(conn: &Connection, keep: u64) -> Result<u64, StoreError> {
+    let n = conn.execute(
+        "DELETE FROM events WHERE seq <= (SELECT MAX(seq) FROM events) - ?1",
+        [keep as i64],
+    )?;
+    Ok(n as u64)
+}

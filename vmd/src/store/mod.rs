@@ -63,7 +63,7 @@ use std::sync::Mutex;
 
 use rusqlite::{Connection, Transaction};
 
-pub use events::{insert_event, list_events, EventRow, NewEvent};
+pub use events::{insert_event, list_events, prune_events, EventRow, NewEvent};
 pub use images::{
     count_images, delete_image, get_image, image_users, insert_image, list_images, ImageRow,
     NewImage,
