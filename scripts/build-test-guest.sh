@@ -3,7 +3,10 @@
 # packages) in two forms:
 #   OUTDIR/guest.qcow2  disk: MBR, p1 FAT ESP (syslinux BIOS + systemd-boot
 #                       UEFI + kernel + initramfs), p2 ext4 "guestdata"
-#   OUTDIR/guest.iso    hybrid ISO: isolinux (BIOS) + systemd-boot (UEFI)
+#   OUTDIR/guest.iso    hybrid ISO: isolinux (BIOS) + systemd-boot (UEFI);
+#                       an installer: /install/disk.img.gz is the disk form's
+#                       raw image, written to a blank disk by the guest
+#                       command `install-to-disk [DEVICE]`
 #
 # Usage: scripts/build-test-guest.sh [OUTDIR]   (default <repo>/.cache/test-guest)
 #
@@ -24,6 +27,7 @@ mkdir -p "$OUTDIR"
 OUTDIR=$(readlink -f "$OUTDIR")
 
 CMDLINE="console=ttyS0,115200 quiet"
+ISO_CMDLINE="$CMDLINE guest.form=iso" # rcS: no /data on the ISO form
 DISK_MB=256          # virtual size of guest.qcow2
 ESP_MB=64            # p1 (FAT), starts at 1 MiB
 GUEST_PKGS=(busybox-static syslinux syslinux-common isolinux systemd-boot-efi)
@@ -179,7 +183,7 @@ VMLINUZ="$B/kernel/boot/vmlinuz-$KVER"
 "$BUSYBOX" depmod -b "$B/kernel" "$KVER"
 MODDIR="$B/kernel/lib/modules/$KVER"
 R="$B/initramfs"
-mkdir -p "$R"/{bin,sbin,usr/bin,usr/sbin,etc/init.d,etc/acpi/PWRF,dev,proc,sys,run,tmp,root,mnt,lib/modules/"$KVER"}
+mkdir -p "$R"/{bin,sbin,usr/bin,usr/sbin,etc/init.d,etc/acpi/PWRF,dev,proc,sys,run,tmp,root,mnt,cdrom,lib/modules/"$KVER"}
 chmod 1777 "$R/tmp"
 chmod 0700 "$R/root"
 
@@ -220,6 +224,7 @@ install -m 0755 "$HELPERS/rcS" "$R/etc/init.d/rcS"
 install -m 0755 "$HELPERS/rcK" "$R/etc/init.d/rcK"
 install -m 0755 "$HELPERS/serial-shell" "$R/etc/init.d/serial-shell"
 install -m 0755 "$HELPERS/acpi/power-button" "$R/etc/acpi/PWRF/00000080"
+install -m 0755 "$HELPERS/install-to-disk" "$R/usr/sbin/install-to-disk"
 install -m 0644 "$HELPERS/profile" "$R/etc/profile"
 install -m 0644 "$HELPERS/modules" "$R/etc/modules"
 echo "root:x:0:0:root:/root:/bin/sh" >"$R/etc/passwd"
@@ -237,7 +242,7 @@ INITRD="$B/initrd.img"
     gzip -6n >"$INITRD"
 
 # ------------------------------------------------------------ boot configs
-subst() { sed "s|@CMDLINE@|$CMDLINE|g" "$1"; }
+subst() { sed "s|@CMDLINE@|$2|g" "$1"; } # FILE CMDLINE
 SYSLINUX_BIOS="$P/usr/lib/syslinux/modules/bios"
 LDLINUX_C32="$SYSLINUX_BIOS/ldlinux.c32"
 SDBOOT="$P/usr/lib/systemd/boot/efi/systemd-bootx64.efi"
@@ -248,16 +253,18 @@ SYSLINUX_INSTALLER="$P/usr/bin/syslinux"
 for f in "$LDLINUX_C32" "$SDBOOT" "$MBR_BIN" "$ISOLINUX_BIN" "$ISOHDPFX" "$SYSLINUX_INSTALLER"; do
     [ -f "$f" ] || die "missing $f in the extracted packages"
 done
-subst "$HELPERS/syslinux.cfg" >"$B/syslinux.cfg"
-subst "$HELPERS/loader-entry.conf" >"$B/guest.conf"
+subst "$HELPERS/syslinux.cfg" "$CMDLINE" >"$B/syslinux.cfg"
+subst "$HELPERS/loader-entry.conf" "$CMDLINE" >"$B/guest.conf"
+subst "$HELPERS/syslinux.cfg" "$ISO_CMDLINE" >"$B/iso-syslinux.cfg"
+subst "$HELPERS/loader-entry.conf" "$ISO_CMDLINE" >"$B/iso-guest.conf"
 
 # Fill a FAT image (file) with the systemd-boot ESP layout + kernel/initrd.
-fill_esp() {
-    local img=$1
+fill_esp() { # IMG LOADER-ENTRY
+    local img=$1 entry=$2
     mmd -i "$img" ::/EFI ::/EFI/BOOT ::/loader ::/loader/entries
     mcopy -i "$img" "$SDBOOT" ::/EFI/BOOT/BOOTX64.EFI
     mcopy -i "$img" "$HELPERS/loader.conf" ::/loader/loader.conf
-    mcopy -i "$img" "$B/guest.conf" ::/loader/entries/guest.conf
+    mcopy -i "$img" "$entry" ::/loader/entries/guest.conf
     mcopy -i "$img" "$VMLINUZ" ::/vmlinuz
     mcopy -i "$img" "$INITRD" ::/initrd.img
 }
@@ -270,7 +277,7 @@ DATA_SECTORS=$((DISK_MB * 2048 - DATA_START))
 
 ESP="$B/esp.img"
 mkfs.fat -C -h 2048 -n GUESTBOOT -i 47554553 "$ESP" $((ESP_MB * 1024)) >/dev/null
-fill_esp "$ESP"
+fill_esp "$ESP" "$B/guest.conf"
 mcopy -i "$ESP" "$B/syslinux.cfg" ::/syslinux.cfg
 mcopy -i "$ESP" "$LDLINUX_C32" ::/ldlinux.c32
 "$SYSLINUX_INSTALLER" --install "$ESP" # mtools installer: ldlinux.sys + boot sector
@@ -292,13 +299,18 @@ dd if="$MBR_BIN" of="$RAW" bs=440 count=1 conv=notrunc status=none
 dd if="$ESP" of="$RAW" bs=1M seek=1 conv=notrunc,sparse status=none
 dd if="$DATA" of="$RAW" bs=512 seek=$DATA_START conv=notrunc,sparse status=none
 qemu-img convert -f raw -O qcow2 "$RAW" "$B/guest.qcow2"
-rm -f "$RAW" "$ESP" "$DATA"
 
 # ---------------------------------------------------------------- ISO form
 ISO_ROOT="$B/iso"
-mkdir -p "$ISO_ROOT/isolinux" "$ISO_ROOT/boot"
+mkdir -p "$ISO_ROOT/isolinux" "$ISO_ROOT/boot" "$ISO_ROOT/install"
+# The installer's payload (see install-to-disk): the disk form's raw image.
+# Mostly zeros, so gzip makes 256 MiB into about the size of kernel+initrd.
+gzip -6n <"$RAW" >"$ISO_ROOT/install/disk.img.gz"
+stat -c %s "$RAW" >"$ISO_ROOT/install/disk.img.size"
+(cd "$B" && sha256sum disk.raw | sed 's/disk\.raw$/disk.img/') >"$ISO_ROOT/install/disk.img.sha256"
+rm -f "$RAW" "$ESP" "$DATA"
 cp "$ISOLINUX_BIN" "$LDLINUX_C32" "$ISO_ROOT/isolinux/"
-cp "$B/syslinux.cfg" "$ISO_ROOT/isolinux/isolinux.cfg"
+cp "$B/iso-syslinux.cfg" "$ISO_ROOT/isolinux/isolinux.cfg"
 cp "$VMLINUZ" "$ISO_ROOT/vmlinuz"
 cp "$INITRD" "$ISO_ROOT/initrd.img"
 # El Torito UEFI image: its sector count is 16-bit, keep it < 32 MiB.
@@ -307,7 +319,7 @@ efi_kb=$(($(du -k --apparent-size "$VMLINUZ" | cut -f1) + $(du -k --apparent-siz
 efi_kb=$(((efi_kb + 1023) / 1024 * 1024))
 [ $efi_kb -lt 32768 ] || die "UEFI El Torito image would be ${efi_kb} KiB (>= 32 MiB)"
 mkfs.fat -C -n GUESTEFI -i 47554554 "$ISO_ROOT/boot/efi.img" $efi_kb >/dev/null
-fill_esp "$ISO_ROOT/boot/efi.img"
+fill_esp "$ISO_ROOT/boot/efi.img" "$B/iso-guest.conf"
 xorriso -as mkisofs -quiet -o "$B/guest.iso" -r -J -V GUEST_ISO \
     -isohybrid-mbr "$ISOHDPFX" \
     -c isolinux/boot.cat -b isolinux/isolinux.bin \

@@ -7,7 +7,10 @@
 
 use jsonrpsee::proc_macros::rpc;
 
-use crate::types::{Image, ImageImport, SystemInfo, Vm, VmCreate, VmLogs, VmStop};
+use crate::types::{
+    Image, ImageCreate, ImageImport, ImagePublish, Iso, IsoAttach, IsoImport, SystemInfo, Vm,
+    VmCreate, VmLogs, VmStop,
+};
 
 /// The vmd API.
 #[cfg_attr(all(feature = "server", feature = "client"), rpc(server, client))]
@@ -112,4 +115,55 @@ pub trait VmdApi {
         since: Option<u64>,
         limit: Option<u64>,
     ) -> Result<Vec<crate::types::Event>, jsonrpsee::types::ErrorObjectOwned>;
+
+    /// Turns a finished upload into an ISO in the library (validated as ISO 9660 or UDF).
+    /// Errors: `invalid_argument` (not an ISO, bad name), `not_found` (upload), `already_exists`.
+    #[method(name = "iso.import", with_extensions)]
+    async fn iso_import(
+        &self,
+        params: IsoImport,
+    ) -> Result<Iso, jsonrpsee::types::ErrorObjectOwned>;
+
+    /// Every ISO, by name.
+    #[method(name = "iso.list")]
+    async fn iso_list(&self) -> Result<Vec<Iso>, jsonrpsee::types::ErrorObjectOwned>;
+
+    /// One ISO.
+    #[method(name = "iso.get")]
+    async fn iso_get(&self, name: String) -> Result<Iso, jsonrpsee::types::ErrorObjectOwned>;
+
+    /// Deletes an ISO. Errors: `in_use` while any VM (or install VM) has it inserted.
+    #[method(name = "iso.remove")]
+    async fn iso_remove(&self, name: String) -> Result<(), jsonrpsee::types::ErrorObjectOwned>;
+
+    /// Inserts an ISO into a VM's CD-ROM drive, running (QMP media change) or stopped.
+    #[method(name = "vm.attach_iso")]
+    async fn vm_attach_iso(
+        &self,
+        params: IsoAttach,
+    ) -> Result<Vm, jsonrpsee::types::ErrorObjectOwned>;
+
+    /// Ejects the VM's ISO, running or stopped.
+    #[method(name = "vm.detach_iso")]
+    async fn vm_detach_iso(&self, vm: String) -> Result<Vm, jsonrpsee::types::ErrorObjectOwned>;
+
+    /// Creates an unsealed base: a blank disk and an install VM of the same name that boots
+    /// the ISO with the disk attached writable. Errors as `vm.create`, plus `not_found` (ISO).
+    #[method(name = "image.create", with_extensions)]
+    async fn image_create(
+        &self,
+        params: ImageCreate,
+    ) -> Result<Image, jsonrpsee::types::ErrorObjectOwned>;
+
+    /// Seals an installed base: its install VM (stopped) is removed and its disk becomes the
+    /// read-only base. Errors: `wrong_state` (install VM running, or already sealed).
+    #[method(name = "image.seal")]
+    async fn image_seal(&self, name: String) -> Result<Image, jsonrpsee::types::ErrorObjectOwned>;
+
+    /// Flattens a stopped VM's overlay and its base into a new standalone sealed base.
+    #[method(name = "image.publish", with_extensions)]
+    async fn image_publish(
+        &self,
+        params: ImagePublish,
+    ) -> Result<Image, jsonrpsee::types::ErrorObjectOwned>;
 }

@@ -6,14 +6,35 @@
 
 use std::path::PathBuf;
 
+use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use vm_proto::types::VmState;
 
 /// Help heading of the options every command accepts.
 const GLOBAL: &str = "Global options";
 
+/// The exit codes, shown at the end of `vmctl --help` (the table is in `error.rs`).
+const EXIT_CODES: &str = "Exit codes: 0 success, 1 other error, 2 usage, 3 not found, \
+4 conflict (exists, in use, wrong state, console busy), 5 daemon unreachable, \
+6 invalid argument, 7 permission denied, 8 timed out (wait)";
+
+/// The long help of `events`.
+const EVENTS_HELP: &str =
+    "Print lab events as JSON lines: one event object per line, oldest first, \
+whatever --output says, so that the output can be piped into jq or a script.\n\n\
+Without --follow: the stored events after --since, then exit. With --follow: stream events \
+until Ctrl-C; stored events after --since first when it is given, else only new ones.";
+
+/// The long help of `console`.
+const CONSOLE_HELP: &str = "Attach to a running VM's serial console.\n\n\
+On a terminal: raw mode, every key goes to the guest; Ctrl-] detaches. \
+Otherwise (scripts): stdin is sent to the console and console output goes to stdout; \
+after stdin ends, output is still printed for --linger seconds. \
+Either way vmctl exits 0 when the console closes (the VM stopped).";
+
 /// vmctl: manage VMs and base images through the vmd daemon.
 #[derive(Debug, Parser)]
-#[command(name = "vmctl", version, propagate_version = true)]
+#[command(name = "vmctl", version, propagate_version = true, after_help = EXIT_CODES)]
 pub struct Cli {
     /// Daemon socket [default: $VMD_SOCKET, else /run/vmd/vmd.sock for root, else
     /// $XDG_RUNTIME_DIR/vmd/vmd.sock]
@@ -54,11 +75,33 @@ pub enum Command {
     Ls,
     /// Show every detail of a VM
     Show(NameArg),
-    /// Delete a stopped VM and its disk
+    /// Delete stopped VMs and their disks, in order; stops at the first failure
     #[command(visible_alias = "remove")]
-    Rm(NameArg),
+    Rm(NamesArg),
     /// Reset a stopped VM's disk to its base image
     Wipe(NameArg),
+    /// Start a stopped or crashed VM and print it
+    Start(NameArg),
+    /// Stop a VM: ACPI power-down, then force after a timeout
+    Stop(StopArgs),
+    /// Reset a running or paused VM (hardware reset)
+    Reboot(NameArg),
+    /// Pause a running VM's vCPUs
+    Pause(NameArg),
+    /// Resume a paused VM
+    Resume(NameArg),
+    /// Print the VNC Unix socket of a running VM
+    Vnc(NameArg),
+    /// Print a VM's console log (serial output and vmd's notes about the VM)
+    Logs(LogsArgs),
+    /// Print lab events as JSON lines, one event object per line (always JSON, for pipelines)
+    #[command(long_about = EVENTS_HELP)]
+    Events(EventsArgs),
+    /// Wait until a VM is in a state (exits 8 on --timeout, 1 if it crashes meanwhile)
+    Wait(WaitArgs),
+    /// Attach to a running VM's serial console (detach with Ctrl-])
+    #[command(long_about = CONSOLE_HELP)]
+    Console(ConsoleArgs),
 }
 
 /// The `image` verbs.
@@ -71,9 +114,9 @@ pub enum ImageCommand {
     Ls,
     /// Show every detail of a base image
     Show(NameArg),
-    /// Delete a base image no VM uses
+    /// Delete base images no VM uses, in order; stops at the first failure
     #[command(visible_alias = "remove")]
-    Rm(NameArg),
+    Rm(NamesArg),
 }
 
 /// A single object name.
@@ -81,6 +124,81 @@ pub enum ImageCommand {
 pub struct NameArg {
     /// Name of the object
     pub name: String,
+}
+
+/// One or more object names.
+#[derive(Debug, Args)]
+pub struct NamesArg {
+    /// Names of the objects
+    #[arg(required = true, value_name = "NAME")]
+    pub names: Vec<String>,
+}
+
+/// Arguments of `stop`.
+#[derive(Debug, Args)]
+pub struct StopArgs {
+    /// Name of the VM
+    pub name: String,
+    /// End QEMU at once, without asking the guest to power off
+    #[arg(long)]
+    pub force: bool,
+    /// Seconds to wait for the guest to power off before forcing [daemon default: 30]
+    #[arg(long, value_name = "SECS", conflicts_with = "force")]
+    pub timeout: Option<u64>,
+}
+
+/// Arguments of `logs`.
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// Name of the VM
+    pub name: String,
+    /// Keep printing new output as it arrives, until Ctrl-C
+    #[arg(short, long)]
+    pub follow: bool,
+    /// Print at most this much of the end of the log, e.g. 4096 or 1M [daemon default: 64K]
+    #[arg(long, value_name = "BYTES")]
+    pub tail: Option<String>,
+}
+
+/// Arguments of `events`.
+#[derive(Debug, Args)]
+pub struct EventsArgs {
+    /// Only events with a sequence number above N [default: 0 without --follow, only new
+    /// events with --follow]
+    #[arg(long, value_name = "N")]
+    pub since: Option<u64>,
+    /// Keep printing events as they happen, until Ctrl-C
+    #[arg(short, long)]
+    pub follow: bool,
+}
+
+/// Arguments of `wait`.
+#[derive(Debug, Args)]
+pub struct WaitArgs {
+    /// Name of the VM
+    pub name: String,
+    /// The state to wait for
+    #[arg(long = "for", value_name = "STATE", value_parser = state_parser())]
+    pub state: VmState,
+    /// Give up after this many seconds and exit 8 [default: wait forever]
+    #[arg(long, value_name = "SECS")]
+    pub timeout: Option<u64>,
+}
+
+/// Arguments of `console`.
+#[derive(Debug, Args)]
+pub struct ConsoleArgs {
+    /// Name of the VM
+    pub name: String,
+    /// When stdin is not a terminal: seconds to keep printing output after stdin ends
+    #[arg(long, value_name = "SECS", default_value_t = 2)]
+    pub linger: u64,
+}
+
+/// Parses a [`VmState`] name; `--help` lists the names.
+fn state_parser() -> impl TypedValueParser<Value = VmState> {
+    PossibleValuesParser::new(VmState::ALL.map(VmState::as_str))
+        .try_map(|name| VmState::parse(&name).ok_or("unknown state"))
 }
 
 /// Arguments of `image import`.
@@ -149,7 +267,57 @@ mod tests {
             Command::Image(ImageCommand::Ls)
         ));
         let cli = parse(&["image", "remove", "deb"]);
-        assert!(matches!(cli.command, Command::Image(ImageCommand::Rm(n)) if n.name == "deb"));
+        assert!(matches!(cli.command, Command::Image(ImageCommand::Rm(n)) if n.names == ["deb"]));
+    }
+
+    #[test]
+    fn rm_takes_several_names_in_order() {
+        let cli = parse(&["rm", "b", "a"]);
+        assert!(matches!(cli.command, Command::Rm(n) if n.names == ["b", "a"]));
+        let cli = parse(&["image", "rm", "x", "y", "z"]);
+        assert!(
+            matches!(cli.command, Command::Image(ImageCommand::Rm(n)) if n.names == ["x", "y", "z"])
+        );
+    }
+
+    #[test]
+    fn runtime_verbs_parse() {
+        let cli = parse(&["stop", "web1", "--timeout", "5"]);
+        let Command::Stop(args) = cli.command else {
+            panic!("not stop")
+        };
+        assert_eq!(
+            (args.name.as_str(), args.force, args.timeout),
+            ("web1", false, Some(5))
+        );
+        assert!(matches!(parse(&["stop", "a", "--force"]).command, Command::Stop(s) if s.force));
+        for verb in ["start", "reboot", "pause", "resume", "vnc"] {
+            let _ = parse(&[verb, "web1"]);
+        }
+        let Command::Logs(args) = parse(&["logs", "web1", "-f", "--tail", "4K"]).command else {
+            panic!("not logs")
+        };
+        assert!(args.follow);
+        assert_eq!(args.tail.as_deref(), Some("4K"));
+        let Command::Events(args) = parse(&["events", "--since", "7", "-f"]).command else {
+            panic!("not events")
+        };
+        assert_eq!((args.since, args.follow), (Some(7), true));
+        let Command::Console(args) = parse(&["console", "web1"]).command else {
+            panic!("not console")
+        };
+        assert_eq!(args.linger, 2);
+    }
+
+    #[test]
+    fn wait_takes_every_state_name() {
+        for state in VmState::ALL {
+            let cli = parse(&["wait", "web1", "--for", state.as_str(), "--timeout", "3"]);
+            let Command::Wait(args) = cli.command else {
+                panic!("not wait")
+            };
+            assert_eq!((args.state, args.timeout), (state, Some(3)));
+        }
     }
 
     #[test]
@@ -185,6 +353,12 @@ mod tests {
             &["create", "web1"][..],
             &["image", "import", "f"],
             &["ls", "--output", "xml"],
+            &["rm"],
+            &["image", "rm"],
+            &["wait", "web1"],
+            &["wait", "web1", "--for", "asleep"],
+            &["stop", "web1", "--force", "--timeout", "3"],
+            &["events", "--since", "-1"],
         ];
         for args in bad {
             let err = Cli::try_parse_from(std::iter::once("vmctl").chain(args.iter().copied()));

@@ -3,12 +3,16 @@
 //! The socket is `--socket`, else `$VMD_SOCKET`, else the default of
 //! [`vm_proto::paths::default_socket_path`]. Any failure to connect or to complete the WebSocket
 //! handshake is [`CliError::Unreachable`] (exit 5) with a hint saying what to check.
+//!
+//! Subscriptions (`logs -f`, `events -f`, `wait`) end when the connection does;
+//! [`subscription_ended`] tells a lost connection (an error) from a close by vmd.
 
 use std::io::ErrorKind;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use jsonrpsee::core::client::{Subscription, SubscriptionCloseReason};
 use jsonrpsee::ws_client::{WsClient, WsClientBuilder};
 use tokio::net::UnixStream;
 
@@ -20,6 +24,9 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(3600);
 /// The hint for a daemon that is not there.
 const NOT_RUNNING_HINT: &str =
     "is vmd running? start it with `vmd` or `systemctl start vmd`; set --socket or VMD_SOCKET";
+
+/// How long to wait, when a subscription ends, to learn whether the connection ended with it.
+const DISCONNECT_GRACE: Duration = Duration::from_millis(200);
 
 /// Which socket to use: the flag, then `$VMD_SOCKET`, then the default.
 pub fn socket_path(flag: Option<PathBuf>) -> PathBuf {
@@ -49,6 +56,23 @@ pub async fn connect_stream(socket: &Path) -> Result<UnixStream, CliError> {
             hint: hint_for(socket, &err),
             cause: err.to_string(),
         })
+}
+
+/// Why `subscription` stopped yielding items: `Ok` when vmd closed it; an error when vmctl fell
+/// behind (vmctl's buffer overflowed) or the connection to vmd was lost.
+pub async fn subscription_ended<T>(
+    client: &WsClient,
+    subscription: &Subscription<T>,
+) -> Result<(), CliError> {
+    if let Some(SubscriptionCloseReason::Lagged) = subscription.close_reason() {
+        return Err(CliError::Protocol(
+            "vmctl fell behind the stream from vmd and was cut off".to_string(),
+        ));
+    }
+    match tokio::time::timeout(DISCONNECT_GRACE, client.on_disconnect()).await {
+        Ok(cause) => Err(CliError::from(cause)),
+        Err(_still_connected) => Ok(()),
+    }
 }
 
 /// The hint for a failed connect: group membership for EACCES, else "start vmd".

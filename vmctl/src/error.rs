@@ -4,20 +4,22 @@
 //! | code | meaning |
 //! |---|---|
 //! | 0 | success |
-//! | 1 | other error: vmd `internal`, a JSON-RPC error that is not vmd's (e.g. `-32602` invalid params), connection lost, unexpected reply, local I/O |
+//! | 1 | other error: vmd `internal`, a JSON-RPC error that is not vmd's (e.g. `-32602` invalid params), connection lost, unexpected reply, local I/O, the VM crashed during `wait` |
 //! | 2 | usage error (printed by clap) |
 //! | 3 | not found (`not_found`) |
-//! | 4 | conflict (`already_exists`, `in_use`, `wrong_state`) |
+//! | 4 | conflict (`already_exists`, `in_use`, `wrong_state`; a busy console is `in_use`) |
 //! | 5 | daemon unreachable (socket missing, connection refused or denied, not a vmd socket) |
 //! | 6 | invalid argument (vmd's `invalid_argument`, or a bad name, size or FILE found locally) |
 //! | 7 | permission denied (`permission_denied`) |
+//! | 8 | timed out (`wait --timeout`) |
 //!
 //! # What stderr gets
 //! In table mode: `vmctl: error: <message chain joined by ": ">`, then `hint: <hint>` when there
 //! is one. With `--output json`, only one JSON line instead:
 //! `{"error":{"code":404,"kind":"not_found","message":"…","hint":null,"exit_code":3}}`.
 //! `code` is the JSON-RPC error code, or `null` when the failure did not come from the API
-//! (`kind` is then `unreachable`, `protocol` or `io`; `rpc` marks non-vmd JSON-RPC errors).
+//! (`kind` is then `unreachable`, `protocol`, `io`, `timed_out` or `crashed`; `rpc` marks
+//! non-vmd JSON-RPC errors).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -62,6 +64,17 @@ pub enum CliError {
         /// The failure.
         source: std::io::Error,
     },
+    /// A wait gave up (`wait --timeout`); the message says for what and the state reached.
+    #[error("{0}")]
+    TimedOut(String),
+    /// The VM crashed while vmctl waited for another state.
+    #[error("vm {name} crashed: {reason}")]
+    Crashed {
+        /// VM name.
+        name: String,
+        /// The daemon's `reason`.
+        reason: String,
+    },
 }
 
 impl CliError {
@@ -70,7 +83,8 @@ impl CliError {
         CliError::Api(ApiError::new(ErrorCode::InvalidArgument, message))
     }
 
-    /// The `kind` printed in JSON mode: an [`ErrorCode`] name or `unreachable`/`rpc`/`protocol`/`io`.
+    /// The `kind` printed in JSON mode: an [`ErrorCode`] name or
+    /// `unreachable`/`rpc`/`protocol`/`io`/`timed_out`/`crashed`.
     pub fn kind(&self) -> &'static str {
         match self {
             CliError::Api(err) => err.kind().as_str(),
@@ -78,6 +92,8 @@ impl CliError {
             CliError::Rpc { .. } => "rpc",
             CliError::Protocol(_) => "protocol",
             CliError::Io { .. } => "io",
+            CliError::TimedOut(_) => "timed_out",
+            CliError::Crashed { .. } => "crashed",
         }
     }
 
@@ -110,7 +126,11 @@ impl CliError {
                 ErrorCode::Internal => 1,
             },
             CliError::Unreachable { .. } => 5,
-            CliError::Rpc { .. } | CliError::Protocol(_) | CliError::Io { .. } => 1,
+            CliError::TimedOut(_) => 8,
+            CliError::Rpc { .. }
+            | CliError::Protocol(_)
+            | CliError::Io { .. }
+            | CliError::Crashed { .. } => 1,
         }
     }
 
@@ -250,6 +270,14 @@ mod tests {
         assert_eq!(CliError::invalid("bad size").exit_code(), 6);
         assert_eq!(CliError::Protocol("lost".into()).exit_code(), 1);
         assert_eq!(CliError::from(ClientError::RequestTimeout).exit_code(), 1);
+        let timed_out = CliError::TimedOut("timed out after 3 s".into());
+        assert_eq!((timed_out.exit_code(), timed_out.kind()), (8, "timed_out"));
+        let crashed = CliError::Crashed {
+            name: "web1".into(),
+            reason: "guest panicked".into(),
+        };
+        assert_eq!(crashed.exit_code(), 1);
+        assert_eq!(crashed.to_string(), "vm web1 crashed: guest panicked");
     }
 
     #[test]

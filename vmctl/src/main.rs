@@ -4,15 +4,21 @@
 //! - [`cli`]: the command-line syntax (clap).
 //! - [`cmd`]: one module per verb; each calls the API and prints, nothing more.
 //! - [`client`]: finding the socket and connecting the JSON-RPC (WebSocket) client.
-//! - [`upload`]: streaming an image file to the daemon over HTTP on the same socket.
-//! - [`output`]: tables or JSON on stdout.
+//! - [`http`]: one HTTP/1.1 request on the same socket (uploads, console), vmd's error bodies.
+//! - [`upload`]: streaming an image file to the daemon over HTTP.
+//! - [`console`]: attaching to a VM's serial console (HTTP Upgrade) and copying bytes both ways.
+//! - [`terminal`]: raw mode for the console, restored by a guard.
+//! - [`output`]: tables or JSON on stdout; streams of log text and JSON lines.
 //! - [`error`]: [`error::CliError`], how errors are printed, and the exit codes.
 
 mod cli;
 mod client;
 mod cmd;
+mod console;
 mod error;
+mod http;
 mod output;
+mod terminal;
 mod upload;
 
 use std::process::ExitCode;

@@ -3,22 +3,23 @@
 //! vmctl opens the file itself (the daemon never opens client paths) and sends it in 256 KiB
 //! chunks with a `content-length`, never holding it in memory. The daemon answers 201 with a
 //! [`vm_proto::types::Upload`] JSON body, or 4xx/5xx with `{"error": {"code", "message", "data"}}`
-//! decoded into the same [`ApiError`] as JSON-RPC errors.
+//! decoded into the same [`vm_proto::ApiError`] as JSON-RPC errors ([`crate::http`]).
 
 use std::path::Path;
 
 use futures::TryStreamExt;
 use http_body_util::{BodyExt, StreamBody};
-use hyper::body::{Body, Frame, Incoming};
-use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
+use hyper::body::{Frame, Incoming};
+use hyper::{Method, Request, Response};
 use indicatif::ProgressBar;
 use tokio_util::io::ReaderStream;
 use vm_proto::types::Upload;
-use vm_proto::ApiError;
 
-use crate::client::connect_stream;
 use crate::error::CliError;
+use crate::http::{chain, decode_error, round_trip};
+
+/// The prefix of upload failures.
+const FAILED: &str = "upload failed";
 
 /// Bytes read from the file per body frame.
 const CHUNK: usize = 256 * 1024;
@@ -62,25 +63,8 @@ pub async fn send(socket: &Path, source: Source, bar: ProgressBar) -> Result<Upl
         .header(hyper::header::CONTENT_LENGTH, size)
         .body(StreamBody::new(chunks))
         .map_err(|err| CliError::Protocol(format!("cannot build the upload request: {err}")))?;
-    let response = round_trip(socket, request).await?;
+    let response = round_trip(socket, request, FAILED).await?;
     decode(response).await
-}
-
-/// Sends one request on a fresh HTTP/1.1 connection and returns the response.
-async fn round_trip<B>(socket: &Path, request: Request<B>) -> Result<Response<Incoming>, CliError>
-where
-    B: Body + Send + 'static,
-    B::Data: Send,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-{
-    let failed = |err: hyper::Error| CliError::Protocol(format!("upload failed: {}", chain(&err)));
-    let io = TokioIo::new(connect_stream(socket).await?);
-    let (mut sender, connection) = hyper::client::conn::http1::handshake(io)
-        .await
-        .map_err(failed)?;
-    // Drives the connection until the response body is read; ends when the socket closes.
-    tokio::spawn(connection);
-    sender.send_request(request).await.map_err(failed)
 }
 
 /// Reads the daemon's answer: an [`Upload`] on success, its error otherwise.
@@ -98,56 +82,15 @@ async fn decode(response: Response<Incoming>) -> Result<Upload, CliError> {
             CliError::Protocol(format!("upload failed: unexpected reply from vmd: {err}"))
         });
     }
-    Err(decode_error(status, &body))
-}
-
-/// Turns an error reply (`{"error": {"code", "message", "data"}}`) into a [`CliError`].
-fn decode_error(status: StatusCode, body: &[u8]) -> CliError {
-    let json: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
-    let error = &json["error"];
-    let code = error["code"].as_i64().and_then(|c| i32::try_from(c).ok());
-    let message = error["message"].as_str().unwrap_or_default();
-    let data = (!error["data"].is_null()).then(|| error["data"].to_string());
-    match code.and_then(|code| ApiError::from_parts(code, message, data.as_deref())) {
-        Some(api) => CliError::Api(api),
-        None => {
-            let text = String::from_utf8_lossy(&body[..body.len().min(200)])
-                .trim()
-                .to_string();
-            CliError::Protocol(format!("upload failed: HTTP {status}: {text}"))
-        }
-    }
-}
-
-/// An error and its sources joined by ": ".
-fn chain(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        text.push_str(&format!(": {cause}"));
-        source = cause.source();
-    }
-    text
+    Err(decode_error(FAILED, status, &body))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use hyper::StatusCode;
+    use hyper_util::rt::TokioIo;
     use std::io::Write;
-
-    #[test]
-    fn error_replies_decode_to_api_errors() {
-        let body = br#"{"error":{"code":400,"message":"not a disk image",
-            "data":{"kind":"invalid_argument","chain":["not a disk image","bad magic"]}}}"#;
-        let err = decode_error(StatusCode::BAD_REQUEST, body);
-        assert_eq!(err.exit_code(), 6);
-        assert_eq!(err.to_string(), "not a disk image: bad magic");
-        let err = decode_error(StatusCode::BAD_GATEWAY, b"<html>proxy</html>");
-        assert_eq!(
-            err.to_string(),
-            "upload failed: HTTP 502 Bad Gateway: <html>proxy</html>"
-        );
-    }
 
     #[tokio::test]
     async fn open_rejects_missing_and_non_regular_files() {

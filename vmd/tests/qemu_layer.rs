@@ -56,6 +56,9 @@ impl Vm {
             ssh_port: None,
             runas: None,
             sandbox: false,
+            cdrom: None,
+            cd_first: false,
+            uefi_firmware: None,
         };
         (dir, config)
     }

@@ -47,4 +47,14 @@ pub struct Image {
     pub used_by: Vec<String>,
     /// Absolute path of the read-only base on the host (daemon-owned; for admins).
     pub path: String,
+    /// Whether VMs may use it. `false` while it is being installed by its install VM.
+    #[serde(default = "yes")]
+    pub sealed: bool,
+    /// Firmware VMs made from it get by default.
+    #[serde(default)]
+    pub firmware: super::Firmware,
+}
+
+fn yes() -> bool {
+    true
 }

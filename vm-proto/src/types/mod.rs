@@ -2,11 +2,15 @@
 
 mod event;
 mod image;
+mod iso;
 mod system;
 mod vm;
 
 pub use event::{Event, EventKind};
 pub use image::{Image, ImageImport, Upload};
+pub use iso::{
+    Firmware, ImageCreate, ImagePublish, Iso, IsoAttach, IsoImport, UEFI_MEMORY_MIB_MIN,
+};
 pub use system::{Accelerator, ConsistencyIssue, ConsistencyIssueKind, DiskUsage, SystemInfo};
 pub use vm::{
     LogChunk, Vm, VmCreate, VmLogs, VmState, VmStop, CPUS_MAX, MEMORY_MIB_MIN, STOP_TIMEOUT_SECS,

@@ -54,6 +54,8 @@ impl VmState {
     }
 
     /// Whether the transition `self -> to` is valid. The single place that decides it.
+    // A table of arms reads better here than one long `matches!`.
+    #[allow(clippy::match_like_matches_macro)]
     pub fn can_transition_to(self, to: VmState) -> bool {
         use VmState::*;
         match (self, to) {
@@ -108,6 +110,12 @@ pub struct VmCreate {
     /// Unique across VMs. Default: no forward.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ssh_port: Option<u16>,
+    /// ISO to insert as CD-ROM (boots after the disk).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iso: Option<String>,
+    /// Firmware; default: the image's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub firmware: Option<super::Firmware>,
 }
 
 /// Parameters of `vm.stop`.
@@ -187,4 +195,35 @@ pub struct Vm {
     /// Why the VM is `crashed`, or why its last start failed.
     #[serde(default)]
     pub reason: Option<String>,
+    /// The inserted ISO, if any.
+    #[serde(default)]
+    pub iso: Option<String>,
+    /// Guest firmware.
+    #[serde(default)]
+    pub firmware: super::Firmware,
+    /// Whether this is the install VM of an unsealed image (boots its ISO first; its disk
+    /// becomes the base when sealed).
+    #[serde(default)]
+    pub install: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn transitions_follow_the_lifecycle() {
+        use VmState::*;
+        assert!(Stopped.can_transition_to(Starting) && Crashed.can_transition_to(Starting));
+        assert!(Running.can_transition_to(Stopping) && Stopping.can_transition_to(Stopped));
+        assert!(
+            !Stopped.can_transition_to(Running),
+            "a start always passes through starting"
+        );
+        assert!(!Stopped.can_transition_to(Stopping) && !Paused.can_transition_to(Starting));
+        for s in VmState::ALL {
+            assert_eq!(VmState::parse(s.as_str()), Some(s));
+            assert_eq!(s.can_modify_disk(), !s.has_process());
+        }
+    }
 }

@@ -33,6 +33,8 @@ fn request(args: CreateArgs) -> Result<VmCreate, CliError> {
         memory_mib: args.memory.as_deref().map(memory_mib).transpose()?,
         disk_bytes: args.disk.as_deref().map(disk_bytes).transpose()?,
         ssh_port: args.ssh_port,
+        iso: None,
+        firmware: None,
     })
 }
 

@@ -1,12 +1,12 @@
-//! `vmctl rm NAME`: deletes a stopped VM and its overlay (`vm.remove`).
+//! `vmctl rm NAME...`: deletes stopped VMs and their overlays (`vm.remove`), in order.
 
 use vm_proto::api::VmdApiClient;
 
 use super::Ctx;
 use crate::error::CliError;
 
-/// Removes the VM and confirms.
-pub async fn run(ctx: &Ctx, name: String) -> Result<(), CliError> {
-    ctx.connect().await?.vm_remove(name.clone()).await?;
-    ctx.out.removed("vm", &name)
+/// Removes the VMs one by one, confirming each; stops at the first failure.
+pub async fn run(ctx: &Ctx, names: Vec<String>) -> Result<(), CliError> {
+    let client = ctx.connect().await?;
+    super::remove_each(ctx, "vm", names, |name| client.vm_remove(name)).await
 }

@@ -72,6 +72,8 @@ mod tests {
             created_at: "2024-05-01T12:00:00Z".into(),
             used_by: vec!["web1".into(), "web2".into()],
             path: "/var/lib/vmd/images/debian-12.qcow2".into(),
+            sealed: true,
+            firmware: vm_proto::types::Firmware::Bios,
         }
     }
 

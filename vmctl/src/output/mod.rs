@@ -3,9 +3,11 @@
 //! In JSON mode stdout gets the API result unchanged (the `vm_proto` types as serde writes
 //! them; arrays for lists) and `-q` changes nothing. In table mode `-q` prints names only for
 //! lists and suppresses confirmations and the results of `create` and `image import`.
-//! The renderers per resource live in [`vm`], [`image`] and [`system`].
+//! The renderers per resource live in [`vm`], [`image`] and [`system`]; [`stream`] writes
+//! what arrives over time (logs, events, console output).
 
 pub mod image;
+pub mod stream;
 pub mod system;
 pub mod vm;
 
@@ -88,6 +90,22 @@ impl Output {
             kind,
         };
         self.done(&value, &format!("removed {kind} {name}"))
+    }
+
+    /// The JSON confirmation of several removals: an array of [`Output::removed`]'s objects.
+    /// Prints nothing in table mode, where each removal was confirmed as it happened.
+    pub fn removed_all(&self, kind: &str, names: &[String]) -> Result<(), CliError> {
+        if !self.is_json() {
+            return Ok(());
+        }
+        let values: Vec<_> = names
+            .iter()
+            .map(|name| Removed {
+                removed: name,
+                kind,
+            })
+            .collect();
+        emit(&to_json(&values)?)
     }
 }
 

@@ -98,6 +98,9 @@ pub(crate) mod tests {
             started_at: None,
             vnc_socket: None,
             reason: Some("guest panicked".into()),
+            iso: None,
+            firmware: vm_proto::types::Firmware::Bios,
+            install: false,
         }
     }
 

@@ -20,6 +20,26 @@ pub enum Error {
     /// No upload with that id for this user.
     #[error("upload {0} not found (expired, already imported, or made by another user)")]
     UploadNotFound(String),
+    /// No ISO of that name.
+    #[error("iso {0} not found")]
+    IsoNotFound(String),
+    /// An ISO with that name exists.
+    #[error("iso {0} already exists")]
+    IsoExists(String),
+    /// The ISO is inserted in VMs.
+    #[error("iso {name} is used by {}: {}", plural(users.len()), users.join(", "))]
+    IsoInUse {
+        /// ISO name.
+        name: String,
+        /// VMs using it.
+        users: Vec<String>,
+    },
+    /// The image is still being installed.
+    #[error("image {0} is not sealed yet (still being installed)")]
+    NotSealed(String),
+    /// The image is already sealed.
+    #[error("image {0} is already sealed")]
+    AlreadySealed(String),
     /// An image with that name exists.
     #[error("image {0} already exists")]
     ImageExists(String),
@@ -146,11 +166,16 @@ impl Error {
         match self {
             Error::Invalid(_) => ErrorCode::InvalidArgument,
             Error::Import { source, .. } if is_refusal(source) => ErrorCode::InvalidArgument,
-            Error::ImageNotFound(_) | Error::VmNotFound(_) | Error::UploadNotFound(_) => {
-                ErrorCode::NotFound
+            Error::ImageNotFound(_)
+            | Error::VmNotFound(_)
+            | Error::UploadNotFound(_)
+            | Error::IsoNotFound(_) => ErrorCode::NotFound,
+            Error::ImageExists(_) | Error::VmExists(_) | Error::IsoExists(_) => {
+                ErrorCode::AlreadyExists
             }
-            Error::ImageExists(_) | Error::VmExists(_) => ErrorCode::AlreadyExists,
-            Error::ImageInUse { .. }
+            Error::NotSealed(_) | Error::AlreadySealed(_) => ErrorCode::WrongState,
+            Error::IsoInUse { .. }
+            | Error::ImageInUse { .. }
             | Error::Busy { .. }
             | Error::ConsoleBusy(_)
             | Error::PortInUse { .. } => ErrorCode::InUse,
@@ -174,7 +199,10 @@ impl Error {
             Error::ImageNotFound(_) => "list images with `vmctl image ls`".into(),
             Error::VmNotFound(_) => "list VMs with `vmctl ls`".into(),
             Error::UploadNotFound(_) => "upload the file again (`vmctl image import` does both steps)".into(),
-            Error::ImageExists(_) | Error::VmExists(_) => "choose another name or remove the existing one first".into(),
+            Error::IsoNotFound(_) => "list ISOs with `vmctl iso ls`".into(),
+            Error::IsoInUse { users, .. } => format!("eject it first: vmctl iso detach {}", users.join(" / ")),
+            Error::NotSealed(name) => format!("finish the installation, stop the install vm, then `vmctl image seal {name}`"),
+            Error::IsoExists(_) | Error::ImageExists(_) | Error::VmExists(_) => "choose another name or remove the existing one first".into(),
             Error::ImageInUse { users, .. } => format!("remove those VMs first: vmctl rm {}", users.join(" ")),
             Error::Import { source: StorageError::Detect(crate::storage::detect::DetectError::Iso), .. } => {
                 "an ISO is an installer medium, not a disk: import a disk image (qcow2, raw, vmdk, vdi, vhdx, vpc)".into()

@@ -34,6 +34,8 @@ impl Manager {
             sha256: upload.sha256,
             owner_uid: caller_uid,
             created_at: now_secs(),
+            sealed: true,
+            firmware: "bios".into(),
         };
         self.commit_image(row, prepared).await?;
         tracing::info!(image = %req.name, uid = caller_uid, size_bytes = upload.size_bytes, "image imported");
@@ -47,7 +49,11 @@ impl Manager {
         self.image(&req.name).await
     }
 
-    async fn commit_image(&self, row: NewImage, prepared: PreparedBase) -> Result<(), Error> {
+    pub(super) async fn commit_image(
+        &self,
+        row: NewImage,
+        prepared: PreparedBase,
+    ) -> Result<(), Error> {
         let final_path = self.storage.image_path(&row.file_name);
         let tmp = prepared.tmp_path.clone();
         let result = self
@@ -150,6 +156,8 @@ impl Manager {
             created_at: rfc3339(row.created_at),
             used_by,
             path: path.display().to_string(),
+            sealed: row.sealed,
+            firmware: vm_proto::types::Firmware::parse(&row.firmware).unwrap_or_default(),
         }
     }
 }

@@ -10,6 +10,8 @@ mod adopt;
 mod error;
 pub mod events;
 mod images;
+mod install;
+mod isos;
 mod locks;
 pub mod logs;
 mod monitor;

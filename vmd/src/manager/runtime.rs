@@ -20,6 +20,9 @@ use crate::qemu::process;
 use crate::qemu::qmp::{Qmp, QmpEvent, RunState};
 use crate::store::{self, RuntimeRow, VmRow};
 
+/// OVMF as Debian's `ovmf` package installs it (one image, no separate variable store).
+pub const UEFI_FIRMWARE: &str = "/usr/share/ovmf/OVMF.fd";
+
 /// How long QEMU may take to open its QMP socket.
 const QMP_CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
 /// How long a forced stop waits for QEMU after `quit`, and again after SIGKILL.
@@ -155,6 +158,12 @@ impl Manager {
             ssh_port: row.ssh_port,
             runas: self.config.qemu_user.clone(),
             sandbox: self.config.sandbox,
+            cdrom: row
+                .iso
+                .as_ref()
+                .map(|(_, _, file)| self.storage.iso_path(file)),
+            cd_first: row.install,
+            uefi_firmware: (row.firmware == "uefi").then(|| UEFI_FIRMWARE.into()),
         })
     }
 

@@ -1,7 +1,9 @@
 //! VM definition operations: create, list, get, remove, wipe.
 
 use vm_proto::names::{format_size, validate_name};
-use vm_proto::types::{Vm, VmCreate, VmState, CPUS_MAX, MEMORY_MIB_MIN};
+use vm_proto::types::{
+    Firmware, Vm, VmCreate, VmState, CPUS_MAX, MEMORY_MIB_MIN, UEFI_MEMORY_MIB_MIN,
+};
 
 use vm_proto::types::EventKind;
 
@@ -22,7 +24,7 @@ impl Manager {
         validate_name("vm", &req.name).map_err(Error::Invalid)?;
         let cpus = req.cpus.unwrap_or(1);
         let memory_mib = req.memory_mib.unwrap_or(DEFAULT_MEMORY_MIB);
-        self.check_resources(cpus, memory_mib)?;
+        self.check_resources(cpus, memory_mib, Firmware::Bios)?;
         let _guard = self.lock("vm", &req.name, "create").await?;
         if self.find_vm(&req.name).await?.is_some() {
             return Err(Error::VmExists(req.name));
@@ -31,7 +33,23 @@ impl Manager {
             .find_image(&req.image)
             .await?
             .ok_or_else(|| Error::ImageNotFound(req.image.clone()))?;
+        if !image.sealed {
+            return Err(Error::NotSealed(image.name));
+        }
+        let firmware = req
+            .firmware
+            .unwrap_or(Firmware::parse(&image.firmware).unwrap_or_default());
+        self.check_resources(cpus, memory_mib, firmware)?;
         self.check_ssh_port(req.ssh_port).await?;
+        let iso_id = match &req.iso {
+            Some(iso) => Some(
+                self.find_iso(iso)
+                    .await?
+                    .ok_or_else(|| Error::IsoNotFound(iso.clone()))?
+                    .id,
+            ),
+            None => None,
+        };
         let disk_bytes = check_disk(req.disk_bytes, &image.name, image.virtual_size_bytes)?;
         let base = self.storage.image_path(&image.file_name);
         let tmp = self
@@ -53,6 +71,9 @@ impl Manager {
             created_at: now_secs(),
             overlay_file: format!("{}.qcow2", req.name),
             ssh_port: req.ssh_port,
+            iso_id,
+            firmware: firmware.as_str().into(),
+            install: false,
         };
         self.commit_vm(row, tmp).await?;
         tracing::info!(vm = %req.name, image = %image.name, uid = caller_uid, "vm created");
@@ -79,7 +100,17 @@ impl Manager {
         }
     }
 
-    fn check_resources(&self, cpus: u32, memory_mib: u64) -> Result<(), Error> {
+    pub(super) fn check_resources(
+        &self,
+        cpus: u32,
+        memory_mib: u64,
+        firmware: Firmware,
+    ) -> Result<(), Error> {
+        if firmware == Firmware::Uefi && memory_mib < UEFI_MEMORY_MIB_MIN {
+            return Err(Error::Invalid(format!(
+                "UEFI firmware (OVMF) needs at least {UEFI_MEMORY_MIB_MIN} MiB of guest memory (got {memory_mib})"
+            )));
+        }
         if !(1..=CPUS_MAX).contains(&cpus) {
             return Err(Error::Invalid(format!(
                 "cpus must be between 1 and {CPUS_MAX} (got {cpus})"
@@ -222,12 +253,19 @@ impl Manager {
             started_at: row.runtime.as_ref().map(|r| rfc3339(r.started_at)),
             vnc_socket: row.runtime.as_ref().map(|r| format!("{}/vnc", r.run_dir)),
             reason: row.reason,
+            iso: row.iso.as_ref().map(|(_, name, _)| name.clone()),
+            firmware: Firmware::parse(&row.firmware).unwrap_or_default(),
+            install: row.install,
         }
     }
 }
 
 /// The disk size for a new VM: default the base's size; never smaller; bounded.
-fn check_disk(requested: Option<u64>, image: &str, base_bytes: u64) -> Result<u64, Error> {
+pub(super) fn check_disk(
+    requested: Option<u64>,
+    image: &str,
+    base_bytes: u64,
+) -> Result<u64, Error> {
     let bytes = requested.unwrap_or(base_bytes);
     if bytes < base_bytes {
         return Err(Error::Invalid(format!(

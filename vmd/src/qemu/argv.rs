@@ -75,7 +75,17 @@ pub struct QemuConfig {
     /// Enables QEMU's seccomp sandbox: no obsolete syscalls, no spawning, no resource
     /// control, and no privilege changes unless `runas` needs them.
     pub sandbox: bool,
+    /// ISO inserted in the CD-ROM drive (the drive always exists, so media can change at run
+    /// time).
+    pub cdrom: Option<PathBuf>,
+    /// Boot the CD-ROM before the disk (install VMs).
+    pub cd_first: bool,
+    /// UEFI firmware image (`-bios`); `None` boots SeaBIOS.
+    pub uefi_firmware: Option<PathBuf>,
 }
+
+/// The QEMU device id of the CD-ROM drive (for QMP media changes).
+pub const CDROM_ID: &str = "cd0";
 
 impl QemuConfig {
     /// The arguments for [`qemu_binary`] (without the program name).
@@ -101,11 +111,30 @@ impl QemuConfig {
         argv.pair("-cpu", self.accel.cpu_model());
         argv.pair("-smp", self.cpus.to_string());
         argv.pair("-m", self.memory_mib.to_string());
+        if let Some(firmware) = &self.uefi_firmware {
+            argv.pair("-bios", firmware.as_os_str());
+        }
     }
 
     fn devices(&self, argv: &mut Argv) {
+        let (disk_index, cd_index) = if self.cd_first { (2, 1) } else { (1, 2) };
         argv.pair("-blockdev", self.blockdev_json());
-        argv.pair("-device", "virtio-blk-pci,drive=disk0,bootindex=1");
+        argv.pair(
+            "-device",
+            format!("virtio-blk-pci,drive=disk0,bootindex={disk_index}"),
+        );
+        let mut cd = format!("ide-cd,id={CDROM_ID},bus=ide.1,bootindex={cd_index}");
+        if let Some(iso) = &self.cdrom {
+            let filename = serde_json::Value::from(iso.to_string_lossy());
+            argv.pair(
+                "-blockdev",
+                format!(
+                    r#"{{"driver":"raw","node-name":"cdmedia","read-only":true,"file":{{"driver":"file","filename":{filename},"read-only":true}}}}"#
+                ),
+            );
+            cd.push_str(",drive=cdmedia");
+        }
+        argv.pair("-device", cd);
         let mut netdev = String::from("user,id=net0");
         if let Some(port) = self.ssh_port {
             netdev.push_str(&format!(",hostfwd=tcp:127.0.0.1:{port}-:22"));
@@ -169,9 +198,10 @@ impl QemuConfig {
 
     fn blockdev_json(&self) -> String {
         // Written by hand for a stable key order; the Value quotes and escapes the path.
+        // Guest TRIM and written zeros free host space instead of growing the qcow2.
         let filename = serde_json::Value::from(self.overlay.to_string_lossy());
         format!(
-            r#"{{"driver":"qcow2","node-name":"disk0","file":{{"driver":"file","filename":{filename}}}}}"#
+            r#"{{"driver":"qcow2","node-name":"disk0","discard":"unmap","detect-zeroes":"unmap","file":{{"driver":"file","filename":{filename},"discard":"unmap"}}}}"#
         )
     }
 }
@@ -232,6 +262,9 @@ mod tests {
             ssh_port: None,
             runas: None,
             sandbox: false,
+            cdrom: None,
+            cd_first: false,
+            uefi_firmware: None,
         }
     }
 
@@ -261,9 +294,11 @@ mod tests {
         "-m",
         "1024",
         "-blockdev",
-        r#"{"driver":"qcow2","node-name":"disk0","file":{"driver":"file","filename":"/var/lib/vmd/overlays/web1.qcow2"}}"#,
+        r#"{"driver":"qcow2","node-name":"disk0","discard":"unmap","detect-zeroes":"unmap","file":{"driver":"file","filename":"/var/lib/vmd/overlays/web1.qcow2","discard":"unmap"}}"#,
         "-device",
         "virtio-blk-pci,drive=disk0,bootindex=1",
+        "-device",
+        "ide-cd,id=cd0,bus=ide.1,bootindex=2",
         "-netdev",
         "user,id=net0",
         "-device",
@@ -286,6 +321,27 @@ mod tests {
         "-qmp",
         "unix:/run/vmd/vms/web1/qmp.sock,server=on,wait=off",
     ];
+
+    #[test]
+    fn install_vm_boots_its_iso_first_with_uefi() {
+        let config = QemuConfig {
+            cdrom: Some("/var/lib/vmd/isos/deb.iso".into()),
+            cd_first: true,
+            uefi_firmware: Some("/usr/share/ovmf/OVMF.fd".into()),
+            ..typical()
+        };
+        let argv = strings(&config).join(" ");
+        assert!(
+            argv.contains("-m 1024 -bios /usr/share/ovmf/OVMF.fd -blockdev"),
+            "{argv}"
+        );
+        assert!(
+            argv.contains("virtio-blk-pci,drive=disk0,bootindex=2"),
+            "{argv}"
+        );
+        let cd = r#"-blockdev {"driver":"raw","node-name":"cdmedia","read-only":true,"file":{"driver":"file","filename":"/var/lib/vmd/isos/deb.iso","read-only":true}} -device ide-cd,id=cd0,bus=ide.1,bootindex=1,drive=cdmedia"#;
+        assert!(argv.contains(cd), "{argv}");
+    }
 
     #[test]
     fn typical_argv() {

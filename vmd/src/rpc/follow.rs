@@ -44,30 +44,31 @@ pub async fn follow_log(sink: SubscriptionSink, log: PathBuf) {
 }
 
 /// Sends `backlog`, then live events with a higher sequence number, until the client goes
-/// away or falls too far behind (it can resume with `since`).
+/// away. A client that falls too far behind gets an error naming the last sequence number it
+/// received, so it can resume with `since`.
 pub async fn stream_events(
     sink: SubscriptionSink,
     backlog: Vec<Event>,
     mut live: broadcast::Receiver<Event>,
     since: u64,
-) {
+) -> Result<(), String> {
     let mut last = since;
     for event in backlog {
         last = event.seq;
         if send(&sink, &event).await.is_err() {
-            return;
+            return Ok(());
         }
     }
     loop {
         let event = tokio::select! {
-            _ = sink.closed() => return,
+            _ = sink.closed() => return Ok(()),
             received = live.recv() => match received {
                 Ok(e) => e,
                 Err(broadcast::error::RecvError::Lagged(n)) => {
                     tracing::debug!(skipped = n, "event subscriber lagged; closing it");
-                    return;
+                    return Err(format!("subscriber fell {n} events behind; resubscribe with since = {last}"));
                 }
-                Err(broadcast::error::RecvError::Closed) => return,
+                Err(broadcast::error::RecvError::Closed) => return Ok(()),
             },
         };
         if event.seq <= last {
@@ -75,7 +76,7 @@ pub async fn stream_events(
         }
         last = event.seq;
         if send(&sink, &event).await.is_err() {
-            return;
+            return Ok(());
         }
     }
 }

@@ -9,7 +9,10 @@ use jsonrpsee::types::ErrorObjectOwned;
 use jsonrpsee::Extensions;
 use jsonrpsee::PendingSubscriptionSink;
 use vm_proto::api::VmdApiServer;
-use vm_proto::types::{Event, Image, ImageImport, SystemInfo, Vm, VmCreate, VmLogs, VmStop};
+use vm_proto::types::{
+    Event, Image, ImageCreate, ImageImport, ImagePublish, Iso, IsoAttach, IsoImport, SystemInfo,
+    Vm, VmCreate, VmLogs, VmStop,
+};
 use vm_proto::{ApiError, ErrorCode};
 
 use super::Caller;
@@ -139,7 +142,7 @@ impl VmdApiServer for Handlers {
             None => Vec::new(),
         };
         let sink = pending.accept().await?;
-        super::follow::stream_events(sink, backlog, live, since.unwrap_or(0)).await;
+        super::follow::stream_events(sink, backlog, live, since.unwrap_or(0)).await?;
         Ok(())
     }
 
@@ -149,5 +152,44 @@ impl VmdApiServer for Handlers {
             .events()
             .list(since.unwrap_or(0), limit.unwrap_or(1000))
             .await)
+    }
+
+    async fn iso_import(&self, ext: &Extensions, params: IsoImport) -> RpcResult<Iso> {
+        let uid = caller(ext)?.uid;
+        map(self.manager.import_iso(params, uid).await)
+    }
+
+    async fn iso_list(&self) -> RpcResult<Vec<Iso>> {
+        map(self.manager.list_isos().await)
+    }
+
+    async fn iso_get(&self, name: String) -> RpcResult<Iso> {
+        map(self.manager.iso(&name).await)
+    }
+
+    async fn iso_remove(&self, name: String) -> RpcResult<()> {
+        map(self.manager.remove_iso(&name).await)
+    }
+
+    async fn vm_attach_iso(&self, params: IsoAttach) -> RpcResult<Vm> {
+        map(self.manager.attach_iso(params).await)
+    }
+
+    async fn vm_detach_iso(&self, vm: String) -> RpcResult<Vm> {
+        map(self.manager.detach_iso(&vm).await)
+    }
+
+    async fn image_create(&self, ext: &Extensions, params: ImageCreate) -> RpcResult<Image> {
+        let uid = caller(ext)?.uid;
+        map(self.manager.create_image(params, uid).await)
+    }
+
+    async fn image_seal(&self, name: String) -> RpcResult<Image> {
+        map(self.manager.seal_image(&name).await)
+    }
+
+    async fn image_publish(&self, ext: &Extensions, params: ImagePublish) -> RpcResult<Image> {
+        let uid = caller(ext)?.uid;
+        map(self.manager.publish_image(params, uid).await)
     }
 }

@@ -47,6 +47,9 @@ pub enum DetectError {
     /// No known signature.
     #[error("not a recognised disk image (qcow2, vmdk, vdi, vhdx, vpc, or raw with an MBR/GPT partition table)")]
     Unknown,
+    /// An upload offered as an ISO has no ISO 9660 or UDF signature.
+    #[error("not an ISO 9660 or UDF image (no CD001/NSR0x volume descriptor at sector 16)")]
+    NotIso,
     /// An ISO 9660 file was offered as a disk.
     #[error("the file is an ISO 9660 CD/DVD image, not a disk image")]
     Iso,
@@ -103,6 +106,20 @@ fn detect_tail(f: &mut std::fs::File, len: u64, head: &[u8]) -> Result<Format, D
         return Ok(Format::Raw);
     }
     Err(DetectError::Unknown)
+}
+
+/// Checks for an ISO 9660 primary volume descriptor (`CD001` at byte 32769) or a UDF volume
+/// recognition sequence (`BEA01`, `NSR02`/`NSR03` in the descriptors from sector 16).
+pub fn check_iso(f: &mut std::fs::File) -> Result<(), DetectError> {
+    let area = read_at(f, 32768, 2048 * 8)?;
+    let ident = |sector: usize| area.get(sector * 2048 + 1..sector * 2048 + 6);
+    let iso9660 = ident(0) == Some(b"CD001");
+    let udf = (0..8).any(|s| matches!(ident(s), Some(b"NSR02") | Some(b"NSR03")));
+    if iso9660 || udf {
+        Ok(())
+    } else {
+        Err(DetectError::NotIso)
+    }
 }
 
 /// Refuses qcow2 images that name a backing file, use an external data file or are encrypted,
@@ -181,6 +198,20 @@ mod tests {
             Err(DetectError::BackingFile(name)) => assert_eq!(name, "/etc/passwd"),
             other => panic!("expected backing file refusal, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn iso_signatures() {
+        let mut iso = vec![0u8; 64 * 1024];
+        let (_t, mut f) = file_with(&iso);
+        assert!(matches!(check_iso(&mut f), Err(DetectError::NotIso)));
+        iso[32769..32774].copy_from_slice(b"CD001");
+        let (_t2, mut f2) = file_with(&iso);
+        assert!(check_iso(&mut f2).is_ok());
+        let mut udf = vec![0u8; 64 * 1024];
+        udf[32769 + 2048..32774 + 2048].copy_from_slice(b"NSR02");
+        let (_t3, mut f3) = file_with(&udf);
+        assert!(check_iso(&mut f3).is_ok());
     }
 
     #[test]

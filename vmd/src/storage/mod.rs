@@ -5,6 +5,8 @@
 //! - `overlays/<vm>.qcow2`: one qcow2 overlay per VM, backed by an absolute base path with an
 //!   explicit backing format.
 //! - `uploads/`: staged uploads, deleted after import, on expiry and at start-up.
+//! - `isos/<name>.iso`: read-only (0444) ISO library; world-readable so that a QEMU running as
+//!   the unprivileged user can open one when it is inserted at run time.
 //!
 //! Files are made under a hidden temporary name (`.tmp-…`) and renamed into place, so a crash
 //! leaves either the old file, the new file, or a hidden temporary that start-up removes.
@@ -75,6 +77,7 @@ pub struct Storage {
     images_dir: PathBuf,
     overlays_dir: PathBuf,
     uploads_dir: PathBuf,
+    isos_dir: PathBuf,
     nonce: AtomicU64,
 }
 
@@ -85,12 +88,14 @@ impl Storage {
             images_dir: state_dir.join("images"),
             overlays_dir: state_dir.join("overlays"),
             uploads_dir: state_dir.join("uploads"),
+            isos_dir: state_dir.join("isos"),
             nonce: AtomicU64::new(0),
         };
         for (dir, mode) in [
             (&storage.images_dir, 0o755),
             (&storage.overlays_dir, 0o750),
             (&storage.uploads_dir, 0o700),
+            (&storage.isos_dir, 0o755),
         ] {
             std::fs::create_dir_all(dir).map_err(StorageError::io("create", dir))?;
             std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode))
@@ -112,6 +117,60 @@ impl Storage {
     /// `uploads/`.
     pub fn uploads_dir(&self) -> &Path {
         &self.uploads_dir
+    }
+
+    /// `isos/`.
+    pub fn isos_dir(&self) -> &Path {
+        &self.isos_dir
+    }
+
+    /// Path of an ISO file.
+    pub fn iso_path(&self, file_name: &str) -> PathBuf {
+        self.isos_dir.join(file_name)
+    }
+
+    /// Checks that a staged upload is an ISO 9660 or UDF image and moves it to a hidden
+    /// read-only file in `isos/` (a rename: uploads and ISOs share the state file system).
+    pub async fn prepare_iso(&self, upload: &Path, name: &str) -> Result<PathBuf, StorageError> {
+        let staged = upload.to_path_buf();
+        let tmp = self.hidden_path(&self.isos_dir, "tmp", name);
+        let dst = tmp.clone();
+        tokio::task::spawn_blocking(move || -> Result<(), StorageError> {
+            let mut f = std::fs::File::open(&staged).map_err(StorageError::io("open", &staged))?;
+            detect::check_iso(&mut f)?;
+            std::fs::set_permissions(&staged, std::fs::Permissions::from_mode(0o444))
+                .map_err(StorageError::io("make read-only", &staged))?;
+            std::fs::rename(&staged, &dst).map_err(StorageError::io("move", &staged))
+        })
+        .await
+        .map_err(|e| StorageError::Refused(format!("ISO check panicked: {e}")))??;
+        Ok(tmp)
+    }
+
+    /// Creates a hidden blank standalone qcow2 of `size_bytes` in `overlays/` (an install
+    /// VM's disk), to be renamed into place.
+    pub async fn new_blank(&self, vm: &str, size_bytes: u64) -> Result<PathBuf, StorageError> {
+        let tmp = self.hidden_path(&self.overlays_dir, "tmp", vm);
+        if let Err(err) = qemu_img::create_blank(&tmp, size_bytes).await {
+            remove_quietly(&tmp);
+            return Err(err.into());
+        }
+        Ok(tmp)
+    }
+
+    /// Flattens `disk` (an overlay and its backing chain) into a hidden standalone read-only
+    /// qcow2 in `images/`, returning it with its size.
+    pub async fn flatten(&self, disk: &Path, name: &str) -> Result<PreparedBase, StorageError> {
+        let tmp_path = self.hidden_path(&self.images_dir, "tmp", name);
+        let result = self.convert(Format::Qcow2, disk, &tmp_path).await;
+        if result.is_err() {
+            remove_quietly(&tmp_path);
+        }
+        Ok(PreparedBase {
+            tmp_path,
+            source_format: Format::Qcow2,
+            virtual_size_bytes: result?,
+        })
     }
 
     /// Path of a base image file.
@@ -189,7 +248,7 @@ impl Storage {
     /// paths removed.
     pub fn remove_leftovers(&self) -> Vec<PathBuf> {
         let mut removed = Vec::new();
-        for dir in [&self.images_dir, &self.overlays_dir] {
+        for dir in [&self.images_dir, &self.overlays_dir, &self.isos_dir] {
             for path in list_dir(dir).into_iter().filter(|p| is_hidden(p)) {
                 remove_quietly(&path);
                 removed.push(path);
@@ -247,6 +306,27 @@ fn check_info(info: &qemu_img::ImageInfo) -> Result<(), StorageError> {
         ));
     }
     Ok(())
+}
+
+/// SHA-256 of a file, lowercase hex (blocking: call from a blocking task).
+pub fn sha256_file(path: &Path) -> Result<String, StorageError> {
+    use sha2::{Digest, Sha256};
+    use std::io::Read;
+    let mut f = std::fs::File::open(path).map_err(StorageError::io("open", path))?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f.read(&mut buf).map_err(StorageError::io("read", path))?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    Ok(hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect())
 }
 
 /// Bytes a file occupies on disk (allocated blocks), 0 if missing.

@@ -118,6 +118,17 @@ pub async fn create_overlay(base: &Path, dst: &Path, size_bytes: u64) -> Result<
     .map(drop)
 }
 
+/// Creates a blank standalone qcow2 at `dst` of `size_bytes`.
+pub async fn create_blank(dst: &Path, size_bytes: u64) -> Result<(), QemuImgError> {
+    run("create", QUICK, |c| {
+        c.args(["create", "-q", "-f", "qcow2"])
+            .arg(dst)
+            .arg(size_bytes.to_string());
+    })
+    .await
+    .map(drop)
+}
+
 /// The first line of `qemu-img --version`.
 pub async fn version() -> Result<String, QemuImgError> {
     let out = run("--version", QUICK, |c| {

@@ -23,6 +23,10 @@ pub struct ImageRow {
     pub owner_uid: u32,
     /// Unix seconds.
     pub created_at: i64,
+    /// Whether the base may back VMs (false while it is being installed).
+    pub sealed: bool,
+    /// `bios` or `uefi`.
+    pub firmware: String,
 }
 
 /// What `insert_image` needs.
@@ -42,10 +46,14 @@ pub struct NewImage {
     pub owner_uid: u32,
     /// Unix seconds.
     pub created_at: i64,
+    /// Whether the base may back VMs.
+    pub sealed: bool,
+    /// `bios` or `uefi`.
+    pub firmware: String,
 }
 
 const COLUMNS: &str =
-    "id, name, file_name, source_format, virtual_size_bytes, sha256, owner_uid, created_at";
+    "id, name, file_name, source_format, virtual_size_bytes, sha256, owner_uid, created_at, sealed, firmware";
 
 fn from_row(row: &Row<'_>) -> rusqlite::Result<ImageRow> {
     Ok(ImageRow {
@@ -57,14 +65,16 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<ImageRow> {
         sha256: row.get(5)?,
         owner_uid: row.get(6)?,
         created_at: row.get(7)?,
+        sealed: row.get(8)?,
+        firmware: row.get(9)?,
     })
 }
 
 /// Inserts an image, returning its id.
 pub fn insert_image(conn: &Connection, image: &NewImage) -> Result<i64, StoreError> {
     conn.execute(
-        "INSERT INTO images (name, file_name, source_format, virtual_size_bytes, sha256, owner_uid, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        "INSERT INTO images (name, file_name, source_format, virtual_size_bytes, sha256, owner_uid, created_at, sealed, firmware)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
         params![
             image.name,
             image.file_name,
@@ -72,7 +82,9 @@ pub fn insert_image(conn: &Connection, image: &NewImage) -> Result<i64, StoreErr
             image.virtual_size_bytes as i64,
             image.sha256,
             image.owner_uid,
-            image.created_at
+            image.created_at,
+            image.sealed,
+            image.firmware
         ],
     )?;
     Ok(conn.last_insert_rowid())
@@ -112,4 +124,18 @@ pub fn delete_image(conn: &Connection, id: i64) -> Result<(), StoreError> {
 /// Counts images.
 pub fn count_images(conn: &Connection) -> Result<u64, StoreError> {
     Ok(conn.query_row("SELECT COUNT(*) FROM images", [], |r| r.get::<_, i64>(0))? as u64)
+}
+
+/// Marks image `id` sealed with its final size and checksum.
+pub fn seal_image(
+    conn: &Connection,
+    id: i64,
+    virtual_size_bytes: u64,
+    sha256: &str,
+) -> Result<(), StoreError> {
+    conn.execute(
+        "UPDATE images SET sealed = 1, virtual_size_bytes = ?2, sha256 = ?3 WHERE id = ?1",
+        params![id, virtual_size_bytes as i64, sha256],
+    )?;
+    Ok(())
 }

@@ -45,6 +45,18 @@
 //!     message TEXT NOT NULL
 //! );
 //! ```
+//! Version 3 adds the ISO library and bases made from ISOs:
+//! ```sql
+//! CREATE TABLE isos (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE,
+//!     file_name TEXT NOT NULL UNIQUE, size_bytes INTEGER NOT NULL, sha256 TEXT NOT NULL,
+//!     owner_uid INTEGER NOT NULL, created_at INTEGER NOT NULL);
+//! ALTER TABLE images ADD COLUMN sealed INTEGER NOT NULL DEFAULT 1;      -- 0 while installing
+//! ALTER TABLE images ADD COLUMN firmware TEXT NOT NULL DEFAULT 'bios';  -- bios | uefi
+//! ALTER TABLE vms ADD COLUMN iso_id INTEGER REFERENCES isos(id);        -- inserted CD, if any
+//! ALTER TABLE vms ADD COLUMN firmware TEXT NOT NULL DEFAULT 'bios';
+//! ALTER TABLE vms ADD COLUMN install INTEGER NOT NULL DEFAULT 0;        -- 1: install VM of an
+//!     -- unsealed image: its disk is a standalone blank qcow2 that sealing turns into the base
+//! ```
 //! # Rules
 //! - WAL journal, `foreign_keys = ON`, `busy_timeout` 5 s.
 //! - Migrations are an ordered list; the index + 1 of the last applied one is `user_version`.
@@ -56,6 +68,7 @@
 
 mod events;
 mod images;
+mod isos;
 mod vms;
 
 use std::path::Path;
@@ -65,12 +78,13 @@ use rusqlite::{Connection, Transaction};
 
 pub use events::{insert_event, list_events, prune_events, EventRow, NewEvent};
 pub use images::{
-    count_images, delete_image, get_image, image_users, insert_image, list_images, ImageRow,
-    NewImage,
+    count_images, delete_image, get_image, image_users, insert_image, list_images, seal_image,
+    ImageRow, NewImage,
 };
+pub use isos::{delete_iso, get_iso, insert_iso, iso_users, list_isos, IsoRow, NewIso};
 pub use vms::{
-    clear_runtime, count_vms, delete_vm, get_vm, insert_vm, list_vms, set_runtime, set_state,
-    vm_with_ssh_port, NewVm, RuntimeRow, VmRow,
+    clear_runtime, count_vms, delete_vm, get_vm, insert_vm, list_vms, set_iso, set_runtime,
+    set_state, vm_with_ssh_port, NewVm, RuntimeRow, VmRow,
 };
 
 /// Schema migrations, applied in order. Never edit a shipped entry; append a new one.
@@ -121,6 +135,23 @@ CREATE TABLE events (
     state   TEXT,
     message TEXT NOT NULL
 );
+"#,
+    r#"
+CREATE TABLE isos (
+    id         INTEGER PRIMARY KEY,
+    name       TEXT NOT NULL UNIQUE,
+    file_name  TEXT NOT NULL UNIQUE,
+    size_bytes INTEGER NOT NULL,
+    sha256     TEXT NOT NULL,
+    owner_uid  INTEGER NOT NULL,
+    created_at INTEGER NOT NULL
+);
+ALTER TABLE images ADD COLUMN sealed INTEGER NOT NULL DEFAULT 1;
+ALTER TABLE images ADD COLUMN firmware TEXT NOT NULL DEFAULT 'bios';
+ALTER TABLE vms ADD COLUMN iso_id INTEGER REFERENCES isos(id);
+ALTER TABLE vms ADD COLUMN firmware TEXT NOT NULL DEFAULT 'bios';
+ALTER TABLE vms ADD COLUMN install INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX vms_iso_id ON vms(iso_id);
 "#,
 ];
 

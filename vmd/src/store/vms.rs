@@ -37,6 +37,12 @@ pub struct VmRow {
     pub reason: Option<String>,
     /// The QEMU process, while one exists.
     pub runtime: Option<RuntimeRow>,
+    /// The inserted ISO: (id, name, file under `isos/`).
+    pub iso: Option<(i64, String, String)>,
+    /// `bios` or `uefi`.
+    pub firmware: String,
+    /// The install VM of an unsealed image (its disk is standalone, not an overlay).
+    pub install: bool,
 }
 
 /// One row of `vm_runtime`: the QEMU process of a VM.
@@ -77,12 +83,20 @@ pub struct NewVm {
     pub overlay_file: String,
     /// Host port forwarded to guest port 22.
     pub ssh_port: Option<u16>,
+    /// Inserted ISO id.
+    pub iso_id: Option<i64>,
+    /// `bios` or `uefi`.
+    pub firmware: String,
+    /// Install VM of an unsealed image.
+    pub install: bool,
 }
 
 const SELECT: &str = "SELECT v.id, v.name, v.image_id, i.name, i.file_name, v.cpus, v.memory_mib,
     v.disk_bytes, v.state, v.owner_uid, v.created_at, v.overlay_file, v.ssh_port, v.reason,
-    r.pid, r.pid_start_time, r.accelerator, r.started_at, r.run_dir
-    FROM vms v JOIN images i ON i.id = v.image_id LEFT JOIN vm_runtime r ON r.vm_id = v.id";
+    r.pid, r.pid_start_time, r.accelerator, r.started_at, r.run_dir,
+    s.id, s.name, s.file_name, v.firmware, v.install
+    FROM vms v JOIN images i ON i.id = v.image_id LEFT JOIN vm_runtime r ON r.vm_id = v.id
+    LEFT JOIN isos s ON s.id = v.iso_id";
 
 fn from_row(row: &Row<'_>) -> rusqlite::Result<VmRow> {
     Ok(VmRow {
@@ -110,14 +124,21 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<VmRow> {
             }),
             None => None,
         },
+        iso: match row.get::<_, Option<i64>>(19)? {
+            Some(id) => Some((id, row.get(20)?, row.get(21)?)),
+            None => None,
+        },
+        firmware: row.get(22)?,
+        install: row.get(23)?,
     })
 }
 
 /// Inserts a VM, returning its id.
 pub fn insert_vm(conn: &Connection, vm: &NewVm) -> Result<i64, StoreError> {
     conn.execute(
-        "INSERT INTO vms (name, image_id, cpus, memory_mib, disk_bytes, state, owner_uid, created_at, overlay_file, ssh_port)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        "INSERT INTO vms (name, image_id, cpus, memory_mib, disk_bytes, state, owner_uid, created_at, overlay_file, ssh_port,
+            iso_id, firmware, install)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
         params![
             vm.name,
             vm.image_id,
@@ -128,7 +149,10 @@ pub fn insert_vm(conn: &Connection, vm: &NewVm) -> Result<i64, StoreError> {
             vm.owner_uid,
             vm.created_at,
             vm.overlay_file,
-            vm.ssh_port
+            vm.ssh_port,
+            vm.iso_id,
+            vm.firmware,
+            vm.install
         ],
     )?;
     Ok(conn.last_insert_rowid())
@@ -197,5 +221,14 @@ pub fn set_runtime(conn: &Connection, id: i64, rt: &RuntimeRow) -> Result<(), St
 /// Forgets the QEMU process of VM `id`.
 pub fn clear_runtime(conn: &Connection, id: i64) -> Result<(), StoreError> {
     conn.execute("DELETE FROM vm_runtime WHERE vm_id = ?1", [id])?;
+    Ok(())
+}
+
+/// Inserts (`Some`) or ejects (`None`) the ISO of VM `id`.
+pub fn set_iso(conn: &Connection, id: i64, iso_id: Option<i64>) -> Result<(), StoreError> {
+    conn.execute(
+        "UPDATE vms SET iso_id = ?2 WHERE id = ?1",
+        params![id, iso_id],
+    )?;
     Ok(())
 }

@@ -36,7 +36,21 @@ pub fn guest_qcow2() -> PathBuf {
     .clone()
 }
 
+/// The ISO form of the test guest (with its `install-to-disk` installer).
+pub fn guest_iso() -> PathBuf {
+    guest_qcow2().with_file_name("guest.iso")
+}
+
 impl Daemon {
+    /// Uploads the test guest ISO as ISO `name`.
+    pub fn import_iso(&self, name: &str) -> serde_json::Value {
+        let upload = self.upload(&guest_iso());
+        self.ok(
+            "iso.import",
+            json!([{"name": name, "upload_id": upload["upload_id"]}]),
+        )
+    }
+
     /// Imports the test guest as image `guest`.
     pub fn import_guest(&self) {
         self.import(&guest_qcow2(), "guest");

@@ -1,0 +1,136 @@
+//! A vmd of the bench's own, the way the integration tests start one: a fresh temporary
+//! directory, `--socket DIR/run/vmd.sock --state-dir DIR/state`, an empty config file (a host
+//! `/etc/vmd/vmd.toml` must not change the numbers), output in `DIR/vmd.log`, readiness from
+//! `READY=1` on a private `NOTIFY_SOCKET`. vmd runs in its own process group so that Ctrl-C
+//! reaches only the bench, which then cleans up (see [`crate::cleanup`]).
+//!
+//! Teardown ([`Drop`]): SIGTERM and wait, SIGKILL if it lingers, then SIGKILL by pid any QEMU
+//! whose command line still names the directory (vmd leaves guests running by design).
+
+use std::os::unix::net::UnixDatagram;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use nix::sys::signal::Signal;
+
+use crate::rpc::Client;
+use crate::{cleanup, procfs};
+
+/// How long vmd may take to report READY=1, and to exit after SIGTERM.
+const DEADLINE: Duration = Duration::from_secs(30);
+
+/// A running vmd and its directory.
+pub struct Daemon {
+    dir: tempfile::TempDir,
+    child: Child,
+    /// The API socket.
+    pub socket: PathBuf,
+    /// RPC client of this daemon.
+    pub rpc: Client,
+}
+
+impl Daemon {
+    /// Starts `vmd` logging at `log_level` and waits until it is ready.
+    pub fn start(vmd: &Path, log_level: &str) -> anyhow::Result<Daemon> {
+        let dir = tempfile::Builder::new().prefix("vmd-bench-").tempdir()?;
+        cleanup::register_dir(dir.path());
+        let notify_path = dir.path().join("notify.sock");
+        let notify = UnixDatagram::bind(&notify_path).context("binding the notify socket")?;
+        notify.set_read_timeout(Some(Duration::from_millis(100)))?;
+        let socket = dir.path().join("run/vmd.sock");
+        let mut child = spawn(vmd, dir.path(), &socket, &notify_path, log_level)?;
+        cleanup::register_pid(child.id());
+        if let Err(err) = wait_ready(&notify, &mut child) {
+            let log = std::fs::read_to_string(dir.path().join("vmd.log")).unwrap_or_default();
+            teardown(&mut child, dir.path());
+            bail!("{err:#}; vmd log:\n{log}");
+        }
+        let rpc = Client::new(&socket);
+        Ok(Daemon {
+            dir,
+            child,
+            socket,
+            rpc,
+        })
+    }
+
+    /// The daemon's pid.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The daemon's private directory.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The daemon's resident set size in KiB.
+    pub fn rss_kib(&self) -> anyhow::Result<u64> {
+        procfs::rss_kib(self.pid())
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        teardown(&mut self.child, self.dir.path());
+    }
+}
+
+fn spawn(vmd: &Path, dir: &Path, socket: &Path, notify: &Path, level: &str) -> anyhow::Result<Child> {
+    let log = std::fs::File::create(dir.join("vmd.log"))?;
+    let config = dir.join("vmd.toml");
+    std::fs::write(&config, "")?;
+    Command::new(vmd)
+        .arg("--socket")
+        .arg(socket)
+        .arg("--state-dir")
+        .arg(dir.join("state"))
+        .arg("--config")
+        .arg(&config)
+        .args(["--log-format", "text", "--log-level", level])
+        .env("NOTIFY_SOCKET", notify)
+        .process_group(0)
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .spawn()
+        .with_context(|| format!("starting {}", vmd.display()))
+}
+
+fn wait_ready(notify: &UnixDatagram, child: &mut Child) -> anyhow::Result<()> {
+    let deadline = Instant::now() + DEADLINE;
+    let mut buf = [0u8; 4096];
+    while Instant::now() < deadline {
+        if let Ok(n) = notify.recv(&mut buf) {
+            if String::from_utf8_lossy(&buf[..n]).lines().any(|l| l == "READY=1") {
+                return Ok(());
+            }
+        }
+        if let Some(status) = child.try_wait()? {
+            bail!("vmd exited ({status}) before READY=1");
+        }
+    }
+    bail!("no READY=1 from vmd within {DEADLINE:?}")
+}
+
+/// Stops vmd (SIGTERM, then SIGKILL), kills leftover QEMUs of `dir`, unregisters both.
+fn teardown(child: &mut Child, dir: &Path) {
+    let pid = child.id();
+    procfs::signal(pid, Signal::SIGTERM);
+    let deadline = Instant::now() + DEADLINE;
+    while matches!(child.try_wait(), Ok(None)) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    cleanup::unregister_pid(pid);
+    let killed = procfs::kill_strays(dir);
+    if !killed.is_empty() {
+        eprintln!("vmd-bench: killed leftover processes {killed:?} of {}", dir.display());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    cleanup::unregister_dir(dir);
+}

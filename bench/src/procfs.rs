@@ -1,0 +1,105 @@
+//! What the bench reads from `/proc`: RSS, command lines, liveness, load; and the last-resort
+//! cleanup that kills, by pid, processes whose command line names one of the bench's own
+//! temporary directories.
+
+use std::path::Path;
+
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+
+/// `VmRSS` of `pid` in KiB.
+pub fn rss_kib(pid: u32) -> anyhow::Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .ok_or_else(|| anyhow::anyhow!("no VmRSS in /proc/{pid}/status"))
+}
+
+/// The argv of `pid` (empty when it is gone).
+pub fn cmdline(pid: u32) -> Vec<String> {
+    let raw = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    raw.split(|&b| b == 0)
+        .filter(|a| !a.is_empty())
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .collect()
+}
+
+/// True when `pid` exists and is not a zombie.
+pub fn is_alive(pid: u32) -> bool {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    let state = stat
+        .rfind(')')
+        .and_then(|at| stat[at + 1..].split_whitespace().next().map(str::to_string));
+    !matches!(state.as_deref(), Some("Z" | "X" | "x") | None)
+}
+
+/// The 1-minute load average.
+pub fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().next().map(str::to_string))
+        .unwrap_or_else(|| "?".into())
+}
+
+/// Sends `signal` to `pid`, ignoring a process that is already gone.
+pub fn signal(pid: u32, signal: Signal) {
+    if let Ok(raw) = i32::try_from(pid) {
+        let _ = kill(Pid::from_raw(raw), signal);
+    }
+}
+
+/// SIGKILLs every live process (other than this one) whose command line mentions `dir`,
+/// and returns their pids. Used only on the bench's private temporary directories, so only
+/// QEMU processes the bench caused can match.
+pub fn kill_strays(dir: &Path) -> Vec<u32> {
+    let needle = dir.to_string_lossy().into_owned();
+    let me = std::process::id();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let mut killed = Vec::new();
+    for pid in entries.flatten().filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok()) {
+        if pid != me && is_alive(pid) && cmdline(pid).iter().any(|a| a.contains(&needle)) {
+            signal(pid, Signal::SIGKILL);
+            killed.push(pid);
+        }
+    }
+    killed
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn own_process_is_visible() {
+        let me = std::process::id();
+        assert!(is_alive(me));
+        assert!(rss_kib(me).expect("rss") > 0);
+        assert!(!cmdline(me).is_empty());
+    }
+
+    #[test]
+    fn strays_are_killed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let marker = dir.path().join("marker");
+        std::fs::write(&marker, "").expect("marker");
+        let mut child = std::process::Command::new("tail")
+            .arg("-f")
+            .arg(&marker)
+            .spawn()
+            .expect("tail");
+        let pid = child.id();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while cmdline(pid).len() < 3 && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        assert_eq!(kill_strays(dir.path()), vec![pid]);
+        let _ = child.wait();
+        assert!(!is_alive(pid));
+    }
+}

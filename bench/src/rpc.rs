@@ -1,0 +1,122 @@
+//! A minimal client of vmd's socket: one HTTP/1.1 request per connection (what vmctl and the
+//! tests do), JSON-RPC 2.0 calls by POST, and image uploads by `PUT /v1/uploads`.
+//!
+//! Deliberately raw: the bench measures the daemon, so the client must cost next to nothing
+//! and depend on nothing that changes with the API types (results are `serde_json::Value`).
+
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use serde_json::{json, Value};
+
+/// How long one request may take (a graceful stop waits for the guest).
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// A client of one daemon socket. Cheap to clone; every call opens its own connection.
+#[derive(Debug, Clone)]
+pub struct Client {
+    socket: PathBuf,
+}
+
+impl Client {
+    /// A client of the daemon listening on `socket`.
+    pub fn new(socket: &Path) -> Client {
+        Client {
+            socket: socket.to_path_buf(),
+        }
+    }
+
+    /// Calls `method` with positional `params`; returns `result`, or the JSON-RPC error as
+    /// an error.
+    pub fn call(&self, method: &str, params: Value) -> anyhow::Result<Value> {
+        let body = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
+        let (status, text) = self.http("POST", "/", "application/json", body.to_string().as_bytes())?;
+        let mut resp: Value = serde_json::from_str(&text)
+            .with_context(|| format!("{method}: HTTP {status}, not JSON: {text:.200}"))?;
+        if let Some(err) = resp.get("error") {
+            bail!("{method} failed: {err}");
+        }
+        Ok(resp["result"].take())
+    }
+
+    /// Uploads `bytes` and imports them as base image `name`.
+    pub fn import(&self, bytes: &[u8], name: &str) -> anyhow::Result<Value> {
+        let (status, text) = self.http("PUT", "/v1/uploads", "application/octet-stream", bytes)?;
+        if status != 201 {
+            bail!("upload of {name} failed: HTTP {status}: {text:.300}");
+        }
+        let upload: Value = serde_json::from_str(&text).context("upload answer is not JSON")?;
+        let params = json!([{"name": name, "upload_id": upload["upload_id"]}]);
+        self.call("image.import", params)
+    }
+
+    /// One request; returns the status code and the (de-chunked) body.
+    fn http(&self, method: &str, path: &str, ctype: &str, body: &[u8]) -> anyhow::Result<(u16, String)> {
+        let mut stream = UnixStream::connect(&self.socket)
+            .with_context(|| format!("connecting to {}", self.socket.display()))?;
+        stream.set_read_timeout(Some(REQUEST_TIMEOUT))?;
+        let head = format!(
+            "{method} {path} HTTP/1.1\r\nhost: vmd\r\ncontent-type: {ctype}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+            body.len()
+        );
+        stream.write_all(head.as_bytes())?;
+        stream.write_all(body)?;
+        let mut raw = Vec::new();
+        stream.read_to_end(&mut raw).context("reading the response")?;
+        Ok(parse_response(&raw))
+    }
+}
+
+/// Splits a raw HTTP/1.1 response into status and body.
+fn parse_response(raw: &[u8]) -> (u16, String) {
+    let text = String::from_utf8_lossy(raw);
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let chunked = head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked");
+    let body = if chunked {
+        dechunk(body)
+    } else {
+        body.to_string()
+    };
+    (status, body)
+}
+
+fn dechunk(mut body: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = body.split_once("\r\n") {
+        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if n == 0 || rest.len() < n {
+            break;
+        }
+        out.push_str(&rest[..n]);
+        body = rest[n..].trim_start_matches("\r\n");
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_and_chunked_bodies() {
+        let plain = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}";
+        assert_eq!(parse_response(plain), (200, "{}".to_string()));
+        let chunked = b"HTTP/1.1 201 Created\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n";
+        assert_eq!(parse_response(chunked), (201, "abcde".to_string()));
+    }
+
+    #[test]
+    fn garbage_has_status_zero() {
+        assert_eq!(parse_response(b"nonsense").0, 0);
+    }
+}

@@ -1,0 +1,43 @@
+//! Raw mode for `vmctl console` on a terminal, undone by a guard.
+//!
+//! Raw mode sends every key to the guest as typed (Ctrl-C included) and leaves output
+//! untranslated. [`RawMode`] restores the saved settings when dropped: on return, on error and
+//! while a panic unwinds.
+
+use nix::sys::termios::{cfmakeraw, tcgetattr, tcsetattr, SetArg, Termios};
+
+use crate::error::CliError;
+
+/// Stdin in raw mode while this lives.
+#[must_use = "raw mode ends when the guard is dropped"]
+pub struct RawMode {
+    /// The settings to restore.
+    saved: Termios,
+}
+
+impl RawMode {
+    /// Puts the terminal on stdin in raw mode.
+    pub fn enable() -> Result<RawMode, CliError> {
+        let stdin = std::io::stdin();
+        let saved = tcgetattr(&stdin).map_err(failed)?;
+        let mut raw = saved.clone();
+        cfmakeraw(&mut raw);
+        tcsetattr(&stdin, SetArg::TCSANOW, &raw).map_err(failed)?;
+        Ok(RawMode { saved })
+    }
+}
+
+impl Drop for RawMode {
+    fn drop(&mut self) {
+        // Nothing better to do if this fails: the terminal is gone or `reset` will fix it.
+        let _ = tcsetattr(std::io::stdin(), SetArg::TCSANOW, &self.saved);
+    }
+}
+
+/// The error for a failed terminal call.
+fn failed(errno: nix::errno::Errno) -> CliError {
+    CliError::Io {
+        context: "cannot put the terminal in raw mode".to_string(),
+        source: errno.into(),
+    }
+}

@@ -1,0 +1,196 @@
+//! Bases made by installing from an ISO, and bases published from VMs.
+//!
+//! `image.create` makes an unsealed image row, a blank standalone disk and an install VM of the
+//! same name that boots the ISO first with that disk attached writable. `image.seal` (install
+//! VM stopped) removes the install VM and moves its disk into `images/` as the read-only base.
+//! `image.publish` flattens a stopped VM's overlay and base into a new sealed base.
+
+use vm_proto::names::validate_name;
+use vm_proto::types::{EventKind, Firmware, Image, ImageCreate, ImagePublish, VmState};
+
+use super::events::Draft;
+use super::{now_secs, Error, Manager};
+use crate::storage;
+use crate::store::{self, NewImage, NewVm};
+
+impl Manager {
+    /// `image.create`.
+    pub async fn create_image(&self, req: ImageCreate, caller_uid: u32) -> Result<Image, Error> {
+        validate_name("image", &req.name).map_err(Error::Invalid)?;
+        let firmware = req.firmware.unwrap_or_default();
+        let (cpus, memory_mib) = (req.cpus.unwrap_or(1), req.memory_mib.unwrap_or(512));
+        self.check_resources(cpus, memory_mib, firmware)?;
+        let size = super::vms::check_disk(Some(req.size_bytes), &req.name, 1 << 20)?;
+        let _image_guard = self.lock("image", &req.name, "create").await?;
+        let _vm_guard = self.lock("vm", &req.name, "create").await?;
+        if self.find_image(&req.name).await?.is_some() {
+            return Err(Error::ImageExists(req.name));
+        }
+        if self.find_vm(&req.name).await?.is_some() {
+            return Err(Error::VmExists(req.name));
+        }
+        let iso = self
+            .find_iso(&req.iso)
+            .await?
+            .ok_or_else(|| Error::IsoNotFound(req.iso.clone()))?;
+        let tmp = self
+            .storage
+            .new_blank(&req.name, size)
+            .await
+            .map_err(|source| Error::Overlay {
+                name: req.name.clone(),
+                source,
+            })?;
+        let file = format!("{}.qcow2", req.name);
+        let image = NewImage {
+            name: req.name.clone(),
+            file_name: file.clone(),
+            source_format: "install".into(),
+            virtual_size_bytes: size,
+            sha256: String::new(),
+            owner_uid: caller_uid,
+            created_at: now_secs(),
+            sealed: false,
+            firmware: firmware.as_str().into(),
+        };
+        let vm = NewVm {
+            name: req.name.clone(),
+            image_id: 0,
+            cpus,
+            memory_mib,
+            disk_bytes: size,
+            state: VmState::Stopped.as_str().into(),
+            owner_uid: caller_uid,
+            created_at: image.created_at,
+            overlay_file: file,
+            ssh_port: None,
+            iso_id: Some(iso.id),
+            firmware: firmware.as_str().into(),
+            install: true,
+        };
+        let final_path = self.storage.overlay_path(&vm.overlay_file);
+        let tmp2 = tmp.clone();
+        let result = self
+            .db(move |s| {
+                s.with_tx(|tx| {
+                    let image_id = store::insert_image(tx, &image)?;
+                    store::insert_vm(tx, &NewVm { image_id, ..vm })?;
+                    storage::rename(&tmp2, &final_path).map_err(Error::from)
+                })
+            })
+            .await;
+        if result.is_err() {
+            storage::remove_quietly(&tmp);
+        }
+        result?;
+        tracing::info!(image = %req.name, iso = %req.iso, uid = caller_uid, "base install created");
+        let msg = format!("install vm {} boots iso {}", req.name, req.iso);
+        self.events
+            .emit(Draft::image(EventKind::ImageImported, &req.name, msg))
+            .await?;
+        self.image(&req.name).await
+    }
+
+    /// `image.seal`.
+    pub async fn seal_image(&self, name: &str) -> Result<Image, Error> {
+        let _image_guard = self.lock("image", name, "seal").await?;
+        let _vm_guard = self.lock("vm", name, "seal").await?;
+        let image = self
+            .find_image(name)
+            .await?
+            .ok_or_else(|| Error::ImageNotFound(name.into()))?;
+        if image.sealed {
+            return Err(Error::AlreadySealed(name.into()));
+        }
+        let vm = self
+            .require(
+                name,
+                &[VmState::Stopped, VmState::Crashed],
+                "stop the install vm first (vmctl stop)",
+            )
+            .await?;
+        let disk = self.storage.overlay_path(&vm.overlay_file);
+        let info = storage::qemu_img::info("qcow2", &disk)
+            .await
+            .map_err(storage::StorageError::from)?;
+        let disk2 = disk.clone();
+        let sha256 = tokio::task::spawn_blocking(move || storage::sha256_file(&disk2)).await??;
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&disk, std::fs::Permissions::from_mode(0o444)).map_err(
+            |source| storage::StorageError::Io {
+                op: "make read-only",
+                path: disk.display().to_string(),
+                source,
+            },
+        )?;
+        let final_path = self.storage.image_path(&image.file_name);
+        let (vm_id, image_id, size) = (vm.id, image.id, info.virtual_size);
+        self.db(move |s| {
+            s.with_tx(|tx| {
+                store::delete_vm(tx, vm_id)?;
+                store::seal_image(tx, image_id, size, &sha256)?;
+                storage::rename(&disk, &final_path).map_err(Error::from)
+            })
+        })
+        .await?;
+        let _ = std::fs::remove_dir_all(self.logs_dir(name));
+        tracing::info!(image = %name, "base sealed");
+        self.events
+            .emit(Draft::image(
+                EventKind::ImageImported,
+                name,
+                "sealed: install vm removed, disk is now the base",
+            ))
+            .await?;
+        self.image(name).await
+    }
+
+    /// `image.publish`.
+    pub async fn publish_image(&self, req: ImagePublish, caller_uid: u32) -> Result<Image, Error> {
+        validate_name("image", &req.name).map_err(Error::Invalid)?;
+        let _vm_guard = self.lock("vm", &req.vm, "publish").await?;
+        let _image_guard = self.lock("image", &req.name, "publish").await?;
+        let vm = self
+            .require(
+                &req.vm,
+                &[VmState::Stopped, VmState::Crashed],
+                "stop it first (vmctl stop)",
+            )
+            .await?;
+        if self.find_image(&req.name).await?.is_some() {
+            return Err(Error::ImageExists(req.name));
+        }
+        let overlay = self.storage.overlay_path(&vm.overlay_file);
+        let prepared = self
+            .storage
+            .flatten(&overlay, &req.name)
+            .await
+            .map_err(|source| Error::Import {
+                name: req.name.clone(),
+                source,
+            })?;
+        let tmp = prepared.tmp_path.clone();
+        let sha256 = tokio::task::spawn_blocking(move || storage::sha256_file(&tmp)).await??;
+        let row = NewImage {
+            name: req.name.clone(),
+            file_name: format!("{}.qcow2", req.name),
+            source_format: "qcow2".into(),
+            virtual_size_bytes: prepared.virtual_size_bytes,
+            sha256,
+            owner_uid: caller_uid,
+            created_at: now_secs(),
+            sealed: true,
+            firmware: Firmware::parse(&vm.firmware)
+                .unwrap_or_default()
+                .as_str()
+                .into(),
+        };
+        self.commit_image(row, prepared).await?;
+        tracing::info!(image = %req.name, vm = %req.vm, uid = caller_uid, "base published");
+        let msg = format!("published from vm {}", req.vm);
+        self.events
+            .emit(Draft::image(EventKind::ImageImported, &req.name, msg))
+            .await?;
+        self.image(&req.name).await
+    }
+}

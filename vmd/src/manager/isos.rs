@@ -1,0 +1,224 @@
+//! The ISO library: import from an upload, list, get, remove (refused while inserted), and
+//! inserting / ejecting an ISO in a VM's CD-ROM drive, stopped (stored) or running (QMP media
+//! change, then stored).
+
+use serde_json::json;
+use vm_proto::names::validate_name;
+use vm_proto::types::{EventKind, Iso, IsoAttach, IsoImport, Vm, VmState};
+
+use super::events::Draft;
+use super::images::move_aside;
+use super::{now_secs, rfc3339, Error, Manager};
+use crate::qemu::argv::CDROM_ID;
+use crate::storage;
+use crate::store::{self, IsoRow};
+
+impl Manager {
+    /// `iso.import`.
+    pub async fn import_iso(&self, req: IsoImport, caller_uid: u32) -> Result<Iso, Error> {
+        validate_name("iso", &req.name).map_err(Error::Invalid)?;
+        let _guard = self.lock("iso", &req.name, "import").await?;
+        if self.find_iso(&req.name).await?.is_some() {
+            return Err(Error::IsoExists(req.name));
+        }
+        let upload = self
+            .uploads
+            .take(&req.upload_id, caller_uid)
+            .ok_or(Error::UploadNotFound(req.upload_id))?;
+        let tmp = match self.storage.prepare_iso(&upload.path, &req.name).await {
+            Ok(tmp) => tmp,
+            Err(source) => {
+                storage::remove_quietly(&upload.path);
+                return Err(Error::Import {
+                    name: req.name,
+                    source,
+                });
+            }
+        };
+        let row = IsoRow {
+            id: 0,
+            name: req.name.clone(),
+            file_name: format!("{}.iso", req.name),
+            size_bytes: upload.size_bytes,
+            sha256: upload.sha256,
+            owner_uid: caller_uid,
+            created_at: now_secs(),
+        };
+        let final_path = self.storage.iso_path(&row.file_name);
+        let tmp2 = tmp.clone();
+        let result = self
+            .db(move |s| {
+                s.with_tx(|tx| {
+                    store::insert_iso(tx, &row)?;
+                    storage::rename(&tmp2, &final_path).map_err(Error::from)
+                })
+            })
+            .await;
+        if result.is_err() {
+            storage::remove_quietly(&tmp);
+        }
+        result?;
+        tracing::info!(iso = %req.name, uid = caller_uid, "iso imported");
+        self.events
+            .emit(Draft::image(
+                EventKind::ImageImported,
+                &req.name,
+                "iso uploaded",
+            ))
+            .await?;
+        self.iso(&req.name).await
+    }
+
+    /// `iso.list`.
+    pub async fn list_isos(&self) -> Result<Vec<Iso>, Error> {
+        let rows = self
+            .db(|s| {
+                Ok(s.read(|c| {
+                    store::list_isos(c)?
+                        .into_iter()
+                        .map(|r| Ok((store::iso_users(c, r.id)?, r)))
+                        .collect::<Result<Vec<_>, store::StoreError>>()
+                })?)
+            })
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(users, row)| self.iso_view(row, users))
+            .collect())
+    }
+
+    /// `iso.get`.
+    pub async fn iso(&self, name: &str) -> Result<Iso, Error> {
+        let row = self
+            .find_iso(name)
+            .await?
+            .ok_or_else(|| Error::IsoNotFound(name.into()))?;
+        let id = row.id;
+        let users = self
+            .db(move |s| Ok(s.read(|c| store::iso_users(c, id))?))
+            .await?;
+        Ok(self.iso_view(row, users))
+    }
+
+    /// `iso.remove`: refused while any VM has it inserted.
+    pub async fn remove_iso(&self, name: &str) -> Result<(), Error> {
+        let _guard = self.lock("iso", name, "remove").await?;
+        let row = self
+            .find_iso(name)
+            .await?
+            .ok_or_else(|| Error::IsoNotFound(name.into()))?;
+        let path = self.storage.iso_path(&row.file_name);
+        let trash = self
+            .storage
+            .hidden_path(self.storage.isos_dir(), "trash", name);
+        let (id, iso_name, trash2) = (row.id, row.name.clone(), trash.clone());
+        self.db(move |s| {
+            s.with_tx(|tx| {
+                let users = store::iso_users(tx, id)?;
+                if !users.is_empty() {
+                    return Err(Error::IsoInUse {
+                        name: iso_name,
+                        users,
+                    });
+                }
+                store::delete_iso(tx, id)?;
+                move_aside(&path, &trash2)
+            })
+        })
+        .await?;
+        storage::remove_quietly(&trash);
+        tracing::info!(iso = %name, "iso removed");
+        Ok(())
+    }
+
+    /// `vm.attach_iso`.
+    pub async fn attach_iso(&self, req: IsoAttach) -> Result<Vm, Error> {
+        let _guard = self.lock("vm", &req.vm, "attach iso").await?;
+        let vm = self
+            .find_vm(&req.vm)
+            .await?
+            .ok_or_else(|| Error::VmNotFound(req.vm.clone()))?;
+        let iso = self
+            .find_iso(&req.iso)
+            .await?
+            .ok_or_else(|| Error::IsoNotFound(req.iso.clone()))?;
+        if let Some(rt) = self.live_runtime(&req.vm, &vm.state)? {
+            let path = self.storage.iso_path(&iso.file_name);
+            let args = json!({"id": CDROM_ID, "filename": path, "format": "raw", "read-only-mode": "read-only"});
+            rt.qmp
+                .execute("blockdev-change-medium", Some(args))
+                .await
+                .map_err(|e| Error::Qmp {
+                    name: req.vm.clone(),
+                    source: e,
+                })?;
+        }
+        let (vm_id, iso_id) = (vm.id, iso.id);
+        self.db(move |s| Ok(s.with_tx(|tx| store::set_iso(tx, vm_id, Some(iso_id)))?))
+            .await?;
+        self.note(&req.vm, &format!("ISO {} inserted", req.iso));
+        self.vm(&req.vm).await
+    }
+
+    /// `vm.detach_iso`.
+    pub async fn detach_iso(&self, name: &str) -> Result<Vm, Error> {
+        let _guard = self.lock("vm", name, "detach iso").await?;
+        let vm = self
+            .find_vm(name)
+            .await?
+            .ok_or_else(|| Error::VmNotFound(name.into()))?;
+        if let Some(rt) = self.live_runtime(name, &vm.state)? {
+            let args = json!({"id": CDROM_ID, "force": true});
+            rt.qmp
+                .execute("eject", Some(args))
+                .await
+                .map_err(|e| Error::Qmp {
+                    name: name.into(),
+                    source: e,
+                })?;
+        }
+        let id = vm.id;
+        self.db(move |s| Ok(s.with_tx(|tx| store::set_iso(tx, id, None))?))
+            .await?;
+        self.note(name, "ISO ejected");
+        self.vm(name).await
+    }
+
+    /// The runtime when the VM has a process (`None` when stopped); an error mid-transition.
+    fn live_runtime(
+        &self,
+        name: &str,
+        state: &str,
+    ) -> Result<Option<std::sync::Arc<super::runtime::Runtime>>, Error> {
+        match VmState::parse(state) {
+            Some(VmState::Running | VmState::Paused) => Ok(Some(
+                self.runtime(name)
+                    .ok_or_else(|| Error::NoProcess(name.into()))?,
+            )),
+            Some(VmState::Stopped | VmState::Crashed) => Ok(None),
+            _ => Err(Error::WrongState {
+                name: name.into(),
+                state: state.into(),
+                action: "wait until it is running or stopped",
+            }),
+        }
+    }
+
+    pub(super) async fn find_iso(&self, name: &str) -> Result<Option<IsoRow>, Error> {
+        let name = name.to_string();
+        self.db(move |s| Ok(s.read(|c| store::get_iso(c, &name))?))
+            .await
+    }
+
+    fn iso_view(&self, row: IsoRow, used_by: Vec<String>) -> Iso {
+        Iso {
+            path: self.storage.iso_path(&row.file_name).display().to_string(),
+            name: row.name,
+            size_bytes: row.size_bytes,
+            sha256: row.sha256,
+            owner_uid: row.owner_uid,
+            created_at: rfc3339(row.created_at),
+            used_by,
+        }
+    }
+}
