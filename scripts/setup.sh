@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # Installs what building, testing and demoing vmd needs on Debian 12 (bookworm):
 #   qemu-system-x86 + qemu-utils + qemu-block-extra, all of the SAME version,
-#   systemd (systemd-analyze, for the unit test), socat, curl,
+#   ovmf (UEFI guests), systemd (systemd-analyze, for the unit test), socat, curl,
 #   xorriso mtools dosfstools fdisk e2fsprogs (scripts/build-test-guest.sh),
 #   cargo-nextest.
 # Idempotent: when everything is present it changes nothing and runs no `apt-get update`.
 # Runs as root, or uses sudo for apt.
 set -euo pipefail
 
-APT_PACKAGES=(qemu-system-x86 qemu-utils qemu-block-extra systemd socat curl xorriso mtools dosfstools fdisk e2fsprogs)
+APT_PACKAGES=(qemu-system-x86 qemu-utils qemu-block-extra ovmf systemd socat curl xorriso mtools dosfstools fdisk e2fsprogs)
 # Must carry exactly the version of qemu-system-x86 (a newer preinstalled qemu-utils conflicts).
 QEMU_PINNED=(qemu-utils qemu-block-extra)
 # What the packages provide, checked on systems without dpkg.

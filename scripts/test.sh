@@ -17,5 +17,7 @@ if [[ ${CI:-} == true ]]; then
     default_profile=ci
 fi
 
+# The tiny guest the runtime tests boot (cached; rebuilt only when its recipe changes).
+bash scripts/build-test-guest.sh >/dev/null
 cargo build --workspace --bins
 cargo nextest run --workspace --no-fail-fast --profile "${NEXTEST_PROFILE:-$default_profile}" "$@"

@@ -1,0 +1,63 @@
+//! `start`: `vm.start` until QMP `running` and `vm.stop --force` until the process is gone,
+//! interleaved with the floor (the same QEMU argv started directly until `running`, then
+//! `quit` until it has exited). One untimed warm-up of each first (page cache, first exec);
+//! during it the floor's argv is checked against the one vmd really ran (`/proc/PID/cmdline`).
+
+use anyhow::Context;
+
+use super::{create_vm, pid_of, start_vm, stop_vm, timed, Ctx};
+use crate::daemon::Daemon;
+use crate::fixtures::SMALL;
+use crate::floor::{argv_difference, Floor, Spec};
+use crate::procfs;
+use crate::report::{Report, Unit};
+
+const VM: &str = "s0";
+
+/// Runs the group.
+pub fn run(ctx: &Ctx, report: &mut Report) -> anyhow::Result<()> {
+    let d = Daemon::start(&ctx.opts.vmd, &ctx.opts.log_level)?;
+    ctx.fixtures.import(&d.rpc, &[SMALL])?;
+    create_vm(&d.rpc, VM, SMALL)?;
+    let floor = warm_up(&d, ctx, report)?;
+    let mut alive_after_stop = 0;
+    for _ in 0..ctx.opts.reps {
+        let (t, vm) = timed(|| start_vm(&d.rpc, VM))?;
+        report.sample("start", Unit::Ms, "vm.start until QMP running", t);
+        let pid = pid_of(&vm)?;
+        let (t, _) = timed(|| stop_vm(&d.rpc, VM, true))?;
+        report.sample("stop.force", Unit::Ms, "vm.stop force until the process is gone", t);
+        alive_after_stop += usize::from(procfs::is_alive(pid));
+        let (t, running) = timed(|| floor.start())?;
+        report.sample("floor.start", Unit::Ms, "same argv spawned directly until QMP running", t);
+        let (t, _) = timed(|| running.quit())?;
+        report.sample("floor.quit", Unit::Ms, "QMP quit until waitpid", t);
+    }
+    report.sample(
+        "stop.force.alive_after",
+        Unit::Count,
+        "QEMUs still alive when vm.stop force returned",
+        alive_after_stop as f64,
+    );
+    Ok(())
+}
+
+/// Starts and stops both once, compares the argv, and returns the floor.
+fn warm_up(d: &Daemon, ctx: &Ctx, report: &mut Report) -> anyhow::Result<Floor> {
+    let vm = start_vm(&d.rpc, VM)?;
+    let vmd_argv = procfs::cmdline(pid_of(&vm)?);
+    stop_vm(&d.rpc, VM, true)?;
+    let spec = Spec {
+        name: VM.into(),
+        cpus: vm["cpus"].as_u64().context("cpus")? as u32,
+        memory_mib: vm["memory_mib"].as_u64().context("memory_mib")?,
+        accel: vm["accelerator"].as_str().unwrap_or("tcg").into(),
+    };
+    let floor = Floor::new(&spec, &ctx.fixtures.small)?;
+    floor.start()?.quit()?;
+    match argv_difference(&vmd_argv, d.dir(), &floor.args(), floor.dir()) {
+        None => report.note("floor argv checked: identical to vmd's QEMU argv (directories masked)"),
+        Some(diff) => report.note(format!("floor argv differs from vmd's QEMU argv: {diff}")),
+    }
+    Ok(floor)
+}
