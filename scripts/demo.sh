@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The README's "set up and run" command. Installs dependencies (scripts/setup.sh), builds
-# release binaries, starts a private vmd on a temporary socket and state directory, and
-# walks through the main job: import a base image, create VMs as overlays, list, show,
-# wipe, remove, and call the JSON-RPC API with curl. Everything is removed on exit.
+# release binaries and the project's tiny test guest, starts a private vmd on a temporary
+# socket and state directory, and walks through the main job: import a base image, create
+# VMs as overlays, boot three guests at once, read their consoles, kill -9 the daemon and
+# show the guests survive and are re-adopted, stop them, wipe, remove, and call the
+# JSON-RPC API with curl. Everything (QEMUs included) is removed on exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -12,6 +14,7 @@ if [[ -d $HOME/.cargo/bin ]]; then
     PATH="$HOME/.cargo/bin:$PATH"
 fi
 cargo build --release
+bash scripts/build-test-guest.sh >/dev/null
 
 VMD_BIN=$ROOT/target/release/vmd
 VMCTL_BIN=$ROOT/target/release/vmctl
@@ -26,6 +29,11 @@ die() { printf 'demo: error: %s\n' "$*" >&2; exit 1; }
 
 cleanup() {
     local status=$?
+    if [[ -n $VMD_PID ]] && kill -0 "$VMD_PID" 2>/dev/null; then
+        for vm in $("$VMCTL_BIN" ls -q 2>/dev/null); do
+            "$VMCTL_BIN" -q stop --force "$vm" 2>/dev/null || true
+        done
+    fi
     if [[ -n $VMD_PID ]] && kill -0 "$VMD_PID" 2>/dev/null; then
         kill -TERM "$VMD_PID"
         wait "$VMD_PID" || true
@@ -45,14 +53,23 @@ run() {
     "$@"
 }
 
+# Waits until VM $1's console log shows the guest's ready marker.
+wait_ready() {
+    local deadline=$((SECONDS + 180))
+    until "$VMCTL_BIN" logs "$1" | grep -q "GUEST-READY $1"; do
+        ((SECONDS < deadline)) || die "$1 did not boot within 180 s"
+        sleep 0.5
+    done
+}
+
 start_vmd() {
     # An empty config file, so a system-wide /etc/vmd/vmd.toml does not change the demo.
     : >"$WORK/vmd.toml"
     "$VMD_BIN" --socket "$SOCK" --state-dir "$WORK/state" --config "$WORK/vmd.toml" \
-        --log-format text --log-level info >"$LOG" 2>&1 &
+        --log-format text --log-level info >>"$LOG" 2>&1 &
     VMD_PID=$!
     local deadline=$((SECONDS + 30))
-    until [[ -S $SOCK ]]; do
+    until "$VMCTL_BIN" -q status >/dev/null 2>&1; do
         kill -0 "$VMD_PID" 2>/dev/null || die "vmd exited before creating its socket"
         ((SECONDS < deadline)) || die "vmd did not create $SOCK within 30 s"
         sleep 0.1
@@ -92,22 +109,44 @@ main() {
     run vmctl status
     run vmctl image import "$disk" --name demo-base
     run vmctl image ls
-    run vmctl create web1 --image demo-base
-    run vmctl create web2 --image demo-base --cpus 2 --memory 1G
-    run vmctl create db1 --image demo-base --memory 768M
+    run vmctl create web1 --image demo-base --memory 256M
+    run vmctl create web2 --image demo-base --cpus 2 --memory 256M
+    run vmctl create db1 --image demo-base --memory 256M
     run vmctl ls
-    run vmctl show web2
-    run vmctl --output json show web2
-    run vmctl image ls
 
     log "removing a base that VMs use is refused (exit code 4):"
     local status=0
     run vmctl image rm demo-base || status=$?
     ((status == 4)) || die "expected exit code 4, got $status"
 
+    log "starting three guests at once (TCG: each boots in about 10 s):"
+    local pids=()
+    for vm in web1 web2 db1; do
+        vmctl -q start "$vm" &
+        pids+=($!)
+    done
+    wait "${pids[@]}"
+    run vmctl ls
+    for vm in web1 web2 db1; do wait_ready "$vm"; done
+    run vmctl logs web1 --tail 400
+    echo
+    log "a command on web1's serial console, piped (vmctl console):"
+    echo 'echo "hello from $(hostname), boot $(cat /data/boot-count)"' | run vmctl console web1 --linger 2
+
+    log "kill -9 vmd while the guests run; they keep running and the next vmd re-adopts them:"
+    kill -KILL "$VMD_PID"
+    wait "$VMD_PID" 2>/dev/null || true
+    start_vmd
+    run vmctl ls
+    grep 're-adopted' "$LOG" || true
+
+    run vmctl stop web1
+    run vmctl stop --force web2
+    run vmctl stop --force db1
     run vmctl wipe web1
     run vmctl rm db1
-    run vmctl ls -q
+    run vmctl ls
+    run vmctl events --since 0
     run vmctl status
 
     log "the same API over plain HTTP JSON-RPC with curl:"

@@ -79,7 +79,13 @@ impl Drop for Daemon {
     }
 }
 
-fn spawn(vmd: &Path, dir: &Path, socket: &Path, notify: &Path, level: &str) -> anyhow::Result<Child> {
+fn spawn(
+    vmd: &Path,
+    dir: &Path,
+    socket: &Path,
+    notify: &Path,
+    level: &str,
+) -> anyhow::Result<Child> {
     let log = std::fs::File::create(dir.join("vmd.log"))?;
     let config = dir.join("vmd.toml");
     std::fs::write(&config, "")?;
@@ -105,7 +111,10 @@ fn wait_ready(notify: &UnixDatagram, child: &mut Child) -> anyhow::Result<()> {
     let mut buf = [0u8; 4096];
     while Instant::now() < deadline {
         if let Ok(n) = notify.recv(&mut buf) {
-            if String::from_utf8_lossy(&buf[..n]).lines().any(|l| l == "READY=1") {
+            if String::from_utf8_lossy(&buf[..n])
+                .lines()
+                .any(|l| l == "READY=1")
+            {
                 return Ok(());
             }
         }
@@ -129,7 +138,10 @@ fn teardown(child: &mut Child, dir: &Path) {
     cleanup::unregister_pid(pid);
     let killed = procfs::kill_strays(dir);
     if !killed.is_empty() {
-        eprintln!("vmd-bench: killed leftover processes {killed:?} of {}", dir.display());
+        eprintln!(
+            "vmd-bench: killed leftover processes {killed:?} of {}",
+            dir.display()
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
     cleanup::unregister_dir(dir);

@@ -30,7 +30,9 @@ pub struct Fixtures {
 impl Fixtures {
     /// Creates the blank bases.
     pub fn create() -> anyhow::Result<Fixtures> {
-        let dir = tempfile::Builder::new().prefix("vmd-bench-fixtures-").tempdir()?;
+        let dir = tempfile::Builder::new()
+            .prefix("vmd-bench-fixtures-")
+            .tempdir()?;
         cleanup::register_dir(dir.path());
         let small = dir.path().join("small.qcow2");
         let large = dir.path().join("large.qcow2");
@@ -50,7 +52,8 @@ impl Fixtures {
                     GUEST => guest()?,
                     other => bail!("no fixture {other}"),
                 };
-                let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+                let bytes =
+                    std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
                 rpc.import(&bytes, name)
             })
             .collect()
@@ -71,7 +74,10 @@ fn blank_qcow2(path: &Path, size: &str) -> anyhow::Result<()> {
         .output()
         .context("running qemu-img (install qemu-utils: scripts/setup.sh)")?;
     if !out.status.success() {
-        bail!("qemu-img create {size}: {}", String::from_utf8_lossy(&out.stderr).trim());
+        bail!(
+            "qemu-img create {size}: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
     }
     Ok(())
 }

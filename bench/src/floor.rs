@@ -51,7 +51,9 @@ pub struct Running {
 impl Floor {
     /// Lays out the directory and creates the overlay on `base` (a qcow2).
     pub fn new(spec: &Spec, base: &Path) -> anyhow::Result<Floor> {
-        let dir = tempfile::Builder::new().prefix("vmd-bench-floor-").tempdir()?;
+        let dir = tempfile::Builder::new()
+            .prefix("vmd-bench-floor-")
+            .tempdir()?;
         cleanup::register_dir(dir.path());
         let root = dir.path();
         let run = root.join("run/vms/1");
@@ -78,7 +80,11 @@ impl Floor {
 
     /// Spawns QEMU and returns once QMP reports `running`.
     pub fn start(&self) -> anyhow::Result<Running> {
-        for sock in [&self.config.qmp_socket, &self.config.console_socket, &self.config.vnc_socket] {
+        for sock in [
+            &self.config.qmp_socket,
+            &self.config.console_socket,
+            &self.config.vnc_socket,
+        ] {
             let _ = std::fs::remove_file(sock);
         }
         let log = std::fs::OpenOptions::new()
@@ -122,11 +128,6 @@ impl Drop for Floor {
 }
 
 impl Running {
-    /// QEMU's pid.
-    pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
     fn wait_running(&mut self) -> anyhow::Result<()> {
         let deadline = Instant::now() + QEMU_DEADLINE;
         loop {
@@ -168,7 +169,11 @@ fn config(spec: &Spec, run: &Path, logs: &Path, overlay: PathBuf) -> QemuConfig 
         name: spec.name.clone(),
         cpus: spec.cpus,
         memory_mib: spec.memory_mib,
-        accel: if spec.accel == "kvm" { Accel::Kvm } else { Accel::Tcg },
+        accel: if spec.accel == "kvm" {
+            Accel::Kvm
+        } else {
+            Accel::Tcg
+        },
         overlay,
         qmp_socket: run.join("qmp"),
         console_socket: run.join("console"),
@@ -193,20 +198,32 @@ pub fn qemu_img_create(base: &Path, dst: &Path) -> anyhow::Result<()> {
         .output()
         .context("running qemu-img")?;
     if !out.status.success() {
-        bail!("qemu-img create: {}", String::from_utf8_lossy(&out.stderr).trim());
+        bail!(
+            "qemu-img create: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
     }
     Ok(())
 }
 
 /// The first difference between vmd's QEMU argv (from `/proc`) and the floor's, after masking
 /// each one's directory and VM id; `None` when they are the same.
-pub fn argv_difference(vmd: &[String], vmd_dir: &Path, floor: &[String], floor_dir: &Path) -> Option<String> {
+pub fn argv_difference(
+    vmd: &[String],
+    vmd_dir: &Path,
+    floor: &[String],
+    floor_dir: &Path,
+) -> Option<String> {
     let vmd: Vec<String> = vmd.iter().skip(1).map(|a| mask(a, vmd_dir)).collect();
     let floor: Vec<String> = floor.iter().map(|a| mask(a, floor_dir)).collect();
     if vmd == floor {
         return None;
     }
-    let at = vmd.iter().zip(&floor).position(|(a, b)| a != b).unwrap_or(vmd.len().min(floor.len()));
+    let at = vmd
+        .iter()
+        .zip(&floor)
+        .position(|(a, b)| a != b)
+        .unwrap_or(vmd.len().min(floor.len()));
     Some(format!(
         "argument {at}: vmd {:?} vs floor {:?} ({} vs {} arguments)",
         vmd.get(at),
@@ -230,7 +247,9 @@ fn mask(arg: &str, dir: &Path) -> String {
 }
 
 fn lossy(args: Vec<std::ffi::OsString>) -> Vec<String> {
-    args.into_iter().map(|a| a.to_string_lossy().into_owned()).collect()
+    args.into_iter()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect()
 }
 
 /// A blocking QMP connection: enough for the floor (no events are needed).
@@ -293,15 +312,26 @@ mod tests {
     #[test]
     fn masking_hides_directories_and_ids() {
         let dir = Path::new("/tmp/x1");
-        assert_eq!(mask("unix:/tmp/x1/run/vms/17/vnc", dir), "unix:DIR/run/vms/ID/vnc");
+        assert_eq!(
+            mask("unix:/tmp/x1/run/vms/17/vnc", dir),
+            "unix:DIR/run/vms/ID/vnc"
+        );
         assert_eq!(mask("-m", dir), "-m");
     }
 
     #[test]
     fn argv_difference_points_at_the_first_mismatch() {
-        let vmd = vec!["qemu".to_string(), "-m".into(), "128".into(), "/a/vms/3/q".into()];
+        let vmd = vec![
+            "qemu".to_string(),
+            "-m".into(),
+            "128".into(),
+            "/a/vms/3/q".into(),
+        ];
         let same = vec!["-m".to_string(), "128".into(), "/b/vms/1/q".into()];
-        assert_eq!(argv_difference(&vmd, Path::new("/a"), &same, Path::new("/b")), None);
+        assert_eq!(
+            argv_difference(&vmd, Path::new("/a"), &same, Path::new("/b")),
+            None
+        );
         let other = vec!["-m".to_string(), "256".into(), "/b/vms/1/q".into()];
         let diff = argv_difference(&vmd, Path::new("/a"), &other, Path::new("/b")).expect("diff");
         assert!(diff.starts_with("argument 1"), "{diff}");

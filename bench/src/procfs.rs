@@ -62,7 +62,10 @@ pub fn kill_strays(dir: &Path) -> Vec<u32> {
         return Vec::new();
     };
     let mut killed = Vec::new();
-    for pid in entries.flatten().filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok()) {
+    for pid in entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+    {
         if pid != me && is_alive(pid) && cmdline(pid).iter().any(|a| a.contains(&needle)) {
             signal(pid, Signal::SIGKILL);
             killed.push(pid);

@@ -246,14 +246,42 @@ impl Report {
 /// Ratios printed whenever both medians exist: (label, numerator, denominator).
 const FIXED_RATIOS: &[(&str, &str, &str)] = &[
     ("start: vmd / direct QEMU (floor)", "start", "floor.start"),
-    ("force stop: vmd / QMP quit (floor)", "stop.force", "floor.quit"),
-    ("create, small base: vmd / qemu-img create", "create.small", "floor.qemu_img.small"),
-    ("create, large base: vmd / qemu-img create", "create.large", "floor.qemu_img.large"),
-    ("create: large base / small base", "create.large", "create.small"),
+    (
+        "force stop: vmd / QMP quit (floor)",
+        "stop.force",
+        "floor.quit",
+    ),
+    (
+        "create, small base: vmd / qemu-img create",
+        "create.small",
+        "floor.qemu_img.small",
+    ),
+    (
+        "create, large base: vmd / qemu-img create",
+        "create.large",
+        "floor.qemu_img.large",
+    ),
+    (
+        "create: large base / small base",
+        "create.large",
+        "create.small",
+    ),
     ("start: vmd / virsh start", "start", "libvirt.start"),
-    ("force stop: vmd / virsh destroy", "stop.force", "libvirt.destroy"),
-    ("create: vmd / virsh define", "create.small", "libvirt.define"),
-    ("rpc round trip: vmd / virsh version", "rpc.system_info", "libvirt.version"),
+    (
+        "force stop: vmd / virsh destroy",
+        "stop.force",
+        "libvirt.destroy",
+    ),
+    (
+        "create: vmd / virsh define",
+        "create.small",
+        "libvirt.define",
+    ),
+    (
+        "rpc round trip: vmd / virsh version",
+        "rpc.system_info",
+        "libvirt.version",
+    ),
 ];
 
 /// Prints the table, the ratios, the targets, notes and failures on stdout.

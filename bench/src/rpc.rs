@@ -33,7 +33,8 @@ impl Client {
     /// an error.
     pub fn call(&self, method: &str, params: Value) -> anyhow::Result<Value> {
         let body = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
-        let (status, text) = self.http("POST", "/", "application/json", body.to_string().as_bytes())?;
+        let (status, text) =
+            self.http("POST", "/", "application/json", body.to_string().as_bytes())?;
         let mut resp: Value = serde_json::from_str(&text)
             .with_context(|| format!("{method}: HTTP {status}, not JSON: {text:.200}"))?;
         if let Some(err) = resp.get("error") {
@@ -54,7 +55,13 @@ impl Client {
     }
 
     /// One request; returns the status code and the (de-chunked) body.
-    fn http(&self, method: &str, path: &str, ctype: &str, body: &[u8]) -> anyhow::Result<(u16, String)> {
+    fn http(
+        &self,
+        method: &str,
+        path: &str,
+        ctype: &str,
+        body: &[u8],
+    ) -> anyhow::Result<(u16, String)> {
         let mut stream = UnixStream::connect(&self.socket)
             .with_context(|| format!("connecting to {}", self.socket.display()))?;
         stream.set_read_timeout(Some(REQUEST_TIMEOUT))?;
@@ -65,7 +72,9 @@ impl Client {
         stream.write_all(head.as_bytes())?;
         stream.write_all(body)?;
         let mut raw = Vec::new();
-        stream.read_to_end(&mut raw).context("reading the response")?;
+        stream
+            .read_to_end(&mut raw)
+            .context("reading the response")?;
         Ok(parse_response(&raw))
     }
 }

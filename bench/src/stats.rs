@@ -67,7 +67,10 @@ mod tests {
     #[test]
     fn one_sample_is_everything() {
         let s = summarize(&[4.0]).expect("summary");
-        assert_eq!((s.n, s.median, s.p99, s.min, s.max), (1, 4.0, 4.0, 4.0, 4.0));
+        assert_eq!(
+            (s.n, s.median, s.p99, s.min, s.max),
+            (1, 4.0, 4.0, 4.0, 4.0)
+        );
     }
 
     #[test]

@@ -22,12 +22,36 @@ pub const IDLE_RSS_MIB_MAX: f64 = 10.0;
 pub fn check(r: &Report) -> Vec<Check> {
     let mut out = vec![
         start(r),
-        at_most(r, "force stop <= 20 ms", "stop.force", FORCE_STOP_MS_MAX, "ms"),
-        at_most(r, "create (64 MiB base) <= 15 ms", "create.small", CREATE_MS_MAX, "ms"),
-        at_most(r, "create (20 GiB base) <= 15 ms", "create.large", CREATE_MS_MAX, "ms"),
+        at_most(
+            r,
+            "force stop <= 20 ms",
+            "stop.force",
+            FORCE_STOP_MS_MAX,
+            "ms",
+        ),
+        at_most(
+            r,
+            "create (64 MiB base) <= 15 ms",
+            "create.small",
+            CREATE_MS_MAX,
+            "ms",
+        ),
+        at_most(
+            r,
+            "create (20 GiB base) <= 15 ms",
+            "create.large",
+            CREATE_MS_MAX,
+            "ms",
+        ),
         size_independence(r),
         list(r),
-        at_most(r, "idle RSS <= 10 MB (MiB)", "rss.idle", IDLE_RSS_MIB_MAX, "MiB"),
+        at_most(
+            r,
+            "idle RSS <= 10 MB (MiB)",
+            "rss.idle",
+            IDLE_RSS_MIB_MAX,
+            "MiB",
+        ),
     ];
     out.extend(concurrency(r));
     out

@@ -228,7 +228,7 @@ fn socket_env_is_honoured_and_non_members_are_refused() {
     if vm_proto::paths::current_uid() != 0 {
         return; // the permission check below needs root to switch users
     }
-    let dir_mode = std::fs::Permissions::from(std::os::unix::fs::PermissionsExt::from_mode(0o755));
+    let dir_mode: std::fs::Permissions = std::os::unix::fs::PermissionsExt::from_mode(0o755);
     for dir in [d.dir.path(), d.socket.parent().expect("run dir")] {
         std::fs::set_permissions(dir, dir_mode.clone()).expect("chmod");
     }

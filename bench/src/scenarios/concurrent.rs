@@ -23,13 +23,23 @@ pub fn run(ctx: &Ctx, report: &mut Report) -> anyhow::Result<()> {
     let n = ctx.opts.concurrent;
     let names: Vec<String> = (0..n).map(|i| format!("c{i:02}")).collect();
     let (total, results) = timed(|| Ok(all_at_once(&d.rpc, &names, create_and_start)))?;
-    report.sample("concurrent.total", Unit::Ms, &format!("{n} concurrent create+start, wall clock"), total);
+    report.sample(
+        "concurrent.total",
+        Unit::Ms,
+        &format!("{n} concurrent create+start, wall clock"),
+        total,
+    );
     let mut errors = 0;
     let mut vms = Vec::new();
     for (name, (t, result)) in names.iter().zip(results) {
         match result {
             Ok(vm) => {
-                report.sample("concurrent.each", Unit::Ms, "one client's create+start among N", t);
+                report.sample(
+                    "concurrent.each",
+                    Unit::Ms,
+                    "one client's create+start among N",
+                    t,
+                );
                 vms.push((name.clone(), vm));
             }
             Err(err) => {
@@ -38,9 +48,19 @@ pub fn run(ctx: &Ctx, report: &mut Report) -> anyhow::Result<()> {
             }
         }
     }
-    report.sample("concurrent.errors", Unit::Count, "failed create+start calls", errors as f64);
+    report.sample(
+        "concurrent.errors",
+        Unit::Count,
+        "failed create+start calls",
+        errors as f64,
+    );
     let collisions = collisions(&vms);
-    report.sample("concurrent.collisions", Unit::Count, "shared pids/sockets/logs among VMs", collisions as f64);
+    report.sample(
+        "concurrent.collisions",
+        Unit::Count,
+        "shared pids/sockets/logs among VMs",
+        collisions as f64,
+    );
     stop_all(&d.rpc, &vms, report)
 }
 
@@ -71,7 +91,10 @@ where
             .collect();
         handles
             .into_iter()
-            .map(|h| h.join().unwrap_or_else(|_| (0.0, Err(anyhow::anyhow!("client thread panicked")))))
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| (0.0, Err(anyhow::anyhow!("client thread panicked"))))
+            })
             .collect()
     })
 }
@@ -86,14 +109,23 @@ fn collisions(vms: &[(String, Value)]) -> usize {
             continue;
         };
         let argv = procfs::cmdline(pid);
-        foreign += usize::from(!argv.iter().any(|a| a.starts_with(&format!("guest={name},"))));
+        foreign += usize::from(
+            !argv
+                .iter()
+                .any(|a| a.starts_with(&format!("guest={name},"))),
+        );
         let mut keys = vec![format!("pid {pid}"), format!("vnc {}", vm["vnc_socket"])];
         keys.extend(socket_paths(&argv));
         for key in keys {
             *seen.entry(key).or_default() += 1;
         }
     }
-    foreign + seen.values().filter(|&&c| c > 1).map(|c| c - 1).sum::<usize>()
+    foreign
+        + seen
+            .values()
+            .filter(|&&c| c > 1)
+            .map(|c| c - 1)
+            .sum::<usize>()
 }
 
 /// The QMP socket, console socket and console log named in a QEMU argv.
@@ -112,17 +144,31 @@ fn stop_all(rpc: &Client, vms: &[(String, Value)], report: &mut Report) -> anyho
     if names.is_empty() {
         return Ok(());
     }
-    let (total, results) = timed(|| Ok(all_at_once(rpc, &names, |rpc, name| stop_vm(rpc, name, true))))?;
+    let (total, results) = timed(|| {
+        Ok(all_at_once(rpc, &names, |rpc, name| {
+            stop_vm(rpc, name, true)
+        }))
+    })?;
     let what = format!("{} concurrent forced stops, wall clock", names.len());
     report.sample("concurrent.stop_all", Unit::Ms, &what, total);
     let failed = results.iter().filter(|(_, r)| r.is_err()).count();
-    report.sample("concurrent.stop_errors", Unit::Count, "failed forced stops", failed as f64);
+    report.sample(
+        "concurrent.stop_errors",
+        Unit::Count,
+        "failed forced stops",
+        failed as f64,
+    );
     let alive = vms
         .iter()
         .filter_map(|(_, vm)| pid_of(vm).ok())
         .filter(|&pid| procfs::is_alive(pid))
         .count();
-    report.sample("concurrent.left_alive", Unit::Count, "QEMUs alive after the stops returned", alive as f64);
+    report.sample(
+        "concurrent.left_alive",
+        Unit::Count,
+        "QEMUs alive after the stops returned",
+        alive as f64,
+    );
     Ok(())
 }
 

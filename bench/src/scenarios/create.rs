@@ -17,7 +17,9 @@ pub fn run(ctx: &Ctx, report: &mut Report) -> anyhow::Result<()> {
     let d = Daemon::start(&ctx.opts.vmd, &ctx.opts.log_level)?;
     let images = ctx.fixtures.import(&d.rpc, &[SMALL, LARGE])?;
     let bases = [base_path(&images[0])?, base_path(&images[1])?];
-    let scratch = tempfile::Builder::new().prefix("vmd-bench-img-").tempdir()?;
+    let scratch = tempfile::Builder::new()
+        .prefix("vmd-bench-img-")
+        .tempdir()?;
     let reps = ctx.opts.reps;
     for i in 0..reps {
         for (image, base) in [SMALL, LARGE].into_iter().zip(&bases) {
@@ -34,7 +36,10 @@ pub fn run(ctx: &Ctx, report: &mut Report) -> anyhow::Result<()> {
             report.sample(
                 &format!("floor.qemu_img.{image}"),
                 Unit::Ms,
-                &format!("qemu-img create of an overlay on the {} base", size_of(image)),
+                &format!(
+                    "qemu-img create of an overlay on the {} base",
+                    size_of(image)
+                ),
                 t,
             );
         }

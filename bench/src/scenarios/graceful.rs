@@ -31,9 +31,19 @@ pub fn run(ctx: &Ctx, report: &mut Report) -> anyhow::Result<()> {
         start_vm(&d.rpc, &name)?;
         wait_ready(&d.rpc, &name)?;
         let boot = ms(started.elapsed());
-        report.sample("boot.guest_ready", Unit::Ms, "vm.start until GUEST-READY on the console (TCG)", boot);
+        report.sample(
+            "boot.guest_ready",
+            Unit::Ms,
+            "vm.start until GUEST-READY on the console (TCG)",
+            boot,
+        );
         let (t, _) = timed(|| stop_vm(&d.rpc, &name, false))?;
-        report.sample("stop.graceful", Unit::Ms, "vm.stop of a booted guest until QEMU is gone", t);
+        report.sample(
+            "stop.graceful",
+            Unit::Ms,
+            "vm.stop of a booted guest until QEMU is gone",
+            t,
+        );
         forced += usize::from(log_text(&d.rpc, &name)?.contains("forcing"));
         remove_vm(&d.rpc, &name)?;
     }

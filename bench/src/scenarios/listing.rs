@@ -31,7 +31,12 @@ pub fn run(ctx: &Ctx, report: &mut Report) -> anyhow::Result<()> {
         for _ in 0..ctx.opts.reps {
             let (t, vms) = timed(|| d.rpc.call("vm.list", json!([])))?;
             check_len(&vms, count)?;
-            report.sample(&format!("list.rpc.{count}"), Unit::Ms, &format!("vm.list, {count} VMs"), t);
+            report.sample(
+                &format!("list.rpc.{count}"),
+                Unit::Ms,
+                &format!("vm.list, {count} VMs"),
+                t,
+            );
             let (t, vms) = timed(|| vmctl_ls(&ctx.opts.vmctl, &d.socket))?;
             check_len(&vms, count)?;
             let what = format!("vmctl ls --output json process, {count} VMs");
@@ -44,11 +49,21 @@ pub fn run(ctx: &Ctx, report: &mut Report) -> anyhow::Result<()> {
 fn round_trips(ctx: &Ctx, d: &Daemon, report: &mut Report) -> anyhow::Result<()> {
     for _ in 0..ctx.opts.reps {
         let (t, _) = timed(|| d.rpc.call("system.info", json!([])))?;
-        report.sample("rpc.system_info", Unit::Ms, "system.info round trip (connect, POST, answer)", t);
+        report.sample(
+            "rpc.system_info",
+            Unit::Ms,
+            "system.info round trip (connect, POST, answer)",
+            t,
+        );
         let (t, _) = timed(|| d.rpc.call("vm.get", json!(["v0000"])))?;
         report.sample("rpc.vm_get", Unit::Ms, "vm.get round trip", t);
         let (t, _) = timed(|| run_vmctl(&ctx.opts.vmctl, &["--version"]))?;
-        report.sample("vmctl.version", Unit::Ms, "vmctl --version process (no daemon)", t);
+        report.sample(
+            "vmctl.version",
+            Unit::Ms,
+            "vmctl --version process (no daemon)",
+            t,
+        );
     }
     Ok(())
 }
@@ -66,7 +81,10 @@ fn run_vmctl(vmctl: &Path, args: &[&str]) -> anyhow::Result<Vec<u8>> {
         .output()
         .with_context(|| format!("running {}", vmctl.display()))?;
     if !out.status.success() {
-        bail!("vmctl {args:?}: {}", String::from_utf8_lossy(&out.stderr).trim());
+        bail!(
+            "vmctl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
     }
     Ok(out.stdout)
 }

@@ -100,15 +100,26 @@ pub fn pid_of(vm: &Value) -> anyhow::Result<u32> {
 }
 
 /// Creates `names` on `image` with `threads` parallel clients (set-up, not measured).
-pub fn create_many(rpc: &Client, names: &[String], image: &str, threads: usize) -> anyhow::Result<()> {
+pub fn create_many(
+    rpc: &Client,
+    names: &[String],
+    image: &str,
+    threads: usize,
+) -> anyhow::Result<()> {
     let chunk = names.len().div_ceil(threads.max(1)).max(1);
     std::thread::scope(|s| {
         let handles: Vec<_> = names
             .chunks(chunk)
-            .map(|part| s.spawn(move || part.iter().try_for_each(|n| create_vm(rpc, n, image).map(drop))))
+            .map(|part| {
+                s.spawn(move || {
+                    part.iter()
+                        .try_for_each(|n| create_vm(rpc, n, image).map(drop))
+                })
+            })
             .collect();
-        handles
-            .into_iter()
-            .try_for_each(|h| h.join().map_err(|_| anyhow::anyhow!("creating thread panicked"))?)
+        handles.into_iter().try_for_each(|h| {
+            h.join()
+                .map_err(|_| anyhow::anyhow!("creating thread panicked"))?
+        })
     })
 }

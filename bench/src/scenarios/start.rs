@@ -26,10 +26,20 @@ pub fn run(ctx: &Ctx, report: &mut Report) -> anyhow::Result<()> {
         report.sample("start", Unit::Ms, "vm.start until QMP running", t);
         let pid = pid_of(&vm)?;
         let (t, _) = timed(|| stop_vm(&d.rpc, VM, true))?;
-        report.sample("stop.force", Unit::Ms, "vm.stop force until the process is gone", t);
+        report.sample(
+            "stop.force",
+            Unit::Ms,
+            "vm.stop force until the process is gone",
+            t,
+        );
         alive_after_stop += usize::from(procfs::is_alive(pid));
         let (t, running) = timed(|| floor.start())?;
-        report.sample("floor.start", Unit::Ms, "same argv spawned directly until QMP running", t);
+        report.sample(
+            "floor.start",
+            Unit::Ms,
+            "same argv spawned directly until QMP running",
+            t,
+        );
         let (t, _) = timed(|| running.quit())?;
         report.sample("floor.quit", Unit::Ms, "QMP quit until waitpid", t);
     }
@@ -56,7 +66,9 @@ fn warm_up(d: &Daemon, ctx: &Ctx, report: &mut Report) -> anyhow::Result<Floor> 
     let floor = Floor::new(&spec, &ctx.fixtures.small)?;
     floor.start()?.quit()?;
     match argv_difference(&vmd_argv, d.dir(), &floor.args(), floor.dir()) {
-        None => report.note("floor argv checked: identical to vmd's QEMU argv (directories masked)"),
+        None => {
+            report.note("floor argv checked: identical to vmd's QEMU argv (directories masked)")
+        }
         Some(diff) => report.note(format!("floor argv differs from vmd's QEMU argv: {diff}")),
     }
     Ok(floor)

@@ -105,7 +105,7 @@ impl Manager {
 
     /// `image.remove`: refused while VMs use the image.
     pub async fn remove_image(&self, name: &str) -> Result<(), Error> {
-        let _guard = self.lock("image", &name, "remove").await?;
+        let _guard = self.lock("image", name, "remove").await?;
         let row = self
             .find_image(name)
             .await?

@@ -45,7 +45,7 @@ pub struct Runtime {
 impl Manager {
     /// `vm.start`.
     pub async fn start_vm(&self, name: &str) -> Result<Vm, Error> {
-        let _guard = self.lock("vm", &name, "start").await?;
+        let _guard = self.lock("vm", name, "start").await?;
         let row = self
             .require(
                 name,
@@ -256,7 +256,7 @@ impl Manager {
 
     /// `vm.reboot`.
     pub async fn reboot_vm(&self, name: &str) -> Result<Vm, Error> {
-        let _guard = self.lock("vm", &name, "reboot").await?;
+        let _guard = self.lock("vm", name, "reboot").await?;
         self.require(
             name,
             &[VmState::Running, VmState::Paused],
@@ -276,7 +276,7 @@ impl Manager {
 
     /// `vm.pause`.
     pub async fn pause_vm(&self, name: &str) -> Result<Vm, Error> {
-        let _guard = self.lock("vm", &name, "pause").await?;
+        let _guard = self.lock("vm", name, "pause").await?;
         self.require(name, &[VmState::Running], "only a running vm can be paused")
             .await?;
         let rt = self
@@ -292,7 +292,7 @@ impl Manager {
 
     /// `vm.resume`.
     pub async fn resume_vm(&self, name: &str) -> Result<Vm, Error> {
-        let _guard = self.lock("vm", &name, "resume").await?;
+        let _guard = self.lock("vm", name, "resume").await?;
         self.require(name, &[VmState::Paused], "only a paused vm can be resumed")
             .await?;
         let rt = self

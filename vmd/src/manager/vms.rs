@@ -159,7 +159,7 @@ impl Manager {
 
     /// `vm.remove`: only without a QEMU process.
     pub async fn remove_vm(&self, name: &str) -> Result<(), Error> {
-        let _guard = self.lock("vm", &name, "remove").await?;
+        let _guard = self.lock("vm", name, "remove").await?;
         let row = self.stopped_vm(name, "stop it first (vmctl stop)").await?;
         let path = self.storage.overlay_path(&row.overlay_file);
         let trash = self
@@ -184,7 +184,7 @@ impl Manager {
 
     /// `vm.wipe`: a fresh overlay on the same base replaces the old one atomically.
     pub async fn wipe_vm(&self, name: &str) -> Result<Vm, Error> {
-        let _guard = self.lock("vm", &name, "wipe").await?;
+        let _guard = self.lock("vm", name, "wipe").await?;
         let row = self.stopped_vm(name, "stop it first (vmctl stop)").await?;
         let base = self.storage.image_path(&row.image_file);
         let tmp = self
@@ -281,7 +281,7 @@ pub(super) fn check_disk(
             format_size(DISK_BYTES_MAX)
         )));
     }
-    if bytes % 512 != 0 {
+    if !bytes.is_multiple_of(512) {
         return Err(Error::Invalid(format!(
             "disk size {bytes} bytes is not a multiple of 512"
         )));

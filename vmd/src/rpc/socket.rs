@@ -96,7 +96,7 @@ mod tests {
         let meta = std::fs::metadata(&path).expect("meta");
         assert!(meta.file_type().is_socket());
         assert_eq!(meta.permissions().mode() & 0o777, 0o660);
-        let err = bind(&path, 0o660, None).err().expect("live socket refused");
+        let err = bind(&path, 0o660, None).expect_err("live socket refused");
         assert!(matches!(err, SocketError::InUse(_)), "{err}");
         drop(listener);
     }
@@ -104,9 +104,8 @@ mod tests {
     #[tokio::test]
     async fn unknown_group_is_refused() {
         let dir = tempfile::tempdir().expect("tmp");
-        let err = bind(&dir.path().join("s"), 0o660, Some("no-such-group-vmd"))
-            .err()
-            .expect("refused");
+        let err =
+            bind(&dir.path().join("s"), 0o660, Some("no-such-group-vmd")).expect_err("refused");
         assert!(matches!(err, SocketError::NoGroup(_)));
         assert!(!dir.path().join("s").exists());
     }

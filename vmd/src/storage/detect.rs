@@ -102,7 +102,7 @@ fn detect_tail(f: &mut std::fs::File, len: u64, head: &[u8]) -> Result<Format, D
     }
     let mbr = head.len() >= 512 && head[510] == 0x55 && head[511] == 0xaa;
     let gpt = head.len() >= 520 && &head[512..520] == b"EFI PART";
-    if len % 512 == 0 && (mbr || gpt) {
+    if len.is_multiple_of(512) && (mbr || gpt) {
         return Ok(Format::Raw);
     }
     Err(DetectError::Unknown)

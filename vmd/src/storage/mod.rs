@@ -344,7 +344,7 @@ pub fn dir_usage(dir: &Path) -> u64 {
 /// Free bytes on the file system holding `path`.
 pub fn free_bytes(path: &Path) -> u64 {
     nix::sys::statvfs::statvfs(path)
-        .map(|s| s.blocks_available() as u64 * s.fragment_size() as u64)
+        .map(|s| s.blocks_available() * s.fragment_size())
         .unwrap_or(0)
 }
 

@@ -1,0 +1,250 @@
+//! `vmd-bench`: how fast vmd is, compared with its floor (QEMU and qemu-img run directly) and,
+//! where installed, with libvirt. See `docs/performance.md` for what it measures and how to
+//! read the numbers.
+//!
+//! # Layout
+//! - [`scenarios`]: the measured groups (`--only` names), each on its own fresh vmd.
+//! - [`daemon`]: starting and stopping vmd like the integration tests do.
+//! - [`rpc`]: raw HTTP JSON-RPC over the daemon's Unix socket.
+//! - [`floor`]: QEMU with vmd's exact argv and `qemu-img create`, without vmd.
+//! - [`libvirt`]: the same work through `virsh`.
+//! - [`fixtures`]: base images and the test guest.
+//! - [`stats`], [`report`], [`targets`]: median/p99, the table and JSON, the goals.
+//! - [`procfs`], [`cleanup`]: `/proc` reads; nothing started may outlive the bench.
+
+mod cleanup;
+mod daemon;
+mod fixtures;
+mod floor;
+mod libvirt;
+mod procfs;
+mod report;
+mod rpc;
+mod scenarios;
+mod stats;
+mod targets;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{bail, Context};
+use clap::{Parser, ValueEnum};
+
+use crate::report::Report;
+use crate::scenarios::{Ctx, Opts};
+
+/// Benchmark vmd against direct QEMU/qemu-img and libvirt; prints a table, writes JSON.
+#[derive(Debug, Parser)]
+#[command(version)]
+struct Args {
+    /// vmd binary [default: `vmd` next to this program, e.g. target/release/vmd]
+    #[arg(long, value_name = "PATH")]
+    vmd: Option<PathBuf>,
+    /// vmctl binary [default: `vmctl` next to this program]
+    #[arg(long, value_name = "PATH")]
+    vmctl: Option<PathBuf>,
+    /// Repetitions of each operation (the graceful stop, which boots a guest, runs a tenth)
+    #[arg(long, value_name = "N", default_value_t = 30)]
+    reps: usize,
+    /// Where to write the JSON report [default: vmd-bench.json next to this program]
+    #[arg(long, value_name = "PATH")]
+    json: Option<PathBuf>,
+    /// Run only these groups (comma-separated)
+    #[arg(long, value_enum, value_delimiter = ',', value_name = "NAME,...")]
+    only: Vec<Group>,
+    /// CI mode: 1 repetition, 3 VMs instead of 50/1000, one short guest boot
+    #[arg(long)]
+    smoke: bool,
+    /// vmd's --log-level (`debug` adds timestamps for profiling, and costs time)
+    #[arg(long, value_name = "FILTER", default_value = "info")]
+    log_level: String,
+    /// Start libvirtd and virtlogd when libvirtd is unreachable (killed at the end)
+    #[arg(long)]
+    start_libvirtd: bool,
+}
+
+/// The measured groups, in the order they run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Group {
+    /// create on small/large bases, wipe, rm; qemu-img create (floor)
+    Create,
+    /// start until running, forced stop; direct QEMU start/quit (floor)
+    Start,
+    /// graceful stop of a booted test guest
+    Graceful,
+    /// vm.list and vmctl ls with 10/100/1000 VMs, RPC round trips
+    Ls,
+    /// 50 concurrent create+start, collisions, stop all
+    Concurrent,
+    /// daemon RSS idle and per running VM
+    Rss,
+    /// the same work through virsh
+    Libvirt,
+}
+
+fn main() -> ExitCode {
+    if let Err(err) = cleanup::install() {
+        eprintln!("vmd-bench: {err:#}");
+        return ExitCode::FAILURE;
+    }
+    match run(Args::parse()) {
+        Ok(report) if !report.failed() => ExitCode::SUCCESS,
+        Ok(_) => ExitCode::FAILURE,
+        Err(err) => {
+            eprintln!("vmd-bench: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: Args) -> anyhow::Result<Report> {
+    let opts = opts(&args)?;
+    let mut report = Report::default();
+    report.env = env(&opts, args.smoke);
+    warn_if_stale(&opts, &mut report);
+    let fixtures = fixtures::Fixtures::create()?;
+    let ctx = Ctx {
+        opts: &opts,
+        fixtures: &fixtures,
+    };
+    for group in Group::value_variants() {
+        if args.only.is_empty() || args.only.contains(group) {
+            run_group(*group, &ctx, &mut report);
+        }
+    }
+    report.env.loadavg_end = procfs::loadavg();
+    report::print(&report);
+    let json = args.json.unwrap_or(beside_exe("vmd-bench.json")?);
+    report.write_json(&json)?;
+    println!("\nJSON: {}", json.display());
+    Ok(report)
+}
+
+fn run_group(group: Group, ctx: &Ctx, report: &mut Report) {
+    let name = group
+        .to_possible_value()
+        .map(|v| v.get_name().to_string())
+        .unwrap_or_default();
+    eprintln!("vmd-bench: {name}");
+    let result = match group {
+        Group::Create => scenarios::create::run(ctx, report),
+        Group::Start => scenarios::start::run(ctx, report),
+        Group::Graceful => scenarios::graceful::run(ctx, report),
+        Group::Ls => scenarios::listing::run(ctx, report),
+        Group::Concurrent => scenarios::concurrent::run(ctx, report),
+        Group::Rss => scenarios::rss::run(ctx, report),
+        Group::Libvirt => libvirt::run(ctx, report),
+    };
+    if let Err(err) = result {
+        report.fail(format!("{name}: {err:#}"));
+    }
+}
+
+fn opts(args: &Args) -> anyhow::Result<Opts> {
+    let reps = if args.smoke { 1 } else { args.reps.max(1) };
+    let (list_counts, concurrent, rss_counts) = if args.smoke {
+        (vec![3], 3, vec![1, 3])
+    } else {
+        (vec![10, 100, 1000], 50, vec![20, 50])
+    };
+    Ok(Opts {
+        vmd: binary(args.vmd.clone(), "vmd")?,
+        vmctl: binary(args.vmctl.clone(), "vmctl")?,
+        reps,
+        graceful_reps: (reps / 10).max(1),
+        list_counts,
+        concurrent,
+        rss_counts,
+        log_level: args.log_level.clone(),
+        start_libvirtd: args.start_libvirtd,
+    })
+}
+
+/// `flag`, or `name` next to this program; must exist.
+fn binary(flag: Option<PathBuf>, name: &str) -> anyhow::Result<PathBuf> {
+    let path = match flag {
+        Some(p) => p,
+        None => beside_exe(name)?,
+    };
+    if !path.exists() {
+        bail!(
+            "{} not found: build it first (cargo build --release --workspace --bins) or pass --{name}",
+            path.display()
+        );
+    }
+    std::fs::canonicalize(&path).with_context(|| format!("resolving {}", path.display()))
+}
+
+fn beside_exe(name: &str) -> anyhow::Result<PathBuf> {
+    let exe = std::env::current_exe().context("locating this program")?;
+    Ok(exe.with_file_name(name))
+}
+
+fn env(opts: &Opts, smoke: bool) -> report::Env {
+    let qemu = std::process::Command::new(vmd::qemu::qemu_binary())
+        .arg("--version")
+        .output()
+        .map(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .next()
+                .unwrap_or("")
+                .to_string()
+        })
+        .unwrap_or_else(|e| format!("QEMU not runnable: {e}"));
+    report::Env {
+        started_unix: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs()),
+        cpus: std::thread::available_parallelism().map_or(0, usize::from),
+        loadavg_start: procfs::loadavg(),
+        loadavg_end: String::new(),
+        qemu_version: qemu,
+        vmd: opts.vmd.display().to_string(),
+        vmctl: opts.vmctl.display().to_string(),
+        reps: opts.reps,
+        smoke,
+    }
+}
+
+/// Notes a binary older than its crate's sources: the numbers would be of old code.
+fn warn_if_stale(opts: &Opts, report: &mut Report) {
+    let root = fixtures::workspace_root();
+    for (bin, crates) in [
+        (&opts.vmd, ["vmd", "vm-proto"]),
+        (&opts.vmctl, ["vmctl", "vm-proto"]),
+    ] {
+        let built = modified(bin);
+        let newest = crates
+            .iter()
+            .filter_map(|c| newest_in(&root.join(c).join("src")))
+            .max();
+        if let (Some(built), Some(newest)) = (built, newest) {
+            if newest > built {
+                report.note(format!(
+                    "{} is older than its sources: run cargo build --release --workspace --bins",
+                    bin.display()
+                ));
+            }
+        }
+    }
+}
+
+fn modified(path: &Path) -> Option<std::time::SystemTime> {
+    std::fs::metadata(path).and_then(|m| m.modified()).ok()
+}
+
+fn newest_in(dir: &Path) -> Option<std::time::SystemTime> {
+    std::fs::read_dir(dir)
+        .ok()?
+        .flatten()
+        .filter_map(|e| {
+            let path = e.path();
+            if path.is_dir() {
+                newest_in(&path)
+            } else {
+                modified(&path)
+            }
+        })
+        .max()
+}
