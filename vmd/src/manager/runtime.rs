@@ -7,6 +7,7 @@
 //! stored state ([`Manager::transition`]), so the two never step on each other. An operation
 //! waits for the monitor through the runtime's `gone` flag, never for a lock the monitor holds.
 
+use std::os::unix::fs::PermissionsExt;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -133,10 +134,14 @@ impl Manager {
     fn qemu_config(&self, row: &VmRow) -> Result<QemuConfig, Error> {
         let run_dir = self.config.run_dir.join(row.id.to_string());
         let logs = self.logs_dir(&row.name);
-        for dir in [&run_dir, &logs] {
-            std::fs::create_dir_all(dir).map_err(|e| {
-                self.start_failed(row, format!("cannot create {}: {e}", dir.display()))
-            })?;
+        // Sockets are created by QEMU before it drops to the unprivileged user and are used
+        // only by vmd: nobody else needs to enter the run directory.
+        for (dir, mode) in [(&run_dir, 0o700), (&logs, 0o750)] {
+            std::fs::create_dir_all(dir)
+                .and_then(|()| std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode)))
+                .map_err(|e| {
+                    self.start_failed(row, format!("cannot create {}: {e}", dir.display()))
+                })?;
         }
         for sock in ["qmp", "console", "vnc"] {
             let _ = std::fs::remove_file(run_dir.join(sock));

@@ -145,7 +145,15 @@ impl Manager {
     /// `vm.list`.
     pub async fn list_vms(&self) -> Result<Vec<Vm>, Error> {
         let rows = self.db(|s| Ok(s.read(store::list_vms)?)).await?;
-        Ok(rows.into_iter().map(|r| self.vm_view(r)).collect())
+        // One stat per overlay: off the async threads when there are many.
+        let me = self
+            .me
+            .upgrade()
+            .ok_or_else(|| Error::Invalid("daemon is shutting down".into()))?;
+        Ok(
+            tokio::task::spawn_blocking(move || rows.into_iter().map(|r| me.vm_view(r)).collect())
+                .await?,
+        )
     }
 
     /// `vm.get`.
