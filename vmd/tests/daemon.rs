@@ -74,3 +74,52 @@ fn system_info_reports_paths_versions_and_accelerator() {
         (Some(0), Some(0))
     );
 }
+
+#[test]
+fn json_log_format_writes_one_object_per_line() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let notify_path = dir.path().join("notify.sock");
+    let notify = std::os::unix::net::UnixDatagram::bind(&notify_path).expect("notify");
+    notify
+        .set_read_timeout(Some(common::DEADLINE))
+        .expect("timeout");
+    std::fs::write(dir.path().join("vmd.toml"), "").expect("config");
+    let mut child = std::process::Command::new(common::vmd_bin())
+        .args(["--log-format", "json", "--socket"])
+        .arg(dir.path().join("vmd.sock"))
+        .arg("--state-dir")
+        .arg(dir.path().join("state"))
+        .arg("--config")
+        .arg(dir.path().join("vmd.toml"))
+        .env("NOTIFY_SOCKET", &notify_path)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("vmd");
+    let mut buf = [0u8; 256];
+    let n = notify.recv(&mut buf).expect("READY=1");
+    assert!(String::from_utf8_lossy(&buf[..n])
+        .lines()
+        .any(|l| l == "READY=1"));
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).expect("SIGINT");
+    let out = child.wait_with_output().expect("exit");
+    assert!(
+        out.status.success(),
+        "SIGINT is a graceful stop too: {out:?}"
+    );
+    let text = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["fields"]["message"] == "vmd ready" && l["level"] == "INFO"),
+        "{text}"
+    );
+    assert!(
+        lines.iter().any(|l| l["fields"]["signal"] == "SIGINT"),
+        "{text}"
+    );
+}
