@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use vm_proto::types::VmState;
+use vm_proto::types::{Firmware, VmState};
 
 /// Help heading of the options every command accepts.
 const GLOBAL: &str = "Global options";
@@ -68,6 +68,9 @@ pub enum Command {
     /// Manage base images
     #[command(subcommand)]
     Image(ImageCommand),
+    /// Manage the ISO library (installer and data CD/DVD images)
+    #[command(subcommand)]
+    Iso(IsoCommand),
     /// Define a VM as a fresh overlay on a base image (it starts stopped)
     Create(CreateArgs),
     /// List VMs
@@ -109,6 +112,12 @@ pub enum Command {
 pub enum ImageCommand {
     /// Upload a disk image file (qcow2, raw, vmdk, vdi, vhdx, vpc) as a new base image
     Import(ImportArgs),
+    /// Make an unsealed base and an install VM of the same name that boots an ISO
+    Create(ImageCreateArgs),
+    /// Turn an installed base into a read-only base VMs can use (its install VM is removed)
+    Seal(NameArg),
+    /// Flatten a stopped VM's disk into a new sealed base (the VM is unchanged)
+    Publish(PublishArgs),
     /// List base images
     #[command(visible_alias = "list")]
     Ls,
@@ -117,6 +126,43 @@ pub enum ImageCommand {
     /// Delete base images no VM uses, in order; stops at the first failure
     #[command(visible_alias = "remove")]
     Rm(NamesArg),
+}
+
+/// The `iso` verbs.
+#[derive(Debug, Subcommand)]
+pub enum IsoCommand {
+    /// Upload an ISO 9660 or UDF image into the ISO library
+    Upload(IsoUploadArgs),
+    /// List ISOs
+    #[command(visible_alias = "list")]
+    Ls,
+    /// Show every detail of an ISO
+    Show(NameArg),
+    /// Delete ISOs no VM has inserted, in order; stops at the first failure
+    #[command(visible_alias = "remove")]
+    Rm(NamesArg),
+    /// Insert an ISO into a VM's CD-ROM drive (live while it runs) and print the VM
+    Attach(AttachArgs),
+    /// Eject the ISO from a VM's CD-ROM drive (live while it runs) and print the VM
+    Detach(DetachArgs),
+}
+
+/// Guest firmware, the values of `--firmware`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FirmwareArg {
+    /// SeaBIOS (legacy BIOS boot)
+    Bios,
+    /// OVMF (UEFI boot); needs at least 192M of memory
+    Uefi,
+}
+
+impl From<FirmwareArg> for Firmware {
+    fn from(arg: FirmwareArg) -> Self {
+        match arg {
+            FirmwareArg::Bios => Firmware::Bios,
+            FirmwareArg::Uefi => Firmware::Uefi,
+        }
+    }
 }
 
 /// A single object name.
@@ -211,6 +257,65 @@ pub struct ImportArgs {
     pub name: String,
 }
 
+/// Arguments of `image create`.
+#[derive(Debug, Args)]
+pub struct ImageCreateArgs {
+    /// Name of the new base image, and of its install VM
+    pub name: String,
+    /// Size of the blank disk the OS is installed on, e.g. 20G
+    #[arg(long, value_name = "SIZE")]
+    pub size: String,
+    /// ISO the install VM boots first
+    #[arg(long, value_name = "ISO")]
+    pub iso: String,
+    /// Firmware of the base and of the VMs made from it [daemon default: bios]
+    #[arg(long, value_enum, value_name = "FIRMWARE")]
+    pub firmware: Option<FirmwareArg>,
+    /// Number of vCPUs of the install VM [daemon default: 1]
+    #[arg(long, value_name = "N")]
+    pub cpus: Option<u32>,
+    /// Memory of the install VM, a whole number of MiB, e.g. 1G [daemon default: 512M]
+    #[arg(long, value_name = "SIZE")]
+    pub memory: Option<String>,
+}
+
+/// Arguments of `image publish`.
+#[derive(Debug, Args)]
+pub struct PublishArgs {
+    /// The stopped VM whose disk (overlay and base) becomes the new base
+    pub vm: String,
+    /// Name of the new base image
+    #[arg(value_name = "NEWBASE")]
+    pub name: String,
+}
+
+/// Arguments of `iso upload`.
+#[derive(Debug, Args)]
+pub struct IsoUploadArgs {
+    /// The ISO file to upload (read by vmctl, streamed to the daemon)
+    pub file: PathBuf,
+    /// Name of the new ISO [default: the file name without its extension, lowercased, other
+    /// characters than a-z, 0-9 and '-' replaced by '-']
+    #[arg(long)]
+    pub name: Option<String>,
+}
+
+/// Arguments of `iso attach`.
+#[derive(Debug, Args)]
+pub struct AttachArgs {
+    /// Name of the VM
+    pub vm: String,
+    /// Name of the ISO to insert (replaces the one inserted, if any)
+    pub iso: String,
+}
+
+/// Arguments of `iso detach`.
+#[derive(Debug, Args)]
+pub struct DetachArgs {
+    /// Name of the VM
+    pub vm: String,
+}
+
 /// Arguments of `create`.
 #[derive(Debug, Args)]
 pub struct CreateArgs {
@@ -231,6 +336,12 @@ pub struct CreateArgs {
     /// Forward this port on 127.0.0.1 to the guest's ssh port 22 [default: no forward]
     #[arg(long, value_name = "PORT")]
     pub ssh_port: Option<u16>,
+    /// Insert this ISO in the CD-ROM drive (boots after the disk) [default: none]
+    #[arg(long, value_name = "ISO")]
+    pub iso: Option<String>,
+    /// Guest firmware [default: the base image's]
+    #[arg(long, value_enum, value_name = "FIRMWARE")]
+    pub firmware: Option<FirmwareArg>,
 }
 
 #[cfg(test)]
@@ -348,6 +459,102 @@ mod tests {
     }
 
     #[test]
+    fn iso_verbs_parse() {
+        let cli = parse(&["iso", "upload", "/tmp/Debian.iso"]);
+        let Command::Iso(IsoCommand::Upload(args)) = cli.command else {
+            panic!("not iso upload")
+        };
+        assert_eq!(
+            (args.file, args.name),
+            (PathBuf::from("/tmp/Debian.iso"), None)
+        );
+        let cli = parse(&["iso", "upload", "d.iso", "--name", "deb"]);
+        assert!(matches!(cli.command,
+            Command::Iso(IsoCommand::Upload(a)) if a.name.as_deref() == Some("deb")));
+        assert!(matches!(
+            parse(&["iso", "list"]).command,
+            Command::Iso(IsoCommand::Ls)
+        ));
+        assert!(matches!(
+            parse(&["iso", "ls", "-q"]).command,
+            Command::Iso(IsoCommand::Ls)
+        ));
+        let cli = parse(&["iso", "remove", "a", "b"]);
+        assert!(matches!(cli.command, Command::Iso(IsoCommand::Rm(n)) if n.names == ["a", "b"]));
+        let cli = parse(&["iso", "show", "deb"]);
+        assert!(matches!(cli.command, Command::Iso(IsoCommand::Show(n)) if n.name == "deb"));
+        let Command::Iso(IsoCommand::Attach(args)) =
+            parse(&["iso", "attach", "web1", "deb"]).command
+        else {
+            panic!("not iso attach")
+        };
+        assert_eq!((args.vm.as_str(), args.iso.as_str()), ("web1", "deb"));
+        let cli = parse(&["iso", "detach", "web1"]);
+        assert!(matches!(cli.command, Command::Iso(IsoCommand::Detach(a)) if a.vm == "web1"));
+    }
+
+    #[test]
+    fn image_install_verbs_parse() {
+        let cli = parse(&[
+            "image",
+            "create",
+            "lab",
+            "--size",
+            "1G",
+            "--iso",
+            "guest",
+            "--firmware",
+            "uefi",
+            "--cpus",
+            "2",
+            "--memory",
+            "1G",
+        ]);
+        let Command::Image(ImageCommand::Create(args)) = cli.command else {
+            panic!("not image create")
+        };
+        assert_eq!((args.name.as_str(), args.size.as_str()), ("lab", "1G"));
+        assert_eq!(args.iso, "guest");
+        assert_eq!(args.firmware.map(Firmware::from), Some(Firmware::Uefi));
+        assert_eq!((args.cpus, args.memory.as_deref()), (Some(2), Some("1G")));
+        let cli = parse(&["image", "create", "lab", "--size", "1G", "--iso", "guest"]);
+        assert!(
+            matches!(cli.command, Command::Image(ImageCommand::Create(a)) if a.firmware.is_none())
+        );
+        let cli = parse(&["image", "seal", "lab"]);
+        assert!(matches!(cli.command, Command::Image(ImageCommand::Seal(n)) if n.name == "lab"));
+        let Command::Image(ImageCommand::Publish(args)) =
+            parse(&["image", "publish", "web1", "web-base"]).command
+        else {
+            panic!("not image publish")
+        };
+        assert_eq!((args.vm.as_str(), args.name.as_str()), ("web1", "web-base"));
+    }
+
+    #[test]
+    fn create_takes_iso_and_firmware() {
+        let cli = parse(&[
+            "create",
+            "u1",
+            "--image",
+            "lab",
+            "--iso",
+            "guest",
+            "--firmware",
+            "bios",
+        ]);
+        let Command::Create(args) = cli.command else {
+            panic!("not create")
+        };
+        assert_eq!(args.iso.as_deref(), Some("guest"));
+        assert_eq!(args.firmware.map(Firmware::from), Some(Firmware::Bios));
+        let Command::Create(args) = parse(&["create", "u1", "--image", "lab"]).command else {
+            panic!("not create")
+        };
+        assert_eq!((args.iso, args.firmware), (None, None));
+    }
+
+    #[test]
     fn usage_errors_are_rejected() {
         let bad = [
             &["create", "web1"][..],
@@ -359,6 +566,26 @@ mod tests {
             &["wait", "web1", "--for", "asleep"],
             &["stop", "web1", "--force", "--timeout", "3"],
             &["events", "--since", "-1"],
+            &["iso", "upload"],
+            &["iso", "rm"],
+            &["iso", "attach", "web1"],
+            &["iso", "detach"],
+            &["image", "create", "lab", "--iso", "guest"],
+            &["image", "create", "lab", "--size", "1G"],
+            &[
+                "image",
+                "create",
+                "lab",
+                "--size",
+                "1G",
+                "--iso",
+                "g",
+                "--firmware",
+                "efi",
+            ],
+            &["image", "publish", "web1"],
+            &["image", "seal"],
+            &["create", "u1", "--image", "lab", "--firmware", "UEFI"],
         ];
         for args in bad {
             let err = Cli::try_parse_from(std::iter::once("vmctl").chain(args.iter().copied()));

@@ -120,6 +120,14 @@ fn install_from_iso_seal_and_boot_two_vms() {
     );
     let err = d.err("iso.remove", json!(["installer"]));
     assert_eq!(code(&err), 423, "the unfinished base uses the ISO: {err}");
+    let err = d.err("image.seal", json!(["lab"]));
+    assert_eq!(
+        (code(&err), err["message"].as_str()),
+        (
+            412,
+            Some("image lab's disk is still blank: nothing was installed")
+        )
+    );
     let vm = d.ok("vm.start", json!(["lab"]));
     assert_eq!(
         (vm["install"].as_bool(), vm["iso"].as_str()),

@@ -1,11 +1,12 @@
-//! `vmctl create NAME --image BASE`: defines a stopped VM (`vm.create`).
+//! `vmctl create NAME --image BASE`: defines a stopped VM (`vm.create`), optionally with an
+//! ISO inserted (`--iso`) and its own firmware (`--firmware`).
 //!
 //! Names and sizes are checked here first so that mistakes exit 6 without a round trip;
 //! `--memory` must be a whole number of MiB (`512M`, `2G`; a bare number means bytes).
 
 use vm_proto::api::VmdApiClient;
 use vm_proto::names::{parse_size, validate_name};
-use vm_proto::types::VmCreate;
+use vm_proto::types::{Firmware, VmCreate};
 
 use super::Ctx;
 use crate::cli::CreateArgs;
@@ -26,6 +27,9 @@ pub async fn run(ctx: &Ctx, args: CreateArgs) -> Result<(), CliError> {
 fn request(args: CreateArgs) -> Result<VmCreate, CliError> {
     validate_name("vm", &args.name).map_err(CliError::invalid)?;
     validate_name("image", &args.image).map_err(CliError::invalid)?;
+    if let Some(iso) = &args.iso {
+        validate_name("iso", iso).map_err(CliError::invalid)?;
+    }
     Ok(VmCreate {
         name: args.name,
         image: args.image,
@@ -33,8 +37,8 @@ fn request(args: CreateArgs) -> Result<VmCreate, CliError> {
         memory_mib: args.memory.as_deref().map(memory_mib).transpose()?,
         disk_bytes: args.disk.as_deref().map(disk_bytes).transpose()?,
         ssh_port: args.ssh_port,
-        iso: None,
-        firmware: None,
+        iso: args.iso,
+        firmware: args.firmware.map(Firmware::from),
     })
 }
 
@@ -43,8 +47,8 @@ fn disk_bytes(text: &str) -> Result<u64, CliError> {
     parse_size(text).map_err(CliError::invalid)
 }
 
-/// `--memory` in MiB; sizes that are not whole MiB are rejected.
-fn memory_mib(text: &str) -> Result<u64, CliError> {
+/// `--memory` in MiB; sizes that are not whole MiB are rejected. Also `image create`'s.
+pub(super) fn memory_mib(text: &str) -> Result<u64, CliError> {
     let bytes = parse_size(text).map_err(CliError::invalid)?;
     if bytes == 0 || bytes % MIB != 0 {
         return Err(CliError::invalid(format!(
@@ -66,6 +70,8 @@ mod tests {
             memory: memory.map(String::from),
             disk: disk.map(String::from),
             ssh_port: None,
+            iso: None,
+            firmware: None,
         }
     }
 
@@ -82,6 +88,25 @@ mod tests {
             Some(512)
         );
         assert_eq!(request(args(None, None)).expect("valid").memory_mib, None);
+    }
+
+    #[test]
+    fn iso_and_firmware_are_passed_on() {
+        let with = CreateArgs {
+            iso: Some("guest".into()),
+            firmware: Some(crate::cli::FirmwareArg::Uefi),
+            ..args(None, None)
+        };
+        let req = request(with).expect("valid");
+        assert_eq!(req.iso.as_deref(), Some("guest"));
+        assert_eq!(req.firmware, Some(Firmware::Uefi));
+        let req = request(args(None, None)).expect("valid");
+        assert_eq!((req.iso, req.firmware), (None, None));
+        let bad = CreateArgs {
+            iso: Some("Guest.iso".into()),
+            ..args(None, None)
+        };
+        assert_eq!(request(bad).expect_err("iso name").exit_code(), 6);
     }
 
     #[test]

@@ -3,10 +3,19 @@
 mod console;
 mod create;
 mod events;
+mod image_create;
 mod image_import;
 mod image_ls;
+mod image_publish;
 mod image_rm;
+mod image_seal;
 mod image_show;
+mod iso_attach;
+mod iso_detach;
+mod iso_ls;
+mod iso_rm;
+mod iso_show;
+mod iso_upload;
 mod logs;
 mod ls;
 mod pause;
@@ -26,10 +35,14 @@ use std::path::PathBuf;
 
 use jsonrpsee::core::ClientError;
 use jsonrpsee::ws_client::WsClient;
+use vm_proto::names::format_size;
+use vm_proto::types::Upload;
+use vm_proto::{ApiError, ErrorCode};
 
-use crate::cli::{Cli, Command, ImageCommand};
+use crate::cli::{Cli, Command, ImageCommand, IsoCommand};
 use crate::error::CliError;
-use crate::output::Output;
+use crate::output::{progress, Output};
+use crate::upload;
 
 /// What every verb needs: where the daemon is and how to print.
 #[derive(Debug)]
@@ -58,10 +71,8 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
     };
     match cli.command {
         Command::Status => status::run(&ctx).await,
-        Command::Image(ImageCommand::Import(args)) => image_import::run(&ctx, args).await,
-        Command::Image(ImageCommand::Ls) => image_ls::run(&ctx).await,
-        Command::Image(ImageCommand::Show(arg)) => image_show::run(&ctx, arg.name).await,
-        Command::Image(ImageCommand::Rm(args)) => image_rm::run(&ctx, args.names).await,
+        Command::Image(command) => image(&ctx, command).await,
+        Command::Iso(command) => iso(&ctx, command).await,
         Command::Create(args) => create::run(&ctx, args).await,
         Command::Ls => ls::run(&ctx).await,
         Command::Show(arg) => show::run(&ctx, arg.name).await,
@@ -78,6 +89,65 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Wait(args) => wait::run(&ctx, args).await,
         Command::Console(args) => console::run(&ctx, args).await,
     }
+}
+
+/// Runs an `image` verb.
+async fn image(ctx: &Ctx, command: ImageCommand) -> Result<(), CliError> {
+    match command {
+        ImageCommand::Import(args) => image_import::run(ctx, args).await,
+        ImageCommand::Create(args) => image_create::run(ctx, args).await,
+        ImageCommand::Seal(arg) => image_seal::run(ctx, arg.name).await,
+        ImageCommand::Publish(args) => image_publish::run(ctx, args).await,
+        ImageCommand::Ls => image_ls::run(ctx).await,
+        ImageCommand::Show(arg) => image_show::run(ctx, arg.name).await,
+        ImageCommand::Rm(args) => image_rm::run(ctx, args.names).await,
+    }
+}
+
+/// Runs an `iso` verb.
+async fn iso(ctx: &Ctx, command: IsoCommand) -> Result<(), CliError> {
+    match command {
+        IsoCommand::Upload(args) => iso_upload::run(ctx, args).await,
+        IsoCommand::Ls => iso_ls::run(ctx).await,
+        IsoCommand::Show(arg) => iso_show::run(ctx, arg.name).await,
+        IsoCommand::Rm(args) => iso_rm::run(ctx, args.names).await,
+        IsoCommand::Attach(args) => iso_attach::run(ctx, args).await,
+        IsoCommand::Detach(args) => iso_detach::run(ctx, args.vm).await,
+    }
+}
+
+/// Fails with `already_exists` when the `get` of a `kind` (`image`, `iso`) found `name`;
+/// `not_found` is what an upload wants before it sends any byte.
+fn ensure_absent<T>(found: Result<T, ClientError>, kind: &str, name: &str) -> Result<(), CliError> {
+    match found.map_err(CliError::from) {
+        Ok(_) => Err(ApiError::new(
+            ErrorCode::AlreadyExists,
+            format!("{kind} {name} already exists"),
+        )
+        .with_hint(format!(
+            "choose another --name, or remove it first with `vmctl {kind} rm {name}`"
+        ))
+        .into()),
+        Err(CliError::Api(err)) if err.kind() == ErrorCode::NotFound => Ok(()),
+        Err(err) => Err(err),
+    }
+}
+
+/// Streams `source` to the daemon (`PUT /v1/uploads`) with a progress bar on a terminal, then
+/// in table mode without `-q` says on stderr `uploaded SIZE (sha256 HEX)`.
+async fn stage(ctx: &Ctx, source: upload::Source) -> Result<Upload, CliError> {
+    let bar = progress::bytes_bar(source.size, ctx.out.quiet);
+    let staged = upload::send(&ctx.socket, source, bar.clone()).await;
+    bar.finish_and_clear();
+    let staged = staged?;
+    if !ctx.out.quiet && !ctx.out.is_json() {
+        eprintln!(
+            "uploaded {} (sha256 {})",
+            format_size(staged.size_bytes),
+            staged.sha256
+        );
+    }
+    Ok(staged)
 }
 
 /// Removes `names` in order with `remove`, stopping at the first failure. One name is
@@ -119,7 +189,6 @@ mod tests {
     use crate::cli::Format;
     use jsonrpsee::types::ErrorObjectOwned;
     use std::cell::RefCell;
-    use vm_proto::ErrorCode;
 
     #[tokio::test]
     async fn removal_stops_at_the_first_failure() {
@@ -150,5 +219,25 @@ mod tests {
         .expect_err("b fails");
         assert_eq!(err.exit_code(), 4);
         assert_eq!(asked.into_inner(), ["a", "b"]);
+    }
+
+    fn daemon_error(kind: ErrorCode) -> ClientError {
+        let data = serde_json::json!({"kind": kind, "chain": ["boom"]});
+        ClientError::Call(ErrorObjectOwned::owned(kind.code(), "boom", Some(data)))
+    }
+
+    #[test]
+    fn existing_object_is_a_conflict() {
+        let err = ensure_absent(Ok(()), "image", "deb").expect_err("exists");
+        assert_eq!(err.exit_code(), 4);
+        assert_eq!(err.to_string(), "image deb already exists");
+        let err = ensure_absent(Ok(()), "iso", "deb").expect_err("exists");
+        assert_eq!(err.to_string(), "iso deb already exists");
+        assert!(err.hint().is_some_and(|h| h.contains("`vmctl iso rm deb`")));
+        let absent = ensure_absent::<()>(Err(daemon_error(ErrorCode::NotFound)), "iso", "deb");
+        assert!(absent.is_ok());
+        let denied =
+            ensure_absent::<()>(Err(daemon_error(ErrorCode::PermissionDenied)), "iso", "d");
+        assert_eq!(denied.expect_err("denied").exit_code(), 7);
     }
 }

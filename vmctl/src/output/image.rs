@@ -3,12 +3,15 @@
 use vm_proto::names::format_size;
 use vm_proto::types::Image;
 
-use super::{created, created_short, kv_table, list_table, owner, size_exact};
+use super::{created, created_short, kv_table, list_table, names, owner, size_exact};
 
-/// The `image ls` table: NAME, FORMAT, VIRTUAL, ON DISK, USED BY, OWNER, CREATED.
+/// The `image ls` table: NAME, STATUS, FORMAT, VIRTUAL, ON DISK, USED BY, OWNER, CREATED.
+/// The firmware is only in `image show`: with it, the row of a base installed from an ISO
+/// (`installing`, `install→qcow2`) passes 100 columns once its name is over about 10 characters;
+/// without it, names up to about 20 fit.
 pub fn table(images: &[Image]) -> String {
     let headers = [
-        "NAME", "FORMAT", "VIRTUAL", "ON DISK", "USED BY", "OWNER", "CREATED",
+        "NAME", "STATUS", "FORMAT", "VIRTUAL", "ON DISK", "USED BY", "OWNER", "CREATED",
     ];
     list_table(&headers, images.iter().map(row))
 }
@@ -17,6 +20,7 @@ pub fn table(images: &[Image]) -> String {
 fn row(image: &Image) -> Vec<String> {
     vec![
         image.name.clone(),
+        status(image).to_string(),
         format_column(image),
         format_size(image.virtual_size_bytes),
         format_size(image.disk_usage_bytes),
@@ -24,6 +28,15 @@ fn row(image: &Image) -> Vec<String> {
         image.owner_uid.to_string(),
         created_short(&image.created_at),
     ]
+}
+
+/// `ready` when sealed (VMs may use it), `installing` while its install VM owns the disk.
+fn status(image: &Image) -> &'static str {
+    if image.sealed {
+        "ready"
+    } else {
+        "installing"
+    }
 }
 
 /// `qcow2`, or `raw→qcow2` when the upload was converted.
@@ -36,22 +49,25 @@ fn format_column(image: &Image) -> String {
 }
 
 /// The `image show` table: every field of the image, one per line.
+/// The hash is `-` while the image is being installed (the daemon has none yet).
 pub fn details(image: &Image) -> String {
-    let used_by = if image.used_by.is_empty() {
+    let sha256 = if image.sha256.is_empty() {
         "-".to_string()
     } else {
-        image.used_by.join(", ")
+        image.sha256.clone()
     };
     kv_table(&[
         ("name", image.name.clone()),
+        ("status", status(image).to_string()),
         ("format", image.format.clone()),
         ("source format", image.source_format.clone()),
+        ("firmware", image.firmware.as_str().to_string()),
         ("virtual size", size_exact(image.virtual_size_bytes)),
         ("disk usage", size_exact(image.disk_usage_bytes)),
-        ("sha256", image.sha256.clone()),
+        ("sha256", sha256),
         ("owner", owner(image.owner_uid)),
         ("created", created(&image.created_at)),
-        ("used by", used_by),
+        ("used by", names(&image.used_by)),
         ("path", image.path.clone()),
     ])
 }
@@ -81,15 +97,34 @@ mod tests {
     fn list_has_every_column() {
         let text = table(&[sample()]);
         let header = text.lines().next().expect("header");
-        for column in [
-            "NAME", "FORMAT", "VIRTUAL", "ON DISK", "USED BY", "OWNER", "CREATED",
-        ] {
-            assert!(header.contains(column), "{column} missing in {header}");
-        }
+        assert_eq!(
+            header.split_whitespace().collect::<Vec<_>>(),
+            [
+                "NAME", "STATUS", "FORMAT", "VIRTUAL", "ON", "DISK", "USED", "BY", "OWNER",
+                "CREATED"
+            ]
+        );
         let row = text.lines().nth(1).expect("row");
-        for cell in ["debian-12", "raw→qcow2", "2 GiB", "300 MiB", "1000"] {
+        for cell in ["debian-12   ready", "raw→qcow2", "2 GiB", "300 MiB", "1000"] {
             assert!(row.contains(cell), "{cell} missing in {row}");
         }
+    }
+
+    #[test]
+    fn list_fits_100_columns_while_installing() {
+        let installing = Image {
+            name: "ubuntu-24-04-server".into(),
+            source_format: "install".into(),
+            sealed: false,
+            virtual_size_bytes: 3 << 29,
+            disk_usage_bytes: 1536 << 20,
+            created_at: "2020-01-01T00:00:00Z".into(),
+            ..sample()
+        };
+        let text = table(&[sample(), installing]);
+        let row = text.lines().nth(2).expect("row");
+        assert!(row.contains("installing   install→qcow2"), "{row}");
+        assert!(text.lines().all(|l| l.chars().count() <= 100), "{text}");
     }
 
     #[test]
@@ -101,7 +136,19 @@ mod tests {
             "/var/lib/vmd/images/debian-12.qcow2",
             "web1, web2",
             "raw",
+            "status          ready",
+            "firmware        bios",
         ] {
+            assert!(text.contains(cell), "{cell} missing in {text}");
+        }
+        let installing = Image {
+            sealed: false,
+            sha256: String::new(),
+            firmware: vm_proto::types::Firmware::Uefi,
+            ..sample()
+        };
+        let text = details(&installing);
+        for cell in ["status          installing", "sha256          -", "uefi"] {
             assert!(text.contains(cell), "{cell} missing in {text}");
         }
         let unused = Image {

@@ -3,10 +3,13 @@
 //! In JSON mode stdout gets the API result unchanged (the `vm_proto` types as serde writes
 //! them; arrays for lists) and `-q` changes nothing. In table mode `-q` prints names only for
 //! lists and suppresses confirmations and the results of `create` and `image import`.
-//! The renderers per resource live in [`vm`], [`image`] and [`system`]; [`stream`] writes
-//! what arrives over time (logs, events, console output).
+//! The renderers per resource live in [`vm`], [`image`], [`iso`] and [`system`]; [`stream`]
+//! writes what arrives over time (logs, events, console output); [`progress`] draws upload
+//! progress on stderr.
 
 pub mod image;
+pub mod iso;
+pub mod progress;
 pub mod stream;
 pub mod system;
 pub mod vm;
@@ -165,6 +168,15 @@ fn plain(builder: Builder) -> String {
 /// A size with its exact byte count: `256 MiB (268435456 bytes)`.
 pub fn size_exact(bytes: u64) -> String {
     format!("{} ({bytes} bytes)", vm_proto::names::format_size(bytes))
+}
+
+/// Names joined by `, ` (`web1, web2`), or `-` when there are none.
+pub fn names(names: &[String]) -> String {
+    if names.is_empty() {
+        "-".to_string()
+    } else {
+        names.join(", ")
+    }
 }
 
 /// A uid with its user name when the host knows it: `1000 (alice)`.

@@ -40,10 +40,13 @@ pub fn details(vm: &Vm) -> String {
         ("name", vm.name.clone()),
         ("state", vm.state.to_string()),
         ("image", vm.image.clone()),
+        ("install", yes_no(vm.install).to_string()),
         ("cpus", vm.cpus.to_string()),
         ("memory", memory(vm.memory_mib)),
+        ("firmware", vm.firmware.as_str().to_string()),
         ("disk size", size_exact(vm.disk_bytes)),
         ("disk usage", size_exact(vm.disk_usage_bytes)),
+        ("iso", or_dash(vm.iso.clone())),
         ("owner", owner(vm.owner_uid)),
         ("created", created(&vm.created_at)),
         ("overlay path", vm.overlay_path.clone()),
@@ -66,6 +69,15 @@ fn memory(mib: u64) -> String {
         text
     } else {
         format!("{text} ({mib} MiB)")
+    }
+}
+
+/// `yes` or `no`.
+fn yes_no(value: bool) -> &'static str {
+    if value {
+        "yes"
+    } else {
+        "no"
     }
 }
 
@@ -143,6 +155,27 @@ pub(crate) mod tests {
             text.contains("overlay path   /var/lib/vmd/overlays/web1.qcow2"),
             "{text}"
         );
+        for line in [
+            "install        no",
+            "firmware       bios",
+            "iso            -",
+        ] {
+            assert!(text.contains(line), "{line} missing in {text}");
+        }
+        let installing = Vm {
+            install: true,
+            iso: Some("guest".into()),
+            firmware: vm_proto::types::Firmware::Uefi,
+            ..sample()
+        };
+        let text = details(&installing);
+        for line in [
+            "install        yes",
+            "firmware       uefi",
+            "iso            guest",
+        ] {
+            assert!(text.contains(line), "{line} missing in {text}");
+        }
     }
 
     #[test]

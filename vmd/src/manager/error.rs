@@ -37,6 +37,18 @@ pub enum Error {
     /// The image is still being installed.
     #[error("image {0} is not sealed yet (still being installed)")]
     NotSealed(String),
+    /// Sealing was asked of an install disk nothing was written to.
+    #[error("image {0}'s disk is still blank: nothing was installed")]
+    BlankDisk(String),
+    /// The uploaded ISO was refused.
+    #[error("cannot import iso {name}")]
+    IsoImport {
+        /// ISO name.
+        name: String,
+        /// Why.
+        #[source]
+        source: StorageError,
+    },
     /// The image is already sealed.
     #[error("image {0} is already sealed")]
     AlreadySealed(String),
@@ -173,7 +185,11 @@ impl Error {
             Error::ImageExists(_) | Error::VmExists(_) | Error::IsoExists(_) => {
                 ErrorCode::AlreadyExists
             }
-            Error::NotSealed(_) | Error::AlreadySealed(_) => ErrorCode::WrongState,
+            Error::NotSealed(_) | Error::AlreadySealed(_) | Error::BlankDisk(_) => {
+                ErrorCode::WrongState
+            }
+            Error::IsoImport { source, .. } if is_refusal(source) => ErrorCode::InvalidArgument,
+            Error::IsoImport { .. } => ErrorCode::Internal,
             Error::IsoInUse { .. }
             | Error::ImageInUse { .. }
             | Error::Busy { .. }
@@ -201,6 +217,8 @@ impl Error {
             Error::UploadNotFound(_) => "upload the file again (`vmctl image import` does both steps)".into(),
             Error::IsoNotFound(_) => "list ISOs with `vmctl iso ls`".into(),
             Error::IsoInUse { users, .. } => format!("eject it first: vmctl iso detach {}", users.join(" / ")),
+            Error::BlankDisk(name) => format!("boot the install vm (vmctl start {name}), install the OS, stop it, then seal"),
+            Error::IsoImport { .. } => "upload a CD/DVD image (ISO 9660 or UDF); disk images go through `vmctl image import`".into(),
             Error::NotSealed(name) => format!("finish the installation, stop the install vm, then `vmctl image seal {name}`"),
             Error::IsoExists(_) | Error::ImageExists(_) | Error::VmExists(_) => "choose another name or remove the existing one first".into(),
             Error::ImageInUse { users, .. } => format!("remove those VMs first: vmctl rm {}", users.join(" ")),

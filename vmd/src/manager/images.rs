@@ -144,7 +144,11 @@ impl Manager {
     }
 
     fn image_view(&self, row: ImageRow, used_by: Vec<String>) -> Image {
-        let path = self.storage.image_path(&row.file_name);
+        // Until it is sealed, the disk is the install VM's, in overlays/.
+        let path = match row.sealed {
+            true => self.storage.image_path(&row.file_name),
+            false => self.storage.overlay_path(&row.file_name),
+        };
         Image {
             name: row.name,
             format: "qcow2".into(),

@@ -110,6 +110,12 @@ impl Manager {
             )
             .await?;
         let disk = self.storage.overlay_path(&vm.overlay_file);
+        if !storage::qemu_img::has_data(&disk)
+            .await
+            .map_err(storage::StorageError::from)?
+        {
+            return Err(Error::BlankDisk(name.into()));
+        }
         let info = storage::qemu_img::info("qcow2", &disk)
             .await
             .map_err(storage::StorageError::from)?;

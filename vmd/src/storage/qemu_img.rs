@@ -118,6 +118,18 @@ pub async fn create_overlay(base: &Path, dst: &Path, size_bytes: u64) -> Result<
     .map(drop)
 }
 
+/// Whether `path` (qcow2) has any allocated data (`qemu-img map`): a blank disk has none.
+pub async fn has_data(path: &Path) -> Result<bool, QemuImgError> {
+    let out = run("map", QUICK, |c| {
+        c.args(["map", "-U", "-f", "qcow2", "--output=json"])
+            .arg(path);
+    })
+    .await?;
+    let extents: Vec<serde_json::Value> =
+        serde_json::from_slice(&out).map_err(QemuImgError::Parse)?;
+    Ok(extents.iter().any(|e| e["data"] == true))
+}
+
 /// Creates a blank standalone qcow2 at `dst` of `size_bytes`.
 pub async fn create_blank(dst: &Path, size_bytes: u64) -> Result<(), QemuImgError> {
     run("create", QUICK, |c| {

@@ -1,0 +1,26 @@
+//! `vmctl image publish VM NEWBASE`: flattens a stopped VM's disk (overlay and base) into a
+//! new sealed base (`image.publish`); the VM is unchanged.
+
+use vm_proto::api::VmdApiClient;
+use vm_proto::names::validate_name;
+use vm_proto::types::ImagePublish;
+
+use super::Ctx;
+use crate::cli::PublishArgs;
+use crate::error::CliError;
+use crate::output::{self, progress};
+
+/// Publishes the VM's disk and prints the new image (nothing with `-q`); a spinner runs on a
+/// terminal while the daemon copies the disk.
+pub async fn run(ctx: &Ctx, args: PublishArgs) -> Result<(), CliError> {
+    validate_name("image", &args.name).map_err(CliError::invalid)?;
+    let client = ctx.connect().await?;
+    let spinner = progress::spinner(format!("publishing {}", args.name), ctx.out.quiet);
+    let request = ImagePublish {
+        vm: args.vm,
+        name: args.name,
+    };
+    let image = client.image_publish(request).await;
+    spinner.finish_and_clear();
+    ctx.out.result(&image?, output::image::details)
+}
