@@ -1,15 +1,17 @@
 //! Nothing the bench starts may outlive it, even after Ctrl-C.
 //!
-//! [`install`] blocks SIGINT, SIGTERM and SIGHUP in every thread (children get a clean mask
-//! from `std::process::Command`) and waits for them on a dedicated thread. On a signal that
-//! thread kills, by pid, every process whose command line names a registered directory (the
-//! QEMUs), then every registered daemon (vmd, libvirtd, virtlogd), removes the directories
-//! and exits with 130. Normal teardown is done by the owners' `Drop`s, which unregister.
+//! [`install`] catches SIGINT, SIGTERM and SIGHUP on a dedicated thread (tokio's handlers:
+//! no signal mask, which children would inherit). On a signal that thread kills, by pid,
+//! every process whose command line names a registered directory (the QEMUs), then every
+//! registered daemon (vmd, libvirtd, virtlogd), removes the directories and exits with 130.
+//! Normal teardown is done by the owners' `Drop`s, which unregister.
 
 use std::path::{Path, PathBuf};
+use std::sync::mpsc::Sender;
 use std::sync::Mutex;
 
-use nix::sys::signal::{SigSet, Signal};
+use nix::sys::signal::Signal;
+use tokio::signal::unix::{signal, SignalKind};
 
 use crate::procfs;
 
@@ -18,22 +20,42 @@ static DIRS: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
 /// Daemons the bench started.
 static PIDS: Mutex<Vec<u32>> = Mutex::new(Vec::new());
 
-/// Starts the signal thread. Call first in `main`, before any other thread exists.
+/// Starts the signal thread and returns once its handlers are installed.
 pub fn install() -> anyhow::Result<()> {
-    let mut set = SigSet::empty();
-    for sig in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP] {
-        set.add(sig);
-    }
-    set.thread_block()?;
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
     std::thread::Builder::new()
         .name("signals".into())
         .spawn(move || {
-            if let Ok(sig) = set.wait() {
-                eprintln!("vmd-bench: {sig}: killing everything it started");
-                emergency();
-                std::process::exit(130);
+            let waited = tokio::runtime::Builder::new_current_thread()
+                .enable_io()
+                .build()
+                .map_err(anyhow::Error::from)
+                .and_then(|rt| rt.block_on(wait_for_signal(&ready_tx)));
+            match waited {
+                Ok(()) => {
+                    eprintln!("vmd-bench: interrupted: killing everything it started");
+                    emergency();
+                    std::process::exit(130);
+                }
+                Err(err) => {
+                    let _ = ready_tx.send(Err(err));
+                }
             }
         })?;
+    ready_rx.recv()?
+}
+
+/// Installs the handlers, reports readiness, and returns on the first signal.
+async fn wait_for_signal(ready: &Sender<anyhow::Result<()>>) -> anyhow::Result<()> {
+    let mut int = signal(SignalKind::interrupt())?;
+    let mut term = signal(SignalKind::terminate())?;
+    let mut hup = signal(SignalKind::hangup())?;
+    let _ = ready.send(Ok(()));
+    tokio::select! {
+        _ = int.recv() => {}
+        _ = term.recv() => {}
+        _ = hup.recv() => {}
+    }
     Ok(())
 }
 

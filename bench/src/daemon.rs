@@ -5,7 +5,8 @@
 //! reaches only the bench, which then cleans up (see [`crate::cleanup`]).
 //!
 //! Teardown ([`Drop`]): SIGTERM and wait, SIGKILL if it lingers, then SIGKILL by pid any QEMU
-//! whose command line still names the directory (vmd leaves guests running by design).
+//! whose command line still names the directory (vmd leaves guests running by design). With
+//! `--keep-logs DIR` the daemon log is copied to `DIR/GROUP-vmd.log` first (for profiling).
 
 use std::os::unix::net::UnixDatagram;
 use std::os::unix::process::CommandExt;
@@ -17,6 +18,7 @@ use anyhow::{bail, Context};
 use nix::sys::signal::Signal;
 
 use crate::rpc::Client;
+use crate::scenarios::Opts;
 use crate::{cleanup, procfs};
 
 /// How long vmd may take to report READY=1, and to exit after SIGTERM.
@@ -26,6 +28,10 @@ const DEADLINE: Duration = Duration::from_secs(30);
 pub struct Daemon {
     dir: tempfile::TempDir,
     child: Child,
+    /// Where to copy the log on teardown.
+    keep_log: Option<PathBuf>,
+    /// Kept open so that vmd's STOPPING=1 at teardown has a receiver.
+    _notify: UnixDatagram,
     /// The API socket.
     pub socket: PathBuf,
     /// RPC client of this daemon.
@@ -33,8 +39,9 @@ pub struct Daemon {
 }
 
 impl Daemon {
-    /// Starts `vmd` logging at `log_level` and waits until it is ready.
-    pub fn start(vmd: &Path, log_level: &str) -> anyhow::Result<Daemon> {
+    /// Starts `opts.vmd` for scenario `group` and waits until it is ready.
+    pub fn start(opts: &Opts, group: &str) -> anyhow::Result<Daemon> {
+        let (vmd, log_level) = (&opts.vmd, &opts.log_level);
         let dir = tempfile::Builder::new().prefix("vmd-bench-").tempdir()?;
         cleanup::register_dir(dir.path());
         let notify_path = dir.path().join("notify.sock");
@@ -52,6 +59,11 @@ impl Daemon {
         Ok(Daemon {
             dir,
             child,
+            _notify: notify,
+            keep_log: opts
+                .keep_logs
+                .as_ref()
+                .map(|d| d.join(format!("{group}-vmd.log"))),
             socket,
             rpc,
         })
@@ -76,6 +88,11 @@ impl Daemon {
 impl Drop for Daemon {
     fn drop(&mut self) {
         teardown(&mut self.child, self.dir.path());
+        if let Some(dst) = &self.keep_log {
+            if let Err(err) = std::fs::copy(self.dir.path().join("vmd.log"), dst) {
+                eprintln!("vmd-bench: cannot keep the log as {}: {err}", dst.display());
+            }
+        }
     }
 }
 
@@ -128,14 +145,22 @@ fn wait_ready(notify: &UnixDatagram, child: &mut Child) -> anyhow::Result<()> {
 /// Stops vmd (SIGTERM, then SIGKILL), kills leftover QEMUs of `dir`, unregisters both.
 fn teardown(child: &mut Child, dir: &Path) {
     let pid = child.id();
+    let started = Instant::now();
     procfs::signal(pid, Signal::SIGTERM);
     let deadline = Instant::now() + DEADLINE;
     while matches!(child.try_wait(), Ok(None)) && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(10));
     }
+    if matches!(child.try_wait(), Ok(None)) {
+        eprintln!("vmd-bench: vmd {pid} ignored SIGTERM for {DEADLINE:?}; killing it");
+    }
     let _ = child.kill();
     let _ = child.wait();
     cleanup::unregister_pid(pid);
+    eprintln!(
+        "vmd-bench: vmd stopped in {:.0} ms",
+        started.elapsed().as_secs_f64() * 1000.0
+    );
     let killed = procfs::kill_strays(dir);
     if !killed.is_empty() {
         eprintln!(

@@ -58,6 +58,9 @@ struct Args {
     /// vmd's --log-level (`debug` adds timestamps for profiling, and costs time)
     #[arg(long, value_name = "FILTER", default_value = "info")]
     log_level: String,
+    /// Copy each daemon's log to DIR/GROUP-vmd.log (use with --log-level debug to profile)
+    #[arg(long, value_name = "DIR")]
+    keep_logs: Option<PathBuf>,
     /// Start libvirtd and virtlogd when libvirtd is unreachable (killed at the end)
     #[arg(long)]
     start_libvirtd: bool,
@@ -125,7 +128,8 @@ fn run_group(group: Group, ctx: &Ctx, report: &mut Report) {
         .to_possible_value()
         .map(|v| v.get_name().to_string())
         .unwrap_or_default();
-    eprintln!("vmd-bench: {name}");
+    eprintln!("vmd-bench: {name} ...");
+    let started = std::time::Instant::now();
     let result = match group {
         Group::Create => scenarios::create::run(ctx, report),
         Group::Start => scenarios::start::run(ctx, report),
@@ -135,12 +139,19 @@ fn run_group(group: Group, ctx: &Ctx, report: &mut Report) {
         Group::Rss => scenarios::rss::run(ctx, report),
         Group::Libvirt => libvirt::run(ctx, report),
     };
+    eprintln!(
+        "vmd-bench: {name} took {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
     if let Err(err) = result {
         report.fail(format!("{name}: {err:#}"));
     }
 }
 
 fn opts(args: &Args) -> anyhow::Result<Opts> {
+    if let Some(dir) = &args.keep_logs {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
     let reps = if args.smoke { 1 } else { args.reps.max(1) };
     let (list_counts, concurrent, rss_counts) = if args.smoke {
         (vec![3], 3, vec![1, 3])
@@ -156,6 +167,7 @@ fn opts(args: &Args) -> anyhow::Result<Opts> {
         concurrent,
         rss_counts,
         log_level: args.log_level.clone(),
+        keep_logs: args.keep_logs.clone(),
         start_libvirtd: args.start_libvirtd,
     })
 }
@@ -222,7 +234,7 @@ fn warn_if_stale(opts: &Opts, report: &mut Report) {
         if let (Some(built), Some(newest)) = (built, newest) {
             if newest > built {
                 report.note(format!(
-                    "{} is older than its sources: run cargo build --release --workspace --bins",
+                    "{} is older than its sources: rebuild (cargo build [--release] --workspace --bins)",
                     bin.display()
                 ));
             }

@@ -266,6 +266,11 @@ const FIXED_RATIOS: &[(&str, &str, &str)] = &[
         "create.large",
         "create.small",
     ),
+    (
+        "N concurrent create+start: vmd / N direct QEMU starts",
+        "concurrent.total",
+        "floor.concurrent.total",
+    ),
     ("start: vmd / virsh start", "start", "libvirt.start"),
     (
         "force stop: vmd / virsh destroy",
@@ -297,7 +302,7 @@ pub fn print(report: &Report) {
         env.qemu_version
     );
     println!(
-        "\n{:<28} {:>4} {:>10} {:>10} {:>10} {:>10}  {:<5}  what",
+        "\n{:<31} {:>4} {:>10} {:>10} {:>10} {:>10}  {:<5}  what",
         "metric", "n", "median", "p99", "min", "max", "unit"
     );
     for m in report.metrics() {
@@ -318,7 +323,7 @@ fn print_metric(m: &Metric) {
         return;
     };
     println!(
-        "{:<28} {:>4} {:>10} {:>10} {:>10} {:>10}  {:<5}  {}",
+        "{:<31} {:>4} {:>10} {:>10} {:>10} {:>10}  {:<5}  {}",
         m.name,
         s.n,
         num(s.median),
@@ -337,7 +342,7 @@ fn print_ratios(report: &Report) {
     }
     println!("\nratios of medians");
     for r in ratios {
-        println!("  {:<50} {:>8.2}x", r.label, r.ratio);
+        println!("  {:<56} {:>8}x", r.label, ratio(r.ratio));
     }
 }
 
@@ -350,6 +355,15 @@ fn print_targets(report: &Report) {
             None => "not measured",
         };
         println!("  {:<44} {:>22}  {verdict}", c.target, c.measured);
+    }
+}
+
+/// A ratio with at least two significant digits.
+fn ratio(v: f64) -> String {
+    if v >= 0.1 {
+        format!("{v:.2}")
+    } else {
+        format!("{v:.4}")
     }
 }
 
@@ -403,5 +417,7 @@ mod tests {
         assert_eq!(num(1234.5), "1234");
         assert_eq!(num(12.34), "12.3");
         assert_eq!(num(1.234), "1.23");
+        assert_eq!(ratio(1.234), "1.23");
+        assert_eq!(ratio(0.0033), "0.0033");
     }
 }

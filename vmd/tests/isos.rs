@@ -120,6 +120,17 @@ fn install_from_iso_seal_and_boot_two_vms() {
     );
     let err = d.err("iso.remove", json!(["installer"]));
     assert_eq!(code(&err), 423, "the unfinished base uses the ISO: {err}");
+    assert_eq!(
+        d.ok("vm.wipe", json!(["lab"]))["install"],
+        true,
+        "an install disk wipes to blank"
+    );
+    let d = Daemon::start_in(d.kill9());
+    assert_eq!(
+        d.ok("system.info", json!([]))["issues"],
+        json!([]),
+        "an unsealed base is not an inconsistency"
+    );
     let err = d.err("image.seal", json!(["lab"]));
     assert_eq!(
         (code(&err), err["message"].as_str()),

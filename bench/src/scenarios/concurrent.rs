@@ -2,6 +2,10 @@
 //! Reports errors, collisions (two VMs sharing a pid, VNC socket, QMP socket, console socket
 //! or console log, or a pid whose QEMU is not the VM's: `-name guest=NAME`), the total and
 //! each client's time; then N concurrent forced stops, and QEMUs left alive afterwards.
+//! The floor: N threads at once, each `qemu-img create` then QEMU with vmd's argv spawned
+//! directly until `running`.
+//! The floor: N threads at once, each `qemu-img create` then QEMU with vmd's argv spawned
+//! directly until `running`.
 
 use std::collections::HashMap;
 use std::sync::Barrier;
@@ -9,20 +13,37 @@ use std::time::Instant;
 
 use serde_json::Value;
 
-use super::{create_vm, ms, pid_of, start_vm, stop_vm, timed, Ctx};
+use super::{create_vm, ms, pid_of, start_vm, stop_vm, timed, Ctx, MEMORY_MIB};
 use crate::daemon::Daemon;
 use crate::fixtures::SMALL;
+use crate::floor::{Floor, Running, Spec};
 use crate::procfs;
 use crate::report::{Report, Unit};
 use crate::rpc::Client;
 
 /// Runs the group.
 pub fn run(ctx: &Ctx, report: &mut Report) -> anyhow::Result<()> {
-    let d = Daemon::start(&ctx.opts.vmd, &ctx.opts.log_level)?;
+    let d = Daemon::start(ctx.opts, "concurrent")?;
     ctx.fixtures.import(&d.rpc, &[SMALL])?;
     let n = ctx.opts.concurrent;
     let names: Vec<String> = (0..n).map(|i| format!("c{i:02}")).collect();
+    let (cpu, switches) = (procfs::cpu_ms(d.pid())?, procfs::context_switches(d.pid()));
     let (total, results) = timed(|| Ok(all_at_once(&d.rpc, &names, create_and_start)))?;
+    let cpu = procfs::cpu_ms(d.pid())? - cpu;
+    report.sample(
+        "concurrent.vmd_cpu",
+        Unit::Ms,
+        "vmd's own CPU time (user+sys) during them",
+        cpu,
+    );
+    let switches = procfs::context_switches(d.pid()).saturating_sub(switches) as f64;
+    let what = "vmd context switches per create+start (thread hand-offs)";
+    report.sample(
+        "concurrent.vmd_switches_per_vm",
+        Unit::Count,
+        what,
+        switches / n as f64,
+    );
     report.sample(
         "concurrent.total",
         Unit::Ms,
@@ -61,7 +82,63 @@ pub fn run(ctx: &Ctx, report: &mut Report) -> anyhow::Result<()> {
         "shared pids/sockets/logs among VMs",
         collisions as f64,
     );
-    stop_all(&d.rpc, &vms, report)
+    stop_all(&d.rpc, &vms, report)?;
+    let accel = vms
+        .first()
+        .and_then(|(_, vm)| vm["accelerator"].as_str())
+        .unwrap_or("tcg");
+    floor(ctx, accel, report)
+}
+
+/// The floor of the same work: N clients released at once, each `qemu-img create` of its
+/// overlay then QEMU spawned directly until `running`; all are quit afterwards.
+fn floor(ctx: &Ctx, accel: &str, report: &mut Report) -> anyhow::Result<()> {
+    let n = ctx.opts.concurrent;
+    let barrier = Barrier::new(n);
+    let started = Instant::now();
+    let results: Vec<anyhow::Result<(Floor, Running)>> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..n)
+            .map(|i| {
+                let barrier = &barrier;
+                s.spawn(move || {
+                    barrier.wait();
+                    let floor = Floor::new(&floor_spec(i, accel), &ctx.fixtures.small)?;
+                    let running = floor.start()?;
+                    Ok((floor, running))
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(anyhow::anyhow!("floor thread panicked")))
+            })
+            .collect()
+    });
+    let total = ms(started.elapsed());
+    let what = format!("{n} x (qemu-img create + direct QEMU start) at once, wall clock");
+    report.sample("floor.concurrent.total", Unit::Ms, &what, total);
+    let mut first_error = None;
+    for result in results {
+        match result {
+            Ok((_floor, running)) => running.quit()?,
+            Err(err) => first_error = first_error.or(Some(err)),
+        }
+    }
+    match first_error {
+        Some(err) => Err(err.context("a concurrent floor start failed")),
+        None => Ok(()),
+    }
+}
+
+fn floor_spec(i: usize, accel: &str) -> Spec {
+    Spec {
+        name: format!("f{i:02}"),
+        cpus: 1,
+        memory_mib: MEMORY_MIB,
+        accel: accel.into(),
+    }
 }
 
 fn create_and_start(rpc: &Client, name: &str) -> anyhow::Result<Value> {

@@ -14,7 +14,7 @@ use crate::report::{Report, Unit};
 
 /// Runs the group.
 pub fn run(ctx: &Ctx, report: &mut Report) -> anyhow::Result<()> {
-    let d = Daemon::start(&ctx.opts.vmd, &ctx.opts.log_level)?;
+    let d = Daemon::start(ctx.opts, "create")?;
     let images = ctx.fixtures.import(&d.rpc, &[SMALL, LARGE])?;
     let bases = [base_path(&images[0])?, base_path(&images[1])?];
     let scratch = tempfile::Builder::new()

@@ -21,7 +21,7 @@ const POLL: Duration = Duration::from_millis(50);
 
 /// Runs the group.
 pub fn run(ctx: &Ctx, report: &mut Report) -> anyhow::Result<()> {
-    let d = Daemon::start(&ctx.opts.vmd, &ctx.opts.log_level)?;
+    let d = Daemon::start(ctx.opts, "graceful")?;
     ctx.fixtures.import(&d.rpc, &[GUEST])?;
     let mut forced = 0;
     for i in 0..ctx.opts.graceful_reps {

@@ -18,7 +18,7 @@ const SETUP_THREADS: usize = 4;
 
 /// Runs the group.
 pub fn run(ctx: &Ctx, report: &mut Report) -> anyhow::Result<()> {
-    let d = Daemon::start(&ctx.opts.vmd, &ctx.opts.log_level)?;
+    let d = Daemon::start(ctx.opts, "ls")?;
     ctx.fixtures.import(&d.rpc, &[SMALL])?;
     let mut defined = 0;
     for &count in &ctx.opts.list_counts {

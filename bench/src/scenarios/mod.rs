@@ -41,6 +41,8 @@ pub struct Opts {
     pub rss_counts: Vec<usize>,
     /// vmd's `--log-level`.
     pub log_level: String,
+    /// Directory that receives each daemon's log.
+    pub keep_logs: Option<PathBuf>,
     /// Start libvirtd (and virtlogd) when it is not reachable.
     pub start_libvirtd: bool,
 }

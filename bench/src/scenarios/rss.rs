@@ -15,7 +15,7 @@ const IDLE_GAP: Duration = Duration::from_millis(100);
 
 /// Runs the group.
 pub fn run(ctx: &Ctx, report: &mut Report) -> anyhow::Result<()> {
-    let d = Daemon::start(&ctx.opts.vmd, &ctx.opts.log_level)?;
+    let d = Daemon::start(ctx.opts, "rss")?;
     for _ in 0..IDLE_SAMPLES {
         std::thread::sleep(IDLE_GAP);
         report.sample(

@@ -2,6 +2,7 @@
 //! interleaved with the floor (the same QEMU argv started directly until `running`, then
 //! `quit` until it has exited). One untimed warm-up of each first (page cache, first exec);
 //! during it the floor's argv is checked against the one vmd really ran (`/proc/PID/cmdline`).
+//! vmd's RSS before and after the cycles shows whether a start/stop cycle leaks.
 
 use anyhow::Context;
 
@@ -16,11 +17,13 @@ const VM: &str = "s0";
 
 /// Runs the group.
 pub fn run(ctx: &Ctx, report: &mut Report) -> anyhow::Result<()> {
-    let d = Daemon::start(&ctx.opts.vmd, &ctx.opts.log_level)?;
+    let d = Daemon::start(ctx.opts, "start")?;
     ctx.fixtures.import(&d.rpc, &[SMALL])?;
     create_vm(&d.rpc, VM, SMALL)?;
     let floor = warm_up(&d, ctx, report)?;
     let mut alive_after_stop = 0;
+    let rss_before = d.rss_kib()?;
+    let cpu_before = procfs::cpu_ms(d.pid())?;
     for _ in 0..ctx.opts.reps {
         let (t, vm) = timed(|| start_vm(&d.rpc, VM))?;
         report.sample("start", Unit::Ms, "vm.start until QMP running", t);
@@ -43,6 +46,12 @@ pub fn run(ctx: &Ctx, report: &mut Report) -> anyhow::Result<()> {
         let (t, _) = timed(|| running.quit())?;
         report.sample("floor.quit", Unit::Ms, "QMP quit until waitpid", t);
     }
+    let cpu = (procfs::cpu_ms(d.pid())? - cpu_before) / ctx.opts.reps as f64;
+    let what = "vmd's own CPU time (user+sys) per start+stop cycle";
+    report.sample("start.vmd_cpu", Unit::Ms, what, cpu);
+    let growth = d.rss_kib()?.saturating_sub(rss_before) as f64 / ctx.opts.reps as f64;
+    let what = "vmd VmRSS growth per start+stop cycle (a leak shows here)";
+    report.sample("rss.per_start_stop", Unit::Kib, what, growth);
     report.sample(
         "stop.force.alive_after",
         Unit::Count,

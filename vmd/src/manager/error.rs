@@ -214,7 +214,9 @@ impl Error {
         Some(match self {
             Error::ImageNotFound(_) => "list images with `vmctl image ls`".into(),
             Error::VmNotFound(_) => "list VMs with `vmctl ls`".into(),
-            Error::UploadNotFound(_) => "upload the file again (`vmctl image import` does both steps)".into(),
+            Error::UploadNotFound(_) => {
+                "upload the file again (`vmctl image import` and `vmctl iso upload` do both steps)".into()
+            }
             Error::IsoNotFound(_) => "list ISOs with `vmctl iso ls`".into(),
             Error::IsoInUse { users, .. } => format!("eject it first: vmctl iso detach {}", users.join(" / ")),
             Error::BlankDisk(name) => format!("boot the install vm (vmctl start {name}), install the OS, stop it, then seal"),
@@ -223,7 +225,7 @@ impl Error {
             Error::IsoExists(_) | Error::ImageExists(_) | Error::VmExists(_) => "choose another name or remove the existing one first".into(),
             Error::ImageInUse { users, .. } => format!("remove those VMs first: vmctl rm {}", users.join(" ")),
             Error::Import { source: StorageError::Detect(crate::storage::detect::DetectError::Iso), .. } => {
-                "an ISO is an installer medium, not a disk: import a disk image (qcow2, raw, vmdk, vdi, vhdx, vpc)".into()
+                "an ISO is an installer medium, not a disk: add it with `vmctl iso upload`, or import a disk image".into()
             }
             Error::Import { source, .. } if is_refusal(source) => {
                 "convert or flatten the image into a single self-contained file (e.g. `qemu-img convert -O qcow2 in out`) and import that".into()

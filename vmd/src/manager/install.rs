@@ -20,6 +20,12 @@ impl Manager {
         let firmware = req.firmware.unwrap_or_default();
         let (cpus, memory_mib) = (req.cpus.unwrap_or(1), req.memory_mib.unwrap_or(512));
         self.check_resources(cpus, memory_mib, firmware)?;
+        if req.size_bytes < 1 << 20 {
+            return Err(Error::Invalid(format!(
+                "size_bytes must be at least 1 MiB (got {})",
+                req.size_bytes
+            )));
+        }
         let size = super::vms::check_disk(Some(req.size_bytes), &req.name, 1 << 20)?;
         let _image_guard = self.lock("image", &req.name, "create").await?;
         let _vm_guard = self.lock("vm", &req.name, "create").await?;
@@ -141,6 +147,13 @@ impl Manager {
         .await?;
         let _ = std::fs::remove_dir_all(self.logs_dir(name));
         tracing::info!(image = %name, "base sealed");
+        self.events
+            .emit(Draft::vm(
+                EventKind::VmRemoved,
+                name,
+                "install vm removed by seal",
+            ))
+            .await?;
         self.events
             .emit(Draft::image(
                 EventKind::ImageImported,

@@ -24,8 +24,12 @@ impl Manager {
                 Ok(s.read(|c| Ok::<_, StoreError>((store::list_images(c)?, store::list_vms(c)?)))?)
             })
             .await?;
-        let image_files: Vec<(String, String)> =
-            images.into_iter().map(|r| (r.name, r.file_name)).collect();
+        // An unsealed image's disk lives with its install VM in overlays/ until it is sealed.
+        let image_files: Vec<(String, String)> = images
+            .into_iter()
+            .filter(|r| r.sealed)
+            .map(|r| (r.name, r.file_name))
+            .collect();
         let vm_files: Vec<(String, String)> =
             vms.into_iter().map(|r| (r.name, r.overlay_file)).collect();
         let mut issues = compare(

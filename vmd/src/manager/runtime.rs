@@ -56,7 +56,10 @@ impl Manager {
             .await?;
         self.transition(name, VmState::Starting, None).await?;
         if let Err(err) = self.launch(&row).await {
-            let reason = err.to_string();
+            let reason = match &err {
+                Error::StartFailed { reason, .. } => reason.clone(),
+                other => other.to_string(),
+            };
             self.note(name, &format!("start failed: {reason}"));
             self.transition(name, VmState::Stopped, Some(reason))
                 .await?;
@@ -225,7 +228,8 @@ impl Manager {
                     .await?;
             }
             Err(err) => {
-                tracing::warn!(vm = %name, error = %err, "system_powerdown failed; forcing")
+                tracing::warn!(vm = %name, error = %err, "system_powerdown failed; forcing");
+                return Ok(false);
             }
         }
         if wait_gone(&rt.gone, timeout).await {

@@ -90,17 +90,28 @@ impl Manager {
     ) -> Result<(), Error> {
         let key = name.to_string();
         let why = reason.clone();
-        self.db(move |s| {
-            s.with_tx(|tx| {
-                let row = store::get_vm(tx, &key)?.ok_or_else(|| Error::VmNotFound(key.clone()))?;
-                Ok::<_, Error>(store::set_state(tx, row.id, to.as_str(), why.as_deref())?)
+        let from = self
+            .db(move |s| {
+                s.with_tx(|tx| {
+                    let row =
+                        store::get_vm(tx, &key)?.ok_or_else(|| Error::VmNotFound(key.clone()))?;
+                    store::set_state(tx, row.id, to.as_str(), why.as_deref())?;
+                    Ok::<_, Error>(VmState::parse(&row.state))
+                })
             })
-        })
-        .await?;
+            .await?;
+        if from == Some(to) {
+            return Ok(());
+        }
         let mut draft = Draft::vm(
             EventKind::StateChanged,
             name,
-            reason.unwrap_or_else(|| format!("now {to}")),
+            reason.unwrap_or_else(|| {
+                format!(
+                    "{} -> {to} (re-adopted)",
+                    from.map_or("unknown", VmState::as_str)
+                )
+            }),
         );
         draft.state = Some(to);
         self.events.emit(draft).await?;

@@ -195,14 +195,14 @@ impl Manager {
         let _guard = self.lock("vm", name, "wipe").await?;
         let row = self.stopped_vm(name, "stop it first (vmctl stop)").await?;
         let base = self.storage.image_path(&row.image_file);
-        let tmp = self
-            .storage
-            .new_overlay(&base, name, row.disk_bytes)
-            .await
-            .map_err(|source| Error::Overlay {
-                name: name.into(),
-                source,
-            })?;
+        let fresh = match row.install {
+            true => self.storage.new_blank(name, row.disk_bytes).await,
+            false => self.storage.new_overlay(&base, name, row.disk_bytes).await,
+        };
+        let tmp = fresh.map_err(|source| Error::Overlay {
+            name: name.into(),
+            source,
+        })?;
         let final_path = self.storage.overlay_path(&row.overlay_file);
         if let Err(err) = storage::rename(&tmp, &final_path) {
             storage::remove_quietly(&tmp);

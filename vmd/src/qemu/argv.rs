@@ -142,6 +142,8 @@ impl QemuConfig {
         argv.pair("-netdev", netdev);
         argv.pair("-device", "virtio-net-pci,netdev=net0");
         argv.pair("-device", "virtio-rng-pci");
+        // Lets a guest kernel report a panic (GUEST_PANICKED), which vmd turns into `crashed`.
+        argv.pair("-device", "pvpanic");
         argv.pair(
             "-fw_cfg",
             format!("name=opt/guest/hostname,string={}", escape_str(&self.name)),
@@ -305,6 +307,8 @@ mod tests {
         "virtio-net-pci,netdev=net0",
         "-device",
         "virtio-rng-pci",
+        "-device",
+        "pvpanic",
         "-fw_cfg",
         "name=opt/guest/hostname,string=web1",
         "-device",
