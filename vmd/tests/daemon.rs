@@ -84,7 +84,7 @@ fn json_log_format_writes_one_object_per_line() {
         .set_read_timeout(Some(common::DEADLINE))
         .expect("timeout");
     std::fs::write(dir.path().join("vmd.toml"), "").expect("config");
-    let mut child = std::process::Command::new(common::vmd_bin())
+    let child = std::process::Command::new(common::vmd_bin())
         .args(["--log-format", "json", "--socket"])
         .arg(dir.path().join("vmd.sock"))
         .arg("--state-dir")
