@@ -20,4 +20,6 @@ fi
 # The tiny guest the runtime tests boot (cached; rebuilt only when its recipe changes).
 bash scripts/build-test-guest.sh >/dev/null
 cargo build --workspace --bins
+# The benchmark is not a test; its smoke mode (one repetition, a few VMs) keeps it working.
+cargo run -q -p vmd-bench -- --smoke --vmd target/debug/vmd --vmctl target/debug/vmctl
 cargo nextest run --workspace --no-fail-fast --profile "${NEXTEST_PROFILE:-$default_profile}" "$@"

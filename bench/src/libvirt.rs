@@ -6,7 +6,8 @@
 //! virtio-net, serial on a Unix socket with a log file, VNC on a Unix socket, VGA, virtio-rng,
 //! no USB, no balloon. Every virsh command is a whole process, as `vmctl` is.
 //!
-//! Skipped (with a note saying why) when `virsh` is missing or libvirtd does not answer.
+//! Skipped (with a note saying why) when `virsh` is missing or libvirtd does not answer; a
+//! virsh command that fails or takes over 30 s ends the comparison with a note, not a failure.
 //! With `--start-libvirtd`, an unreachable libvirtd is started in the foreground (with
 //! virtlogd) and killed by pid at the end. Every `vmdbench-*` domain is removed at the end.
 
@@ -37,7 +38,12 @@ pub fn run(ctx: &Ctx, report: &mut Report) -> anyhow::Result<()> {
     let dir = Workdir::new(ctx)?;
     let result = measure(ctx, &lv, &dir, report);
     lv.remove_bench_domains();
-    result
+    // libvirt is an optional comparison: a host where it misbehaves (see
+    // docs/performance.md) must not fail the benchmark of vmd.
+    if let Err(err) = result {
+        report.note(format!("libvirt measurement incomplete: {err:#}"));
+    }
+    Ok(())
 }
 
 fn measure(ctx: &Ctx, lv: &Libvirt, dir: &Workdir, report: &mut Report) -> anyhow::Result<()> {

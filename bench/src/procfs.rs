@@ -9,12 +9,17 @@ use nix::unistd::Pid;
 
 /// `VmRSS` of `pid` in KiB.
 pub fn rss_kib(pid: u32) -> anyhow::Result<u64> {
+    status_kib(pid, "VmRSS")
+}
+
+/// A `… kB` field of `/proc/PID/status` (`VmRSS`, `RssAnon`, `RssFile`, …).
+pub fn status_kib(pid: u32, field: &str) -> anyhow::Result<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
     status
         .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .ok_or_else(|| anyhow::anyhow!("no VmRSS in /proc/{pid}/status"))
+        .ok_or_else(|| anyhow::anyhow!("no {field} in /proc/{pid}/status"))
 }
 
 /// CPU time (user + system, all threads) of `pid` in ms.
@@ -117,6 +122,7 @@ mod tests {
         let me = std::process::id();
         assert!(is_alive(me));
         assert!(rss_kib(me).expect("rss") > 0);
+        assert!(status_kib(me, "RssAnon").expect("anon") > 0);
         assert!(!cmdline(me).is_empty());
         assert!(cpu_ms(me).expect("cpu") >= 0.0);
         assert!(context_switches(me) > 0);

@@ -11,6 +11,7 @@ use std::collections::HashMap;
 use std::sync::Barrier;
 use std::time::Instant;
 
+use anyhow::bail;
 use serde_json::Value;
 
 use super::{create_vm, ms, pid_of, start_vm, stop_vm, timed, Ctx, MEMORY_MIB};
@@ -21,35 +22,61 @@ use crate::procfs;
 use crate::report::{Report, Unit};
 use crate::rpc::Client;
 
+/// One client's time (ms) and result.
+type Timed = (f64, anyhow::Result<Value>);
+
 /// Runs the group.
 pub fn run(ctx: &Ctx, report: &mut Report) -> anyhow::Result<()> {
     let d = Daemon::start(ctx.opts, "concurrent")?;
     ctx.fixtures.import(&d.rpc, &[SMALL])?;
-    let n = ctx.opts.concurrent;
-    let names: Vec<String> = (0..n).map(|i| format!("c{i:02}")).collect();
-    let (cpu, switches) = (procfs::cpu_ms(d.pid())?, procfs::context_switches(d.pid()));
-    let (total, results) = timed(|| Ok(all_at_once(&d.rpc, &names, create_and_start)))?;
-    let cpu = procfs::cpu_ms(d.pid())? - cpu;
+    let names: Vec<String> = (0..ctx.opts.concurrent)
+        .map(|i| format!("c{i:02}"))
+        .collect();
+    let results = burst(&d, &names, report)?;
+    let (vms, errors) = split(&names, results, report);
+    let collisions = collisions(&vms);
+    let what = "shared pids/sockets/logs among VMs";
     report.sample(
-        "concurrent.vmd_cpu",
-        Unit::Ms,
-        "vmd's own CPU time (user+sys) during them",
-        cpu,
+        "concurrent.collisions",
+        Unit::Count,
+        what,
+        collisions as f64,
     );
+    let bad_stops = stop_all(&d.rpc, &vms, report)?;
+    if errors + collisions + bad_stops > 0 {
+        bail!("{errors} failed create+start, {collisions} collisions, {bad_stops} failed or incomplete stops");
+    }
+    let accel = vms.first().and_then(|(_, vm)| vm["accelerator"].as_str());
+    floor(ctx, accel.unwrap_or("tcg"), report)
+}
+
+/// The measured burst of create+start, with vmd's CPU time and context switches during it.
+fn burst(d: &Daemon, names: &[String], report: &mut Report) -> anyhow::Result<Vec<Timed>> {
+    let n = names.len() as f64;
+    let (cpu, switches) = (procfs::cpu_ms(d.pid())?, procfs::context_switches(d.pid()));
+    let (total, results) = timed(|| Ok(all_at_once(&d.rpc, names, create_and_start)))?;
+    let cpu = procfs::cpu_ms(d.pid())? - cpu;
     let switches = procfs::context_switches(d.pid()).saturating_sub(switches) as f64;
+    let what = format!("{n} concurrent create+start, wall clock");
+    report.sample("concurrent.total", Unit::Ms, &what, total);
+    let what = "vmd's own CPU time (user+sys) during them";
+    report.sample("concurrent.vmd_cpu", Unit::Ms, what, cpu);
     let what = "vmd context switches per create+start (thread hand-offs)";
     report.sample(
         "concurrent.vmd_switches_per_vm",
         Unit::Count,
         what,
-        switches / n as f64,
+        switches / n,
     );
-    report.sample(
-        "concurrent.total",
-        Unit::Ms,
-        &format!("{n} concurrent create+start, wall clock"),
-        total,
-    );
+    Ok(results)
+}
+
+/// Records each client's time; returns the started VMs and the number of failures.
+fn split(
+    names: &[String],
+    results: Vec<Timed>,
+    report: &mut Report,
+) -> (Vec<(String, Value)>, usize) {
     let mut errors = 0;
     let mut vms = Vec::new();
     for (name, (t, result)) in names.iter().zip(results) {
@@ -75,19 +102,7 @@ pub fn run(ctx: &Ctx, report: &mut Report) -> anyhow::Result<()> {
         "failed create+start calls",
         errors as f64,
     );
-    let collisions = collisions(&vms);
-    report.sample(
-        "concurrent.collisions",
-        Unit::Count,
-        "shared pids/sockets/logs among VMs",
-        collisions as f64,
-    );
-    stop_all(&d.rpc, &vms, report)?;
-    let accel = vms
-        .first()
-        .and_then(|(_, vm)| vm["accelerator"].as_str())
-        .unwrap_or("tcg");
-    floor(ctx, accel, report)
+    (vms, errors)
 }
 
 /// The floor of the same work: N clients released at once, each `qemu-img create` of its
@@ -148,7 +163,7 @@ fn create_and_start(rpc: &Client, name: &str) -> anyhow::Result<Value> {
 
 /// Runs `op` for every name on its own thread, all released by one barrier; returns each
 /// one's time and result, in `names` order.
-fn all_at_once<F>(rpc: &Client, names: &[String], op: F) -> Vec<(f64, anyhow::Result<Value>)>
+fn all_at_once<F>(rpc: &Client, names: &[String], op: F) -> Vec<Timed>
 where
     F: Fn(&Client, &str) -> anyhow::Result<Value> + Sync,
 {
@@ -216,10 +231,11 @@ fn socket_paths(argv: &[String]) -> Vec<String> {
         .collect()
 }
 
-fn stop_all(rpc: &Client, vms: &[(String, Value)], report: &mut Report) -> anyhow::Result<()> {
+/// Stops every VM at once; returns how many stops failed or left their QEMU alive.
+fn stop_all(rpc: &Client, vms: &[(String, Value)], report: &mut Report) -> anyhow::Result<usize> {
     let names: Vec<String> = vms.iter().map(|(n, _)| n.clone()).collect();
     if names.is_empty() {
-        return Ok(());
+        return Ok(0);
     }
     let (total, results) = timed(|| {
         Ok(all_at_once(rpc, &names, |rpc, name| {
@@ -246,7 +262,7 @@ fn stop_all(rpc: &Client, vms: &[(String, Value)], report: &mut Report) -> anyho
         "QEMUs alive after the stops returned",
         alive as f64,
     );
-    Ok(())
+    Ok(failed + alive)
 }
 
 #[cfg(test)]
