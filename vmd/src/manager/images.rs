@@ -27,6 +27,7 @@ impl Manager {
             source,
         })?;
         let row = NewImage {
+            id: 0,
             name: req.name.clone(),
             file_name: format!("{}.qcow2", req.name),
             source_format: prepared.source_format.as_str().into(),

@@ -49,6 +49,7 @@ impl Manager {
             })?;
         let file = format!("{}.qcow2", req.name);
         let image = NewImage {
+            id: 0,
             name: req.name.clone(),
             file_name: file.clone(),
             source_format: "install".into(),
@@ -191,6 +192,7 @@ impl Manager {
         let tmp = prepared.tmp_path.clone();
         let sha256 = tokio::task::spawn_blocking(move || storage::sha256_file(&tmp)).await??;
         let row = NewImage {
+            id: 0,
             name: req.name.clone(),
             file_name: format!("{}.qcow2", req.name),
             source_format: "qcow2".into(),

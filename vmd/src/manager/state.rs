@@ -39,6 +39,38 @@ impl Manager {
         to: VmState,
         reason: Option<String>,
     ) -> Result<VmState, Error> {
+        self.set_state(name, to, reason, true).await
+    }
+
+    /// Moves `name` from exactly `from` to `to`; `false` (and nothing changes) otherwise.
+    pub(super) async fn transition_if(&self, name: &str, from: VmState, to: VmState) -> bool {
+        match self.find_vm(name).await {
+            Ok(Some(row)) if VmState::parse(&row.state) == Some(from) => {
+                self.transition(name, to, None).await.is_ok()
+            }
+            _ => false,
+        }
+    }
+
+    /// Sets a state without transition rules (re-adoption reports what QEMU says is true).
+    pub(super) async fn force_state(
+        &self,
+        name: &str,
+        to: VmState,
+        reason: Option<String>,
+    ) -> Result<(), Error> {
+        self.set_state(name, to, reason, false).await.map(drop)
+    }
+
+    /// The one writer of `vms.state`: compare-and-set in a transaction (checking the
+    /// transition rules when `checked`), then a `state_changed` event if the state changed.
+    async fn set_state(
+        &self,
+        name: &str,
+        to: VmState,
+        reason: Option<String>,
+        checked: bool,
+    ) -> Result<VmState, Error> {
         let key = name.to_string();
         let why = reason.clone();
         let from = self
@@ -47,7 +79,7 @@ impl Manager {
                     let row =
                         store::get_vm(tx, &key)?.ok_or_else(|| Error::VmNotFound(key.clone()))?;
                     let from = VmState::parse(&row.state).unwrap_or(VmState::Crashed);
-                    if from != to && !from.can_transition_to(to) {
+                    if checked && from != to && !from.can_transition_to(to) {
                         return Err(Error::Transition {
                             name: key.clone(),
                             from,
@@ -69,52 +101,5 @@ impl Manager {
             self.events.emit(draft).await?;
         }
         Ok(from)
-    }
-
-    /// Moves `name` from exactly `from` to `to`; `false` (and nothing changes) otherwise.
-    pub(super) async fn transition_if(&self, name: &str, from: VmState, to: VmState) -> bool {
-        match self.find_vm(name).await {
-            Ok(Some(row)) if VmState::parse(&row.state) == Some(from) => {
-                self.transition(name, to, None).await.is_ok()
-            }
-            _ => false,
-        }
-    }
-
-    /// Sets a state without transition rules (re-adoption reports what QEMU says is true).
-    pub(super) async fn force_state(
-        &self,
-        name: &str,
-        to: VmState,
-        reason: Option<String>,
-    ) -> Result<(), Error> {
-        let key = name.to_string();
-        let why = reason.clone();
-        let from = self
-            .db(move |s| {
-                s.with_tx(|tx| {
-                    let row =
-                        store::get_vm(tx, &key)?.ok_or_else(|| Error::VmNotFound(key.clone()))?;
-                    store::set_state(tx, row.id, to.as_str(), why.as_deref())?;
-                    Ok::<_, Error>(VmState::parse(&row.state))
-                })
-            })
-            .await?;
-        if from == Some(to) {
-            return Ok(());
-        }
-        let mut draft = Draft::vm(
-            EventKind::StateChanged,
-            name,
-            reason.unwrap_or_else(|| {
-                format!(
-                    "{} -> {to} (re-adopted)",
-                    from.map_or("unknown", VmState::as_str)
-                )
-            }),
-        );
-        draft.state = Some(to);
-        self.events.emit(draft).await?;
-        Ok(())
     }
 }

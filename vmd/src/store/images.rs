@@ -29,28 +29,8 @@ pub struct ImageRow {
     pub firmware: String,
 }
 
-/// What `insert_image` needs.
-#[derive(Debug, Clone)]
-pub struct NewImage {
-    /// Unique name.
-    pub name: String,
-    /// File under `images/`.
-    pub file_name: String,
-    /// Format of the uploaded bytes.
-    pub source_format: String,
-    /// Guest-visible size.
-    pub virtual_size_bytes: u64,
-    /// SHA-256 of the uploaded bytes.
-    pub sha256: String,
-    /// Importing user.
-    pub owner_uid: u32,
-    /// Unix seconds.
-    pub created_at: i64,
-    /// Whether the base may back VMs.
-    pub sealed: bool,
-    /// `bios` or `uefi`.
-    pub firmware: String,
-}
+/// What `insert_image` needs (its `id` is ignored).
+pub type NewImage = ImageRow;
 
 const COLUMNS: &str =
     "id, name, file_name, source_format, virtual_size_bytes, sha256, owner_uid, created_at, sealed, firmware";
