@@ -22,8 +22,7 @@ impl Manager {
         let rows = self.db(|s| Ok(s.read(store::list_vms)?)).await?;
         let mut adopted = 0;
         for row in rows {
-            let state = VmState::parse(&row.state).unwrap_or(VmState::Crashed);
-            if state.has_process() {
+            if row.state.has_process() {
                 adopted += usize::from(self.adopt_one(row).await?);
             }
         }

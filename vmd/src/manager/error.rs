@@ -72,7 +72,7 @@ pub enum Error {
         /// VM name.
         name: String,
         /// Its state.
-        state: String,
+        state: vm_proto::types::VmState,
         /// What the user should do.
         action: &'static str,
     },

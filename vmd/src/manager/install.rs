@@ -66,7 +66,7 @@ impl Manager {
             cpus,
             memory_mib,
             disk_bytes: size,
-            state: VmState::Stopped.as_str().into(),
+            state: VmState::Stopped,
             owner_uid: caller_uid,
             created_at: image.created_at,
             overlay_file: file,

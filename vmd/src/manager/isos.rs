@@ -142,7 +142,7 @@ impl Manager {
             .find_iso(&req.iso)
             .await?
             .ok_or_else(|| Error::IsoNotFound(req.iso.clone()))?;
-        if let Some(rt) = self.live_runtime(&req.vm, &vm.state)? {
+        if let Some(rt) = self.live_runtime(&req.vm, vm.state)? {
             let path = self.storage.iso_path(&iso.file_name);
             let args = json!({"id": CDROM_ID, "filename": path, "format": "raw", "read-only-mode": "read-only"});
             rt.qmp
@@ -167,7 +167,7 @@ impl Manager {
             .find_vm(name)
             .await?
             .ok_or_else(|| Error::VmNotFound(name.into()))?;
-        if let Some(rt) = self.live_runtime(name, &vm.state)? {
+        if let Some(rt) = self.live_runtime(name, vm.state)? {
             let args = json!({"id": CDROM_ID, "force": true});
             rt.qmp
                 .execute("eject", Some(args))
@@ -188,17 +188,17 @@ impl Manager {
     fn live_runtime(
         &self,
         name: &str,
-        state: &str,
+        state: VmState,
     ) -> Result<Option<std::sync::Arc<super::runtime::Runtime>>, Error> {
-        match VmState::parse(state) {
-            Some(VmState::Running | VmState::Paused) => Ok(Some(
+        match state {
+            VmState::Running | VmState::Paused => Ok(Some(
                 self.runtime(name)
                     .ok_or_else(|| Error::NoProcess(name.into()))?,
             )),
-            Some(VmState::Stopped | VmState::Crashed) => Ok(None),
+            VmState::Stopped | VmState::Crashed => Ok(None),
             _ => Err(Error::WrongState {
                 name: name.into(),
-                state: state.into(),
+                state,
                 action: "wait until it is running or stopped",
             }),
         }

@@ -163,7 +163,7 @@ impl Manager {
             .await
             .ok()
             .flatten()
-            .and_then(|r| VmState::parse(&r.state));
+            .map(|r| r.state);
         let clean = match &exit {
             Exit::Status(s) => s.success(),
             Exit::Unknown => true,

@@ -20,8 +20,7 @@ impl Manager {
             .find_vm(name)
             .await?
             .ok_or_else(|| Error::VmNotFound(name.into()))?;
-        let state = VmState::parse(&row.state).unwrap_or(VmState::Crashed);
-        if !allowed.contains(&state) {
+        if !allowed.contains(&row.state) {
             return Err(Error::WrongState {
                 name: name.into(),
                 state: row.state,
@@ -45,7 +44,7 @@ impl Manager {
     /// Moves `name` from exactly `from` to `to`; `false` (and nothing changes) otherwise.
     pub(super) async fn transition_if(&self, name: &str, from: VmState, to: VmState) -> bool {
         match self.find_vm(name).await {
-            Ok(Some(row)) if VmState::parse(&row.state) == Some(from) => {
+            Ok(Some(row)) if row.state == from => {
                 self.transition(name, to, None).await.is_ok()
             }
             _ => false,
@@ -78,7 +77,7 @@ impl Manager {
                 s.with_tx(|tx| {
                     let row =
                         store::get_vm(tx, &key)?.ok_or_else(|| Error::VmNotFound(key.clone()))?;
-                    let from = VmState::parse(&row.state).unwrap_or(VmState::Crashed);
+                    let from = row.state;
                     if checked && from != to && !from.can_transition_to(to) {
                         return Err(Error::Transition {
                             name: key.clone(),
@@ -86,7 +85,7 @@ impl Manager {
                             to,
                         });
                     }
-                    store::set_state(tx, row.id, to.as_str(), why.as_deref())?;
+                    store::set_state(tx, row.id, to, why.as_deref())?;
                     Ok(from)
                 })
             })

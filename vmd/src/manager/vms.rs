@@ -66,7 +66,7 @@ impl Manager {
             cpus,
             memory_mib,
             disk_bytes,
-            state: VmState::Stopped.as_str().into(),
+            state: VmState::Stopped,
             owner_uid: caller_uid,
             created_at: now_secs(),
             overlay_file: format!("{}.qcow2", req.name),
@@ -225,8 +225,7 @@ impl Manager {
             .find_vm(name)
             .await?
             .ok_or_else(|| Error::VmNotFound(name.into()))?;
-        let state = VmState::parse(&row.state).unwrap_or(VmState::Stopped);
-        if !state.can_modify_disk() {
+        if !row.state.can_modify_disk() {
             return Err(Error::WrongState {
                 name: name.into(),
                 state: row.state,
@@ -245,7 +244,7 @@ impl Manager {
     fn vm_view(&self, row: VmRow) -> Vm {
         let path = self.storage.overlay_path(&row.overlay_file);
         Vm {
-            state: VmState::parse(&row.state).unwrap_or(VmState::Crashed),
+            state: row.state,
             image: row.image_name,
             cpus: row.cpus,
             memory_mib: row.memory_mib,

@@ -1,6 +1,8 @@
 //! Queries on the `vms` table.
 
+use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSql, ToSqlOutput, ValueRef};
 use rusqlite::{params, Connection, OptionalExtension, Row};
+use vm_proto::types::VmState;
 
 use super::StoreError;
 
@@ -23,8 +25,8 @@ pub struct VmRow {
     pub memory_mib: u64,
     /// Virtual disk size.
     pub disk_bytes: u64,
-    /// `VmState::as_str`.
-    pub state: String,
+    /// Lifecycle state (decoded by [`StateColumn`]).
+    pub state: VmState,
     /// Creating user.
     pub owner_uid: u32,
     /// Unix seconds.
@@ -74,7 +76,7 @@ pub struct NewVm {
     /// Virtual disk size.
     pub disk_bytes: u64,
     /// Initial state.
-    pub state: String,
+    pub state: VmState,
     /// Creating user.
     pub owner_uid: u32,
     /// Unix seconds.
@@ -108,7 +110,7 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<VmRow> {
         cpus: row.get(5)?,
         memory_mib: row.get::<_, i64>(6)? as u64,
         disk_bytes: row.get::<_, i64>(7)? as u64,
-        state: row.get(8)?,
+        state: row.get::<_, StateColumn>(8)?.0,
         owner_uid: row.get(9)?,
         created_at: row.get(10)?,
         overlay_file: row.get(11)?,
@@ -145,7 +147,7 @@ pub fn insert_vm(conn: &Connection, vm: &NewVm) -> Result<i64, StoreError> {
             vm.cpus,
             vm.memory_mib as i64,
             vm.disk_bytes as i64,
-            vm.state,
+            StateColumn(vm.state),
             vm.owner_uid,
             vm.created_at,
             vm.overlay_file,
@@ -198,12 +200,12 @@ pub fn vm_with_ssh_port(conn: &Connection, port: u16) -> Result<Option<String>, 
 pub fn set_state(
     conn: &Connection,
     id: i64,
-    state: &str,
+    state: VmState,
     reason: Option<&str>,
 ) -> Result<(), StoreError> {
     conn.execute(
         "UPDATE vms SET state = ?2, reason = ?3 WHERE id = ?1",
-        params![id, state, reason],
+        params![id, StateColumn(state), reason],
     )?;
     Ok(())
 }
@@ -231,4 +233,23 @@ pub fn set_iso(conn: &Connection, id: i64, iso_id: Option<i64>) -> Result<(), St
         params![id, iso_id],
     )?;
     Ok(())
+}
+
+/// The `vms.state` column: the one place a stored state is decoded. A value this vmd does not
+/// know is a decode error (the row is reported, never guessed at).
+pub struct StateColumn(pub VmState);
+
+impl FromSql for StateColumn {
+    fn column_result(value: ValueRef<'_>) -> FromSqlResult<Self> {
+        let text = value.as_str()?;
+        VmState::parse(text)
+            .map(StateColumn)
+            .ok_or_else(|| FromSqlError::Other(format!("unknown vm state {text:?}").into()))
+    }
+}
+
+impl ToSql for StateColumn {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(ToSqlOutput::from(self.0.as_str()))
+    }
 }
