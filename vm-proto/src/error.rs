@@ -23,19 +23,22 @@ pub enum ErrorCode {
     WrongState,
     /// The caller may not do this.
     PermissionDenied,
+    /// The host's state file system is full, or below the configured free-space floor.
+    NoSpace,
     /// Something failed inside the daemon or on the host; the chain says what.
     Internal,
 }
 
 impl ErrorCode {
     /// Every code, for documentation and tests.
-    pub const ALL: [ErrorCode; 7] = [
+    pub const ALL: [ErrorCode; 8] = [
         ErrorCode::InvalidArgument,
         ErrorCode::NotFound,
         ErrorCode::AlreadyExists,
         ErrorCode::InUse,
         ErrorCode::WrongState,
         ErrorCode::PermissionDenied,
+        ErrorCode::NoSpace,
         ErrorCode::Internal,
     ];
 
@@ -49,6 +52,7 @@ impl ErrorCode {
             ErrorCode::WrongState => 412,
             ErrorCode::InUse => 423,
             ErrorCode::Internal => 500,
+            ErrorCode::NoSpace => 507,
         }
     }
 
@@ -66,6 +70,7 @@ impl ErrorCode {
             ErrorCode::InUse => "in_use",
             ErrorCode::WrongState => "wrong_state",
             ErrorCode::PermissionDenied => "permission_denied",
+            ErrorCode::NoSpace => "no_space",
             ErrorCode::Internal => "internal",
         }
     }

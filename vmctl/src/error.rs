@@ -123,6 +123,7 @@ impl CliError {
                 ErrorCode::AlreadyExists | ErrorCode::InUse | ErrorCode::WrongState => 4,
                 ErrorCode::InvalidArgument => 6,
                 ErrorCode::PermissionDenied => 7,
+                ErrorCode::NoSpace => 9,
                 ErrorCode::Internal => 1,
             },
             CliError::Unreachable { .. } => 5,
@@ -233,6 +234,7 @@ mod tests {
             ErrorCode::NotFound => 3,
             ErrorCode::AlreadyExists | ErrorCode::InUse | ErrorCode::WrongState => 4,
             ErrorCode::PermissionDenied => 7,
+            ErrorCode::NoSpace => 9,
             ErrorCode::Internal => 1,
         };
         for kind in ErrorCode::ALL {

@@ -67,6 +67,12 @@ pub struct Config {
     pub stop_timeout_secs: u64,
     /// Console log size in bytes that triggers rotation (default 8 MiB).
     pub console_log_max_bytes: u64,
+    /// Creates, starts and imports are refused while the state directory's file system has
+    /// less than this many bytes free (default 256 MiB; 0 disables the floor).
+    pub min_free_bytes: u64,
+    /// Size of the space reserve file in the state directory, released when the file system
+    /// fills up so that stops, removals and state records still work (default 64 MiB; 0: none).
+    pub reserve_bytes: u64,
 }
 
 impl Default for Config {
@@ -81,6 +87,8 @@ impl Default for Config {
             sandbox: true,
             stop_timeout_secs: vm_proto::types::STOP_TIMEOUT_SECS,
             console_log_max_bytes: 8 << 20,
+            min_free_bytes: 256 << 20,
+            reserve_bytes: 64 << 20,
         }
     }
 }

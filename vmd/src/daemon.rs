@@ -41,12 +41,14 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         .adopt()
         .await
         .context("re-adopting running VMs failed")?;
+    let shutdown = CancellationToken::new();
+    manager.check_space().await;
+    manager.watch_space(shutdown.clone());
     let listener = socket::bind(
         &paths.socket,
         config.socket_mode()?,
         config.socket_group.as_deref(),
     )?;
-    let shutdown = CancellationToken::new();
     // Registered before READY=1: a SIGTERM right after readiness must be handled, not fatal.
     let signals = (
         signal(SignalKind::terminate())?,
@@ -82,6 +84,8 @@ async fn open_manager(paths: &Paths, config: &Config) -> anyhow::Result<Arc<Mana
         sandbox: config.sandbox,
         stop_timeout_secs: config.stop_timeout_secs,
         console_log_max_bytes: config.console_log_max_bytes,
+        min_free_bytes: config.min_free_bytes,
+        reserve_bytes: config.reserve_bytes,
     };
     tracing::debug!(accelerator = %manager_config.accelerator.name, reason = %manager_config.accelerator.reason, "accelerator chosen");
     Ok(Manager::new(store, storage, manager_config))

@@ -31,6 +31,12 @@ pub enum EventKind {
     ImageImported,
     /// An image was removed.
     ImageRemoved,
+    /// Free space in the state directory fell below the configured floor.
+    SpaceLow,
+    /// Free space is back above the floor.
+    SpaceOk,
+    /// At start-up vmd found a QEMU of its own that no VM accounts for, and stopped it.
+    OrphanStopped,
     /// Any kind this client does not know (newer daemon).
     #[serde(other)]
     Other,

@@ -53,6 +53,15 @@ pub struct DiskUsage {
     pub overlays_bytes: u64,
     /// Bytes free on the state directory's file system.
     pub free_bytes: u64,
+    /// vmd refuses creates, starts and imports below this many free bytes (`min_free_bytes`).
+    #[serde(default)]
+    pub floor_bytes: u64,
+    /// Free space is below the floor (a `space_low` event was sent when it fell below).
+    #[serde(default)]
+    pub low: bool,
+    /// Bytes of the space reserve currently held (0 once released on a full file system).
+    #[serde(default)]
+    pub reserve_bytes: u64,
 }
 
 /// One inconsistency between the store and the files on disk.

@@ -41,7 +41,7 @@ fn overview(info: &SystemInfo) -> String {
         ("vms", info.vm_count.to_string()),
         ("images size", format_size(info.disk.images_bytes)),
         ("overlays size", format_size(info.disk.overlays_bytes)),
-        ("free space", format_size(info.disk.free_bytes)),
+        ("free space", free_space(&info.disk)),
     ])
 }
 
@@ -58,6 +58,18 @@ fn issues(issues: &[ConsistencyIssue]) -> String {
         ]
     });
     list_table(&["KIND", "NAME", "PATH"], rows)
+}
+
+/// Free space, flagged when it is below vmd's floor or the reserve is gone.
+fn free_space(disk: &vm_proto::types::DiskUsage) -> String {
+    let free = format_size(disk.free_bytes);
+    match (disk.low, disk.reserve_bytes) {
+        (true, _) => format!(
+            "{free} (LOW: below the floor of {}; creates and starts are refused)",
+            format_size(disk.floor_bytes)
+        ),
+        _ => free,
+    }
 }
 
 #[cfg(test)]
@@ -86,6 +98,9 @@ mod tests {
                 images_bytes: 1 << 30,
                 overlays_bytes: 5 << 20,
                 free_bytes: 10 << 30,
+                floor_bytes: 1 << 30,
+                low: false,
+                reserve_bytes: 64 << 20,
             },
             issues,
         }

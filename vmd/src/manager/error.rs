@@ -1,5 +1,6 @@
 //! The manager's error type: one variant per failure, each mapped to one API error kind.
 
+use vm_proto::names::format_size;
 use vm_proto::{ApiError, ErrorCode};
 
 use crate::storage::StorageError;
@@ -153,6 +154,19 @@ pub enum Error {
         #[source]
         source: StorageError,
     },
+    /// Free space in the state directory is below the configured floor.
+    #[error("cannot {action}: only {} free in the state directory, below the floor of {}", format_size(*free), format_size(*floor))]
+    NoSpace {
+        /// What was refused.
+        action: &'static str,
+        /// Free bytes now.
+        free: u64,
+        /// `min_free_bytes`.
+        floor: u64,
+    },
+    /// A disk is open in a QEMU process (one vmd may not know about).
+    #[error("the disk of vm {0} is in use by a running QEMU process")]
+    DiskInUse(String),
     /// Another storage operation failed.
     #[error(transparent)]
     Storage(#[from] StorageError),
@@ -175,7 +189,12 @@ fn plural(n: usize) -> String {
 impl Error {
     /// The API error kind of this failure.
     pub fn code(&self) -> ErrorCode {
+        if self.is_disk_full() {
+            return ErrorCode::NoSpace;
+        }
         match self {
+            Error::NoSpace { .. } => ErrorCode::NoSpace,
+            Error::DiskInUse(_) => ErrorCode::InUse,
             Error::Invalid(_) => ErrorCode::InvalidArgument,
             Error::Import { source, .. } if is_refusal(source) => ErrorCode::InvalidArgument,
             Error::ImageNotFound(_)
@@ -230,6 +249,9 @@ impl Error {
             Error::Import { source, .. } if is_refusal(source) => {
                 "convert or flatten the image into a single self-contained file (e.g. `qemu-img convert -O qcow2 in out`) and import that".into()
             }
+            _ if self.is_disk_full() => "the state file system is full: free space there (removing VMs works even now; `vmctl status` shows free space)".into(),
+            Error::NoSpace { .. } => "free space in the state directory (`vmctl rm` unused VMs, `vmctl image rm` unused bases), or lower min_free_bytes in the vmd config".into(),
+            Error::DiskInUse(name) => format!("a QEMU outside vmd's control holds it; restart vmd to stop it, or find it with `fuser` on the overlay of {name}"),
             Error::Store(_) | Error::Storage(_) | Error::Task(_) => "see the daemon log (journalctl -u vmd)".into(),
             Error::StartFailed { name, .. } => format!("see `vmctl logs {name}` and `vmctl show {name}`"),
             Error::Busy { holder: "stop", .. } => "wait for it, or end it now with `vmctl stop --force`".into(),
@@ -240,6 +262,35 @@ impl Error {
             _ => return None,
         })
     }
+}
+
+impl crate::store::DiskFull for Error {
+    /// Whether any cause in the chain is "no space left": SQLite's `SQLITE_FULL`, an `ENOSPC`
+    /// from a file operation, or qemu-img saying so.
+    fn is_disk_full(&self) -> bool {
+        let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(self);
+        while let Some(err) = cause {
+            if is_full_cause(err) {
+                return true;
+            }
+            cause = err.source();
+        }
+        false
+    }
+}
+
+fn is_full_cause(err: &(dyn std::error::Error + 'static)) -> bool {
+    if let Some(store) = err.downcast_ref::<StoreError>() {
+        return crate::store::DiskFull::is_disk_full(store);
+    }
+    if let Some(io) = err.downcast_ref::<std::io::Error>() {
+        return io.raw_os_error() == Some(libc::ENOSPC);
+    }
+    matches!(
+        err.downcast_ref::<crate::storage::qemu_img::QemuImgError>(),
+        Some(crate::storage::qemu_img::QemuImgError::Failed { stderr, .. })
+            if stderr.contains("No space left on device")
+    )
 }
 
 fn is_refusal(err: &StorageError) -> bool {
@@ -253,6 +304,8 @@ fn is_refusal(err: &StorageError) -> bool {
             })
         )
 }
+
+use crate::store::DiskFull as _;
 
 impl From<Error> for ApiError {
     fn from(err: Error) -> ApiError {

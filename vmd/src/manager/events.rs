@@ -87,7 +87,7 @@ impl Events {
                 state: draft.state.map(|s| s.as_str().to_string()),
                 message: draft.message,
             };
-            let seq = store.with_tx(|tx| store::insert_event(tx, &row))?;
+            let seq = store.with_tx_retry(|tx| store::insert_event(tx, &row))?;
             let event = to_event(EventRow {
                 seq,
                 at_ms: row.at_ms,

@@ -13,6 +13,7 @@ impl Manager {
     pub async fn import_image(&self, req: ImageImport, caller_uid: u32) -> Result<Image, Error> {
         validate_name("image", &req.name).map_err(Error::Invalid)?;
         let _guard = self.lock("image", &req.name, "import").await?;
+        self.check_space_floor("import an image").await?;
         if self.find_image(&req.name).await?.is_some() {
             return Err(Error::ImageExists(req.name));
         }

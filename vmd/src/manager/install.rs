@@ -20,6 +20,7 @@ impl Manager {
         let firmware = req.firmware.unwrap_or_default();
         let (cpus, memory_mib) = (req.cpus.unwrap_or(1), req.memory_mib.unwrap_or(512));
         self.check_resources(cpus, memory_mib, firmware)?;
+        self.check_space_floor("create an image").await?;
         if req.size_bytes < 1 << 20 {
             return Err(Error::Invalid(format!(
                 "size_bytes must be at least 1 MiB (got {})",
@@ -180,6 +181,7 @@ impl Manager {
         if self.find_image(&req.name).await?.is_some() {
             return Err(Error::ImageExists(req.name));
         }
+        self.check_space_floor("publish an image").await?;
         let overlay = self.storage.overlay_path(&vm.overlay_file);
         let prepared = self
             .storage

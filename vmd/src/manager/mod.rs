@@ -12,17 +12,20 @@ pub mod events;
 mod images;
 mod install;
 mod isos;
+mod launch;
 mod locks;
 pub mod logs;
 mod monitor;
 mod reconcile;
 pub mod runtime;
+mod space;
 mod state;
 pub mod uploads;
 mod vms;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
@@ -32,6 +35,7 @@ pub use error::Error;
 use locks::NameLocks;
 use uploads::Uploads;
 
+use crate::storage::reserve::SpaceReserve;
 use crate::storage::{self, Storage};
 use crate::store::{self, Store, StoreError};
 
@@ -58,6 +62,10 @@ pub struct ManagerConfig {
     pub stop_timeout_secs: u64,
     /// Console log size that triggers rotation.
     pub console_log_max_bytes: u64,
+    /// Creates, starts and imports are refused below this much free space.
+    pub min_free_bytes: u64,
+    /// Size of the space reserve (0: none).
+    pub reserve_bytes: u64,
 }
 
 /// The lab.
@@ -74,13 +82,18 @@ pub struct Manager {
     started: Instant,
     // std Mutex: replaced once at start-up, read by system_info; never held across an await.
     issues: Mutex<Vec<ConsistencyIssue>>,
+    reserve: Arc<SpaceReserve>,
+    space_low: AtomicBool,
 }
 
 impl Manager {
     /// Builds the manager over an open store and storage.
     pub fn new(store: Store, storage: Storage, config: ManagerConfig) -> Arc<Manager> {
-        let store = Arc::new(store);
+        let reserve = Arc::new(SpaceReserve::new(&config.state_dir, config.reserve_bytes));
+        let store = Arc::new(store.with_guard(reserve.clone()));
         Arc::new_cyclic(|me| Manager {
+            reserve,
+            space_low: AtomicBool::new(false),
             events: events::Events::new(store.clone()),
             store,
             storage: Arc::new(storage),
@@ -150,6 +163,9 @@ impl Manager {
             images_bytes: storage::dir_usage(storage.images_dir()),
             overlays_bytes: storage::dir_usage(storage.overlays_dir()),
             free_bytes: storage::free_bytes(&state_dir),
+            floor_bytes: 0,
+            low: false,
+            reserve_bytes: 0,
         })
         .await?;
         Ok(SystemInfo {
@@ -165,7 +181,12 @@ impl Manager {
             accelerator: self.config.accelerator.clone(),
             image_count,
             vm_count,
-            disk,
+            disk: DiskUsage {
+                floor_bytes: self.config.min_free_bytes,
+                low: disk.free_bytes < self.config.min_free_bytes,
+                reserve_bytes: self.reserve_held(),
+                ..disk
+            },
             issues: self
                 .issues
                 .lock()

@@ -17,6 +17,9 @@ use crate::qemu::process;
 use crate::qemu::qmp::{Qmp, QmpEvent, RunState};
 use crate::store::{self, VmRow};
 
+/// Why a VM is paused after QEMU stopped it on a failed disk write.
+pub(super) const IO_ERROR_REASON: &str = "QEMU paused the guest: a disk write failed (is the state file system full?); free space, then `vmctl resume`";
+
 /// How often a running VM's console log is checked against its size cap.
 const ROTATE_CHECK: std::time::Duration = std::time::Duration::from_secs(10);
 
@@ -39,6 +42,7 @@ struct Seen {
 
 impl Manager {
     /// Registers the runtime and spawns its monitor task.
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn attach_monitor(
         &self,
         row: &VmRow,
@@ -47,7 +51,8 @@ impl Manager {
         child: Option<Child>,
         pid: u32,
         start_time: u64,
-    ) {
+        run_dir: &std::path::Path,
+    ) -> Arc<Runtime> {
         let (gone_tx, gone_rx) = watch::channel(false);
         let rt = Arc::new(Runtime {
             qmp: qmp.clone(),
@@ -55,18 +60,22 @@ impl Manager {
             start_time,
             gone: gone_rx,
             console_busy: AtomicBool::new(false),
+            run_dir: run_dir.to_path_buf(),
         });
         self.runtimes
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .insert(row.name.clone(), rt.clone());
-        let Some(me) = self.me.upgrade() else { return };
-        let (name, id) = (row.name.clone(), row.id);
+        let Some(me) = self.me.upgrade() else {
+            return rt;
+        };
+        let (name, id, watched) = (row.name.clone(), row.id, rt.clone());
         tokio::spawn(async move {
-            let (exit, seen) = me.watch(&name, rt.clone(), events, child).await;
-            me.finish(&name, id, exit, seen).await;
+            let (exit, seen) = me.watch(&name, watched.clone(), events, child).await;
+            me.finish(&name, id, &watched.run_dir, exit, seen).await;
             let _ = gone_tx.send(true);
         });
+        rt
     }
 
     async fn watch(
@@ -100,7 +109,9 @@ impl Manager {
         match ev.event.as_str() {
             "STOP" => {
                 let status = rt.qmp.query_status().await.map(|s| s.status);
-                if matches!(status, Ok(RunState::InternalError)) {
+                if matches!(status, Ok(RunState::IoError)) {
+                    self.io_error_pause(name).await;
+                } else if matches!(status, Ok(RunState::InternalError)) {
                     self.fail(
                         name,
                         rt,
@@ -150,6 +161,15 @@ impl Manager {
         }
     }
 
+    /// QEMU paused the guest because a disk write failed (the state file system is full):
+    /// recorded as `paused` with the reason, so the user knows to free space and resume.
+    async fn io_error_pause(&self, name: &str) {
+        self.note(name, IO_ERROR_REASON);
+        let _ = self
+            .transition(name, VmState::Paused, Some(IO_ERROR_REASON.into()))
+            .await;
+    }
+
     /// Marks the VM as failed and ends its QEMU: a failed guest must not linger half-alive.
     async fn fail(&self, name: &str, rt: &Runtime, seen: &mut Seen, reason: &str) {
         self.note(name, reason);
@@ -157,13 +177,8 @@ impl Manager {
         let _ = process::kill(rt.pid, rt.start_time);
     }
 
-    async fn finish(&self, name: &str, id: i64, exit: Exit, seen: Seen) {
-        let state = self
-            .find_vm(name)
-            .await
-            .ok()
-            .flatten()
-            .map(|r| r.state);
+    async fn finish(&self, name: &str, id: i64, run_dir: &std::path::Path, exit: Exit, seen: Seen) {
+        let state = self.find_vm(name).await.ok().flatten().map(|r| r.state);
         let clean = match &exit {
             Exit::Status(s) => s.success(),
             Exit::Unknown => true,
@@ -179,14 +194,17 @@ impl Manager {
             (None, _) => (VmState::Crashed, Some(self.crash_reason(name, &how))),
         };
         self.note(name, &format!("{how}; vm is {to}"));
-        let _ = self
-            .db(move |s| Ok(s.with_tx(|tx| store::clear_runtime(tx, id))?))
-            .await;
+        if let Err(err) = self
+            .db(move |s| Ok(s.with_tx_retry(|tx| store::clear_runtime(tx, id))?))
+            .await
+        {
+            tracing::warn!(vm = %name, error = %err, "cannot clear the runtime record");
+        }
         self.runtimes
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .remove(name);
-        let _ = std::fs::remove_dir_all(self.config.run_dir.join(id.to_string()));
+        let _ = std::fs::remove_dir_all(run_dir);
         if let Err(err) = self.transition(name, to, reason.clone()).await {
             tracing::warn!(vm = %name, error = %err, "cannot record exit");
         }

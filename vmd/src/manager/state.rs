@@ -38,17 +38,29 @@ impl Manager {
         to: VmState,
         reason: Option<String>,
     ) -> Result<VmState, Error> {
-        self.set_state(name, to, reason, true).await
+        self.set_state(name, to, reason, Rule::Checked).await
     }
 
     /// Moves `name` from exactly `from` to `to`; `false` (and nothing changes) otherwise.
     pub(super) async fn transition_if(&self, name: &str, from: VmState, to: VmState) -> bool {
         match self.find_vm(name).await {
-            Ok(Some(row)) if row.state == from => {
-                self.transition(name, to, None).await.is_ok()
-            }
+            Ok(Some(row)) if row.state == from => self.transition(name, to, None).await.is_ok(),
             _ => false,
         }
+    }
+
+    /// Moves `name` from exactly `from` to `to` (compare-and-set); `wrong_state` saying
+    /// `action` when another change got there first.
+    pub(super) async fn transition_from(
+        &self,
+        name: &str,
+        from: VmState,
+        to: VmState,
+        action: &'static str,
+    ) -> Result<(), Error> {
+        self.set_state(name, to, None, Rule::From(from, action))
+            .await
+            .map(drop)
     }
 
     /// Sets a state without transition rules (re-adoption reports what QEMU says is true).
@@ -58,33 +70,27 @@ impl Manager {
         to: VmState,
         reason: Option<String>,
     ) -> Result<(), Error> {
-        self.set_state(name, to, reason, false).await.map(drop)
+        self.set_state(name, to, reason, Rule::Any).await.map(drop)
     }
 
-    /// The one writer of `vms.state`: compare-and-set in a transaction (checking the
-    /// transition rules when `checked`), then a `state_changed` event if the state changed.
+    /// The one writer of `vms.state`: compare-and-set in a transaction (checking `rule`), then
+    /// a `state_changed` event if the state changed.
     async fn set_state(
         &self,
         name: &str,
         to: VmState,
         reason: Option<String>,
-        checked: bool,
+        rule: Rule,
     ) -> Result<VmState, Error> {
         let key = name.to_string();
         let why = reason.clone();
         let from = self
             .db(move |s| {
-                s.with_tx(|tx| {
+                s.with_tx_retry(|tx| {
                     let row =
                         store::get_vm(tx, &key)?.ok_or_else(|| Error::VmNotFound(key.clone()))?;
                     let from = row.state;
-                    if checked && from != to && !from.can_transition_to(to) {
-                        return Err(Error::Transition {
-                            name: key.clone(),
-                            from,
-                            to,
-                        });
-                    }
+                    rule.check(&key, from, to)?;
                     store::set_state(tx, row.id, to, why.as_deref())?;
                     Ok(from)
                 })
@@ -100,5 +106,34 @@ impl Manager {
             self.events.emit(draft).await?;
         }
         Ok(from)
+    }
+}
+
+/// What a state write checks against the stored state.
+#[derive(Debug, Clone, Copy)]
+enum Rule {
+    /// [`VmState::can_transition_to`].
+    Checked,
+    /// Exactly this state now (the `&str` says what to do otherwise).
+    From(VmState, &'static str),
+    /// Nothing (adoption records what QEMU says).
+    Any,
+}
+
+impl Rule {
+    fn check(self, name: &str, from: VmState, to: VmState) -> Result<(), Error> {
+        match self {
+            Rule::Checked if from != to && !from.can_transition_to(to) => Err(Error::Transition {
+                name: name.into(),
+                from,
+                to,
+            }),
+            Rule::From(expected, action) if from != expected => Err(Error::WrongState {
+                name: name.into(),
+                state: from,
+                action,
+            }),
+            _ => Ok(()),
+        }
     }
 }

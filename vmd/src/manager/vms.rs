@@ -11,6 +11,7 @@ use super::events::Draft;
 use super::images::move_aside;
 use super::{now_secs, rfc3339, Error, Manager};
 use crate::storage;
+use crate::store::DiskFull as _;
 use crate::store::{self, NewVm, VmRow};
 
 /// Memory a VM gets when the request does not say.
@@ -26,6 +27,7 @@ impl Manager {
         let memory_mib = req.memory_mib.unwrap_or(DEFAULT_MEMORY_MIB);
         self.check_resources(cpus, memory_mib, Firmware::Bios)?;
         let _guard = self.lock("vm", &req.name, "create").await?;
+        self.check_space_floor("create a vm").await?;
         if self.find_vm(&req.name).await?.is_some() {
             return Err(Error::VmExists(req.name));
         }
@@ -75,7 +77,7 @@ impl Manager {
             firmware: firmware.as_str().into(),
             install: false,
         };
-        self.commit_vm(row, tmp).await?;
+        self.commit_vm(row, tmp, image.name.clone()).await?;
         tracing::info!(vm = %req.name, image = %image.name, uid = caller_uid, "vm created");
         let msg = format!("created from image {} by uid {caller_uid}", image.name);
         self.events
@@ -125,12 +127,18 @@ impl Manager {
         Ok(())
     }
 
-    async fn commit_vm(&self, row: NewVm, tmp: std::path::PathBuf) -> Result<(), Error> {
+    async fn commit_vm(
+        &self,
+        row: NewVm,
+        tmp: std::path::PathBuf,
+        image_name: String,
+    ) -> Result<(), Error> {
         let final_path = self.storage.overlay_path(&row.overlay_file);
         let tmp2 = tmp.clone();
         let result = self
             .db(move |s| {
                 s.with_tx(|tx| {
+                    check_image_usable(tx, row.image_id, &image_name)?;
                     store::insert_vm(tx, &row)?;
                     storage::rename(&tmp2, &final_path).map_err(Error::from)
                 })
@@ -170,6 +178,7 @@ impl Manager {
         let _guard = self.lock("vm", name, "remove").await?;
         let row = self.stopped_vm(name, "stop it first (vmctl stop)").await?;
         let path = self.storage.overlay_path(&row.overlay_file);
+        self.check_disk_free(name, &path).await?;
         let trash = self
             .storage
             .hidden_path(self.storage.overlays_dir(), "trash", name);
@@ -194,16 +203,17 @@ impl Manager {
     pub async fn wipe_vm(&self, name: &str) -> Result<Vm, Error> {
         let _guard = self.lock("vm", name, "wipe").await?;
         let row = self.stopped_vm(name, "stop it first (vmctl stop)").await?;
-        let base = self.storage.image_path(&row.image_file);
-        let fresh = match row.install {
-            true => self.storage.new_blank(name, row.disk_bytes).await,
-            false => self.storage.new_overlay(&base, name, row.disk_bytes).await,
-        };
-        let tmp = fresh.map_err(|source| Error::Overlay {
-            name: name.into(),
-            source,
-        })?;
         let final_path = self.storage.overlay_path(&row.overlay_file);
+        self.check_disk_free(name, &final_path).await?;
+        let tmp = match self.fresh_disk(&row).await {
+            Err(err)
+                if err.is_disk_full()
+                    && self.reserve.release("wipe needs room for a fresh overlay") =>
+            {
+                self.fresh_disk(&row).await?
+            }
+            other => other?,
+        };
         if let Err(err) = storage::rename(&tmp, &final_path) {
             storage::remove_quietly(&tmp);
             return Err(err.into());
@@ -218,6 +228,43 @@ impl Manager {
             ))
             .await?;
         Ok(self.vm_view(row))
+    }
+
+    /// A fresh hidden disk for `row`: an overlay on its base, or a blank disk for an install
+    /// VM.
+    async fn fresh_disk(&self, row: &VmRow) -> Result<std::path::PathBuf, Error> {
+        let base = self.storage.image_path(&row.image_file);
+        let fresh = match row.install {
+            true => self.storage.new_blank(&row.name, row.disk_bytes).await,
+            false => {
+                self.storage
+                    .new_overlay(&base, &row.name, row.disk_bytes)
+                    .await
+            }
+        };
+        fresh.map_err(|source| Error::Overlay {
+            name: row.name.clone(),
+            source,
+        })
+    }
+
+    /// Refuses to touch a disk that a QEMU holds open (one vmd may not know about).
+    pub(super) async fn check_disk_free(
+        &self,
+        name: &str,
+        disk: &std::path::Path,
+    ) -> Result<(), Error> {
+        let path = disk.to_path_buf();
+        let held = tokio::task::spawn_blocking(move || storage::inuse::in_use(&path)).await?;
+        match held {
+            Ok(false) => Ok(()),
+            Ok(true) => Err(Error::DiskInUse(name.into())),
+            Err(source) => Err(Error::Storage(storage::StorageError::Io {
+                op: "check locks on",
+                path: disk.display().to_string(),
+                source,
+            })),
+        }
     }
 
     async fn stopped_vm(&self, name: &str, action: &'static str) -> Result<VmRow, Error> {
@@ -256,7 +303,7 @@ impl Manager {
             name: row.name,
             ssh_port: row.ssh_port,
             accelerator: row.runtime.as_ref().map(|r| r.accelerator.clone()),
-            pid: row.runtime.as_ref().map(|r| r.pid),
+            pid: row.runtime.as_ref().map(|r| r.pid).filter(|p| *p != 0),
             started_at: row.runtime.as_ref().map(|r| rfc3339(r.started_at)),
             vnc_socket: row.runtime.as_ref().map(|r| format!("{}/vnc", r.run_dir)),
             reason: row.reason,
@@ -264,6 +311,16 @@ impl Manager {
             firmware: Firmware::parse(&row.firmware).unwrap_or_default(),
             install: row.install,
         }
+    }
+}
+
+/// Inside the creating transaction: the base still exists and is sealed (a concurrent
+/// `image.remove` loses or wins as a whole, never with a foreign-key error).
+fn check_image_usable(tx: &rusqlite::Connection, image_id: i64, name: &str) -> Result<(), Error> {
+    match store::get_image_by_id(tx, image_id)? {
+        Some(image) if image.sealed => Ok(()),
+        Some(image) => Err(Error::NotSealed(image.name)),
+        None => Err(Error::ImageNotFound(name.into())),
     }
 }
 

@@ -5,6 +5,8 @@
 //! - [`argv`]: [`QemuConfig`] (typed options) → argv, with golden tests.
 //! - [`process`]: spawning QEMU in its own process group, `/proc` checks that survive pid
 //!   reuse, exit descriptions, log tails.
+//! - [`scan`]: finding this instance's QEMU processes in `/proc` by the run directory on
+//!   their command line (start-up adoption, orphan detection).
 //! - [`qmp`]: a small hand-written QMP client (greeting, capabilities, id-matched replies,
 //!   events on a broadcast channel, typed helpers for the commands vmd uses).
 //!
@@ -20,6 +22,7 @@
 pub mod argv;
 pub mod process;
 pub mod qmp;
+pub mod scan;
 
 pub use argv::{qemu_binary, Accel, QemuConfig};
 pub use process::ProcessError;

@@ -113,9 +113,33 @@ pub fn start_time(pid: u32) -> Option<u64> {
     read_stat(pid).map(|s| s.start_time)
 }
 
-/// True when `pid` is a live (not zombie) process that started at `start_time`.
+/// True when `pid` is a live process that started at `start_time`. A zombie counts as gone
+/// once all its threads have exited: a killed multi-threaded QEMU's main thread can be a
+/// zombie while vCPU threads are still exiting and its files (and image locks) still open.
 pub fn is_same_process(pid: u32, start_time: u64) -> bool {
-    read_stat(pid).is_some_and(|s| s.start_time == start_time && !is_dead(s.state))
+    read_stat(pid)
+        .is_some_and(|s| s.start_time == start_time && (!is_dead(s.state) || threads_alive(pid)))
+}
+
+/// Whether any thread of `pid` is not yet dead.
+fn threads_alive(pid: u32) -> bool {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return false;
+    };
+    tasks.flatten().any(|t| {
+        std::fs::read_to_string(t.path().join("stat"))
+            .ok()
+            .and_then(|line| parse_stat_state(&line))
+            .is_some_and(|state| !is_dead(state))
+    })
+}
+
+fn parse_stat_state(line: &str) -> Option<char> {
+    line[line.rfind(')')? + 1..]
+        .split_whitespace()
+        .next()?
+        .chars()
+        .next()
 }
 
 fn is_dead(state: char) -> bool {

@@ -13,7 +13,9 @@
 //! Deletions first rename to a hidden `.trash-…` name inside the same transaction as the row.
 
 pub mod detect;
+pub mod inuse;
 pub mod qemu_img;
+pub mod reserve;
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};

@@ -76,6 +76,12 @@ pub fn get_image(conn: &Connection, name: &str) -> Result<Option<ImageRow>, Stor
     Ok(conn.query_row(&sql, [name], from_row).optional()?)
 }
 
+/// The image with id `id`, if any.
+pub fn get_image_by_id(conn: &Connection, id: i64) -> Result<Option<ImageRow>, StoreError> {
+    let sql = format!("SELECT {COLUMNS} FROM images WHERE id = ?1");
+    Ok(conn.query_row(&sql, [id], from_row).optional()?)
+}
+
 /// Every image, by name.
 pub fn list_images(conn: &Connection) -> Result<Vec<ImageRow>, StoreError> {
     let sql = format!("SELECT {COLUMNS} FROM images ORDER BY name");

@@ -63,6 +63,14 @@
 //!   A database newer than this binary is refused rather than guessed at.
 //! - Every change runs in a transaction ([`Store::with_tx`]); file moves that must agree with a
 //!   row happen inside that transaction, before commit.
+//! - Disk full: a [`WriteGuard`] (the space reserve) hears of every write and of every write
+//!   that failed with `SQLITE_FULL`, and releases space. Writes that keep the store in step
+//!   with QEMU (state, runtime rows, events) use [`Store::with_tx_retry`], which runs once more
+//!   after space was made. A `vms.state` value this binary does not know is a decode error
+//!   ([`StateColumn`]), never guessed at.
+//! - The runtime row is written before QEMU is spawned (pid 0, the run directory named by
+//!   the start token) and updated with the pid right after, so a crash of vmd at any point
+//!   leaves a record that start-up adoption can resolve.
 //! - The connection sits behind a std `Mutex`; callers are blocking tasks (`spawn_blocking`),
 //!   never async code, so the lock is never held across an `.await`.
 
@@ -78,13 +86,13 @@ use rusqlite::{Connection, Transaction};
 
 pub use events::{insert_event, list_events, prune_events, EventRow, NewEvent};
 pub use images::{
-    count_images, delete_image, get_image, image_users, insert_image, list_images, seal_image,
-    ImageRow, NewImage,
+    count_images, delete_image, get_image, get_image_by_id, image_users, insert_image, list_images,
+    seal_image, ImageRow, NewImage,
 };
 pub use isos::{delete_iso, get_iso, insert_iso, iso_users, list_isos, IsoRow, NewIso};
 pub use vms::{
     clear_runtime, count_vms, delete_vm, get_vm, insert_vm, list_vms, set_iso, set_runtime,
-    set_state, vm_with_ssh_port, NewVm, RuntimeRow, VmRow,
+    set_state, vm_with_ssh_port, NewVm, RuntimeRow, StateColumn, VmRow,
 };
 
 /// Schema migrations, applied in order. Never edit a shipped entry; append a new one.
@@ -189,9 +197,19 @@ pub enum StoreError {
     Query(#[from] rusqlite::Error),
 }
 
+/// What the store tells about its writes, so that space can be made when the file system
+/// fills up (implemented by the space reserve).
+pub trait WriteGuard: Send + Sync {
+    /// Called before every write transaction (may release space).
+    fn before_write(&self);
+    /// Called when a write failed because the file system is full.
+    fn on_full(&self);
+}
+
 /// The open database.
 pub struct Store {
     conn: Mutex<Connection>,
+    guard: Option<std::sync::Arc<dyn WriteGuard>>,
 }
 
 impl Store {
@@ -215,7 +233,14 @@ impl Store {
         migrate(&mut conn)?;
         Ok(Store {
             conn: Mutex::new(conn),
+            guard: None,
         })
+    }
+
+    /// The same store, telling `guard` about its writes.
+    pub fn with_guard(mut self, guard: std::sync::Arc<dyn WriteGuard>) -> Store {
+        self.guard = Some(guard);
+        self
     }
 
     /// Runs `f` on the connection (read-only use).
@@ -233,11 +258,51 @@ impl Store {
     where
         E: From<StoreError>,
     {
+        if let Some(guard) = &self.guard {
+            guard.before_write();
+        }
         let mut conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
         let tx = conn.transaction().map_err(StoreError::from)?;
         let value = f(&tx)?;
-        tx.commit().map_err(StoreError::from)?;
+        tx.commit().map_err(|e| self.failed_write(e))?;
         Ok(value)
+    }
+
+    /// Like [`Store::with_tx`] for transactions that only touch the database (no files), and
+    /// so can run again: when the file system is full, space is made and `f` runs once more.
+    /// Used for the writes that keep the store in step with QEMU and for events.
+    pub fn with_tx_retry<T, E>(&self, f: impl Fn(&Transaction) -> Result<T, E>) -> Result<T, E>
+    where
+        E: From<StoreError> + DiskFull,
+    {
+        match self.with_tx(&f) {
+            Err(e) if e.is_disk_full() && self.guard.is_some() => self.with_tx(&f),
+            other => other,
+        }
+    }
+
+    fn failed_write(&self, err: rusqlite::Error) -> StoreError {
+        let err = StoreError::from(err);
+        if let (true, Some(guard)) = (err.is_disk_full(), &self.guard) {
+            guard.on_full();
+        }
+        err
+    }
+}
+
+/// Errors that can say whether they mean "the file system is full".
+pub trait DiskFull {
+    /// Whether the failure was for want of space.
+    fn is_disk_full(&self) -> bool;
+}
+
+impl DiskFull for StoreError {
+    fn is_disk_full(&self) -> bool {
+        matches!(
+            self,
+            StoreError::Query(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::DiskFull
+        )
     }
 }
 

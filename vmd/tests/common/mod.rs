@@ -37,6 +37,12 @@ impl Daemon {
 
     /// Starts a daemon in `dir` (reusing its state) and waits for READY=1.
     pub fn start_in(dir: tempfile::TempDir) -> Daemon {
+        Daemon::start_configured(dir, "")
+    }
+
+    /// Starts a daemon in `dir` with `config` (TOML) as its config file, and waits for READY=1.
+    pub fn start_configured(dir: tempfile::TempDir, config: &str) -> Daemon {
+        std::fs::write(dir.path().join("vmd.toml"), config).expect("config");
         let notify_path = dir.path().join("notify.sock");
         let _ = std::fs::remove_file(&notify_path);
         let notify = UnixDatagram::bind(&notify_path).expect("bind notify socket");
@@ -61,9 +67,9 @@ impl Daemon {
             .append(true)
             .open(self.log_path())
             .expect("log");
-        // An empty config: a host's /etc/vmd/vmd.toml must not change what tests see.
+        // An explicit config (empty unless a test says otherwise): a host's
+        // /etc/vmd/vmd.toml must not change what tests see.
         let config = self.dir.path().join("vmd.toml");
-        std::fs::write(&config, "").expect("config");
         Command::new(vmd_bin())
             .args([
                 "--socket",
