@@ -227,6 +227,9 @@ impl Error {
             Error::Import { source: StorageError::Detect(crate::storage::detect::DetectError::Iso), .. } => {
                 "an ISO is an installer medium, not a disk: add it with `vmctl iso upload`, or import a disk image".into()
             }
+            Error::Import { source, .. } if is_sandbox_failure(source) => {
+                "install bubblewrap (apt install bubblewrap; scripts/setup.sh does) and make the state directory's parents searchable by image_sandbox_user; see the daemon log".into()
+            }
             Error::Import { source, .. } if is_refusal(source) => {
                 "convert or flatten the image into a single self-contained file (e.g. `qemu-img convert -O qcow2 in out`) and import that".into()
             }
@@ -242,16 +245,25 @@ impl Error {
     }
 }
 
+/// Whether the upload itself is at fault (invalid argument) rather than the host.
 fn is_refusal(err: &StorageError) -> bool {
-    matches!(err, StorageError::Detect(d) if !matches!(d, crate::storage::detect::DetectError::Io(_)))
-        || matches!(err, StorageError::Refused(_))
-        || matches!(
-            err,
-            StorageError::QemuImg(crate::storage::qemu_img::QemuImgError::Failed {
-                verb: "info",
-                ..
-            })
-        )
+    use crate::storage::qemu_img::QemuImgError;
+    match err {
+        StorageError::Detect(d) => !matches!(d, crate::storage::detect::DetectError::Io(_)),
+        StorageError::Refused(_) => true,
+        StorageError::QemuImg(QemuImgError::Corrupt) => true,
+        StorageError::QemuImg(QemuImgError::Unreadable { verb }) => *verb != "convert",
+        _ => false,
+    }
+}
+
+/// Whether the image sandbox (bwrap) is what failed.
+fn is_sandbox_failure(err: &StorageError) -> bool {
+    use crate::storage::qemu_img::QemuImgError;
+    matches!(
+        err,
+        StorageError::Sandbox(_) | StorageError::QemuImg(QemuImgError::Sandbox(_))
+    )
 }
 
 impl From<Error> for ApiError {

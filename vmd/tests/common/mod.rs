@@ -32,6 +32,12 @@ impl Daemon {
     /// Starts a daemon in a fresh directory and waits until it reports READY=1.
     pub fn start() -> Daemon {
         let dir = tempfile::tempdir().expect("tempdir");
+        // Searchable like /var/lib: the image sandbox user must reach the state directory.
+        std::fs::set_permissions(
+            dir.path(),
+            std::os::unix::fs::PermissionsExt::from_mode(0o711),
+        )
+        .expect("chmod tempdir");
         Daemon::start_in(dir)
     }
 
