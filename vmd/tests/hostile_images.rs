@@ -150,7 +150,7 @@ fn descriptor_files_and_monolithic_flat_are_refused() {
 }
 
 #[test]
-fn absurd_virtual_size_is_invalid_argument() {
+fn absurd_sizes_and_corrupt_metadata_are_invalid_argument() {
     let d = Daemon::start();
     let small = d.dir.path().join("small.qcow2");
     qemu_img(&["create", "-q", "-f", "qcow2", path_str(&small), "1M"]);
@@ -158,6 +158,17 @@ fn absurd_virtual_size_is_invalid_argument() {
     bytes[24..32].copy_from_slice(&(1u64 << 60).to_be_bytes());
     let err = refused(&d, "huge.qcow2", &bytes);
     assert!(words(&err).contains("exceeds"), "{err}");
+    bytes[24..32].copy_from_slice(&(1u64 << 20).to_be_bytes());
+    bytes[20..24].copy_from_slice(&200u32.to_be_bytes()); // cluster bits
+    let err = refused(&d, "bad-clusters.qcow2", &bytes);
+    assert!(words(&err).contains("cannot read the image"), "{err}");
+    assert!(
+        !words(&err).contains("luster"),
+        "qemu-img's words leaked: {err}"
+    );
+    bytes[8..16].copy_from_slice(&u64::MAX.to_be_bytes()); // backing file offset
+    let err = refused(&d, "bad-backing.qcow2", &bytes);
+    assert!(words(&err).contains("backing file"), "{err}");
     let desc = descriptor("monolithicSparse", "RW 2251799813685248 SPARSE \"a.vmdk\"");
     let err = refused(&d, "huge.vmdk", &sparse_vmdk(1 << 51, &desc));
     assert!(words(&err).contains("exceeds"), "{err}");
@@ -197,4 +208,35 @@ fn genuine_vmdk_subformats_still_import() {
         let bytes = std::fs::read(&converted).expect("read");
         assert_eq!(&bytes[510..512], &[0x55, 0xaa], "{subformat}: content kept");
     }
+}
+
+#[test]
+fn without_bwrap_imports_fail_and_never_run_unsandboxed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::set_permissions(
+        dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o711),
+    )
+    .expect("chmod");
+    // A PATH with qemu-img (vmd needs it to start) and no bwrap.
+    let bin = dir.path().join("bin");
+    std::fs::create_dir(&bin).expect("mkdir");
+    let qemu_img = std::process::Command::new("sh")
+        .args(["-c", "command -v qemu-img"])
+        .output()
+        .expect("sh");
+    let qemu_img = String::from_utf8_lossy(&qemu_img.stdout).trim().to_string();
+    std::os::unix::fs::symlink(&qemu_img, bin.join("qemu-img")).expect("symlink");
+    let d = Daemon::start_with_env(dir, &[("PATH", &bin)]);
+    let raw = raw_disk(d.dir.path(), "disk.img", "8M");
+    let before = d.snapshot();
+    let upload = d.upload(&raw);
+    let err = d.err(
+        "image.import",
+        json!([{"name": "plain", "upload_id": upload["upload_id"]}]),
+    );
+    assert_eq!(code(&err), 500, "a host problem, not the upload's: {err}");
+    assert!(words(&err).contains("bwrap"), "{err}");
+    assert!(words(&err).contains("install bubblewrap"), "{err}");
+    assert_eq!(d.snapshot(), before, "nothing imported without the sandbox");
 }

@@ -171,8 +171,12 @@ fn check_qcow2_header(f: &mut std::fs::File, head: &[u8]) -> Result<(), DetectEr
     Ok(())
 }
 
-/// Up to `len` bytes of `f` from `offset` (fewer at the end of the file).
+/// Up to `len` bytes of `f` from `offset` (fewer at the end of the file, none past it: header
+/// offsets are attacker-chosen).
 pub(super) fn read_at(f: &mut std::fs::File, offset: u64, len: usize) -> std::io::Result<Vec<u8>> {
+    if offset >= f.metadata()?.len() {
+        return Ok(Vec::new());
+    }
     f.seek(SeekFrom::Start(offset))?;
     let mut buf = Vec::with_capacity(len);
     f.take(len as u64).read_to_end(&mut buf)?;
@@ -222,6 +226,20 @@ mod tests {
             Err(DetectError::BackingFile(name)) => assert_eq!(name, "/etc/passwd"),
             other => panic!("expected backing file refusal, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn absurd_qcow2_header_fields_are_refusals_not_io_errors() {
+        let mut hdr = vec![0u8; 512];
+        hdr[..4].copy_from_slice(b"QFI\xfb");
+        hdr[4..8].copy_from_slice(&3u32.to_be_bytes());
+        hdr[8..16].copy_from_slice(&u64::MAX.to_be_bytes());
+        let (_t, mut f) = file_with(&hdr);
+        assert!(matches!(detect(&mut f), Err(DetectError::BackingFile(n)) if n.is_empty()));
+        hdr[8..16].copy_from_slice(&0u64.to_be_bytes());
+        hdr[24..32].copy_from_slice(&(1u64 << 60).to_be_bytes());
+        let (_t, mut f) = file_with(&hdr);
+        assert!(matches!(detect(&mut f), Err(DetectError::TooLarge(n)) if n == 1 << 60));
     }
 
     #[test]

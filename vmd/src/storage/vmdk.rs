@@ -340,7 +340,7 @@ pub fn check_file(f: &mut File) -> Result<u64, DetectError> {
         _ => header.capacity,
     };
     Descriptor::parse(descriptor_text(&raw)?)?.check_self_contained(capacity)?;
-    let bytes = capacity.checked_mul(SECTOR).unwrap_or(u64::MAX);
+    let bytes = capacity.saturating_mul(SECTOR);
     check_size(bytes)?;
     Ok(bytes)
 }

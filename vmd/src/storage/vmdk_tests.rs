@@ -76,6 +76,9 @@ fn refusal(bytes: &[u8]) -> VmdkError {
     }
 }
 
+/// Which refusal a case expects.
+type Expect = fn(&VmdkError) -> bool;
+
 const GOOD: &str = "RW 2048 SPARSE \"disk.vmdk\"";
 
 #[test]
@@ -103,7 +106,7 @@ fn capacity_zero_is_refused_whatever_the_descriptor() {
 
 #[test]
 fn foreign_extents_are_refused_without_quoting_paths() {
-    let cases: [(&str, &str, fn(&VmdkError) -> bool); 8] = [
+    let cases: [(&str, &str, Expect); 8] = [
         (
             "monolithicFlat",
             GOOD,
@@ -202,7 +205,7 @@ fn parents_are_refused_wherever_qemu_would_look() {
 #[test]
 fn header_geometry_and_descriptor_bounds_are_checked() {
     let d = desc("monolithicSparse", GOOD);
-    let cases: [(Hdr, fn(&VmdkError) -> bool); 7] = [
+    let cases: [(Hdr, Expect); 7] = [
         (
             Hdr {
                 version: 4,

@@ -43,6 +43,11 @@ impl Daemon {
 
     /// Starts a daemon in `dir` (reusing its state) and waits for READY=1.
     pub fn start_in(dir: tempfile::TempDir) -> Daemon {
+        Daemon::start_with_env(dir, &[])
+    }
+
+    /// Starts a daemon in `dir` with extra environment variables (e.g. a reduced `PATH`).
+    pub fn start_with_env(dir: tempfile::TempDir, vars: &[(&str, &Path)]) -> Daemon {
         let notify_path = dir.path().join("notify.sock");
         let _ = std::fs::remove_file(&notify_path);
         let notify = UnixDatagram::bind(&notify_path).expect("bind notify socket");
@@ -56,12 +61,12 @@ impl Daemon {
             child: None,
             notify,
         };
-        d.child = Some(d.spawn(&notify_path));
+        d.child = Some(d.spawn(&notify_path, vars));
         d.wait_notify("READY=1");
         d
     }
 
-    fn spawn(&self, notify_path: &Path) -> Child {
+    fn spawn(&self, notify_path: &Path, vars: &[(&str, &Path)]) -> Child {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -86,6 +91,7 @@ impl Daemon {
                 path_str(&config),
             ])
             .env("NOTIFY_SOCKET", notify_path)
+            .envs(vars.iter().copied())
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("dup"))
             .stderr(log)
