@@ -149,6 +149,10 @@ mod tests {
             (c.socket_mode().ok(), c.accelerator),
             (Some(0o600), AccelPolicy::Tcg)
         );
+        assert_eq!(c.image_sandbox_user, "nobody", "default");
+        std::fs::write(&file, "image_sandbox_user = \"vmd-img\"\n").expect("write");
+        let c = Config::load(Some(&file), Path::new("/x")).expect("parse");
+        assert_eq!(c.image_sandbox_user, "vmd-img");
         std::fs::write(&file, "sockt_mode = \"0600\"\n").expect("write");
         assert!(matches!(
             Config::load(Some(&file), Path::new("/x")),

@@ -299,6 +299,38 @@ mod tests {
     }
 
     #[test]
+    fn unreadable_uploads_are_refusals_and_sandbox_failures_are_ours() {
+        use crate::storage::qemu_img::QemuImgError;
+        use crate::storage::sandbox::SandboxError;
+        let import = |source| Error::Import {
+            name: "x".into(),
+            source,
+        };
+        for (source, code) in [
+            (
+                QemuImgError::Unreadable { verb: "info" },
+                ErrorCode::InvalidArgument,
+            ),
+            (QemuImgError::Corrupt, ErrorCode::InvalidArgument),
+            (
+                QemuImgError::Unreadable { verb: "convert" },
+                ErrorCode::Internal,
+            ),
+            (
+                QemuImgError::Sandbox(SandboxError::Missing),
+                ErrorCode::Internal,
+            ),
+        ] {
+            let err = import(StorageError::QemuImg(source));
+            assert_eq!(err.code(), code, "{err:?}");
+        }
+        let api = ApiError::from(import(StorageError::Sandbox(SandboxError::Missing)));
+        assert_eq!(api.kind(), ErrorCode::Internal);
+        let hint = api.data.hint.unwrap_or_default();
+        assert!(hint.contains("install bubblewrap"), "{hint}");
+    }
+
+    #[test]
     fn refused_import_is_invalid_argument_with_chain() {
         let source = StorageError::Refused("image has a backing file".into());
         let api = ApiError::from(Error::Import {

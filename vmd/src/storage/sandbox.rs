@@ -170,6 +170,7 @@ impl Sandbox {
                     .map_err(io("chown", path))?;
             }
         }
+        tracing::debug!(job = %job.dir.display(), user = ?self.user, "image sandbox job ready");
         Ok(job)
     }
 
