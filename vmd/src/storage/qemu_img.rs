@@ -191,10 +191,18 @@ pub async fn convert_untrusted(job: &Job, format: &str, path: &str) -> Result<()
 }
 
 /// Logs what qemu-img said about an upload; the client gets only [`QemuImgError::Unreadable`].
+/// A refused upload is the client's mistake (debug); a failed conversion is vmd's (warn).
 fn refused(verb: &'static str, out: &Output) -> QemuImgError {
     let stderr = String::from_utf8_lossy(&out.stderr);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    tracing::warn!(verb, status = %out.status, stderr = %stderr.trim(), stdout = %stdout.trim(), "qemu-img refused an uploaded image");
+    let stderr = stderr.trim();
+    match verb {
+        "convert" => {
+            tracing::warn!(verb, status = %out.status, stderr, "qemu-img failed on an uploaded image")
+        }
+        _ => {
+            tracing::debug!(verb, status = %out.status, stderr, "qemu-img refused an uploaded image")
+        }
+    }
     QemuImgError::Unreadable { verb }
 }
 
