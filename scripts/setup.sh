@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what building, testing and demoing vmd needs on Debian 12 (bookworm):
 #   qemu-system-x86 + qemu-utils + qemu-block-extra, all of the SAME version,
+#   bubblewrap (bwrap: the sandbox qemu-img runs in on uploaded images),
 #   ovmf (UEFI guests), systemd (systemd-analyze, for the unit test), socat, curl,
 #   xorriso mtools dosfstools fdisk e2fsprogs (scripts/build-test-guest.sh),
 #   cargo-nextest.
@@ -8,11 +9,11 @@
 # Runs as root, or uses sudo for apt.
 set -euo pipefail
 
-APT_PACKAGES=(qemu-system-x86 qemu-utils qemu-block-extra ovmf systemd socat curl xorriso mtools dosfstools fdisk e2fsprogs)
+APT_PACKAGES=(qemu-system-x86 qemu-utils qemu-block-extra bubblewrap ovmf systemd socat curl xorriso mtools dosfstools fdisk e2fsprogs)
 # Must carry exactly the version of qemu-system-x86 (a newer preinstalled qemu-utils conflicts).
 QEMU_PINNED=(qemu-utils qemu-block-extra)
 # What the packages provide, checked on systems without dpkg.
-COMMANDS=(qemu-img qemu-system-x86_64 systemd-analyze socat curl xorriso mformat mkfs.vfat sfdisk mkfs.ext4)
+COMMANDS=(qemu-img bwrap qemu-system-x86_64 systemd-analyze socat curl xorriso mformat mkfs.vfat sfdisk mkfs.ext4)
 
 log() { printf 'setup: %s\n' "$*" >&2; }
 die() { printf 'setup: error: %s\n' "$*" >&2; exit 1; }

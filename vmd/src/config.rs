@@ -63,6 +63,10 @@ pub struct Config {
     pub qemu_user: String,
     /// Run QEMU with its seccomp sandbox (default true).
     pub sandbox: bool,
+    /// Unprivileged user that runs qemu-img on uploaded images inside the bubblewrap sandbox
+    /// when vmd runs as root (default "nobody"; a dedicated user, distinct from `qemu_user`,
+    /// isolates imports from guests). Must exist and not be root.
+    pub image_sandbox_user: String,
     /// Default graceful-stop timeout in seconds (default 30).
     pub stop_timeout_secs: u64,
     /// Console log size in bytes that triggers rotation (default 8 MiB).
@@ -85,6 +89,7 @@ impl Default for Config {
             accelerator: AccelPolicy::Auto,
             qemu_user: "nobody".into(),
             sandbox: true,
+            image_sandbox_user: "nobody".into(),
             stop_timeout_secs: vm_proto::types::STOP_TIMEOUT_SECS,
             console_log_max_bytes: 8 << 20,
             min_free_bytes: 256 << 20,
@@ -152,6 +157,10 @@ mod tests {
             (c.socket_mode().ok(), c.accelerator),
             (Some(0o600), AccelPolicy::Tcg)
         );
+        assert_eq!(c.image_sandbox_user, "nobody", "default");
+        std::fs::write(&file, "image_sandbox_user = \"vmd-img\"\n").expect("write");
+        let c = Config::load(Some(&file), Path::new("/x")).expect("parse");
+        assert_eq!(c.image_sandbox_user, "vmd-img");
         std::fs::write(&file, "sockt_mode = \"0600\"\n").expect("write");
         assert!(matches!(
             Config::load(Some(&file), Path::new("/x")),

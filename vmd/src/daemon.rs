@@ -69,7 +69,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
 
 async fn open_manager(paths: &Paths, config: &Config) -> anyhow::Result<Arc<Manager>> {
     let store = Store::open(&paths.database())?;
-    let storage = Storage::open(&paths.state_dir)?;
+    let storage = Storage::open(&paths.state_dir, &config.image_sandbox_user)?;
     let qemu_img_version = qemu_img::version()
         .await
         .context("qemu-img is required (install qemu-utils)")?;

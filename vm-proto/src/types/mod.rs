@@ -13,5 +13,6 @@ pub use iso::{
 };
 pub use system::{Accelerator, ConsistencyIssue, ConsistencyIssueKind, DiskUsage, SystemInfo};
 pub use vm::{
-    LogChunk, Vm, VmCreate, VmLogs, VmState, VmStop, CPUS_MAX, MEMORY_MIB_MIN, STOP_TIMEOUT_SECS,
+    LogChunk, Vm, VmCreate, VmLogs, VmState, VmStop, CPUS_MAX, DISK_BYTES_MAX, MEMORY_MIB_MIN,
+    STOP_TIMEOUT_SECS,
 };

@@ -6,6 +6,8 @@ use serde::{Deserialize, Serialize};
 pub const CPUS_MAX: u32 = 64;
 /// Least memory a VM may have, in MiB.
 pub const MEMORY_MIB_MIN: u64 = 64;
+/// Largest virtual disk a VM or an imported image may have (64 TiB).
+pub const DISK_BYTES_MAX: u64 = 64 << 40;
 
 /// Lifecycle state of a VM. The daemon persists it; see `docs/lifecycle.md`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

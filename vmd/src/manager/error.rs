@@ -246,6 +246,9 @@ impl Error {
             Error::Import { source: StorageError::Detect(crate::storage::detect::DetectError::Iso), .. } => {
                 "an ISO is an installer medium, not a disk: add it with `vmctl iso upload`, or import a disk image".into()
             }
+            Error::Import { source, .. } if is_sandbox_failure(source) => {
+                "install bubblewrap (apt install bubblewrap; scripts/setup.sh does) and make the state directory's parents searchable by image_sandbox_user; see the daemon log".into()
+            }
             Error::Import { source, .. } if is_refusal(source) => {
                 "convert or flatten the image into a single self-contained file (e.g. `qemu-img convert -O qcow2 in out`) and import that".into()
             }
@@ -293,16 +296,25 @@ fn is_full_cause(err: &(dyn std::error::Error + 'static)) -> bool {
     )
 }
 
+/// Whether the upload itself is at fault (invalid argument) rather than the host.
 fn is_refusal(err: &StorageError) -> bool {
-    matches!(err, StorageError::Detect(d) if !matches!(d, crate::storage::detect::DetectError::Io(_)))
-        || matches!(err, StorageError::Refused(_))
-        || matches!(
-            err,
-            StorageError::QemuImg(crate::storage::qemu_img::QemuImgError::Failed {
-                verb: "info",
-                ..
-            })
-        )
+    use crate::storage::qemu_img::QemuImgError;
+    match err {
+        StorageError::Detect(d) => !matches!(d, crate::storage::detect::DetectError::Io(_)),
+        StorageError::Refused(_) => true,
+        StorageError::QemuImg(QemuImgError::Corrupt) => true,
+        StorageError::QemuImg(QemuImgError::Unreadable { verb }) => *verb != "convert",
+        _ => false,
+    }
+}
+
+/// Whether the image sandbox (bwrap) is what failed.
+fn is_sandbox_failure(err: &StorageError) -> bool {
+    use crate::storage::qemu_img::QemuImgError;
+    matches!(
+        err,
+        StorageError::Sandbox(_) | StorageError::QemuImg(QemuImgError::Sandbox(_))
+    )
 }
 
 use crate::store::DiskFull as _;
@@ -337,6 +349,38 @@ mod tests {
             .as_deref()
             .unwrap_or("")
             .contains("vmctl rm a b"));
+    }
+
+    #[test]
+    fn unreadable_uploads_are_refusals_and_sandbox_failures_are_ours() {
+        use crate::storage::qemu_img::QemuImgError;
+        use crate::storage::sandbox::SandboxError;
+        let import = |source| Error::Import {
+            name: "x".into(),
+            source,
+        };
+        for (source, code) in [
+            (
+                QemuImgError::Unreadable { verb: "info" },
+                ErrorCode::InvalidArgument,
+            ),
+            (QemuImgError::Corrupt, ErrorCode::InvalidArgument),
+            (
+                QemuImgError::Unreadable { verb: "convert" },
+                ErrorCode::Internal,
+            ),
+            (
+                QemuImgError::Sandbox(SandboxError::Missing),
+                ErrorCode::Internal,
+            ),
+        ] {
+            let err = import(StorageError::QemuImg(source));
+            assert_eq!(err.code(), code, "{err:?}");
+        }
+        let api = ApiError::from(import(StorageError::Sandbox(SandboxError::Missing)));
+        assert_eq!(api.kind(), ErrorCode::Internal);
+        let hint = api.data.hint.unwrap_or_default();
+        assert!(hint.contains("install bubblewrap"), "{hint}");
     }
 
     #[test]

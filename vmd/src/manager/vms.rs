@@ -2,7 +2,7 @@
 
 use vm_proto::names::{format_size, validate_name};
 use vm_proto::types::{
-    Firmware, Vm, VmCreate, VmState, CPUS_MAX, MEMORY_MIB_MIN, UEFI_MEMORY_MIB_MIN,
+    Firmware, Vm, VmCreate, VmState, CPUS_MAX, DISK_BYTES_MAX, MEMORY_MIB_MIN, UEFI_MEMORY_MIB_MIN,
 };
 
 use vm_proto::types::EventKind;
@@ -16,8 +16,6 @@ use crate::store::{self, NewVm, VmRow};
 
 /// Memory a VM gets when the request does not say.
 const DEFAULT_MEMORY_MIB: u64 = 512;
-/// Largest virtual disk accepted.
-const DISK_BYTES_MAX: u64 = 64 << 40;
 
 impl Manager {
     /// `vm.create`: a fresh overlay on the base, and a row, or neither.

@@ -3,9 +3,16 @@
 //!
 //! Detection is ours, not qemu-img's probing: the detected format is then passed explicitly.
 //! Raw images are only accepted when they carry a partition table (MBR boot signature or a GPT
-//! header), so an arbitrary file is not mistaken for a disk.
+//! header), so an arbitrary file is not mistaken for a disk. VMDKs are parsed in full by
+//! [`super::vmdk`]; qcow2 headers are checked for references to other files and for a virtual
+//! size above [`DISK_BYTES_MAX`].
 
 use std::io::{Read, Seek, SeekFrom};
+
+use vm_proto::names::format_size;
+use vm_proto::types::DISK_BYTES_MAX;
+
+use super::vmdk::{self, VmdkError};
 
 /// A format vmd can import.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,6 +72,20 @@ pub enum DetectError {
     /// qcow2 header says the image is encrypted.
     #[error("qcow2 image is encrypted; encrypted images are not supported")]
     Encrypted,
+    /// The VMDK header or descriptor was refused.
+    #[error(transparent)]
+    Vmdk(#[from] VmdkError),
+    /// The header declares a virtual size above [`DISK_BYTES_MAX`].
+    #[error("image's virtual size of {} exceeds the limit of {}", format_size(*.0), format_size(DISK_BYTES_MAX))]
+    TooLarge(u64),
+}
+
+/// Refuses a virtual size above [`DISK_BYTES_MAX`].
+pub fn check_size(bytes: u64) -> Result<(), DetectError> {
+    match bytes > DISK_BYTES_MAX {
+        true => Err(DetectError::TooLarge(bytes)),
+        false => Ok(()),
+    }
 }
 
 /// Detects the format of the file `f` (a daemon-owned staged upload).
@@ -76,6 +97,7 @@ pub fn detect(f: &mut std::fs::File) -> Result<Format, DetectError> {
         return Ok(Format::Qcow2);
     }
     if head.starts_with(b"KDMV") {
+        vmdk::check_file(f)?;
         return Ok(Format::Vmdk);
     }
     if head.starts_with(b"# Disk DescriptorFile") {
@@ -140,6 +162,7 @@ fn check_qcow2_header(f: &mut std::fs::File, head: &[u8]) -> Result<(), DetectEr
     if be32(32) != 0 {
         return Err(DetectError::Encrypted);
     }
+    check_size(be64(24))?;
     let version = be32(4);
     const INCOMPAT_DATA_FILE: u64 = 1 << 2;
     if version >= 3 && head.len() >= 80 && be64(72) & INCOMPAT_DATA_FILE != 0 {
@@ -148,7 +171,12 @@ fn check_qcow2_header(f: &mut std::fs::File, head: &[u8]) -> Result<(), DetectEr
     Ok(())
 }
 
-fn read_at(f: &mut std::fs::File, offset: u64, len: usize) -> std::io::Result<Vec<u8>> {
+/// Up to `len` bytes of `f` from `offset` (fewer at the end of the file, none past it: header
+/// offsets are attacker-chosen).
+pub(super) fn read_at(f: &mut std::fs::File, offset: u64, len: usize) -> std::io::Result<Vec<u8>> {
+    if offset >= f.metadata()?.len() {
+        return Ok(Vec::new());
+    }
     f.seek(SeekFrom::Start(offset))?;
     let mut buf = Vec::with_capacity(len);
     f.take(len as u64).read_to_end(&mut buf)?;
@@ -198,6 +226,20 @@ mod tests {
             Err(DetectError::BackingFile(name)) => assert_eq!(name, "/etc/passwd"),
             other => panic!("expected backing file refusal, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn absurd_qcow2_header_fields_are_refusals_not_io_errors() {
+        let mut hdr = vec![0u8; 512];
+        hdr[..4].copy_from_slice(b"QFI\xfb");
+        hdr[4..8].copy_from_slice(&3u32.to_be_bytes());
+        hdr[8..16].copy_from_slice(&u64::MAX.to_be_bytes());
+        let (_t, mut f) = file_with(&hdr);
+        assert!(matches!(detect(&mut f), Err(DetectError::BackingFile(n)) if n.is_empty()));
+        hdr[8..16].copy_from_slice(&0u64.to_be_bytes());
+        hdr[24..32].copy_from_slice(&(1u64 << 60).to_be_bytes());
+        let (_t, mut f) = file_with(&hdr);
+        assert!(matches!(detect(&mut f), Err(DetectError::TooLarge(n)) if n == 1 << 60));
     }
 
     #[test]

@@ -7,22 +7,33 @@
 //! - `uploads/`: staged uploads, deleted after import, on expiry and at start-up.
 //! - `isos/<name>.iso`: read-only (0444) ISO library; world-readable so that a QEMU running as
 //!   the unprivileged user can open one when it is inserted at run time.
+//! - `sandbox/`: one work directory per import, where qemu-img reads the upload inside the
+//!   image sandbox (see [`sandbox`]).
+//!
+//! Uploads are untrusted: [`Storage::prepare_base`] (in `import.rs`) parses headers itself, then
+//! runs every qemu-img step in the sandbox. Files vmd made itself (overlays, blank disks, the
+//! flattening of its own VMs' disks) are handled by qemu-img directly.
 //!
 //! Files are made under a hidden temporary name (`.tmp-…`) and renamed into place, so a crash
 //! leaves either the old file, the new file, or a hidden temporary that start-up removes.
 //! Deletions first rename to a hidden `.trash-…` name inside the same transaction as the row.
 
 pub mod detect;
+mod import;
 pub mod inuse;
 pub mod qemu_img;
 pub mod reserve;
+pub mod sandbox;
+pub mod vmdk;
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use detect::{DetectError, Format};
 use qemu_img::QemuImgError;
+use sandbox::{Sandbox, SandboxError};
 
 /// Failures of storage operations.
 #[derive(Debug, thiserror::Error)]
@@ -33,6 +44,9 @@ pub enum StorageError {
     /// qemu-img failed.
     #[error(transparent)]
     QemuImg(#[from] QemuImgError),
+    /// The image sandbox could not be prepared.
+    #[error(transparent)]
+    Sandbox(#[from] SandboxError),
     /// qemu-img reported a reference to another file or another refusal reason.
     #[error("{0}")]
     Refused(String),
@@ -80,17 +94,20 @@ pub struct Storage {
     overlays_dir: PathBuf,
     uploads_dir: PathBuf,
     isos_dir: PathBuf,
+    sandbox: Arc<Sandbox>,
     nonce: AtomicU64,
 }
 
 impl Storage {
-    /// Uses (creating if needed) the directories under `state_dir`.
-    pub fn open(state_dir: &Path) -> Result<Storage, StorageError> {
+    /// Uses (creating if needed) the directories under `state_dir`; uploads are read by
+    /// qemu-img as `sandbox_user` when vmd runs as root.
+    pub fn open(state_dir: &Path, sandbox_user: &str) -> Result<Storage, StorageError> {
         let storage = Storage {
             images_dir: state_dir.join("images"),
             overlays_dir: state_dir.join("overlays"),
             uploads_dir: state_dir.join("uploads"),
             isos_dir: state_dir.join("isos"),
+            sandbox: Arc::new(Sandbox::open(state_dir.join("sandbox"), sandbox_user)?),
             nonce: AtomicU64::new(0),
         };
         for (dir, mode) in [
@@ -191,38 +208,6 @@ impl Storage {
         dir.join(format!(".{kind}-{stem}-{}-{n}.qcow2", std::process::id()))
     }
 
-    /// Detects, checks and converts a staged upload into a hidden read-only qcow2 in `images/`.
-    pub async fn prepare_base(
-        &self,
-        upload: &Path,
-        name: &str,
-    ) -> Result<PreparedBase, StorageError> {
-        let staged = upload.to_path_buf();
-        let format = tokio::task::spawn_blocking(move || -> Result<Format, StorageError> {
-            let mut f = std::fs::File::open(&staged).map_err(StorageError::io("open", &staged))?;
-            Ok(detect::detect(&mut f)?)
-        })
-        .await
-        .map_err(|e| StorageError::Refused(format!("format detection panicked: {e}")))??;
-        check_info(&qemu_img::info(format.as_str(), upload).await?)?;
-        if let Some(report) = qemu_img::check(format.as_str(), upload).await? {
-            return Err(StorageError::Refused(format!(
-                "image is corrupt (qemu-img check: {report})"
-            )));
-        }
-        let tmp_path = self.hidden_path(&self.images_dir, "tmp", name);
-        let result = self.convert(format, upload, &tmp_path).await;
-        if result.is_err() {
-            remove_quietly(&tmp_path);
-        }
-        let virtual_size_bytes = result?;
-        Ok(PreparedBase {
-            tmp_path,
-            source_format: format,
-            virtual_size_bytes,
-        })
-    }
-
     async fn convert(&self, format: Format, src: &Path, dst: &Path) -> Result<u64, StorageError> {
         qemu_img::convert_to_qcow2(format.as_str(), src, dst).await?;
         let info = qemu_img::info("qcow2", dst).await?;
@@ -260,6 +245,7 @@ impl Storage {
             remove_quietly(&path);
             removed.push(path);
         }
+        removed.extend(self.sandbox.remove_leftovers());
         removed
     }
 
@@ -273,41 +259,6 @@ impl Storage {
         names.sort();
         names
     }
-}
-
-/// Refuses what only qemu-img can see: backing files of non-qcow2 formats (VMDK parent hints),
-/// external data files, extents in other files, encryption.
-fn check_info(info: &qemu_img::ImageInfo) -> Result<(), StorageError> {
-    if let Some(backing) = &info.backing_filename {
-        return Err(StorageError::Refused(format!(
-            "image has a backing file ({backing:?}); refusing images that reference other files"
-        )));
-    }
-    if info.encrypted == Some(true) {
-        return Err(StorageError::Refused(
-            "image is encrypted; encrypted images are not supported".into(),
-        ));
-    }
-    let data = info.format_specific.as_ref().and_then(|f| f.get("data"));
-    if data.and_then(|d| d.get("data-file")).is_some() {
-        return Err(StorageError::Refused(
-            "image uses an external data file; refusing images that reference other files".into(),
-        ));
-    }
-    let extents = data
-        .and_then(|d| d.get("extents"))
-        .and_then(|e| e.as_array());
-    if extents.is_some_and(|e| e.len() > 1) {
-        return Err(StorageError::Refused(
-            "VMDK image has several extents; upload a monolithic (single-file) VMDK".into(),
-        ));
-    }
-    if info.virtual_size == 0 {
-        return Err(StorageError::Refused(
-            "image has a virtual size of 0 bytes".into(),
-        ));
-    }
-    Ok(())
 }
 
 /// SHA-256 of a file, lowercase hex (blocking: call from a blocking task).

@@ -1,12 +1,18 @@
 //! A thin async wrapper over the `qemu-img` binary. Every call names the format explicitly
 //! (`-f`/`-F`/`-O`); nothing is probed. Every call has a timeout.
+//!
+//! Calls on uploaded (untrusted) files (`*_untrusted`) run inside a [`Job`]'s sandbox, name
+//! format and protocol drivers with `--image-opts`, and never pass qemu-img's words on to the
+//! client: they go to the daemon log, and the error says only which step failed.
 
 use std::path::Path;
-use std::process::Stdio;
+use std::process::{Output, Stdio};
 use std::time::Duration;
 
 use serde::Deserialize;
 use tokio::process::Command;
+
+use super::sandbox::{Job, SandboxError, OUTPUT};
 
 /// Time limit for metadata calls (`info`, `create`).
 const QUICK: Duration = Duration::from_secs(30);
@@ -33,6 +39,18 @@ pub enum QemuImgError {
     /// `info --output=json` was not understood.
     #[error("cannot parse qemu-img info output")]
     Parse(#[source] serde_json::Error),
+    /// qemu-img could not read an uploaded image; what it said is in the daemon log only.
+    #[error("qemu-img {verb} cannot read the image: it is corrupt or uses unsupported features")]
+    Unreadable {
+        /// Sub-command.
+        verb: &'static str,
+    },
+    /// `qemu-img check` found corruption in an uploaded image.
+    #[error("image is corrupt (qemu-img check found errors)")]
+    Corrupt,
+    /// The sandbox could not run qemu-img.
+    #[error(transparent)]
+    Sandbox(#[from] SandboxError),
 }
 
 /// The parts of `qemu-img info --output=json` that vmd checks.
@@ -60,39 +78,6 @@ pub async fn info(format: &str, path: &Path) -> Result<ImageInfo, QemuImgError> 
     })
     .await?;
     serde_json::from_slice(&out).map_err(QemuImgError::Parse)
-}
-
-/// Runs `qemu-img check -f FORMAT PATH`. `Ok(None)` when clean (or only leaked clusters, or
-/// the format has no check); `Ok(Some(report))` when qemu-img found corruption.
-pub async fn check(format: &str, path: &Path) -> Result<Option<String>, QemuImgError> {
-    let mut cmd = Command::new("qemu-img");
-    cmd.args(["check", "-U", "-f", format]).arg(path);
-    cmd.stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
-    let child = cmd.spawn().map_err(QemuImgError::Spawn)?;
-    let out = tokio::time::timeout(CONVERT, child.wait_with_output())
-        .await
-        .map_err(|_| QemuImgError::Timeout("check"))?
-        .map_err(QemuImgError::Spawn)?;
-    match out.status.code() {
-        Some(0 | 3 | 63) => Ok(None),
-        _ => {
-            let text = format!(
-                "{}{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            );
-            let first = text
-                .lines()
-                .map(str::trim)
-                .find(|l| !l.is_empty())
-                .unwrap_or("no details")
-                .to_string();
-            Ok(Some(first))
-        }
-    }
 }
 
 /// Converts `src` (of `format`) to a standalone qcow2 at `dst`.
@@ -152,6 +137,99 @@ pub async fn version() -> Result<String, QemuImgError> {
         .next()
         .unwrap_or("")
         .to_string())
+}
+
+/// `--image-opts` for a file inside the sandbox: format and protocol drivers both explicit.
+fn image_opts(format: &str, path: &str) -> String {
+    format!("driver={format},file.driver=file,file.filename={path}")
+}
+
+/// `qemu-img info` of `path` (of `format`) inside the sandbox.
+pub async fn info_untrusted(
+    job: &Job,
+    format: &str,
+    path: &str,
+) -> Result<ImageInfo, QemuImgError> {
+    let mut cmd = job.qemu_img()?;
+    cmd.args(["info", "-U", "--output=json", "--image-opts"])
+        .arg(image_opts(format, path));
+    let out = output_untrusted("info", QUICK, cmd).await?;
+    if !out.status.success() {
+        return Err(refused("info", &out));
+    }
+    serde_json::from_slice(&out.stdout).map_err(QemuImgError::Parse)
+}
+
+/// `qemu-img check` of `path` inside the sandbox: clean, only leaked clusters, or a format
+/// without checks pass; corruption is [`QemuImgError::Corrupt`].
+pub async fn check_untrusted(job: &Job, format: &str, path: &str) -> Result<(), QemuImgError> {
+    let mut cmd = job.qemu_img()?;
+    cmd.args(["check", "-U", "--image-opts"])
+        .arg(image_opts(format, path));
+    let out = output_untrusted("check", CONVERT, cmd).await?;
+    match out.status.code() {
+        Some(0 | 3 | 63) => Ok(()),
+        Some(2) => {
+            refused("check", &out);
+            Err(QemuImgError::Corrupt)
+        }
+        _ => Err(refused("check", &out)),
+    }
+}
+
+/// Converts `path` (of `format`) inside the sandbox to a standalone qcow2 at [`OUTPUT`].
+pub async fn convert_untrusted(job: &Job, format: &str, path: &str) -> Result<(), QemuImgError> {
+    let mut cmd = job.qemu_img()?;
+    cmd.args(["convert", "--image-opts"])
+        .arg(image_opts(format, path))
+        .args(["-O", "qcow2", "-o", "compat=1.1", OUTPUT]);
+    let out = output_untrusted("convert", CONVERT, cmd).await?;
+    match out.status.success() {
+        true => Ok(()),
+        false => Err(refused("convert", &out)),
+    }
+}
+
+/// Logs what qemu-img said about an upload; the client gets only [`QemuImgError::Unreadable`].
+/// A refused upload is the client's mistake (debug); a failed conversion is vmd's (warn).
+fn refused(verb: &'static str, out: &Output) -> QemuImgError {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = stderr.trim();
+    match verb {
+        "convert" => {
+            tracing::warn!(verb, status = %out.status, stderr, "qemu-img failed on an uploaded image")
+        }
+        _ => {
+            tracing::debug!(verb, status = %out.status, stderr, "qemu-img refused an uploaded image")
+        }
+    }
+    QemuImgError::Unreadable { verb }
+}
+
+/// Runs a sandboxed command; bwrap's own failures (`bwrap: …`) become [`SandboxError`]s.
+async fn output_untrusted(
+    verb: &'static str,
+    limit: Duration,
+    mut cmd: Command,
+) -> Result<Output, QemuImgError> {
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    let child = cmd.spawn().map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => QemuImgError::Sandbox(SandboxError::Missing),
+        _ => QemuImgError::Spawn(e),
+    })?;
+    let out = tokio::time::timeout(limit, child.wait_with_output())
+        .await
+        .map_err(|_| QemuImgError::Timeout(verb))?
+        .map_err(QemuImgError::Spawn)?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if !out.status.success() && stderr.starts_with("bwrap:") {
+        let first = stderr.lines().next().unwrap_or_default().to_string();
+        return Err(SandboxError::Setup(first).into());
+    }
+    Ok(out)
 }
 
 async fn run(

@@ -31,17 +31,31 @@ pub struct Daemon {
 impl Daemon {
     /// Starts a daemon in a fresh directory and waits until it reports READY=1.
     pub fn start() -> Daemon {
-        let dir = tempfile::tempdir().expect("tempdir");
-        Daemon::start_in(dir)
+        Daemon::start_in(tempfile::tempdir().expect("tempdir"))
     }
 
     /// Starts a daemon in `dir` (reusing its state) and waits for READY=1.
     pub fn start_in(dir: tempfile::TempDir) -> Daemon {
-        Daemon::start_configured(dir, "")
+        Daemon::launch(dir, "", &[])
     }
 
     /// Starts a daemon in `dir` with `config` (TOML) as its config file, and waits for READY=1.
     pub fn start_configured(dir: tempfile::TempDir, config: &str) -> Daemon {
+        Daemon::launch(dir, config, &[])
+    }
+
+    /// Starts a daemon in `dir` with extra environment variables (e.g. a reduced `PATH`).
+    pub fn start_with_env(dir: tempfile::TempDir, vars: &[(&str, &Path)]) -> Daemon {
+        Daemon::launch(dir, "", vars)
+    }
+
+    fn launch(dir: tempfile::TempDir, config: &str, vars: &[(&str, &Path)]) -> Daemon {
+        // Searchable like /var/lib: the image sandbox user must reach the state directory.
+        std::fs::set_permissions(
+            dir.path(),
+            std::os::unix::fs::PermissionsExt::from_mode(0o711),
+        )
+        .expect("chmod tempdir");
         std::fs::write(dir.path().join("vmd.toml"), config).expect("config");
         let notify_path = dir.path().join("notify.sock");
         let _ = std::fs::remove_file(&notify_path);
@@ -56,12 +70,12 @@ impl Daemon {
             child: None,
             notify,
         };
-        d.child = Some(d.spawn(&notify_path));
+        d.child = Some(d.spawn(&notify_path, vars));
         d.wait_notify("READY=1");
         d
     }
 
-    fn spawn(&self, notify_path: &Path) -> Child {
+    fn spawn(&self, notify_path: &Path, vars: &[(&str, &Path)]) -> Child {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -86,6 +100,7 @@ impl Daemon {
                 path_str(&config),
             ])
             .env("NOTIFY_SOCKET", notify_path)
+            .envs(vars.iter().copied())
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("dup"))
             .stderr(log)
