@@ -26,6 +26,8 @@ pub struct Daemon {
     pub state: PathBuf,
     child: Option<Child>,
     notify: UnixDatagram,
+    config: String,
+    wrapper: Vec<String>,
 }
 
 impl Daemon {
@@ -37,6 +39,18 @@ impl Daemon {
 
     /// Starts a daemon in `dir` (reusing its state) and waits for READY=1.
     pub fn start_in(dir: tempfile::TempDir) -> Daemon {
+        Daemon::start_in_with(dir, "", &[])
+    }
+
+    /// Starts a daemon in a fresh directory with `config` as its config file, its command
+    /// prefixed by `wrapper` (e.g. `["prlimit", "--nofile=128:128", "--"]`), and waits for
+    /// READY=1.
+    pub fn start_with(config: &str, wrapper: &[&str]) -> Daemon {
+        let dir = tempfile::tempdir().expect("tempdir");
+        Daemon::start_in_with(dir, config, wrapper)
+    }
+
+    fn start_in_with(dir: tempfile::TempDir, config: &str, wrapper: &[&str]) -> Daemon {
         let notify_path = dir.path().join("notify.sock");
         let _ = std::fs::remove_file(&notify_path);
         let notify = UnixDatagram::bind(&notify_path).expect("bind notify socket");
@@ -49,6 +63,8 @@ impl Daemon {
             dir,
             child: None,
             notify,
+            config: config.to_string(),
+            wrapper: wrapper.iter().map(|w| w.to_string()).collect(),
         };
         d.child = Some(d.spawn(&notify_path));
         d.wait_notify("READY=1");
@@ -61,10 +77,19 @@ impl Daemon {
             .append(true)
             .open(self.log_path())
             .expect("log");
-        // An empty config: a host's /etc/vmd/vmd.toml must not change what tests see.
+        // Always a config file (empty by default): a host's /etc/vmd/vmd.toml must not change
+        // what tests see.
         let config = self.dir.path().join("vmd.toml");
-        std::fs::write(&config, "").expect("config");
-        Command::new(vmd_bin())
+        std::fs::write(&config, &self.config).expect("config");
+        let mut command = match self.wrapper.split_first() {
+            Some((program, args)) => {
+                let mut c = Command::new(program);
+                c.args(args).arg(vmd_bin());
+                c
+            }
+            None => Command::new(vmd_bin()),
+        };
+        command
             .args([
                 "--socket",
                 path_str(&self.socket),
@@ -84,7 +109,7 @@ impl Daemon {
             .stdout(log.try_clone().expect("dup"))
             .stderr(log)
             .spawn()
-            .expect("spawn vmd")
+            .expect("spawn vmd (and its wrapper)")
     }
 
     /// The daemon's log file.
@@ -124,9 +149,14 @@ impl Daemon {
         );
     }
 
-    /// The daemon's pid.
+    /// The daemon's pid (a wrapper like `prlimit` execs vmd, keeping the pid).
     pub fn pid(&self) -> u32 {
         self.child.as_ref().expect("running").id()
+    }
+
+    /// The daemon's exit status if it has exited.
+    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.as_mut()?.try_wait().expect("wait")
     }
 
     /// SIGKILLs the daemon and reaps it, returning the directory for a restart.
