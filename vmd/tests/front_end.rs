@@ -1,6 +1,7 @@
 //! The socket front end under resource exhaustion: a connection flood past the descriptor
 //! limit pauses accepts (bounded CPU and log lines) and the daemon recovers; connections over
-//! `max_connections` / `max_connections_per_uid` get a 503 JSON refusal; an unsafe socket
+//! `max_connections` / `max_connections_per_uid` get a 503 JSON refusal (an upgraded WebSocket
+//! keeps its slot until it closes); an unsafe socket
 //! directory stops vmd at start; an idle console client is detached and the console freed.
 
 mod common;
@@ -168,6 +169,38 @@ fn connections_over_max_connections_get_a_503_until_others_close() {
         }
         assert_refused(status, &body, "8", "max_connections");
         assert!(Instant::now() < deadline, "slots never freed");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn an_upgraded_websocket_keeps_its_slot_until_it_closes() {
+    let d = Daemon::start_with("max_connections = 1\n", &[]);
+    let mut ws = UnixStream::connect(&d.socket).expect("connect");
+    ws.set_read_timeout(Some(DEADLINE)).expect("timeout");
+    let req = "GET / HTTP/1.1\r\nhost: localhost\r\nupgrade: websocket\r\nconnection: Upgrade\r\n\
+               sec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\nsec-websocket-version: 13\r\n\r\n";
+    ws.write_all(req.as_bytes()).expect("write");
+    let mut buf = [0u8; 1024];
+    let n = ws.read(&mut buf).expect("read");
+    assert!(
+        buf[..n].starts_with(b"HTTP/1.1 101"),
+        "{}",
+        String::from_utf8_lossy(&buf[..n])
+    );
+    let (status, body) = d.http("POST", "/", "application/json", info_body().as_bytes());
+    assert_refused(status, &body, "1", "max_connections");
+    drop(ws);
+    let deadline = Instant::now() + DEADLINE;
+    while d
+        .http("POST", "/", "application/json", info_body().as_bytes())
+        .0
+        != 200
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the WebSocket's slot was never freed"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }
