@@ -53,10 +53,12 @@ pub fn bind(path: &Path, mode: u32, group: Option<&str>) -> Result<UnixListener,
         source,
     };
     check_not_live(path)?;
-    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        create_dir(parent).map_err(err)?;
-        check_dir_chain(parent, nix::unistd::geteuid().as_raw())?;
-    }
+    let dir = match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    };
+    create_dir(dir).map_err(err)?;
+    check_dir_chain(dir, nix::unistd::geteuid().as_raw())?;
     let tmp = path.with_file_name(format!(".{}.{}", file_name(path), std::process::id()));
     let _ = std::fs::remove_file(&tmp);
     let listener = UnixListener::bind(&tmp).map_err(err)?;
