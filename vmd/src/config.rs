@@ -77,6 +77,15 @@ pub struct Config {
     /// Size of the space reserve file in the state directory, released when the file system
     /// fills up so that stops, removals and state records still work (default 64 MiB; 0: none).
     pub reserve_bytes: u64,
+    /// Most connections served at once, all users together (default 1024). Connections over
+    /// the limit are answered with HTTP 503 and closed.
+    pub max_connections: usize,
+    /// Most connections one non-root uid may hold at once (default 128); root is not limited
+    /// by it, only by `max_connections`.
+    pub max_connections_per_uid: usize,
+    /// Seconds a console client may send nothing before it is detached and the console freed
+    /// (default 1800); 0 never detaches. Guest output does not count as activity.
+    pub console_idle_secs: u64,
 }
 
 impl Default for Config {
@@ -94,6 +103,9 @@ impl Default for Config {
             console_log_max_bytes: 8 << 20,
             min_free_bytes: 256 << 20,
             reserve_bytes: 64 << 20,
+            max_connections: 1024,
+            max_connections_per_uid: 128,
+            console_idle_secs: 1800,
         }
     }
 }
@@ -110,6 +122,9 @@ pub enum ConfigError {
     /// `socket_mode` is not an octal mode.
     #[error("socket_mode {0:?} is not an octal permission mode like \"0660\"")]
     Mode(String),
+    /// A connection limit is zero, which would refuse every client.
+    #[error("{0} must be at least 1")]
+    ZeroLimit(&'static str),
 }
 
 impl Config {
@@ -124,6 +139,7 @@ impl Config {
         let config: Config =
             toml::from_str(&text).map_err(|e| ConfigError::Parse(path.into(), e))?;
         config.socket_mode()?;
+        config.check_limits()?;
         Ok(config)
     }
 
@@ -133,6 +149,21 @@ impl Config {
             .ok()
             .filter(|m| *m <= 0o777)
             .ok_or_else(|| ConfigError::Mode(self.socket_mode.clone()))
+    }
+
+    fn check_limits(&self) -> Result<(), ConfigError> {
+        if self.max_connections == 0 {
+            return Err(ConfigError::ZeroLimit("max_connections"));
+        }
+        if self.max_connections_per_uid == 0 {
+            return Err(ConfigError::ZeroLimit("max_connections_per_uid"));
+        }
+        Ok(())
+    }
+
+    /// The console idle timeout; `None` when `console_idle_secs` is 0.
+    pub fn console_idle(&self) -> Option<std::time::Duration> {
+        (self.console_idle_secs > 0).then(|| std::time::Duration::from_secs(self.console_idle_secs))
     }
 }
 
@@ -165,6 +196,11 @@ mod tests {
         assert!(matches!(
             Config::load(Some(&file), Path::new("/x")),
             Err(ConfigError::Parse(..))
+        ));
+        std::fs::write(&file, "max_connections = 0\n").expect("write");
+        assert!(matches!(
+            Config::load(Some(&file), Path::new("/x")),
+            Err(ConfigError::ZeroLimit("max_connections"))
         ));
         std::fs::write(&file, "socket_mode = \"rw\"\n").expect("write");
         assert!(matches!(

@@ -24,6 +24,7 @@ use crate::{host, store::Store};
 pub async fn run(args: Args) -> anyhow::Result<()> {
     let paths = Paths::resolve(args.socket, args.state_dir);
     let config = Config::load(args.config.as_deref(), &paths.default_config)?;
+    check_nofile_limit(raise_nofile_limit(), config.max_connections);
     std::fs::create_dir_all(&paths.state_dir).with_context(|| {
         format!(
             "cannot create state directory {}",
@@ -60,6 +61,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let limits = Limits {
         max_request_bytes: config.max_request_bytes,
         max_upload_bytes: config.max_upload_bytes,
+        max_connections: config.max_connections,
+        max_connections_per_uid: config.max_connections_per_uid,
+        console_idle: config.console_idle(),
     };
     rpc::serve(listener, manager, limits, shutdown).await;
     let _ = std::fs::remove_file(&paths.socket);
@@ -89,6 +93,49 @@ async fn open_manager(paths: &Paths, config: &Config) -> anyhow::Result<Arc<Mana
     };
     tracing::debug!(accelerator = %manager_config.accelerator.name, reason = %manager_config.accelerator.reason, "accelerator chosen");
     Ok(Manager::new(store, storage, manager_config))
+}
+
+/// Raises the soft `RLIMIT_NOFILE` to the hard limit: every connection, guest monitor and
+/// console holds descriptors, and the default soft limit (often 1024) is below
+/// `max_connections` plus what the guests need. Failure is logged, not fatal. Returns the
+/// soft limit in force afterwards, if known.
+fn raise_nofile_limit() -> Option<u64> {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    let (soft, hard) = match getrlimit(Resource::RLIMIT_NOFILE) {
+        Ok(limits) => limits,
+        Err(err) => {
+            tracing::warn!(error = %err, "cannot read the descriptor limit");
+            return None;
+        }
+    };
+    if soft >= hard {
+        tracing::debug!(soft, hard, "descriptor limit already at its maximum");
+        return Some(soft);
+    }
+    match setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+        Ok(()) => tracing::debug!(from = soft, to = hard, "descriptor limit raised"),
+        Err(err) => tracing::warn!(error = %err, soft, hard, "cannot raise the descriptor limit"),
+    }
+    getrlimit(Resource::RLIMIT_NOFILE)
+        .ok()
+        .map(|(soft, _)| soft)
+}
+
+/// Descriptors kept for the store, guests' monitors and consoles beyond the connections.
+const NOFILE_RESERVE: u64 = 256;
+
+/// Warns when `max_connections` cannot be reached within the descriptor limit: accepts would
+/// then pause on EMFILE before the cap refuses anyone.
+fn check_nofile_limit(soft: Option<u64>, max_connections: usize) {
+    let needed = max_connections as u64 + NOFILE_RESERVE;
+    if let Some(soft) = soft.filter(|soft| *soft < needed) {
+        tracing::warn!(
+            limit = soft,
+            max_connections,
+            needed,
+            "descriptor limit is below max_connections plus a reserve; lower max_connections or raise LimitNOFILE"
+        );
+    }
 }
 
 /// QEMU drops privileges only when vmd runs as root; "" opts out.

@@ -4,9 +4,10 @@
 //! - [`config`]: command line and config file.
 //! - [`paths`]: directory layout and defaults.
 //! - [`telemetry`]: logging setup (text / JSON / journald).
+//! - [`log_limit`]: at most one log line per interval for conditions that can repeat fast.
 //! - [`daemon`]: wiring, state-directory lock, signals, sd_notify, shutdown.
-//! - [`rpc`]: the Unix-socket front end (JSON-RPC over HTTP and WebSocket, uploads), thin
-//!   handlers, peer credentials.
+//! - [`rpc`]: the Unix-socket front end (JSON-RPC over HTTP and WebSocket, uploads, consoles),
+//!   thin handlers, peer credentials, connection caps and accept back-off.
 //! - [`manager`]: owns images and VMs: validation, per-object serialisation, atomic changes,
 //!   start-up reconcile.
 //! - [`storage`]: daemon-owned files, format detection, qemu-img.
@@ -17,6 +18,7 @@
 pub mod config;
 pub mod daemon;
 pub mod host;
+pub mod log_limit;
 pub mod manager;
 pub mod paths;
 pub mod qemu;

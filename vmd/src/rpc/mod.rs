@@ -4,7 +4,13 @@
 //! Each accepted connection's peer credentials (SO_PEERCRED) become a [`Caller`] stored in the
 //! request extensions, where handlers read the owner uid. Handlers are thin: they delegate to
 //! the [`Manager`](crate::manager::Manager) and map its errors once via `vm_proto::ApiError`.
+//!
+//! Before a connection is served it must be admitted ([`admission`]: `max_connections` in
+//! total, `max_connections_per_uid` per non-root uid); one over a cap gets HTTP 503. Accept
+//! failures pause accepting with a growing delay ([`accept`]).
 
+mod accept;
+pub mod admission;
 mod console;
 mod follow;
 mod handlers;
@@ -29,6 +35,8 @@ use tower::layer::util::Identity;
 use tower::Service;
 
 use crate::manager::Manager;
+use accept::{Acceptor, Refuser};
+use admission::{Admission, Admitted};
 use handlers::Handlers;
 use vm_proto::api::VmdApiServer;
 
@@ -43,13 +51,19 @@ pub struct Caller {
     pub pid: Option<i32>,
 }
 
-/// Size limits of the front end.
+/// Size, connection and idle limits of the front end.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
     /// Largest JSON-RPC request body (HTTP) or message (WebSocket).
     pub max_request_bytes: u32,
     /// Largest upload.
     pub max_upload_bytes: u64,
+    /// Most connections served at once.
+    pub max_connections: usize,
+    /// Most connections of one non-root uid.
+    pub max_connections_per_uid: usize,
+    /// A console client that sends nothing for this long is detached; `None`: never.
+    pub console_idle: Option<Duration>,
 }
 
 /// How long open connections get to finish at shutdown.
@@ -67,29 +81,32 @@ pub async fn serve(
     let config = ServerConfig::builder()
         .max_request_body_size(limits.max_request_bytes)
         .max_response_body_size(u32::MAX / 2)
-        .max_connections(4096)
+        .max_connections(u32::try_from(limits.max_connections).unwrap_or(u32::MAX))
         .build();
     let builder = Server::builder().set_config(config).to_service_builder();
+    let admission = Admission::new(limits.max_connections, limits.max_connections_per_uid);
+    let (mut acceptor, mut refuser) = (Acceptor::new(listener), Refuser::default());
     let tracker = TaskTracker::new();
-    loop {
-        let stream = tokio::select! {
-            _ = shutdown.cancelled() => break,
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
-                Err(err) => {
-                    tracing::warn!(error = %err, "accept failed");
-                    continue;
-                }
-            },
+    while let Some(stream) = acceptor.next(&shutdown).await {
+        let Some(caller) = caller_of(&stream) else {
+            continue;
         };
-        let rpc = builder.clone().build(methods.clone(), stop_handle.clone());
-        tracker.spawn(connection(
-            stream,
-            rpc,
-            manager.clone(),
-            limits,
-            stop_handle.clone(),
-        ));
+        match admission.admit(caller.uid) {
+            Ok(permit) => {
+                let rpc = builder.clone().build(methods.clone(), stop_handle.clone());
+                let stream = Admitted::new(stream, permit);
+                let stop = stop_handle.clone();
+                tracker.spawn(connection(
+                    stream,
+                    caller,
+                    rpc,
+                    manager.clone(),
+                    limits,
+                    stop,
+                ));
+            }
+            Err(refusal) => refuser.refuse(&tracker, stream, caller, refusal),
+        }
     }
     let _ = server_handle.stop();
     tracker.close();
@@ -101,27 +118,32 @@ pub async fn serve(
     }
 }
 
+/// The peer's credentials; `None` (and the connection dropped) if the kernel has none.
+fn caller_of(stream: &UnixStream) -> Option<Caller> {
+    match stream.peer_cred() {
+        Ok(c) => Some(Caller {
+            uid: c.uid(),
+            gid: c.gid(),
+            pid: c.pid(),
+        }),
+        Err(err) => {
+            tracing::warn!(error = %err, "cannot read peer credentials; dropping connection");
+            None
+        }
+    }
+}
+
 /// The jsonrpsee service of one connection.
 type RpcService = TowerService<Identity, Identity>;
 
 async fn connection(
-    stream: UnixStream,
+    stream: Admitted<UnixStream>,
+    caller: Caller,
     rpc: RpcService,
     manager: Arc<Manager>,
     limits: Limits,
     stop: StopHandle,
 ) {
-    let caller = match stream.peer_cred() {
-        Ok(c) => Caller {
-            uid: c.uid(),
-            gid: c.gid(),
-            pid: c.pid(),
-        },
-        Err(err) => {
-            tracing::warn!(error = %err, "cannot read peer credentials; dropping connection");
-            return;
-        }
-    };
     let svc = tower::service_fn(move |mut req: HttpRequest<Incoming>| -> BoxFuture<'static, Result<HttpResponse, Infallible>> {
         req.extensions_mut().insert(caller);
         let manager = manager.clone();
@@ -131,7 +153,7 @@ async fn connection(
                 return Ok(upload::handle(&manager, caller, req, limits.max_upload_bytes).await);
             }
             if let Some(name) = console::vm_of(req.uri().path()).map(str::to_string) {
-                return Ok(console::handle(manager, caller, req, name).await);
+                return Ok(console::handle(manager, caller, req, name, limits.console_idle).await);
             }
             Ok(rpc.call(req).await.unwrap_or_else(|err| upload::failed(&*err)))
         })

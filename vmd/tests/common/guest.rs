@@ -148,6 +148,11 @@ impl Console {
         })
     }
 
+    /// The raw connection (read timeout 200 ms).
+    pub fn into_stream(self) -> UnixStream {
+        self.stream
+    }
+
     /// Types a line.
     pub fn send(&mut self, line: &str) {
         self.stream

@@ -26,6 +26,8 @@ pub struct Daemon {
     pub state: PathBuf,
     child: Option<Child>,
     notify: UnixDatagram,
+    config: String,
+    wrapper: Vec<String>,
 }
 
 impl Daemon {
@@ -36,27 +38,38 @@ impl Daemon {
 
     /// Starts a daemon in `dir` (reusing its state) and waits for READY=1.
     pub fn start_in(dir: tempfile::TempDir) -> Daemon {
-        Daemon::launch(dir, "", &[])
+        Daemon::launch(dir, "", &[], &[])
     }
 
     /// Starts a daemon in `dir` with `config` (TOML) as its config file, and waits for READY=1.
     pub fn start_configured(dir: tempfile::TempDir, config: &str) -> Daemon {
-        Daemon::launch(dir, config, &[])
+        Daemon::launch(dir, config, &[], &[])
     }
 
     /// Starts a daemon in `dir` with extra environment variables (e.g. a reduced `PATH`).
     pub fn start_with_env(dir: tempfile::TempDir, vars: &[(&str, &Path)]) -> Daemon {
-        Daemon::launch(dir, "", vars)
+        Daemon::launch(dir, "", &[], vars)
     }
 
-    fn launch(dir: tempfile::TempDir, config: &str, vars: &[(&str, &Path)]) -> Daemon {
+    /// Starts a daemon in a fresh directory with `config` as its config file, its command
+    /// prefixed by `wrapper` (e.g. `["prlimit", "--nofile=128:128", "--"]`), and waits for
+    /// READY=1.
+    pub fn start_with(config: &str, wrapper: &[&str]) -> Daemon {
+        Daemon::launch(tempfile::tempdir().expect("tempdir"), config, wrapper, &[])
+    }
+
+    fn launch(
+        dir: tempfile::TempDir,
+        config: &str,
+        wrapper: &[&str],
+        vars: &[(&str, &Path)],
+    ) -> Daemon {
         // Searchable like /var/lib: the image sandbox user must reach the state directory.
         std::fs::set_permissions(
             dir.path(),
             std::os::unix::fs::PermissionsExt::from_mode(0o711),
         )
         .expect("chmod tempdir");
-        std::fs::write(dir.path().join("vmd.toml"), config).expect("config");
         let notify_path = dir.path().join("notify.sock");
         let _ = std::fs::remove_file(&notify_path);
         let notify = UnixDatagram::bind(&notify_path).expect("bind notify socket");
@@ -69,6 +82,8 @@ impl Daemon {
             dir,
             child: None,
             notify,
+            config: config.to_string(),
+            wrapper: wrapper.iter().map(|w| w.to_string()).collect(),
         };
         d.child = Some(d.spawn(&notify_path, vars));
         d.wait_notify("READY=1");
@@ -81,10 +96,19 @@ impl Daemon {
             .append(true)
             .open(self.log_path())
             .expect("log");
-        // An explicit config (empty unless a test says otherwise): a host's
-        // /etc/vmd/vmd.toml must not change what tests see.
+        // Always a config file (empty by default): a host's /etc/vmd/vmd.toml must not change
+        // what tests see.
         let config = self.dir.path().join("vmd.toml");
-        Command::new(vmd_bin())
+        std::fs::write(&config, &self.config).expect("config");
+        let mut command = match self.wrapper.split_first() {
+            Some((program, args)) => {
+                let mut c = Command::new(program);
+                c.args(args).arg(vmd_bin());
+                c
+            }
+            None => Command::new(vmd_bin()),
+        };
+        command
             .args([
                 "--socket",
                 path_str(&self.socket),
@@ -105,7 +129,7 @@ impl Daemon {
             .stdout(log.try_clone().expect("dup"))
             .stderr(log)
             .spawn()
-            .expect("spawn vmd")
+            .expect("spawn vmd (and its wrapper)")
     }
 
     /// The daemon's log file.
@@ -145,9 +169,14 @@ impl Daemon {
         );
     }
 
-    /// The daemon's pid.
+    /// The daemon's pid (a wrapper like `prlimit` execs vmd, keeping the pid).
     pub fn pid(&self) -> u32 {
         self.child.as_ref().expect("running").id()
+    }
+
+    /// The daemon's exit status if it has exited.
+    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.as_mut()?.try_wait().expect("wait")
     }
 
     /// SIGKILLs the daemon and reaps it, returning the directory for a restart.
