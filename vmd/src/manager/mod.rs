@@ -17,6 +17,7 @@ pub mod logs;
 mod monitor;
 mod reconcile;
 pub mod runtime;
+pub mod space;
 mod state;
 pub mod uploads;
 mod vms;
@@ -67,6 +68,7 @@ pub struct Manager {
     config: ManagerConfig,
     locks: NameLocks,
     uploads: Uploads,
+    space: space::Space,
     events: events::Events,
     // std Mutex: map lookups only, never held across an await.
     runtimes: Mutex<HashMap<String, Arc<runtime::Runtime>>>,
@@ -80,6 +82,7 @@ impl Manager {
     /// Builds the manager over an open store and storage.
     pub fn new(store: Store, storage: Storage, config: ManagerConfig) -> Arc<Manager> {
         let store = Arc::new(store);
+        let space = space::Space::new(config.state_dir.clone());
         Arc::new_cyclic(|me| Manager {
             events: events::Events::new(store.clone()),
             store,
@@ -87,6 +90,7 @@ impl Manager {
             config,
             locks: NameLocks::default(),
             uploads: Uploads::default(),
+            space,
             runtimes: Mutex::new(HashMap::new()),
             me: me.clone(),
             started: Instant::now(),
@@ -102,6 +106,11 @@ impl Manager {
     /// The storage directories.
     pub fn storage(&self) -> &Storage {
         &self.storage
+    }
+
+    /// The ledger of space promised on the state file system.
+    pub fn space(&self) -> &space::Space {
+        &self.space
     }
 
     /// The upload registry.

@@ -52,6 +52,11 @@ pub struct Limits {
     pub max_upload_bytes: u64,
 }
 
+/// Messages (responses and subscription items) queued per connection for a client that does
+/// not read; once full, the connection's subscriptions wait (jsonrpsee's back-pressure). An
+/// event is a few hundred bytes, so a stalled subscriber costs well under a MiB here.
+pub const MESSAGE_BUFFER: u32 = 64;
+
 /// How long open connections get to finish at shutdown.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -68,6 +73,7 @@ pub async fn serve(
         .max_request_body_size(limits.max_request_bytes)
         .max_response_body_size(u32::MAX / 2)
         .max_connections(4096)
+        .set_message_buffer_capacity(MESSAGE_BUFFER)
         .build();
     let builder = Server::builder().set_config(config).to_service_builder();
     let tracker = TaskTracker::new();
