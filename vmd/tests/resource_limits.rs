@@ -123,6 +123,20 @@ impl OpenUpload {
         self.stream.read_to_end(&mut self.reply).expect("reply");
         self.reply()
     }
+
+    /// Sends the rest of the body and returns the reply, whichever it is: a refused upload
+    /// was answered (and closed) before its body, so the write may fail; an accepted one is
+    /// answered once the body is complete.
+    fn finish_or_refusal(mut self) -> (u16, Value) {
+        self.stream.set_nonblocking(false).expect("blocking");
+        self.stream
+            .set_read_timeout(Some(DEADLINE))
+            .expect("timeout");
+        let rest = self.body.split_off(FIRST_PART);
+        let _ = self.stream.write_all(&rest);
+        let _ = self.stream.read_to_end(&mut self.reply);
+        self.reply()
+    }
 }
 
 /// `len` bytes that `iso.import` accepts: zeros with an ISO 9660 volume descriptor.
@@ -217,23 +231,6 @@ fn concurrent_uploads_cannot_promise_the_same_space_twice() {
     wait_for("the partial file to go", || upload_files(&d).is_empty());
     let (status, body) = OpenUpload::start(&d, iso_bytes(size)).finish_or_refusal();
     assert_eq!(status, 201, "released space is granted again: {body}");
-}
-
-impl OpenUpload {
-    /// Waits for a refusal, or sends the rest once it is clear there is none coming: a
-    /// refused upload is answered before its body, an accepted one only after it.
-    fn finish_or_refusal(mut self) -> (u16, Value) {
-        self.stream.set_nonblocking(false).expect("blocking");
-        self.stream
-            .set_read_timeout(Some(DEADLINE))
-            .expect("timeout");
-        let rest = self.body.split_off(FIRST_PART);
-        // Writing the rest blocks or fails once the server answered and closed; the reply
-        // that was sent decides.
-        let _ = self.stream.write_all(&rest);
-        let _ = self.stream.read_to_end(&mut self.reply);
-        self.reply()
-    }
 }
 
 /// Stored events put in before vmd starts: as many as it keeps.
