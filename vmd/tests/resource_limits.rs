@@ -372,6 +372,13 @@ fn subscribers_that_never_read_cost_bounded_memory() {
         peak / MIB
     );
     drop(stalled);
+    eprintln!("vmd RSS after they left: {} MiB", settled_rss(pid) / MIB);
+    let listed = d.ok("events.list", json!([0, 5 * HISTORY]));
+    assert_eq!(
+        listed.as_array().map(Vec::len),
+        Some(1000),
+        "events.list caps its page"
+    );
     read_all_history(&d, last_seq);
 }
 
