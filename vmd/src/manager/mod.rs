@@ -12,12 +12,12 @@ pub mod events;
 mod images;
 mod install;
 mod isos;
+pub mod ledger;
 mod locks;
 pub mod logs;
 mod monitor;
 mod reconcile;
 pub mod runtime;
-pub mod space;
 mod state;
 pub mod uploads;
 mod vms;
@@ -68,7 +68,7 @@ pub struct Manager {
     config: ManagerConfig,
     locks: NameLocks,
     uploads: Uploads,
-    space: space::Space,
+    ledger: ledger::SpaceLedger,
     events: events::Events,
     // std Mutex: map lookups only, never held across an await.
     runtimes: Mutex<HashMap<String, Arc<runtime::Runtime>>>,
@@ -82,7 +82,7 @@ impl Manager {
     /// Builds the manager over an open store and storage.
     pub fn new(store: Store, storage: Storage, config: ManagerConfig) -> Arc<Manager> {
         let store = Arc::new(store);
-        let space = space::Space::new(config.state_dir.clone());
+        let space_ledger = ledger::SpaceLedger::new(config.state_dir.clone());
         Arc::new_cyclic(|me| Manager {
             events: events::Events::new(store.clone()),
             store,
@@ -90,7 +90,7 @@ impl Manager {
             config,
             locks: NameLocks::default(),
             uploads: Uploads::default(),
-            space,
+            ledger: space_ledger,
             runtimes: Mutex::new(HashMap::new()),
             me: me.clone(),
             started: Instant::now(),
@@ -109,8 +109,8 @@ impl Manager {
     }
 
     /// The ledger of space promised on the state file system.
-    pub fn space(&self) -> &space::Space {
-        &self.space
+    pub fn space_ledger(&self) -> &ledger::SpaceLedger {
+        &self.ledger
     }
 
     /// The upload registry.

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use super::space::Reservation;
+use super::ledger::Reservation;
 
 /// How long a finished upload waits for its import.
 pub const UPLOAD_TTL: Duration = Duration::from_secs(3600);
@@ -101,11 +101,11 @@ impl Uploads {
 mod tests {
     use super::*;
 
-    use crate::manager::space::Space;
+    use crate::manager::ledger::SpaceLedger;
 
     #[test]
     fn only_the_owner_takes_an_upload() {
-        let space = Space::with_probe(PathBuf::from("/"), |_| 100);
+        let space = SpaceLedger::with_probe(PathBuf::from("/"), |_| 100);
         let uploads = Uploads::default();
         let reservation = space.reserve(5).expect("reserve");
         let path = PathBuf::from("/nonexistent");

@@ -23,7 +23,7 @@ use vm_proto::types::Upload;
 use vm_proto::{ApiError, ErrorCode};
 
 use super::Caller;
-use crate::manager::space::Reservation;
+use crate::manager::ledger::Reservation;
 use crate::manager::uploads::StagedUpload;
 use crate::manager::Manager;
 use crate::storage;
@@ -134,7 +134,7 @@ fn checked_length(req: &HttpRequest<Incoming>, max: u64) -> Result<u64, Failure>
 /// refuses with 507 saying how much other uploads in flight hold.
 fn reserve(manager: &Manager, length: u64) -> Result<Reservation, Failure> {
     manager
-        .space()
+        .space_ledger()
         .reserve(length.saturating_mul(2))
         .map_err(|refused| {
             tracing::debug!(size_bytes = length, free_bytes = refused.free, reserved_bytes = refused.reserved, "upload refused: no space");

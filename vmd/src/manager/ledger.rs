@@ -21,7 +21,7 @@ type Probe = fn(&Path) -> u64;
     "not enough space: {} wanted, {} free of which {} is reserved by work in flight",
     format_size(*.wanted), format_size(*.free), format_size(*.reserved)
 )]
-pub struct NoSpace {
+pub struct NotEnoughSpace {
     /// Bytes asked for.
     pub wanted: u64,
     /// Free bytes on the file system at the time.
@@ -32,7 +32,7 @@ pub struct NoSpace {
 
 /// The ledger of one file system (the state directory's), shared by all its reservations.
 #[derive(Clone)]
-pub struct Space {
+pub struct SpaceLedger {
     ledger: Arc<Ledger>,
 }
 
@@ -49,30 +49,30 @@ impl Ledger {
     }
 }
 
-impl Space {
+impl SpaceLedger {
     /// A ledger for the file system holding `dir`.
-    pub fn new(dir: PathBuf) -> Space {
-        Space::with_probe(dir, crate::storage::free_bytes)
+    pub fn new(dir: PathBuf) -> SpaceLedger {
+        SpaceLedger::with_probe(dir, crate::storage::free_bytes)
     }
 
-    pub(super) fn with_probe(dir: PathBuf, probe: Probe) -> Space {
+    pub(super) fn with_probe(dir: PathBuf, probe: Probe) -> SpaceLedger {
         let ledger = Ledger {
             dir,
             probe,
             reserved: Mutex::new(0),
         };
-        Space {
+        SpaceLedger {
             ledger: Arc::new(ledger),
         }
     }
 
     /// Reserves `bytes`, or says how much is free and already reserved. Quick (one statvfs),
     /// so it is called from async code.
-    pub fn reserve(&self, bytes: u64) -> Result<Reservation, NoSpace> {
+    pub fn reserve(&self, bytes: u64) -> Result<Reservation, NotEnoughSpace> {
         let mut reserved = self.ledger.lock();
         let free = (self.ledger.probe)(&self.ledger.dir);
         if free.saturating_sub(*reserved) < bytes {
-            return Err(NoSpace {
+            return Err(NotEnoughSpace {
                 wanted: bytes,
                 free,
                 reserved: *reserved,
@@ -138,12 +138,12 @@ mod tests {
 
     #[test]
     fn reservations_add_up_and_release_on_drop() {
-        let space = Space::with_probe(PathBuf::from("/"), hundred);
+        let space = SpaceLedger::with_probe(PathBuf::from("/"), hundred);
         let a = space.reserve(60).expect("first fits");
         let refused = space.reserve(60).expect_err("second does not");
         assert_eq!(
             refused,
-            NoSpace {
+            NotEnoughSpace {
                 wanted: 60,
                 free: 100,
                 reserved: 60
@@ -157,7 +157,7 @@ mod tests {
 
     #[test]
     fn shrinking_gives_back_the_difference_once() {
-        let space = Space::with_probe(PathBuf::from("/"), hundred);
+        let space = SpaceLedger::with_probe(PathBuf::from("/"), hundred);
         let mut a = space.reserve(80).expect("fits");
         a.shrink_to(30);
         a.shrink_to(50);
