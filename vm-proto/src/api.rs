@@ -103,12 +103,13 @@ pub trait VmdApi {
     #[subscription(name = "vm.follow_logs" => "vm.log", unsubscribe = "vm.unfollow_logs", item = crate::types::LogChunk)]
     async fn vm_follow_logs(&self, name: String) -> jsonrpsee::core::SubscriptionResult;
 
-    /// Streams events with `seq > since` (stored ones first, then live), in order. Without
-    /// `since`, only new events (WebSocket only).
+    /// Streams events with `seq > since` (stored ones first, read in bounded pages as the client
+    /// takes them, then live), in order. Without `since`, only new events (WebSocket only).
     #[subscription(name = "events.subscribe" => "events.event", unsubscribe = "events.unsubscribe", item = crate::types::Event)]
     async fn events_subscribe(&self, since: Option<u64>) -> jsonrpsee::core::SubscriptionResult;
 
-    /// Stored events with `seq > since`, at most `limit` (default 1000), oldest first.
+    /// Stored events with `seq > since`, at most `limit` (default 1000, capped at 1000), oldest
+    /// first. Page on with the last `seq` as `since`.
     #[method(name = "events.list")]
     async fn events_list(
         &self,

@@ -1,7 +1,7 @@
 //! The event hub: every event is written to the store (which assigns its sequence number) and
 //! then broadcast to live subscribers, both under one lock, so broadcast order is sequence
-//! order. Subscribers replay stored events first and then switch to the live channel, skipping
-//! what they have already sent: no gap and no duplicate.
+//! order. Subscribers replay stored events first, a bounded page at a time, and then switch to
+//! the live channel, skipping what they have already sent: no gap and no duplicate.
 
 use std::sync::{Arc, Mutex};
 
@@ -13,6 +13,10 @@ use crate::store::{self, EventRow, NewEvent, Store};
 
 /// Stored events kept; older ones are pruned at start-up.
 pub const EVENTS_KEPT: u64 = 100_000;
+
+/// Most stored events one `list` returns, whatever the caller asks for (and the default
+/// page of `events.list`): a caller pages on with `since` = the last sequence number seen.
+pub const LIST_MAX: u64 = 1000;
 
 /// Live events kept for slow subscribers before they lag (and must resume with `since`).
 const CHANNEL_CAPACITY: usize = 4096;
@@ -117,9 +121,10 @@ impl Events {
         self.tx.subscribe()
     }
 
-    /// Stored events after `since`.
+    /// Stored events after `since`, at most `limit` capped at [`LIST_MAX`].
     pub async fn list(&self, since: u64, limit: u64) -> Result<Vec<Event>, Error> {
         let store = self.store.clone();
+        let limit = limit.min(LIST_MAX);
         let rows = tokio::task::spawn_blocking(move || {
             store.read(|c| store::list_events(c, since, limit))
         })

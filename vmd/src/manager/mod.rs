@@ -13,6 +13,7 @@ mod images;
 mod install;
 mod isos;
 mod launch;
+pub mod ledger;
 mod locks;
 pub mod logs;
 mod monitor;
@@ -75,6 +76,7 @@ pub struct Manager {
     config: ManagerConfig,
     locks: NameLocks,
     uploads: Uploads,
+    ledger: ledger::SpaceLedger,
     events: events::Events,
     // std Mutex: map lookups only, never held across an await.
     runtimes: Mutex<HashMap<String, Arc<runtime::Runtime>>>,
@@ -91,6 +93,7 @@ impl Manager {
     pub fn new(store: Store, storage: Storage, config: ManagerConfig) -> Arc<Manager> {
         let reserve = Arc::new(SpaceReserve::new(&config.state_dir, config.reserve_bytes));
         let store = Arc::new(store.with_guard(reserve.clone()));
+        let space_ledger = ledger::SpaceLedger::new(config.state_dir.clone());
         Arc::new_cyclic(|me| Manager {
             reserve,
             space_low: AtomicBool::new(false),
@@ -100,6 +103,7 @@ impl Manager {
             config,
             locks: NameLocks::default(),
             uploads: Uploads::default(),
+            ledger: space_ledger,
             runtimes: Mutex::new(HashMap::new()),
             me: me.clone(),
             started: Instant::now(),
@@ -115,6 +119,11 @@ impl Manager {
     /// The storage directories.
     pub fn storage(&self) -> &Storage {
         &self.storage
+    }
+
+    /// The ledger of space promised on the state file system.
+    pub fn space_ledger(&self) -> &ledger::SpaceLedger {
+        &self.ledger
     }
 
     /// The upload registry.

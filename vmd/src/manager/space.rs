@@ -120,6 +120,11 @@ impl Manager {
         }
     }
 
+    /// The free-space floor (`min_free_bytes`).
+    pub fn min_free_bytes(&self) -> u64 {
+        self.config.min_free_bytes
+    }
+
     /// Whether free space is below the floor (as last seen).
     pub fn space_is_low(&self) -> bool {
         self.space_low.load(Ordering::Acquire)

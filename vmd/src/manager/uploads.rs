@@ -1,16 +1,20 @@
 //! Staged uploads: bytes streamed by a client into `uploads/`, waiting for `image.import`.
-//! An upload belongs to the uid that sent it and expires after [`UPLOAD_TTL`].
+//! An upload belongs to the uid that sent it and expires after [`UPLOAD_TTL`]. While staged it
+//! holds a [`Reservation`] for its conversion, released when an import takes it and is done
+//! with it, or when it expires.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use super::ledger::Reservation;
+
 /// How long a finished upload waits for its import.
 pub const UPLOAD_TTL: Duration = Duration::from_secs(3600);
 
 /// A finished upload.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct StagedUpload {
     /// Uploader.
     pub owner_uid: u32,
@@ -20,7 +24,34 @@ pub struct StagedUpload {
     pub size_bytes: u64,
     /// SHA-256 hex.
     pub sha256: String,
+    /// Space kept free for what an import writes; released with the upload.
+    reservation: Reservation,
     finished: Instant,
+}
+
+impl StagedUpload {
+    /// A finished upload, holding `reservation` until it is imported or expires.
+    pub fn new(
+        owner_uid: u32,
+        path: PathBuf,
+        size_bytes: u64,
+        sha256: String,
+        reservation: Reservation,
+    ) -> StagedUpload {
+        StagedUpload {
+            owner_uid,
+            path,
+            size_bytes,
+            sha256,
+            reservation,
+            finished: Instant::now(),
+        }
+    }
+
+    /// Bytes reserved for the import.
+    pub fn reserved_bytes(&self) -> u64 {
+        self.reservation.bytes()
+    }
 }
 
 /// The registry of finished uploads.
@@ -32,21 +63,7 @@ pub struct Uploads {
 
 impl Uploads {
     /// Registers a finished upload under `id`.
-    pub fn insert(
-        &self,
-        id: String,
-        owner_uid: u32,
-        path: PathBuf,
-        size_bytes: u64,
-        sha256: String,
-    ) {
-        let staged = StagedUpload {
-            owner_uid,
-            path,
-            size_bytes,
-            sha256,
-            finished: Instant::now(),
-        };
+    pub fn insert(&self, id: String, staged: StagedUpload) {
         self.lock().insert(id, staged);
     }
 
@@ -59,7 +76,7 @@ impl Uploads {
         }
     }
 
-    /// Removes expired uploads, deleting their files.
+    /// Removes expired uploads, deleting their files and releasing their reservations.
     pub fn expire(&self) {
         let expired: Vec<StagedUpload> = {
             let mut map = self.lock();
@@ -84,18 +101,21 @@ impl Uploads {
 mod tests {
     use super::*;
 
+    use crate::manager::ledger::SpaceLedger;
+
     #[test]
     fn only_the_owner_takes_an_upload() {
+        let space = SpaceLedger::with_probe(PathBuf::from("/"), |_| 100);
         let uploads = Uploads::default();
-        uploads.insert(
-            "u1".into(),
-            1000,
-            PathBuf::from("/nonexistent"),
-            5,
-            "ab".into(),
-        );
+        let reservation = space.reserve(5).expect("reserve");
+        let path = PathBuf::from("/nonexistent");
+        let staged = StagedUpload::new(1000, path, 5, "ab".into(), reservation);
+        uploads.insert("u1".into(), staged);
         assert!(uploads.take("u1", 1001).is_none());
-        assert!(uploads.take("u1", 1000).is_some());
+        let taken = uploads.take("u1", 1000).expect("owner takes it");
+        assert_eq!(space.reserved(), 5, "the reservation moves with the upload");
+        drop(taken);
+        assert_eq!(space.reserved(), 0, "and is released with it");
         assert!(uploads.take("u1", 1000).is_none(), "taken once");
     }
 }

@@ -1,5 +1,11 @@
-//! Subscription pumps: following a console log file, and streaming events (stored backlog,
-//! then live, skipping anything already sent so the client sees each sequence number once).
+//! Subscription pumps: following a console log file, and streaming events (stored backlog in
+//! bounded pages, then live, skipping anything already sent so the client sees each sequence
+//! number once).
+//!
+//! Memory per subscriber is bounded whatever the client does: the backlog is read one page
+//! at a time, and the next page only after the sink accepted the last event of the previous
+//! one. The sink waits while the connection's message buffer (`rpc::MESSAGE_BUFFER`
+//! messages) is full, which it stays while the client does not read.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -9,11 +15,14 @@ use tokio::sync::broadcast;
 use vm_proto::types::{Event, LogChunk};
 
 use crate::manager;
+use crate::manager::events::Events;
 
 /// How often a followed log is checked for growth.
 const POLL: Duration = Duration::from_millis(100);
 /// Largest chunk sent at once.
 const CHUNK: u64 = 64 << 10;
+/// Stored events read from the store at once for a subscriber.
+const BACKLOG_PAGE: u64 = 256;
 
 /// Sends what is appended to `log` from now on, until the client goes away.
 pub async fn follow_log(sink: SubscriptionSink, log: PathBuf) {
@@ -43,22 +52,70 @@ pub async fn follow_log(sink: SubscriptionSink, log: PathBuf) {
     }
 }
 
-/// Sends `backlog`, then live events with a higher sequence number, until the client goes
-/// away. A client that falls too far behind gets an error naming the last sequence number it
-/// received, so it can resume with `since`.
+/// Where an event stream starts.
+pub enum EventsFrom {
+    /// Live events only, from a receiver joined before the subscription was accepted (so an
+    /// event caused after the client saw the subscription id is never missed).
+    Now(broadcast::Receiver<Event>),
+    /// Stored events with a higher sequence number, then live ones.
+    After(u64),
+}
+
+/// Sends events from `from` until the client goes away. A client that falls too far behind
+/// the live channel gets an error naming the last sequence number it received, so it can
+/// resume with `since`.
 pub async fn stream_events(
     sink: SubscriptionSink,
-    backlog: Vec<Event>,
-    mut live: broadcast::Receiver<Event>,
-    since: u64,
+    events: &Events,
+    from: EventsFrom,
 ) -> Result<(), String> {
-    let mut last = since;
-    for event in backlog {
-        last = event.seq;
-        if send(&sink, &event).await.is_err() {
-            return Ok(());
+    match from {
+        EventsFrom::Now(live) => send_live(&sink, live, 0).await,
+        EventsFrom::After(mut last) => match send_backlog(&sink, events, &mut last).await? {
+            Some(live) => send_live(&sink, live, last).await,
+            None => Ok(()),
+        },
+    }
+}
+
+/// Sends the stored events after `*last` a page at a time, reading the next page only once
+/// the sink took the previous one, so a client that does not read holds at most one page and
+/// the connection's message buffer. When a page comes back short the live channel is joined,
+/// then one more page is read: an event stored before joining is in that page, one stored
+/// after is on the channel (both when it raced the join; `send_live` skips it). Returns the
+/// live receiver, or `None` when the client went away.
+async fn send_backlog(
+    sink: &SubscriptionSink,
+    events: &Events,
+    last: &mut u64,
+) -> Result<Option<broadcast::Receiver<Event>>, String> {
+    let mut live = None;
+    loop {
+        let page = events
+            .list(*last, BACKLOG_PAGE)
+            .await
+            .map_err(|e| format!("cannot read stored events: {e}"))?;
+        let full = page.len() as u64 == BACKLOG_PAGE;
+        for event in page {
+            *last = event.seq;
+            if send(sink, &event).await.is_err() {
+                return Ok(None);
+            }
+        }
+        match (full, live.is_some()) {
+            (true, _) => continue,
+            (false, false) => live = Some(events.subscribe()),
+            (false, true) => return Ok(live),
         }
     }
+}
+
+/// Sends live events with `seq > last` until the client goes away or lags.
+async fn send_live(
+    sink: &SubscriptionSink,
+    mut live: broadcast::Receiver<Event>,
+    mut last: u64,
+) -> Result<(), String> {
     loop {
         let event = tokio::select! {
             _ = sink.closed() => return Ok(()),
@@ -75,7 +132,7 @@ pub async fn stream_events(
             continue;
         }
         last = event.seq;
-        if send(&sink, &event).await.is_err() {
+        if send(sink, &event).await.is_err() {
             return Ok(());
         }
     }

@@ -15,7 +15,9 @@ use vm_proto::types::{
 };
 use vm_proto::{ApiError, ErrorCode};
 
+use super::follow::EventsFrom;
 use super::Caller;
+use crate::manager::events::LIST_MAX;
 use crate::manager::{Error, Manager};
 
 /// The server side of [`VmdApiServer`].
@@ -136,22 +138,19 @@ impl VmdApiServer for Handlers {
         pending: PendingSubscriptionSink,
         since: Option<u64>,
     ) -> SubscriptionResult {
-        let live = self.manager.events().subscribe();
-        let backlog = match since {
-            Some(since) => map(self.manager.events().list(since, u64::MAX).await)?,
-            None => Vec::new(),
+        let events = self.manager.events();
+        let from = match since {
+            Some(seq) => EventsFrom::After(seq),
+            None => EventsFrom::Now(events.subscribe()),
         };
         let sink = pending.accept().await?;
-        super::follow::stream_events(sink, backlog, live, since.unwrap_or(0)).await?;
+        super::follow::stream_events(sink, events, from).await?;
         Ok(())
     }
 
     async fn events_list(&self, since: Option<u64>, limit: Option<u64>) -> RpcResult<Vec<Event>> {
-        map(self
-            .manager
-            .events()
-            .list(since.unwrap_or(0), limit.unwrap_or(1000))
-            .await)
+        let limit = limit.unwrap_or(LIST_MAX);
+        map(self.manager.events().list(since.unwrap_or(0), limit).await)
     }
 
     async fn iso_import(&self, ext: &Extensions, params: IsoImport) -> RpcResult<Iso> {

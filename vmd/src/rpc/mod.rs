@@ -66,6 +66,11 @@ pub struct Limits {
     pub console_idle: Option<Duration>,
 }
 
+/// Messages (responses and subscription items) queued per connection for a client that does
+/// not read; once full, the connection's subscriptions wait (jsonrpsee's back-pressure). An
+/// event is a few hundred bytes, so a stalled subscriber costs well under a MiB here.
+pub const MESSAGE_BUFFER: u32 = 64;
+
 /// How long open connections get to finish at shutdown.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -82,6 +87,7 @@ pub async fn serve(
         .max_request_body_size(limits.max_request_bytes)
         .max_response_body_size(u32::MAX / 2)
         .max_connections(u32::try_from(limits.max_connections).unwrap_or(u32::MAX))
+        .set_message_buffer_capacity(MESSAGE_BUFFER)
         .build();
     let builder = Server::builder().set_config(config).to_service_builder();
     let admission = Admission::new(limits.max_connections, limits.max_connections_per_uid);

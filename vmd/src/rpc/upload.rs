@@ -1,7 +1,15 @@
 //! `PUT /v1/uploads`: streams a request body into `uploads/`, hashing it on the way, and
 //! registers it for the uploader's uid. The daemon writes only its own file; it never opens a
 //! client-named path.
+//!
+//! Space: before reading the body, an upload reserves twice its declared length in the
+//! manager's space ledger (the staged bytes, then what an import converts them into), and a
+//! request that does not fit beside the uploads already in flight gets 507 at once. The
+//! reservation shrinks as bytes land on disk, moves into the staged upload once complete
+//! (holding room for the import), and is released at once if the upload fails or the client
+//! goes away, together with the partial file.
 
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use http_body_util::BodyExt;
@@ -15,6 +23,8 @@ use vm_proto::types::Upload;
 use vm_proto::{ApiError, ErrorCode};
 
 use super::Caller;
+use crate::manager::ledger::Reservation;
+use crate::manager::uploads::StagedUpload;
 use crate::manager::Manager;
 use crate::storage;
 
@@ -71,7 +81,34 @@ async fn receive(
             "use PUT",
         ));
     }
-    let length = content_length(&req).ok_or_else(|| {
+    let length = checked_length(&req, max)?;
+    let reservation = reserve(manager, length)?;
+    let id = format!(
+        "{:x}-{:x}-{:x}",
+        std::process::id(),
+        now_nanos(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    );
+    let mut in_flight = InFlight {
+        path: manager.storage().uploads_dir().join(&id),
+        length,
+        reservation: Some(reservation),
+    };
+    let sha256 = write_body(&mut in_flight, req.into_body()).await?;
+    let (path, reservation) = in_flight.staged();
+    let staged = StagedUpload::new(caller.uid, path, length, sha256.clone(), reservation);
+    manager.uploads().insert(id.clone(), staged);
+    tracing::debug!(upload = %id, uid = caller.uid, size_bytes = length, "upload staged");
+    Ok(Upload {
+        upload_id: id,
+        size_bytes: length,
+        sha256,
+    })
+}
+
+/// The declared length, if there is one within `max`.
+fn checked_length(req: &HttpRequest<Incoming>, max: u64) -> Result<u64, Failure> {
+    let length = content_length(req).ok_or_else(|| {
         invalid(
             StatusCode::LENGTH_REQUIRED,
             "content-length is required".into(),
@@ -90,56 +127,77 @@ async fn receive(
             "raise max_upload_bytes in the vmd config",
         ));
     }
-    let free = storage::free_bytes(manager.storage().uploads_dir());
-    if length.saturating_mul(2) > free {
-        let msg = format!(
-            "not enough space: {} upload needs twice that, {} free",
-            format_size(length),
-            format_size(free)
-        );
-        return Err((
-            StatusCode::INSUFFICIENT_STORAGE,
-            ApiError::new(ErrorCode::Internal, msg).with_hint("free space in the state directory"),
-        ));
-    }
-    let id = format!(
-        "{:x}-{:x}-{:x}",
-        std::process::id(),
-        now_nanos(),
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    );
-    let path = manager.storage().uploads_dir().join(&id);
-    match write_body(&path, req.into_body(), length).await {
-        Ok(sha256) => {
-            manager
-                .uploads()
-                .insert(id.clone(), caller.uid, path, length, sha256.clone());
-            tracing::debug!(upload = %id, uid = caller.uid, size_bytes = length, "upload staged");
-            Ok(Upload {
-                upload_id: id,
-                size_bytes: length,
-                sha256,
-            })
+    Ok(length)
+}
+
+/// Reserves twice `length` (the staged bytes, then what an import converts them into), or
+/// refuses with 507 saying how much other uploads in flight hold.
+fn reserve(manager: &Manager, length: u64) -> Result<Reservation, Failure> {
+    manager
+        .space_ledger()
+        .reserve_keeping(length.saturating_mul(2), manager.min_free_bytes())
+        .map_err(|refused| {
+            tracing::debug!(size_bytes = length, free_bytes = refused.free, reserved_bytes = refused.reserved, "upload refused: no space");
+            let msg = format!(
+                "not enough space: a {} upload needs twice that; {} free, of which {} is reserved by uploads in flight",
+                format_size(length),
+                format_size(refused.free),
+                format_size(refused.reserved)
+            );
+            let hint = "free space in the state directory, or retry when other uploads finish (vmd also keeps min_free_bytes free)";
+            let err = ApiError::new(ErrorCode::NoSpace, msg).with_hint(hint);
+            (StatusCode::INSUFFICIENT_STORAGE, err)
+        })
+}
+
+/// An upload being received: its partial file and its reservation. Dropped before it is
+/// staged (failure, disconnect, or the request future dropped), it releases the space and
+/// removes the file at once.
+struct InFlight {
+    path: PathBuf,
+    length: u64,
+    reservation: Option<Reservation>,
+}
+
+impl InFlight {
+    /// `on_disk` bytes are written: the file system's free space counts them now, so the
+    /// reservation shrinks to what is still to come (the rest of the body, then the import).
+    fn landed(&mut self, on_disk: u64) {
+        let to_come = self.length.saturating_mul(2).saturating_sub(on_disk);
+        if let Some(r) = self.reservation.as_mut() {
+            r.shrink_to(to_come);
         }
-        Err(failure) => {
-            storage::remove_quietly(&path);
-            Err(failure)
+    }
+
+    /// The body is on disk: keeps room for the import and hands over file and reservation.
+    fn staged(mut self) -> (PathBuf, Reservation) {
+        self.landed(self.length);
+        let reservation = self.reservation.take().expect("reserved until staged");
+        (std::mem::take(&mut self.path), reservation)
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        if let Some(reservation) = self.reservation.take() {
+            // Released first: until the unlink the partial file still counts against the
+            // free space, so the ledger errs on the safe side.
+            drop(reservation);
+            storage::remove_quietly(&self.path);
         }
     }
 }
 
-async fn write_body(
-    path: &std::path::Path,
-    mut body: Incoming,
-    length: u64,
-) -> Result<String, Failure> {
+async fn write_body(upload: &mut InFlight, mut body: Incoming) -> Result<String, Failure> {
     let internal = |e: std::io::Error| {
         (
             StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::from_error(ErrorCode::Internal, &e),
         )
     };
-    let file = tokio::fs::File::create(path).await.map_err(internal)?;
+    let file = tokio::fs::File::create(&upload.path)
+        .await
+        .map_err(internal)?;
     let mut out = tokio::io::BufWriter::with_capacity(1 << 20, file);
     let mut hasher = Sha256::new();
     let mut received: u64 = 0;
@@ -155,8 +213,10 @@ async fn write_body(
             received += data.len() as u64;
             hasher.update(&data);
             out.write_all(&data).await.map_err(internal)?;
+            upload.landed(received - out.buffer().len() as u64);
         }
     }
+    let length = upload.length;
     if received != length {
         let msg = format!("upload ended after {received} of {length} bytes");
         return Err(invalid(StatusCode::BAD_REQUEST, msg, "retry the upload"));
