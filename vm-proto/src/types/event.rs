@@ -31,6 +31,10 @@ pub enum EventKind {
     ImageImported,
     /// An image was removed.
     ImageRemoved,
+    /// An ISO was imported (`iso` names it).
+    IsoImported,
+    /// An ISO was removed (`iso` names it).
+    IsoRemoved,
     /// Any kind this client does not know (newer daemon).
     #[serde(other)]
     Other,
@@ -51,6 +55,9 @@ pub struct Event {
     /// The image involved, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image: Option<String>,
+    /// The ISO involved, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iso: Option<String>,
     /// For `state_changed`: the new state.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub state: Option<VmState>,

@@ -14,6 +14,7 @@ mod install;
 mod isos;
 mod locks;
 pub mod logs;
+mod media;
 mod monitor;
 mod reconcile;
 pub mod runtime;

@@ -35,7 +35,7 @@ use tokio::net::UnixStream;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio::time::Instant;
 
-pub use commands::{RunState, StatusInfo};
+pub use commands::{AddFdInfo, RunState, StatusInfo};
 pub use wire::QmpEvent;
 use wire::{Frame, Line};
 use writer::{write_loop, Outgoing, QmpWrite};
