@@ -158,7 +158,12 @@ impl Manager {
     }
 
     async fn finish(&self, name: &str, id: i64, exit: Exit, seen: Seen) {
-        let state = self.find_vm(name).await.ok().flatten().map(|r| r.state);
+        let state = self
+            .find_vm(name)
+            .await
+            .ok()
+            .flatten()
+            .map(|r| r.state);
         let clean = match &exit {
             Exit::Status(s) => s.success(),
             Exit::Unknown => true,

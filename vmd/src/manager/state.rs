@@ -44,7 +44,9 @@ impl Manager {
     /// Moves `name` from exactly `from` to `to`; `false` (and nothing changes) otherwise.
     pub(super) async fn transition_if(&self, name: &str, from: VmState, to: VmState) -> bool {
         match self.find_vm(name).await {
-            Ok(Some(row)) if row.state == from => self.transition(name, to, None).await.is_ok(),
+            Ok(Some(row)) if row.state == from => {
+                self.transition(name, to, None).await.is_ok()
+            }
             _ => false,
         }
     }
