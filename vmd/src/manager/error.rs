@@ -117,7 +117,7 @@ pub enum Error {
     /// Another operation holds the object.
     #[error("{kind} {name} is busy: {holder} in progress")]
     Busy {
-        /// `vm` or `image`.
+        /// `vm`, `image` or `iso`.
         kind: &'static str,
         /// Object name.
         name: String,

@@ -26,6 +26,12 @@ impl Manager {
         let memory_mib = req.memory_mib.unwrap_or(DEFAULT_MEMORY_MIB);
         self.check_resources(cpus, memory_mib, Firmware::Bios)?;
         let _guard = self.lock("vm", &req.name, "create").await?;
+        // Lock order vm → iso (see `media`): `iso.remove` cannot slip in before the new row
+        // references the ISO.
+        let _iso_guard = match &req.iso {
+            Some(iso) => Some(self.lock("iso", iso, "create vm").await?),
+            None => None,
+        };
         if self.find_vm(&req.name).await?.is_some() {
             return Err(Error::VmExists(req.name));
         }

@@ -452,3 +452,53 @@ async fn a_descriptor_over_a_plain_stream_fails_that_call_only() {
     fake.reply(&id, "{}").await;
     call.await.expect("join").expect("the session goes on");
 }
+
+impl FdPeer {
+    /// Expects `command` (with `fds` descriptors attached) and answers `reply` (a whole
+    /// `"return": …` or `"error": …` member); returns the request.
+    fn answer(&mut self, command: &str, fds: usize, reply: &str) -> Value {
+        let (request, got) = self.recv();
+        assert_eq!(request["execute"], command, "{request}");
+        assert_eq!(got.len(), fds, "descriptors with {command}");
+        self.send(&format!(r#"{{{reply}, "id": {}}}"#, request["id"]));
+        request
+    }
+}
+
+#[tokio::test]
+async fn insert_medium_goes_through_an_fd_set_and_always_frees_it() {
+    let (ours, theirs) = UnixStream::pair().expect("pair");
+    let peer = tokio::task::spawn_blocking(move || {
+        let mut peer = FdPeer::new(theirs);
+        peer.handshake();
+        let added = peer.answer("add-fd", 1, r#""return": {"fdset-id": 7, "fd": 30}"#);
+        assert_eq!(added["arguments"]["opaque"], "vmd iso tools");
+        let change = peer.answer("blockdev-change-medium", 0, r#""return": {}"#);
+        let expected = json!({"id": "cd0", "filename": "/dev/fdset/7", "format": "raw", "read-only-mode": "read-only"});
+        assert_eq!(change["arguments"], expected);
+        let removed = peer.answer("remove-fd", 0, r#""return": {}"#);
+        assert_eq!(removed["arguments"], json!({"fdset-id": 7}));
+        // Second insert: QEMU refuses the medium; the set is freed all the same.
+        peer.answer("add-fd", 1, r#""return": {"fdset-id": 8, "fd": 31}"#);
+        let refusal = r#""error": {"class": "GenericError", "desc": "Could not open"}"#;
+        peer.answer("blockdev-change-medium", 0, refusal);
+        let removed = peer.answer("remove-fd", 0, r#""return": {}"#);
+        assert_eq!(removed["arguments"], json!({"fdset-id": 8}));
+        peer
+    });
+    let qmp = Qmp::from_unix(ours, WAIT).await.expect("handshake");
+    let file = std::fs::File::open("/dev/null").expect("open");
+    qmp.insert_medium("cd0", file.into(), "vmd iso tools")
+        .await
+        .expect("inserted");
+    let file = std::fs::File::open("/dev/null").expect("open");
+    let err = qmp
+        .insert_medium("cd0", file.into(), "vmd iso bad")
+        .await
+        .expect_err("refused");
+    assert!(
+        matches!(&err, QmpError::Command { desc, .. } if desc == "Could not open"),
+        "{err:?}"
+    );
+    peer.await.expect("fake peer");
+}
