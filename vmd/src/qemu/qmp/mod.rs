@@ -11,6 +11,10 @@
 //! session (QEMU serves one QMP client at a time per socket; a second one gets no greeting
 //! until the first leaves).
 //!
+//! A request may carry a file descriptor ([`Qmp::execute_with_fd`]): the writer sends it as
+//! `SCM_RIGHTS` in the same `sendmsg` as the request, which is how QEMU ties it to `add-fd`.
+//! That needs a Unix socket ([`Qmp::connect`], [`Qmp::from_unix`]).
+//!
 //! Replies are plain [`serde_json::Value`]s; the commands vmd uses have typed helpers whose
 //! enums keep a catch-all variant, so a newer QEMU cannot break the connection.
 
