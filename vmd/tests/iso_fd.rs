@@ -1,7 +1,7 @@
 //! Live CD-ROM changes with real QEMU: vmd passes the ISO's descriptor, so a live attach works
 //! when QEMU (running as `nobody` under a root vmd) cannot reach the state directory; and
-//! `iso.remove` racing a live `vm.attach_iso` always leaves exactly one winner, with the
-//! store and QEMU's open files in agreement.
+//! `iso.remove` racing a live `vm.attach_iso` (or a `vm.create` with that ISO) always leaves
+//! exactly one winner, with the store and QEMU's open files in agreement.
 
 mod common;
 
@@ -74,7 +74,8 @@ fn iso_remove_racing_a_live_attach_has_one_winner() {
             "iso.import",
             json!([{"name": name, "upload_id": upload["upload_id"]}]),
         );
-        let (attach, remove) = race(&d, &name);
+        let attach_req = json!([{"vm": "race", "iso": name}]);
+        let (attach, remove) = race(&d, ("vm.attach_iso", attach_req), &name);
         let context = format!("round {round}: attach {attach}, remove {remove}");
         for resp in [&attach, &remove] {
             if let Some(err) = resp.get("error") {
@@ -106,13 +107,13 @@ fn iso_remove_racing_a_live_attach_has_one_winner() {
     d.ok("vm.stop", json!([{"name": "race", "force": true}]));
 }
 
-/// Fires `vm.attach_iso` of `iso` and `iso.remove` of it at once; returns both responses.
-fn race(d: &Daemon, iso: &str) -> (Value, Value) {
+/// Fires `call` and `iso.remove` of `iso` at once; returns both responses.
+fn race(d: &Daemon, call: (&str, Value), iso: &str) -> (Value, Value) {
     let start = Barrier::new(2);
     std::thread::scope(|s| {
         let attach = s.spawn(|| {
             start.wait();
-            d.call("vm.attach_iso", json!([{"vm": "race", "iso": iso}]))
+            d.call(call.0, call.1)
         });
         let remove = s.spawn(|| {
             start.wait();
@@ -123,6 +124,36 @@ fn race(d: &Daemon, iso: &str) -> (Value, Value) {
             remove.join().expect("remove thread"),
         )
     })
+}
+
+#[test]
+fn iso_remove_racing_a_create_with_that_iso_has_one_winner() {
+    let d = Daemon::start();
+    d.import_guest();
+    let tiny = tiny_iso(d.dir.path());
+    for round in 0..ROUNDS / 2 {
+        let (iso, vm) = (format!("r{round}"), format!("c{round}"));
+        let upload = d.upload(&tiny);
+        d.ok(
+            "iso.import",
+            json!([{"name": iso, "upload_id": upload["upload_id"]}]),
+        );
+        let create = json!([{"name": vm, "image": "guest", "memory_mib": 128, "iso": iso}]);
+        let (created, removed) = race(&d, ("vm.create", create), &iso);
+        let context = format!("round {round}: create {created}, remove {removed}");
+        let shown = d.call("vm.get", json!([vm]));
+        match (created.get("error"), removed.get("error")) {
+            (None, Some(err)) => {
+                assert_eq!(code(err), 423, "{context}");
+                assert_eq!(shown["result"]["iso"], iso, "{context}");
+            }
+            (Some(err), None) => {
+                assert_eq!(code(err), 404, "{context}");
+                assert_eq!(code(&shown["error"]), 404, "no vm: {context}");
+            }
+            _ => panic!("exactly one wins: {context}"),
+        }
+    }
 }
 
 /// A small ISO 9660 image made with xorriso.
