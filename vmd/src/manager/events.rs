@@ -217,4 +217,29 @@ mod tests {
             .expect("emit");
         assert_eq!(e.seq, 6, "sequence survives a restart");
     }
+
+    #[tokio::test]
+    async fn iso_events_name_the_iso_live_and_stored() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let store = Arc::new(Store::open(&dir.path().join("db")).expect("store"));
+        let events = Events::new(store);
+        let live = events
+            .emit(Draft::iso(EventKind::IsoImported, "tools", "imported"))
+            .await
+            .expect("emit");
+        events
+            .emit(Draft::image(EventKind::ImageRemoved, "base", "removed"))
+            .await
+            .expect("emit");
+        let stored = events.list(0, 10).await.expect("list");
+        assert_eq!(stored[0], live, "stored as broadcast");
+        let names = |e: &Event| (e.kind, e.image.clone(), e.iso.clone());
+        assert_eq!(
+            stored.iter().map(names).collect::<Vec<_>>(),
+            vec![
+                (EventKind::IsoImported, None, Some("tools".into())),
+                (EventKind::ImageRemoved, Some("base".into()), None),
+            ]
+        );
+    }
 }
