@@ -20,6 +20,8 @@
 
 mod commands;
 #[cfg(test)]
+mod fd_tests;
+#[cfg(test)]
 mod tests;
 mod wire;
 mod writer;
