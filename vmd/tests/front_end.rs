@@ -374,11 +374,16 @@ fn an_idle_console_client_is_detached_and_the_console_freed() {
     d.wait_log("idle1", "GUEST-READY idle1", 1, BOOT);
     let mut idle = Console::attach(&d, "idle1").into_stream();
     wait_closed(&mut idle);
-    let log = d.log();
-    let line = log
-        .lines()
-        .find(|l| l.contains("console client idle; detached"))
-        .unwrap_or_else(|| panic!("no detach line in the log:\n{log}"));
+    // The socket closes before the detach is logged: poll the log with a deadline.
+    let deadline = Instant::now() + DEADLINE;
+    let line = loop {
+        let log = d.log();
+        if let Some(l) = log.lines().find(|l| l.contains("console client idle; detached")) {
+            break l.to_string();
+        }
+        assert!(Instant::now() < deadline, "no detach line in the log:\n{log}");
+        std::thread::sleep(Duration::from_millis(20));
+    };
     assert!(line.contains("INFO") && line.contains("vm=idle1"), "{line}");
     Console::try_attach(&d, "idle1").expect("the console is free for the next client");
 }

@@ -62,6 +62,19 @@ fn iso_in_use_cannot_be_removed_and_detach_frees_it() {
     );
     d.ok("vm.detach_iso", json!(["v1"]));
     d.ok("iso.remove", json!(["tools"]));
+    let events = d.ok("events.list", json!([]));
+    let iso_events: Vec<_> = events
+        .as_array()
+        .expect("events")
+        .iter()
+        .filter(|e| e["iso"] == "tools")
+        .map(|e| (e["kind"].clone(), e.get("image").cloned()))
+        .collect();
+    assert_eq!(
+        iso_events,
+        [(json!("iso_imported"), None), (json!("iso_removed"), None)],
+        "{events}"
+    );
     let err = d.err(
         "vm.create",
         json!([{"name": "v2", "image": "guest", "iso": "tools"}]),

@@ -37,6 +37,10 @@ pub enum EventKind {
     SpaceOk,
     /// At start-up vmd found a QEMU of its own that no VM accounts for, and stopped it.
     OrphanStopped,
+    /// An ISO was imported (`iso` names it).
+    IsoImported,
+    /// An ISO was removed (`iso` names it).
+    IsoRemoved,
     /// Any kind this client does not know (newer daemon).
     #[serde(other)]
     Other,
@@ -57,6 +61,9 @@ pub struct Event {
     /// The image involved, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image: Option<String>,
+    /// The ISO involved, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iso: Option<String>,
     /// For `state_changed`: the new state.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub state: Option<VmState>,

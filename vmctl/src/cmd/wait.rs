@@ -135,6 +135,7 @@ mod tests {
             kind,
             vm: Some(vm.into()),
             image: None,
+            iso: None,
             state,
             message: String::new(),
         }

@@ -118,7 +118,7 @@ pub enum Error {
     /// Another operation holds the object.
     #[error("{kind} {name} is busy: {holder} in progress")]
     Busy {
-        /// `vm` or `image`.
+        /// `vm`, `image` or `iso`.
         kind: &'static str,
         /// Object name.
         name: String,
@@ -239,7 +239,7 @@ impl Error {
             Error::IsoNotFound(_) => "list ISOs with `vmctl iso ls`".into(),
             Error::IsoInUse { users, .. } => format!("eject it first: vmctl iso detach {}", users.join(" / ")),
             Error::BlankDisk(name) => format!("boot the install vm (vmctl start {name}), install the OS, stop it, then seal"),
-            Error::IsoImport { .. } => "upload a CD/DVD image (ISO 9660 or UDF); disk images go through `vmctl image import`".into(),
+            Error::IsoImport { source, .. } if is_refusal(source) => "upload a CD/DVD image (ISO 9660 or UDF); disk images go through `vmctl image import`".into(),
             Error::NotSealed(name) => format!("finish the installation, stop the install vm, then `vmctl image seal {name}`"),
             Error::IsoExists(_) | Error::ImageExists(_) | Error::VmExists(_) => "choose another name or remove the existing one first".into(),
             Error::ImageInUse { users, .. } => format!("remove those VMs first: vmctl rm {}", users.join(" ")),

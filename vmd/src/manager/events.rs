@@ -38,6 +38,8 @@ pub struct Draft {
     pub vm: Option<String>,
     /// Image involved.
     pub image: Option<String>,
+    /// ISO involved.
+    pub iso: Option<String>,
     /// New state.
     pub state: Option<VmState>,
     /// Detail.
@@ -51,6 +53,7 @@ impl Draft {
             kind,
             vm: Some(vm.into()),
             image: None,
+            iso: None,
             state: None,
             message: message.into(),
         }
@@ -62,6 +65,19 @@ impl Draft {
             kind,
             vm: None,
             image: Some(image.into()),
+            iso: None,
+            state: None,
+            message: message.into(),
+        }
+    }
+
+    /// An event about ISO `iso`.
+    pub fn iso(kind: EventKind, iso: &str, message: impl Into<String>) -> Draft {
+        Draft {
+            kind,
+            vm: None,
+            image: None,
+            iso: Some(iso.into()),
             state: None,
             message: message.into(),
         }
@@ -87,7 +103,8 @@ impl Events {
                 at_ms: now_ms(),
                 kind: kind_str(draft.kind),
                 vm: draft.vm,
-                image: draft.image,
+                // The store has one object column for images and ISOs; the kind tells which.
+                image: draft.image.or(draft.iso),
                 state: draft.state.map(|s| s.as_str().to_string()),
                 message: draft.message,
             };
@@ -142,13 +159,19 @@ fn kind_str(kind: EventKind) -> String {
 
 fn to_event(row: EventRow) -> Event {
     let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(row.at_ms.max(0) as u64);
+    let kind =
+        serde_json::from_value(serde_json::Value::String(row.kind)).unwrap_or(EventKind::Other);
+    let (image, iso) = match kind {
+        EventKind::IsoImported | EventKind::IsoRemoved => (None, row.image),
+        _ => (row.image, None),
+    };
     Event {
         seq: row.seq,
         at: humantime::format_rfc3339_millis(t).to_string(),
-        kind: serde_json::from_value(serde_json::Value::String(row.kind))
-            .unwrap_or(EventKind::Other),
+        kind,
         vm: row.vm,
-        image: row.image,
+        image,
+        iso,
         state: row.state.as_deref().and_then(VmState::parse),
         message: row.message,
     }
@@ -198,5 +221,30 @@ mod tests {
             .await
             .expect("emit");
         assert_eq!(e.seq, 6, "sequence survives a restart");
+    }
+
+    #[tokio::test]
+    async fn iso_events_name_the_iso_live_and_stored() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let store = Arc::new(Store::open(&dir.path().join("db")).expect("store"));
+        let events = Events::new(store);
+        let live = events
+            .emit(Draft::iso(EventKind::IsoImported, "tools", "imported"))
+            .await
+            .expect("emit");
+        events
+            .emit(Draft::image(EventKind::ImageRemoved, "base", "removed"))
+            .await
+            .expect("emit");
+        let stored = events.list(0, 10).await.expect("list");
+        assert_eq!(stored[0], live, "stored as broadcast");
+        let names = |e: &Event| (e.kind, e.image.clone(), e.iso.clone());
+        assert_eq!(
+            stored.iter().map(names).collect::<Vec<_>>(),
+            vec![
+                (EventKind::IsoImported, None, Some("tools".into())),
+                (EventKind::ImageRemoved, Some("base".into()), None),
+            ]
+        );
     }
 }

@@ -30,6 +30,9 @@ impl Manager {
         let size = super::vms::check_disk(Some(req.size_bytes), &req.name, 1 << 20)?;
         let _image_guard = self.lock("image", &req.name, "create").await?;
         let _vm_guard = self.lock("vm", &req.name, "create").await?;
+        // Order image → vm → iso (see `media`): `iso.remove` waits until the install VM's
+        // row references the ISO.
+        let _iso_guard = self.lock("iso", &req.iso, "create image").await?;
         if self.find_image(&req.name).await?.is_some() {
             return Err(Error::ImageExists(req.name));
         }

@@ -1,15 +1,12 @@
-//! The ISO library: import from an upload, list, get, remove (refused while inserted), and
-//! inserting / ejecting an ISO in a VM's CD-ROM drive, stopped (stored) or running (QMP media
-//! change, then stored).
+//! The ISO library: import from an upload, list, get, remove (refused while inserted). The
+//! CD-ROM drive of a VM is in [`super::media`].
 
-use serde_json::json;
 use vm_proto::names::validate_name;
-use vm_proto::types::{EventKind, Iso, IsoAttach, IsoImport, Vm, VmState};
+use vm_proto::types::{EventKind, Iso, IsoImport};
 
 use super::events::Draft;
 use super::images::move_aside;
 use super::{now_secs, rfc3339, Error, Manager};
-use crate::qemu::argv::CDROM_ID;
 use crate::storage;
 use crate::store::{self, IsoRow};
 
@@ -29,7 +26,7 @@ impl Manager {
             Ok(tmp) => tmp,
             Err(source) => {
                 storage::remove_quietly(&upload.path);
-                return Err(Error::Import {
+                return Err(Error::IsoImport {
                     name: req.name,
                     source,
                 });
@@ -60,11 +57,7 @@ impl Manager {
         result?;
         tracing::info!(iso = %req.name, uid = caller_uid, "iso imported");
         self.events
-            .emit(Draft::image(
-                EventKind::ImageImported,
-                &req.name,
-                "iso uploaded",
-            ))
+            .emit(Draft::iso(EventKind::IsoImported, &req.name, "imported"))
             .await?;
         self.iso(&req.name).await
     }
@@ -128,80 +121,10 @@ impl Manager {
         .await?;
         storage::remove_quietly(&trash);
         tracing::info!(iso = %name, "iso removed");
+        self.events
+            .emit(Draft::iso(EventKind::IsoRemoved, name, "removed"))
+            .await?;
         Ok(())
-    }
-
-    /// `vm.attach_iso`.
-    pub async fn attach_iso(&self, req: IsoAttach) -> Result<Vm, Error> {
-        let _guard = self.lock("vm", &req.vm, "attach iso").await?;
-        let vm = self
-            .find_vm(&req.vm)
-            .await?
-            .ok_or_else(|| Error::VmNotFound(req.vm.clone()))?;
-        let iso = self
-            .find_iso(&req.iso)
-            .await?
-            .ok_or_else(|| Error::IsoNotFound(req.iso.clone()))?;
-        if let Some(rt) = self.live_runtime(&req.vm, vm.state)? {
-            let path = self.storage.iso_path(&iso.file_name);
-            let args = json!({"id": CDROM_ID, "filename": path, "format": "raw", "read-only-mode": "read-only"});
-            rt.qmp
-                .execute("blockdev-change-medium", Some(args))
-                .await
-                .map_err(|e| Error::Qmp {
-                    name: req.vm.clone(),
-                    source: e,
-                })?;
-        }
-        let (vm_id, iso_id) = (vm.id, iso.id);
-        self.db(move |s| Ok(s.with_tx(|tx| store::set_iso(tx, vm_id, Some(iso_id)))?))
-            .await?;
-        self.note(&req.vm, &format!("ISO {} inserted", req.iso));
-        self.vm(&req.vm).await
-    }
-
-    /// `vm.detach_iso`.
-    pub async fn detach_iso(&self, name: &str) -> Result<Vm, Error> {
-        let _guard = self.lock("vm", name, "detach iso").await?;
-        let vm = self
-            .find_vm(name)
-            .await?
-            .ok_or_else(|| Error::VmNotFound(name.into()))?;
-        if let Some(rt) = self.live_runtime(name, vm.state)? {
-            let args = json!({"id": CDROM_ID, "force": true});
-            rt.qmp
-                .execute("eject", Some(args))
-                .await
-                .map_err(|e| Error::Qmp {
-                    name: name.into(),
-                    source: e,
-                })?;
-        }
-        let id = vm.id;
-        self.db(move |s| Ok(s.with_tx(|tx| store::set_iso(tx, id, None))?))
-            .await?;
-        self.note(name, "ISO ejected");
-        self.vm(name).await
-    }
-
-    /// The runtime when the VM has a process (`None` when stopped); an error mid-transition.
-    fn live_runtime(
-        &self,
-        name: &str,
-        state: VmState,
-    ) -> Result<Option<std::sync::Arc<super::runtime::Runtime>>, Error> {
-        match state {
-            VmState::Running | VmState::Paused => Ok(Some(
-                self.runtime(name)
-                    .ok_or_else(|| Error::NoProcess(name.into()))?,
-            )),
-            VmState::Stopped | VmState::Crashed => Ok(None),
-            _ => Err(Error::WrongState {
-                name: name.into(),
-                state,
-                action: "wait until it is running or stopped",
-            }),
-        }
     }
 
     pub(super) async fn find_iso(&self, name: &str) -> Result<Option<IsoRow>, Error> {

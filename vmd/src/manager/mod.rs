@@ -16,6 +16,7 @@ mod launch;
 pub mod ledger;
 mod locks;
 pub mod logs;
+mod media;
 mod monitor;
 mod reconcile;
 pub mod runtime;

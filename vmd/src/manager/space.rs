@@ -112,6 +112,7 @@ impl Manager {
             kind,
             vm: None,
             image: None,
+            iso: None,
             state: None,
             message: msg,
         };

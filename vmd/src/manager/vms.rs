@@ -26,6 +26,12 @@ impl Manager {
         self.check_resources(cpus, memory_mib, Firmware::Bios)?;
         let _guard = self.lock("vm", &req.name, "create").await?;
         self.check_space_floor("create a vm").await?;
+        // Lock order vm → iso (see `media`): `iso.remove` cannot slip in before the new row
+        // references the ISO.
+        let _iso_guard = match &req.iso {
+            Some(iso) => Some(self.lock("iso", iso, "create vm").await?),
+            None => None,
+        };
         if self.find_vm(&req.name).await?.is_some() {
             return Err(Error::VmExists(req.name));
         }

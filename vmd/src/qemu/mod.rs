@@ -13,8 +13,10 @@
 //! # Files a QEMU process uses
 //! Every path in [`QemuConfig`] is opened or created by QEMU while it still runs as the user
 //! that spawned it (root under systemd), before `-runas` drops privileges: the overlay, the
-//! serial log, and the QMP, console and VNC listening sockets. Nothing is opened afterwards,
-//! so the per-VM directory may stay private to vmd (tested with a 0700 directory). The
+//! serial log, the ISO inserted at boot, and the QMP, console and VNC listening sockets. Nothing
+//! is opened by path afterwards (an ISO inserted live arrives as a descriptor over QMP, see
+//! [`Qmp::insert_medium`]), so the per-VM directory and the state directory may stay private
+//! to vmd (tested with 0700 directories). The
 //! unprivileged QEMU cannot unlink its sockets when it exits, so socket files remain; they
 //! do no harm: the next QEMU unlinks a leftover before it binds, and a QMP client that
 //! connects to a leftover gets `ECONNREFUSED`, which [`Qmp::connect`] retries.

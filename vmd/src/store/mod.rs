@@ -41,7 +41,7 @@
 //!     seq     INTEGER PRIMARY KEY AUTOINCREMENT, -- never reused, survives restarts
 //!     at_ms   INTEGER NOT NULL,
 //!     kind    TEXT NOT NULL,
-//!     vm      TEXT, image TEXT, state TEXT,
+//!     vm      TEXT, image TEXT, state TEXT,   -- image: the ISO's name for iso_* kinds
 //!     message TEXT NOT NULL
 //! );
 //! ```

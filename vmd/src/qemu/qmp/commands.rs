@@ -1,8 +1,10 @@
 //! Typed helpers for the QMP commands vmd uses.
 
+use std::os::fd::OwnedFd;
+
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
-use serde_json::Value;
+use serde_json::{json, Value};
 
 use super::{Qmp, QmpError};
 
@@ -78,6 +80,16 @@ impl std::fmt::Display for RunState {
     }
 }
 
+/// The reply to `add-fd`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub struct AddFdInfo {
+    /// The fd set the descriptor went into.
+    #[serde(rename = "fdset-id")]
+    pub fdset_id: i64,
+    /// QEMU's number for its copy of the descriptor.
+    pub fd: i64,
+}
+
 /// The reply to `query-status`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 pub struct StatusInfo {
@@ -122,6 +134,55 @@ impl Qmp {
         }
     }
 
+    /// `add-fd`: passes `fd` into a new fd set (tagged `opaque`, shown by `query-fdsets`).
+    pub async fn add_fd(&self, fd: OwnedFd, opaque: &str) -> Result<AddFdInfo, QmpError> {
+        let value = self
+            .execute_with_fd("add-fd", Some(json!({"opaque": opaque})), fd)
+            .await?;
+        decode("add-fd", value)
+    }
+
+    /// `remove-fd` of a whole fd set: QEMU closes its copies that no device uses (while the
+    /// guest runs; a paused QEMU closes them at its next fd-set clean-up), and frees the set
+    /// once the last duplicate a device opened from it is closed.
+    pub async fn remove_fdset(&self, fdset_id: i64) -> Result<(), QmpError> {
+        let args = json!({"fdset-id": fdset_id});
+        self.execute("remove-fd", Some(args)).await.map(drop)
+    }
+
+    /// Inserts the read-only raw medium `file` into removable drive `device` (closing the
+    /// tray), replacing any medium in it. QEMU gets the descriptor, not a path: after
+    /// `-runas` it may be unable to open files under vmd's state directory. The descriptor
+    /// goes through an fd set (`add-fd`, `blockdev-change-medium` on `/dev/fdset/N`, then
+    /// `remove-fd`), so QEMU holds only the copy the medium uses, closed when it is ejected.
+    pub async fn insert_medium(
+        &self,
+        device: &str,
+        file: OwnedFd,
+        opaque: &str,
+    ) -> Result<(), QmpError> {
+        let set = self.add_fd(file, opaque).await?;
+        let args = json!({
+            "id": device,
+            "filename": format!("/dev/fdset/{}", set.fdset_id),
+            "format": "raw",
+            "read-only-mode": "read-only",
+        });
+        let changed = self.execute("blockdev-change-medium", Some(args)).await;
+        // Whether or not the change worked, the set's own entry has done its job.
+        if let Err(err) = self.remove_fdset(set.fdset_id).await {
+            tracing::warn!(fdset = set.fdset_id, error = %err, "QMP remove-fd failed");
+        }
+        changed.map(drop)
+    }
+
+    /// `eject` with `force`: empties removable drive `device` even if the guest locked it
+    /// (an empty drive is fine).
+    pub async fn eject(&self, device: &str) -> Result<(), QmpError> {
+        let args = json!({"id": device, "force": true});
+        self.execute("eject", Some(args)).await.map(drop)
+    }
+
     async fn call_unit(&self, command: &str) -> Result<(), QmpError> {
         self.execute(command, None).await.map(drop)
     }
@@ -132,11 +193,15 @@ impl Qmp {
         arguments: Option<Value>,
     ) -> Result<T, QmpError> {
         let value = self.execute(command, arguments).await?;
-        serde_json::from_value(value).map_err(|source| QmpError::Decode {
-            command: command.to_string(),
-            source,
-        })
+        decode(command, value)
     }
+}
+
+fn decode<T: DeserializeOwned>(command: &str, value: Value) -> Result<T, QmpError> {
+    serde_json::from_value(value).map_err(|source| QmpError::Decode {
+        command: command.to_string(),
+        source,
+    })
 }
 
 #[cfg(test)]

@@ -11,31 +11,40 @@
 //! session (QEMU serves one QMP client at a time per socket; a second one gets no greeting
 //! until the first leaves).
 //!
+//! A request may carry a file descriptor ([`Qmp::execute_with_fd`]): the writer sends it as
+//! `SCM_RIGHTS` in the same `sendmsg` as the request, which is how QEMU ties it to `add-fd`.
+//! That needs a Unix socket ([`Qmp::connect`], [`Qmp::from_unix`]).
+//!
 //! Replies are plain [`serde_json::Value`]s; the commands vmd uses have typed helpers whose
 //! enums keep a catch-all variant, so a newer QEMU cannot break the connection.
 
 mod commands;
 #[cfg(test)]
+mod fd_tests;
+#[cfg(test)]
 mod tests;
 mod wire;
+mod writer;
 
 use std::collections::HashMap;
 use std::future::Future;
 use std::io::ErrorKind;
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use serde_json::Value;
-use tokio::io::{AsyncBufRead, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufRead, AsyncRead, AsyncWrite, BufReader};
 use tokio::net::UnixStream;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio::time::Instant;
 
-pub use commands::{RunState, StatusInfo};
+pub use commands::{AddFdInfo, RunState, StatusInfo};
 pub use wire::QmpEvent;
 use wire::{Frame, Line};
+use writer::{write_loop, Outgoing, QmpWrite};
 
 /// Time limit of [`Qmp::execute`].
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -102,7 +111,7 @@ pub struct Qmp {
 /// Owned by the handles only: dropping the last one stops the writer.
 struct Inner {
     shared: Arc<Shared>,
-    outgoing: mpsc::UnboundedSender<String>,
+    outgoing: mpsc::UnboundedSender<Outgoing>,
     next_id: AtomicU64,
     greeting: Value,
 }
@@ -130,22 +139,32 @@ impl Qmp {
     pub async fn connect(path: &Path, timeout: Duration) -> Result<Qmp, QmpError> {
         let deadline = Instant::now() + timeout;
         let stream = connect_retrying(path, deadline).await?;
-        Qmp::handshake(stream, deadline).await
+        let (read, write) = stream.into_split();
+        Qmp::handshake(read, write, deadline).await
     }
 
-    /// Completes the handshake over an already-connected stream within `timeout`.
+    /// Completes the handshake over a connected Unix socket within `timeout`; requests may
+    /// then carry descriptors ([`Qmp::execute_with_fd`]).
+    pub async fn from_unix(stream: UnixStream, timeout: Duration) -> Result<Qmp, QmpError> {
+        let (read, write) = stream.into_split();
+        Qmp::handshake(read, write, Instant::now() + timeout).await
+    }
+
+    /// Completes the handshake over an already-connected stream within `timeout`. Such a
+    /// session cannot pass descriptors.
     pub async fn from_stream<S>(stream: S, timeout: Duration) -> Result<Qmp, QmpError>
     where
         S: AsyncRead + AsyncWrite + Send + 'static,
     {
-        Qmp::handshake(stream, Instant::now() + timeout).await
+        let (read, write) = tokio::io::split(stream);
+        Qmp::handshake(read, write, Instant::now() + timeout).await
     }
 
-    async fn handshake<S>(stream: S, deadline: Instant) -> Result<Qmp, QmpError>
+    async fn handshake<R, W>(read: R, write: W, deadline: Instant) -> Result<Qmp, QmpError>
     where
-        S: AsyncRead + AsyncWrite + Send + 'static,
+        R: AsyncRead + Unpin + Send + 'static,
+        W: QmpWrite,
     {
-        let (read, write) = tokio::io::split(stream);
         let mut reader = BufReader::new(read);
         let greeting = tokio::time::timeout_at(deadline, read_greeting(&mut reader))
             .await
@@ -159,7 +178,7 @@ impl Qmp {
     fn start<R, W>(reader: R, writer: W, greeting: Value) -> Qmp
     where
         R: AsyncBufRead + Unpin + Send + 'static,
-        W: AsyncWrite + Unpin + Send + 'static,
+        W: QmpWrite,
     {
         let shared = Arc::new(Shared {
             pending: Mutex::new(Pending::default()),
@@ -202,16 +221,36 @@ impl Qmp {
         arguments: Option<Value>,
         limit: Duration,
     ) -> Result<Value, QmpError> {
+        self.request(command, arguments, None, limit).await
+    }
+
+    /// Runs `command` with [`DEFAULT_TIMEOUT`], passing `fd` to QEMU with it (`SCM_RIGHTS`
+    /// in the same `sendmsg`), e.g. for `add-fd`. Our copy of `fd` is closed once sent.
+    /// Needs a session over a Unix socket ([`Qmp::connect`], [`Qmp::from_unix`]); otherwise
+    /// fails with [`QmpError::Io`] (`Unsupported`) and sends nothing.
+    pub async fn execute_with_fd(
+        &self,
+        command: &str,
+        arguments: Option<Value>,
+        fd: OwnedFd,
+    ) -> Result<Value, QmpError> {
+        self.request(command, arguments, Some(fd), DEFAULT_TIMEOUT)
+            .await
+    }
+
+    async fn request(
+        &self,
+        command: &str,
+        arguments: Option<Value>,
+        fd: Option<OwnedFd>,
+        limit: Duration,
+    ) -> Result<Value, QmpError> {
         let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
         let shared = &self.inner.shared;
         let reply = shared.register(id)?;
-        tracing::trace!(command, id, "QMP request");
-        if self
-            .inner
-            .outgoing
-            .send(request_line(command, arguments, id))
-            .is_err()
-        {
+        tracing::trace!(command, id, with_fd = fd.is_some(), "QMP request");
+        let line = request_line(command, arguments, id);
+        if self.inner.outgoing.send(Outgoing { id, line, fd }).is_err() {
             shared.forget(id);
             return Err(QmpError::Closed);
         }
@@ -392,24 +431,4 @@ async fn read_loop<R: AsyncBufRead + Unpin>(mut reader: R, shared: Arc<Shared>) 
         }
     }
     shared.close();
-}
-
-async fn write_loop<W: AsyncWrite + Unpin>(
-    mut writer: W,
-    mut queue: mpsc::UnboundedReceiver<String>,
-    shared: Arc<Shared>,
-) {
-    while let Some(line) = queue.recv().await {
-        let sent = async {
-            writer.write_all(line.as_bytes()).await?;
-            writer.flush().await
-        };
-        if let Err(err) = sent.await {
-            tracing::debug!(error = %err, "QMP write failed");
-            shared.close();
-            return;
-        }
-    }
-    // Every handle is gone: half-close so QEMU ends the session.
-    let _ = writer.shutdown().await;
 }

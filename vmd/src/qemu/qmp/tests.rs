@@ -8,13 +8,13 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, DuplexStream, ReadHal
 
 use super::*;
 
-const GREETING: &str = r#"{"QMP": {"version": {"qemu": {"micro": 22, "minor": 2, "major": 7}, "package": "Debian 1:7.2+dfsg-7+deb12u18+b3"}, "capabilities": ["oob"]}}"#;
+pub(super) const GREETING: &str = r#"{"QMP": {"version": {"qemu": {"micro": 22, "minor": 2, "major": 7}, "package": "Debian 1:7.2+dfsg-7+deb12u18+b3"}, "capabilities": ["oob"]}}"#;
 const STOP: &str =
     r#"{"timestamp": {"seconds": 1795333070, "microseconds": 195747}, "event": "STOP"}"#;
-const WAIT: Duration = Duration::from_secs(5);
+pub(super) const WAIT: Duration = Duration::from_secs(5);
 
 /// The QEMU side of the pipe.
-struct FakeQemu {
+pub(super) struct FakeQemu {
     reader: BufReader<ReadHalf<DuplexStream>>,
     writer: WriteHalf<DuplexStream>,
 }
@@ -46,19 +46,19 @@ impl FakeQemu {
         (n > 0).then(|| serde_json::from_str(&line).expect("request is JSON"))
     }
 
-    async fn expect(&mut self, command: &str) -> Value {
+    pub(super) async fn expect(&mut self, command: &str) -> Value {
         let request = self.recv().await.expect("a request");
         assert_eq!(request["execute"], command, "{request}");
         request["id"].clone()
     }
 
-    async fn reply(&mut self, id: &Value, body: &str) {
+    pub(super) async fn reply(&mut self, id: &Value, body: &str) {
         self.send(&format!(r#"{{"return": {body}, "id": {id}}}"#))
             .await;
     }
 }
 
-async fn connected() -> (Qmp, FakeQemu) {
+pub(super) async fn connected() -> (Qmp, FakeQemu) {
     let (client, server) = tokio::io::duplex(1 << 16);
     let mut fake = FakeQemu::new(server);
     let qmp = tokio::spawn(Qmp::from_stream(client, WAIT));
