@@ -378,10 +378,16 @@ fn an_idle_console_client_is_detached_and_the_console_freed() {
     let deadline = Instant::now() + DEADLINE;
     let line = loop {
         let log = d.log();
-        if let Some(l) = log.lines().find(|l| l.contains("console client idle; detached")) {
+        if let Some(l) = log
+            .lines()
+            .find(|l| l.contains("console client idle; detached"))
+        {
             break l.to_string();
         }
-        assert!(Instant::now() < deadline, "no detach line in the log:\n{log}");
+        assert!(
+            Instant::now() < deadline,
+            "no detach line in the log:\n{log}"
+        );
         std::thread::sleep(Duration::from_millis(20));
     };
     assert!(line.contains("INFO") && line.contains("vm=idle1"), "{line}");

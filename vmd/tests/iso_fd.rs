@@ -24,10 +24,11 @@ const ROUNDS: usize = 100;
 #[test]
 fn live_attach_works_when_qemu_cannot_reach_the_state_directory() {
     assert_eq!(nix::unistd::getuid().as_raw(), 0, "this test needs root");
-    let dir = tempfile::tempdir().expect("tempdir");
-    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700)).expect("chmod");
-    let d = Daemon::start_in(dir);
+    let d = Daemon::start();
     d.import_guest();
+    // The image sandbox needed the directory searchable for the import; from now on nobody
+    // (QEMU's user) cannot traverse it.
+    std::fs::set_permissions(d.dir.path(), std::fs::Permissions::from_mode(0o700)).expect("chmod");
     d.import_iso("tools");
     let vm = d.boot("private");
     let pid = vm["pid"].as_u64().expect("pid") as u32;
