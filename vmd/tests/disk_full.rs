@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use common::guest::BOOT;
-use common::{code, path_str, Daemon};
+use common::{code, path_str, qemus_naming, Daemon};
 use serde_json::{json, Value};
 
 /// A tmpfs mounted for one test, unmounted (lazily) on drop.
@@ -59,32 +59,11 @@ fn fill(path: &Path) {
     while f.write_all(&[0u8; 4096]).is_ok() {}
 }
 
-fn alive(pid: u64) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
-        s.rsplit_once(')')
-            .is_some_and(|(_, rest)| !rest.trim_start().starts_with('Z'))
-    })
-}
-
-/// Live QEMUs whose command line names `overlay`.
-fn qemus_of(overlay: &str) -> Vec<u64> {
-    std::fs::read_dir("/proc")
-        .expect("/proc")
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<u64>().ok())
-        .filter(|pid| {
-            let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-            let cmd = String::from_utf8_lossy(&cmd);
-            cmd.starts_with("qemu-system") && cmd.contains(overlay) && alive(*pid)
-        })
-        .collect()
-}
-
 /// The stored state of `name` agrees with the process table; returns the state.
 fn agrees(d: &Daemon, name: &str) -> String {
     let vm = d.ok("vm.get", json!([name]));
     let state = vm["state"].as_str().expect("state").to_string();
-    let qemus = qemus_of(vm["overlay_path"].as_str().expect("overlay"));
+    let qemus = qemus_naming(vm["overlay_path"].as_str().expect("overlay"));
     match state.as_str() {
         "running" | "paused" => assert_eq!(qemus, vec![vm["pid"].as_u64().expect("pid")], "{vm}"),
         "stopped" | "crashed" => assert!(qemus.is_empty(), "{vm} but QEMU {qemus:?} runs"),

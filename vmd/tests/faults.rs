@@ -10,33 +10,10 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::guest::BOOT;
-use common::{path_str, Daemon, DEADLINE};
+use common::{alive, path_str, qemus_naming, Daemon, DEADLINE};
 use serde_json::{json, Value};
 
-/// Live (not zombie) pids whose command line starts with `qemu-system` and names `needle`.
-fn qemus_naming(needle: &str) -> Vec<u32> {
-    let Ok(procs) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    procs
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|pid| {
-            let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-            let cmd = String::from_utf8_lossy(&cmd);
-            cmd.starts_with("qemu-system") && cmd.contains(needle) && alive(*pid)
-        })
-        .collect()
-}
-
-fn alive(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
-        s.rsplit_once(')')
-            .is_some_and(|(_, rest)| !rest.trim_start().starts_with('Z'))
-    })
-}
-
-fn wait_dead(pid: u32) {
+fn wait_dead(pid: u64) {
     let end = Instant::now() + DEADLINE;
     while alive(pid) {
         assert!(Instant::now() < end, "QEMU {pid} is still alive");
@@ -101,7 +78,7 @@ fn vmd_killed_while_starting_a_guest_leaves_no_orphan() {
     let vm = d.ok("vm.get", json!(["o1"]));
     assert_eq!(
         (vm["state"].as_str(), vm["pid"].as_u64()),
-        (Some("running"), Some(u64::from(qemu))),
+        (Some("running"), Some(qemu)),
         "the half-started QEMU is adopted: {vm}\n{}",
         d.log()
     );
@@ -118,7 +95,7 @@ fn vmd_killed_while_starting_a_guest_leaves_no_orphan() {
 fn a_qemu_no_vm_accounts_for_is_stopped_at_start_up() {
     let d = Daemon::start();
     d.import_guest();
-    let pid = d.boot("o2")["pid"].as_u64().expect("pid") as u32;
+    let pid = d.boot("o2")["pid"].as_u64().expect("pid");
     let state = d.state.clone();
     let dir = d.kill9();
     // What the old race left behind: a live QEMU, and a store that says the VM is stopped.

@@ -116,18 +116,6 @@ fn info_request() -> Vec<u8> {
     .into_bytes()
 }
 
-/// Status and body of a raw HTTP/1.1 response.
-fn split_response(raw: &[u8]) -> (u16, String) {
-    let text = String::from_utf8_lossy(raw);
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    (status, body.to_string())
-}
-
 fn assert_refused(status: u16, body: &str, limit: &str, key: &str) {
     assert_eq!(status, 503, "over the cap: {body}");
     let err: Value = serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body}"));
@@ -156,7 +144,7 @@ fn connections_over_max_connections_get_a_503_until_others_close() {
     let mut raw = Vec::new();
     first.read_to_end(&mut raw).expect("read");
     assert_eq!(
-        split_response(&raw).0,
+        common::parse_response(&raw).0,
         200,
         "admitted connections are served"
     );

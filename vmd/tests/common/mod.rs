@@ -328,7 +328,33 @@ pub fn kill_guests_under(dir: &Path) {
     }
 }
 
-fn parse_response(raw: &[u8]) -> (u16, String) {
+/// Whether `pid` is a live process (a zombie is not: an orphaned QEMU is reaped by init,
+/// which may be slow here).
+pub fn alive(pid: u64) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+        s.rsplit_once(')')
+            .is_some_and(|(_, rest)| !rest.trim_start().starts_with('Z'))
+    })
+}
+
+/// Live QEMU processes whose command line names `needle` (a run directory, an overlay).
+pub fn qemus_naming(needle: &str) -> Vec<u64> {
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    procs
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u64>().ok())
+        .filter(|pid| {
+            let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            let cmd = String::from_utf8_lossy(&cmd);
+            cmd.starts_with("qemu-system") && cmd.contains(needle) && alive(*pid)
+        })
+        .collect()
+}
+
+/// Status and body of a raw HTTP/1.1 response (chunked bodies decoded).
+pub fn parse_response(raw: &[u8]) -> (u16, String) {
     let text = String::from_utf8_lossy(raw).into_owned();
     let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
     let status = head
