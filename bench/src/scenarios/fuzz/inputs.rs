@@ -1,0 +1,397 @@
+//! Fuzz inputs, one connection each: mutated JSON-RPC bodies in valid HTTP, mutated HTTP
+//! framing (request line, headers, Content-Length, chunked encoding, pipelining, partial and
+//! half-closed sends, oversized headers), WebSocket upgrades followed by broken frames,
+//! console attach requests with bad names or upgrades, uploads with wrong lengths or aborted
+//! bodies, and uploads of mutated small images followed by their import.
+
+use serde_json::Value;
+
+use super::corpus::{self, CONSOLE_NAMES};
+use super::mutate;
+use crate::rng::Rng;
+
+/// What an input exercises.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Kind {
+    /// Mutated JSON-RPC body.
+    Rpc,
+    /// Mutated HTTP framing.
+    Http,
+    /// WebSocket upgrade and frames.
+    Ws,
+    /// `/v1/vms/<name>/console`.
+    Console,
+    /// `PUT /v1/uploads` with wrong framing.
+    Upload,
+    /// Upload of a mutated image, then `image.import`/`iso.import`.
+    Import,
+}
+
+impl Kind {
+    /// Every kind with its weight (per mille of inputs).
+    pub const WEIGHTS: [(Kind, u32); 6] = [
+        (Kind::Rpc, 620),
+        (Kind::Http, 180),
+        (Kind::Ws, 80),
+        (Kind::Console, 60),
+        (Kind::Upload, 50),
+        (Kind::Import, 10),
+    ];
+
+    /// Its name in the report.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Rpc => "rpc",
+            Kind::Http => "http",
+            Kind::Ws => "ws",
+            Kind::Console => "console",
+            Kind::Upload => "upload",
+            Kind::Import => "import",
+        }
+    }
+}
+
+/// One input: bytes written on one connection.
+#[derive(Debug, Clone)]
+pub struct Input {
+    /// What it exercises.
+    pub kind: Kind,
+    /// Written in order, a moment apart.
+    pub parts: Vec<Vec<u8>>,
+    /// Shut down the writing side after the last part.
+    pub half_close: bool,
+    /// For [`Kind::Import`]: the method and the name to import the upload as.
+    pub import: Option<(&'static str, String)>,
+}
+
+/// The seeds every generator draws from.
+pub struct Seeds {
+    /// JSON-RPC requests.
+    pub requests: Vec<Value>,
+    /// Method names.
+    pub methods: Vec<&'static str>,
+    /// Small images (format, bytes).
+    pub images: Vec<(&'static str, Vec<u8>)>,
+}
+
+/// A random input.
+pub fn generate(seeds: &Seeds, rng: &mut Rng) -> Input {
+    let weights: Vec<u32> = Kind::WEIGHTS.iter().map(|(_, w)| *w).collect();
+    let kind = Kind::WEIGHTS[rng.weighted(&weights)].0;
+    let one = |bytes| Input {
+        kind,
+        parts: vec![bytes],
+        half_close: false,
+        import: None,
+    };
+    match kind {
+        Kind::Rpc => one(post("/", &rpc_body(seeds, rng))),
+        Kind::Http => http(seeds, rng),
+        Kind::Ws => ws(seeds, rng),
+        Kind::Console => console(rng),
+        Kind::Upload => upload(seeds, rng),
+        Kind::Import => {
+            let (_, image) = rng.pick(&seeds.images);
+            let method = if rng.chance(85) { "image.import" } else { "iso.import" };
+            Input {
+                import: Some((method, format!("fzimg{}", rng.below(8)))),
+                ..one(request("PUT", "/v1/uploads", &[], &mutate::image(image, rng)))
+            }
+        }
+    }
+}
+
+fn rpc_body(seeds: &Seeds, rng: &mut Rng) -> Vec<u8> {
+    let seed = rng.pick(&seeds.requests);
+    let other = rng.pick(&seeds.requests);
+    mutate::json(seed, other, &seeds.methods, rng)
+}
+
+/// A well-framed POST of `body`.
+pub fn post(path: &str, body: &[u8]) -> Vec<u8> {
+    request("POST", path, &[("content-type", "application/json")], body)
+}
+
+/// `METHOD PATH HTTP/1.1` with host, the extra headers, content-length and connection: close.
+fn request(method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Vec<u8> {
+    let mut head = format!("{method} {path} HTTP/1.1\r\nhost: vmd\r\n");
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str(&format!(
+        "content-length: {}\r\nconnection: close\r\n\r\n",
+        body.len()
+    ));
+    [head.into_bytes(), body.to_vec()].concat()
+}
+
+/// A JSON-RPC POST with 1–3 framing mutations.
+fn http(seeds: &Seeds, rng: &mut Rng) -> Input {
+    let body = if rng.chance(50) {
+        rpc_body(seeds, rng)
+    } else {
+        rng.pick(&seeds.requests).to_string().into_bytes()
+    };
+    let mut raw = post("/", &body);
+    let mut half_close = false;
+    for _ in 0..rng.range(1, 3) {
+        half_close |= frame_mutation(&mut raw, &body, seeds, rng);
+    }
+    let parts = split(raw, rng);
+    Input {
+        kind: Kind::Http,
+        half_close: half_close || rng.chance(10),
+        parts,
+        import: None,
+    }
+}
+
+/// Replaces the head's `old` with `new` (first occurrence).
+fn replace(raw: &mut Vec<u8>, old: &[u8], new: &[u8]) {
+    if let Some(at) = raw.windows(old.len()).position(|w| w == old) {
+        raw.splice(at..at + old.len(), new.iter().copied());
+    }
+}
+
+/// One framing change; true when the request is left incomplete (half-close it).
+fn frame_mutation(raw: &mut Vec<u8>, body: &[u8], seeds: &Seeds, rng: &mut Rng) -> bool {
+    let cl = format!("content-length: {}", body.len()).into_bytes();
+    match rng.below(12) {
+        0 => {
+            let m: &[u8] = *rng.pick(&[&b"GET"[..], b"PUT", b"DELETE", b"OPTIONS", b"HEAD",
+                b"post", b"P\x00ST", b"CONNECT", b"", b"POST POST"]);
+            replace(raw, b"POST", m);
+        }
+        1 => {
+            let long = format!("/{}", "a".repeat(rng.range(1000, 70_000) as usize));
+            let p: &str = *rng.pick(&["/v1/uploads", "/v1/vms/f0/console", "//", "/%00",
+                "*", "http://vmd/", "/v1/", "/v1/vms/", "/?a=b", "", long.as_str()]);
+            replace(raw, b"POST / ", format!("POST {p} ").as_bytes());
+        }
+        2 => {
+            let v: &[u8] = *rng.pick(&[&b"HTTP/1.0"[..], b"HTTP/2.0", b"HTTP/9.9", b"HTTP/1",
+                b"http/1.1", b"", b"HTTP/1.1 x", b"HTTP/1.1\x00"]);
+            replace(raw, b"HTTP/1.1", v);
+        }
+        3 => {
+            let n = body.len() as i64;
+            let v = match rng.below(6) {
+                0 => (n + rng.range(1, 100) as i64).to_string(),
+                1 => (n - rng.range(1, n.max(1) as u64) as i64).max(0).to_string(),
+                2 => "-1".into(),
+                3 => "18446744073709551616".into(),
+                4 => format!("{n}, {}", n + 1),
+                _ => "abc".into(),
+            };
+            replace(raw, &cl, format!("content-length: {v}").as_bytes());
+            return true;
+        }
+        4 => {
+            let dup = format!("{}\r\ncontent-length: {}", String::from_utf8_lossy(&cl), rng.below(99));
+            replace(raw, &cl, dup.as_bytes());
+        }
+        5 => {
+            *raw = chunked(raw, body, rng);
+            return true;
+        }
+        6 => {
+            let n = rng.range(8_000, 300_000) as usize;
+            let big = format!("x-big: {}\r\nhost", "v".repeat(n));
+            replace(raw, b"host", big.as_bytes());
+        }
+        7 => {
+            let many: String = (0..rng.range(100, 3000)).map(|i| format!("x-h{i}: {i}\r\n")).collect();
+            replace(raw, b"host", format!("{many}host").as_bytes());
+        }
+        8 => {
+            let bad: &[u8] = *rng.pick(&[&b"bad header\r\n"[..], b"x y: z\r\n", b" folded\r\n",
+                b"x-nul: a\x00b\r\n", b"x-utf: \xff\xfe\r\n", b":\r\n", b"expect: 100-continue\r\n",
+                b"transfer-encoding: gzip\r\n", b"upgrade: h2c\r\nconnection: upgrade\r\n"]);
+            replace(raw, b"host", &[bad, b"host"].concat());
+        }
+        9 => {
+            let lf: Vec<u8> = raw.iter().copied().filter(|&b| b != b'\r').collect();
+            *raw = lf;
+        }
+        10 => {
+            for _ in 0..rng.range(1, 4) {
+                let next = rpc_body(seeds, rng);
+                raw.extend_from_slice(&post("/", &next));
+            }
+        }
+        _ => {
+            let head_end = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap_or(raw.len());
+            let i = rng.below(head_end.max(1));
+            if let Some(b) = raw.get_mut(i) {
+                *b ^= 1 << rng.below(8);
+            }
+        }
+    }
+    false
+}
+
+/// The request re-framed with `transfer-encoding: chunked`, with a chance of broken chunks.
+fn chunked(raw: &[u8], body: &[u8], rng: &mut Rng) -> Vec<u8> {
+    let head_end = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap_or(0);
+    let head = String::from_utf8_lossy(&raw[..head_end]);
+    let mut out: Vec<u8> = head
+        .lines()
+        .filter(|l| !l.starts_with("content-length") || rng.chance(20))
+        .flat_map(|l| format!("{l}\r\n").into_bytes())
+        .collect();
+    out.extend_from_slice(b"transfer-encoding: chunked\r\n\r\n");
+    for piece in body.chunks(rng.range(1, 64) as usize) {
+        let size = match rng.below(20) {
+            0 => "zz".to_string(),
+            1 => format!("{:x}", piece.len() + 5),
+            2 => format!("{:x};ext=1", piece.len()),
+            3 => "ffffffffffffffffff".to_string(),
+            _ => format!("{:x}", piece.len()),
+        };
+        out.extend_from_slice(format!("{size}\r\n").as_bytes());
+        out.extend_from_slice(piece);
+        out.extend_from_slice(b"\r\n");
+    }
+    if rng.chance(70) {
+        out.extend_from_slice(b"0\r\n\r\n");
+    }
+    out
+}
+
+/// Splits `raw` into 1–4 parts written a moment apart.
+fn split(raw: Vec<u8>, rng: &mut Rng) -> Vec<Vec<u8>> {
+    if raw.len() < 2 || rng.chance(70) {
+        return vec![raw];
+    }
+    let mut cuts: Vec<usize> = (0..rng.range(1, 3)).map(|_| rng.below(raw.len())).collect();
+    cuts.sort_unstable();
+    cuts.dedup();
+    let mut parts = Vec::new();
+    let mut from = 0;
+    for c in cuts.into_iter().chain([raw.len()]) {
+        parts.push(raw[from..c].to_vec());
+        from = c;
+    }
+    parts
+}
+
+/// A WebSocket upgrade, valid or not, followed by 1–3 frames, mostly broken.
+fn ws(seeds: &Seeds, rng: &mut Rng) -> Input {
+    let key = if rng.chance(85) { "dGhlIHNhbXBsZSBub25jZQ==" } else { "!!" };
+    let version = if rng.chance(85) { "13" } else { "8" };
+    let head = format!(
+        "GET / HTTP/1.1\r\nhost: vmd\r\nupgrade: websocket\r\nconnection: Upgrade\r\n\
+         sec-websocket-key: {key}\r\nsec-websocket-version: {version}\r\n\r\n"
+    );
+    let frames: Vec<u8> = (0..rng.range(1, 3))
+        .flat_map(|_| ws_frame(seeds, rng))
+        .collect();
+    Input {
+        kind: Kind::Ws,
+        parts: vec![head.into_bytes(), frames],
+        half_close: rng.chance(50),
+        import: None,
+    }
+}
+
+fn ws_frame(seeds: &Seeds, rng: &mut Rng) -> Vec<u8> {
+    let payload = rpc_body(seeds, rng);
+    match rng.below(9) {
+        0 | 1 => frame(0x81, true, &payload, None),
+        2 => frame(0x81, false, &payload, None),
+        3 => frame(0x81, true, &payload, Some(u64::MAX >> 1)),
+        4 => frame(0x09, true, b"ping", None),
+        5 => frame(0x88, true, &[0x03, 0xe7, 0xff, 0xfe], None),
+        6 => frame(0x81, true, b"\xff\xfe{\"id\":1}", None),
+        7 => frame(*rng.pick(&[0x83, 0xC1, 0x71, 0x02]), true, &payload, None),
+        _ => (0..rng.range(1, 64)).map(|_| rng.next_u64() as u8).collect(),
+    }
+}
+
+/// A WebSocket frame: first byte, masked or not, payload, optional false length.
+fn frame(first: u8, masked: bool, payload: &[u8], len: Option<u64>) -> Vec<u8> {
+    let n = len.unwrap_or(payload.len() as u64);
+    let mask_bit = if masked { 0x80 } else { 0 };
+    let mut out = vec![first];
+    if n < 126 {
+        out.push(mask_bit | n as u8);
+    } else if n <= u64::from(u16::MAX) {
+        out.push(mask_bit | 126);
+        out.extend_from_slice(&(n as u16).to_be_bytes());
+    } else {
+        out.push(mask_bit | 127);
+        out.extend_from_slice(&n.to_be_bytes());
+    }
+    let key = [0x37, 0xfa, 0x21, 0x3d];
+    if masked {
+        out.extend_from_slice(&key);
+    }
+    out.extend(payload.iter().enumerate().map(|(i, b)| if masked { b ^ key[i % 4] } else { *b }));
+    out
+}
+
+/// A console attach with a real, missing or hostile name, and maybe a wrong upgrade.
+fn console(rng: &mut Rng) -> Input {
+    let mut name = rng.pick(CONSOLE_NAMES).as_bytes().to_vec();
+    if rng.chance(20) {
+        name = [name, vec![b'x'; rng.range(100, 20_000) as usize]].concat();
+    }
+    let method: &[u8] = if rng.chance(85) { b"GET" } else { *rng.pick(&[&b"POST"[..], b"PUT"]) };
+    let upgrade: &[u8] = *rng.pick(&[&b"upgrade: vmd-console\r\nconnection: upgrade\r\n"[..],
+        b"upgrade: vmd-console\r\n", b"", b"upgrade: websocket\r\nconnection: upgrade\r\n",
+        b"upgrade: VMD-CONSOLE\r\nconnection: upgrade\r\n"]);
+    let head = [method, b" /v1/vms/", &name, b"/console HTTP/1.1\r\nhost: vmd\r\n", upgrade, b"\r\n"].concat();
+    let junk: Vec<u8> = (0..rng.below(256)).map(|_| rng.next_u64() as u8).collect();
+    Input {
+        kind: Kind::Console,
+        parts: vec![head, junk],
+        half_close: true,
+        import: None,
+    }
+}
+
+/// `PUT /v1/uploads` with a wrong length, an aborted body, or a wrong method or path.
+fn upload(seeds: &Seeds, rng: &mut Rng) -> Input {
+    let body: Vec<u8> = if rng.chance(50) {
+        let (_, img) = rng.pick(&seeds.images);
+        img[..img.len().min(2048)].to_vec()
+    } else {
+        (0..rng.below(2048)).map(|_| rng.next_u64() as u8).collect()
+    };
+    let ctype = [("content-type", "application/octet-stream")];
+    let mut raw = request("PUT", "/v1/uploads", &ctype, &body);
+    let cl = format!("content-length: {}", body.len()).into_bytes();
+    let mut half_close = true;
+    match rng.below(7) {
+        0 => replace(&mut raw, &cl, format!("content-length: {}", body.len() + 4096).as_bytes()),
+        1 => replace(&mut raw, &cl, b"content-length: 0"),
+        2 => replace(&mut raw, &cl, b"content-length: 107374182401"),
+        3 => raw = chunked(&raw, &body, rng),
+        4 => raw.truncate(raw.len() - body.len() / 2),
+        5 => {
+            let m: &[u8] = *rng.pick(&[&b"POST"[..], b"GET", b"DELETE", b"PATCH"]);
+            replace(&mut raw, b"PUT", m);
+            half_close = false;
+        }
+        _ => {
+            let p: &[u8] = *rng.pick(&[&b"/v1/uploads/"[..], b"/v1/uploads?x=1", b"/v1/uploads/../", b"/V1/UPLOADS"]);
+            replace(&mut raw, b"/v1/uploads", p);
+            half_close = false;
+        }
+    }
+    Input {
+        kind: Kind::Upload,
+        parts: split(raw, rng),
+        half_close,
+        import: None,
+    }
+}
+
+/// The seeds of a fuzz run.
+pub fn seeds(images: Vec<(&'static str, Vec<u8>)>) -> Seeds {
+    Seeds {
+        requests: corpus::requests(),
+        methods: corpus::calls().into_iter().map(|(m, _)| m).collect(),
+        images,
+    }
+}
