@@ -197,7 +197,9 @@ fn opts(args: &Args) -> anyhow::Result<Opts> {
         chaos_kills: args.chaos_kills.unwrap_or(if smoke { 5 } else { 100 }),
         chaos_guests: args.chaos_guests.unwrap_or(if smoke { 3 } else { 20 }),
         chaos_strict: args.chaos_strict,
-        fuzz_inputs: args.fuzz_inputs.unwrap_or(if smoke { 3000 } else { 1_000_000 }),
+        fuzz_inputs: args
+            .fuzz_inputs
+            .unwrap_or(if smoke { 3000 } else { 1_000_000 }),
         seed,
     })
 }

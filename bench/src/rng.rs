@@ -51,6 +51,11 @@ impl Rng {
         &items[self.below(items.len())]
     }
 
+    /// A random element of a non-empty slice of `Copy` items, by value.
+    pub fn one<T: Copy>(&mut self, items: &[T]) -> T {
+        items[self.below(items.len())]
+    }
+
     /// An index chosen with the given weights (at least one non-zero).
     pub fn weighted(&mut self, weights: &[u32]) -> usize {
         let total: u32 = weights.iter().sum();

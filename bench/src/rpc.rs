@@ -37,7 +37,6 @@ impl Client {
         self
     }
 
-
     /// Calls `method` with positional `params`; returns `result`, or the JSON-RPC error as
     /// an error.
     pub fn call(&self, method: &str, params: Value) -> anyhow::Result<Value> {

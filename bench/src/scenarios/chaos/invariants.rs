@@ -19,9 +19,18 @@ use crate::rpc::Client;
 pub const INVARIANTS: [(&str, &str); 9] = [
     ("orphan_qemu", "a QEMU of this vmd whose pid no VM lists"),
     ("duplicate_qemu", "a second QEMU for one VM"),
-    ("running_without_qemu", "a VM running/paused without its live QEMU"),
-    ("stopped_with_qemu", "a VM stopped/crashed while a QEMU runs it"),
-    ("stuck_transitional", "a VM still starting/stopping after the deadline"),
+    (
+        "running_without_qemu",
+        "a VM running/paused without its live QEMU",
+    ),
+    (
+        "stopped_with_qemu",
+        "a VM stopped/crashed while a QEMU runs it",
+    ),
+    (
+        "stuck_transitional",
+        "a VM still starting/stopping after the deadline",
+    ),
     ("db_integrity", "PRAGMA integrity_check not ok"),
     ("missing_overlay", "a VM whose overlay file is missing"),
     ("orphan_overlay", "a visible overlay file no VM owns"),
@@ -125,8 +134,9 @@ pub fn vm_list(rpc: &Client) -> anyhow::Result<Vec<Value>> {
     }
 }
 
-/// Checks the process invariants of `list` against `qemus`; returns the pids nobody owns.
-pub fn check_processes(list: &[Value], qemus: &[Qemu], v: &mut Violations) -> Vec<u32> {
+/// Checks the process invariants of `list` against `qemus`; returns the pids nobody owns,
+/// each with a description (its VM's listed state and reason).
+pub fn check_processes(list: &[Value], qemus: &[Qemu], v: &mut Violations) -> Vec<(u32, String)> {
     let known: BTreeSet<u32> = list
         .iter()
         .filter_map(|vm| vm["pid"].as_u64().map(|p| p as u32))
@@ -135,13 +145,33 @@ pub fn check_processes(list: &[Value], qemus: &[Qemu], v: &mut Violations) -> Ve
         .iter()
         .filter_map(|vm| Some((vm["name"].as_str()?, vm["state"].as_str()?)))
         .collect();
+    let reason_of = |name: &str| {
+        list.iter()
+            .find(|vm| vm["name"] == name)
+            .and_then(|vm| vm["reason"].as_str())
+            .unwrap_or("")
+            .to_string()
+    };
     let mut orphans = Vec::new();
     for q in qemus.iter().filter(|q| !known.contains(&q.pid)) {
         *v.entry("orphan_qemu").or_default() += 1;
-        if matches!(state_of.get(q.name.as_str()), Some(&("stopped" | "crashed"))) {
+        if matches!(
+            state_of.get(q.name.as_str()),
+            Some(&("stopped" | "crashed"))
+        ) {
             *v.entry("stopped_with_qemu").or_default() += 1;
         }
-        orphans.push(q.pid);
+        let state = state_of
+            .get(q.name.as_str())
+            .copied()
+            .unwrap_or("not listed");
+        let desc = format!(
+            "QEMU pid {} of VM {} ({state}; reason: {:?})",
+            q.pid,
+            q.name,
+            reason_of(&q.name)
+        );
+        orphans.push((q.pid, desc));
     }
     let mut per_vm: BTreeMap<&str, u64> = BTreeMap::new();
     for q in qemus {
@@ -177,7 +207,10 @@ pub fn check_overlays(list: &[Value], overlays_dir: &Path, v: &mut Violations) {
             d.flatten()
                 .map(|e| e.path())
                 .filter(|p| p.extension().is_some_and(|e| e == "qcow2"))
-                .filter(|p| !p.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.')))
+                .filter(|p| {
+                    !p.file_name()
+                        .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+                })
                 .filter(|p| !owned.contains(p))
                 .count() as u64
         })
@@ -208,7 +241,9 @@ mod tests {
         let qemus = [q(10, "1", "a"), q(11, "1", "a"), q(20, "2", "b")];
         let mut v = none();
         let orphans = check_processes(&list, &qemus, &mut v);
-        assert_eq!(orphans, vec![11, 20]);
+        let pids: Vec<u32> = orphans.iter().map(|o| o.0).collect();
+        assert_eq!(pids, vec![11, 20]);
+        assert!(orphans[1].1.contains("VM b (stopped"));
         assert_eq!(v["orphan_qemu"], 2);
         assert_eq!(v["duplicate_qemu"], 1);
         assert_eq!(v["stopped_with_qemu"], 1);

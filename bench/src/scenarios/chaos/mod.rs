@@ -32,6 +32,9 @@ const WORKERS: u64 = 3;
 /// How long a round waits for its k-th request before killing anyway.
 const SEND_DEADLINE: Duration = Duration::from_secs(30);
 
+/// Orphan QEMUs described in the output and JSON at most.
+const MAX_EXAMPLES: usize = 10;
+
 /// Totals over all rounds.
 #[derive(Default)]
 struct Totals {
@@ -41,6 +44,8 @@ struct Totals {
     qemus: Vec<f64>,
     startup_issues: std::collections::BTreeMap<String, u64>,
     panics: Vec<String>,
+    /// Descriptions of the orphan QEMUs found (the first few).
+    orphans: Vec<String>,
     rounds_with_violations: Vec<u64>,
     log_end: u64,
 }
@@ -52,15 +57,24 @@ pub fn run(ctx: &Ctx, report: &mut Report) -> anyhow::Result<()> {
     let mut d = Daemon::start(ctx.opts, "chaos")?;
     ctx.fixtures.import(&d.rpc, &[GUEST])?;
     let pool = set_up(&d, guests)?;
-    let scratch = tempfile::Builder::new().prefix("vmd-bench-chaos-").tempdir()?;
+    let scratch = tempfile::Builder::new()
+        .prefix("vmd-bench-chaos-")
+        .tempdir()?;
     let mut rng = Rng::new(seed);
     let mut t = Totals {
         violations: invariants::none(),
         ..Totals::default()
     };
     for round in 0..kills {
-        one_round(&mut d, &pool, &mut rng, round as u64, scratch.path(), &mut t)
-            .with_context(|| format!("chaos round {round}"))?;
+        one_round(
+            &mut d,
+            &pool,
+            &mut rng,
+            round as u64,
+            scratch.path(),
+            &mut t,
+        )
+        .with_context(|| format!("chaos round {round}"))?;
         if (round + 1) % 10 == 0 {
             eprintln!("vmd-bench: chaos: {} kills done", round + 1);
         }
@@ -123,7 +137,13 @@ fn one_round(
 }
 
 /// Runs the mix until `k` requests were sent, waits `delay`, kills vmd; returns outcomes.
-fn mix_then_kill(d: &mut Daemon, pool: &Pool, seed: u64, k: usize, delay: Duration) -> [Outcomes; 5] {
+fn mix_then_kill(
+    d: &mut Daemon,
+    pool: &Pool,
+    seed: u64,
+    k: usize,
+    delay: Duration,
+) -> [Outcomes; 5] {
     let rpc = d.rpc.clone();
     let round = Round::new(&rpc, pool);
     std::thread::scope(|s| {
@@ -153,8 +173,12 @@ fn check(d: &Daemon, v: &mut Violations, t: &mut Totals) -> anyhow::Result<()> {
     *v.entry("stuck_transitional").or_default() += transit;
     let qemus = invariants::qemus(&d.dir().join("run/vms"));
     t.qemus.push(qemus.len() as f64);
-    for pid in invariants::check_processes(&list, &qemus, v) {
+    for (pid, desc) in invariants::check_processes(&list, &qemus, v) {
         procfs::signal(pid, Signal::SIGKILL);
+        if t.orphans.len() < MAX_EXAMPLES {
+            eprintln!("vmd-bench: chaos: orphan {desc}; killed");
+            t.orphans.push(desc);
+        }
     }
     invariants::check_overlays(&list, &d.dir().join("state/overlays"), v);
     let (panics, end) = crate::daemon::panics(&d.log_path(), t.log_end);
@@ -183,7 +207,12 @@ fn record(report: &mut Report, ctx: &Ctx, t: &Totals, seed: u64) {
             "chaos: vm.{kind} attempted {} / ok {} / refused {} / cut by the kill {}",
             o.attempted, o.ok, o.refused, o.cut
         );
-        report.sample(&format!("chaos.ops.{kind}"), Unit::Count, &what, o.attempted as f64);
+        report.sample(
+            &format!("chaos.ops.{kind}"),
+            Unit::Count,
+            &what,
+            o.attempted as f64,
+        );
     }
     report.detail("chaos", details(ctx, t, seed));
     let total: u64 = t.violations.values().sum();
@@ -215,6 +244,7 @@ fn details(ctx: &Ctx, t: &Totals, seed: u64) -> serde_json::Value {
         "operations": ops,
         "startup_issues": t.startup_issues,
         "panics": t.panics,
+        "orphan_examples": t.orphans,
         "adopt_ms": crate::stats::summarize(&t.adopt_ms),
     })
 }

@@ -19,7 +19,10 @@ pub fn calls() -> Vec<(&'static str, Value)> {
         "disk_bytes": 67108864u64, "ssh_port": 2222, "firmware": "bios"});
     vec![
         ("system.info", json!([])),
-        ("image.import", json!([{"name": "imp1", "upload_id": "u-1"}])),
+        (
+            "image.import",
+            json!([{"name": "imp1", "upload_id": "u-1"}]),
+        ),
         ("image.list", json!([])),
         ("image.get", json!(["small"])),
         ("image.remove", json!(["imp1"])),
@@ -95,7 +98,11 @@ pub fn images(dir: &Path, cap: usize) -> anyhow::Result<Vec<(&'static str, Vec<u
         if !opts.is_empty() {
             cmd.args(["-o", opts]);
         }
-        let res = cmd.arg(&path).arg("1M").output().context("running qemu-img")?;
+        let res = cmd
+            .arg(&path)
+            .arg("1M")
+            .output()
+            .context("running qemu-img")?;
         if !res.status.success() {
             bail!(
                 "qemu-img create -f {fmt}: {}",

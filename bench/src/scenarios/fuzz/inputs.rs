@@ -92,10 +92,19 @@ pub fn generate(seeds: &Seeds, rng: &mut Rng) -> Input {
         Kind::Upload => upload(seeds, rng),
         Kind::Import => {
             let (_, image) = rng.pick(&seeds.images);
-            let method = if rng.chance(85) { "image.import" } else { "iso.import" };
+            let method = if rng.chance(85) {
+                "image.import"
+            } else {
+                "iso.import"
+            };
             Input {
                 import: Some((method, format!("fzimg{}", rng.below(8)))),
-                ..one(request("PUT", "/v1/uploads", &[], &mutate::image(image, rng)))
+                ..one(request(
+                    "PUT",
+                    "/v1/uploads",
+                    &[],
+                    &mutate::image(image, rng),
+                ))
             }
         }
     }
@@ -158,26 +167,57 @@ fn frame_mutation(raw: &mut Vec<u8>, body: &[u8], seeds: &Seeds, rng: &mut Rng) 
     let cl = format!("content-length: {}", body.len()).into_bytes();
     match rng.below(12) {
         0 => {
-            let m: &[u8] = *rng.pick(&[&b"GET"[..], b"PUT", b"DELETE", b"OPTIONS", b"HEAD",
-                b"post", b"P\x00ST", b"CONNECT", b"", b"POST POST"]);
+            let m = rng.one(&[
+                &b"GET"[..],
+                b"PUT",
+                b"DELETE",
+                b"OPTIONS",
+                b"HEAD",
+                b"post",
+                b"P\x00ST",
+                b"CONNECT",
+                b"",
+                b"POST POST",
+            ]);
             replace(raw, b"POST", m);
         }
         1 => {
             let long = format!("/{}", "a".repeat(rng.range(1000, 70_000) as usize));
-            let p: &str = *rng.pick(&["/v1/uploads", "/v1/vms/f0/console", "//", "/%00",
-                "*", "http://vmd/", "/v1/", "/v1/vms/", "/?a=b", "", long.as_str()]);
+            let p = rng.one(&[
+                "/v1/uploads",
+                "/v1/vms/f0/console",
+                "//",
+                "/%00",
+                "*",
+                "http://vmd/",
+                "/v1/",
+                "/v1/vms/",
+                "/?a=b",
+                "",
+                long.as_str(),
+            ]);
             replace(raw, b"POST / ", format!("POST {p} ").as_bytes());
         }
         2 => {
-            let v: &[u8] = *rng.pick(&[&b"HTTP/1.0"[..], b"HTTP/2.0", b"HTTP/9.9", b"HTTP/1",
-                b"http/1.1", b"", b"HTTP/1.1 x", b"HTTP/1.1\x00"]);
+            let v = rng.one(&[
+                &b"HTTP/1.0"[..],
+                b"HTTP/2.0",
+                b"HTTP/9.9",
+                b"HTTP/1",
+                b"http/1.1",
+                b"",
+                b"HTTP/1.1 x",
+                b"HTTP/1.1\x00",
+            ]);
             replace(raw, b"HTTP/1.1", v);
         }
         3 => {
             let n = body.len() as i64;
             let v = match rng.below(6) {
                 0 => (n + rng.range(1, 100) as i64).to_string(),
-                1 => (n - rng.range(1, n.max(1) as u64) as i64).max(0).to_string(),
+                1 => (n - rng.range(1, n.max(1) as u64) as i64)
+                    .max(0)
+                    .to_string(),
                 2 => "-1".into(),
                 3 => "18446744073709551616".into(),
                 4 => format!("{n}, {}", n + 1),
@@ -187,7 +227,11 @@ fn frame_mutation(raw: &mut Vec<u8>, body: &[u8], seeds: &Seeds, rng: &mut Rng) 
             return true;
         }
         4 => {
-            let dup = format!("{}\r\ncontent-length: {}", String::from_utf8_lossy(&cl), rng.below(99));
+            let dup = format!(
+                "{}\r\ncontent-length: {}",
+                String::from_utf8_lossy(&cl),
+                rng.below(99)
+            );
             replace(raw, &cl, dup.as_bytes());
         }
         5 => {
@@ -200,13 +244,23 @@ fn frame_mutation(raw: &mut Vec<u8>, body: &[u8], seeds: &Seeds, rng: &mut Rng) 
             replace(raw, b"host", big.as_bytes());
         }
         7 => {
-            let many: String = (0..rng.range(100, 3000)).map(|i| format!("x-h{i}: {i}\r\n")).collect();
+            let many: String = (0..rng.range(100, 3000))
+                .map(|i| format!("x-h{i}: {i}\r\n"))
+                .collect();
             replace(raw, b"host", format!("{many}host").as_bytes());
         }
         8 => {
-            let bad: &[u8] = *rng.pick(&[&b"bad header\r\n"[..], b"x y: z\r\n", b" folded\r\n",
-                b"x-nul: a\x00b\r\n", b"x-utf: \xff\xfe\r\n", b":\r\n", b"expect: 100-continue\r\n",
-                b"transfer-encoding: gzip\r\n", b"upgrade: h2c\r\nconnection: upgrade\r\n"]);
+            let bad = rng.one(&[
+                &b"bad header\r\n"[..],
+                b"x y: z\r\n",
+                b" folded\r\n",
+                b"x-nul: a\x00b\r\n",
+                b"x-utf: \xff\xfe\r\n",
+                b":\r\n",
+                b"expect: 100-continue\r\n",
+                b"transfer-encoding: gzip\r\n",
+                b"upgrade: h2c\r\nconnection: upgrade\r\n",
+            ]);
             replace(raw, b"host", &[bad, b"host"].concat());
         }
         9 => {
@@ -220,7 +274,10 @@ fn frame_mutation(raw: &mut Vec<u8>, body: &[u8], seeds: &Seeds, rng: &mut Rng) 
             }
         }
         _ => {
-            let head_end = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap_or(raw.len());
+            let head_end = raw
+                .windows(4)
+                .position(|w| w == b"\r\n\r\n")
+                .unwrap_or(raw.len());
             let i = rng.below(head_end.max(1));
             if let Some(b) = raw.get_mut(i) {
                 *b ^= 1 << rng.below(8);
@@ -277,7 +334,11 @@ fn split(raw: Vec<u8>, rng: &mut Rng) -> Vec<Vec<u8>> {
 
 /// A WebSocket upgrade, valid or not, followed by 1–3 frames, mostly broken.
 fn ws(seeds: &Seeds, rng: &mut Rng) -> Input {
-    let key = if rng.chance(85) { "dGhlIHNhbXBsZSBub25jZQ==" } else { "!!" };
+    let key = if rng.chance(85) {
+        "dGhlIHNhbXBsZSBub25jZQ=="
+    } else {
+        "!!"
+    };
     let version = if rng.chance(85) { "13" } else { "8" };
     let head = format!(
         "GET / HTTP/1.1\r\nhost: vmd\r\nupgrade: websocket\r\nconnection: Upgrade\r\n\
@@ -304,7 +365,9 @@ fn ws_frame(seeds: &Seeds, rng: &mut Rng) -> Vec<u8> {
         5 => frame(0x88, true, &[0x03, 0xe7, 0xff, 0xfe], None),
         6 => frame(0x81, true, b"\xff\xfe{\"id\":1}", None),
         7 => frame(*rng.pick(&[0x83, 0xC1, 0x71, 0x02]), true, &payload, None),
-        _ => (0..rng.range(1, 64)).map(|_| rng.next_u64() as u8).collect(),
+        _ => (0..rng.range(1, 64))
+            .map(|_| rng.next_u64() as u8)
+            .collect(),
     }
 }
 
@@ -326,7 +389,12 @@ fn frame(first: u8, masked: bool, payload: &[u8], len: Option<u64>) -> Vec<u8> {
     if masked {
         out.extend_from_slice(&key);
     }
-    out.extend(payload.iter().enumerate().map(|(i, b)| if masked { b ^ key[i % 4] } else { *b }));
+    out.extend(
+        payload
+            .iter()
+            .enumerate()
+            .map(|(i, b)| if masked { b ^ key[i % 4] } else { *b }),
+    );
     out
 }
 
@@ -336,11 +404,27 @@ fn console(rng: &mut Rng) -> Input {
     if rng.chance(20) {
         name = [name, vec![b'x'; rng.range(100, 20_000) as usize]].concat();
     }
-    let method: &[u8] = if rng.chance(85) { b"GET" } else { *rng.pick(&[&b"POST"[..], b"PUT"]) };
-    let upgrade: &[u8] = *rng.pick(&[&b"upgrade: vmd-console\r\nconnection: upgrade\r\n"[..],
-        b"upgrade: vmd-console\r\n", b"", b"upgrade: websocket\r\nconnection: upgrade\r\n",
-        b"upgrade: VMD-CONSOLE\r\nconnection: upgrade\r\n"]);
-    let head = [method, b" /v1/vms/", &name, b"/console HTTP/1.1\r\nhost: vmd\r\n", upgrade, b"\r\n"].concat();
+    let method: &[u8] = if rng.chance(85) {
+        b"GET"
+    } else {
+        rng.one(&[&b"POST"[..], b"PUT"])
+    };
+    let upgrade = rng.one(&[
+        &b"upgrade: vmd-console\r\nconnection: upgrade\r\n"[..],
+        b"upgrade: vmd-console\r\n",
+        b"",
+        b"upgrade: websocket\r\nconnection: upgrade\r\n",
+        b"upgrade: VMD-CONSOLE\r\nconnection: upgrade\r\n",
+    ]);
+    let head = [
+        method,
+        b" /v1/vms/",
+        &name,
+        b"/console HTTP/1.1\r\nhost: vmd\r\n",
+        upgrade,
+        b"\r\n",
+    ]
+    .concat();
     let junk: Vec<u8> = (0..rng.below(256)).map(|_| rng.next_u64() as u8).collect();
     Input {
         kind: Kind::Console,
@@ -363,18 +447,27 @@ fn upload(seeds: &Seeds, rng: &mut Rng) -> Input {
     let cl = format!("content-length: {}", body.len()).into_bytes();
     let mut half_close = true;
     match rng.below(7) {
-        0 => replace(&mut raw, &cl, format!("content-length: {}", body.len() + 4096).as_bytes()),
+        0 => replace(
+            &mut raw,
+            &cl,
+            format!("content-length: {}", body.len() + 4096).as_bytes(),
+        ),
         1 => replace(&mut raw, &cl, b"content-length: 0"),
         2 => replace(&mut raw, &cl, b"content-length: 107374182401"),
         3 => raw = chunked(&raw, &body, rng),
         4 => raw.truncate(raw.len() - body.len() / 2),
         5 => {
-            let m: &[u8] = *rng.pick(&[&b"POST"[..], b"GET", b"DELETE", b"PATCH"]);
+            let m = rng.one(&[&b"POST"[..], b"GET", b"DELETE", b"PATCH"]);
             replace(&mut raw, b"PUT", m);
             half_close = false;
         }
         _ => {
-            let p: &[u8] = *rng.pick(&[&b"/v1/uploads/"[..], b"/v1/uploads?x=1", b"/v1/uploads/../", b"/V1/UPLOADS"]);
+            let p = rng.one(&[
+                &b"/v1/uploads/"[..],
+                b"/v1/uploads?x=1",
+                b"/v1/uploads/../",
+                b"/V1/UPLOADS",
+            ]);
             replace(&mut raw, b"/v1/uploads", p);
             half_close = false;
         }

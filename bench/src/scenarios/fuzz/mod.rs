@@ -70,7 +70,9 @@ pub fn run(ctx: &Ctx, report: &mut Report) -> anyhow::Result<()> {
     let spec = json!([{"name": corpus::VM, "image": SMALL, "memory_mib": 64}]);
     d.rpc.call("vm.create", spec)?;
     d.rpc.call("vm.start", json!([corpus::VM]))?;
-    let scratch = tempfile::Builder::new().prefix("vmd-bench-fuzz-").tempdir()?;
+    let scratch = tempfile::Builder::new()
+        .prefix("vmd-bench-fuzz-")
+        .tempdir()?;
     let seeds = inputs::seeds(corpus::images(scratch.path(), IMAGE_CAP)?);
     let shared = Shared {
         socket: d.socket.clone(),
@@ -91,7 +93,11 @@ pub fn run(ctx: &Ctx, report: &mut Report) -> anyhow::Result<()> {
     let failure = drive(&shared, &mut d, &mut t);
     t.elapsed = started.elapsed();
     let after = tally::objects(&d.rpc).unwrap_or_default();
-    let saved = shared.saved.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let saved = shared
+        .saved
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone();
     t.record(report, seed, &before, &after, &saved);
     if let Some(why) = failure {
         let files = dump_recent(&shared);
@@ -121,7 +127,8 @@ fn drive(shared: &Shared, d: &mut Daemon, t: &mut Tally) -> Option<String> {
                 Err(_) => panicked += 1,
             }
         }
-        let failure = failure.or((panicked > 0).then(|| format!("{panicked} fuzz threads panicked")));
+        let failure =
+            failure.or((panicked > 0).then(|| format!("{panicked} fuzz threads panicked")));
         failure.or_else(|| check(d, t, shared.done.load(Ordering::SeqCst)).err())
     })
 }
@@ -217,12 +224,20 @@ fn suspicious(outcome: &Outcome) -> Option<&'static str> {
 }
 
 fn save_suspicious(shared: &Shared, i: u64, input: &Input, reason: &str, c: &tally::Counts) {
-    let seen = if reason == "timeout" { c.timeouts() } else { c.server_errors() };
+    let seen = if reason == "timeout" {
+        c.timeouts()
+    } else {
+        c.server_errors()
+    };
     if seen > SAVE_AT_MOST {
         return;
     }
     if let Some(path) = save(shared, i, input, reason) {
-        shared.saved.lock().unwrap_or_else(|p| p.into_inner()).push(path);
+        shared
+            .saved
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(path);
     }
 }
 
@@ -240,7 +255,10 @@ fn dump_recent(shared: &Shared) -> Vec<String> {
     let mut paths = Vec::new();
     for ring in &shared.recent {
         let ring = ring.lock().unwrap_or_else(|p| p.into_inner());
-        paths.extend(ring.iter().filter_map(|(i, input)| save(shared, *i, input, "recent")));
+        paths.extend(
+            ring.iter()
+                .filter_map(|(i, input)| save(shared, *i, input, "recent")),
+        );
     }
     paths
 }

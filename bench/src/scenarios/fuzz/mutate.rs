@@ -38,11 +38,37 @@ fn interesting(rng: &mut Rng) -> Value {
 
 /// Text tokens inserted at random offsets.
 const TOKENS: &[&[u8]] = &[
-    b"null", b"-1", b"1e999", b"18446744073709551616", b"-0", b"NaN", b"Infinity", b"\"",
-    b"\\", b"\\u0000", b"\\ud800", b"{", b"}", b"[", b"]", b",", b":", b"\x00", b"\xff\xfe",
-    b"\xc0\xaf", b"\xed\xa0\x80", b"\xf4\x90\x80\x80", b"\"method\":\"vm.remove\",",
-    b"\"id\":2,", b"\"params\":[],", b"\"jsonrpc\":\"1.0\",", b"\"name\":\"dup\",",
-    b"/*", b"\r\n", b"\t", b" ",
+    b"null",
+    b"-1",
+    b"1e999",
+    b"18446744073709551616",
+    b"-0",
+    b"NaN",
+    b"Infinity",
+    b"\"",
+    b"\\",
+    b"\\u0000",
+    b"\\ud800",
+    b"{",
+    b"}",
+    b"[",
+    b"]",
+    b",",
+    b":",
+    b"\x00",
+    b"\xff\xfe",
+    b"\xc0\xaf",
+    b"\xed\xa0\x80",
+    b"\xf4\x90\x80\x80",
+    b"\"method\":\"vm.remove\",",
+    b"\"id\":2,",
+    b"\"params\":[],",
+    b"\"jsonrpc\":\"1.0\",",
+    b"\"name\":\"dup\",",
+    b"/*",
+    b"\r\n",
+    b"\t",
+    b" ",
 ];
 
 /// A mutated copy of `seed` (1–4 changes); `other` is another seed for splicing.
@@ -149,7 +175,7 @@ pub fn bytes(text: &mut Vec<u8>, other: &Value, rng: &mut Rng) {
             let i = rng.below(text.len());
             text[i] ^= 1 << rng.below(8);
         }
-        1 | 2 => insert(text, at, *rng.pick(TOKENS)),
+        1 | 2 => insert(text, at, rng.one(TOKENS)),
         3 => {
             let end = (at + rng.range(1, 16) as usize).min(text.len());
             text.drain(at..end);
@@ -167,7 +193,11 @@ pub fn bytes(text: &mut Vec<u8>, other: &Value, rng: &mut Rng) {
             insert(text, at, &nest);
         }
         7 => {
-            let n = if rng.chance(2) { 1_100_000 } else { rng.range(1000, 100_000) as usize };
+            let n = if rng.chance(2) {
+                1_100_000
+            } else {
+                rng.range(1000, 100_000) as usize
+            };
             let long = [&b"\""[..], &vec![b'a'; n], b"\""].concat();
             insert(text, at, &long);
         }
@@ -225,7 +255,9 @@ mod tests {
                 .collect::<Vec<_>>()
         };
         assert_eq!(run(3), run(3));
-        assert!(run(3).iter().any(|m| serde_json::from_slice::<Value>(m).is_err()));
+        assert!(run(3)
+            .iter()
+            .any(|m| serde_json::from_slice::<Value>(m).is_err()));
         assert!(run(3).iter().all(|m| m.len() < 3_000_000));
     }
 

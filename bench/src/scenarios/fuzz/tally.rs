@@ -41,7 +41,10 @@ impl Counts {
             Outcome::Timeout => "timeout".into(),
             Outcome::Refused => "refused".into(),
         };
-        *self.outcomes.entry(format!("{} {what}", kind.as_str())).or_default() += 1;
+        *self
+            .outcomes
+            .entry(format!("{} {what}", kind.as_str()))
+            .or_default() += 1;
     }
 
     /// Inputs that timed out.
@@ -130,13 +133,30 @@ impl Tally {
     }
 
     /// Metrics, details, and a failure if RSS kept growing.
-    pub fn record(&self, report: &mut Report, seed: u64, before: &Objects, after: &Objects, saved: &[String]) {
+    pub fn record(
+        &self,
+        report: &mut Report,
+        seed: u64,
+        before: &Objects,
+        after: &Objects,
+        saved: &[String],
+    ) {
         let n = self.inputs() as f64;
         report.sample("fuzz.inputs", Unit::Count, "fuzz inputs sent", n);
         let rate = n / self.elapsed.as_secs_f64().max(1e-9);
-        report.sample("fuzz.rate", Unit::Count, "fuzz inputs per second (4 client threads)", rate);
+        report.sample(
+            "fuzz.rate",
+            Unit::Count,
+            "fuzz inputs per second (4 client threads)",
+            rate,
+        );
         for ms in &self.info_ms {
-            report.sample("fuzz.check.system_info", Unit::Ms, "system.info during the fuzzing (health checks)", *ms);
+            report.sample(
+                "fuzz.check.system_info",
+                Unit::Ms,
+                "system.info during the fuzzing (health checks)",
+                *ms,
+            );
         }
         let (first, half, peak, last) = self.rss_points();
         for (name, v, what) in [
@@ -148,10 +168,20 @@ impl Tally {
             report.sample(name, Unit::Mib, what, v as f64 / 1024.0);
         }
         for (status, count) in self.counts.statuses() {
-            report.sample(&format!("fuzz.outcome.{status}"), Unit::Count, "inputs answered so (HTTP status, or no answer)", count as f64);
+            report.sample(
+                &format!("fuzz.outcome.{status}"),
+                Unit::Count,
+                "inputs answered so (HTTP status, or no answer)",
+                count as f64,
+            );
         }
         for (code, count) in &self.counts.rpc {
-            report.sample(&format!("fuzz.rpc.{code}"), Unit::Count, "JSON-RPC answers with this result/error code", *count as f64);
+            report.sample(
+                &format!("fuzz.rpc.{code}"),
+                Unit::Count,
+                "JSON-RPC answers with this result/error code",
+                *count as f64,
+            );
         }
         report.detail("fuzz", self.details(seed, before, after, saved));
         if last > half + LEAK_BOUND_KIB {

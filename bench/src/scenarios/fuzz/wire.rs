@@ -101,7 +101,12 @@ fn read_answer(s: &mut UnixStream, end: Instant, mut half_closed: bool) -> (Vec<
         match s.read(&mut chunk) {
             Ok(0) => return (buf, false),
             Ok(n) => buf.extend_from_slice(&chunk[..n]),
-            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
                 if !half_closed && buf.is_empty() && started.elapsed() >= QUIET {
                     let _ = s.shutdown(Shutdown::Write);
                     half_closed = true;
@@ -143,7 +148,11 @@ fn complete(buf: &[u8]) -> bool {
 /// The outcome of the bytes read.
 fn classify(raw: &[u8], timed_out: bool) -> Outcome {
     if raw.is_empty() {
-        return if timed_out { Outcome::Timeout } else { Outcome::Closed };
+        return if timed_out {
+            Outcome::Timeout
+        } else {
+            Outcome::Closed
+        };
     }
     let mut rest = raw;
     // Skip interim `100 Continue` answers.
@@ -155,7 +164,11 @@ fn classify(raw: &[u8], timed_out: bool) -> Outcome {
     }
     let (status, body) = parse_response(rest);
     if status == 0 {
-        return if timed_out { Outcome::Timeout } else { Outcome::Garbage };
+        return if timed_out {
+            Outcome::Timeout
+        } else {
+            Outcome::Garbage
+        };
     }
     Outcome::Answered(status, rpc_codes(&body))
 }
@@ -186,7 +199,9 @@ mod tests {
         assert!(complete(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nab"));
         assert!(complete(b"HTTP/1.1 101 Switching Protocols\r\n\r\n"));
         assert!(!complete(b"HTTP/1.1 100 Continue\r\n\r\n"));
-        assert!(complete(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n1\r\na\r\n0\r\n\r\n"));
+        assert!(complete(
+            b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n1\r\na\r\n0\r\n\r\n"
+        ));
     }
 
     #[test]
