@@ -78,6 +78,9 @@ struct Args {
     /// fuzz: inputs sent to vmd [default: 1000000, smoke 3000]
     #[arg(long, value_name = "N")]
     fuzz_inputs: Option<u64>,
+    /// fuzz: only these input kinds (rpc, http, ws, console, upload, import) [default: all]
+    #[arg(long, value_delimiter = ',', value_name = "KIND,...")]
+    fuzz_kinds: Vec<String>,
     /// Seed of the chaos kill points and the fuzz inputs [default: from the clock; printed]
     #[arg(long, value_name = "N")]
     seed: Option<u64>,
@@ -200,6 +203,7 @@ fn opts(args: &Args) -> anyhow::Result<Opts> {
         fuzz_inputs: args
             .fuzz_inputs
             .unwrap_or(if smoke { 3000 } else { 1_000_000 }),
+        fuzz_kinds: args.fuzz_kinds.clone(),
         seed,
     })
 }

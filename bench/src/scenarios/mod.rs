@@ -55,6 +55,8 @@ pub struct Opts {
     pub chaos_strict: bool,
     /// Inputs the fuzz group sends.
     pub fuzz_inputs: u64,
+    /// Only these fuzz input kinds (empty: all).
+    pub fuzz_kinds: Vec<String>,
     /// Seed of the chaos and fuzz groups' random choices.
     pub seed: u64,
 }

@@ -72,11 +72,23 @@ pub struct Seeds {
     pub methods: Vec<&'static str>,
     /// Small images (format, bytes).
     pub images: Vec<(&'static str, Vec<u8>)>,
+    /// Only these kinds (by [`Kind::as_str`]); empty for all.
+    pub only: Vec<String>,
 }
 
 /// A random input.
 pub fn generate(seeds: &Seeds, rng: &mut Rng) -> Input {
-    let weights: Vec<u32> = Kind::WEIGHTS.iter().map(|(_, w)| *w).collect();
+    let weights: Vec<u32> = Kind::WEIGHTS
+        .iter()
+        .map(|(k, w)| {
+            let wanted = seeds.only.is_empty() || seeds.only.contains(&k.as_str().to_string());
+            if wanted {
+                *w
+            } else {
+                0
+            }
+        })
+        .collect();
     let kind = Kind::WEIGHTS[rng.weighted(&weights)].0;
     let one = |bytes| Input {
         kind,
@@ -481,8 +493,9 @@ fn upload(seeds: &Seeds, rng: &mut Rng) -> Input {
 }
 
 /// The seeds of a fuzz run.
-pub fn seeds(images: Vec<(&'static str, Vec<u8>)>) -> Seeds {
+pub fn seeds(images: Vec<(&'static str, Vec<u8>)>, only: Vec<String>) -> Seeds {
     Seeds {
+        only,
         requests: corpus::requests(),
         methods: corpus::calls().into_iter().map(|(m, _)| m).collect(),
         images,

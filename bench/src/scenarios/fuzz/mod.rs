@@ -73,7 +73,8 @@ pub fn run(ctx: &Ctx, report: &mut Report) -> anyhow::Result<()> {
     let scratch = tempfile::Builder::new()
         .prefix("vmd-bench-fuzz-")
         .tempdir()?;
-    let seeds = inputs::seeds(corpus::images(scratch.path(), IMAGE_CAP)?);
+    let images = corpus::images(scratch.path(), IMAGE_CAP)?;
+    let seeds = inputs::seeds(images, ctx.opts.fuzz_kinds.clone());
     let shared = Shared {
         socket: d.socket.clone(),
         seed,
@@ -88,7 +89,7 @@ pub fn run(ctx: &Ctx, report: &mut Report) -> anyhow::Result<()> {
         repro_dir: repro_dir()?,
     };
     let before = tally::objects(&d.rpc)?;
-    let mut t = Tally::new(d.rss_kib()?);
+    let mut t = Tally::new(d.rss_kib()?, crate::procfs::fd_count(d.pid()));
     let started = Instant::now();
     let failure = drive(&shared, &mut d, &mut t);
     t.elapsed = started.elapsed();
@@ -206,6 +207,7 @@ fn check(d: &mut Daemon, t: &mut Tally, done: u64) -> Result<(), String> {
     if let Ok(rss) = d.rss_kib() {
         t.rss.push((done, rss));
     }
+    t.fds.push((done, crate::procfs::fd_count(d.pid())));
     let (panics, end) = crate::daemon::panics(&d.log_path(), t.log_end);
     t.log_end = end;
     match panics.first() {

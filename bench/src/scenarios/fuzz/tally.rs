@@ -83,6 +83,8 @@ pub struct Tally {
     pub counts: Counts,
     /// (inputs done, vmd VmRSS KiB) at each check; the first is before any input.
     pub rss: Vec<(u64, u64)>,
+    /// (inputs done, vmd's open file descriptors) at each check.
+    pub fds: Vec<(u64, usize)>,
     /// `system.info` round trips of the checks.
     pub info_ms: Vec<f64>,
     /// Wall-clock time of the inputs.
@@ -93,9 +95,10 @@ pub struct Tally {
 
 impl Tally {
     /// A tally starting at `rss_kib`.
-    pub fn new(rss_kib: u64) -> Tally {
+    pub fn new(rss_kib: u64, fds: usize) -> Tally {
         Tally {
             rss: vec![(0, rss_kib)],
+            fds: vec![(0, fds)],
             ..Tally::default()
         }
     }
@@ -167,6 +170,11 @@ impl Tally {
         ] {
             report.sample(name, Unit::Mib, what, v as f64 / 1024.0);
         }
+        let fds = |i: Option<&(u64, usize)>| i.map_or(0.0, |f| f.1 as f64);
+        let what = "vmd's open file descriptors before the first input";
+        report.sample("fuzz.fds.start", Unit::Count, what, fds(self.fds.first()));
+        let what = "vmd's open file descriptors after the last input";
+        report.sample("fuzz.fds.end", Unit::Count, what, fds(self.fds.last()));
         for (status, count) in self.counts.statuses() {
             report.sample(
                 &format!("fuzz.outcome.{status}"),
@@ -204,6 +212,7 @@ impl Tally {
             "outcomes": self.counts.statuses(),
             "rpc_codes": self.counts.rpc,
             "rss_kib": {"start": first, "half": half, "peak": peak, "end": last, "samples": self.rss},
+            "open_fds": self.fds,
             "objects_before": before,
             "objects_after": after,
             "saved_inputs": saved,

@@ -1,6 +1,6 @@
 //! Sending one fuzz input and classifying what came back, within a deadline.
 //!
-//! The parts are written a moment apart; if no byte of an answer arrives within
+//! The parts are written a moment apart; if nothing but a `100 Continue` arrives within
 //! [`QUIET`] the writing side is shut down (vmd may be waiting for a body that will never
 //! come). Reading stops at a complete response (by Content-Length, the end of a chunked body,
 //! or a `101`), at end of stream, or at the deadline.
@@ -107,7 +107,8 @@ fn read_answer(s: &mut UnixStream, end: Instant, mut half_closed: bool) -> (Vec<
                     std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
                 ) =>
             {
-                if !half_closed && buf.is_empty() && started.elapsed() >= QUIET {
+                let interim_only = buf.is_empty() || buf.starts_with(b"HTTP/1.1 100");
+                if !half_closed && interim_only && started.elapsed() >= QUIET {
                     let _ = s.shutdown(Shutdown::Write);
                     half_closed = true;
                 }
