@@ -10,6 +10,7 @@
 //! printed; so are inputs that got no answer in time or a 5xx (at most a few of each).
 
 pub mod corpus;
+mod framing;
 pub mod inputs;
 pub mod mutate;
 mod tally;
