@@ -60,6 +60,7 @@ pub fn run(ctx: &Ctx, report: &mut Report) -> anyhow::Result<()> {
     let scratch = tempfile::Builder::new()
         .prefix("vmd-bench-chaos-")
         .tempdir()?;
+    crate::cleanup::register_dir(scratch.path());
     let mut rng = Rng::new(seed);
     let mut t = Totals {
         violations: invariants::none(),

@@ -74,6 +74,7 @@ pub fn run(ctx: &Ctx, report: &mut Report) -> anyhow::Result<()> {
     let scratch = tempfile::Builder::new()
         .prefix("vmd-bench-fuzz-")
         .tempdir()?;
+    crate::cleanup::register_dir(scratch.path());
     let images = corpus::images(scratch.path(), IMAGE_CAP)?;
     let seeds = inputs::seeds(images, ctx.opts.fuzz_kinds.clone());
     let shared = Shared {
