@@ -7,6 +7,9 @@
 //! Teardown ([`Drop`]): SIGTERM and wait, SIGKILL if it lingers, then SIGKILL by pid any QEMU
 //! whose command line still names the directory (vmd leaves guests running by design). With
 //! `--keep-logs DIR` the daemon log is copied to `DIR/GROUP-vmd.log` first (for profiling).
+//!
+//! The chaos group kills vmd with SIGKILL ([`Daemon::kill9`]) and starts it again on the same
+//! directory ([`Daemon::restart`]); the log is appended to, so one file covers every run.
 
 use std::os::unix::net::UnixDatagram;
 use std::os::unix::process::CommandExt;
@@ -30,8 +33,11 @@ pub struct Daemon {
     child: Child,
     /// Where to copy the log on teardown.
     keep_log: Option<PathBuf>,
-    /// Kept open so that vmd's STOPPING=1 at teardown has a receiver.
-    _notify: UnixDatagram,
+    /// vmd's readiness messages (kept open so that STOPPING=1 at teardown has a receiver).
+    notify: UnixDatagram,
+    /// How to start it again.
+    vmd: PathBuf,
+    log_level: String,
     /// The API socket.
     pub socket: PathBuf,
     /// RPC client of this daemon.
@@ -59,7 +65,9 @@ impl Daemon {
         Ok(Daemon {
             dir,
             child,
-            _notify: notify,
+            notify,
+            vmd: vmd.clone(),
+            log_level: log_level.clone(),
             keep_log: opts
                 .keep_logs
                 .as_ref()
@@ -83,6 +91,42 @@ impl Daemon {
     pub fn rss_kib(&self) -> anyhow::Result<u64> {
         procfs::rss_kib(self.pid())
     }
+
+    /// The daemon's log file (stdout and stderr of every run).
+    pub fn log_path(&self) -> PathBuf {
+        self.dir.path().join("vmd.log")
+    }
+
+    /// Whether vmd is still running (not exited, not reaped).
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// SIGKILLs vmd and reaps it; its QEMUs live on.
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        cleanup::unregister_pid(self.child.id());
+    }
+
+    /// Starts vmd again on the same directory (after [`Daemon::kill9`]) and returns the time
+    /// from spawn to READY=1, which includes re-adopting the guests.
+    pub fn restart(&mut self) -> anyhow::Result<Duration> {
+        let mut buf = [0u8; 4096];
+        while self.notify.recv(&mut buf).is_ok() {}
+        let notify_path = self.dir.path().join("notify.sock");
+        let started = Instant::now();
+        self.child = spawn(
+            &self.vmd,
+            self.dir.path(),
+            &self.socket,
+            &notify_path,
+            &self.log_level,
+        )?;
+        cleanup::register_pid(self.child.id());
+        wait_ready(&self.notify, &mut self.child)?;
+        Ok(started.elapsed())
+    }
 }
 
 impl Drop for Daemon {
@@ -103,7 +147,10 @@ fn spawn(
     notify: &Path,
     level: &str,
 ) -> anyhow::Result<Child> {
-    let log = std::fs::File::create(dir.join("vmd.log"))?;
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("vmd.log"))?;
     let config = dir.join("vmd.toml");
     std::fs::write(&config, "")?;
     Command::new(vmd)
@@ -170,4 +217,16 @@ fn teardown(child: &mut Child, dir: &Path) {
         std::thread::sleep(Duration::from_millis(100));
     }
     cleanup::unregister_dir(dir);
+}
+
+/// Lines of `log` after byte `from` that report a panic; returns them and the log's new end.
+pub fn panics(log: &Path, from: u64) -> (Vec<String>, u64) {
+    let text = std::fs::read(log).unwrap_or_default();
+    let start = usize::try_from(from).unwrap_or(usize::MAX).min(text.len());
+    let lines = String::from_utf8_lossy(&text[start..])
+        .lines()
+        .filter(|l| l.contains("panicked"))
+        .map(str::to_string)
+        .collect();
+    (lines, text.len() as u64)
 }

@@ -11,6 +11,7 @@
 //! - [`fixtures`]: base images and the test guest.
 //! - [`stats`], [`report`], [`targets`]: median/p99, the table and JSON, the goals.
 //! - [`procfs`], [`cleanup`]: `/proc` reads; nothing started may outlive the bench.
+//! - [`rng`]: the seeded generator of the chaos and fuzz groups.
 
 mod cleanup;
 mod daemon;
@@ -19,6 +20,7 @@ mod floor;
 mod libvirt;
 mod procfs;
 mod report;
+mod rng;
 mod rpc;
 mod scenarios;
 mod stats;
@@ -64,6 +66,24 @@ struct Args {
     /// Start libvirtd and virtlogd when libvirtd is unreachable (killed at the end)
     #[arg(long)]
     start_libvirtd: bool,
+    /// chaos: how many times vmd is killed with SIGKILL [default: 100, smoke 5]
+    #[arg(long, value_name = "N")]
+    chaos_kills: Option<usize>,
+    /// chaos: guests running meanwhile [default: 20, smoke 3]
+    #[arg(long, value_name = "M")]
+    chaos_guests: Option<usize>,
+    /// chaos: fail (exit non-zero) on any invariant violation
+    #[arg(long)]
+    chaos_strict: bool,
+    /// fuzz: inputs sent to vmd [default: 1000000, smoke 3000]
+    #[arg(long, value_name = "N")]
+    fuzz_inputs: Option<u64>,
+    /// fuzz: only these input kinds (rpc, http, ws, console, upload, import) [default: all]
+    #[arg(long, value_delimiter = ',', value_name = "KIND,...")]
+    fuzz_kinds: Vec<String>,
+    /// Seed of the chaos kill points and the fuzz inputs [default: from the clock; printed]
+    #[arg(long, value_name = "N")]
+    seed: Option<u64>,
 }
 
 /// The measured groups, in the order they run.
@@ -81,6 +101,10 @@ enum Group {
     Concurrent,
     /// daemon RSS idle and per running VM
     Rss,
+    /// kill -9 of vmd during a create/start/stop/wipe/rm mix; invariants after each restart
+    Chaos,
+    /// mutated JSON-RPC, HTTP, upload, image and console requests against a live vmd
+    Fuzz,
     /// the same work through virsh
     Libvirt,
 }
@@ -137,6 +161,8 @@ fn run_group(group: Group, ctx: &Ctx, report: &mut Report) {
         Group::Ls => scenarios::listing::run(ctx, report),
         Group::Concurrent => scenarios::concurrent::run(ctx, report),
         Group::Rss => scenarios::rss::run(ctx, report),
+        Group::Chaos => scenarios::chaos::run(ctx, report),
+        Group::Fuzz => scenarios::fuzz::run(ctx, report),
         Group::Libvirt => libvirt::run(ctx, report),
     };
     eprintln!(
@@ -158,6 +184,8 @@ fn opts(args: &Args) -> anyhow::Result<Opts> {
     } else {
         (vec![10, 100, 1000], 50, vec![20, 50])
     };
+    let seed = args.seed.unwrap_or_else(rng::clock_seed);
+    let smoke = args.smoke;
     Ok(Opts {
         vmd: binary(args.vmd.clone(), "vmd")?,
         vmctl: binary(args.vmctl.clone(), "vmctl")?,
@@ -169,6 +197,14 @@ fn opts(args: &Args) -> anyhow::Result<Opts> {
         log_level: args.log_level.clone(),
         keep_logs: args.keep_logs.clone(),
         start_libvirtd: args.start_libvirtd,
+        chaos_kills: args.chaos_kills.unwrap_or(if smoke { 5 } else { 100 }),
+        chaos_guests: args.chaos_guests.unwrap_or(if smoke { 3 } else { 20 }),
+        chaos_strict: args.chaos_strict,
+        fuzz_inputs: args
+            .fuzz_inputs
+            .unwrap_or(if smoke { 3000 } else { 1_000_000 }),
+        fuzz_kinds: args.fuzz_kinds.clone(),
+        seed,
     })
 }
 

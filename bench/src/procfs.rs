@@ -76,6 +76,11 @@ pub fn is_alive(pid: u32) -> bool {
     !matches!(state.as_deref(), Some("Z" | "X" | "x") | None)
 }
 
+/// Open file descriptors of `pid` (0 when it is gone).
+pub fn fd_count(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count())
+}
+
 /// The 1-minute load average.
 pub fn loadavg() -> String {
     std::fs::read_to_string("/proc/loadavg")

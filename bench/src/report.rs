@@ -105,6 +105,7 @@ pub struct Report {
     metrics: Vec<Metric>,
     notes: Vec<String>,
     failures: Vec<String>,
+    details: serde_json::Map<String, serde_json::Value>,
 }
 
 /// The JSON document.
@@ -116,6 +117,8 @@ struct JsonReport<'a> {
     targets: Vec<Check>,
     notes: &'a [String],
     failures: &'a [String],
+    /// Per-group structured results that are not samples (chaos rounds, fuzz histograms).
+    details: &'a serde_json::Map<String, serde_json::Value>,
 }
 
 #[derive(Serialize)]
@@ -151,6 +154,11 @@ impl Report {
         let text = text.into();
         eprintln!("FAILED: {text}");
         self.failures.push(text);
+    }
+
+    /// Stores a group's structured result under `details.<group>` in the JSON.
+    pub fn detail(&mut self, group: &str, value: serde_json::Value) {
+        self.details.insert(group.into(), value);
     }
 
     /// Whether any part failed.
@@ -237,6 +245,7 @@ impl Report {
             targets: crate::targets::check(self),
             notes: &self.notes,
             failures: &self.failures,
+            details: &self.details,
         };
         let text = serde_json::to_string_pretty(&doc).context("serialising the report")?;
         std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))

@@ -19,6 +19,7 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
 #[derive(Debug, Clone)]
 pub struct Client {
     socket: PathBuf,
+    timeout: Duration,
 }
 
 impl Client {
@@ -26,21 +27,37 @@ impl Client {
     pub fn new(socket: &Path) -> Client {
         Client {
             socket: socket.to_path_buf(),
+            timeout: REQUEST_TIMEOUT,
         }
+    }
+
+    /// The same client with another deadline per request (a hang becomes an error).
+    pub fn with_timeout(mut self, timeout: Duration) -> Client {
+        self.timeout = timeout;
+        self
     }
 
     /// Calls `method` with positional `params`; returns `result`, or the JSON-RPC error as
     /// an error.
     pub fn call(&self, method: &str, params: Value) -> anyhow::Result<Value> {
+        match self.try_call(method, params)? {
+            Ok(result) => Ok(result),
+            Err(err) => bail!("{method} failed: {err}"),
+        }
+    }
+
+    /// Calls `method`; the outer error is a transport failure (no answer), the inner one
+    /// the JSON-RPC error object the daemon answered with.
+    pub fn try_call(&self, method: &str, params: Value) -> anyhow::Result<Result<Value, Value>> {
         let body = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
         let (status, text) =
             self.http("POST", "/", "application/json", body.to_string().as_bytes())?;
         let mut resp: Value = serde_json::from_str(&text)
             .with_context(|| format!("{method}: HTTP {status}, not JSON: {text:.200}"))?;
-        if let Some(err) = resp.get("error") {
-            bail!("{method} failed: {err}");
+        match resp.get_mut("error") {
+            Some(err) => Ok(Err(err.take())),
+            None => Ok(Ok(resp["result"].take())),
         }
-        Ok(resp["result"].take())
     }
 
     /// Uploads `bytes` and imports them as base image `name`.
@@ -64,7 +81,8 @@ impl Client {
     ) -> anyhow::Result<(u16, String)> {
         let mut stream = UnixStream::connect(&self.socket)
             .with_context(|| format!("connecting to {}", self.socket.display()))?;
-        stream.set_read_timeout(Some(REQUEST_TIMEOUT))?;
+        stream.set_read_timeout(Some(self.timeout))?;
+        stream.set_write_timeout(Some(self.timeout))?;
         let head = format!(
             "{method} {path} HTTP/1.1\r\nhost: vmd\r\ncontent-type: {ctype}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
             body.len()
@@ -80,7 +98,7 @@ impl Client {
 }
 
 /// Splits a raw HTTP/1.1 response into status and body.
-fn parse_response(raw: &[u8]) -> (u16, String) {
+pub(crate) fn parse_response(raw: &[u8]) -> (u16, String) {
     let text = String::from_utf8_lossy(raw);
     let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
     let status = head

@@ -4,8 +4,10 @@
 //! another's), interleaves vmd and its floor within each repetition where both are measured
 //! (so background load hits both alike), and leaves no VM running when it returns.
 
+pub mod chaos;
 pub mod concurrent;
 pub mod create;
+pub mod fuzz;
 pub mod graceful;
 pub mod listing;
 pub mod rss;
@@ -45,6 +47,18 @@ pub struct Opts {
     pub keep_logs: Option<PathBuf>,
     /// Start libvirtd (and virtlogd) when it is not reachable.
     pub start_libvirtd: bool,
+    /// `kill -9`s of vmd in the chaos group.
+    pub chaos_kills: usize,
+    /// Guests running during the chaos group.
+    pub chaos_guests: usize,
+    /// Whether an invariant violation fails the chaos group.
+    pub chaos_strict: bool,
+    /// Inputs the fuzz group sends.
+    pub fuzz_inputs: u64,
+    /// Only these fuzz input kinds (empty: all).
+    pub fuzz_kinds: Vec<String>,
+    /// Seed of the chaos and fuzz groups' random choices.
+    pub seed: u64,
 }
 
 /// Everything a scenario gets.
