@@ -35,10 +35,25 @@ impl Manager {
         let run_dir = self.config.run_dir.clone();
         let mut found = tokio::task::spawn_blocking(move || scan::scan(&run_dir)).await?;
         let names: HashMap<i64, String> = rows.iter().map(|r| (r.id, r.name.clone())).collect();
+        let claims: Vec<(VmRow, Option<FoundQemu>)> = rows
+            .into_iter()
+            .filter(|r| r.state.has_process())
+            .map(|row| {
+                let claimed = claim(&mut found, &row);
+                (row, claimed)
+            })
+            .collect();
+        // Concurrently: a busy guest's QMP greeting can take seconds under TCG, and READY
+        // waits for all of them.
+        let outcomes = futures::future::join_all(
+            claims
+                .into_iter()
+                .map(|(row, claimed)| self.adopt_one(row, claimed)),
+        )
+        .await;
         let mut adopted = 0;
-        for row in rows.into_iter().filter(|r| r.state.has_process()) {
-            let claimed = claim(&mut found, &row);
-            adopted += usize::from(self.adopt_one(row, claimed).await?);
+        for outcome in outcomes {
+            adopted += usize::from(outcome?);
         }
         for stray in found {
             let vm = scan::vm_id_of(&stray.run_dir).and_then(|id| names.get(&id));

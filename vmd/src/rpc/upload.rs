@@ -46,13 +46,17 @@ pub async fn handle(
 
 type Failure = (StatusCode, ApiError);
 
-/// A 500 response for a failure of the JSON-RPC service itself (not of a method).
+/// The response when the JSON-RPC service could not take the request at all: its body could
+/// not be read (cut short, or broken chunked framing). That is the client's doing, so it is a
+/// 400, logged at debug only (a client must not be able to flood the log with it).
 pub fn failed(err: &(dyn std::error::Error + Send + Sync)) -> HttpResponse {
-    tracing::warn!(error = %err, "request failed in the transport");
-    error_response(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        &ApiError::new(ErrorCode::Internal, err.to_string()),
+    tracing::debug!(error = %err, "request body could not be read");
+    let err = ApiError::new(
+        ErrorCode::InvalidArgument,
+        format!("cannot read the request body: {err}"),
     )
+    .with_hint("send a complete body with a matching content-length");
+    error_response(StatusCode::BAD_REQUEST, &err)
 }
 
 /// An error response in the shape every non-JSON-RPC endpoint uses.
