@@ -19,6 +19,8 @@ bash scripts/build-test-guest.sh >/dev/null
 VMD_BIN=$ROOT/target/release/vmd
 VMCTL_BIN=$ROOT/target/release/vmctl
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/vmd-demo.XXXXXX")
+# Searchable (not listable) like /var/lib: the image sandbox user must reach the state dir.
+chmod 711 "$WORK"
 SOCK=$WORK/vmd.sock
 LOG=$WORK/vmd.log
 VMD_PID=

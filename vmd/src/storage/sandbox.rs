@@ -136,6 +136,9 @@ impl Sandbox {
         std::fs::create_dir_all(&root).map_err(io("create", &root))?;
         std::fs::set_permissions(&root, Permissions::from_mode(0o711))
             .map_err(io("set permissions of", &root))?;
+        if let Some(ids) = user {
+            warn_if_unreachable(&root, ids, user_name);
+        }
         Ok(Sandbox {
             root,
             user,
@@ -188,6 +191,25 @@ impl Sandbox {
             }
         }
         removed
+    }
+}
+
+/// Says at start-up, not at the first import, when a directory above the sandbox root cannot
+/// be searched by the sandbox user (e.g. a state directory inside a 0700 `mktemp -d`).
+fn warn_if_unreachable(root: &Path, ids: Ids, user_name: &str) {
+    use std::os::unix::fs::MetadataExt;
+    let blocked = root.ancestors().skip(1).find(|dir| {
+        std::fs::metadata(dir).is_ok_and(|m| {
+            let bits = match (m.uid() == ids.uid, m.gid() == ids.gid) {
+                (true, _) => m.mode() >> 6,
+                (false, true) => m.mode() >> 3,
+                (false, false) => m.mode(),
+            };
+            bits & 0o1 == 0
+        })
+    });
+    if let Some(dir) = blocked {
+        tracing::warn!(dir = %dir.display(), user = user_name, "image imports will fail: the image sandbox user cannot search this directory (chmod o+x it, or move the state directory)");
     }
 }
 
