@@ -25,13 +25,15 @@ pub enum ErrorCode {
     PermissionDenied,
     /// The host's state file system is full, or below the configured free-space floor.
     NoSpace,
+    /// vmd is at a connection limit; retry after closing idle clients.
+    Unavailable,
     /// Something failed inside the daemon or on the host; the chain says what.
     Internal,
 }
 
 impl ErrorCode {
     /// Every code, for documentation and tests.
-    pub const ALL: [ErrorCode; 8] = [
+    pub const ALL: [ErrorCode; 9] = [
         ErrorCode::InvalidArgument,
         ErrorCode::NotFound,
         ErrorCode::AlreadyExists,
@@ -39,6 +41,7 @@ impl ErrorCode {
         ErrorCode::WrongState,
         ErrorCode::PermissionDenied,
         ErrorCode::NoSpace,
+        ErrorCode::Unavailable,
         ErrorCode::Internal,
     ];
 
@@ -53,6 +56,7 @@ impl ErrorCode {
             ErrorCode::InUse => 423,
             ErrorCode::Internal => 500,
             ErrorCode::NoSpace => 507,
+            ErrorCode::Unavailable => 503,
         }
     }
 
@@ -71,6 +75,7 @@ impl ErrorCode {
             ErrorCode::WrongState => "wrong_state",
             ErrorCode::PermissionDenied => "permission_denied",
             ErrorCode::NoSpace => "no_space",
+            ErrorCode::Unavailable => "unavailable",
             ErrorCode::Internal => "internal",
         }
     }

@@ -40,10 +40,17 @@ pub async fn connect(socket: &Path) -> Result<WsClient, CliError> {
         .request_timeout(REQUEST_TIMEOUT)
         .build_with_stream("ws://localhost/", stream)
         .await
-        .map_err(|err| CliError::Unreachable {
-            socket: socket.to_path_buf(),
-            cause: format!("WebSocket handshake failed: {err}"),
-            hint: "is this a vmd socket? set --socket or VMD_SOCKET".to_string(),
+        .map_err(|err| {
+            let cause = format!("WebSocket handshake failed: {err}");
+            let hint = match cause.contains("503") {
+                true => "vmd is at its connection limit (max_connections / max_connections_per_uid): close idle clients (consoles, `vmctl events -f`) or retry",
+                false => "is this a vmd socket? set --socket or VMD_SOCKET",
+            };
+            CliError::Unreachable {
+                socket: socket.to_path_buf(),
+                cause,
+                hint: hint.to_string(),
+            }
         })
 }
 

@@ -124,6 +124,7 @@ impl CliError {
                 ErrorCode::InvalidArgument => 6,
                 ErrorCode::PermissionDenied => 7,
                 ErrorCode::NoSpace => 9,
+                ErrorCode::Unavailable => 5,
                 ErrorCode::Internal => 1,
             },
             CliError::Unreachable { .. } => 5,
@@ -235,6 +236,7 @@ mod tests {
             ErrorCode::AlreadyExists | ErrorCode::InUse | ErrorCode::WrongState => 4,
             ErrorCode::PermissionDenied => 7,
             ErrorCode::NoSpace => 9,
+            ErrorCode::Unavailable => 5,
             ErrorCode::Internal => 1,
         };
         for kind in ErrorCode::ALL {

@@ -126,7 +126,8 @@ fn assert_refused(status: u16, body: &str, limit: &str, key: &str) {
     );
     let hint = err["error"]["data"]["hint"].as_str().expect("hint");
     assert!(hint.contains(key), "{err}");
-    assert!(err["error"]["code"].is_i64(), "{err}");
+    assert_eq!(err["error"]["code"], 503, "{err}");
+    assert_eq!(err["error"]["data"]["kind"], "unavailable", "{err}");
 }
 
 #[test]

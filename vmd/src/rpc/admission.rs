@@ -53,9 +53,9 @@ impl Refusal {
             Refusal::Total(_) => ("max_connections", "connections"),
             Refusal::PerUid { .. } => ("max_connections_per_uid", "connections of one user"),
         };
-        ApiError::new(ErrorCode::Internal, format!("{self}; try again later")).with_hint(format!(
-            "close idle clients, or raise {key} in the vmd config (the cap on {what})"
-        ))
+        ApiError::new(ErrorCode::Unavailable, format!("{self}; try again later")).with_hint(
+            format!("close idle clients, or raise {key} in the vmd config (the cap on {what})"),
+        )
     }
 }
 
