@@ -51,14 +51,16 @@ install_config() {
 }
 
 create_group() {
-    if getent group vmd >/dev/null; then
-        log "group vmd exists"
+    if getent group vmd >/dev/null && getent passwd vmd-sandbox >/dev/null; then
+        log "group vmd and user vmd-sandbox exist"
     elif command -v systemd-sysusers >/dev/null 2>&1; then
         systemd-sysusers /usr/lib/sysusers.d/vmd.conf
-        log "created group vmd (systemd-sysusers)"
+        log "created group vmd and user vmd-sandbox (systemd-sysusers)"
     else
-        groupadd --system vmd
-        log "created group vmd (groupadd)"
+        getent group vmd >/dev/null || groupadd --system vmd
+        getent passwd vmd-sandbox >/dev/null ||
+            useradd --system --no-create-home --home-dir / --shell /usr/sbin/nologin --user-group vmd-sandbox
+        log "created group vmd and user vmd-sandbox (groupadd/useradd)"
     fi
 }
 

@@ -121,8 +121,21 @@ ensure_nextest() {
     fi
 }
 
+# The user qemu-img runs as on uploaded images (vmd's image_sandbox_user): a system user
+# nothing else runs as.
+ensure_sandbox_user() {
+    if getent passwd vmd-sandbox >/dev/null; then
+        log "user vmd-sandbox present"
+        return
+    fi
+    as_root useradd --system --no-create-home --home-dir / --shell /usr/sbin/nologin \
+        --user-group vmd-sandbox
+    log "created system user vmd-sandbox"
+}
+
 main() {
     ensure_system_packages
+    ensure_sandbox_user
     check_qemu
     ensure_nextest
     log "done"

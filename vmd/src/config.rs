@@ -64,8 +64,9 @@ pub struct Config {
     /// Run QEMU with its seccomp sandbox (default true).
     pub sandbox: bool,
     /// Unprivileged user that runs qemu-img on uploaded images inside the bubblewrap sandbox
-    /// when vmd runs as root (default "nobody"; a dedicated user, distinct from `qemu_user`,
-    /// isolates imports from guests). Must exist and not be root.
+    /// when vmd runs as root (default "vmd-sandbox", a system user that nothing else runs as:
+    /// a process of the same uid could reach an import in progress). Must exist and not be
+    /// root; `scripts/setup.sh` and the sysusers snippet create it.
     pub image_sandbox_user: String,
     /// Default graceful-stop timeout in seconds (default 30).
     pub stop_timeout_secs: u64,
@@ -98,7 +99,7 @@ impl Default for Config {
             accelerator: AccelPolicy::Auto,
             qemu_user: "nobody".into(),
             sandbox: true,
-            image_sandbox_user: "nobody".into(),
+            image_sandbox_user: "vmd-sandbox".into(),
             stop_timeout_secs: vm_proto::types::STOP_TIMEOUT_SECS,
             console_log_max_bytes: 8 << 20,
             min_free_bytes: 256 << 20,
@@ -188,7 +189,7 @@ mod tests {
             (c.socket_mode().ok(), c.accelerator),
             (Some(0o600), AccelPolicy::Tcg)
         );
-        assert_eq!(c.image_sandbox_user, "nobody", "default");
+        assert_eq!(c.image_sandbox_user, "vmd-sandbox", "default");
         std::fs::write(&file, "image_sandbox_user = \"vmd-img\"\n").expect("write");
         let c = Config::load(Some(&file), Path::new("/x")).expect("parse");
         assert_eq!(c.image_sandbox_user, "vmd-img");

@@ -7,12 +7,23 @@ use tracing_subscriber::EnvFilter;
 
 use crate::config::LogFormat;
 
+/// jsonrpsee's server warns once per unreadable request body, which any client can cause at
+/// will: it is held to errors unless the filter names jsonrpsee itself. vmd logs what matters
+/// of those requests (at debug) on its own.
+fn quiet_library(filter: &str) -> String {
+    match filter.contains("jsonrpsee") {
+        true => filter.to_string(),
+        false => format!("{filter},jsonrpsee-server=error"),
+    }
+}
+
 /// Sets up logging once for the process.
 pub fn init(format: LogFormat, level: Option<&str>) -> anyhow::Result<()> {
-    let filter = match level {
-        Some(l) => EnvFilter::try_new(l)?,
-        None => EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+    let wanted = match level {
+        Some(l) => l.to_string(),
+        None => std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
     };
+    let filter = EnvFilter::try_new(quiet_library(&wanted))?;
     let format = match format {
         LogFormat::Auto if std::env::var_os("JOURNAL_STREAM").is_some() => LogFormat::Journald,
         LogFormat::Auto => LogFormat::Text,

@@ -204,3 +204,60 @@ fn racing_stops_pauses_and_reboots_report_the_truth() {
         }
     }
 }
+
+/// Field 6 of `/proc/PID/stat`: the session id.
+fn session_of(pid: u64) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("stat");
+    let rest = stat.rsplit_once(')').expect("comm").1;
+    rest.split_whitespace()
+        .nth(3)
+        .and_then(|s| s.parse().ok())
+        .expect("session")
+}
+
+#[test]
+fn qemu_leads_its_own_session_so_a_stopped_guest_survives_vmd_dying() {
+    let d = Daemon::start();
+    d.import_guest();
+    let pid = d.boot("sess")["pid"].as_u64().expect("pid");
+    // In vmd's session, a SIGSTOPped QEMU would get SIGHUP when vmd dies (orphaned group).
+    assert_eq!(session_of(pid), pid, "QEMU is a session leader");
+    let stop = |sig| nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), sig);
+    stop(nix::sys::signal::Signal::SIGSTOP).expect("SIGSTOP");
+    let dir = d.kill9();
+    stop(nix::sys::signal::Signal::SIGCONT).expect("SIGCONT");
+    let d = Daemon::start_in(dir);
+    let vm = d.ok("vm.get", json!(["sess"]));
+    assert_eq!(
+        (vm["state"].as_str(), vm["pid"].as_u64()),
+        (Some("running"), Some(pid)),
+        "{vm}"
+    );
+    d.ok("vm.stop", json!([{"name": "sess", "force": true}]));
+}
+
+#[test]
+fn a_qemu_vmd_cannot_reach_is_still_stopped_by_force() {
+    let d = Daemon::start();
+    d.import_guest();
+    let pid = d.boot("lost")["pid"].as_u64().expect("pid");
+    let prefix = run_prefix(&d);
+    let dir = d.kill9();
+    // Its QMP socket is gone: the next vmd cannot reconnect.
+    for entry in std::fs::read_dir(&prefix).expect("run dirs").flatten() {
+        std::fs::remove_dir_all(entry.path()).expect("remove run dir");
+    }
+    let d = Daemon::start_in(dir);
+    assert!(
+        d.log().contains("cannot reconnect to a live QEMU"),
+        "{}",
+        d.log()
+    );
+    assert_eq!(d.ok("vm.get", json!(["lost"]))["state"], "running");
+    let stopped = d.ok("vm.stop", json!([{"name": "lost", "force": true}]));
+    assert_eq!(stopped["state"], "stopped", "{stopped}");
+    wait_dead(pid);
+    d.ok("vm.wipe", json!(["lost"]));
+    assert_eq!(d.ok("vm.start", json!(["lost"]))["state"], "running");
+    d.ok("vm.stop", json!([{"name": "lost", "force": true}]));
+}

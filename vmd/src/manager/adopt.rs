@@ -21,7 +21,7 @@ use super::{Error, Manager};
 use crate::qemu::process;
 use crate::qemu::qmp::{Qmp, RunState};
 use crate::qemu::scan::{self, FoundQemu};
-use crate::store::{self, RuntimeRow, VmRow};
+use crate::store::{self, DiskFull as _, RuntimeRow, VmRow};
 
 /// How long re-adoption waits for a live QEMU's QMP socket (a QEMU spawned just before vmd
 /// died may still be starting).
@@ -53,7 +53,15 @@ impl Manager {
         .await;
         let mut adopted = 0;
         for outcome in outcomes {
-            adopted += usize::from(outcome?);
+            match outcome {
+                Ok(true) => adopted += 1,
+                Ok(false) => {}
+                // A full disk must not keep vmd from serving (removing VMs frees space).
+                Err(err) if err.is_disk_full() => {
+                    tracing::warn!(error = %err, "cannot record an adoption: state file system full")
+                }
+                Err(err) => return Err(err),
+            }
         }
         for stray in found {
             let vm = scan::vm_id_of(&stray.run_dir).and_then(|id| names.get(&id));
@@ -78,6 +86,10 @@ impl Manager {
             }
             Err(err) => {
                 tracing::warn!(vm = %row.name, pid = qemu.pid, error = %err, "cannot reconnect to a live QEMU; leaving it running");
+                // A stop in progress is not resumed; `vmctl stop --force` kills it by pid.
+                if row.state == VmState::Stopping {
+                    self.force_state(&row.name, VmState::Running, None).await?;
+                }
                 return Ok(false);
             }
         };
@@ -113,9 +125,13 @@ impl Manager {
             std::process::id()
         );
         self.note(name, &msg);
-        self.events
+        if let Err(err) = self
+            .events
             .emit(Draft::vm(EventKind::Adopted, name, msg))
-            .await?;
+            .await
+        {
+            tracing::warn!(vm = %name, error = %err, "cannot record the adoption event");
+        }
         tracing::info!(vm = %name, pid, state = %state, "vm re-adopted");
         if matches!(status, Ok(RunState::InternalError)) {
             let _ = process::kill(pid, start_time);
@@ -157,6 +173,10 @@ impl Manager {
                 VmState::Stopped,
                 "start interrupted: vmd stopped before QEMU was running",
             ),
+            VmState::Stopping => (
+                VmState::Stopped,
+                "QEMU exited while vmd was not running (a stop was in progress)",
+            ),
             _ => (VmState::Crashed, "QEMU exited while vmd was not running"),
         };
         self.note(&row.name, reason);
@@ -176,7 +196,10 @@ impl Manager {
         if vm.is_none() {
             draft.vm = None;
         }
-        self.events.emit(draft).await.map(drop)
+        if let Err(err) = self.events.emit(draft).await {
+            tracing::warn!(error = %err, "cannot record the orphan_stopped event");
+        }
+        Ok(())
     }
 
     async fn stop_qemu(&self, qemu: &FoundQemu) {

@@ -118,7 +118,7 @@ impl Manager {
             .hidden_path(self.storage.images_dir(), "trash", name);
         let (id, image_name, trash2) = (row.id, row.name.clone(), trash.clone());
         self.db(move |s| {
-            s.with_tx(|tx| {
+            remove_with_file(s, &path, &trash2, |tx| {
                 let users = store::image_users(tx, id)?;
                 if !users.is_empty() {
                     return Err(Error::ImageInUse {
@@ -126,8 +126,7 @@ impl Manager {
                         users,
                     });
                 }
-                store::delete_image(tx, id)?;
-                move_aside(&path, &trash2)
+                Ok(store::delete_image(tx, id)?)
             })
         })
         .await?;
@@ -166,6 +165,26 @@ impl Manager {
             firmware: vm_proto::types::Firmware::parse(&row.firmware).unwrap_or_default(),
         }
     }
+}
+
+/// Runs `delete` and moves `path` aside to `trash` in one transaction. If the commit fails
+/// after the move (a full disk), the file is moved back: a failed removal changes nothing.
+pub(super) fn remove_with_file(
+    store: &crate::store::Store,
+    path: &std::path::Path,
+    trash: &std::path::Path,
+    delete: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<(), Error>,
+) -> Result<(), Error> {
+    let result = store.with_tx(|tx| {
+        delete(tx)?;
+        move_aside(path, trash)
+    });
+    if result.is_err() && trash.exists() {
+        if let Err(err) = std::fs::rename(trash, path) {
+            tracing::warn!(path = %path.display(), error = %err, "cannot move a file back after a failed removal");
+        }
+    }
+    result
 }
 
 /// Renames `path` to `trash` inside a transaction; a file already missing is not an error

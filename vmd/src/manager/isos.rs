@@ -5,7 +5,7 @@ use vm_proto::names::validate_name;
 use vm_proto::types::{EventKind, Iso, IsoImport};
 
 use super::events::Draft;
-use super::images::move_aside;
+use super::images::remove_with_file;
 use super::{now_secs, rfc3339, Error, Manager};
 use crate::storage;
 use crate::store::{self, IsoRow};
@@ -106,7 +106,7 @@ impl Manager {
             .hidden_path(self.storage.isos_dir(), "trash", name);
         let (id, iso_name, trash2) = (row.id, row.name.clone(), trash.clone());
         self.db(move |s| {
-            s.with_tx(|tx| {
+            remove_with_file(s, &path, &trash2, |tx| {
                 let users = store::iso_users(tx, id)?;
                 if !users.is_empty() {
                     return Err(Error::IsoInUse {
@@ -114,8 +114,7 @@ impl Manager {
                         users,
                     });
                 }
-                store::delete_iso(tx, id)?;
-                move_aside(&path, &trash2)
+                Ok(store::delete_iso(tx, id)?)
             })
         })
         .await?;

@@ -36,6 +36,7 @@ impl Manager {
     /// `vm.start`.
     pub async fn start_vm(&self, name: &str) -> Result<Vm, Error> {
         let _guard = self.lock("vm", name, "start").await?;
+        self.settle_if_gone(name).await?;
         let row = self
             .require(
                 name,

@@ -22,6 +22,7 @@ mod reconcile;
 pub mod runtime;
 mod space;
 mod state;
+mod unmanaged;
 pub mod uploads;
 mod vms;
 

@@ -12,9 +12,11 @@ impl Manager {
     pub async fn reconcile(&self) -> Result<Vec<ConsistencyIssue>, Error> {
         let storage = self.storage.clone();
         let removed = tokio::task::spawn_blocking(move || storage.remove_leftovers()).await?;
-        let pruned = self.events.prune().await?;
-        if pruned > 0 {
-            tracing::debug!(pruned, "old events pruned");
+        // Best effort: on a full disk even a delete may not fit, and vmd must still start.
+        match self.events.prune().await {
+            Ok(0) => {}
+            Ok(pruned) => tracing::debug!(pruned, "old events pruned"),
+            Err(err) => tracing::warn!(error = %err, "cannot prune old events"),
         }
         for path in removed {
             tracing::info!(path = %path.display(), "removed leftover of an interrupted operation");

@@ -78,7 +78,7 @@ impl Manager {
         self.require(name, &STOPPABLE, "there is nothing to stop")
             .await?;
         let Some(rt) = self.runtime(name) else {
-            return self.stopped_meanwhile(name).await;
+            return self.stop_unmanaged(name).await;
         };
         if self
             .transition(name, VmState::Stopping, None)
@@ -92,8 +92,10 @@ impl Manager {
         self.vm(name).await
     }
 
-    /// The VM's process went away between the state check and now: success if it is down.
+    /// The VM's process went away between the state check and now (or vmd could not adopt
+    /// it): success once it is down.
     async fn stopped_meanwhile(&self, name: &str) -> Result<Vm, Error> {
+        self.settle_if_gone(name).await?;
         let vm = self.vm(name).await?;
         match vm.state.has_process() {
             true => Err(Error::NoProcess(name.into())),
@@ -171,10 +173,9 @@ impl Manager {
         let rt = self
             .runtime(name)
             .ok_or_else(|| Error::NoProcess(name.into()))?;
-        rt.qmp.system_reset().await.map_err(|e| Error::Qmp {
-            name: name.into(),
-            source: e,
-        })?;
+        if let Err(source) = rt.qmp.system_reset().await {
+            return Err(self.qmp_failed(name, &rt, source).await);
+        }
         self.note(name, "hardware reset requested");
         let vm = self.vm(name).await?;
         if !running.contains(&vm.state) {
@@ -206,12 +207,9 @@ impl Manager {
             let _ = self
                 .transition_from(name, VmState::Paused, VmState::Running, "")
                 .await;
-            return Err(Error::Qmp {
-                name: name.into(),
-                source,
-            });
+            return Err(self.qmp_failed(name, &rt, source).await);
         }
-        self.vm(name).await
+        self.vm_now(name, VmState::Paused).await
     }
 
     /// `vm.resume`. Recorded first, then done; undone if QEMU refuses.
@@ -233,12 +231,56 @@ impl Manager {
             let _ = self
                 .transition_from(name, VmState::Running, VmState::Paused, "")
                 .await;
-            return Err(Error::Qmp {
+            return Err(self.qmp_failed(name, &rt, source).await);
+        }
+        self.vm_now(name, VmState::Running).await
+    }
+
+    /// The VM if it is `expected` now; `wrong_state` when a racing stop overtook the request
+    /// (the caller must not be told `paused` or `running` when it is already `stopping`).
+    async fn vm_now(&self, name: &str, expected: VmState) -> Result<Vm, Error> {
+        let vm = self.vm(name).await?;
+        if vm.state != expected {
+            return Err(Error::WrongState {
                 name: name.into(),
-                source,
+                state: vm.state,
+                action: "it was being stopped meanwhile",
             });
         }
-        self.vm(name).await
+        Ok(vm)
+    }
+
+    /// A QMP command failed: `wrong_state` when the VM is being stopped or its QEMU is gone (a
+    /// race with a stop, not a failure of vmd), else the QMP error.
+    async fn qmp_failed(
+        &self,
+        name: &str,
+        rt: &Runtime,
+        source: crate::qemu::qmp::QmpError,
+    ) -> Error {
+        let stopping = self
+            .find_vm(name)
+            .await
+            .ok()
+            .flatten()
+            .map(|r| r.state)
+            .filter(|s| !matches!(s, VmState::Running | VmState::Paused));
+        match (stopping, *rt.gone.borrow() || rt.qmp.is_closed()) {
+            (Some(state), _) => Error::WrongState {
+                name: name.into(),
+                state,
+                action: "it was being stopped meanwhile",
+            },
+            (None, true) => Error::WrongState {
+                name: name.into(),
+                state: VmState::Stopping,
+                action: "its QEMU exited meanwhile",
+            },
+            (None, false) => Error::Qmp {
+                name: name.into(),
+                source,
+            },
+        }
     }
 
     /// The live runtime of `name`, if any.

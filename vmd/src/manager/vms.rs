@@ -8,7 +8,7 @@ use vm_proto::types::{
 use vm_proto::types::EventKind;
 
 use super::events::Draft;
-use super::images::move_aside;
+use super::images::remove_with_file;
 use super::{now_secs, rfc3339, Error, Manager};
 use crate::storage;
 use crate::store::DiskFull as _;
@@ -187,13 +187,8 @@ impl Manager {
             .storage
             .hidden_path(self.storage.overlays_dir(), "trash", name);
         let (id, trash2) = (row.id, trash.clone());
-        self.db(move |s| {
-            s.with_tx(|tx| {
-                store::delete_vm(tx, id)?;
-                move_aside(&path, &trash2)
-            })
-        })
-        .await?;
+        self.db(move |s| remove_with_file(s, &path, &trash2, |tx| Ok(store::delete_vm(tx, id)?)))
+            .await?;
         storage::remove_quietly(&trash);
         let _ = std::fs::remove_dir_all(self.logs_dir(name));
         tracing::info!(vm = %name, "vm removed");
@@ -272,6 +267,7 @@ impl Manager {
     }
 
     async fn stopped_vm(&self, name: &str, action: &'static str) -> Result<VmRow, Error> {
+        self.settle_if_gone(name).await?;
         let row = self
             .find_vm(name)
             .await?

@@ -1,7 +1,8 @@
 //! Starting QEMU processes and watching them, including ones vmd did not start itself.
 //!
-//! QEMU runs in its own process group (a Ctrl-C or SIGTERM aimed at vmd's group never reaches
-//! it) and outlives vmd: the child is not killed when its handle is dropped. After a vmd
+//! QEMU runs in a session of its own (a Ctrl-C or SIGTERM aimed at vmd's group never reaches
+//! it, nor the SIGHUP the kernel sends an orphaned process group with a stopped member when
+//! vmd dies) and outlives vmd: the child is not killed when its handle is dropped. After a vmd
 //! restart a QEMU is known only by pid, so every check pairs the pid with the process's start
 //! time (field 22 of `/proc/PID/stat`) to tell it from an unrelated process that reused the
 //! pid. A zombie counts as gone.
@@ -18,6 +19,9 @@ use nix::unistd::Pid;
 use tokio::process::{Child, Command};
 
 use super::argv::{qemu_binary, QemuConfig};
+
+/// util-linux's `setsid`, which starts QEMU in a session of its own.
+const SETSID: &str = "setsid";
 
 /// How often [`wait_gone`] looks at `/proc`.
 const POLL: Duration = Duration::from_millis(5);
@@ -56,7 +60,7 @@ pub enum ProcessError {
 
 /// Starts QEMU for `config` with stdout and stderr appended to `stderr_log`.
 ///
-/// The child has its own process group, stdin from /dev/null, and keeps running when the
+/// The child has its own session and process group, stdin from /dev/null, and keeps running when the
 /// returned handle is dropped.
 pub fn spawn(config: &QemuConfig, stderr_log: &Path) -> Result<Child, ProcessError> {
     let open_log = || {
@@ -71,9 +75,14 @@ pub fn spawn(config: &QemuConfig, stderr_log: &Path) -> Result<Child, ProcessErr
     };
     let (stdout, stderr) = (open_log()?, open_log()?);
     let binary = qemu_binary();
-    Command::new(binary)
+    // `setsid` (util-linux) makes QEMU a session leader in place (same pid: vmd's child is not
+    // a group leader, so setsid(1) execs without forking). Its own process group alone is not
+    // enough: when vmd dies, a group of vmd's session with a stopped member is orphaned and
+    // the kernel sends it SIGHUP, which ends QEMU. std offers no safe setsid in the child.
+    Command::new(SETSID)
+        .arg("--")
+        .arg(binary)
         .args(config.args())
-        .process_group(0)
         .stdin(Stdio::null())
         .stdout(stdout)
         .stderr(stderr)

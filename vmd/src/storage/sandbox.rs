@@ -152,9 +152,16 @@ impl Sandbox {
     }
 
     /// Moves `upload` into a fresh job directory (blocking: call from a blocking task).
+    ///
+    /// The job directory stays vmd's own: it is made 0700, filled and its two entries handed
+    /// to the sandbox user (no one else can reach them yet, so nothing can be swapped in), and
+    /// only then opened to 0711 so the sandbox user can reach `in` and `out` by name. Nobody
+    /// but vmd can rename or replace those entries, and the name is not guessable.
     pub fn job(&self, upload: &Path) -> Result<Job, SandboxError> {
         let n = self.nonce.fetch_add(1, Ordering::Relaxed);
-        let dir = self.root.join(format!("job-{}-{n}", std::process::id()));
+        let dir = self
+            .root
+            .join(format!("job-{}-{n}-{:016x}", std::process::id(), random()));
         std::fs::create_dir(&dir).map_err(io("create", &dir))?;
         let job = Job {
             dir,
@@ -164,14 +171,18 @@ impl Sandbox {
             .map_err(io("set permissions of", &job.dir))?;
         let (input, output) = (job.dir.join("in"), job.dir.join("out"));
         std::fs::create_dir(&output).map_err(io("create", &output))?;
+        std::fs::set_permissions(&output, Permissions::from_mode(0o700))
+            .map_err(io("set permissions of", &output))?;
         std::fs::rename(upload, &input).map_err(io("move", upload))?;
         std::fs::set_permissions(&input, Permissions::from_mode(0o400))
             .map_err(io("set permissions of", &input))?;
         if let Some(ids) = self.user {
-            for path in [&job.dir, &output, &input] {
-                std::os::unix::fs::chown(path, Some(ids.uid), Some(ids.gid))
+            for path in [&output, &input] {
+                std::os::unix::fs::lchown(path, Some(ids.uid), Some(ids.gid))
                     .map_err(io("chown", path))?;
             }
+            std::fs::set_permissions(&job.dir, Permissions::from_mode(0o711))
+                .map_err(io("set permissions of", &job.dir))?;
         }
         tracing::debug!(job = %job.dir.display(), user = ?self.user, "image sandbox job ready");
         Ok(job)
@@ -191,6 +202,20 @@ impl Sandbox {
             }
         }
         removed
+    }
+}
+
+/// 64 bits that another local user cannot predict (from the kernel's random pool).
+fn random() -> u64 {
+    use std::io::Read;
+    let mut bytes = [0u8; 8];
+    let read = std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut bytes));
+    match read {
+        Ok(()) => u64::from_ne_bytes(bytes),
+        Err(_) => std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0),
     }
 }
 
