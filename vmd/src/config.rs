@@ -55,6 +55,9 @@ pub struct Config {
     pub socket_group: Option<String>,
     /// Largest accepted upload in bytes (default 100 GiB).
     pub max_upload_bytes: u64,
+    /// Seconds an upload may send no data before vmd drops it, releasing its reserved space
+    /// (default 60).
+    pub upload_idle_secs: u64,
     /// Largest JSON-RPC request in bytes (default 1 MiB).
     pub max_request_bytes: u32,
     /// Accelerator policy (default auto).
@@ -96,6 +99,7 @@ impl Default for Config {
             socket_group: None,
             max_upload_bytes: 100 << 30,
             max_request_bytes: 1 << 20,
+            upload_idle_secs: 60,
             accelerator: AccelPolicy::Auto,
             qemu_user: "nobody".into(),
             sandbox: true,

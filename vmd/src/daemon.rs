@@ -61,6 +61,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let limits = Limits {
         max_request_bytes: config.max_request_bytes,
         max_upload_bytes: config.max_upload_bytes,
+        upload_idle: std::time::Duration::from_secs(config.upload_idle_secs.max(1)),
         max_connections: config.max_connections,
         max_connections_per_uid: config.max_connections_per_uid,
         console_idle: config.console_idle(),

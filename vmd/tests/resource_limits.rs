@@ -427,3 +427,30 @@ fn read_all_history(d: &Daemon, last_seq: u64) {
         }
     });
 }
+
+#[test]
+fn a_stalled_upload_is_dropped_and_its_space_released() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let _tmpfs = Tmpfs::mount(&dir.path().join("state"), "64m");
+    let config = "min_free_bytes = 0\nreserve_bytes = 0\nupload_idle_secs = 2\n";
+    let d = Daemon::start_configured(dir, config);
+    let size = free_bytes(&d) * 45 / 100;
+    // A client that sends its headers and a few bytes, then nothing.
+    let mut stalled = OpenUpload::start(&d, iso_bytes(size));
+    wait_for("the stalled upload to be dropped", || stalled.poll());
+    let (status, body) = stalled.reply();
+    assert_eq!(status, 408, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("upload stalled"),
+        "{body}"
+    );
+    wait_for("the partial file to be removed", || {
+        upload_files(&d).is_empty()
+    });
+    // Its reservation is gone: the same size fits again.
+    let (status, body) = OpenUpload::start(&d, iso_bytes(size)).finish();
+    assert_eq!(status, 201, "{body}");
+}

@@ -59,6 +59,9 @@ impl Refusal {
     }
 }
 
+/// Connections kept for root beyond what all other users together may hold.
+const ROOT_SLOTS: usize = 16;
+
 impl Admission {
     /// Caps of `max_total` connections and `max_per_uid` per non-root uid.
     pub fn new(max_total: usize, max_per_uid: usize) -> Arc<Admission> {
@@ -72,7 +75,7 @@ impl Admission {
     /// A permit for one connection of `uid`, or why there is none.
     pub fn admit(self: &Arc<Self>, uid: u32) -> Result<Permit, Refusal> {
         let mut counts = self.lock();
-        if counts.total >= self.max_total {
+        if counts.total >= self.total_for(uid) {
             return Err(Refusal::Total(self.max_total));
         }
         let mine = counts.per_uid.entry(uid).or_default();
@@ -88,6 +91,15 @@ impl Admission {
             admission: self.clone(),
             uid,
         })
+    }
+
+    /// The total cap as it applies to `uid`: the last [`ROOT_SLOTS`] (at most an eighth of the
+    /// cap) are kept for root, so non-root users together can never lock the admin out.
+    fn total_for(&self, uid: u32) -> usize {
+        match uid {
+            0 => self.max_total,
+            _ => self.max_total - ROOT_SLOTS.min(self.max_total / 8),
+        }
     }
 
     /// Connections currently admitted.
@@ -199,6 +211,18 @@ mod tests {
             admission.admit(0).is_ok(),
             "a closed connection frees its slot"
         );
+    }
+
+    #[test]
+    fn the_last_slots_are_kept_for_root() {
+        let admission = Admission::new(64, 64);
+        let users: Vec<Permit> = (0..56)
+            .map(|i| admission.admit(1000 + i).expect("ok"))
+            .collect();
+        assert_eq!(admission.admit(2000).err(), Some(Refusal::Total(64)));
+        let root: Vec<Permit> = (0..8).map(|_| admission.admit(0).expect("root")).collect();
+        assert_eq!(admission.admit(0).err(), Some(Refusal::Total(64)));
+        drop((users, root));
     }
 
     #[test]

@@ -58,6 +58,8 @@ pub struct Limits {
     pub max_request_bytes: u32,
     /// Largest upload.
     pub max_upload_bytes: u64,
+    /// An upload that sends nothing this long is dropped.
+    pub upload_idle: Duration,
     /// Most connections served at once.
     pub max_connections: usize,
     /// Most connections of one non-root uid.
@@ -156,7 +158,7 @@ async fn connection(
         let mut rpc = rpc.clone();
         Box::pin(async move {
             if req.uri().path() == vm_proto::UPLOAD_PATH {
-                return Ok(upload::handle(&manager, caller, req, limits.max_upload_bytes).await);
+                return Ok(upload::handle(&manager, caller, req, limits.max_upload_bytes, limits.upload_idle).await);
             }
             if let Some(name) = console::vm_of(req.uri().path()).map(str::to_string) {
                 return Ok(console::handle(manager, caller, req, name, limits.console_idle).await);

@@ -36,9 +36,10 @@ pub async fn handle(
     caller: Caller,
     req: HttpRequest<Incoming>,
     max_bytes: u64,
+    idle: std::time::Duration,
 ) -> HttpResponse {
     manager.uploads().expire();
-    match receive(manager, caller, req, max_bytes).await {
+    match receive(manager, caller, req, (max_bytes, idle)).await {
         Ok(upload) => json(StatusCode::CREATED, &upload),
         Err((status, err)) => error_response(status, &err),
     }
@@ -76,7 +77,7 @@ async fn receive(
     manager: &Manager,
     caller: Caller,
     req: HttpRequest<Incoming>,
-    max: u64,
+    (max, idle): (u64, std::time::Duration),
 ) -> Result<Upload, Failure> {
     if req.method() != Method::PUT && req.method() != Method::POST {
         return Err(invalid(
@@ -98,7 +99,7 @@ async fn receive(
         length,
         reservation: Some(reservation),
     };
-    let sha256 = write_body(&mut in_flight, req.into_body()).await?;
+    let sha256 = write_body(&mut in_flight, req.into_body(), idle).await?;
     let (path, reservation) = in_flight.staged();
     let staged = StagedUpload::new(caller.uid, path, length, sha256.clone(), reservation);
     manager.uploads().insert(id.clone(), staged);
@@ -192,7 +193,11 @@ impl Drop for InFlight {
     }
 }
 
-async fn write_body(upload: &mut InFlight, mut body: Incoming) -> Result<String, Failure> {
+async fn write_body(
+    upload: &mut InFlight,
+    mut body: Incoming,
+    idle: std::time::Duration,
+) -> Result<String, Failure> {
     let internal = |e: std::io::Error| {
         (
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -205,7 +210,7 @@ async fn write_body(upload: &mut InFlight, mut body: Incoming) -> Result<String,
     let mut out = tokio::io::BufWriter::with_capacity(1 << 20, file);
     let mut hasher = Sha256::new();
     let mut received: u64 = 0;
-    while let Some(frame) = body.frame().await {
+    while let Some(frame) = next_frame(&mut body, idle).await? {
         let frame = frame.map_err(|e| {
             invalid(
                 StatusCode::BAD_REQUEST,
@@ -227,6 +232,21 @@ async fn write_body(upload: &mut InFlight, mut body: Incoming) -> Result<String,
     }
     out.flush().await.map_err(internal)?;
     Ok(hex(&hasher.finalize()))
+}
+
+/// The next piece of the body; an upload that sends nothing for `idle` is dropped (its space
+/// reservation and partial file go with it): a stalled client must not hold them forever.
+async fn next_frame(
+    body: &mut Incoming,
+    idle: std::time::Duration,
+) -> Result<Option<Result<hyper::body::Frame<hyper::body::Bytes>, hyper::Error>>, Failure> {
+    tokio::time::timeout(idle, body.frame()).await.map_err(|_| {
+        invalid(
+            StatusCode::REQUEST_TIMEOUT,
+            format!("upload stalled: no data for {} s", idle.as_secs()),
+            "retry the upload (upload_idle_secs in the vmd config)",
+        )
+    })
 }
 
 fn content_length(req: &HttpRequest<Incoming>) -> Option<u64> {
