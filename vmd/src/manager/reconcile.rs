@@ -10,6 +10,7 @@ use crate::store::{self, StoreError};
 impl Manager {
     /// Removes hidden leftovers of interrupted operations, then compares rows with files.
     pub async fn reconcile(&self) -> Result<Vec<ConsistencyIssue>, Error> {
+        self.restore_interrupted_removals().await?;
         let storage = self.storage.clone();
         let removed = tokio::task::spawn_blocking(move || storage.remove_leftovers()).await?;
         // Best effort: on a full disk even a delete may not fit, and vmd must still start.
@@ -60,6 +61,77 @@ impl Manager {
     }
 }
 
+impl Manager {
+    /// A removal moves the file aside (`.trash-<name>-…`) before it commits the row's
+    /// deletion. If vmd died in between, the row is still there: the file is moved back
+    /// before leftovers are cleaned, so an interrupted removal never loses a disk.
+    async fn restore_interrupted_removals(&self) -> Result<(), Error> {
+        let (images, vms, isos) = self
+            .db(|s| {
+                Ok(s.read(|c| {
+                    let images = store::list_images(c)?.into_iter().map(|r| r.file_name);
+                    let vms = store::list_vms(c)?.into_iter().map(|r| r.overlay_file);
+                    let isos = store::list_isos(c)?.into_iter().map(|r| r.file_name);
+                    Ok::<_, StoreError>((images.collect(), vms.collect(), isos.collect()))
+                })?)
+            })
+            .await?;
+        let storage = self.storage.clone();
+        tokio::task::spawn_blocking(move || {
+            let dirs: [(&std::path::Path, &Vec<String>); 4] = [
+                (storage.images_dir(), &images),
+                (storage.overlays_dir(), &vms),
+                (storage.overlays_dir(), &images),
+                (storage.isos_dir(), &isos),
+            ];
+            for (dir, files) in dirs {
+                restore_trash(dir, files);
+            }
+        })
+        .await?;
+        Ok(())
+    }
+}
+
+/// Moves `.trash-<stem>-<pid>-<n>.qcow2` in `dir` back to the row's file when a row still
+/// names a file with that stem and the file itself is missing.
+fn restore_trash(dir: &std::path::Path, files: &[String]) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for path in entries.flatten().map(|e| e.path()) {
+        let Some(stem) = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(trash_stem)
+        else {
+            continue;
+        };
+        let target = files
+            .iter()
+            .find(|f| f.rsplit_once('.').map(|(s, _)| s) == Some(stem))
+            .map(|f| dir.join(f));
+        if let Some(target) = target.filter(|t| !t.exists()) {
+            match std::fs::rename(&path, &target) {
+                Ok(()) => {
+                    tracing::warn!(path = %target.display(), "restored the file of an interrupted removal")
+                }
+                Err(err) => {
+                    tracing::warn!(path = %path.display(), error = %err, "cannot restore the file of an interrupted removal")
+                }
+            }
+        }
+    }
+}
+
+/// `<stem>` of a `.trash-<stem>-<pid>-<n>.qcow2` name.
+fn trash_stem(name: &str) -> Option<&str> {
+    let rest = name.strip_prefix(".trash-")?.strip_suffix(".qcow2")?;
+    let mut parts = rest.rsplitn(3, '-');
+    let (_n, _pid, stem) = (parts.next()?, parts.next()?, parts.next()?);
+    Some(stem)
+}
+
 /// Rows `(name, file)` against the visible files of `dir`.
 fn compare(
     rows: &[(String, String)],
@@ -93,6 +165,24 @@ fn compare(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_interrupted_removal_gets_its_file_back() {
+        assert_eq!(trash_stem(".trash-web-1-4242-7.qcow2"), Some("web-1"));
+        assert_eq!(trash_stem(".tmp-web-4242-7.qcow2"), None);
+        let dir = tempfile::tempdir().expect("tmp");
+        std::fs::write(dir.path().join(".trash-web-1-4242-7.qcow2"), b"disk").expect("trash");
+        std::fs::write(dir.path().join(".trash-gone-4242-8.qcow2"), b"old").expect("trash");
+        restore_trash(dir.path(), &["web-1.qcow2".to_string()]);
+        assert_eq!(
+            std::fs::read(dir.path().join("web-1.qcow2")).ok(),
+            Some(b"disk".to_vec())
+        );
+        assert!(
+            dir.path().join(".trash-gone-4242-8.qcow2").exists(),
+            "no row: left for cleanup"
+        );
+    }
 
     #[test]
     fn reports_both_directions() {
