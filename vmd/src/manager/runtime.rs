@@ -188,52 +188,44 @@ impl Manager {
         Ok(vm)
     }
 
-    /// `vm.pause`. Recorded first, then done; undone if QEMU refuses.
+    /// `vm.pause`.
     pub async fn pause_vm(&self, name: &str) -> Result<Vm, Error> {
-        let _guard = self.lock("vm", name, "pause").await?;
-        self.require(name, &[VmState::Running], "only a running vm can be paused")
-            .await?;
-        let rt = self
-            .runtime(name)
-            .ok_or_else(|| Error::NoProcess(name.into()))?;
-        self.transition_from(
-            name,
-            VmState::Running,
-            VmState::Paused,
-            "only a running vm can be paused",
-        )
-        .await?;
-        if let Err(source) = rt.qmp.stop().await {
-            let _ = self
-                .transition_from(name, VmState::Paused, VmState::Running, "")
-                .await;
-            return Err(self.qmp_failed(name, &rt, source).await);
-        }
-        self.vm_now(name, VmState::Paused).await
+        let why = "only a running vm can be paused";
+        self.switch(name, "pause", (VmState::Running, VmState::Paused), why)
+            .await
     }
 
-    /// `vm.resume`. Recorded first, then done; undone if QEMU refuses.
+    /// `vm.resume`.
     pub async fn resume_vm(&self, name: &str) -> Result<Vm, Error> {
-        let _guard = self.lock("vm", name, "resume").await?;
-        self.require(name, &[VmState::Paused], "only a paused vm can be resumed")
-            .await?;
+        let why = "only a paused vm can be resumed";
+        self.switch(name, "resume", (VmState::Paused, VmState::Running), why)
+            .await
+    }
+
+    /// Pause or resume: `from → to` is recorded first (compare-and-set), then QEMU is told
+    /// (`stop` / `cont`); if QEMU refuses, the record is undone.
+    async fn switch(
+        &self,
+        name: &str,
+        operation: &'static str,
+        (from, to): (VmState, VmState),
+        why: &'static str,
+    ) -> Result<Vm, Error> {
+        let _guard = self.lock("vm", name, operation).await?;
+        self.require(name, &[from], why).await?;
         let rt = self
             .runtime(name)
             .ok_or_else(|| Error::NoProcess(name.into()))?;
-        self.transition_from(
-            name,
-            VmState::Paused,
-            VmState::Running,
-            "only a paused vm can be resumed",
-        )
-        .await?;
-        if let Err(source) = rt.qmp.cont().await {
-            let _ = self
-                .transition_from(name, VmState::Running, VmState::Paused, "")
-                .await;
+        self.transition_from(name, from, to, why).await?;
+        let told = match to {
+            VmState::Paused => rt.qmp.stop().await,
+            _ => rt.qmp.cont().await,
+        };
+        if let Err(source) = told {
+            let _ = self.transition_from(name, to, from, why).await;
             return Err(self.qmp_failed(name, &rt, source).await);
         }
-        self.vm_now(name, VmState::Running).await
+        self.vm_now(name, to).await
     }
 
     /// The VM if it is `expected` now; `wrong_state` when a racing stop overtook the request
