@@ -7,42 +7,11 @@
 mod common;
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 
 use common::guest::BOOT;
-use common::{code, path_str, qemus_naming, Daemon};
+use common::{code, qemus_naming, Daemon, Tmpfs};
 use serde_json::{json, Value};
-
-/// A tmpfs mounted for one test, unmounted (lazily) on drop.
-struct Tmpfs(PathBuf);
-
-impl Tmpfs {
-    fn mount(at: &Path, size: &str) -> Tmpfs {
-        std::fs::create_dir_all(at).expect("mount point");
-        let status = Command::new("mount")
-            .args([
-                "-t",
-                "tmpfs",
-                "-o",
-                &format!("size={size},mode=0755"),
-                "tmpfs",
-                path_str(at),
-            ])
-            .status()
-            .expect("mount");
-        assert!(status.success(), "mount tmpfs (tests run as root)");
-        Tmpfs(at.to_path_buf())
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount")
-            .args(["-l", path_str(&self.0)])
-            .status();
-    }
-}
 
 /// Writes zeros to `path` until the file system says it is full.
 fn fill(path: &Path) {

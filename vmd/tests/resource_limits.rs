@@ -7,11 +7,10 @@ mod common;
 
 use std::io::{ErrorKind, Read, Write};
 use std::os::unix::net::UnixStream;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::{Daemon, DEADLINE};
+use common::{Daemon, Tmpfs, DEADLINE};
 use jsonrpsee::ws_client::WsClientBuilder;
 use serde_json::{json, Value};
 use vm_proto::api::VmdApiClient;
@@ -20,47 +19,6 @@ use vm_proto::types::EventKind;
 const MIB: u64 = 1 << 20;
 /// Bytes of each upload sent before it holds.
 const FIRST_PART: usize = 16 << 10;
-
-/// A tmpfs mounted for one test, unmounted on drop (also after a panic).
-struct Tmpfs {
-    path: PathBuf,
-}
-
-impl Tmpfs {
-    fn mount(path: &Path, size: &str) -> Tmpfs {
-        std::fs::create_dir_all(path).expect("mount point");
-        let out = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(path)
-            .output()
-            .expect("run mount (tests run as root)");
-        assert!(
-            out.status.success(),
-            "mount tmpfs: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        Tmpfs { path: path.into() }
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let umount = |lazy: bool| {
-            let mut cmd = Command::new("umount");
-            if lazy {
-                cmd.arg("-l");
-            }
-            cmd.arg(&self.path).status().is_ok_and(|s| s.success())
-        };
-        if !umount(false) {
-            umount(true);
-        }
-        let _ = std::fs::remove_dir(&self.path);
-        if let Some(parent) = self.path.parent() {
-            let _ = std::fs::remove_dir_all(parent);
-        }
-    }
-}
 
 /// An upload whose headers and first bytes are sent, the rest held back.
 struct OpenUpload {

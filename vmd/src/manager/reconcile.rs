@@ -10,7 +10,23 @@ use crate::store::{self, StoreError};
 impl Manager {
     /// Removes hidden leftovers of interrupted operations, then compares rows with files.
     pub async fn reconcile(&self) -> Result<Vec<ConsistencyIssue>, Error> {
-        self.restore_interrupted_removals().await?;
+        let (images, vms, isos) = self
+            .db(|s| {
+                Ok(s.read(|c| {
+                    Ok::<_, StoreError>((
+                        store::list_images(c)?,
+                        store::list_vms(c)?,
+                        store::list_isos(c)?,
+                    ))
+                })?)
+            })
+            .await?;
+        self.restore_interrupted_removals(
+            images.iter().map(|r| r.file_name.clone()).collect(),
+            vms.iter().map(|r| r.overlay_file.clone()).collect(),
+            isos.into_iter().map(|r| r.file_name).collect(),
+        )
+        .await?;
         let storage = self.storage.clone();
         let removed = tokio::task::spawn_blocking(move || storage.remove_leftovers()).await?;
         // Best effort: on a full disk even a delete may not fit, and vmd must still start.
@@ -22,11 +38,6 @@ impl Manager {
         for path in removed {
             tracing::info!(path = %path.display(), "removed leftover of an interrupted operation");
         }
-        let (images, vms) = self
-            .db(|s| {
-                Ok(s.read(|c| Ok::<_, StoreError>((store::list_images(c)?, store::list_vms(c)?)))?)
-            })
-            .await?;
         // An unsealed image's disk lives with its install VM in overlays/ until it is sealed.
         let image_files: Vec<(String, String)> = images
             .into_iter()
@@ -65,17 +76,12 @@ impl Manager {
     /// A removal moves the file aside (`.trash-<name>-…`) before it commits the row's
     /// deletion. If vmd died in between, the row is still there: the file is moved back
     /// before leftovers are cleaned, so an interrupted removal never loses a disk.
-    async fn restore_interrupted_removals(&self) -> Result<(), Error> {
-        let (images, vms, isos) = self
-            .db(|s| {
-                Ok(s.read(|c| {
-                    let images = store::list_images(c)?.into_iter().map(|r| r.file_name);
-                    let vms = store::list_vms(c)?.into_iter().map(|r| r.overlay_file);
-                    let isos = store::list_isos(c)?.into_iter().map(|r| r.file_name);
-                    Ok::<_, StoreError>((images.collect(), vms.collect(), isos.collect()))
-                })?)
-            })
-            .await?;
+    async fn restore_interrupted_removals(
+        &self,
+        images: Vec<String>,
+        vms: Vec<String>,
+        isos: Vec<String>,
+    ) -> Result<(), Error> {
         let storage = self.storage.clone();
         tokio::task::spawn_blocking(move || {
             let dirs: [(&std::path::Path, &Vec<String>); 4] = [

@@ -57,12 +57,7 @@ impl Manager {
         let Some(rt) = self.runtime(name) else {
             return self.stopped_meanwhile(name).await;
         };
-        if row.state == VmState::Stopping
-            || self
-                .transition(name, VmState::Stopping, None)
-                .await
-                .is_err()
-        {
+        if row.state == VmState::Stopping || !self.begin_stop(name).await? {
             // A forced stop is ending it (or already has).
             return self.await_stop(name, &rt).await;
         }
@@ -80,11 +75,7 @@ impl Manager {
         let Some(rt) = self.runtime(name) else {
             return self.stop_unmanaged(name).await;
         };
-        if self
-            .transition(name, VmState::Stopping, None)
-            .await
-            .is_err()
-        {
+        if !self.begin_stop(name).await? {
             return self.await_stop(name, &rt).await;
         }
         self.note(name, "forced stop requested");
@@ -100,6 +91,16 @@ impl Manager {
         match vm.state.has_process() {
             true => Err(Error::NoProcess(name.into())),
             false => Ok(vm),
+        }
+    }
+
+    /// `→ stopping`; `false` when another stop got there first (the VM is no longer running
+    /// or paused), any other failure is the caller's.
+    async fn begin_stop(&self, name: &str) -> Result<bool, Error> {
+        match self.transition(name, VmState::Stopping, None).await {
+            Ok(_) => Ok(true),
+            Err(Error::Transition { .. }) => Ok(false),
+            Err(err) => Err(err),
         }
     }
 

@@ -54,16 +54,16 @@ impl Manager {
         Ok(tokio::task::spawn_blocking(move || storage::free_bytes(&dir)).await?)
     }
 
-    /// Makes the reserve (if space allows) and watches free space until `shutdown`.
+    /// Watches free space until `shutdown` (start-up makes its own first check).
     pub fn watch_space(self: &Arc<Self>, shutdown: CancellationToken) {
         let me = self.clone();
         tokio::spawn(async move {
             loop {
-                me.check_space().await;
                 tokio::select! {
                     _ = shutdown.cancelled() => return,
                     _ = tokio::time::sleep(WATCH_EVERY) => {}
                 }
+                me.check_space().await;
             }
         });
     }
