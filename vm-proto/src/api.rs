@@ -4,12 +4,18 @@
 //! object (`"params": [{"name": "web1", "image": "debian"}]`). Request objects reject unknown
 //! fields. Errors carry a code from [`crate::ErrorCode`] and [`crate::ErrorData`] as `data`.
 //! Every method that takes a name answers `not_found` (404) when no such object exists.
+//!
+//! Every call is authorized in vmd for the caller (peer uid, or the `Authorization: Bearer`
+//! token of the HTTP request; `docs/security.md` has the matrix): an object the caller may not
+//! see answers `not_found`, an action on a visible object the caller may not take answers
+//! `permission_denied`, a bad or expired token answers `unauthenticated` (HTTP 401).
 
 use jsonrpsee::proc_macros::rpc;
 
 use crate::types::{
-    Image, ImageCreate, ImageImport, ImagePublish, Iso, IsoAttach, IsoImport, SystemInfo, Vm,
-    VmCreate, VmLogs, VmStop,
+    Image, ImageCreate, ImageImport, ImagePublish, Iso, IsoAttach, IsoImport, Login, SystemInfo,
+    Token, TokenCreate, TokenSecret, User, UserAdd, UserPasswd, UserRemove, UserRemoved, UserSet,
+    Vm, VmCreate, VmExtend, VmFilter, VmLogs, VmStop, WhoAmI,
 };
 
 /// The vmd API.
@@ -19,7 +25,7 @@ use crate::types::{
 pub trait VmdApi {
     /// Daemon and host overview: versions, paths, accelerator, counts, disk use, consistency
     /// issues found at start-up. Never fails.
-    #[method(name = "system.info")]
+    #[method(name = "system.info", with_extensions)]
     async fn system_info(&self) -> Result<SystemInfo, jsonrpsee::types::ErrorObjectOwned>;
 
     /// Turns a finished upload into a read-only qcow2 base image.
@@ -33,15 +39,15 @@ pub trait VmdApi {
     ) -> Result<Image, jsonrpsee::types::ErrorObjectOwned>;
 
     /// Every base image, by name.
-    #[method(name = "image.list")]
+    #[method(name = "image.list", with_extensions)]
     async fn image_list(&self) -> Result<Vec<Image>, jsonrpsee::types::ErrorObjectOwned>;
 
     /// One base image.
-    #[method(name = "image.get")]
+    #[method(name = "image.get", with_extensions)]
     async fn image_get(&self, name: String) -> Result<Image, jsonrpsee::types::ErrorObjectOwned>;
 
     /// Deletes a base image. Errors: `in_use` while any VM uses it (the message names them).
-    #[method(name = "image.remove")]
+    #[method(name = "image.remove", with_extensions)]
     async fn image_remove(&self, name: String) -> Result<(), jsonrpsee::types::ErrorObjectOwned>;
 
     /// Defines a VM as a fresh qcow2 overlay on a base. The VM starts `stopped`.
@@ -51,48 +57,116 @@ pub trait VmdApi {
     #[method(name = "vm.create", with_extensions)]
     async fn vm_create(&self, params: VmCreate) -> Result<Vm, jsonrpsee::types::ErrorObjectOwned>;
 
-    /// Every VM, by name.
-    #[method(name = "vm.list")]
-    async fn vm_list(&self) -> Result<Vec<Vm>, jsonrpsee::types::ErrorObjectOwned>;
+    /// The caller's VMs, by name; admins may ask for every user's (`all`) or one user's.
+    /// Errors: `permission_denied` (a user asking for others' VMs), `not_found` (user).
+    #[method(name = "vm.list", with_extensions)]
+    async fn vm_list(
+        &self,
+        filter: Option<VmFilter>,
+    ) -> Result<Vec<Vm>, jsonrpsee::types::ErrorObjectOwned>;
+
+    /// Moves a VM's deadline `by_secs` later (from now if it has none), making it ephemeral.
+    /// Errors: `invalid_argument` (beyond a year).
+    #[method(name = "vm.extend", with_extensions)]
+    async fn vm_extend(&self, params: VmExtend) -> Result<Vm, jsonrpsee::types::ErrorObjectOwned>;
+
+    /// Checks a password and opens a session: a bearer token valid for `session_ttl_secs`.
+    /// Errors: `unauthenticated` (wrong user or password, no password set, or too many
+    /// failures: the message says when to retry). Works without any other credentials.
+    #[method(name = "auth.login")]
+    async fn auth_login(&self, params: Login) -> Result<TokenSecret, jsonrpsee::types::ErrorObjectOwned>;
+
+    /// Ends the caller's session (the token of this request); VMs tied to it expire.
+    /// Errors: `invalid_argument` when the caller is not using a session token.
+    #[method(name = "auth.logout", with_extensions)]
+    async fn auth_logout(&self) -> Result<(), jsonrpsee::types::ErrorObjectOwned>;
+
+    /// Who the caller is, with which role, and their quota use.
+    #[method(name = "auth.whoami", with_extensions)]
+    async fn auth_whoami(&self) -> Result<WhoAmI, jsonrpsee::types::ErrorObjectOwned>;
+
+    /// Creates an account (admins). Errors: `already_exists` (name or uid), `invalid_argument`.
+    #[method(name = "user.add", with_extensions)]
+    async fn user_add(&self, params: UserAdd) -> Result<User, jsonrpsee::types::ErrorObjectOwned>;
+
+    /// Every account (admins); a user sees only their own.
+    #[method(name = "user.list", with_extensions)]
+    async fn user_list(&self) -> Result<Vec<User>, jsonrpsee::types::ErrorObjectOwned>;
+
+    /// One account with its quota use (admins, or the caller's own).
+    #[method(name = "user.get", with_extensions)]
+    async fn user_get(&self, name: String) -> Result<User, jsonrpsee::types::ErrorObjectOwned>;
+
+    /// Removes an account (admins). Errors: `in_use` while it owns VMs or images, unless
+    /// `force`, which removes them (stopping VMs) and says what went.
+    #[method(name = "user.remove", with_extensions)]
+    async fn user_remove(
+        &self,
+        params: UserRemove,
+    ) -> Result<UserRemoved, jsonrpsee::types::ErrorObjectOwned>;
+
+    /// Sets or clears a password (admins, or the caller's own). Ends the user's sessions.
+    #[method(name = "user.passwd", with_extensions)]
+    async fn user_passwd(&self, params: UserPasswd) -> Result<(), jsonrpsee::types::ErrorObjectOwned>;
+
+    /// Changes role, uid link or quotas (admins).
+    #[method(name = "user.set", with_extensions)]
+    async fn user_set(&self, params: UserSet) -> Result<User, jsonrpsee::types::ErrorObjectOwned>;
+
+    /// Creates an API token; the secret is in the answer only. Users create their own; admins
+    /// for anyone.
+    #[method(name = "token.create", with_extensions)]
+    async fn token_create(
+        &self,
+        params: TokenCreate,
+    ) -> Result<TokenSecret, jsonrpsee::types::ErrorObjectOwned>;
+
+    /// The caller's tokens and sessions (admins: everyone's). Never the secrets.
+    #[method(name = "token.list", with_extensions)]
+    async fn token_list(&self) -> Result<Vec<Token>, jsonrpsee::types::ErrorObjectOwned>;
+
+    /// Revokes a token or session by id (own, or any for admins).
+    #[method(name = "token.revoke", with_extensions)]
+    async fn token_revoke(&self, id: u64) -> Result<(), jsonrpsee::types::ErrorObjectOwned>;
 
     /// One VM.
-    #[method(name = "vm.get")]
+    #[method(name = "vm.get", with_extensions)]
     async fn vm_get(&self, name: String) -> Result<Vm, jsonrpsee::types::ErrorObjectOwned>;
 
     /// Deletes a VM and its overlay. Precondition: no QEMU process (`wrong_state` otherwise).
-    #[method(name = "vm.remove")]
+    #[method(name = "vm.remove", with_extensions)]
     async fn vm_remove(&self, name: String) -> Result<(), jsonrpsee::types::ErrorObjectOwned>;
 
     /// Replaces the VM's overlay with a fresh one on the same base (new file, then rename).
     /// Precondition: no QEMU process (`wrong_state` otherwise). Returns the VM afterwards.
-    #[method(name = "vm.wipe")]
+    #[method(name = "vm.wipe", with_extensions)]
     async fn vm_wipe(&self, name: String) -> Result<Vm, jsonrpsee::types::ErrorObjectOwned>;
 
     /// Starts the VM's QEMU and returns once QMP reports it running. Precondition: `stopped`
     /// or `crashed` (`wrong_state` otherwise). Errors: `internal` with QEMU's own error text
     /// when it fails to start (the VM stays `stopped`, `reason` says why).
-    #[method(name = "vm.start")]
+    #[method(name = "vm.start", with_extensions)]
     async fn vm_start(&self, name: String) -> Result<Vm, jsonrpsee::types::ErrorObjectOwned>;
 
     /// Stops the VM: ACPI power-down, wait up to `timeout_secs`, then force; `force` ends QEMU
     /// at once. Returns once no process remains. Precondition: a process exists.
-    #[method(name = "vm.stop")]
+    #[method(name = "vm.stop", with_extensions)]
     async fn vm_stop(&self, params: VmStop) -> Result<Vm, jsonrpsee::types::ErrorObjectOwned>;
 
     /// Resets the guest (hardware reset). Precondition: `running` or `paused`.
-    #[method(name = "vm.reboot")]
+    #[method(name = "vm.reboot", with_extensions)]
     async fn vm_reboot(&self, name: String) -> Result<Vm, jsonrpsee::types::ErrorObjectOwned>;
 
     /// Pauses the guest's vCPUs. Precondition: `running`.
-    #[method(name = "vm.pause")]
+    #[method(name = "vm.pause", with_extensions)]
     async fn vm_pause(&self, name: String) -> Result<Vm, jsonrpsee::types::ErrorObjectOwned>;
 
     /// Resumes a paused guest. Precondition: `paused`.
-    #[method(name = "vm.resume")]
+    #[method(name = "vm.resume", with_extensions)]
     async fn vm_resume(&self, name: String) -> Result<Vm, jsonrpsee::types::ErrorObjectOwned>;
 
     /// The end of the VM's console log (at most `tail_bytes`, default 64 KiB).
-    #[method(name = "vm.logs")]
+    #[method(name = "vm.logs", with_extensions)]
     async fn vm_logs(
         &self,
         name: String,
@@ -100,17 +174,17 @@ pub trait VmdApi {
     ) -> Result<VmLogs, jsonrpsee::types::ErrorObjectOwned>;
 
     /// Follows the VM's console log from its current end (WebSocket only).
-    #[subscription(name = "vm.follow_logs" => "vm.log", unsubscribe = "vm.unfollow_logs", item = crate::types::LogChunk)]
+    #[subscription(name = "vm.follow_logs" => "vm.log", unsubscribe = "vm.unfollow_logs", item = crate::types::LogChunk, with_extensions)]
     async fn vm_follow_logs(&self, name: String) -> jsonrpsee::core::SubscriptionResult;
 
     /// Streams events with `seq > since` (stored ones first, read in bounded pages as the client
     /// takes them, then live), in order. Without `since`, only new events (WebSocket only).
-    #[subscription(name = "events.subscribe" => "events.event", unsubscribe = "events.unsubscribe", item = crate::types::Event)]
+    #[subscription(name = "events.subscribe" => "events.event", unsubscribe = "events.unsubscribe", item = crate::types::Event, with_extensions)]
     async fn events_subscribe(&self, since: Option<u64>) -> jsonrpsee::core::SubscriptionResult;
 
     /// Stored events with `seq > since`, at most `limit` (default 1000, capped at 1000), oldest
     /// first. Page on with the last `seq` as `since`.
-    #[method(name = "events.list")]
+    #[method(name = "events.list", with_extensions)]
     async fn events_list(
         &self,
         since: Option<u64>,
@@ -126,26 +200,26 @@ pub trait VmdApi {
     ) -> Result<Iso, jsonrpsee::types::ErrorObjectOwned>;
 
     /// Every ISO, by name.
-    #[method(name = "iso.list")]
+    #[method(name = "iso.list", with_extensions)]
     async fn iso_list(&self) -> Result<Vec<Iso>, jsonrpsee::types::ErrorObjectOwned>;
 
     /// One ISO.
-    #[method(name = "iso.get")]
+    #[method(name = "iso.get", with_extensions)]
     async fn iso_get(&self, name: String) -> Result<Iso, jsonrpsee::types::ErrorObjectOwned>;
 
     /// Deletes an ISO. Errors: `in_use` while any VM (or install VM) has it inserted.
-    #[method(name = "iso.remove")]
+    #[method(name = "iso.remove", with_extensions)]
     async fn iso_remove(&self, name: String) -> Result<(), jsonrpsee::types::ErrorObjectOwned>;
 
     /// Inserts an ISO into a VM's CD-ROM drive, running (QMP media change) or stopped.
-    #[method(name = "vm.attach_iso")]
+    #[method(name = "vm.attach_iso", with_extensions)]
     async fn vm_attach_iso(
         &self,
         params: IsoAttach,
     ) -> Result<Vm, jsonrpsee::types::ErrorObjectOwned>;
 
     /// Ejects the VM's ISO, running or stopped.
-    #[method(name = "vm.detach_iso")]
+    #[method(name = "vm.detach_iso", with_extensions)]
     async fn vm_detach_iso(&self, vm: String) -> Result<Vm, jsonrpsee::types::ErrorObjectOwned>;
 
     /// Creates an unsealed base: a blank disk and an install VM of the same name that boots
@@ -158,7 +232,7 @@ pub trait VmdApi {
 
     /// Seals an installed base: its install VM (stopped) is removed and its disk becomes the
     /// read-only base. Errors: `wrong_state` (install VM running, or already sealed).
-    #[method(name = "image.seal")]
+    #[method(name = "image.seal", with_extensions)]
     async fn image_seal(&self, name: String) -> Result<Image, jsonrpsee::types::ErrorObjectOwned>;
 
     /// Flattens a stopped VM's overlay and its base into a new standalone sealed base.

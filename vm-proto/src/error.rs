@@ -25,15 +25,22 @@ pub enum ErrorCode {
     PermissionDenied,
     /// The host's state file system is full, or below the configured free-space floor.
     NoSpace,
-    /// vmd is at a connection limit; retry after closing idle clients.
+    /// vmd is at a connection limit, or the host cannot take more (memory of running VMs at
+    /// `host_memory_limit`); retry later.
     Unavailable,
+    /// The request carried no valid credentials: a bad, expired or revoked token, a failed
+    /// login, or too many failed logins.
+    Unauthenticated,
+    /// The request would take the caller over one of their quotas (which one, the use and the
+    /// limit are in the message).
+    QuotaExceeded,
     /// Something failed inside the daemon or on the host; the chain says what.
     Internal,
 }
 
 impl ErrorCode {
     /// Every code, for documentation and tests.
-    pub const ALL: [ErrorCode; 9] = [
+    pub const ALL: [ErrorCode; 11] = [
         ErrorCode::InvalidArgument,
         ErrorCode::NotFound,
         ErrorCode::AlreadyExists,
@@ -42,6 +49,8 @@ impl ErrorCode {
         ErrorCode::PermissionDenied,
         ErrorCode::NoSpace,
         ErrorCode::Unavailable,
+        ErrorCode::Unauthenticated,
+        ErrorCode::QuotaExceeded,
         ErrorCode::Internal,
     ];
 
@@ -49,6 +58,8 @@ impl ErrorCode {
     pub const fn code(self) -> i32 {
         match self {
             ErrorCode::InvalidArgument => 400,
+            ErrorCode::Unauthenticated => 401,
+            ErrorCode::QuotaExceeded => 429,
             ErrorCode::PermissionDenied => 403,
             ErrorCode::NotFound => 404,
             ErrorCode::AlreadyExists => 409,
@@ -76,6 +87,8 @@ impl ErrorCode {
             ErrorCode::PermissionDenied => "permission_denied",
             ErrorCode::NoSpace => "no_space",
             ErrorCode::Unavailable => "unavailable",
+            ErrorCode::Unauthenticated => "unauthenticated",
+            ErrorCode::QuotaExceeded => "quota_exceeded",
             ErrorCode::Internal => "internal",
         }
     }

@@ -16,7 +16,8 @@ const GLOBAL: &str = "Global options";
 /// The exit codes, shown at the end of `vmctl --help` (the table is in `error.rs`).
 const EXIT_CODES: &str = "Exit codes: 0 success, 1 other error, 2 usage, 3 not found, \
 4 conflict (exists, in use, wrong state, console busy), 5 daemon unreachable, \
-6 invalid argument, 7 permission denied, 8 timed out (wait)";
+6 invalid argument, 7 permission denied or not authenticated, 8 timed out (wait), 9 no space, \
+10 quota exceeded";
 
 /// The long help of `events`.
 const EVENTS_HELP: &str =

@@ -41,6 +41,16 @@ pub enum EventKind {
     IsoImported,
     /// An ISO was removed (`iso` names it).
     IsoRemoved,
+    /// A VM's lifetime ended; the message says what was done.
+    VmExpired,
+    /// A VM's deadline was moved.
+    VmExtended,
+    /// An account was created.
+    UserAdded,
+    /// An account was removed.
+    UserRemoved,
+    /// An account's role, uid link or quotas changed.
+    UserChanged,
     /// Any kind this client does not know (newer daemon).
     #[serde(other)]
     Other,
@@ -69,4 +79,11 @@ pub struct Event {
     pub state: Option<VmState>,
     /// Human-readable detail.
     pub message: String,
+    /// The account whose request caused the event; `None` for what vmd or a guest did on its
+    /// own (QEMU exits, guest resets, expiry, start-up adoption).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actor: Option<String>,
+    /// The account that owns the object (VM, private image, account) the event is about.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
 }

@@ -39,8 +39,10 @@ pub struct Image {
     pub disk_usage_bytes: u64,
     /// SHA-256 of the uploaded bytes, lowercase hex (compare with `sha256sum FILE`).
     pub sha256: String,
-    /// Uid of the user who imported it.
-    pub owner_uid: u32,
+    /// Name of the account that owns it.
+    pub owner: String,
+    /// Whether every user may see and use it (`false`: only its owner and admins).
+    pub public: bool,
     /// Import time, RFC 3339 UTC.
     pub created_at: String,
     /// Names of the VMs whose overlays this base backs.

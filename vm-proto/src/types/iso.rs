@@ -11,8 +11,8 @@ pub struct Iso {
     pub size_bytes: u64,
     /// SHA-256 of the uploaded bytes, lowercase hex.
     pub sha256: String,
-    /// Uploader.
-    pub owner_uid: u32,
+    /// Name of the account that uploaded it.
+    pub owner: String,
     /// Upload time, RFC 3339 UTC.
     pub created_at: String,
     /// VMs that have it inserted (install VMs of unfinished bases included).
@@ -94,6 +94,10 @@ pub struct ImagePublish {
     pub vm: String,
     /// Name of the new base.
     pub name: String,
+    /// Whether every user may use it. Default: public when an admin publishes, private (and
+    /// counted against the disk quota) when a user does; users may not publish publicly.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public: Option<bool>,
 }
 
 /// Parameters of `vm.attach_iso`.

@@ -4,6 +4,7 @@ mod event;
 mod image;
 mod iso;
 mod system;
+mod user;
 mod vm;
 
 pub use event::{Event, EventKind};
@@ -12,7 +13,12 @@ pub use iso::{
     Firmware, ImageCreate, ImagePublish, Iso, IsoAttach, IsoImport, UEFI_MEMORY_MIB_MIN,
 };
 pub use system::{Accelerator, ConsistencyIssue, ConsistencyIssueKind, DiskUsage, SystemInfo};
+pub use user::{
+    AuthMethod, LimitUpdate, LimitWord, Login, Quota, Role, Token, TokenCreate, TokenKind,
+    TokenSecret, Usage, User, UserAdd, UserPasswd, UserRemove, UserRemoved, UserSet, VmFilter,
+    WhoAmI, PASSWORD_MAX_BYTES, PASSWORD_MIN_CHARS,
+};
 pub use vm::{
-    LogChunk, Vm, VmCreate, VmLogs, VmState, VmStop, CPUS_MAX, DISK_BYTES_MAX, MEMORY_MIB_MIN,
-    STOP_TIMEOUT_SECS,
+    ExpiryAction, LogChunk, Vm, VmCreate, VmExtend, VmLogs, VmState, VmStop, CPUS_MAX,
+    DISK_BYTES_MAX, MEMORY_MIB_MIN, STOP_TIMEOUT_SECS, TTL_SECS_MAX,
 };

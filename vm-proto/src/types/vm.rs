@@ -118,7 +118,61 @@ pub struct VmCreate {
     /// Firmware; default: the image's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub firmware: Option<super::Firmware>,
+    /// Lifetime in seconds: when it passes, `on_expiry` happens. Default: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl_secs: Option<u64>,
+    /// What expiry does (needs `ttl_secs` or `session`). Default `remove`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_expiry: Option<ExpiryAction>,
+    /// Tie the VM to the caller's login session: the expiry action also happens when the
+    /// session is logged out or expires. Only for callers authenticated by a session token.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub session: bool,
 }
+
+/// What happens to a VM when its lifetime ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ExpiryAction {
+    /// Stop it (forced) and delete it with its overlay.
+    #[default]
+    Remove,
+    /// Stop it (forced) and reset its disk to the base; the VM stays, without a deadline.
+    Wipe,
+    /// Stop it (forced); the VM stays, without a deadline.
+    Stop,
+}
+
+impl ExpiryAction {
+    /// `remove`, `wipe` or `stop`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ExpiryAction::Remove => "remove",
+            ExpiryAction::Wipe => "wipe",
+            ExpiryAction::Stop => "stop",
+        }
+    }
+
+    /// Parses [`ExpiryAction::as_str`].
+    pub fn parse(text: &str) -> Option<ExpiryAction> {
+        [ExpiryAction::Remove, ExpiryAction::Wipe, ExpiryAction::Stop]
+            .into_iter()
+            .find(|a| a.as_str() == text)
+    }
+}
+
+/// Parameters of `vm.extend`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VmExtend {
+    /// VM name.
+    pub name: String,
+    /// Seconds added to the deadline (or from now, when the VM has none yet).
+    pub by_secs: u64,
+}
+
+/// Longest lifetime `ttl_secs` or `vm.extend` may give (one year).
+pub const TTL_SECS_MAX: u64 = 366 * 24 * 3600;
 
 /// Parameters of `vm.stop`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -173,8 +227,20 @@ pub struct Vm {
     pub disk_bytes: u64,
     /// Bytes the overlay occupies on the host (what this VM has written).
     pub disk_usage_bytes: u64,
-    /// Uid of the user who created the VM.
-    pub owner_uid: u32,
+    /// Name of the account that owns the VM.
+    pub owner: String,
+    /// The owner's local uid, if the account has one.
+    #[serde(default)]
+    pub owner_uid: Option<u32>,
+    /// When the VM's lifetime ends, RFC 3339 UTC; `None`: never.
+    #[serde(default)]
+    pub expires_at: Option<String>,
+    /// What happens then (set with a deadline or a session).
+    #[serde(default)]
+    pub on_expiry: Option<ExpiryAction>,
+    /// Whether the VM ends with its owner's login session.
+    #[serde(default)]
+    pub session: bool,
     /// Creation time, RFC 3339 UTC.
     pub created_at: String,
     /// Absolute path of the overlay on the host (daemon-owned; for admins).
