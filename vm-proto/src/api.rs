@@ -74,7 +74,10 @@ pub trait VmdApi {
     /// Errors: `unauthenticated` (wrong user or password, no password set, or too many
     /// failures: the message says when to retry). Works without any other credentials.
     #[method(name = "auth.login")]
-    async fn auth_login(&self, params: Login) -> Result<TokenSecret, jsonrpsee::types::ErrorObjectOwned>;
+    async fn auth_login(
+        &self,
+        params: Login,
+    ) -> Result<TokenSecret, jsonrpsee::types::ErrorObjectOwned>;
 
     /// Ends the caller's session (the token of this request); VMs tied to it expire.
     /// Errors: `invalid_argument` when the caller is not using a session token.
@@ -107,7 +110,10 @@ pub trait VmdApi {
 
     /// Sets or clears a password (admins, or the caller's own). Ends the user's sessions.
     #[method(name = "user.passwd", with_extensions)]
-    async fn user_passwd(&self, params: UserPasswd) -> Result<(), jsonrpsee::types::ErrorObjectOwned>;
+    async fn user_passwd(
+        &self,
+        params: UserPasswd,
+    ) -> Result<(), jsonrpsee::types::ErrorObjectOwned>;
 
     /// Changes role, uid link or quotas (admins).
     #[method(name = "user.set", with_extensions)]

@@ -28,6 +28,26 @@ pub fn validate_name(what: &str, name: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// Longest account name (as login names on Linux).
+pub const ACCOUNT_NAME_MAX_LEN: usize = 32;
+
+/// Checks an account name: 1–32 characters of `a-z`, `0-9`, `_`, `-` and `.`, starting with
+/// a letter or `_` (the portable login-name rule, lowercase so names never differ by case).
+pub fn validate_account_name(name: &str) -> Result<(), String> {
+    let rule =
+        "use 1-32 lowercase letters, digits, '_', '-' and '.', starting with a letter or '_'";
+    let first_ok = name
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_lowercase() || c == '_');
+    let ok_char =
+        |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '_' | '-' | '.');
+    if !first_ok || name.len() > ACCOUNT_NAME_MAX_LEN || !name.chars().all(ok_char) {
+        return Err(format!("invalid account name {name:?}: {rule}"));
+    }
+    Ok(())
+}
+
 /// Parses a size such as `512M`, `2G`, `2GiB`, `1.5G` or plain bytes (`1048576`).
 ///
 /// Suffixes `K`, `M`, `G`, `T` (optionally followed by `B` or `iB`, any case) are binary

@@ -90,6 +90,33 @@ pub struct Config {
     /// Seconds a console client may send nothing before it is detached and the console freed
     /// (default 1800); 0 never detaches. Guest output does not count as activity.
     pub console_idle_secs: u64,
+    /// Members of this group are admins (uid 0 always is).
+    pub admin_group: String,
+    /// Create an account (role user) for a local uid on its first contact.
+    pub auto_register_local_users: bool,
+    /// Lifetime of a login session (`auth.login`), seconds.
+    pub session_ttl_secs: u64,
+    /// Most memory all running VMs together may have, a size like "16G"; default: the
+    /// host's memory minus a reserve (a quarter, at most 2 GiB).
+    pub host_memory_limit: Option<String>,
+    /// Default quotas of accounts without overrides (`vmctl user set`); absent: unlimited.
+    pub quota: QuotaConfig,
+}
+
+/// The `[quota]` table: default per-user limits. Sizes are strings like "8G".
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct QuotaConfig {
+    /// VMs owned.
+    pub max_vms: Option<u64>,
+    /// VMs running.
+    pub max_running: Option<u64>,
+    /// vCPUs of running VMs.
+    pub max_vcpus: Option<u64>,
+    /// Memory of running VMs.
+    pub max_memory: Option<String>,
+    /// Virtual disk sizes of the user's VMs and private images.
+    pub max_disk: Option<String>,
 }
 
 impl Default for Config {
@@ -111,6 +138,11 @@ impl Default for Config {
             max_connections: 1024,
             max_connections_per_uid: 128,
             console_idle_secs: 1800,
+            admin_group: "vmd-admin".into(),
+            auto_register_local_users: true,
+            session_ttl_secs: 12 * 3600,
+            host_memory_limit: None,
+            quota: QuotaConfig::default(),
         }
     }
 }
@@ -130,6 +162,9 @@ pub enum ConfigError {
     /// A connection limit is zero, which would refuse every client.
     #[error("{0} must be at least 1")]
     ZeroLimit(&'static str),
+    /// A size setting does not parse.
+    #[error("{0}: {1}")]
+    Size(&'static str, String),
 }
 
 impl Config {
@@ -145,6 +180,8 @@ impl Config {
             toml::from_str(&text).map_err(|e| ConfigError::Parse(path.into(), e))?;
         config.socket_mode()?;
         config.check_limits()?;
+        config.quota()?;
+        config.host_memory_limit_mib(1)?;
         Ok(config)
     }
 
@@ -166,10 +203,35 @@ impl Config {
         Ok(())
     }
 
+    /// The default quotas.
+    pub fn quota(&self) -> Result<vm_proto::types::Quota, ConfigError> {
+        let q = &self.quota;
+        Ok(vm_proto::types::Quota {
+            max_vms: q.max_vms,
+            max_running: q.max_running,
+            max_vcpus: q.max_vcpus,
+            max_memory_mib: size(q.max_memory.as_deref(), "quota.max_memory")?.map(|b| b >> 20),
+            max_disk_bytes: size(q.max_disk.as_deref(), "quota.max_disk")?,
+        })
+    }
+
+    /// `host_memory_limit` in MiB, given the host's memory.
+    pub fn host_memory_limit_mib(&self, host_mib: u64) -> Result<u64, ConfigError> {
+        match size(self.host_memory_limit.as_deref(), "host_memory_limit")? {
+            Some(bytes) => Ok(bytes >> 20),
+            None => Ok(host_mib.saturating_sub((host_mib / 4).min(2048)).max(1)),
+        }
+    }
+
     /// The console idle timeout; `None` when `console_idle_secs` is 0.
     pub fn console_idle(&self) -> Option<std::time::Duration> {
         (self.console_idle_secs > 0).then(|| std::time::Duration::from_secs(self.console_idle_secs))
     }
+}
+
+fn size(text: Option<&str>, key: &'static str) -> Result<Option<u64>, ConfigError> {
+    text.map(|t| vm_proto::names::parse_size(t).map_err(|e| ConfigError::Size(key, e)))
+        .transpose()
 }
 
 #[cfg(test)]

@@ -13,8 +13,9 @@ use nix::fcntl::{Flock, FlockArg};
 use tokio::signal::unix::{signal, Signal, SignalKind};
 use tokio_util::sync::CancellationToken;
 
+use crate::auth::identity::IdentityConfig;
 use crate::config::{Args, Config};
-use crate::manager::{Manager, ManagerConfig};
+use crate::manager::{AuthConfig, Manager, ManagerConfig};
 use crate::paths::Paths;
 use crate::rpc::{self, socket, Limits};
 use crate::storage::{qemu_img, Storage};
@@ -45,6 +46,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let shutdown = CancellationToken::new();
     manager.check_space().await;
     manager.watch_space(shutdown.clone());
+    manager.name_placeholder_accounts().await;
+    manager.spawn_expiry(shutdown.clone());
     let listener = socket::bind(
         &paths.socket,
         config.socket_mode()?,
@@ -91,6 +94,15 @@ async fn open_manager(paths: &Paths, config: &Config) -> anyhow::Result<Arc<Mana
         console_log_max_bytes: config.console_log_max_bytes,
         min_free_bytes: config.min_free_bytes,
         reserve_bytes: config.reserve_bytes,
+        auth: AuthConfig {
+            identity: IdentityConfig {
+                admin_group: config.admin_group.clone(),
+                auto_register: config.auto_register_local_users,
+            },
+            session_ttl_secs: config.session_ttl_secs.max(60),
+            quota: config.quota()?,
+            host_memory_limit_mib: config.host_memory_limit_mib(host::memory_mib())?,
+        },
     };
     tracing::debug!(accelerator = %manager_config.accelerator.name, reason = %manager_config.accelerator.reason, "accelerator chosen");
     Ok(Manager::new(store, storage, manager_config))

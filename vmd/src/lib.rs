@@ -1,6 +1,7 @@
 //! vmd: the VM lab daemon.
 //!
 //! # Layout
+//! - [`auth`]: identity (peer uid, tokens, sessions), the authorization policy, secrets.
 //! - [`config`]: command line and config file.
 //! - [`paths`]: directory layout and defaults.
 //! - [`telemetry`]: logging setup (text / JSON / journald).
@@ -15,6 +16,7 @@
 //! - [`store`]: SQLite schema, migrations and queries.
 //! - [`host`]: accelerator choice and host facts.
 
+pub mod auth;
 pub mod config;
 pub mod daemon;
 pub mod host;

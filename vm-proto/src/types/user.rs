@@ -349,17 +349,31 @@ mod tests {
 
     #[test]
     fn secrets_never_show_in_debug() {
-        let login = Login { user: "ann".into(), password: "hunter22secret".into() };
+        let login = Login {
+            user: "ann".into(),
+            password: "hunter22secret".into(),
+        };
         assert!(!format!("{login:?} {login}").contains("hunter22"));
-        let add = UserAdd { name: "ann".into(), admin: false, uid: None, password: Some("hunter22secret".into()) };
+        let add = UserAdd {
+            name: "ann".into(),
+            admin: false,
+            uid: None,
+            password: Some("hunter22secret".into()),
+        };
         assert!(!format!("{add:?}").contains("hunter22"));
     }
 
     #[test]
     fn limit_updates_take_numbers_and_words() {
-        let set: UserSet = serde_json::from_str(r#"{"name":"a","max_vms":3,"max_disk_bytes":"unlimited","max_running":"default"}"#).expect("parse");
+        let set: UserSet = serde_json::from_str(
+            r#"{"name":"a","max_vms":3,"max_disk_bytes":"unlimited","max_running":"default"}"#,
+        )
+        .expect("parse");
         assert_eq!(set.max_vms, Some(LimitUpdate::Value(3)));
-        assert_eq!(set.max_disk_bytes, Some(LimitUpdate::Word(LimitWord::Unlimited)));
+        assert_eq!(
+            set.max_disk_bytes,
+            Some(LimitUpdate::Word(LimitWord::Unlimited))
+        );
         assert_eq!(set.max_running, Some(LimitUpdate::Word(LimitWord::Default)));
         assert!(serde_json::from_str::<UserSet>(r#"{"name":"a","max_vms":"lots"}"#).is_err());
     }

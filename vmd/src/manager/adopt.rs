@@ -31,7 +31,9 @@ impl Manager {
     /// Re-adopts or buries every VM that had a process and stops unclaimed QEMUs. Returns how
     /// many were adopted.
     pub async fn adopt(&self) -> Result<usize, Error> {
-        let rows = self.db(|s| Ok(s.read(store::list_vms)?)).await?;
+        let rows = self
+            .db(|s| Ok(s.read(|c| store::list_vms(c, None))?))
+            .await?;
         let run_dir = self.config.run_dir.clone();
         let mut found = tokio::task::spawn_blocking(move || scan::scan(&run_dir)).await?;
         let names: HashMap<i64, String> = rows.iter().map(|r| (r.id, r.name.clone())).collect();

@@ -176,6 +176,49 @@ pub enum Error {
     /// A blocking task panicked or was cancelled.
     #[error("internal task failed")]
     Task(#[from] tokio::task::JoinError),
+    /// The caller sees the object but may not do this.
+    #[error("permission denied: {0}")]
+    Forbidden(&'static str),
+    /// No valid credentials (bad login, bad token, throttled login).
+    #[error("{0}")]
+    Unauthenticated(String),
+    /// The change would take the owner over a quota.
+    #[error("quota exceeded: {what} would be {would} with a limit of {limit} (now {now})")]
+    Quota {
+        /// Which limit (`vms`, `running vms`, `vcpus`, `memory`, `disk`).
+        what: &'static str,
+        /// Use now, formatted.
+        now: String,
+        /// Use after the change, formatted.
+        would: String,
+        /// The limit, formatted.
+        limit: String,
+    },
+    /// Starting would take the running VMs' memory over `host_memory_limit`.
+    #[error("the host cannot take this vm now: running vms would use {would} of memory, over host_memory_limit {limit}")]
+    HostMemory {
+        /// Memory of running VMs after the start, formatted.
+        would: String,
+        /// The limit, formatted.
+        limit: String,
+    },
+    /// No account of that name.
+    #[error("user {0} not found")]
+    AccountNotFound(String),
+    /// An account of that name or uid exists.
+    #[error("{0} already exists")]
+    AccountExists(String),
+    /// The account owns VMs or images.
+    #[error("user {name} owns {}", owned.join(", "))]
+    AccountInUse {
+        /// Account name.
+        name: String,
+        /// What it owns, described.
+        owned: Vec<String>,
+    },
+    /// No token with that id (for this caller).
+    #[error("token {0} not found")]
+    TokenNotFound(i64),
 }
 
 fn plural(n: usize) -> String {
@@ -220,6 +263,13 @@ impl Error {
             Error::StartFailed { .. } | Error::StopFailed { .. } | Error::Qmp { .. } => {
                 ErrorCode::Internal
             }
+            Error::Forbidden(_) => ErrorCode::PermissionDenied,
+            Error::Unauthenticated(_) => ErrorCode::Unauthenticated,
+            Error::Quota { .. } => ErrorCode::QuotaExceeded,
+            Error::HostMemory { .. } => ErrorCode::Unavailable,
+            Error::AccountNotFound(_) | Error::TokenNotFound(_) => ErrorCode::NotFound,
+            Error::AccountExists(_) => ErrorCode::AlreadyExists,
+            Error::AccountInUse { .. } => ErrorCode::InUse,
             Error::Import { .. }
             | Error::Overlay { .. }
             | Error::Storage(_)
@@ -233,6 +283,12 @@ impl Error {
         Some(match self {
             Error::ImageNotFound(_) => "list images with `vmctl image ls`".into(),
             Error::VmNotFound(_) => "list VMs with `vmctl ls`".into(),
+            Error::Forbidden(_) => "ask an admin (`vmctl whoami` shows your role)".into(),
+            Error::Quota { .. } => "stop or remove some of your VMs, or ask an admin to raise the limit (`vmctl whoami` shows your use)".into(),
+            Error::HostMemory { .. } => "wait for other VMs to stop, or start a smaller VM".into(),
+            Error::AccountNotFound(_) => "list accounts with `vmctl user ls`".into(),
+            Error::AccountInUse { name, .. } => format!("remove them first, or `vmctl user rm {name} --force` to remove them too"),
+            Error::Unauthenticated(_) => "log in again (`vmctl login`), or check the token (`vmctl token ls`)".into(),
             Error::UploadNotFound(_) => {
                 "upload the file again (`vmctl image import` and `vmctl iso upload` do both steps)".into()
             }

@@ -2,6 +2,11 @@
 //! then broadcast to live subscribers, both under one lock, so broadcast order is sequence
 //! order. Subscribers replay stored events first, a bounded page at a time, and then switch to
 //! the live channel, skipping what they have already sent: no gap and no duplicate.
+//!
+//! Every event records its actor (the account whose request caused it, from
+//! [`crate::auth::actor`]) and its owner and audience (who besides admins may see it, by
+//! [`crate::auth::policy::audience`]); listings and subscriptions show each caller only what
+//! they may see.
 
 use std::sync::{Arc, Mutex};
 
@@ -9,7 +14,8 @@ use tokio::sync::broadcast;
 use vm_proto::types::{Event, EventKind, VmState};
 
 use super::Error;
-use crate::store::{self, EventRow, NewEvent, Store};
+use crate::auth::{actor, policy};
+use crate::store::{self, Audience, EventRow, NewEvent, Owner, Store, Viewer};
 
 /// Stored events kept; older ones are pruned at start-up.
 pub const EVENTS_KEPT: u64 = 100_000;
@@ -24,9 +30,18 @@ const CHANNEL_CAPACITY: usize = 4096;
 /// Persists and broadcasts events.
 pub struct Events {
     store: Arc<Store>,
-    tx: broadcast::Sender<Event>,
+    tx: broadcast::Sender<Recorded>,
     // std Mutex: held inside a blocking task across insert + send, never across an await.
     order: Arc<Mutex<()>>,
+}
+
+/// An event as broadcast: the event and who may see it.
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    /// The event.
+    pub event: Event,
+    /// Who besides admins may see it.
+    pub audience: Audience,
 }
 
 /// An event about to be recorded.
@@ -44,9 +59,25 @@ pub struct Draft {
     pub state: Option<VmState>,
     /// Detail.
     pub message: String,
+    /// The owner of the object, when it cannot be looked up at emit time (it was removed).
+    pub owner: Option<Owner>,
+    /// Whether the object is visible to every user (images), when it cannot be looked up.
+    pub public: Option<bool>,
 }
 
 impl Draft {
+    /// The same draft, about an object owned by `owner`.
+    pub fn owned_by(mut self, owner: &Owner) -> Draft {
+        self.owner = Some(owner.clone());
+        self
+    }
+
+    /// The same draft, about an object every user sees (`true`) or not.
+    pub fn public(mut self, public: bool) -> Draft {
+        self.public = Some(public);
+        self
+    }
+
     /// An event about VM `vm`.
     pub fn vm(kind: EventKind, vm: &str, message: impl Into<String>) -> Draft {
         Draft {
@@ -56,6 +87,8 @@ impl Draft {
             iso: None,
             state: None,
             message: message.into(),
+            owner: None,
+            public: None,
         }
     }
 
@@ -68,6 +101,8 @@ impl Draft {
             iso: None,
             state: None,
             message: message.into(),
+            owner: None,
+            public: None,
         }
     }
 
@@ -80,6 +115,8 @@ impl Draft {
             iso: Some(iso.into()),
             state: None,
             message: message.into(),
+            owner: None,
+            public: None,
         }
     }
 }
@@ -97,9 +134,15 @@ impl Events {
     /// Records and broadcasts `draft`, returning the event.
     pub async fn emit(&self, draft: Draft) -> Result<Event, Error> {
         let (store, tx, order) = (self.store.clone(), self.tx.clone(), self.order.clone());
+        let actor = actor::current();
         tokio::task::spawn_blocking(move || {
+            let (owner, public) = resolve_owner(&store, &draft)?;
+            let audience = policy::audience(draft.kind, owner.as_ref().map(|o| o.id), public);
             let _order = order.lock().unwrap_or_else(|p| p.into_inner());
             let row = NewEvent {
+                actor,
+                owner: owner.map(|o| o.name),
+                audience,
                 at_ms: now_ms(),
                 kind: kind_str(draft.kind),
                 vm: draft.vm,
@@ -117,8 +160,14 @@ impl Events {
                 image: row.image,
                 state: row.state,
                 message: row.message,
+                actor: row.actor,
+                owner: row.owner,
+                audience: row.audience,
             });
-            let _ = tx.send(event.clone());
+            let _ = tx.send(Recorded {
+                event: event.clone(),
+                audience,
+            });
             Ok(event)
         })
         .await?
@@ -133,21 +182,42 @@ impl Events {
         .await??)
     }
 
-    /// A live receiver (subscribe before reading stored events).
-    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
+    /// A live receiver (subscribe before reading stored events); filter with
+    /// [`Viewer::sees`].
+    pub fn subscribe(&self) -> broadcast::Receiver<Recorded> {
         self.tx.subscribe()
     }
 
-    /// Stored events after `since`, at most `limit` capped at [`LIST_MAX`].
-    pub async fn list(&self, since: u64, limit: u64) -> Result<Vec<Event>, Error> {
+    /// Stored events `viewer` may see after `since`, at most `limit` capped at [`LIST_MAX`].
+    pub async fn list(&self, viewer: Viewer, since: u64, limit: u64) -> Result<Vec<Event>, Error> {
         let store = self.store.clone();
         let limit = limit.min(LIST_MAX);
         let rows = tokio::task::spawn_blocking(move || {
-            store.read(|c| store::list_events(c, since, limit))
+            store.read(|c| store::list_events(c, viewer, since, limit))
         })
         .await??;
         Ok(rows.into_iter().map(to_event).collect())
     }
+}
+
+/// The owner of the draft's object and whether every user sees it: as the draft says, else
+/// looked up by name (VM, then image).
+fn resolve_owner(store: &Store, draft: &Draft) -> Result<(Option<Owner>, bool), Error> {
+    if let Some(owner) = &draft.owner {
+        return Ok((Some(owner.clone()), draft.public.unwrap_or(false)));
+    }
+    if let Some(vm) = draft.vm.as_deref().filter(|v| !v.is_empty()) {
+        let row = store.read(|c| store::get_vm(c, vm))?;
+        return Ok((row.map(|r| r.owner), false));
+    }
+    if let Some(image) = &draft.image {
+        let row = store.read(|c| store::get_image(c, image))?;
+        return Ok(match row {
+            Some(r) => (Some(r.owner), r.public),
+            None => (None, draft.public.unwrap_or(false)),
+        });
+    }
+    Ok((None, draft.public.unwrap_or(false)))
 }
 
 fn kind_str(kind: EventKind) -> String {
@@ -174,6 +244,8 @@ fn to_event(row: EventRow) -> Event {
         iso,
         state: row.state.as_deref().and_then(VmState::parse),
         message: row.message,
+        actor: row.actor,
+        owner: row.owner,
     }
 }
 
@@ -202,11 +274,11 @@ mod tests {
         }
         let mut last = 0;
         for _ in 0..5 {
-            let e = rx.recv().await.expect("live");
+            let e = rx.recv().await.expect("live").event;
             assert!(e.seq > last, "{} after {last}", e.seq);
             last = e.seq;
         }
-        let stored = events.list(2, 100).await.expect("list");
+        let stored = events.list(Viewer::Admin, 2, 100).await.expect("list");
         assert_eq!(
             stored.iter().map(|e| e.seq).collect::<Vec<_>>(),
             vec![3, 4, 5]
@@ -236,7 +308,7 @@ mod tests {
             .emit(Draft::image(EventKind::ImageRemoved, "base", "removed"))
             .await
             .expect("emit");
-        let stored = events.list(0, 10).await.expect("list");
+        let stored = events.list(Viewer::Admin, 0, 10).await.expect("list");
         assert_eq!(stored[0], live, "stored as broadcast");
         let names = |e: &Event| (e.kind, e.image.clone(), e.iso.clone());
         assert_eq!(

@@ -3,15 +3,19 @@
 use vm_proto::names::validate_name;
 use vm_proto::types::{EventKind, Image, ImageImport};
 
+use super::access::image_object;
 use super::events::Draft;
 use super::{now_secs, rfc3339, Error, Manager};
+use crate::auth::policy::{self, Action};
+use crate::auth::Subject;
 use crate::storage::{self, PreparedBase};
 use crate::store::{self, ImageRow, NewImage, StoreError};
 
 impl Manager {
     /// `image.import`: converts the caller's upload into a read-only base named `req.name`.
-    pub async fn import_image(&self, req: ImageImport, caller_uid: u32) -> Result<Image, Error> {
+    pub async fn import_image(&self, subject: &Subject, req: ImageImport) -> Result<Image, Error> {
         validate_name("image", &req.name).map_err(Error::Invalid)?;
+        self.host_allows(subject, Action::Administer)?;
         let _guard = self.lock("image", &req.name, "import").await?;
         self.check_space_floor("import an image").await?;
         if self.find_image(&req.name).await?.is_some() {
@@ -19,7 +23,7 @@ impl Manager {
         }
         let upload = self
             .uploads
-            .take(&req.upload_id, caller_uid)
+            .take(&req.upload_id, subject.user_id)
             .ok_or(Error::UploadNotFound(req.upload_id))?;
         let prepared = self.storage.prepare_base(&upload.path, &req.name).await;
         storage::remove_quietly(&upload.path);
@@ -34,17 +38,15 @@ impl Manager {
             source_format: prepared.source_format.as_str().into(),
             virtual_size_bytes: prepared.virtual_size_bytes,
             sha256: upload.sha256,
-            owner_uid: caller_uid,
+            owner: subject.owner(),
+            public: true,
             created_at: now_secs(),
             sealed: true,
             firmware: "bios".into(),
         };
         self.commit_image(row, prepared).await?;
-        tracing::info!(image = %req.name, uid = caller_uid, size_bytes = upload.size_bytes, "image imported");
-        let msg = format!(
-            "imported by uid {caller_uid} ({} bytes uploaded)",
-            upload.size_bytes
-        );
+        tracing::info!(image = %req.name, user = %subject.name, size_bytes = upload.size_bytes, "image imported");
+        let msg = format!("imported ({} bytes uploaded)", upload.size_bytes);
         self.events
             .emit(Draft::image(EventKind::ImageImported, &req.name, msg))
             .await?;
@@ -72,8 +74,8 @@ impl Manager {
         result
     }
 
-    /// `image.list`.
-    pub async fn list_images(&self) -> Result<Vec<Image>, Error> {
+    /// `image.list`: the images the caller may see.
+    pub async fn list_images(&self, subject: &Subject) -> Result<Vec<Image>, Error> {
         let rows = self
             .db(|s| {
                 Ok(s.read(|c| {
@@ -86,12 +88,24 @@ impl Manager {
             .await?;
         Ok(rows
             .into_iter()
-            .map(|(users, row)| self.image_view(row, users))
+            .filter(|(_, row)| policy::authorize(subject, Action::Read, image_object(row)).is_ok())
+            .map(|(users, row)| self.image_view(subject, row, users))
             .collect())
     }
 
     /// `image.get`.
-    pub async fn image(&self, name: &str) -> Result<Image, Error> {
+    pub async fn get_image(&self, subject: &Subject, name: &str) -> Result<Image, Error> {
+        self.image_for(subject, name, Action::Read).await?;
+        let mut image = self.image(name).await?;
+        if !subject.is_admin() {
+            // Other users' VM names are theirs to know.
+            image.used_by.clear();
+        }
+        Ok(image)
+    }
+
+    /// The image called `name` (internal use: the caller was authorized).
+    pub(super) async fn image(&self, name: &str) -> Result<Image, Error> {
         let key = name.to_string();
         let found = self
             .db(move |s| {
@@ -102,16 +116,14 @@ impl Manager {
             })
             .await?;
         let (users, row) = found.ok_or_else(|| Error::ImageNotFound(name.to_string()))?;
-        Ok(self.image_view(row, users))
+        Ok(self.image_view(&Subject::daemon(), row, users))
     }
 
     /// `image.remove`: refused while VMs use the image.
-    pub async fn remove_image(&self, name: &str) -> Result<(), Error> {
+    pub async fn remove_image(&self, subject: &Subject, name: &str) -> Result<(), Error> {
         let _guard = self.lock("image", name, "remove").await?;
-        let row = self
-            .find_image(name)
-            .await?
-            .ok_or_else(|| Error::ImageNotFound(name.into()))?;
+        let row = self.image_for(subject, name, Action::Modify).await?;
+        let (owner, public) = (row.owner.clone(), row.public);
         let path = self.storage.image_path(&row.file_name);
         let trash = self
             .storage
@@ -133,7 +145,11 @@ impl Manager {
         storage::remove_quietly(&trash);
         tracing::info!(image = %name, "image removed");
         self.events
-            .emit(Draft::image(EventKind::ImageRemoved, name, "removed"))
+            .emit(
+                Draft::image(EventKind::ImageRemoved, name, "removed")
+                    .owned_by(&owner)
+                    .public(public),
+            )
             .await?;
         Ok(())
     }
@@ -144,7 +160,11 @@ impl Manager {
             .await
     }
 
-    fn image_view(&self, row: ImageRow, used_by: Vec<String>) -> Image {
+    fn image_view(&self, subject: &Subject, row: ImageRow, mut used_by: Vec<String>) -> Image {
+        if !subject.is_admin() {
+            // Other users' VM names are theirs to know.
+            used_by.clear();
+        }
         // Until it is sealed, the disk is the install VM's, in overlays/.
         let path = match row.sealed {
             true => self.storage.image_path(&row.file_name),
@@ -157,7 +177,8 @@ impl Manager {
             virtual_size_bytes: row.virtual_size_bytes,
             disk_usage_bytes: storage::disk_usage(&path),
             sha256: row.sha256,
-            owner_uid: row.owner_uid,
+            owner: row.owner.name,
+            public: row.public,
             created_at: rfc3339(row.created_at),
             used_by,
             path: path.display().to_string(),

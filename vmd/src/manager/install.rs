@@ -8,15 +8,19 @@
 use vm_proto::names::validate_name;
 use vm_proto::types::{EventKind, Firmware, Image, ImageCreate, ImagePublish, VmState};
 
+use super::access::allow;
 use super::events::Draft;
 use super::{now_secs, Error, Manager};
+use crate::auth::policy::{Action, Object};
+use crate::auth::Subject;
 use crate::storage;
 use crate::store::{self, NewImage, NewVm};
 
 impl Manager {
     /// `image.create`.
-    pub async fn create_image(&self, req: ImageCreate, caller_uid: u32) -> Result<Image, Error> {
+    pub async fn create_image(&self, subject: &Subject, req: ImageCreate) -> Result<Image, Error> {
         validate_name("image", &req.name).map_err(Error::Invalid)?;
+        self.host_allows(subject, Action::Administer)?;
         let firmware = req.firmware.unwrap_or_default();
         let (cpus, memory_mib) = (req.cpus.unwrap_or(1), req.memory_mib.unwrap_or(512));
         self.check_resources(cpus, memory_mib, firmware)?;
@@ -59,7 +63,8 @@ impl Manager {
             source_format: "install".into(),
             virtual_size_bytes: size,
             sha256: String::new(),
-            owner_uid: caller_uid,
+            owner: subject.owner(),
+            public: true,
             created_at: now_secs(),
             sealed: false,
             firmware: firmware.as_str().into(),
@@ -71,7 +76,10 @@ impl Manager {
             memory_mib,
             disk_bytes: size,
             state: VmState::Stopped,
-            owner_uid: caller_uid,
+            owner_id: subject.user_id,
+            expires_at: None,
+            on_expiry: None,
+            session_id: None,
             created_at: image.created_at,
             overlay_file: file,
             ssh_port: None,
@@ -94,7 +102,7 @@ impl Manager {
             storage::remove_quietly(&tmp);
         }
         result?;
-        tracing::info!(image = %req.name, iso = %req.iso, uid = caller_uid, "base install created");
+        tracing::info!(image = %req.name, iso = %req.iso, user = %subject.name, "base install created");
         let msg = format!("install vm {} boots iso {}", req.name, req.iso);
         self.events
             .emit(Draft::image(EventKind::ImageImported, &req.name, msg))
@@ -103,9 +111,10 @@ impl Manager {
     }
 
     /// `image.seal`.
-    pub async fn seal_image(&self, name: &str) -> Result<Image, Error> {
+    pub async fn seal_image(&self, subject: &Subject, name: &str) -> Result<Image, Error> {
         let _image_guard = self.lock("image", name, "seal").await?;
         let _vm_guard = self.lock("vm", name, "seal").await?;
+        self.host_allows(subject, Action::Administer)?;
         let image = self
             .find_image(name)
             .await?
@@ -170,10 +179,24 @@ impl Manager {
     }
 
     /// `image.publish`.
-    pub async fn publish_image(&self, req: ImagePublish, caller_uid: u32) -> Result<Image, Error> {
+    pub async fn publish_image(
+        &self,
+        subject: &Subject,
+        req: ImagePublish,
+    ) -> Result<Image, Error> {
         validate_name("image", &req.name).map_err(Error::Invalid)?;
+        let public = req.public.unwrap_or(subject.is_admin());
+        let new = Object::Image {
+            owner: subject.user_id,
+            public,
+            sealed: true,
+        };
+        allow(subject, Action::Create, new, || {
+            Error::Forbidden("users publish private images")
+        })?;
         let _vm_guard = self.lock("vm", &req.vm, "publish").await?;
         let _image_guard = self.lock("image", &req.name, "publish").await?;
+        self.vm_for(subject, &req.vm, Action::Read).await?;
         let vm = self
             .require(
                 &req.vm,
@@ -203,7 +226,8 @@ impl Manager {
             source_format: "qcow2".into(),
             virtual_size_bytes: prepared.virtual_size_bytes,
             sha256,
-            owner_uid: caller_uid,
+            owner: subject.owner(),
+            public,
             created_at: now_secs(),
             sealed: true,
             firmware: Firmware::parse(&vm.firmware)
@@ -212,7 +236,7 @@ impl Manager {
                 .into(),
         };
         self.commit_image(row, prepared).await?;
-        tracing::info!(image = %req.name, vm = %req.vm, uid = caller_uid, "base published");
+        tracing::info!(image = %req.name, vm = %req.vm, user = %subject.name, public, "base published");
         let msg = format!("published from vm {}", req.vm);
         self.events
             .emit(Draft::image(EventKind::ImageImported, &req.name, msg))

@@ -7,20 +7,23 @@ use vm_proto::types::{EventKind, Iso, IsoImport};
 use super::events::Draft;
 use super::images::remove_with_file;
 use super::{now_secs, rfc3339, Error, Manager};
+use crate::auth::policy::Action;
+use crate::auth::Subject;
 use crate::storage;
 use crate::store::{self, IsoRow};
 
 impl Manager {
     /// `iso.import`.
-    pub async fn import_iso(&self, req: IsoImport, caller_uid: u32) -> Result<Iso, Error> {
+    pub async fn import_iso(&self, subject: &Subject, req: IsoImport) -> Result<Iso, Error> {
         validate_name("iso", &req.name).map_err(Error::Invalid)?;
+        self.host_allows(subject, Action::Administer)?;
         let _guard = self.lock("iso", &req.name, "import").await?;
         if self.find_iso(&req.name).await?.is_some() {
             return Err(Error::IsoExists(req.name));
         }
         let upload = self
             .uploads
-            .take(&req.upload_id, caller_uid)
+            .take(&req.upload_id, subject.user_id)
             .ok_or(Error::UploadNotFound(req.upload_id))?;
         let tmp = match self.storage.prepare_iso(&upload.path, &req.name).await {
             Ok(tmp) => tmp,
@@ -38,7 +41,7 @@ impl Manager {
             file_name: format!("{}.iso", req.name),
             size_bytes: upload.size_bytes,
             sha256: upload.sha256,
-            owner_uid: caller_uid,
+            owner: subject.owner(),
             created_at: now_secs(),
         };
         let final_path = self.storage.iso_path(&row.file_name);
@@ -55,15 +58,15 @@ impl Manager {
             storage::remove_quietly(&tmp);
         }
         result?;
-        tracing::info!(iso = %req.name, uid = caller_uid, "iso imported");
+        tracing::info!(iso = %req.name, user = %subject.name, "iso imported");
         self.events
             .emit(Draft::iso(EventKind::IsoImported, &req.name, "imported"))
             .await?;
         self.iso(&req.name).await
     }
 
-    /// `iso.list`.
-    pub async fn list_isos(&self) -> Result<Vec<Iso>, Error> {
+    /// `iso.list` (every caller may list ISOs).
+    pub async fn list_isos(&self, subject: &Subject) -> Result<Vec<Iso>, Error> {
         let rows = self
             .db(|s| {
                 Ok(s.read(|c| {
@@ -76,12 +79,22 @@ impl Manager {
             .await?;
         Ok(rows
             .into_iter()
-            .map(|(users, row)| self.iso_view(row, users))
+            .map(|(users, row)| self.iso_view(subject, row, users))
             .collect())
     }
 
     /// `iso.get`.
-    pub async fn iso(&self, name: &str) -> Result<Iso, Error> {
+    pub async fn get_iso(&self, subject: &Subject, name: &str) -> Result<Iso, Error> {
+        let row = self.iso_for(subject, name, Action::Read).await?;
+        let id = row.id;
+        let users = self
+            .db(move |s| Ok(s.read(|c| store::iso_users(c, id))?))
+            .await?;
+        Ok(self.iso_view(subject, row, users))
+    }
+
+    /// The ISO called `name` (internal use: the caller was authorized).
+    pub(super) async fn iso(&self, name: &str) -> Result<Iso, Error> {
         let row = self
             .find_iso(name)
             .await?
@@ -90,16 +103,13 @@ impl Manager {
         let users = self
             .db(move |s| Ok(s.read(|c| store::iso_users(c, id))?))
             .await?;
-        Ok(self.iso_view(row, users))
+        Ok(self.iso_view(&Subject::daemon(), row, users))
     }
 
     /// `iso.remove`: refused while any VM has it inserted.
-    pub async fn remove_iso(&self, name: &str) -> Result<(), Error> {
+    pub async fn remove_iso(&self, subject: &Subject, name: &str) -> Result<(), Error> {
         let _guard = self.lock("iso", name, "remove").await?;
-        let row = self
-            .find_iso(name)
-            .await?
-            .ok_or_else(|| Error::IsoNotFound(name.into()))?;
+        let row = self.iso_for(subject, name, Action::Modify).await?;
         let path = self.storage.iso_path(&row.file_name);
         let trash = self
             .storage
@@ -132,13 +142,17 @@ impl Manager {
             .await
     }
 
-    fn iso_view(&self, row: IsoRow, used_by: Vec<String>) -> Iso {
+    fn iso_view(&self, subject: &Subject, row: IsoRow, mut used_by: Vec<String>) -> Iso {
+        if !subject.is_admin() {
+            // Other users' VM names are theirs to know.
+            used_by.clear();
+        }
         Iso {
             path: self.storage.iso_path(&row.file_name).display().to_string(),
             name: row.name,
             size_bytes: row.size_bytes,
             sha256: row.sha256,
-            owner_uid: row.owner_uid,
+            owner: row.owner.name,
             created_at: rfc3339(row.created_at),
             used_by,
         }

@@ -21,6 +21,8 @@ use tokio::sync::broadcast;
 use vm_proto::types::{Vm, VmState};
 
 use super::{now_secs, Error, Manager};
+use crate::auth::policy::Action;
+use crate::auth::Subject;
 use crate::qemu::argv::{Accel, QemuConfig};
 use crate::qemu::process;
 use crate::qemu::qmp::{Qmp, QmpEvent, RunState};
@@ -34,8 +36,9 @@ const QMP_CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
 
 impl Manager {
     /// `vm.start`.
-    pub async fn start_vm(&self, name: &str) -> Result<Vm, Error> {
+    pub async fn start_vm(&self, subject: &Subject, name: &str) -> Result<Vm, Error> {
         let _guard = self.lock("vm", name, "start").await?;
+        self.vm_for(subject, name, Action::Operate).await?;
         self.settle_if_gone(name).await?;
         let row = self
             .require(

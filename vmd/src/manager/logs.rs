@@ -9,6 +9,8 @@ use std::path::PathBuf;
 use vm_proto::types::VmLogs;
 
 use super::{Error, Manager};
+use crate::auth::policy::Action;
+use crate::auth::Subject;
 
 /// Default bytes returned by `vm.logs`.
 const DEFAULT_TAIL_BYTES: u64 = 64 << 10;
@@ -61,10 +63,13 @@ impl Manager {
     }
 
     /// `vm.logs`: the last `tail_bytes` of the console log (from the rotated file too).
-    pub async fn vm_logs(&self, name: &str, tail_bytes: Option<u64>) -> Result<VmLogs, Error> {
-        self.find_vm(name)
-            .await?
-            .ok_or_else(|| Error::VmNotFound(name.into()))?;
+    pub async fn vm_logs(
+        &self,
+        subject: &Subject,
+        name: &str,
+        tail_bytes: Option<u64>,
+    ) -> Result<VmLogs, Error> {
+        self.vm_for(subject, name, Action::Read).await?;
         let want = tail_bytes.unwrap_or(DEFAULT_TAIL_BYTES);
         let log = self.console_log(name);
         tokio::task::spawn_blocking(move || read_tail(&log, want)).await?

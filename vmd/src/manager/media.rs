@@ -28,21 +28,21 @@ use vm_proto::types::{IsoAttach, Vm, VmState};
 
 use super::runtime::Runtime;
 use super::{Error, Manager};
+use crate::auth::policy::Action;
+use crate::auth::Subject;
 use crate::qemu::argv::CDROM_ID;
 use crate::storage::StorageError;
 use crate::store::{self, IsoRow, VmRow};
 
 impl Manager {
     /// `vm.attach_iso`.
-    pub async fn attach_iso(&self, req: IsoAttach) -> Result<Vm, Error> {
+    pub async fn attach_iso(&self, subject: &Subject, req: IsoAttach) -> Result<Vm, Error> {
         // Lock order vm → iso: see the module docs.
         let _vm_guard = self.lock("vm", &req.vm, "attach iso").await?;
         let _iso_guard = self.lock("iso", &req.iso, "attach").await?;
+        self.vm_for(subject, &req.vm, Action::Operate).await?;
         let vm = self.existing_vm(&req.vm).await?;
-        let iso = self
-            .find_iso(&req.iso)
-            .await?
-            .ok_or_else(|| Error::IsoNotFound(req.iso.clone()))?;
+        let iso = self.iso_for(subject, &req.iso, Action::Use).await?;
         let live = self.live_runtime(&req.vm, vm.state)?;
         if let Some(rt) = &live {
             self.insert_live(rt, &req.vm, &iso.name, &iso.file_name)
@@ -59,8 +59,9 @@ impl Manager {
     }
 
     /// `vm.detach_iso`.
-    pub async fn detach_iso(&self, name: &str) -> Result<Vm, Error> {
+    pub async fn detach_iso(&self, subject: &Subject, name: &str) -> Result<Vm, Error> {
         let _guard = self.lock("vm", name, "detach iso").await?;
+        self.vm_for(subject, name, Action::Operate).await?;
         let vm = self.existing_vm(name).await?;
         if let Some(rt) = self.live_runtime(name, vm.state)? {
             rt.qmp.eject(CDROM_ID).await.map_err(qmp_error(name))?;

@@ -6,9 +6,12 @@
 //! Read-only calls (`list`, `get`, `system_info`) take no per-object lock, so a slow operation
 //! on one object never blocks them.
 
+mod access;
+mod accounts;
 mod adopt;
 mod error;
 pub mod events;
+mod expiry;
 mod images;
 mod install;
 mod isos;
@@ -20,6 +23,7 @@ mod media;
 mod monitor;
 mod reconcile;
 pub mod runtime;
+mod sessions;
 mod space;
 mod state;
 mod unmanaged;
@@ -69,6 +73,21 @@ pub struct ManagerConfig {
     pub min_free_bytes: u64,
     /// Size of the space reserve (0: none).
     pub reserve_bytes: u64,
+    /// Identity, sessions, quotas and host admission.
+    pub auth: AuthConfig,
+}
+
+/// Settings of accounts, sessions and quotas.
+#[derive(Debug, Clone)]
+pub struct AuthConfig {
+    /// Admin group and auto-registration.
+    pub identity: crate::auth::identity::IdentityConfig,
+    /// Lifetime of a login session.
+    pub session_ttl_secs: u64,
+    /// Quotas of accounts without overrides.
+    pub quota: vm_proto::types::Quota,
+    /// Most memory the running VMs together may have, MiB.
+    pub host_memory_limit_mib: u64,
 }
 
 /// The lab.
@@ -88,6 +107,8 @@ pub struct Manager {
     issues: Mutex<Vec<ConsistencyIssue>>,
     reserve: Arc<SpaceReserve>,
     space_low: AtomicBool,
+    throttle: crate::auth::throttle::Throttle,
+    expiry_wake: tokio::sync::Notify,
 }
 
 impl Manager {
@@ -99,6 +120,8 @@ impl Manager {
         Arc::new_cyclic(|me| Manager {
             reserve,
             space_low: AtomicBool::new(false),
+            throttle: Default::default(),
+            expiry_wake: tokio::sync::Notify::new(),
             events: events::Events::new(store.clone()),
             store,
             storage: Arc::new(storage),
@@ -111,6 +134,24 @@ impl Manager {
             started: Instant::now(),
             issues: Mutex::new(Vec::new()),
         })
+    }
+
+    /// The caller of a request: the bearer token's account when one is given (a bad token is
+    /// refused, never downgraded), else the account of the peer uid.
+    pub async fn authenticate(
+        &self,
+        peer_uid: u32,
+        bearer: Option<String>,
+    ) -> Result<crate::auth::Subject, crate::auth::identity::AuthError> {
+        use crate::auth::identity;
+        let (store, cfg) = (self.store.clone(), self.config.auth.identity.clone());
+        let now = now_secs();
+        let found = tokio::task::spawn_blocking(move || match bearer {
+            Some(token) => identity::from_token(&store, &cfg, &token, peer_uid, now),
+            None => identity::from_peer(&store, &cfg, peer_uid, now),
+        })
+        .await;
+        found.unwrap_or_else(|_| Err(identity::AuthError::BadToken("task failed")))
     }
 
     /// The event hub.
@@ -159,8 +200,9 @@ impl Manager {
         tokio::task::spawn_blocking(move || f(&store)).await?
     }
 
-    /// `system.info`.
-    pub async fn system_info(&self) -> Result<SystemInfo, Error> {
+    /// `system.info` (every caller may read it).
+    pub async fn system_info(&self, subject: &crate::auth::Subject) -> Result<SystemInfo, Error> {
+        self.host_allows(subject, crate::auth::policy::Action::Read)?;
         let (image_count, vm_count) = self
             .db(|s| {
                 Ok(s.read(|c| {

@@ -15,7 +15,7 @@ impl Manager {
                 Ok(s.read(|c| {
                     Ok::<_, StoreError>((
                         store::list_images(c)?,
-                        store::list_vms(c)?,
+                        store::list_vms(c, None)?,
                         store::list_isos(c)?,
                     ))
                 })?)

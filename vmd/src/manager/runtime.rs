@@ -16,6 +16,8 @@ use vm_proto::types::{EventKind, Vm, VmState, VmStop};
 
 use super::events::Draft;
 use super::{Error, Manager};
+use crate::auth::policy::Action;
+use crate::auth::Subject;
 use crate::qemu::process;
 use crate::qemu::qmp::Qmp;
 
@@ -45,8 +47,9 @@ impl Manager {
     /// `vm.stop`. A forced stop takes no lock: it must be able to cut short a graceful stop
     /// that is waiting for an unresponsive guest. A stop that loses a race with another stop
     /// still returns success once the VM is down: the VM did stop.
-    pub async fn stop_vm(&self, req: VmStop) -> Result<Vm, Error> {
+    pub async fn stop_vm(&self, subject: &Subject, req: VmStop) -> Result<Vm, Error> {
         let name = req.name.as_str();
+        self.vm_for(subject, name, Action::Operate).await?;
         if req.force {
             return self.force_stop_now(name).await;
         }
@@ -166,8 +169,9 @@ impl Manager {
     }
 
     /// `vm.reboot`. A reboot that races a stop fails with `wrong_state`.
-    pub async fn reboot_vm(&self, name: &str) -> Result<Vm, Error> {
+    pub async fn reboot_vm(&self, subject: &Subject, name: &str) -> Result<Vm, Error> {
         let _guard = self.lock("vm", name, "reboot").await?;
+        self.vm_for(subject, name, Action::Operate).await?;
         let running = [VmState::Running, VmState::Paused];
         self.require(name, &running, "start it first (vmctl start)")
             .await?;
@@ -190,14 +194,16 @@ impl Manager {
     }
 
     /// `vm.pause`.
-    pub async fn pause_vm(&self, name: &str) -> Result<Vm, Error> {
+    pub async fn pause_vm(&self, subject: &Subject, name: &str) -> Result<Vm, Error> {
+        self.vm_for(subject, name, Action::Operate).await?;
         let why = "only a running vm can be paused";
         self.switch(name, "pause", (VmState::Running, VmState::Paused), why)
             .await
     }
 
     /// `vm.resume`.
-    pub async fn resume_vm(&self, name: &str) -> Result<Vm, Error> {
+    pub async fn resume_vm(&self, subject: &Subject, name: &str) -> Result<Vm, Error> {
+        self.vm_for(subject, name, Action::Operate).await?;
         let why = "only a paused vm can be resumed";
         self.switch(name, "resume", (VmState::Paused, VmState::Running), why)
             .await
@@ -316,7 +322,12 @@ impl Drop for ConsoleAttach {
 
 impl Manager {
     /// Takes the console of a running VM for one client.
-    pub async fn console_attach(&self, name: &str) -> Result<ConsoleAttach, Error> {
+    pub async fn console_attach(
+        &self,
+        subject: &Subject,
+        name: &str,
+    ) -> Result<ConsoleAttach, Error> {
+        self.vm_for(subject, name, Action::Operate).await?;
         self.require(
             name,
             &[VmState::Running, VmState::Paused, VmState::Stopping],

@@ -115,6 +115,8 @@ impl Manager {
             iso: None,
             state: None,
             message: msg,
+            owner: None,
+            public: None,
         };
         if let Err(err) = self.events.emit(draft).await {
             tracing::warn!(error = %err, "cannot record a space event");

@@ -1,5 +1,5 @@
 //! Staged uploads: bytes streamed by a client into `uploads/`, waiting for `image.import`.
-//! An upload belongs to the uid that sent it and expires after [`UPLOAD_TTL`]. While staged it
+//! An upload belongs to the account that sent it and expires after [`UPLOAD_TTL`]. While staged it
 //! holds a [`Reservation`] for its conversion, released when an import takes it and is done
 //! with it, or when it expires.
 
@@ -17,7 +17,7 @@ pub const UPLOAD_TTL: Duration = Duration::from_secs(3600);
 #[derive(Debug)]
 pub struct StagedUpload {
     /// Uploader.
-    pub owner_uid: u32,
+    pub owner_id: i64,
     /// File under `uploads/`.
     pub path: PathBuf,
     /// Bytes received.
@@ -32,14 +32,14 @@ pub struct StagedUpload {
 impl StagedUpload {
     /// A finished upload, holding `reservation` until it is imported or expires.
     pub fn new(
-        owner_uid: u32,
+        owner_id: i64,
         path: PathBuf,
         size_bytes: u64,
         sha256: String,
         reservation: Reservation,
     ) -> StagedUpload {
         StagedUpload {
-            owner_uid,
+            owner_id,
             path,
             size_bytes,
             sha256,
@@ -67,11 +67,11 @@ impl Uploads {
         self.lock().insert(id, staged);
     }
 
-    /// Takes the upload `id` if it belongs to `uid`.
-    pub fn take(&self, id: &str, uid: u32) -> Option<StagedUpload> {
+    /// Takes the upload `id` if it belongs to account `owner_id`.
+    pub fn take(&self, id: &str, owner_id: i64) -> Option<StagedUpload> {
         let mut map = self.lock();
         match map.get(id) {
-            Some(u) if u.owner_uid == uid => map.remove(id),
+            Some(u) if u.owner_id == owner_id => map.remove(id),
             _ => None,
         }
     }

@@ -2,14 +2,18 @@
 
 use vm_proto::names::{format_size, validate_name};
 use vm_proto::types::{
-    Firmware, Vm, VmCreate, VmState, CPUS_MAX, DISK_BYTES_MAX, MEMORY_MIB_MIN, UEFI_MEMORY_MIB_MIN,
+    ExpiryAction, Firmware, Vm, VmCreate, VmFilter, VmState, CPUS_MAX, DISK_BYTES_MAX,
+    MEMORY_MIB_MIN, UEFI_MEMORY_MIB_MIN,
 };
 
 use vm_proto::types::EventKind;
 
+use super::access::allow;
 use super::events::Draft;
 use super::images::remove_with_file;
 use super::{now_secs, rfc3339, Error, Manager};
+use crate::auth::policy::{Action, Object};
+use crate::auth::Subject;
 use crate::storage;
 use crate::store::DiskFull as _;
 use crate::store::{self, NewVm, VmRow};
@@ -19,8 +23,17 @@ const DEFAULT_MEMORY_MIB: u64 = 512;
 
 impl Manager {
     /// `vm.create`: a fresh overlay on the base, and a row, or neither.
-    pub async fn create_vm(&self, req: VmCreate, caller_uid: u32) -> Result<Vm, Error> {
+    pub async fn create_vm(&self, subject: &Subject, req: VmCreate) -> Result<Vm, Error> {
         validate_name("vm", &req.name).map_err(Error::Invalid)?;
+        allow(
+            subject,
+            Action::Create,
+            Object::Vm {
+                owner: subject.user_id,
+            },
+            || Error::Forbidden("this account may not create VMs"),
+        )?;
+        let expiry = self.expiry_for(subject, &req)?;
         let cpus = req.cpus.unwrap_or(1);
         let memory_mib = req.memory_mib.unwrap_or(DEFAULT_MEMORY_MIB);
         self.check_resources(cpus, memory_mib, Firmware::Bios)?;
@@ -35,10 +48,7 @@ impl Manager {
         if self.find_vm(&req.name).await?.is_some() {
             return Err(Error::VmExists(req.name));
         }
-        let image = self
-            .find_image(&req.image)
-            .await?
-            .ok_or_else(|| Error::ImageNotFound(req.image.clone()))?;
+        let image = self.image_for(subject, &req.image, Action::Use).await?;
         if !image.sealed {
             return Err(Error::NotSealed(image.name));
         }
@@ -48,12 +58,7 @@ impl Manager {
         self.check_resources(cpus, memory_mib, firmware)?;
         self.check_ssh_port(req.ssh_port).await?;
         let iso_id = match &req.iso {
-            Some(iso) => Some(
-                self.find_iso(iso)
-                    .await?
-                    .ok_or_else(|| Error::IsoNotFound(iso.clone()))?
-                    .id,
-            ),
+            Some(iso) => Some(self.iso_for(subject, iso, Action::Use).await?.id),
             None => None,
         };
         let disk_bytes = check_disk(req.disk_bytes, &image.name, image.virtual_size_bytes)?;
@@ -73,17 +78,20 @@ impl Manager {
             memory_mib,
             disk_bytes,
             state: VmState::Stopped,
-            owner_uid: caller_uid,
+            owner_id: subject.user_id,
             created_at: now_secs(),
             overlay_file: format!("{}.qcow2", req.name),
             ssh_port: req.ssh_port,
+            expires_at: expiry.deadline,
+            on_expiry: expiry.action.map(|a| a.as_str().to_string()),
+            session_id: expiry.session_id,
             iso_id,
             firmware: firmware.as_str().into(),
             install: false,
         };
         self.commit_vm(row, tmp, image.name.clone()).await?;
-        tracing::info!(vm = %req.name, image = %image.name, uid = caller_uid, "vm created");
-        let msg = format!("created from image {} by uid {caller_uid}", image.name);
+        tracing::info!(vm = %req.name, image = %image.name, user = %subject.name, "vm created");
+        let msg = format!("created from image {}", image.name);
         self.events
             .emit(Draft::vm(EventKind::VmCreated, &req.name, msg))
             .await?;
@@ -154,9 +162,12 @@ impl Manager {
         result
     }
 
-    /// `vm.list`.
-    pub async fn list_vms(&self) -> Result<Vec<Vm>, Error> {
-        let rows = self.db(|s| Ok(s.read(store::list_vms)?)).await?;
+    /// `vm.list`: the caller's VMs, or (admins) everyone's or one user's.
+    pub async fn list_vms(&self, subject: &Subject, filter: VmFilter) -> Result<Vec<Vm>, Error> {
+        let owner = self.list_owner(subject, filter).await?;
+        let rows = self
+            .db(move |s| Ok(s.read(|c| store::list_vms(c, owner))?))
+            .await?;
         // One stat per overlay: off the async threads when there are many.
         let me = self
             .me
@@ -169,7 +180,26 @@ impl Manager {
     }
 
     /// `vm.get`.
-    pub async fn vm(&self, name: &str) -> Result<Vm, Error> {
+    pub async fn get_vm(&self, subject: &Subject, name: &str) -> Result<Vm, Error> {
+        let row = self.vm_for(subject, name, Action::Read).await?;
+        Ok(self.vm_view(row))
+    }
+
+    /// Whose VMs a listing shows: `None` for everyone's.
+    async fn list_owner(&self, subject: &Subject, filter: VmFilter) -> Result<Option<i64>, Error> {
+        let wants_others = filter.all || filter.user.as_deref().is_some_and(|u| u != subject.name);
+        if wants_others && !subject.is_admin() {
+            return Err(Error::Forbidden("only admins list other users' VMs"));
+        }
+        match filter.user {
+            Some(name) => Ok(Some(self.account(&name).await?.id)),
+            None if filter.all => Ok(None),
+            None => Ok(Some(subject.user_id)),
+        }
+    }
+
+    /// The VM called `name`, whoever owns it (internal use: the caller was authorized).
+    pub(super) async fn vm(&self, name: &str) -> Result<Vm, Error> {
         let row = self
             .find_vm(name)
             .await?
@@ -178,9 +208,11 @@ impl Manager {
     }
 
     /// `vm.remove`: only without a QEMU process.
-    pub async fn remove_vm(&self, name: &str) -> Result<(), Error> {
+    pub async fn remove_vm(&self, subject: &Subject, name: &str) -> Result<(), Error> {
         let _guard = self.lock("vm", name, "remove").await?;
+        self.vm_for(subject, name, Action::Modify).await?;
         let row = self.stopped_vm(name, "stop it first (vmctl stop)").await?;
+        let owner = row.owner.clone();
         let path = self.storage.overlay_path(&row.overlay_file);
         self.check_disk_free(name, &path).await?;
         let trash = self
@@ -193,14 +225,15 @@ impl Manager {
         let _ = std::fs::remove_dir_all(self.logs_dir(name));
         tracing::info!(vm = %name, "vm removed");
         self.events
-            .emit(Draft::vm(EventKind::VmRemoved, name, "removed"))
+            .emit(Draft::vm(EventKind::VmRemoved, name, "removed").owned_by(&owner))
             .await?;
         Ok(())
     }
 
     /// `vm.wipe`: a fresh overlay on the same base replaces the old one atomically.
-    pub async fn wipe_vm(&self, name: &str) -> Result<Vm, Error> {
+    pub async fn wipe_vm(&self, subject: &Subject, name: &str) -> Result<Vm, Error> {
         let _guard = self.lock("vm", name, "wipe").await?;
+        self.vm_for(subject, name, Action::Modify).await?;
         let row = self.stopped_vm(name, "stop it first (vmctl stop)").await?;
         let final_path = self.storage.overlay_path(&row.overlay_file);
         self.check_disk_free(name, &final_path).await?;
@@ -297,7 +330,11 @@ impl Manager {
             memory_mib: row.memory_mib,
             disk_bytes: row.disk_bytes,
             disk_usage_bytes: storage::disk_usage(&path),
-            owner_uid: row.owner_uid,
+            owner: row.owner.name.clone(),
+            owner_uid: row.owner.uid,
+            expires_at: row.expiry.ends_at(now_secs()).map(rfc3339),
+            on_expiry: row.expiry.action.as_deref().and_then(ExpiryAction::parse),
+            session: row.expiry.session.is_some(),
             created_at: rfc3339(row.created_at),
             overlay_path: path.display().to_string(),
             name: row.name,

@@ -21,8 +21,8 @@ use tokio::net::UnixStream;
 use tokio::sync::Notify;
 use vm_proto::{ApiError, ErrorCode, CONSOLE_PATH_PREFIX, CONSOLE_UPGRADE};
 
-use super::upload::error_response;
-use super::Caller;
+use super::upload::{error_response, status_of};
+use super::Identity;
 use crate::manager::Manager;
 
 /// The VM name if `path` is a console path.
@@ -35,7 +35,7 @@ pub fn vm_of(path: &str) -> Option<&str> {
 /// Answers a console attach request.
 pub async fn handle(
     manager: Arc<Manager>,
-    caller: Caller,
+    who: Identity,
     req: HttpRequest<Incoming>,
     name: String,
     idle: Option<Duration>,
@@ -50,13 +50,15 @@ pub async fn handle(
         .with_hint("use `vmctl console NAME`");
         return error_response(StatusCode::BAD_REQUEST, &err);
     }
-    let attach = match manager.console_attach(&name).await {
+    let caller = match who.subject() {
+        Ok(s) => s.clone(),
+        Err(err) => return error_response(status_of(&err), &err),
+    };
+    let attach = match manager.console_attach(&caller, &name).await {
         Ok(a) => a,
         Err(err) => {
             let api = ApiError::from(err);
-            let status = StatusCode::from_u16(api.kind().code() as u16)
-                .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-            return error_response(status, &api);
+            return error_response(status_of(&api), &api);
         }
     };
     let qemu = match UnixStream::connect(attach.socket()).await {
@@ -68,11 +70,11 @@ pub async fn handle(
             )
         }
     };
-    tracing::debug!(vm = %name, uid = caller.uid, "console attached");
+    tracing::debug!(vm = %name, user = %caller.name, "console attached");
     tokio::spawn(async move {
         if let Ok(upgraded) = hyper::upgrade::on(req).await {
             let end = pump(TokioIo::new(upgraded), qemu, idle).await;
-            log_detach(&name, caller, end, idle);
+            log_detach(&name, &caller.name, end, idle);
         }
         drop(attach);
     });
@@ -96,15 +98,15 @@ enum End {
     Idle,
 }
 
-fn log_detach(name: &str, caller: Caller, end: End, idle: Option<Duration>) {
+fn log_detach(name: &str, user: &str, end: End, idle: Option<Duration>) {
     match (end, idle) {
         (End::Idle, Some(idle)) => tracing::info!(
             vm = %name,
-            uid = caller.uid,
+            user,
             idle_secs = idle.as_secs(),
             "console client idle; detached"
         ),
-        _ => tracing::debug!(vm = %name, uid = caller.uid, ?end, "console detached"),
+        _ => tracing::debug!(vm = %name, user, ?end, "console detached"),
     }
 }
 

@@ -12,10 +12,11 @@ use std::time::Duration;
 
 use jsonrpsee::{SubscriptionMessage, SubscriptionSink};
 use tokio::sync::broadcast;
-use vm_proto::types::{Event, LogChunk};
+use vm_proto::types::LogChunk;
 
 use crate::manager;
-use crate::manager::events::Events;
+use crate::manager::events::{Events, Recorded};
+use crate::store::Viewer;
 
 /// How often a followed log is checked for growth.
 const POLL: Duration = Duration::from_millis(100);
@@ -56,25 +57,28 @@ pub async fn follow_log(sink: SubscriptionSink, log: PathBuf) {
 pub enum EventsFrom {
     /// Live events only, from a receiver joined before the subscription was accepted (so an
     /// event caused after the client saw the subscription id is never missed).
-    Now(broadcast::Receiver<Event>),
+    Now(broadcast::Receiver<Recorded>),
     /// Stored events with a higher sequence number, then live ones.
     After(u64),
 }
 
-/// Sends events from `from` until the client goes away. A client that falls too far behind
+/// Sends the events `viewer` may see from `from` until the client goes away. A client that falls too far behind
 /// the live channel gets an error naming the last sequence number it received, so it can
 /// resume with `since`.
 pub async fn stream_events(
     sink: SubscriptionSink,
     events: &Events,
     from: EventsFrom,
+    viewer: Viewer,
 ) -> Result<(), String> {
     match from {
-        EventsFrom::Now(live) => send_live(&sink, live, 0).await,
-        EventsFrom::After(mut last) => match send_backlog(&sink, events, &mut last).await? {
-            Some(live) => send_live(&sink, live, last).await,
-            None => Ok(()),
-        },
+        EventsFrom::Now(live) => send_live(&sink, live, 0, viewer).await,
+        EventsFrom::After(mut last) => {
+            match send_backlog(&sink, events, &mut last, viewer).await? {
+                Some(live) => send_live(&sink, live, last, viewer).await,
+                None => Ok(()),
+            }
+        }
     }
 }
 
@@ -88,11 +92,12 @@ async fn send_backlog(
     sink: &SubscriptionSink,
     events: &Events,
     last: &mut u64,
-) -> Result<Option<broadcast::Receiver<Event>>, String> {
+    viewer: Viewer,
+) -> Result<Option<broadcast::Receiver<Recorded>>, String> {
     let mut live = None;
     loop {
         let page = events
-            .list(*last, BACKLOG_PAGE)
+            .list(viewer, *last, BACKLOG_PAGE)
             .await
             .map_err(|e| format!("cannot read stored events: {e}"))?;
         let full = page.len() as u64 == BACKLOG_PAGE;
@@ -110,11 +115,12 @@ async fn send_backlog(
     }
 }
 
-/// Sends live events with `seq > last` until the client goes away or lags.
+/// Sends live events `viewer` may see with `seq > last` until the client goes away or lags.
 async fn send_live(
     sink: &SubscriptionSink,
-    mut live: broadcast::Receiver<Event>,
+    mut live: broadcast::Receiver<Recorded>,
     mut last: u64,
+    viewer: Viewer,
 ) -> Result<(), String> {
     loop {
         let event = tokio::select! {
@@ -128,9 +134,10 @@ async fn send_live(
                 Err(broadcast::error::RecvError::Closed) => return Ok(()),
             },
         };
-        if event.seq <= last {
+        if event.event.seq <= last || !viewer.sees(event.audience) {
             continue;
         }
+        let event = event.event;
         last = event.seq;
         if send(sink, &event).await.is_err() {
             return Ok(());

@@ -1,6 +1,8 @@
-//! JSON-RPC method handlers: each one reads the caller, delegates to the manager and maps the
+//! JSON-RPC method handlers: each one reads the caller's identity, delegates to the manager
+//! (which authorizes) with the caller as the actor of the events it records, and maps the
 //! error. No logic lives here.
 
+use std::future::Future;
 use std::sync::Arc;
 
 use jsonrpsee::core::async_trait;
@@ -10,13 +12,15 @@ use jsonrpsee::Extensions;
 use jsonrpsee::PendingSubscriptionSink;
 use vm_proto::api::VmdApiServer;
 use vm_proto::types::{
-    Event, Image, ImageCreate, ImageImport, ImagePublish, Iso, IsoAttach, IsoImport, SystemInfo,
-    Vm, VmCreate, VmLogs, VmStop,
+    Event, Image, ImageCreate, ImageImport, ImagePublish, Iso, IsoAttach, IsoImport, Login,
+    SystemInfo, Token, TokenCreate, TokenSecret, User, UserAdd, UserPasswd, UserRemove,
+    UserRemoved, UserSet, Vm, VmCreate, VmExtend, VmFilter, VmLogs, VmStop, WhoAmI,
 };
 use vm_proto::{ApiError, ErrorCode};
 
 use super::follow::EventsFrom;
-use super::Caller;
+use super::Identity;
+use crate::auth::{actor, policy, Subject};
 use crate::manager::events::LIST_MAX;
 use crate::manager::{Error, Manager};
 
@@ -43,89 +47,169 @@ fn map<T>(result: Result<T, Error>) -> RpcResult<T> {
     })
 }
 
-fn caller(ext: &Extensions) -> RpcResult<Caller> {
-    ext.get::<Caller>()
-        .copied()
-        .ok_or_else(|| ApiError::new(ErrorCode::Internal, "peer credentials missing").into())
+/// The authenticated caller of the request.
+fn subject(ext: &Extensions) -> Result<Subject, ApiError> {
+    match ext.get::<Identity>() {
+        Some(identity) => identity.subject().cloned(),
+        None => Err(ApiError::new(
+            ErrorCode::Internal,
+            "request identity missing",
+        )),
+    }
+}
+
+/// Runs `call` for the request's caller, as the actor of the events it records.
+async fn call<T, F, Fut>(ext: &Extensions, call: F) -> RpcResult<T>
+where
+    F: FnOnce(Subject) -> Fut,
+    Fut: Future<Output = Result<T, Error>>,
+{
+    let s = subject(ext).map_err(ErrorObjectOwned::from)?;
+    let scope = s.clone();
+    map(actor::scope(&scope, call(s)).await)
 }
 
 #[async_trait]
 impl VmdApiServer for Handlers {
-    async fn system_info(&self) -> RpcResult<SystemInfo> {
-        map(self.manager.system_info().await)
+    async fn system_info(&self, ext: &Extensions) -> RpcResult<SystemInfo> {
+        call(ext, |s| async move { self.manager.system_info(&s).await }).await
     }
 
     async fn image_import(&self, ext: &Extensions, params: ImageImport) -> RpcResult<Image> {
-        let uid = caller(ext)?.uid;
-        map(self.manager.import_image(params, uid).await)
+        call(ext, |s| async move {
+            self.manager.import_image(&s, params).await
+        })
+        .await
     }
 
-    async fn image_list(&self) -> RpcResult<Vec<Image>> {
-        map(self.manager.list_images().await)
+    async fn image_list(&self, ext: &Extensions) -> RpcResult<Vec<Image>> {
+        call(ext, |s| async move { self.manager.list_images(&s).await }).await
     }
 
-    async fn image_get(&self, name: String) -> RpcResult<Image> {
-        map(self.manager.image(&name).await)
+    async fn image_get(&self, ext: &Extensions, name: String) -> RpcResult<Image> {
+        call(
+            ext,
+            |s| async move { self.manager.get_image(&s, &name).await },
+        )
+        .await
     }
 
-    async fn image_remove(&self, name: String) -> RpcResult<()> {
-        map(self.manager.remove_image(&name).await)
+    async fn image_remove(&self, ext: &Extensions, name: String) -> RpcResult<()> {
+        call(ext, |s| async move {
+            self.manager.remove_image(&s, &name).await
+        })
+        .await
     }
 
     async fn vm_create(&self, ext: &Extensions, params: VmCreate) -> RpcResult<Vm> {
-        let uid = caller(ext)?.uid;
-        map(self.manager.create_vm(params, uid).await)
+        call(
+            ext,
+            |s| async move { self.manager.create_vm(&s, params).await },
+        )
+        .await
     }
 
-    async fn vm_list(&self) -> RpcResult<Vec<Vm>> {
-        map(self.manager.list_vms().await)
+    async fn vm_list(&self, ext: &Extensions, filter: Option<VmFilter>) -> RpcResult<Vec<Vm>> {
+        let filter = filter.unwrap_or_default();
+        call(
+            ext,
+            |s| async move { self.manager.list_vms(&s, filter).await },
+        )
+        .await
     }
 
-    async fn vm_get(&self, name: String) -> RpcResult<Vm> {
-        map(self.manager.vm(&name).await)
+    async fn vm_extend(&self, ext: &Extensions, params: VmExtend) -> RpcResult<Vm> {
+        call(
+            ext,
+            |s| async move { self.manager.extend_vm(&s, params).await },
+        )
+        .await
     }
 
-    async fn vm_remove(&self, name: String) -> RpcResult<()> {
-        map(self.manager.remove_vm(&name).await)
+    async fn vm_get(&self, ext: &Extensions, name: String) -> RpcResult<Vm> {
+        call(ext, |s| async move { self.manager.get_vm(&s, &name).await }).await
     }
 
-    async fn vm_wipe(&self, name: String) -> RpcResult<Vm> {
-        map(self.manager.wipe_vm(&name).await)
+    async fn vm_remove(&self, ext: &Extensions, name: String) -> RpcResult<()> {
+        call(
+            ext,
+            |s| async move { self.manager.remove_vm(&s, &name).await },
+        )
+        .await
     }
 
-    async fn vm_start(&self, name: String) -> RpcResult<Vm> {
-        map(self.manager.start_vm(&name).await)
+    async fn vm_wipe(&self, ext: &Extensions, name: String) -> RpcResult<Vm> {
+        call(
+            ext,
+            |s| async move { self.manager.wipe_vm(&s, &name).await },
+        )
+        .await
     }
 
-    async fn vm_stop(&self, params: VmStop) -> RpcResult<Vm> {
-        map(self.manager.stop_vm(params).await)
+    async fn vm_start(&self, ext: &Extensions, name: String) -> RpcResult<Vm> {
+        call(
+            ext,
+            |s| async move { self.manager.start_vm(&s, &name).await },
+        )
+        .await
     }
 
-    async fn vm_reboot(&self, name: String) -> RpcResult<Vm> {
-        map(self.manager.reboot_vm(&name).await)
+    async fn vm_stop(&self, ext: &Extensions, params: VmStop) -> RpcResult<Vm> {
+        call(
+            ext,
+            |s| async move { self.manager.stop_vm(&s, params).await },
+        )
+        .await
     }
 
-    async fn vm_pause(&self, name: String) -> RpcResult<Vm> {
-        map(self.manager.pause_vm(&name).await)
+    async fn vm_reboot(&self, ext: &Extensions, name: String) -> RpcResult<Vm> {
+        call(
+            ext,
+            |s| async move { self.manager.reboot_vm(&s, &name).await },
+        )
+        .await
     }
 
-    async fn vm_resume(&self, name: String) -> RpcResult<Vm> {
-        map(self.manager.resume_vm(&name).await)
+    async fn vm_pause(&self, ext: &Extensions, name: String) -> RpcResult<Vm> {
+        call(
+            ext,
+            |s| async move { self.manager.pause_vm(&s, &name).await },
+        )
+        .await
     }
 
-    async fn vm_logs(&self, name: String, tail_bytes: Option<u64>) -> RpcResult<VmLogs> {
-        map(self.manager.vm_logs(&name, tail_bytes).await)
+    async fn vm_resume(&self, ext: &Extensions, name: String) -> RpcResult<Vm> {
+        call(
+            ext,
+            |s| async move { self.manager.resume_vm(&s, &name).await },
+        )
+        .await
+    }
+
+    async fn vm_logs(
+        &self,
+        ext: &Extensions,
+        name: String,
+        tail_bytes: Option<u64>,
+    ) -> RpcResult<VmLogs> {
+        call(ext, |s| async move {
+            self.manager.vm_logs(&s, &name, tail_bytes).await
+        })
+        .await
     }
 
     async fn vm_follow_logs(
         &self,
         pending: PendingSubscriptionSink,
+        ext: &Extensions,
         name: String,
     ) -> SubscriptionResult {
-        if let Err(err) = self.manager.vm(&name).await {
-            pending
-                .reject(ErrorObjectOwned::from(ApiError::from(err)))
-                .await;
+        let allowed = match subject(ext) {
+            Ok(s) => self.manager.get_vm(&s, &name).await.map_err(ApiError::from),
+            Err(err) => Err(err),
+        };
+        if let Err(err) = allowed {
+            pending.reject(ErrorObjectOwned::from(err)).await;
             return Ok(());
         }
         let sink = pending.accept().await?;
@@ -136,59 +220,178 @@ impl VmdApiServer for Handlers {
     async fn events_subscribe(
         &self,
         pending: PendingSubscriptionSink,
+        ext: &Extensions,
         since: Option<u64>,
     ) -> SubscriptionResult {
+        let viewer = match subject(ext) {
+            Ok(s) => policy::viewer(&s),
+            Err(err) => {
+                pending.reject(ErrorObjectOwned::from(err)).await;
+                return Ok(());
+            }
+        };
         let events = self.manager.events();
         let from = match since {
             Some(seq) => EventsFrom::After(seq),
             None => EventsFrom::Now(events.subscribe()),
         };
         let sink = pending.accept().await?;
-        super::follow::stream_events(sink, events, from).await?;
+        super::follow::stream_events(sink, events, from, viewer).await?;
         Ok(())
     }
 
-    async fn events_list(&self, since: Option<u64>, limit: Option<u64>) -> RpcResult<Vec<Event>> {
-        let limit = limit.unwrap_or(LIST_MAX);
-        map(self.manager.events().list(since.unwrap_or(0), limit).await)
+    async fn events_list(
+        &self,
+        ext: &Extensions,
+        since: Option<u64>,
+        limit: Option<u64>,
+    ) -> RpcResult<Vec<Event>> {
+        let (since, limit) = (since.unwrap_or(0), limit.unwrap_or(LIST_MAX));
+        call(ext, |s| async move {
+            self.manager
+                .events()
+                .list(policy::viewer(&s), since, limit)
+                .await
+        })
+        .await
     }
 
     async fn iso_import(&self, ext: &Extensions, params: IsoImport) -> RpcResult<Iso> {
-        let uid = caller(ext)?.uid;
-        map(self.manager.import_iso(params, uid).await)
+        call(
+            ext,
+            |s| async move { self.manager.import_iso(&s, params).await },
+        )
+        .await
     }
 
-    async fn iso_list(&self) -> RpcResult<Vec<Iso>> {
-        map(self.manager.list_isos().await)
+    async fn iso_list(&self, ext: &Extensions) -> RpcResult<Vec<Iso>> {
+        call(ext, |s| async move { self.manager.list_isos(&s).await }).await
     }
 
-    async fn iso_get(&self, name: String) -> RpcResult<Iso> {
-        map(self.manager.iso(&name).await)
+    async fn iso_get(&self, ext: &Extensions, name: String) -> RpcResult<Iso> {
+        call(
+            ext,
+            |s| async move { self.manager.get_iso(&s, &name).await },
+        )
+        .await
     }
 
-    async fn iso_remove(&self, name: String) -> RpcResult<()> {
-        map(self.manager.remove_iso(&name).await)
+    async fn iso_remove(&self, ext: &Extensions, name: String) -> RpcResult<()> {
+        call(
+            ext,
+            |s| async move { self.manager.remove_iso(&s, &name).await },
+        )
+        .await
     }
 
-    async fn vm_attach_iso(&self, params: IsoAttach) -> RpcResult<Vm> {
-        map(self.manager.attach_iso(params).await)
+    async fn vm_attach_iso(&self, ext: &Extensions, params: IsoAttach) -> RpcResult<Vm> {
+        call(
+            ext,
+            |s| async move { self.manager.attach_iso(&s, params).await },
+        )
+        .await
     }
 
-    async fn vm_detach_iso(&self, vm: String) -> RpcResult<Vm> {
-        map(self.manager.detach_iso(&vm).await)
+    async fn vm_detach_iso(&self, ext: &Extensions, vm: String) -> RpcResult<Vm> {
+        call(
+            ext,
+            |s| async move { self.manager.detach_iso(&s, &vm).await },
+        )
+        .await
     }
 
     async fn image_create(&self, ext: &Extensions, params: ImageCreate) -> RpcResult<Image> {
-        let uid = caller(ext)?.uid;
-        map(self.manager.create_image(params, uid).await)
+        call(ext, |s| async move {
+            self.manager.create_image(&s, params).await
+        })
+        .await
     }
 
-    async fn image_seal(&self, name: String) -> RpcResult<Image> {
-        map(self.manager.seal_image(&name).await)
+    async fn image_seal(&self, ext: &Extensions, name: String) -> RpcResult<Image> {
+        call(
+            ext,
+            |s| async move { self.manager.seal_image(&s, &name).await },
+        )
+        .await
     }
 
     async fn image_publish(&self, ext: &Extensions, params: ImagePublish) -> RpcResult<Image> {
-        let uid = caller(ext)?.uid;
-        map(self.manager.publish_image(params, uid).await)
+        call(ext, |s| async move {
+            self.manager.publish_image(&s, params).await
+        })
+        .await
+    }
+
+    async fn auth_login(&self, params: Login) -> RpcResult<TokenSecret> {
+        map(self.manager.login(params).await)
+    }
+
+    async fn auth_logout(&self, ext: &Extensions) -> RpcResult<()> {
+        call(ext, |s| async move { self.manager.logout(&s).await }).await
+    }
+
+    async fn auth_whoami(&self, ext: &Extensions) -> RpcResult<WhoAmI> {
+        call(ext, |s| async move { self.manager.whoami(&s).await }).await
+    }
+
+    async fn user_add(&self, ext: &Extensions, params: UserAdd) -> RpcResult<User> {
+        call(
+            ext,
+            |s| async move { self.manager.add_user(&s, params).await },
+        )
+        .await
+    }
+
+    async fn user_list(&self, ext: &Extensions) -> RpcResult<Vec<User>> {
+        call(ext, |s| async move { self.manager.list_users(&s).await }).await
+    }
+
+    async fn user_get(&self, ext: &Extensions, name: String) -> RpcResult<User> {
+        call(
+            ext,
+            |s| async move { self.manager.get_user(&s, &name).await },
+        )
+        .await
+    }
+
+    async fn user_remove(&self, ext: &Extensions, params: UserRemove) -> RpcResult<UserRemoved> {
+        call(ext, |s| async move {
+            self.manager.remove_user(&s, params).await
+        })
+        .await
+    }
+
+    async fn user_passwd(&self, ext: &Extensions, params: UserPasswd) -> RpcResult<()> {
+        call(ext, |s| async move {
+            self.manager.set_password(&s, params).await
+        })
+        .await
+    }
+
+    async fn user_set(&self, ext: &Extensions, params: UserSet) -> RpcResult<User> {
+        call(
+            ext,
+            |s| async move { self.manager.set_user(&s, params).await },
+        )
+        .await
+    }
+
+    async fn token_create(&self, ext: &Extensions, params: TokenCreate) -> RpcResult<TokenSecret> {
+        call(ext, |s| async move {
+            self.manager.create_token(&s, params).await
+        })
+        .await
+    }
+
+    async fn token_list(&self, ext: &Extensions) -> RpcResult<Vec<Token>> {
+        call(ext, |s| async move { self.manager.list_tokens(&s).await }).await
+    }
+
+    async fn token_revoke(&self, ext: &Extensions, id: u64) -> RpcResult<()> {
+        call(
+            ext,
+            |s| async move { self.manager.revoke_token(&s, id).await },
+        )
+        .await
     }
 }

@@ -1,9 +1,13 @@
 //! The API front end: a Unix socket served as HTTP/1.1 — JSON-RPC 2.0 by POST or WebSocket at
 //! `/` (jsonrpsee), and raw upload bytes by `PUT /v1/uploads`.
 //!
-//! Each accepted connection's peer credentials (SO_PEERCRED) become a [`Caller`] stored in the
-//! request extensions, where handlers read the owner uid. Handlers are thin: they delegate to
-//! the [`Manager`](crate::manager::Manager) and map its errors once via `vm_proto::ApiError`.
+//! Each accepted connection's peer credentials (SO_PEERCRED) become a [`Caller`]. Every HTTP
+//! request on it is then authenticated ([`identity`]): with `Authorization: Bearer TOKEN` as
+//! the token's account (a bad token gets HTTP 401, never the peer's identity), else as the
+//! peer uid's account. The resulting [`Identity`] rides in the request extensions, where
+//! handlers read it. Handlers are thin: they delegate to the
+//! [`Manager`](crate::manager::Manager), which authorizes, and map its errors once via
+//! `vm_proto::ApiError`.
 //!
 //! Before a connection is served it must be admitted ([`admission`]: `max_connections` in
 //! total, `max_connections_per_uid` per non-root uid); one over a cap gets HTTP 503. Accept
@@ -14,6 +18,7 @@ pub mod admission;
 mod console;
 mod follow;
 mod handlers;
+mod identity;
 pub mod socket;
 mod upload;
 
@@ -31,13 +36,14 @@ use std::convert::Infallible;
 use tokio::net::{UnixListener, UnixStream};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tower::layer::util::Identity;
+use tower::layer::util::Identity as NoLayer;
 use tower::Service;
 
 use crate::manager::Manager;
 use accept::{Acceptor, Refuser};
 use admission::{Admission, Admitted};
 use handlers::Handlers;
+pub use identity::Identity;
 use vm_proto::api::VmdApiServer;
 
 /// Who is on the other end of a connection.
@@ -142,7 +148,7 @@ fn caller_of(stream: &UnixStream) -> Option<Caller> {
 }
 
 /// The jsonrpsee service of one connection.
-type RpcService = TowerService<Identity, Identity>;
+type RpcService = TowerService<NoLayer, NoLayer>;
 
 async fn connection(
     stream: Admitted<UnixStream>,
@@ -153,15 +159,19 @@ async fn connection(
     stop: StopHandle,
 ) {
     let svc = tower::service_fn(move |mut req: HttpRequest<Incoming>| -> BoxFuture<'static, Result<HttpResponse, Infallible>> {
-        req.extensions_mut().insert(caller);
         let manager = manager.clone();
         let mut rpc = rpc.clone();
         Box::pin(async move {
+            let who = match identity::authenticate(&manager, caller, req.headers()).await {
+                Ok(who) => who,
+                Err(refusal) => return Ok(refusal),
+            };
+            req.extensions_mut().insert(who.clone());
             if req.uri().path() == vm_proto::UPLOAD_PATH {
-                return Ok(upload::handle(&manager, caller, req, limits.max_upload_bytes, limits.upload_idle).await);
+                return Ok(upload::handle(&manager, who, req, limits.max_upload_bytes, limits.upload_idle).await);
             }
             if let Some(name) = console::vm_of(req.uri().path()).map(str::to_string) {
-                return Ok(console::handle(manager, caller, req, name, limits.console_idle).await);
+                return Ok(console::handle(manager, who, req, name, limits.console_idle).await);
             }
             Ok(rpc.call(req).await.unwrap_or_else(|err| upload::failed(&*err)))
         })

@@ -22,7 +22,8 @@ use vm_proto::names::format_size;
 use vm_proto::types::Upload;
 use vm_proto::{ApiError, ErrorCode};
 
-use super::Caller;
+use super::Identity;
+use crate::auth::Subject;
 use crate::manager::ledger::Reservation;
 use crate::manager::uploads::StagedUpload;
 use crate::manager::Manager;
@@ -33,13 +34,20 @@ static COUNTER: AtomicU64 = AtomicU64::new(0);
 /// Answers one upload request.
 pub async fn handle(
     manager: &Manager,
-    caller: Caller,
+    who: Identity,
     req: HttpRequest<Incoming>,
     max_bytes: u64,
     idle: std::time::Duration,
 ) -> HttpResponse {
     manager.uploads().expire();
-    match receive(manager, caller, req, (max_bytes, idle)).await {
+    let subject = match who.subject().and_then(|s| {
+        manager.may_upload(s).map_err(ApiError::from)?;
+        Ok(s.clone())
+    }) {
+        Ok(s) => s,
+        Err(err) => return error_response(status_of(&err), &err),
+    };
+    match receive(manager, &subject, req, (max_bytes, idle)).await {
         Ok(upload) => json(StatusCode::CREATED, &upload),
         Err((status, err)) => error_response(status, &err),
     }
@@ -60,6 +68,11 @@ pub fn failed(err: &(dyn std::error::Error + Send + Sync)) -> HttpResponse {
     error_response(StatusCode::BAD_REQUEST, &err)
 }
 
+/// The HTTP status matching an API error's kind.
+pub fn status_of(err: &ApiError) -> StatusCode {
+    StatusCode::from_u16(err.kind().code() as u16).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+}
+
 /// An error response in the shape every non-JSON-RPC endpoint uses.
 pub fn error_response(status: StatusCode, err: &ApiError) -> HttpResponse {
     let body = serde_json::json!({"error": {"code": err.kind().code(), "message": err.message(), "data": err.data}});
@@ -75,7 +88,7 @@ fn invalid(status: StatusCode, message: String, hint: &str) -> Failure {
 
 async fn receive(
     manager: &Manager,
-    caller: Caller,
+    caller: &Subject,
     req: HttpRequest<Incoming>,
     (max, idle): (u64, std::time::Duration),
 ) -> Result<Upload, Failure> {
@@ -101,9 +114,9 @@ async fn receive(
     };
     let sha256 = write_body(&mut in_flight, req.into_body(), idle).await?;
     let (path, reservation) = in_flight.staged();
-    let staged = StagedUpload::new(caller.uid, path, length, sha256.clone(), reservation);
+    let staged = StagedUpload::new(caller.user_id, path, length, sha256.clone(), reservation);
     manager.uploads().insert(id.clone(), staged);
-    tracing::debug!(upload = %id, uid = caller.uid, size_bytes = length, "upload staged");
+    tracing::debug!(upload = %id, user = %caller.name, size_bytes = length, "upload staged");
     Ok(Upload {
         upload_id: id,
         size_bytes: length,

@@ -21,6 +21,40 @@ pub struct EventRow {
     pub state: Option<String>,
     /// Detail.
     pub message: String,
+    /// Account that caused it.
+    pub actor: Option<String>,
+    /// Account owning the object.
+    pub owner: Option<String>,
+    /// Who may see it.
+    pub audience: Audience,
+}
+
+/// Who may see an event besides admins.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Audience {
+    /// This account (`users.id`).
+    pub user_id: Option<i64>,
+    /// Every account.
+    pub public: bool,
+}
+
+/// Whose events a listing returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Viewer {
+    /// Every event.
+    Admin,
+    /// Events of this account (`users.id`) and public ones.
+    User(i64),
+}
+
+impl Viewer {
+    /// Whether this viewer may see an event for `audience`.
+    pub fn sees(self, audience: Audience) -> bool {
+        match self {
+            Viewer::Admin => true,
+            Viewer::User(id) => audience.public || audience.user_id == Some(id),
+        }
+    }
 }
 
 /// What `insert_event` needs.
@@ -38,13 +72,21 @@ pub struct NewEvent {
     pub state: Option<String>,
     /// Detail.
     pub message: String,
+    /// Account that caused it.
+    pub actor: Option<String>,
+    /// Account owning the object.
+    pub owner: Option<String>,
+    /// Who may see it.
+    pub audience: Audience,
 }
 
 /// Appends an event, returning its sequence number.
 pub fn insert_event(conn: &Connection, e: &NewEvent) -> Result<u64, StoreError> {
     conn.execute(
-        "INSERT INTO events (at_ms, kind, vm, image, state, message) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        params![e.at_ms, e.kind, e.vm, e.image, e.state, e.message],
+        "INSERT INTO events (at_ms, kind, vm, image, state, message, actor, owner, audience_id, public)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        params![e.at_ms, e.kind, e.vm, e.image, e.state, e.message, e.actor, e.owner,
+            e.audience.user_id, e.audience.public],
     )?;
     Ok(conn.last_insert_rowid() as u64)
 }
@@ -58,16 +100,33 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<EventRow> {
         image: row.get(4)?,
         state: row.get(5)?,
         message: row.get(6)?,
+        actor: row.get(7)?,
+        owner: row.get(8)?,
+        audience: Audience {
+            user_id: row.get(9)?,
+            public: row.get(10)?,
+        },
     })
 }
 
-/// Events with `seq > since`, oldest first, at most `limit`.
-pub fn list_events(conn: &Connection, since: u64, limit: u64) -> Result<Vec<EventRow>, StoreError> {
+/// Events `viewer` may see with `seq > since`, oldest first, at most `limit`.
+pub fn list_events(
+    conn: &Connection,
+    viewer: Viewer,
+    since: u64,
+    limit: u64,
+) -> Result<Vec<EventRow>, StoreError> {
     let mut stmt = conn.prepare_cached(
-        "SELECT seq, at_ms, kind, vm, image, state, message FROM events WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+        "SELECT seq, at_ms, kind, vm, image, state, message, actor, owner, audience_id, public
+         FROM events WHERE seq > ?1 AND (?3 IS NULL OR public = 1 OR audience_id = ?3)
+         ORDER BY seq LIMIT ?2",
     )?;
+    let user = match viewer {
+        Viewer::Admin => None,
+        Viewer::User(id) => Some(id),
+    };
     let rows = stmt
-        .query_map(params![since as i64, limit as i64], from_row)?
+        .query_map(params![since as i64, limit as i64, user], from_row)?
         .collect::<Result<Vec<_>, _>>()?;
     Ok(rows)
 }

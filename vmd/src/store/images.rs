@@ -2,7 +2,7 @@
 
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
-use super::StoreError;
+use super::{Owner, StoreError};
 
 /// One row of `images`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -19,8 +19,10 @@ pub struct ImageRow {
     pub virtual_size_bytes: u64,
     /// SHA-256 of the uploaded bytes.
     pub sha256: String,
-    /// Importing user.
-    pub owner_uid: u32,
+    /// Owning account.
+    pub owner: Owner,
+    /// Whether every user may see and use it.
+    pub public: bool,
     /// Unix seconds.
     pub created_at: i64,
     /// Whether the base may back VMs (false while it is being installed).
@@ -32,8 +34,11 @@ pub struct ImageRow {
 /// What `insert_image` needs (its `id` is ignored).
 pub type NewImage = ImageRow;
 
-const COLUMNS: &str =
-    "id, name, file_name, source_format, virtual_size_bytes, sha256, owner_uid, created_at, sealed, firmware";
+const COLUMNS: &str = "i.id, i.name, i.file_name, i.source_format, i.virtual_size_bytes,
+    i.sha256, COALESCE(i.owner_id, 0), i.created_at, i.sealed, i.firmware,
+    COALESCE(o.name, 'uid-' || i.owner_uid), o.uid, i.public";
+
+const FROM: &str = "images i LEFT JOIN users o ON o.id = i.owner_id";
 
 fn from_row(row: &Row<'_>) -> rusqlite::Result<ImageRow> {
     Ok(ImageRow {
@@ -43,7 +48,12 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<ImageRow> {
         source_format: row.get(3)?,
         virtual_size_bytes: row.get::<_, i64>(4)? as u64,
         sha256: row.get(5)?,
-        owner_uid: row.get(6)?,
+        owner: Owner {
+            id: row.get(6)?,
+            name: row.get(10)?,
+            uid: row.get(11)?,
+        },
+        public: row.get(12)?,
         created_at: row.get(7)?,
         sealed: row.get(8)?,
         firmware: row.get(9)?,
@@ -53,18 +63,19 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<ImageRow> {
 /// Inserts an image, returning its id.
 pub fn insert_image(conn: &Connection, image: &NewImage) -> Result<i64, StoreError> {
     conn.execute(
-        "INSERT INTO images (name, file_name, source_format, virtual_size_bytes, sha256, owner_uid, created_at, sealed, firmware)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        "INSERT INTO images (name, file_name, source_format, virtual_size_bytes, sha256, owner_id, created_at, sealed, firmware, public, owner_uid)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, COALESCE((SELECT uid FROM users WHERE id = ?6), -1))",
         params![
             image.name,
             image.file_name,
             image.source_format,
             image.virtual_size_bytes as i64,
             image.sha256,
-            image.owner_uid,
+            image.owner.id,
             image.created_at,
             image.sealed,
-            image.firmware
+            image.firmware,
+            image.public
         ],
     )?;
     Ok(conn.last_insert_rowid())
@@ -72,19 +83,19 @@ pub fn insert_image(conn: &Connection, image: &NewImage) -> Result<i64, StoreErr
 
 /// The image called `name`, if any.
 pub fn get_image(conn: &Connection, name: &str) -> Result<Option<ImageRow>, StoreError> {
-    let sql = format!("SELECT {COLUMNS} FROM images WHERE name = ?1");
+    let sql = format!("SELECT {COLUMNS} FROM {FROM} WHERE i.name = ?1");
     Ok(conn.query_row(&sql, [name], from_row).optional()?)
 }
 
 /// The image with id `id`, if any.
 pub fn get_image_by_id(conn: &Connection, id: i64) -> Result<Option<ImageRow>, StoreError> {
-    let sql = format!("SELECT {COLUMNS} FROM images WHERE id = ?1");
+    let sql = format!("SELECT {COLUMNS} FROM {FROM} WHERE i.id = ?1");
     Ok(conn.query_row(&sql, [id], from_row).optional()?)
 }
 
 /// Every image, by name.
 pub fn list_images(conn: &Connection) -> Result<Vec<ImageRow>, StoreError> {
-    let sql = format!("SELECT {COLUMNS} FROM images ORDER BY name");
+    let sql = format!("SELECT {COLUMNS} FROM {FROM} ORDER BY i.name");
     let mut stmt = conn.prepare_cached(&sql)?;
     let rows = stmt
         .query_map([], from_row)?

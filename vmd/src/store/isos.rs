@@ -2,7 +2,7 @@
 
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
-use super::StoreError;
+use super::{Owner, StoreError};
 
 /// One row of `isos`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -18,7 +18,7 @@ pub struct IsoRow {
     /// SHA-256 of the uploaded bytes.
     pub sha256: String,
     /// Uploader.
-    pub owner_uid: u32,
+    pub owner: Owner,
     /// Unix seconds.
     pub created_at: i64,
 }
@@ -26,7 +26,10 @@ pub struct IsoRow {
 /// What `insert_iso` needs.
 pub type NewIso = IsoRow;
 
-const COLUMNS: &str = "id, name, file_name, size_bytes, sha256, owner_uid, created_at";
+const COLUMNS: &str = "s.id, s.name, s.file_name, s.size_bytes, s.sha256, COALESCE(s.owner_id, 0),
+    s.created_at, COALESCE(o.name, 'uid-' || s.owner_uid), o.uid";
+
+const FROM: &str = "isos s LEFT JOIN users o ON o.id = s.owner_id";
 
 fn from_row(row: &Row<'_>) -> rusqlite::Result<IsoRow> {
     Ok(IsoRow {
@@ -35,7 +38,11 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<IsoRow> {
         file_name: row.get(2)?,
         size_bytes: row.get::<_, i64>(3)? as u64,
         sha256: row.get(4)?,
-        owner_uid: row.get(5)?,
+        owner: Owner {
+            id: row.get(5)?,
+            name: row.get(7)?,
+            uid: row.get(8)?,
+        },
         created_at: row.get(6)?,
     })
 }
@@ -43,21 +50,29 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<IsoRow> {
 /// Inserts an ISO (its `id` is ignored), returning the new id.
 pub fn insert_iso(conn: &Connection, iso: &NewIso) -> Result<i64, StoreError> {
     conn.execute(
-        "INSERT INTO isos (name, file_name, size_bytes, sha256, owner_uid, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        params![iso.name, iso.file_name, iso.size_bytes as i64, iso.sha256, iso.owner_uid, iso.created_at],
+        "INSERT INTO isos (name, file_name, size_bytes, sha256, owner_id, created_at, owner_uid)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, COALESCE((SELECT uid FROM users WHERE id = ?5), -1))",
+        params![
+            iso.name,
+            iso.file_name,
+            iso.size_bytes as i64,
+            iso.sha256,
+            iso.owner.id,
+            iso.created_at
+        ],
     )?;
     Ok(conn.last_insert_rowid())
 }
 
 /// The ISO called `name`, if any.
 pub fn get_iso(conn: &Connection, name: &str) -> Result<Option<IsoRow>, StoreError> {
-    let sql = format!("SELECT {COLUMNS} FROM isos WHERE name = ?1");
+    let sql = format!("SELECT {COLUMNS} FROM {FROM} WHERE s.name = ?1");
     Ok(conn.query_row(&sql, [name], from_row).optional()?)
 }
 
 /// Every ISO, by name.
 pub fn list_isos(conn: &Connection) -> Result<Vec<IsoRow>, StoreError> {
-    let sql = format!("SELECT {COLUMNS} FROM isos ORDER BY name");
+    let sql = format!("SELECT {COLUMNS} FROM {FROM} ORDER BY s.name");
     let mut stmt = conn.prepare_cached(&sql)?;
     let rows = stmt
         .query_map([], from_row)?

@@ -57,6 +57,34 @@
 //! ALTER TABLE vms ADD COLUMN install INTEGER NOT NULL DEFAULT 0;        -- 1: install VM of an
 //!     -- unsealed image: its disk is a standalone blank qcow2 that sealing turns into the base
 //! ```
+//! Version 4 adds accounts, tokens, ownership by account and ephemeral VMs:
+//! ```sql
+//! CREATE TABLE users (id INTEGER PRIMARY KEY AUTOINCREMENT,  -- ids are never reused
+//!     name TEXT NOT NULL UNIQUE, role TEXT NOT NULL,         -- admin | user
+//!     uid INTEGER UNIQUE,                                    -- linked local uid
+//!     password TEXT,                                         -- argon2id PHC string
+//!     created_at INTEGER NOT NULL,
+//!     max_vms, max_running, max_vcpus, max_memory_mib, max_disk_bytes INTEGER);
+//!     -- quota overrides: NULL = the configured default, -1 = unlimited
+//! CREATE TABLE tokens (id INTEGER PRIMARY KEY AUTOINCREMENT,
+//!     user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+//!     kind TEXT NOT NULL,                                    -- api | session
+//!     name TEXT, digest BLOB NOT NULL,                       -- SHA-256 of the secret
+//!     created_at INTEGER NOT NULL, expires_at INTEGER, last_used_at INTEGER);
+//! -- one account per owner uid found (uid 0: root, admin; others: uid-N, renamed to the
+//! -- login name at start-up)
+//! ALTER TABLE vms ADD COLUMN owner_id INTEGER REFERENCES users(id);  -- owner_uid: unused
+//! ALTER TABLE vms ADD COLUMN expires_at INTEGER;   -- unix seconds, the VM's deadline
+//! ALTER TABLE vms ADD COLUMN on_expiry TEXT;       -- remove | wipe | stop
+//! ALTER TABLE vms ADD COLUMN session_id INTEGER;   -- tokens.id of the session it ends with
+//! ALTER TABLE images ADD COLUMN owner_id INTEGER REFERENCES users(id);
+//! ALTER TABLE images ADD COLUMN public INTEGER NOT NULL DEFAULT 1;
+//! ALTER TABLE isos ADD COLUMN owner_id INTEGER REFERENCES users(id);
+//! ALTER TABLE events ADD COLUMN actor TEXT;        -- account that caused it
+//! ALTER TABLE events ADD COLUMN owner TEXT;        -- account owning the object
+//! ALTER TABLE events ADD COLUMN audience_id INTEGER; -- users.id that may see it (and admins)
+//! ALTER TABLE events ADD COLUMN public INTEGER NOT NULL DEFAULT 0;  -- every user may see it
+//! ```
 //! # Rules
 //! - WAL journal, `foreign_keys = ON`, `busy_timeout` 5 s.
 //! - Migrations are an ordered list; the index + 1 of the last applied one is `user_version`.
@@ -77,6 +105,8 @@
 mod events;
 mod images;
 mod isos;
+mod tokens;
+mod users;
 mod vms;
 
 use std::path::Path;
@@ -84,15 +114,24 @@ use std::sync::Mutex;
 
 use rusqlite::{Connection, Transaction};
 
-pub use events::{insert_event, list_events, prune_events, EventRow, NewEvent};
+pub use events::{insert_event, list_events, prune_events, Audience, EventRow, NewEvent, Viewer};
 pub use images::{
     count_images, delete_image, get_image, get_image_by_id, image_users, insert_image, list_images,
     seal_image, ImageRow, NewImage,
 };
 pub use isos::{delete_iso, get_iso, insert_iso, iso_users, list_isos, IsoRow, NewIso};
+pub use tokens::{
+    delete_token, delete_tokens_of, insert_token, list_tokens, prune_expired_tokens, token_by_id,
+    touch_token, NewToken, TokenRow,
+};
+pub use users::{
+    delete_user, images_of, insert_user, list_users, running_memory_mib, update_user, usage,
+    user_by_id, user_by_name, user_by_uid, vms_of, Limit, Limits, NewUser, UserRow,
+};
 pub use vms::{
-    clear_runtime, count_vms, delete_vm, get_vm, insert_vm, list_vms, set_iso, set_runtime,
-    set_state, vm_with_ssh_port, NewVm, RuntimeRow, StateColumn, VmRow,
+    clear_runtime, count_vms, delete_vm, expired_vms, get_vm, insert_vm, list_vms, next_expiry,
+    set_expiry, set_iso, set_runtime, set_state, vm_with_ssh_port, Expiry, NewVm, Owner,
+    RuntimeRow, StateColumn, VmRow,
 };
 
 /// Schema migrations, applied in order. Never edit a shipped entry; append a new one.
@@ -160,6 +199,52 @@ ALTER TABLE vms ADD COLUMN iso_id INTEGER REFERENCES isos(id);
 ALTER TABLE vms ADD COLUMN firmware TEXT NOT NULL DEFAULT 'bios';
 ALTER TABLE vms ADD COLUMN install INTEGER NOT NULL DEFAULT 0;
 CREATE INDEX vms_iso_id ON vms(iso_id);
+"#,
+    r#"
+CREATE TABLE users (
+    id             INTEGER PRIMARY KEY AUTOINCREMENT,
+    name           TEXT NOT NULL UNIQUE,
+    role           TEXT NOT NULL,
+    uid            INTEGER UNIQUE,
+    password       TEXT,
+    created_at     INTEGER NOT NULL,
+    max_vms        INTEGER,
+    max_running    INTEGER,
+    max_vcpus      INTEGER,
+    max_memory_mib INTEGER,
+    max_disk_bytes INTEGER
+);
+CREATE TABLE tokens (
+    id           INTEGER PRIMARY KEY AUTOINCREMENT,
+    user_id      INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    kind         TEXT NOT NULL,
+    name         TEXT,
+    digest       BLOB NOT NULL,
+    created_at   INTEGER NOT NULL,
+    expires_at   INTEGER,
+    last_used_at INTEGER
+);
+CREATE INDEX tokens_user_id ON tokens(user_id);
+INSERT INTO users (name, role, uid, created_at)
+    SELECT CASE u WHEN 0 THEN 'root' ELSE 'uid-' || u END,
+           CASE u WHEN 0 THEN 'admin' ELSE 'user' END, u, CAST(strftime('%s', 'now') AS INTEGER)
+    FROM (SELECT owner_uid AS u FROM vms UNION SELECT owner_uid FROM images
+          UNION SELECT owner_uid FROM isos);
+ALTER TABLE vms ADD COLUMN owner_id INTEGER REFERENCES users(id);
+ALTER TABLE vms ADD COLUMN expires_at INTEGER;
+ALTER TABLE vms ADD COLUMN on_expiry TEXT;
+ALTER TABLE vms ADD COLUMN session_id INTEGER;
+UPDATE vms SET owner_id = (SELECT id FROM users WHERE uid = vms.owner_uid);
+CREATE INDEX vms_owner_id ON vms(owner_id);
+ALTER TABLE images ADD COLUMN owner_id INTEGER REFERENCES users(id);
+ALTER TABLE images ADD COLUMN public INTEGER NOT NULL DEFAULT 1;
+UPDATE images SET owner_id = (SELECT id FROM users WHERE uid = images.owner_uid);
+ALTER TABLE isos ADD COLUMN owner_id INTEGER REFERENCES users(id);
+UPDATE isos SET owner_id = (SELECT id FROM users WHERE uid = isos.owner_uid);
+ALTER TABLE events ADD COLUMN actor TEXT;
+ALTER TABLE events ADD COLUMN owner TEXT;
+ALTER TABLE events ADD COLUMN audience_id INTEGER;
+ALTER TABLE events ADD COLUMN public INTEGER NOT NULL DEFAULT 0;
 "#,
 ];
 

@@ -27,14 +27,16 @@ pub struct VmRow {
     pub disk_bytes: u64,
     /// Lifecycle state (decoded by [`StateColumn`]).
     pub state: VmState,
-    /// Creating user.
-    pub owner_uid: u32,
+    /// Owning account.
+    pub owner: Owner,
     /// Unix seconds.
     pub created_at: i64,
     /// File under `overlays/`.
     pub overlay_file: String,
     /// Host port forwarded to guest port 22.
     pub ssh_port: Option<u16>,
+    /// Lifetime: deadline, action, session.
+    pub expiry: Expiry,
     /// Why crashed / why the last start failed.
     pub reason: Option<String>,
     /// The QEMU process, while one exists.
@@ -45,6 +47,40 @@ pub struct VmRow {
     pub firmware: String,
     /// The install VM of an unsealed image (its disk is standalone, not an overlay).
     pub install: bool,
+}
+
+/// The account that owns an object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Owner {
+    /// `users.id`.
+    pub id: i64,
+    /// Its name.
+    pub name: String,
+    /// Its linked uid.
+    pub uid: Option<u32>,
+}
+
+/// A VM's lifetime.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Expiry {
+    /// Unix seconds.
+    pub deadline: Option<i64>,
+    /// `remove`, `wipe` or `stop` (decoded by the manager).
+    pub action: Option<String>,
+    /// The login session the VM ends with: `(token id, its expiry)`; the expiry is `None`
+    /// when the session is gone (logged out), which ends the VM now.
+    pub session: Option<(i64, Option<i64>)>,
+}
+
+impl Expiry {
+    /// When the VM's lifetime ends: the earlier of its deadline and its session's end.
+    pub fn ends_at(&self, now: i64) -> Option<i64> {
+        let session_end = self.session.map(|(_, end)| end.unwrap_or(now));
+        match (self.deadline, session_end) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
 }
 
 /// One row of `vm_runtime`: the QEMU process of a VM.
@@ -77,14 +113,20 @@ pub struct NewVm {
     pub disk_bytes: u64,
     /// Initial state.
     pub state: VmState,
-    /// Creating user.
-    pub owner_uid: u32,
+    /// Owning account (`users.id`).
+    pub owner_id: i64,
     /// Unix seconds.
     pub created_at: i64,
     /// File under `overlays/`.
     pub overlay_file: String,
     /// Host port forwarded to guest port 22.
     pub ssh_port: Option<u16>,
+    /// Deadline, unix seconds.
+    pub expires_at: Option<i64>,
+    /// `remove`, `wipe` or `stop`.
+    pub on_expiry: Option<String>,
+    /// Session token id it ends with.
+    pub session_id: Option<i64>,
     /// Inserted ISO id.
     pub iso_id: Option<i64>,
     /// `bios` or `uefi`.
@@ -94,11 +136,14 @@ pub struct NewVm {
 }
 
 const SELECT: &str = "SELECT v.id, v.name, v.image_id, i.name, i.file_name, v.cpus, v.memory_mib,
-    v.disk_bytes, v.state, v.owner_uid, v.created_at, v.overlay_file, v.ssh_port, v.reason,
+    v.disk_bytes, v.state, v.owner_id, v.created_at, v.overlay_file, v.ssh_port, v.reason,
     r.pid, r.pid_start_time, r.accelerator, r.started_at, r.run_dir,
-    s.id, s.name, s.file_name, v.firmware, v.install
+    s.id, s.name, s.file_name, v.firmware, v.install,
+    COALESCE(o.name, 'uid-' || v.owner_uid), o.uid, v.expires_at, v.on_expiry, v.session_id,
+    t.id, t.expires_at
     FROM vms v JOIN images i ON i.id = v.image_id LEFT JOIN vm_runtime r ON r.vm_id = v.id
-    LEFT JOIN isos s ON s.id = v.iso_id";
+    LEFT JOIN isos s ON s.id = v.iso_id LEFT JOIN users o ON o.id = v.owner_id
+    LEFT JOIN tokens t ON t.id = v.session_id";
 
 fn from_row(row: &Row<'_>) -> rusqlite::Result<VmRow> {
     Ok(VmRow {
@@ -111,7 +156,12 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<VmRow> {
         memory_mib: row.get::<_, i64>(6)? as u64,
         disk_bytes: row.get::<_, i64>(7)? as u64,
         state: row.get::<_, StateColumn>(8)?.0,
-        owner_uid: row.get(9)?,
+        owner: Owner {
+            id: row.get::<_, Option<i64>>(9)?.unwrap_or(0),
+            name: row.get(24)?,
+            uid: row.get(25)?,
+        },
+        expiry: expiry_from(row)?,
         created_at: row.get(10)?,
         overlay_file: row.get(11)?,
         ssh_port: row.get(12)?,
@@ -135,12 +185,29 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<VmRow> {
     })
 }
 
+fn expiry_from(row: &Row<'_>) -> rusqlite::Result<Expiry> {
+    let session = match row.get::<_, Option<i64>>(28)? {
+        None => None,
+        Some(id) => match row.get::<_, Option<i64>>(29)? {
+            // A session token without expiry cannot exist; treat it as far away.
+            Some(_) => Some((id, Some(row.get::<_, Option<i64>>(30)?.unwrap_or(i64::MAX)))),
+            None => Some((id, None)),
+        },
+    };
+    Ok(Expiry {
+        deadline: row.get(26)?,
+        action: row.get(27)?,
+        session,
+    })
+}
+
 /// Inserts a VM, returning its id.
 pub fn insert_vm(conn: &Connection, vm: &NewVm) -> Result<i64, StoreError> {
     conn.execute(
-        "INSERT INTO vms (name, image_id, cpus, memory_mib, disk_bytes, state, owner_uid, created_at, overlay_file, ssh_port,
-            iso_id, firmware, install)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+        "INSERT INTO vms (name, image_id, cpus, memory_mib, disk_bytes, state, owner_id, created_at, overlay_file, ssh_port,
+            iso_id, firmware, install, expires_at, on_expiry, session_id, owner_uid)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,
+            COALESCE((SELECT uid FROM users WHERE id = ?7), -1))",
         params![
             vm.name,
             vm.image_id,
@@ -148,13 +215,16 @@ pub fn insert_vm(conn: &Connection, vm: &NewVm) -> Result<i64, StoreError> {
             vm.memory_mib as i64,
             vm.disk_bytes as i64,
             StateColumn(vm.state),
-            vm.owner_uid,
+            vm.owner_id,
             vm.created_at,
             vm.overlay_file,
             vm.ssh_port,
             vm.iso_id,
             vm.firmware,
-            vm.install
+            vm.install,
+            vm.expires_at,
+            vm.on_expiry,
+            vm.session_id
         ],
     )?;
     Ok(conn.last_insert_rowid())
@@ -166,14 +236,53 @@ pub fn get_vm(conn: &Connection, name: &str) -> Result<Option<VmRow>, StoreError
     Ok(conn.query_row(&sql, [name], from_row).optional()?)
 }
 
-/// Every VM, by name.
-pub fn list_vms(conn: &Connection) -> Result<Vec<VmRow>, StoreError> {
-    let sql = format!("{SELECT} ORDER BY v.name");
+/// Every VM (`owner` `None`) or those of one account, by name.
+pub fn list_vms(conn: &Connection, owner: Option<i64>) -> Result<Vec<VmRow>, StoreError> {
+    let sql = format!("{SELECT} WHERE ?1 IS NULL OR v.owner_id = ?1 ORDER BY v.name");
     let mut stmt = conn.prepare_cached(&sql)?;
     let rows = stmt
-        .query_map([], from_row)?
+        .query_map([owner], from_row)?
         .collect::<Result<Vec<_>, _>>()?;
     Ok(rows)
+}
+
+/// Sets the lifetime of VM `id` (deadline, action, session).
+pub fn set_expiry(
+    conn: &Connection,
+    id: i64,
+    deadline: Option<i64>,
+    action: Option<&str>,
+    session_id: Option<i64>,
+) -> Result<(), StoreError> {
+    conn.execute(
+        "UPDATE vms SET expires_at = ?2, on_expiry = ?3, session_id = ?4 WHERE id = ?1",
+        params![id, deadline, action, session_id],
+    )?;
+    Ok(())
+}
+
+/// Names of the VMs whose lifetime ended by `now`: deadline passed, session expired or gone.
+pub fn expired_vms(conn: &Connection, now: i64) -> Result<Vec<String>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT v.name FROM vms v LEFT JOIN tokens t ON t.id = v.session_id
+         WHERE (v.expires_at IS NOT NULL AND v.expires_at <= ?1)
+            OR (v.session_id IS NOT NULL AND (t.id IS NULL OR t.expires_at <= ?1))
+         ORDER BY v.name",
+    )?;
+    let rows = stmt
+        .query_map([now], |r| r.get(0))?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(rows)
+}
+
+/// The earliest future end of any VM's lifetime (deadline or session expiry), if any.
+pub fn next_expiry(conn: &Connection) -> Result<Option<i64>, StoreError> {
+    Ok(conn.query_row(
+        "SELECT MIN(e) FROM (SELECT expires_at AS e FROM vms WHERE expires_at IS NOT NULL
+            UNION ALL SELECT t.expires_at FROM vms v JOIN tokens t ON t.id = v.session_id)",
+        [],
+        |r| r.get(0),
+    )?)
 }
 
 /// Deletes VM `id`.

@@ -1,0 +1,343 @@
+//! Accounts: `user.add/list/get/remove/passwd/set`, and the quota view of an account.
+//!
+//! Account management is for admins; a user may read their own account and change their own
+//! password. Passwords are hashed (argon2id) on a blocking thread before the transaction;
+//! a password change ends the account's sessions.
+
+use vm_proto::names::validate_account_name;
+use vm_proto::types::{
+    EventKind, LimitUpdate, LimitWord, Role, User, UserAdd, UserPasswd, UserRemove, UserRemoved,
+    UserSet,
+};
+
+use super::access::allow;
+use super::events::Draft;
+use super::{now_secs, rfc3339, Error, Manager};
+use crate::auth::policy::{Action, Object};
+use crate::auth::{secret, Subject};
+use crate::store::{self, Limit, NewUser, UserRow};
+
+impl Manager {
+    /// `user.add`.
+    pub async fn add_user(&self, subject: &Subject, req: UserAdd) -> Result<User, Error> {
+        allow(
+            subject,
+            Action::Administer,
+            Object::Account { id: 0 },
+            || Error::Forbidden("managing accounts is for admins"),
+        )?;
+        validate_account_name(&req.name).map_err(Error::Invalid)?;
+        let password = self.hash(req.password).await?;
+        let new = NewUser {
+            name: req.name.clone(),
+            role: if req.admin { Role::Admin } else { Role::User },
+            uid: req.uid,
+            password,
+            created_at: now_secs(),
+        };
+        let row = self
+            .db(move |s| {
+                s.with_tx(|tx| {
+                    check_free(tx, &new.name, new.uid, None)?;
+                    let id = store::insert_user(tx, &new)?;
+                    store::user_by_id(tx, id)?
+                        .ok_or_else(|| Error::AccountNotFound(new.name.clone()))
+                })
+            })
+            .await?;
+        tracing::info!(user = %row.name, role = %row.role, uid = ?row.uid, by = %subject.name, "account added");
+        self.user_event(EventKind::UserAdded, &row, format!("added as {}", row.role))
+            .await?;
+        self.user_view(row).await
+    }
+
+    /// `user.list`: every account for admins, the caller's own otherwise.
+    pub async fn list_users(&self, subject: &Subject) -> Result<Vec<User>, Error> {
+        let rows = self.db(|s| Ok(s.read(store::list_users)?)).await?;
+        let mut users = Vec::new();
+        for row in rows {
+            if allow(
+                subject,
+                Action::Read,
+                Object::Account { id: row.id },
+                || Error::AccountNotFound(String::new()),
+            )
+            .is_ok()
+            {
+                users.push(self.user_view(row).await?);
+            }
+        }
+        Ok(users)
+    }
+
+    /// `user.get`.
+    pub async fn get_user(&self, subject: &Subject, name: &str) -> Result<User, Error> {
+        let row = self.account_for(subject, name, Action::Read).await?;
+        self.user_view(row).await
+    }
+
+    /// `user.passwd`: sets or clears a password and ends the account's sessions.
+    pub async fn set_password(&self, subject: &Subject, req: UserPasswd) -> Result<(), Error> {
+        let mut row = self.account_for(subject, &req.name, Action::Modify).await?;
+        row.password = self.hash(req.password).await?;
+        let ended = self
+            .db(move |s| {
+                s.with_tx(|tx| {
+                    store::update_user(tx, &row)?;
+                    Ok(store::delete_tokens_of(
+                        tx,
+                        row.id,
+                        Some(vm_proto::types::TokenKind::Session),
+                    )?)
+                })
+            })
+            .await?;
+        tracing::info!(user = %req.name, by = %subject.name, sessions_ended = ended, "password changed");
+        Ok(())
+    }
+
+    /// `user.set`: role, uid link and quota overrides.
+    pub async fn set_user(&self, subject: &Subject, req: UserSet) -> Result<User, Error> {
+        let mut row = self
+            .account_for(subject, &req.name, Action::Administer)
+            .await?;
+        row.role = req.role.unwrap_or(row.role);
+        row.uid = req.uid.or(row.uid);
+        let l = &mut row.limits;
+        for (slot, update) in [
+            (&mut l.vms, req.max_vms),
+            (&mut l.running, req.max_running),
+            (&mut l.vcpus, req.max_vcpus),
+            (&mut l.memory_mib, req.max_memory_mib),
+            (&mut l.disk_bytes, req.max_disk_bytes),
+        ] {
+            if let Some(update) = update {
+                *slot = limit(update);
+            }
+        }
+        let new = row.clone();
+        self.db(move |s| {
+            s.with_tx(|tx| {
+                check_free(tx, &new.name, new.uid, Some(new.id))?;
+                Ok(store::update_user(tx, &new)?)
+            })
+        })
+        .await?;
+        tracing::info!(user = %row.name, role = %row.role, by = %subject.name, "account changed");
+        self.user_event(
+            EventKind::UserChanged,
+            &row,
+            "role, uid or quotas changed".into(),
+        )
+        .await?;
+        self.user_view(row).await
+    }
+
+    /// `user.remove`: refused while the account owns VMs or images unless `force`, which
+    /// removes them first (stopping running VMs).
+    pub async fn remove_user(
+        &self,
+        subject: &Subject,
+        req: UserRemove,
+    ) -> Result<UserRemoved, Error> {
+        let row = self
+            .account_for(subject, &req.name, Action::Administer)
+            .await?;
+        if row.uid == Some(0) {
+            return Err(Error::Invalid("the root account cannot be removed".into()));
+        }
+        let id = row.id;
+        let (vms, images) = self
+            .db(move |s| {
+                Ok(s.read(|c| {
+                    Ok::<_, store::StoreError>((store::vms_of(c, id)?, store::images_of(c, id)?))
+                })?)
+            })
+            .await?;
+        if !req.force && !(vms.is_empty() && images.is_empty()) {
+            let owned = described(&vms, "vm")
+                .into_iter()
+                .chain(described(&images, "image"))
+                .collect();
+            return Err(Error::AccountInUse {
+                name: row.name,
+                owned,
+            });
+        }
+        for vm in &vms {
+            let stop = vm_proto::types::VmStop {
+                name: vm.clone(),
+                force: true,
+                timeout_secs: None,
+            };
+            if let Err(err) = self.stop_vm(subject, stop).await {
+                ignore_not_running(err)?;
+            }
+            self.remove_vm(subject, vm).await?;
+        }
+        for image in &images {
+            self.remove_image(subject, image).await?;
+        }
+        let tokens = self
+            .db(move |s| {
+                s.with_tx(|tx| {
+                    let n = store::delete_tokens_of(tx, id, None)?;
+                    store::delete_user(tx, id)?;
+                    Ok(n)
+                })
+            })
+            .await?;
+        tracing::info!(user = %row.name, by = %subject.name, vms = vms.len(), images = images.len(), tokens, "account removed");
+        self.user_event(EventKind::UserRemoved, &row, "removed".into())
+            .await?;
+        Ok(UserRemoved {
+            name: row.name,
+            vms,
+            images,
+            tokens,
+        })
+    }
+
+    /// Renames the accounts that the schema migration made for owner uids (`uid-N`) after
+    /// their login names, where one exists and is free. Failures are logged.
+    pub async fn name_placeholder_accounts(&self) {
+        let renamed = self
+            .db(|s| {
+                let rows = s.read(store::list_users)?;
+                let mut renamed = Vec::new();
+                for mut row in rows {
+                    let Some(uid) = row.uid.filter(|u| row.name == format!("uid-{u}")) else {
+                        continue;
+                    };
+                    let login = crate::auth::identity::login_name(uid);
+                    if login == row.name || s.read(|c| store::user_by_name(c, &login))?.is_some() {
+                        continue;
+                    }
+                    row.name = login;
+                    s.with_tx(|tx| store::update_user(tx, &row))?;
+                    renamed.push(row.name);
+                }
+                Ok(renamed)
+            })
+            .await;
+        match renamed {
+            Ok(names) if !names.is_empty() => {
+                tracing::info!(accounts = ?names, "accounts named after their login names")
+            }
+            Ok(_) => {}
+            Err(err) => tracing::warn!(error = %err, "cannot name accounts after login names"),
+        }
+    }
+
+    /// The account `name` if `subject` may take `action` on it.
+    pub(super) async fn account_for(
+        &self,
+        subject: &Subject,
+        name: &str,
+        action: Action,
+    ) -> Result<UserRow, Error> {
+        let row = self.account(name).await?;
+        allow(subject, action, Object::Account { id: row.id }, || {
+            Error::AccountNotFound(name.into())
+        })?;
+        Ok(row)
+    }
+
+    /// The account called `name`.
+    pub(super) async fn account(&self, name: &str) -> Result<UserRow, Error> {
+        let key = name.to_string();
+        self.db(move |s| Ok(s.read(|c| store::user_by_name(c, &key))?))
+            .await?
+            .ok_or_else(|| Error::AccountNotFound(name.into()))
+    }
+
+    /// The API view of an account, with its quotas and use.
+    pub(super) async fn user_view(&self, row: UserRow) -> Result<User, Error> {
+        let id = row.id;
+        let (usage, vms) = self
+            .db(move |s| {
+                Ok(s.read(|c| {
+                    Ok::<_, store::StoreError>((store::usage(c, id)?, store::vms_of(c, id)?))
+                })?)
+            })
+            .await?;
+        Ok(User {
+            quota: row.limits.resolve(&self.config.auth.quota),
+            quota_overrides: row.limits.overrides(),
+            has_password: row.password.is_some(),
+            created_at: rfc3339(row.created_at),
+            role: row.role,
+            uid: row.uid,
+            name: row.name,
+            usage,
+            vms,
+        })
+    }
+
+    async fn hash(&self, password: Option<String>) -> Result<Option<String>, Error> {
+        let Some(password) = password else {
+            return Ok(None);
+        };
+        secret::check_password(&password).map_err(Error::Invalid)?;
+        let phc = tokio::task::spawn_blocking(move || secret::hash_password(&password)).await?;
+        phc.map(Some)
+            .map_err(|e| Error::Invalid(format!("cannot hash the password: {e}")))
+    }
+
+    async fn user_event(
+        &self,
+        kind: EventKind,
+        row: &UserRow,
+        message: String,
+    ) -> Result<(), Error> {
+        let owner = store::Owner {
+            id: row.id,
+            name: row.name.clone(),
+            uid: row.uid,
+        };
+        let mut draft = Draft::vm(kind, "", message).owned_by(&owner);
+        draft.vm = None;
+        self.events.emit(draft).await?;
+        Ok(())
+    }
+}
+
+/// Inside a transaction: no other account (than `except`) has `name` or `uid`.
+fn check_free(
+    tx: &rusqlite::Connection,
+    name: &str,
+    uid: Option<u32>,
+    except: Option<i64>,
+) -> Result<(), Error> {
+    if store::user_by_name(tx, name)?.is_some_and(|u| Some(u.id) != except) {
+        return Err(Error::AccountExists(format!("user {name}")));
+    }
+    if let Some(uid) = uid {
+        if let Some(other) = store::user_by_uid(tx, uid)?.filter(|u| Some(u.id) != except) {
+            return Err(Error::AccountExists(format!(
+                "an account for uid {uid} ({})",
+                other.name
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn limit(update: LimitUpdate) -> Limit {
+    match update {
+        LimitUpdate::Value(n) => Limit::Max(n),
+        LimitUpdate::Word(LimitWord::Default) => Limit::Default,
+        LimitUpdate::Word(LimitWord::Unlimited) => Limit::Unlimited,
+    }
+}
+
+fn described(names: &[String], what: &str) -> Vec<String> {
+    names.iter().map(|n| format!("{what} {n}")).collect()
+}
+
+fn ignore_not_running(err: Error) -> Result<(), Error> {
+    match err.code() {
+        vm_proto::ErrorCode::WrongState => Ok(()),
+        _ => Err(err),
+    }
+}
