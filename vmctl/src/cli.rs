@@ -1,14 +1,22 @@
 //! Command-line syntax (clap derive): global options and one variant per verb.
 //!
-//! Global options (`--socket`, `--output`, `-q`) are accepted before or after the subcommand.
-//! Sizes stay strings here and are parsed by the verbs, so that a bad size exits 6 (invalid
-//! argument) like the daemon's own validation, not 2 (usage).
+//! Global options (`--socket`, `--token`, `--output`, `-q`) are accepted before or after the
+//! subcommand. Sizes, durations and limits stay strings here and are parsed by the verbs, so
+//! that a bad value exits 6 (invalid argument) like the daemon's own validation, not 2 (usage).
+//! The account verbs (`user`, `token`, `login`, …) are in [`account`].
+
+mod account;
+
+pub use account::{
+    ExtendArgs, LoginArgs, TokenCommand, TokenCreateArgs, UserAddArgs, UserCommand, UserPasswdArgs,
+    UserRmArgs, UserSetArgs,
+};
 
 use std::path::PathBuf;
 
 use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use vm_proto::types::{Firmware, VmState};
+use vm_proto::types::{ExpiryAction, Firmware, VmState};
 
 /// Help heading of the options every command accepts.
 const GLOBAL: &str = "Global options";
@@ -41,6 +49,10 @@ pub struct Cli {
     /// $XDG_RUNTIME_DIR/vmd/vmd.sock]
     #[arg(long, global = true, value_name = "PATH", help_heading = GLOBAL)]
     pub socket: Option<PathBuf>,
+    /// Bearer token to act as its user (from `vmctl login` or `vmctl token create`)
+    /// [default: $VMD_TOKEN; without one, vmd knows you by your uid on the socket]
+    #[arg(long, global = true, env = "VMD_TOKEN", hide_env_values = true, value_name = "TOKEN", help_heading = GLOBAL)]
+    pub token: Option<String>,
     /// Output format: human tables, or one JSON document on stdout
     #[arg(long, global = true, value_enum, default_value_t = Format::Table, value_name = "FORMAT", help_heading = GLOBAL)]
     pub output: Format,
@@ -74,9 +86,9 @@ pub enum Command {
     Iso(IsoCommand),
     /// Define a VM as a fresh overlay on a base image (it starts stopped)
     Create(CreateArgs),
-    /// List VMs
+    /// List your VMs (admins: --all or --user for others')
     #[command(visible_alias = "list")]
-    Ls,
+    Ls(LsArgs),
     /// Show every detail of a VM
     Show(NameArg),
     /// Delete stopped VMs and their disks, in order; stops at the first failure
@@ -84,6 +96,8 @@ pub enum Command {
     Rm(NamesArg),
     /// Reset a stopped VM's disk to its base image
     Wipe(NameArg),
+    /// Move a VM's expiry later (from now if it has none), e.g. `extend web1 2h`
+    Extend(ExtendArgs),
     /// Start a stopped or crashed VM and print it
     Start(NameArg),
     /// Stop a VM: ACPI power-down, then force after a timeout
@@ -106,6 +120,18 @@ pub enum Command {
     /// Attach to a running VM's serial console (detach with Ctrl-])
     #[command(long_about = CONSOLE_HELP)]
     Console(ConsoleArgs),
+    /// Manage accounts, roles and quotas (admins; users may show and passwd themselves)
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Manage API tokens
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Log in with a password and print a session token (for VMD_TOKEN)
+    Login(LoginArgs),
+    /// End the session of --token / VMD_TOKEN
+    Logout,
+    /// Show who vmd thinks you are, your role and your quota use
+    Whoami,
 }
 
 /// The `image` verbs.
@@ -179,6 +205,17 @@ pub struct NamesArg {
     /// Names of the objects
     #[arg(required = true, value_name = "NAME")]
     pub names: Vec<String>,
+}
+
+/// Arguments of `ls`.
+#[derive(Debug, Args)]
+pub struct LsArgs {
+    /// Every user's VMs (admins)
+    #[arg(long, conflicts_with = "user")]
+    pub all: bool,
+    /// That user's VMs (admins, or your own name)
+    #[arg(long, value_name = "NAME")]
+    pub user: Option<String>,
 }
 
 /// Arguments of `stop`.
@@ -288,6 +325,12 @@ pub struct PublishArgs {
     /// Name of the new base image
     #[arg(value_name = "NEWBASE")]
     pub name: String,
+    /// Every user may use it (admins) [default: public for admins, private for users]
+    #[arg(long, conflicts_with = "private")]
+    pub public: bool,
+    /// Only you (and admins) may use it; it counts against your disk quota
+    #[arg(long)]
+    pub private: bool,
 }
 
 /// Arguments of `iso upload`.
@@ -343,6 +386,36 @@ pub struct CreateArgs {
     /// Guest firmware [default: the base image's]
     #[arg(long, value_enum, value_name = "FIRMWARE")]
     pub firmware: Option<FirmwareArg>,
+    /// Lifetime, e.g. 2h, 90m, 1h30m or seconds; then --on-expiry happens [default: none]
+    #[arg(long, value_name = "DURATION")]
+    pub ttl: Option<String>,
+    /// What happens when the VM expires (needs --ttl or --session) [daemon default: remove]
+    #[arg(long, value_enum, value_name = "ACTION")]
+    pub on_expiry: Option<ExpiryArg>,
+    /// Tie the VM to your login session (--token from `vmctl login`): it expires with it
+    #[arg(long)]
+    pub session: bool,
+}
+
+/// What expiry does, the values of `--on-expiry`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ExpiryArg {
+    /// Stop the VM and delete it with its disk
+    Remove,
+    /// Stop the VM and reset its disk to the base; the VM stays
+    Wipe,
+    /// Stop the VM; it stays
+    Stop,
+}
+
+impl From<ExpiryArg> for ExpiryAction {
+    fn from(arg: ExpiryArg) -> Self {
+        match arg {
+            ExpiryArg::Remove => ExpiryAction::Remove,
+            ExpiryArg::Wipe => ExpiryAction::Wipe,
+            ExpiryArg::Stop => ExpiryAction::Stop,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -370,9 +443,61 @@ mod tests {
         assert!(!parse(&["status"]).quiet);
     }
 
+    /// The only test that touches `$VMD_TOKEN`, so no other test races with it.
+    #[test]
+    fn token_comes_from_the_flag_then_the_environment() {
+        std::env::set_var("VMD_TOKEN", "from-env");
+        assert_eq!(parse(&["ls"]).token.as_deref(), Some("from-env"));
+        let cli = parse(&["ls", "--token", "from-flag"]);
+        assert_eq!(cli.token.as_deref(), Some("from-flag"));
+        let help = Cli::command().render_long_help().to_string();
+        assert!(
+            help.contains("--token") && !help.contains("from-env"),
+            "{help}"
+        );
+        std::env::remove_var("VMD_TOKEN");
+        assert_eq!(
+            parse(&["--token", "t", "whoami"]).token.as_deref(),
+            Some("t")
+        );
+        assert_eq!(parse(&["whoami"]).token, None);
+    }
+
+    #[test]
+    fn ls_create_and_publish_take_the_account_options() {
+        let Command::Ls(args) = parse(&["ls", "--user", "ann"]).command else {
+            panic!("not ls")
+        };
+        assert_eq!((args.all, args.user.as_deref()), (false, Some("ann")));
+        assert!(matches!(parse(&["ls", "--all"]).command, Command::Ls(a) if a.all));
+        let cli = parse(&[
+            "create",
+            "t1",
+            "--image",
+            "b",
+            "--ttl",
+            "2h",
+            "--on-expiry",
+            "wipe",
+            "--session",
+        ]);
+        let Command::Create(args) = cli.command else {
+            panic!("not create")
+        };
+        assert_eq!(args.ttl.as_deref(), Some("2h"));
+        assert_eq!(
+            args.on_expiry.map(ExpiryAction::from),
+            Some(ExpiryAction::Wipe)
+        );
+        assert!(args.session);
+        let cli = parse(&["image", "publish", "v", "b", "--private"]);
+        assert!(matches!(cli.command,
+            Command::Image(ImageCommand::Publish(p)) if p.private && !p.public));
+    }
+
     #[test]
     fn aliases_parse() {
-        assert!(matches!(parse(&["list"]).command, Command::Ls));
+        assert!(matches!(parse(&["list"]).command, Command::Ls(_)));
         assert!(matches!(parse(&["remove", "a"]).command, Command::Rm(_)));
         assert!(matches!(
             parse(&["image", "list"]).command,
