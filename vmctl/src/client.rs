@@ -213,6 +213,38 @@ mod tests {
         assert!(err.hint().is_some_and(|h| h.contains("is vmd running")));
     }
 
+    /// A peer that reads the handshake, hands it over, and refuses it with 401.
+    async fn refusing_peer(listener: tokio::net::UnixListener) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let (mut stream, _) = listener.accept().await.expect("accept");
+        let mut request = Vec::new();
+        while !request.ends_with(b"\r\n\r\n") {
+            let mut byte = [0u8; 1];
+            stream.read_exact(&mut byte).await.expect("read");
+            request.push(byte[0]);
+        }
+        let reply = b"HTTP/1.1 401 Unauthorized\r\ncontent-length: 0\r\n\r\n";
+        stream.write_all(reply).await.expect("reply");
+        String::from_utf8(request).expect("utf-8").to_lowercase()
+    }
+
+    #[tokio::test]
+    async fn the_handshake_carries_the_token() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let socket = dir.path().join("x.sock");
+        let listener = tokio::net::UnixListener::bind(&socket).expect("bind");
+        let peer = tokio::spawn(refusing_peer(listener));
+        let token = Credential::new(Some("Tok-1".into()));
+        let err = connect(&socket, token.as_ref()).await.expect_err("refused");
+        let request = peer.await.expect("peer");
+        assert!(
+            request.contains("authorization: bearer tok-1\r\n"),
+            "{request}"
+        );
+        assert_eq!(err.exit_code(), 7, "{err}");
+        assert!(!err.to_string().contains("Tok-1") && !format!("{err:?}").contains("Tok-1"));
+    }
+
     #[tokio::test]
     async fn non_websocket_peer_is_unreachable() {
         let dir = tempfile::tempdir().expect("tempdir");
