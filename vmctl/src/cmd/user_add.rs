@@ -2,7 +2,6 @@
 //! (`user.add`), with a password read from stdin when asked.
 
 use vm_proto::api::VmdApiClient;
-use vm_proto::names::validate_name;
 use vm_proto::types::UserAdd;
 
 use super::Ctx;
@@ -13,7 +12,7 @@ use crate::password::{self, Source};
 
 /// Creates the account and prints it (nothing with `-q`).
 pub async fn run(ctx: &Ctx, args: UserAddArgs) -> Result<(), CliError> {
-    validate_name("user", &args.name).map_err(CliError::invalid)?;
+    // The name is checked by vmd: account names may be login names, which are not DNS labels.
     let password = match args.password_stdin {
         true => Some(new_password()?),
         false => None,
