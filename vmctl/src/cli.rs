@@ -1,14 +1,22 @@
 //! Command-line syntax (clap derive): global options and one variant per verb.
 //!
-//! Global options (`--socket`, `--output`, `-q`) are accepted before or after the subcommand.
-//! Sizes stay strings here and are parsed by the verbs, so that a bad size exits 6 (invalid
-//! argument) like the daemon's own validation, not 2 (usage).
+//! Global options (`--socket`, `--token`, `--output`, `-q`) are accepted before or after the
+//! subcommand. Sizes, durations and limits stay strings here and are parsed by the verbs, so
+//! that a bad value exits 6 (invalid argument) like the daemon's own validation, not 2 (usage).
+//! The account verbs (`user`, `token`, `login`, …) are in [`account`].
+
+mod account;
+
+pub use account::{
+    ExtendArgs, LoginArgs, TokenCommand, TokenCreateArgs, UserAddArgs, UserCommand, UserPasswdArgs,
+    UserRmArgs, UserSetArgs,
+};
 
 use std::path::PathBuf;
 
 use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use vm_proto::types::{Firmware, VmState};
+use vm_proto::types::{ExpiryAction, Firmware, VmState};
 
 /// Help heading of the options every command accepts.
 const GLOBAL: &str = "Global options";
@@ -41,6 +49,10 @@ pub struct Cli {
     /// $XDG_RUNTIME_DIR/vmd/vmd.sock]
     #[arg(long, global = true, value_name = "PATH", help_heading = GLOBAL)]
     pub socket: Option<PathBuf>,
+    /// Bearer token to act as its user (from `vmctl login` or `vmctl token create`);
+    /// without one, vmd knows you by your uid on the socket
+    #[arg(long, global = true, env = "VMD_TOKEN", hide_env_values = true, value_name = "TOKEN", help_heading = GLOBAL)]
+    pub token: Option<String>,
     /// Output format: human tables, or one JSON document on stdout
     #[arg(long, global = true, value_enum, default_value_t = Format::Table, value_name = "FORMAT", help_heading = GLOBAL)]
     pub output: Format,
@@ -74,9 +86,9 @@ pub enum Command {
     Iso(IsoCommand),
     /// Define a VM as a fresh overlay on a base image (it starts stopped)
     Create(CreateArgs),
-    /// List VMs
+    /// List your VMs (admins: --all or --user for others')
     #[command(visible_alias = "list")]
-    Ls,
+    Ls(LsArgs),
     /// Show every detail of a VM
     Show(NameArg),
     /// Delete stopped VMs and their disks, in order; stops at the first failure
@@ -84,6 +96,8 @@ pub enum Command {
     Rm(NamesArg),
     /// Reset a stopped VM's disk to its base image
     Wipe(NameArg),
+    /// Move a VM's expiry later (from now if it has none), e.g. `extend web1 2h`
+    Extend(ExtendArgs),
     /// Start a stopped or crashed VM and print it
     Start(NameArg),
     /// Stop a VM: ACPI power-down, then force after a timeout
@@ -106,6 +120,18 @@ pub enum Command {
     /// Attach to a running VM's serial console (detach with Ctrl-])
     #[command(long_about = CONSOLE_HELP)]
     Console(ConsoleArgs),
+    /// Manage accounts, roles and quotas (admins; users may show and passwd themselves)
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Manage API tokens
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Log in with a password and print a session token (for VMD_TOKEN)
+    Login(LoginArgs),
+    /// End the session of --token / VMD_TOKEN
+    Logout,
+    /// Show who vmd thinks you are, your role and your quota use
+    Whoami,
 }
 
 /// The `image` verbs.
@@ -179,6 +205,17 @@ pub struct NamesArg {
     /// Names of the objects
     #[arg(required = true, value_name = "NAME")]
     pub names: Vec<String>,
+}
+
+/// Arguments of `ls`.
+#[derive(Debug, Args)]
+pub struct LsArgs {
+    /// Every user's VMs (admins)
+    #[arg(long, conflicts_with = "user")]
+    pub all: bool,
+    /// That user's VMs (admins, or your own name)
+    #[arg(long, value_name = "NAME")]
+    pub user: Option<String>,
 }
 
 /// Arguments of `stop`.
@@ -288,6 +325,12 @@ pub struct PublishArgs {
     /// Name of the new base image
     #[arg(value_name = "NEWBASE")]
     pub name: String,
+    /// Every user may use it (admins) [default: public for admins, private for users]
+    #[arg(long, conflicts_with = "private")]
+    pub public: bool,
+    /// Only you (and admins) may use it; it counts against your disk quota
+    #[arg(long)]
+    pub private: bool,
 }
 
 /// Arguments of `iso upload`.
@@ -343,254 +386,37 @@ pub struct CreateArgs {
     /// Guest firmware [default: the base image's]
     #[arg(long, value_enum, value_name = "FIRMWARE")]
     pub firmware: Option<FirmwareArg>,
+    /// Lifetime, e.g. 2h, 90m, 1h30m or seconds; then --on-expiry happens [default: none]
+    #[arg(long, value_name = "DURATION")]
+    pub ttl: Option<String>,
+    /// What happens when the VM expires (needs --ttl or --session) [daemon default: remove]
+    #[arg(long, value_enum, value_name = "ACTION")]
+    pub on_expiry: Option<ExpiryArg>,
+    /// Tie the VM to your login session (--token from `vmctl login`): it expires with it
+    #[arg(long)]
+    pub session: bool,
+}
+
+/// What expiry does, the values of `--on-expiry`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ExpiryArg {
+    /// Stop the VM and delete it with its disk
+    Remove,
+    /// Stop the VM and reset its disk to the base; the VM stays
+    Wipe,
+    /// Stop the VM; it stays
+    Stop,
+}
+
+impl From<ExpiryArg> for ExpiryAction {
+    fn from(arg: ExpiryArg) -> Self {
+        match arg {
+            ExpiryArg::Remove => ExpiryAction::Remove,
+            ExpiryArg::Wipe => ExpiryAction::Wipe,
+            ExpiryArg::Stop => ExpiryAction::Stop,
+        }
+    }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use clap::CommandFactory;
-
-    fn parse(args: &[&str]) -> Cli {
-        Cli::try_parse_from(std::iter::once("vmctl").chain(args.iter().copied())).expect("parses")
-    }
-
-    #[test]
-    fn definition_is_consistent() {
-        Cli::command().debug_assert();
-    }
-
-    #[test]
-    fn globals_work_after_the_subcommand() {
-        let cli = parse(&["ls", "--output", "json", "-q", "--socket", "/tmp/s.sock"]);
-        assert_eq!(cli.output, Format::Json);
-        assert!(cli.quiet);
-        assert_eq!(cli.socket, Some(PathBuf::from("/tmp/s.sock")));
-        let cli = parse(&["image", "show", "deb", "--output=json"]);
-        assert_eq!(cli.output, Format::Json);
-        assert!(!parse(&["status"]).quiet);
-    }
-
-    #[test]
-    fn aliases_parse() {
-        assert!(matches!(parse(&["list"]).command, Command::Ls));
-        assert!(matches!(parse(&["remove", "a"]).command, Command::Rm(_)));
-        assert!(matches!(
-            parse(&["image", "list"]).command,
-            Command::Image(ImageCommand::Ls)
-        ));
-        let cli = parse(&["image", "remove", "deb"]);
-        assert!(matches!(cli.command, Command::Image(ImageCommand::Rm(n)) if n.names == ["deb"]));
-    }
-
-    #[test]
-    fn rm_takes_several_names_in_order() {
-        let cli = parse(&["rm", "b", "a"]);
-        assert!(matches!(cli.command, Command::Rm(n) if n.names == ["b", "a"]));
-        let cli = parse(&["image", "rm", "x", "y", "z"]);
-        assert!(
-            matches!(cli.command, Command::Image(ImageCommand::Rm(n)) if n.names == ["x", "y", "z"])
-        );
-    }
-
-    #[test]
-    fn runtime_verbs_parse() {
-        let cli = parse(&["stop", "web1", "--timeout", "5"]);
-        let Command::Stop(args) = cli.command else {
-            panic!("not stop")
-        };
-        assert_eq!(
-            (args.name.as_str(), args.force, args.timeout),
-            ("web1", false, Some(5))
-        );
-        assert!(matches!(parse(&["stop", "a", "--force"]).command, Command::Stop(s) if s.force));
-        for verb in ["start", "reboot", "pause", "resume", "vnc"] {
-            let _ = parse(&[verb, "web1"]);
-        }
-        let Command::Logs(args) = parse(&["logs", "web1", "-f", "--tail", "4K"]).command else {
-            panic!("not logs")
-        };
-        assert!(args.follow);
-        assert_eq!(args.tail.as_deref(), Some("4K"));
-        let Command::Events(args) = parse(&["events", "--since", "7", "-f"]).command else {
-            panic!("not events")
-        };
-        assert_eq!((args.since, args.follow), (Some(7), true));
-        let Command::Console(args) = parse(&["console", "web1"]).command else {
-            panic!("not console")
-        };
-        assert_eq!(args.linger, 2);
-    }
-
-    #[test]
-    fn wait_takes_every_state_name() {
-        for state in VmState::ALL {
-            let cli = parse(&["wait", "web1", "--for", state.as_str(), "--timeout", "3"]);
-            let Command::Wait(args) = cli.command else {
-                panic!("not wait")
-            };
-            assert_eq!((args.state, args.timeout), (state, Some(3)));
-        }
-    }
-
-    #[test]
-    fn create_and_import_take_their_options() {
-        let cli = parse(&[
-            "create",
-            "web1",
-            "--image",
-            "deb",
-            "--cpus",
-            "2",
-            "--memory",
-            "1G",
-            "--ssh-port",
-            "2222",
-        ]);
-        let Command::Create(args) = cli.command else {
-            panic!("not create")
-        };
-        assert_eq!((args.name.as_str(), args.cpus), ("web1", Some(2)));
-        assert_eq!(args.memory.as_deref(), Some("1G"));
-        assert_eq!(args.ssh_port, Some(2222));
-        let cli = parse(&["image", "import", "/tmp/d.qcow2", "--name", "deb"]);
-        let Command::Image(ImageCommand::Import(args)) = cli.command else {
-            panic!("not import")
-        };
-        assert_eq!(args.file, PathBuf::from("/tmp/d.qcow2"));
-    }
-
-    #[test]
-    fn iso_verbs_parse() {
-        let cli = parse(&["iso", "upload", "/tmp/Debian.iso"]);
-        let Command::Iso(IsoCommand::Upload(args)) = cli.command else {
-            panic!("not iso upload")
-        };
-        assert_eq!(
-            (args.file, args.name),
-            (PathBuf::from("/tmp/Debian.iso"), None)
-        );
-        let cli = parse(&["iso", "upload", "d.iso", "--name", "deb"]);
-        assert!(matches!(cli.command,
-            Command::Iso(IsoCommand::Upload(a)) if a.name.as_deref() == Some("deb")));
-        assert!(matches!(
-            parse(&["iso", "list"]).command,
-            Command::Iso(IsoCommand::Ls)
-        ));
-        assert!(matches!(
-            parse(&["iso", "ls", "-q"]).command,
-            Command::Iso(IsoCommand::Ls)
-        ));
-        let cli = parse(&["iso", "remove", "a", "b"]);
-        assert!(matches!(cli.command, Command::Iso(IsoCommand::Rm(n)) if n.names == ["a", "b"]));
-        let cli = parse(&["iso", "show", "deb"]);
-        assert!(matches!(cli.command, Command::Iso(IsoCommand::Show(n)) if n.name == "deb"));
-        let Command::Iso(IsoCommand::Attach(args)) =
-            parse(&["iso", "attach", "web1", "deb"]).command
-        else {
-            panic!("not iso attach")
-        };
-        assert_eq!((args.vm.as_str(), args.iso.as_str()), ("web1", "deb"));
-        let cli = parse(&["iso", "detach", "web1"]);
-        assert!(matches!(cli.command, Command::Iso(IsoCommand::Detach(a)) if a.vm == "web1"));
-    }
-
-    #[test]
-    fn image_install_verbs_parse() {
-        let cli = parse(&[
-            "image",
-            "create",
-            "lab",
-            "--size",
-            "1G",
-            "--iso",
-            "guest",
-            "--firmware",
-            "uefi",
-            "--cpus",
-            "2",
-            "--memory",
-            "1G",
-        ]);
-        let Command::Image(ImageCommand::Create(args)) = cli.command else {
-            panic!("not image create")
-        };
-        assert_eq!((args.name.as_str(), args.size.as_str()), ("lab", "1G"));
-        assert_eq!(args.iso, "guest");
-        assert_eq!(args.firmware.map(Firmware::from), Some(Firmware::Uefi));
-        assert_eq!((args.cpus, args.memory.as_deref()), (Some(2), Some("1G")));
-        let cli = parse(&["image", "create", "lab", "--size", "1G", "--iso", "guest"]);
-        assert!(
-            matches!(cli.command, Command::Image(ImageCommand::Create(a)) if a.firmware.is_none())
-        );
-        let cli = parse(&["image", "seal", "lab"]);
-        assert!(matches!(cli.command, Command::Image(ImageCommand::Seal(n)) if n.name == "lab"));
-        let Command::Image(ImageCommand::Publish(args)) =
-            parse(&["image", "publish", "web1", "web-base"]).command
-        else {
-            panic!("not image publish")
-        };
-        assert_eq!((args.vm.as_str(), args.name.as_str()), ("web1", "web-base"));
-    }
-
-    #[test]
-    fn create_takes_iso_and_firmware() {
-        let cli = parse(&[
-            "create",
-            "u1",
-            "--image",
-            "lab",
-            "--iso",
-            "guest",
-            "--firmware",
-            "bios",
-        ]);
-        let Command::Create(args) = cli.command else {
-            panic!("not create")
-        };
-        assert_eq!(args.iso.as_deref(), Some("guest"));
-        assert_eq!(args.firmware.map(Firmware::from), Some(Firmware::Bios));
-        let Command::Create(args) = parse(&["create", "u1", "--image", "lab"]).command else {
-            panic!("not create")
-        };
-        assert_eq!((args.iso, args.firmware), (None, None));
-    }
-
-    #[test]
-    fn usage_errors_are_rejected() {
-        let bad = [
-            &["create", "web1"][..],
-            &["image", "import", "f"],
-            &["ls", "--output", "xml"],
-            &["rm"],
-            &["image", "rm"],
-            &["wait", "web1"],
-            &["wait", "web1", "--for", "asleep"],
-            &["stop", "web1", "--force", "--timeout", "3"],
-            &["events", "--since", "-1"],
-            &["iso", "upload"],
-            &["iso", "rm"],
-            &["iso", "attach", "web1"],
-            &["iso", "detach"],
-            &["image", "create", "lab", "--iso", "guest"],
-            &["image", "create", "lab", "--size", "1G"],
-            &[
-                "image",
-                "create",
-                "lab",
-                "--size",
-                "1G",
-                "--iso",
-                "g",
-                "--firmware",
-                "efi",
-            ],
-            &["image", "publish", "web1"],
-            &["image", "seal"],
-            &["create", "u1", "--image", "lab", "--firmware", "UEFI"],
-        ];
-        for args in bad {
-            let err = Cli::try_parse_from(std::iter::once("vmctl").chain(args.iter().copied()));
-            assert_eq!(err.expect_err("usage error").exit_code(), 2, "{args:?}");
-        }
-    }
-}
+mod tests;

@@ -22,6 +22,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 use vm_proto::{CONSOLE_PATH_PREFIX, CONSOLE_UPGRADE};
 
+use crate::client::Credential;
 use crate::error::CliError;
 use crate::http;
 use crate::output::stream::Flow;
@@ -58,15 +59,19 @@ pub enum Input {
     },
 }
 
-/// Attaches to the console of `vm` through the daemon at `socket`.
-pub async fn attach(socket: &Path, vm: &str) -> Result<Console, CliError> {
+/// Attaches to the console of `vm` through the daemon at `socket`, as `token`'s user.
+pub async fn attach(
+    socket: &Path,
+    token: Option<&Credential>,
+    vm: &str,
+) -> Result<Console, CliError> {
     let request = Request::get(format!("{CONSOLE_PATH_PREFIX}{vm}/console"))
         .header(HOST, "localhost")
         .header(CONNECTION, "Upgrade")
         .header(UPGRADE, CONSOLE_UPGRADE)
         .body(Empty::<Bytes>::new())
         .map_err(|err| CliError::Protocol(format!("{FAILED}: bad request: {err}")))?;
-    let response = http::round_trip(socket, request, FAILED).await?;
+    let response = http::round_trip(socket, token, request, FAILED).await?;
     let status = response.status();
     if status != StatusCode::SWITCHING_PROTOCOLS {
         let body = response.into_body().collect().await.map_err(|err| {
@@ -285,13 +290,16 @@ mod tests {
         let service = hyper::service::service_fn(move |req: Request<Incoming>| async move {
             assert_eq!(req.uri().path(), "/v1/vms/g1/console");
             assert_eq!(req.headers()[UPGRADE], CONSOLE_UPGRADE);
+            let auth = req.headers().get(hyper::header::AUTHORIZATION);
             if let Some(status) = refusal {
+                assert!(auth.is_none(), "no token, no header");
                 let body = r#"{"error":{"code":423,"message":"busy","data":{"kind":"in_use","chain":["busy"]}}}"#;
                 let reply = Response::builder()
                     .status(status)
                     .body(http_body_util::Full::new(Bytes::from(body)));
                 return Ok::<_, hyper::Error>(reply.expect("reply"));
             }
+            assert_eq!(auth.expect("token sent"), "Bearer t0k");
             tokio::spawn(async move {
                 let mut io = TokioIo::new(hyper::upgrade::on(req).await.expect("upgraded"));
                 let mut buf = [0u8; 64];
@@ -318,7 +326,10 @@ mod tests {
         let socket = dir.path().join("vmd.sock");
         let listener = tokio::net::UnixListener::bind(&socket).expect("bind");
         let server = tokio::spawn(fake_vmd(listener, None));
-        let mut console = attach(&socket, "g1").await.expect("attached");
+        let token = Credential::new(Some("t0k".into()));
+        let mut console = attach(&socket, token.as_ref(), "g1")
+            .await
+            .expect("attached");
         console.write_all(b"ping").await.expect("write");
         let mut echoed = [0u8; 4];
         console.read_exact(&mut echoed).await.expect("echo");
@@ -333,7 +344,7 @@ mod tests {
         let socket = dir.path().join("vmd.sock");
         let listener = tokio::net::UnixListener::bind(&socket).expect("bind");
         let server = tokio::spawn(fake_vmd(listener, Some(StatusCode::LOCKED)));
-        let err = attach(&socket, "g1").await.expect_err("refused");
+        let err = attach(&socket, None, "g1").await.expect_err("refused");
         assert_eq!((err.exit_code(), err.to_string().as_str()), (4, "busy"));
         server.await.expect("server");
     }

@@ -10,8 +10,10 @@
 //! | 4 | conflict (`already_exists`, `in_use`, `wrong_state`; a busy console is `in_use`) |
 //! | 5 | daemon unreachable (socket missing, connection refused or denied, not a vmd socket) |
 //! | 6 | invalid argument (vmd's `invalid_argument`, or a bad name, size or FILE found locally) |
-//! | 7 | permission denied (`permission_denied`) |
+//! | 7 | permission denied or not authenticated (`permission_denied`, `unauthenticated`: a bad, expired or revoked token, a failed login) |
 //! | 8 | timed out (`wait --timeout`) |
+//! | 9 | no space (`no_space`) |
+//! | 10 | quota exceeded (`quota_exceeded`) |
 //!
 //! # What stderr gets
 //! In table mode: `vmctl: error: <message chain joined by ": ">`, then `hint: <hint>` when there

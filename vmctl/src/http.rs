@@ -1,6 +1,8 @@
 //! HTTP/1.1 on the daemon's socket, beside JSON-RPC: one request per connection, for uploads
 //! ([`crate::upload`]) and console attachment ([`crate::console`]).
 //!
+//! With a [`Credential`], each request carries `Authorization: Bearer TOKEN`.
+//!
 //! Error replies have the body `{"error": {"code", "message", "data"}}` and decode into the
 //! same [`ApiError`] as JSON-RPC errors, so they exit with the same codes.
 
@@ -11,15 +13,16 @@ use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use vm_proto::ApiError;
 
-use crate::client::connect_stream;
+use crate::client::{connect_stream, Credential};
 use crate::error::CliError;
 
 /// Sends one request on a fresh connection and returns the response head. The connection is
 /// driven in the background with upgrades enabled, so that a `101` reply can be taken over.
-/// `what` prefixes failures, e.g. `upload failed`.
+/// `what` prefixes failures, e.g. `upload failed`; `token` goes in `Authorization`.
 pub async fn round_trip<B>(
     socket: &Path,
-    request: Request<B>,
+    token: Option<&Credential>,
+    mut request: Request<B>,
     what: &str,
 ) -> Result<Response<Incoming>, CliError>
 where
@@ -27,6 +30,9 @@ where
     B::Data: Send,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
+    request
+        .headers_mut()
+        .extend(crate::client::auth_headers(token)?);
     let failed = |err: hyper::Error| CliError::Protocol(format!("{what}: {}", chain(&err)));
     let io = TokioIo::new(connect_stream(socket).await?);
     let (mut sender, connection) = hyper::client::conn::http1::handshake(io)

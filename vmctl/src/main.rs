@@ -3,11 +3,14 @@
 //! # Layout
 //! - [`cli`]: the command-line syntax (clap).
 //! - [`cmd`]: one module per verb; each calls the API and prints, nothing more.
-//! - [`client`]: finding the socket and connecting the JSON-RPC (WebSocket) client.
+//! - [`client`]: finding the socket, the bearer credential, connecting the JSON-RPC (WebSocket)
+//!   client.
 //! - [`http`]: one HTTP/1.1 request on the same socket (uploads, console), vmd's error bodies.
 //! - [`upload`]: streaming an image file to the daemon over HTTP.
 //! - [`console`]: attaching to a VM's serial console (HTTP Upgrade) and copying bytes both ways.
-//! - [`terminal`]: raw mode for the console, restored by a guard.
+//! - [`terminal`]: raw mode for the console and no echo for passwords, restored by guards.
+//! - [`password`]: reading passwords from stdin or a prompt.
+//! - [`values`]: parsers of durations and quota limits (bad values exit 6).
 //! - [`output`]: tables or JSON on stdout; streams of log text and JSON lines.
 //! - [`error`]: [`error::CliError`], how errors are printed, and the exit codes.
 
@@ -18,8 +21,10 @@ mod console;
 mod error;
 mod http;
 mod output;
+mod password;
 mod terminal;
 mod upload;
+mod values;
 
 use std::process::ExitCode;
 

@@ -1,10 +1,11 @@
-//! Raw mode for `vmctl console` on a terminal, undone by a guard.
+//! Terminal modes, each undone by a guard: raw mode for `vmctl console`, no echo for
+//! password prompts.
 //!
 //! Raw mode sends every key to the guest as typed (Ctrl-C included) and leaves output
-//! untranslated. [`RawMode`] restores the saved settings when dropped: on return, on error and
-//! while a panic unwinds.
+//! untranslated. [`RawMode`] and [`EchoOff`] restore the saved settings when dropped: on
+//! return, on error and while a panic unwinds.
 
-use nix::sys::termios::{cfmakeraw, tcgetattr, tcsetattr, SetArg, Termios};
+use nix::sys::termios::{cfmakeraw, tcgetattr, tcsetattr, LocalFlags, SetArg, Termios};
 
 use crate::error::CliError;
 
@@ -30,6 +31,37 @@ impl RawMode {
 impl Drop for RawMode {
     fn drop(&mut self) {
         // Nothing better to do if this fails: the terminal is gone or `reset` will fix it.
+        let _ = tcsetattr(std::io::stdin(), SetArg::TCSANOW, &self.saved);
+    }
+}
+
+/// Stdin's terminal does not echo typed characters while this lives.
+#[must_use = "echo comes back when the guard is dropped"]
+pub struct EchoOff {
+    /// The settings to restore.
+    saved: Termios,
+}
+
+impl EchoOff {
+    /// Turns echo off on the terminal on stdin (line editing stays on).
+    pub fn enable() -> Result<EchoOff, CliError> {
+        let stdin = std::io::stdin();
+        let failed = |errno: nix::errno::Errno| CliError::Io {
+            context: "cannot turn off the terminal's echo".to_string(),
+            source: errno.into(),
+        };
+        let saved = tcgetattr(&stdin).map_err(failed)?;
+        let mut quiet = saved.clone();
+        quiet.local_flags.remove(LocalFlags::ECHO);
+        quiet.local_flags.insert(LocalFlags::ECHONL);
+        tcsetattr(&stdin, SetArg::TCSANOW, &quiet).map_err(failed)?;
+        Ok(EchoOff { saved })
+    }
+}
+
+impl Drop for EchoOff {
+    fn drop(&mut self) {
+        // As for raw mode: nothing better to do if the terminal is gone.
         let _ = tcsetattr(std::io::stdin(), SetArg::TCSANOW, &self.saved);
     }
 }

@@ -15,6 +15,7 @@ use indicatif::ProgressBar;
 use tokio_util::io::ReaderStream;
 use vm_proto::types::Upload;
 
+use crate::client::Credential;
 use crate::error::CliError;
 use crate::http::{chain, decode_error, round_trip};
 
@@ -49,8 +50,14 @@ pub async fn open(path: &Path) -> Result<Source, CliError> {
     })
 }
 
-/// Uploads `source` to the daemon at `socket`, advancing `bar` as bytes are sent.
-pub async fn send(socket: &Path, source: Source, bar: ProgressBar) -> Result<Upload, CliError> {
+/// Uploads `source` to the daemon at `socket` as `token`'s user, advancing `bar` as bytes
+/// are sent.
+pub async fn send(
+    socket: &Path,
+    token: Option<&Credential>,
+    source: Source,
+    bar: ProgressBar,
+) -> Result<Upload, CliError> {
     let size = source.size;
     let chunks = ReaderStream::with_capacity(source.file, CHUNK)
         .inspect_ok(move |chunk| bar.inc(chunk.len() as u64))
@@ -63,7 +70,7 @@ pub async fn send(socket: &Path, source: Source, bar: ProgressBar) -> Result<Upl
         .header(hyper::header::CONTENT_LENGTH, size)
         .body(StreamBody::new(chunks))
         .map_err(|err| CliError::Protocol(format!("cannot build the upload request: {err}")))?;
-    let response = round_trip(socket, request, FAILED).await?;
+    let response = round_trip(socket, token, request, FAILED).await?;
     decode(response).await
 }
 
@@ -114,6 +121,7 @@ mod tests {
         let service = hyper::service::service_fn(|req: Request<Incoming>| async move {
             assert_eq!(req.method(), Method::PUT);
             assert_eq!(req.uri().path(), vm_proto::UPLOAD_PATH);
+            assert_eq!(req.headers()[hyper::header::AUTHORIZATION], "Bearer up");
             let length = req.headers()["content-length"]
                 .to_str()
                 .expect("ascii")
@@ -148,7 +156,9 @@ mod tests {
         let path = dir.path().join("disk.raw");
         std::fs::write(&path, vec![7u8; CHUNK * 3 + 5]).expect("write");
         let bar = ProgressBar::hidden();
-        let upload = send(&socket, open(&path).await.expect("open"), bar.clone())
+        let token = Credential::new(Some("up".into()));
+        let source = open(&path).await.expect("open");
+        let upload = send(&socket, token.as_ref(), source, bar.clone())
             .await
             .expect("upload");
         assert_eq!(upload.size_bytes, (CHUNK * 3 + 5) as u64);

@@ -22,7 +22,7 @@ use crate::terminal::RawMode;
 /// Attaches and copies bytes until the session ends.
 pub async fn run(ctx: &Ctx, args: ConsoleArgs) -> Result<(), CliError> {
     validate_name("vm", &args.name).map_err(CliError::invalid)?;
-    let console = console::attach(&ctx.socket, &args.name).await?;
+    let console = console::attach(&ctx.socket, ctx.token.as_ref(), &args.name).await?;
     let say = |message: &str| {
         if !ctx.out.quiet {
             eprintln!("{message}");

@@ -1,17 +1,20 @@
 //! `vmctl create NAME --image BASE`: defines a stopped VM (`vm.create`), optionally with an
-//! ISO inserted (`--iso`) and its own firmware (`--firmware`).
+//! ISO inserted (`--iso`), its own firmware (`--firmware`) and a lifetime (`--ttl`,
+//! `--on-expiry`, `--session`).
 //!
 //! Names and sizes are checked here first so that mistakes exit 6 without a round trip;
-//! `--memory` must be a whole number of MiB (`512M`, `2G`; a bare number means bytes).
+//! `--memory` must be a whole number of MiB (`512M`, `2G`; a bare number means bytes);
+//! `--ttl` is a duration (`2h`, `90m`, `1h30m`, or seconds).
 
 use vm_proto::api::VmdApiClient;
 use vm_proto::names::{parse_size, validate_name};
-use vm_proto::types::{Firmware, VmCreate};
+use vm_proto::types::{ExpiryAction, Firmware, VmCreate};
 
 use super::Ctx;
 use crate::cli::CreateArgs;
 use crate::error::CliError;
 use crate::output;
+use crate::values::parse_duration_secs;
 
 /// Bytes in a MiB.
 const MIB: u64 = 1 << 20;
@@ -39,6 +42,9 @@ fn request(args: CreateArgs) -> Result<VmCreate, CliError> {
         ssh_port: args.ssh_port,
         iso: args.iso,
         firmware: args.firmware.map(Firmware::from),
+        ttl_secs: args.ttl.as_deref().map(parse_duration_secs).transpose()?,
+        on_expiry: args.on_expiry.map(ExpiryAction::from),
+        session: args.session,
     })
 }
 
@@ -72,7 +78,36 @@ mod tests {
             ssh_port: None,
             iso: None,
             firmware: None,
+            ttl: None,
+            on_expiry: None,
+            session: false,
         }
+    }
+
+    #[test]
+    fn lifetime_options_are_passed_on() {
+        let with = CreateArgs {
+            ttl: Some("1h30m".into()),
+            on_expiry: Some(crate::cli::ExpiryArg::Stop),
+            session: true,
+            ..args(None, None)
+        };
+        let req = request(with).expect("valid");
+        assert_eq!(req.ttl_secs, Some(5400));
+        assert_eq!(
+            (req.on_expiry, req.session),
+            (Some(ExpiryAction::Stop), true)
+        );
+        let req = request(args(None, None)).expect("valid");
+        assert_eq!(
+            (req.ttl_secs, req.on_expiry, req.session),
+            (None, None, false)
+        );
+        let bad = CreateArgs {
+            ttl: Some("forever".into()),
+            ..args(None, None)
+        };
+        assert_eq!(request(bad).expect_err("ttl").exit_code(), 6);
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! `vmctl image publish VM NEWBASE`: flattens a stopped VM's disk (overlay and base) into a
-//! new sealed base (`image.publish`); the VM is unchanged.
+//! new sealed base (`image.publish`); the VM is unchanged. `--public`/`--private` choose who
+//! may use it; without either the daemon decides (public for admins, private for users).
 
 use vm_proto::api::VmdApiClient;
 use vm_proto::names::validate_name;
@@ -16,9 +17,15 @@ pub async fn run(ctx: &Ctx, args: PublishArgs) -> Result<(), CliError> {
     validate_name("image", &args.name).map_err(CliError::invalid)?;
     let client = ctx.connect().await?;
     let spinner = progress::spinner(format!("publishing {}", args.name), ctx.out.quiet);
+    let public = match (args.public, args.private) {
+        (true, _) => Some(true),
+        (_, true) => Some(false),
+        _ => None,
+    };
     let request = ImagePublish {
         vm: args.vm,
         name: args.name,
+        public,
     };
     let image = client.image_publish(request).await;
     spinner.finish_and_clear();

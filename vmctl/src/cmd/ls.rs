@@ -1,13 +1,42 @@
-//! `vmctl ls`: every VM (`vm.list`).
+//! `vmctl ls [--all | --user NAME]`: the caller's VMs, or (admins) everyone's or one user's
+//! (`vm.list`).
 
 use vm_proto::api::VmdApiClient;
+use vm_proto::types::VmFilter;
 
 use super::Ctx;
+use crate::cli::LsArgs;
 use crate::error::CliError;
 use crate::output;
 
 /// Prints the VMs as a table, names (`-q`) or a JSON array.
-pub async fn run(ctx: &Ctx) -> Result<(), CliError> {
-    let vms = ctx.connect().await?.vm_list().await?;
+pub async fn run(ctx: &Ctx, args: LsArgs) -> Result<(), CliError> {
+    let vms = ctx.connect().await?.vm_list(filter(args)).await?;
     ctx.out.list(&vms, |vm| &vm.name, output::vm::table)
+}
+
+/// The `vm.list` filter: `None` when neither option is given.
+fn filter(args: LsArgs) -> Option<VmFilter> {
+    (args.all || args.user.is_some()).then_some(VmFilter {
+        all: args.all,
+        user: args.user,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_option_sends_no_filter() {
+        let args = |all, user: Option<&str>| LsArgs {
+            all,
+            user: user.map(String::from),
+        };
+        assert_eq!(filter(args(false, None)), None);
+        let all = filter(args(true, None)).expect("filter");
+        assert!(all.all && all.user.is_none());
+        let one = filter(args(false, Some("ann"))).expect("filter");
+        assert_eq!((one.all, one.user.as_deref()), (false, Some("ann")));
+    }
 }

@@ -3,6 +3,7 @@
 mod console;
 mod create;
 mod events;
+mod extend;
 mod image_create;
 mod image_import;
 mod image_ls;
@@ -16,6 +17,8 @@ mod iso_ls;
 mod iso_rm;
 mod iso_show;
 mod iso_upload;
+mod login;
+mod logout;
 mod logs;
 mod ls;
 mod pause;
@@ -26,8 +29,18 @@ mod show;
 mod start;
 mod status;
 mod stop;
+mod token_create;
+mod token_ls;
+mod token_revoke;
+mod user_add;
+mod user_ls;
+mod user_passwd;
+mod user_rm;
+mod user_set;
+mod user_show;
 mod vnc;
 mod wait;
+mod whoami;
 mod wipe;
 
 use std::future::Future;
@@ -36,12 +49,13 @@ use std::path::PathBuf;
 use jsonrpsee::core::ClientError;
 use jsonrpsee::ws_client::WsClient;
 use vm_proto::names::format_size;
-use vm_proto::types::Upload;
+use vm_proto::types::{TokenSecret, Upload};
 use vm_proto::{ApiError, ErrorCode};
 
-use crate::cli::{Cli, Command, ImageCommand, IsoCommand};
+use crate::cli::{Cli, Command, ImageCommand, IsoCommand, TokenCommand, UserCommand};
+use crate::client::Credential;
 use crate::error::CliError;
-use crate::output::{progress, Output};
+use crate::output::{emit, progress, Output};
 use crate::upload;
 
 /// What every verb needs: where the daemon is and how to print.
@@ -49,14 +63,16 @@ use crate::upload;
 pub struct Ctx {
     /// The resolved daemon socket.
     pub socket: PathBuf,
+    /// `--token` or `$VMD_TOKEN`; `None`: the socket's peer credentials.
+    pub token: Option<Credential>,
     /// Output settings.
     pub out: Output,
 }
 
 impl Ctx {
-    /// Connects to the daemon.
+    /// Connects to the daemon with the credential, if any.
     pub async fn connect(&self) -> Result<WsClient, CliError> {
-        crate::client::connect(&self.socket).await
+        crate::client::connect(&self.socket, self.token.as_ref()).await
     }
 }
 
@@ -64,6 +80,7 @@ impl Ctx {
 pub async fn run(cli: Cli) -> Result<(), CliError> {
     let ctx = Ctx {
         socket: crate::client::socket_path(cli.socket),
+        token: Credential::new(cli.token),
         out: Output {
             format: cli.output,
             quiet: cli.quiet,
@@ -74,10 +91,11 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Image(command) => image(&ctx, command).await,
         Command::Iso(command) => iso(&ctx, command).await,
         Command::Create(args) => create::run(&ctx, args).await,
-        Command::Ls => ls::run(&ctx).await,
+        Command::Ls(args) => ls::run(&ctx, args).await,
         Command::Show(arg) => show::run(&ctx, arg.name).await,
         Command::Rm(args) => rm::run(&ctx, args.names).await,
         Command::Wipe(arg) => wipe::run(&ctx, arg.name).await,
+        Command::Extend(args) => extend::run(&ctx, args).await,
         Command::Start(arg) => start::run(&ctx, arg.name).await,
         Command::Stop(args) => stop::run(&ctx, args).await,
         Command::Reboot(arg) => reboot::run(&ctx, arg.name).await,
@@ -88,7 +106,46 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Events(args) => events::run(&ctx, args).await,
         Command::Wait(args) => wait::run(&ctx, args).await,
         Command::Console(args) => console::run(&ctx, args).await,
+        Command::User(command) => user(&ctx, command).await,
+        Command::Token(command) => token(&ctx, command).await,
+        Command::Login(args) => login::run(&ctx, args).await,
+        Command::Logout => logout::run(&ctx).await,
+        Command::Whoami => whoami::run(&ctx).await,
     }
+}
+
+/// Runs a `user` verb.
+async fn user(ctx: &Ctx, command: UserCommand) -> Result<(), CliError> {
+    match command {
+        UserCommand::Add(args) => user_add::run(ctx, args).await,
+        UserCommand::Ls => user_ls::run(ctx).await,
+        UserCommand::Show(arg) => user_show::run(ctx, arg.name).await,
+        UserCommand::Rm(args) => user_rm::run(ctx, args).await,
+        UserCommand::Passwd(args) => user_passwd::run(ctx, args).await,
+        UserCommand::Set(args) => user_set::run(ctx, args).await,
+    }
+}
+
+/// Runs a `token` verb.
+async fn token(ctx: &Ctx, command: TokenCommand) -> Result<(), CliError> {
+    match command {
+        TokenCommand::Create(args) => token_create::run(ctx, args).await,
+        TokenCommand::Ls => token_ls::run(ctx).await,
+        TokenCommand::Revoke(args) => token_revoke::run(ctx, args.id).await,
+    }
+}
+
+/// Prints a new token's secret (`token create`, `login`): in table mode the secret alone on
+/// stdout, so that `export VMD_TOKEN=$(vmctl login …)` works, and `note` on stderr unless
+/// `-q`; in JSON mode the whole [`TokenSecret`].
+fn print_secret(ctx: &Ctx, secret: &TokenSecret, note: &str) -> Result<(), CliError> {
+    if ctx.out.is_json() {
+        return emit(&crate::output::to_json(secret)?);
+    }
+    if !ctx.out.quiet {
+        eprintln!("{note}");
+    }
+    emit(&secret.token)
 }
 
 /// Runs an `image` verb.
@@ -137,7 +194,7 @@ fn ensure_absent<T>(found: Result<T, ClientError>, kind: &str, name: &str) -> Re
 /// in table mode without `-q` says on stderr `uploaded SIZE (sha256 HEX)`.
 async fn stage(ctx: &Ctx, source: upload::Source) -> Result<Upload, CliError> {
     let bar = progress::bytes_bar(source.size, ctx.out.quiet);
-    let staged = upload::send(&ctx.socket, source, bar.clone()).await;
+    let staged = upload::send(&ctx.socket, ctx.token.as_ref(), source, bar.clone()).await;
     bar.finish_and_clear();
     let staged = staged?;
     if !ctx.out.quiet && !ctx.out.is_json() {
@@ -194,6 +251,7 @@ mod tests {
     async fn removal_stops_at_the_first_failure() {
         let ctx = Ctx {
             socket: PathBuf::from("/unused.sock"),
+            token: None,
             out: Output {
                 format: Format::Table,
                 quiet: true,

@@ -138,6 +138,8 @@ mod tests {
             iso: None,
             state,
             message: String::new(),
+            actor: None,
+            owner: None,
         }
     }
 

@@ -3,20 +3,21 @@
 use vm_proto::names::format_size;
 use vm_proto::types::Image;
 
-use super::{created, created_short, kv_table, list_table, names, owner, size_exact};
+use super::{created, created_short, kv_table, list_table, names, size_exact, yes_no};
 
-/// The `image ls` table: NAME, STATUS, FORMAT, VIRTUAL, ON DISK, USED BY, OWNER, CREATED.
+/// The `image ls` table: NAME, STATUS, FORMAT, VIRTUAL, ON DISK, VMS (how many use it),
+/// OWNER, PUBLIC, CREATED.
 /// The firmware is only in `image show`: with it, the row of a base installed from an ISO
 /// (`installing`, `install→qcow2`) passes 100 columns once its name is over about 10 characters;
-/// without it, names up to about 20 fit.
+/// without it, names up to about 16 fit (with a 5-character owner).
 pub fn table(images: &[Image]) -> String {
     let headers = [
-        "NAME", "STATUS", "FORMAT", "VIRTUAL", "ON DISK", "USED BY", "OWNER", "CREATED",
+        "NAME", "STATUS", "FORMAT", "VIRTUAL", "ON DISK", "VMS", "OWNER", "PUBLIC", "CREATED",
     ];
     list_table(&headers, images.iter().map(row))
 }
 
-/// One `image ls` row; USED BY is the number of VMs.
+/// One `image ls` row; VMS is the number of VMs using the image (`image show` names them).
 fn row(image: &Image) -> Vec<String> {
     vec![
         image.name.clone(),
@@ -25,7 +26,8 @@ fn row(image: &Image) -> Vec<String> {
         format_size(image.virtual_size_bytes),
         format_size(image.disk_usage_bytes),
         image.used_by.len().to_string(),
-        image.owner_uid.to_string(),
+        image.owner.clone(),
+        yes_no(image.public).to_string(),
         created_short(&image.created_at),
     ]
 }
@@ -65,7 +67,8 @@ pub fn details(image: &Image) -> String {
         ("virtual size", size_exact(image.virtual_size_bytes)),
         ("disk usage", size_exact(image.disk_usage_bytes)),
         ("sha256", sha256),
-        ("owner", owner(image.owner_uid)),
+        ("owner", image.owner.clone()),
+        ("public", yes_no(image.public).to_string()),
         ("created", created(&image.created_at)),
         ("used by", names(&image.used_by)),
         ("path", image.path.clone()),
@@ -84,7 +87,8 @@ mod tests {
             virtual_size_bytes: 2 << 30,
             disk_usage_bytes: 300 << 20,
             sha256: "ab".repeat(32),
-            owner_uid: 1000,
+            owner: "admin".into(),
+            public: true,
             created_at: "2024-05-01T12:00:00Z".into(),
             used_by: vec!["web1".into(), "web2".into()],
             path: "/var/lib/vmd/images/debian-12.qcow2".into(),
@@ -100,12 +104,18 @@ mod tests {
         assert_eq!(
             header.split_whitespace().collect::<Vec<_>>(),
             [
-                "NAME", "STATUS", "FORMAT", "VIRTUAL", "ON", "DISK", "USED", "BY", "OWNER",
+                "NAME", "STATUS", "FORMAT", "VIRTUAL", "ON", "DISK", "VMS", "OWNER", "PUBLIC",
                 "CREATED"
             ]
         );
         let row = text.lines().nth(1).expect("row");
-        for cell in ["debian-12   ready", "raw→qcow2", "2 GiB", "300 MiB", "1000"] {
+        for cell in [
+            "debian-12   ready",
+            "raw→qcow2",
+            "2 GiB",
+            "300 MiB",
+            "admin   yes",
+        ] {
             assert!(row.contains(cell), "{cell} missing in {row}");
         }
     }
@@ -113,7 +123,7 @@ mod tests {
     #[test]
     fn list_fits_100_columns_while_installing() {
         let installing = Image {
-            name: "ubuntu-24-04-server".into(),
+            name: "ubuntu-24-server".into(),
             source_format: "install".into(),
             sealed: false,
             virtual_size_bytes: 3 << 29,
@@ -138,6 +148,8 @@ mod tests {
             "raw",
             "status          ready",
             "firmware        bios",
+            "owner           admin",
+            "public          yes",
         ] {
             assert!(text.contains(cell), "{cell} missing in {text}");
         }

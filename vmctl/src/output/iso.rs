@@ -3,7 +3,7 @@
 use vm_proto::names::format_size;
 use vm_proto::types::Iso;
 
-use super::{created, created_short, kv_table, list_table, names, owner, size_exact};
+use super::{created, created_short, kv_table, list_table, names, size_exact};
 
 /// The `iso ls` table: NAME, SIZE, UPLOADED, OWNER, USED BY.
 pub fn table(isos: &[Iso]) -> String {
@@ -18,7 +18,7 @@ fn row(iso: &Iso) -> Vec<String> {
         iso.name.clone(),
         format_size(iso.size_bytes),
         created_short(&iso.created_at),
-        iso.owner_uid.to_string(),
+        iso.owner.clone(),
         names(&iso.used_by),
     ]
 }
@@ -29,7 +29,7 @@ pub fn details(iso: &Iso) -> String {
         ("name", iso.name.clone()),
         ("size", size_exact(iso.size_bytes)),
         ("sha256", iso.sha256.clone()),
-        ("owner", owner(iso.owner_uid)),
+        ("owner", iso.owner.clone()),
         ("uploaded", created(&iso.created_at)),
         ("used by", names(&iso.used_by)),
         ("path", iso.path.clone()),
@@ -45,7 +45,7 @@ mod tests {
             name: "debian-12-5-0-amd64-netinst".into(),
             size_bytes: 659 << 20,
             sha256: "cd".repeat(32),
-            owner_uid: 1000,
+            owner: "admin".into(),
             created_at: "2024-05-01T12:00:00Z".into(),
             used_by: vec!["lab".into(), "web1".into()],
             path: "/var/lib/vmd/isos/debian-12-5-0-amd64-netinst.iso".into(),
@@ -66,7 +66,7 @@ mod tests {
             "debian-12-5-0-amd64-netinst",
             "659 MiB",
             "d ago",
-            "1000",
+            "admin",
             "lab, web1",
         ] {
             assert!(row.contains(cell), "{cell} missing in {row}");
@@ -77,7 +77,7 @@ mod tests {
             ..sample()
         };
         let text = table(&[unused]);
-        assert!(text.ends_with("   1000    -"), "{text}");
+        assert!(text.ends_with("   admin   -"), "{text}");
     }
 
     #[test]
@@ -94,6 +94,7 @@ mod tests {
             assert!(text.contains(cell), "{cell} missing in {text}");
         }
         assert!(text.starts_with("name       debian-12"), "{text}");
+        assert!(text.contains("owner      admin"), "{text}");
     }
 
     #[test]

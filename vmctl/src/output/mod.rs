@@ -3,7 +3,8 @@
 //! In JSON mode stdout gets the API result unchanged (the `vm_proto` types as serde writes
 //! them; arrays for lists) and `-q` changes nothing. In table mode `-q` prints names only for
 //! lists and suppresses confirmations and the results of `create` and `image import`.
-//! The renderers per resource live in [`vm`], [`image`], [`iso`] and [`system`]; [`stream`]
+//! The renderers per resource live in [`vm`], [`image`], [`iso`], [`system`], [`user`] and
+//! [`token`]; [`stream`]
 //! writes what arrives over time (logs, events, console output); [`progress`] draws upload
 //! progress on stderr.
 
@@ -12,6 +13,8 @@ pub mod iso;
 pub mod progress;
 pub mod stream;
 pub mod system;
+pub mod token;
+pub mod user;
 pub mod vm;
 
 use std::io::Write;
@@ -179,12 +182,64 @@ pub fn names(names: &[String]) -> String {
     }
 }
 
-/// A uid with its user name when the host knows it: `1000 (alice)`.
-pub fn owner(uid: u32) -> String {
-    match nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid)) {
-        Ok(Some(user)) => format!("{uid} ({})", user.name),
-        _ => uid.to_string(),
+/// An account name with its local uid when it has one: `ann (uid 1000)`.
+pub fn owner(name: &str, uid: Option<u32>) -> String {
+    match uid {
+        Some(uid) => format!("{name} (uid {uid})"),
+        None => name.to_string(),
     }
+}
+
+/// `yes` or `no`.
+pub fn yes_no(value: bool) -> &'static str {
+    if value {
+        "yes"
+    } else {
+        "no"
+    }
+}
+
+/// An optional time with what is left of it: `-`, `2024-05-01T14:00:00Z (in 1h 59m)` or
+/// `… (expired)`.
+pub fn expiry(timestamp: Option<&str>) -> String {
+    match timestamp {
+        None => "-".to_string(),
+        Some(at) => match remaining(at, SystemTime::now()) {
+            Some(left) => format!("{at} ({left})"),
+            None => at.to_string(),
+        },
+    }
+}
+
+/// What is left of an optional time, short: `-`, `in 1h 59m`, `in 3d 4h`, `expired`.
+pub fn expiry_short(timestamp: Option<&str>) -> String {
+    match timestamp {
+        None => "-".to_string(),
+        Some(at) => remaining(at, SystemTime::now()).unwrap_or_else(|| at.to_string()),
+    }
+}
+
+/// How long after `now` the RFC 3339 time `timestamp` is, in its two largest units
+/// (`in 1h 59m`), or `expired` once it has passed; `None` when it does not parse.
+fn remaining(timestamp: &str, now: SystemTime) -> Option<String> {
+    let then = humantime::parse_rfc3339_weak(timestamp).ok()?;
+    let Ok(left) = then.duration_since(now) else {
+        return Some("expired".to_string());
+    };
+    let secs = left.as_secs();
+    let text = match secs {
+        0 => return Some("expired".to_string()),
+        1..60 => format!("{secs}s"),
+        60..3600 => format!("{}m {}s", secs / 60, secs % 60),
+        3600..86_400 => format!("{}h {}m", secs / 3600, secs % 3600 / 60),
+        _ => format!("{}d {}h", secs / 86_400, secs % 86_400 / 3600),
+    };
+    Some(format!(
+        "in {}",
+        text.trim_end_matches(" 0s")
+            .trim_end_matches(" 0m")
+            .trim_end_matches(" 0h")
+    ))
 }
 
 /// A creation time with its age: `2024-05-01T12:00:00Z (3h ago)`.
@@ -229,6 +284,38 @@ mod tests {
         assert_eq!(at(40 * 86_400).as_deref(), Some("40d ago"));
         assert_eq!(age("yesterday", then), None);
         assert_eq!(created_short("yesterday"), "yesterday");
+    }
+
+    #[test]
+    fn remaining_time_uses_two_units_then_expired() {
+        let at = "2024-05-01T12:00:00Z";
+        let then = humantime::parse_rfc3339(at).expect("time");
+        let before = |secs| remaining(at, then - Duration::from_secs(secs));
+        assert_eq!(before(2 * 3600 - 60).as_deref(), Some("in 1h 59m"));
+        assert_eq!(before(2 * 3600).as_deref(), Some("in 2h"));
+        assert_eq!(before(90).as_deref(), Some("in 1m 30s"));
+        assert_eq!(before(45).as_deref(), Some("in 45s"));
+        assert_eq!(
+            before(3 * 86_400 + 4 * 3600 + 5).as_deref(),
+            Some("in 3d 4h")
+        );
+        assert_eq!(remaining(at, then).as_deref(), Some("expired"));
+        assert_eq!(
+            remaining(at, then + Duration::from_secs(5)).as_deref(),
+            Some("expired")
+        );
+        assert_eq!(remaining("soon", then), None);
+        assert_eq!(expiry_short(None), "-");
+        assert_eq!(
+            expiry(Some("2000-01-01T00:00:00Z")),
+            "2000-01-01T00:00:00Z (expired)"
+        );
+    }
+
+    #[test]
+    fn owners_show_their_uid_when_linked() {
+        assert_eq!(owner("ann", Some(1000)), "ann (uid 1000)");
+        assert_eq!(owner("ci", None), "ci");
     }
 
     #[test]

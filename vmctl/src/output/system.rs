@@ -1,28 +1,53 @@
-//! Tables for `status`: the daemon overview and its consistency issues.
+//! Tables for `status`: the daemon overview, the caller's identity and the consistency issues.
 
 use std::time::Duration;
 
 use vm_proto::names::format_size;
-use vm_proto::types::{ConsistencyIssue, SystemInfo};
+use vm_proto::types::{ConsistencyIssue, SystemInfo, WhoAmI};
 
 use super::{kv_table, list_table};
 
 /// The whole `status` output: the overview, then the issues table when there are any.
 pub fn details(info: &SystemInfo) -> String {
+    render(info, Vec::new())
+}
+
+/// [`details`] with `user`, `role` and `via` lines after the versions; a failed
+/// `auth.whoami` puts its error in the `user` line.
+pub fn with_identity(info: &SystemInfo, me: &Result<WhoAmI, String>) -> String {
+    let identity = match me {
+        Ok(me) => vec![
+            ("user", me.user.clone()),
+            ("role", me.role.to_string()),
+            ("via", super::user::via(me)),
+        ],
+        Err(err) => vec![("user", format!("unknown: {err}"))],
+    };
+    render(info, identity)
+}
+
+/// The overview with `identity` after the versions, then the issues.
+fn render(info: &SystemInfo, identity: Vec<(&'static str, String)>) -> String {
+    let mut rows = overview(info);
+    let at = rows
+        .iter()
+        .position(|(key, _)| *key == "pid")
+        .unwrap_or(rows.len());
+    rows.splice(at..at, identity);
+    let overview = kv_table(&rows);
     if info.issues.is_empty() {
-        return overview(info);
+        return overview;
     }
     format!(
-        "{}\n\nConsistency issues found at start-up:\n{}",
-        overview(info),
+        "{overview}\n\nConsistency issues found at start-up:\n{}",
         issues(&info.issues)
     )
 }
 
-/// Key/value lines of the daemon overview.
-fn overview(info: &SystemInfo) -> String {
+/// Key/value rows of the daemon overview.
+fn overview(info: &SystemInfo) -> Vec<(&'static str, String)> {
     let accelerator = format!("{} ({})", info.accelerator.name, info.accelerator.reason);
-    kv_table(&[
+    vec![
         ("daemon version", info.daemon_version.clone()),
         ("api version", info.api_version.clone()),
         ("vmctl version", env!("CARGO_PKG_VERSION").to_string()),
@@ -42,7 +67,7 @@ fn overview(info: &SystemInfo) -> String {
         ("images size", format_size(info.disk.images_bytes)),
         ("overlays size", format_size(info.disk.overlays_bytes)),
         ("free space", free_space(&info.disk)),
-    ])
+    ]
 }
 
 /// The KIND / NAME / PATH table of consistency issues.
@@ -119,6 +144,37 @@ mod tests {
             assert!(text.contains(cell), "{cell} missing in {text}");
         }
         assert!(!text.contains("Consistency"));
+    }
+
+    #[test]
+    fn identity_lines_follow_the_versions() {
+        let me = WhoAmI {
+            user: "ann".into(),
+            role: vm_proto::types::Role::User,
+            via: vm_proto::types::AuthMethod::Token,
+            peer_uid: None,
+            token_id: Some(3),
+            expires_at: None,
+            quota: Default::default(),
+            usage: Default::default(),
+        };
+        let text = with_identity(&sample(vec![]), &Ok(me));
+        for line in [
+            "user             ann",
+            "role             user",
+            "via              token",
+        ] {
+            assert!(text.contains(line), "{line} missing in {text}");
+        }
+        assert!(
+            text.find("vmctl version") < text.find("user") && text.find("user") < text.find("pid")
+        );
+        let text = with_identity(&sample(vec![]), &Err("token expired".into()));
+        assert!(
+            text.contains("user             unknown: token expired"),
+            "{text}"
+        );
+        assert!(!details(&sample(vec![])).contains("role"));
     }
 
     #[test]

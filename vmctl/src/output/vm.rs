@@ -3,15 +3,18 @@
 use vm_proto::names::format_size;
 use vm_proto::types::Vm;
 
-use super::{created, created_short, kv_table, list_table, owner, size_exact};
+use super::{
+    created, created_short, expiry, expiry_short, kv_table, list_table, owner, size_exact, yes_no,
+};
 
 /// Bytes in a MiB, to show `memory_mib` with [`format_size`].
 const MIB: u64 = 1 << 20;
 
-/// The `ls` table: NAME, STATE, IMAGE, CPUS, MEMORY, DISK (used / virtual), OWNER, CREATED.
+/// The `ls` table: NAME, STATE, IMAGE, CPUS, MEMORY, DISK (used / virtual), OWNER, CREATED,
+/// EXPIRES (time left, `-` for none).
 pub fn table(vms: &[Vm]) -> String {
     let headers = [
-        "NAME", "STATE", "IMAGE", "CPUS", "MEMORY", "DISK", "OWNER", "CREATED",
+        "NAME", "STATE", "IMAGE", "CPUS", "MEMORY", "DISK", "OWNER", "CREATED", "EXPIRES",
     ];
     list_table(&headers, vms.iter().map(row))
 }
@@ -29,8 +32,9 @@ fn row(vm: &Vm) -> Vec<String> {
             format_size(vm.disk_usage_bytes),
             format_size(vm.disk_bytes)
         ),
-        vm.owner_uid.to_string(),
+        vm.owner.clone(),
         created_short(&vm.created_at),
+        expiry_short(vm.expires_at.as_deref()),
     ]
 }
 
@@ -47,8 +51,14 @@ pub fn details(vm: &Vm) -> String {
         ("disk size", size_exact(vm.disk_bytes)),
         ("disk usage", size_exact(vm.disk_usage_bytes)),
         ("iso", or_dash(vm.iso.clone())),
-        ("owner", owner(vm.owner_uid)),
+        ("owner", owner(&vm.owner, vm.owner_uid)),
         ("created", created(&vm.created_at)),
+        ("expires", expiry(vm.expires_at.as_deref())),
+        (
+            "on expiry",
+            or_dash(vm.on_expiry.map(|a| a.as_str().to_string())),
+        ),
+        ("session", yes_no(vm.session).to_string()),
         ("overlay path", vm.overlay_path.clone()),
         (
             "ssh port",
@@ -72,15 +82,6 @@ fn memory(mib: u64) -> String {
     }
 }
 
-/// `yes` or `no`.
-fn yes_no(value: bool) -> &'static str {
-    if value {
-        "yes"
-    } else {
-        "no"
-    }
-}
-
 /// The value, or `-` when the API left it out.
 fn or_dash(value: Option<String>) -> String {
     value.unwrap_or_else(|| "-".to_string())
@@ -89,7 +90,7 @@ fn or_dash(value: Option<String>) -> String {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use vm_proto::types::VmState;
+    use vm_proto::types::{ExpiryAction, VmState};
 
     /// A VM as the daemon would return it.
     pub(crate) fn sample() -> Vm {
@@ -101,7 +102,11 @@ pub(crate) mod tests {
             memory_mib: 1024,
             disk_bytes: 256 << 20,
             disk_usage_bytes: 196 << 10,
-            owner_uid: 1000,
+            owner: "ann".into(),
+            owner_uid: Some(1000),
+            expires_at: None,
+            on_expiry: None,
+            session: false,
             created_at: "2024-05-01T12:00:00Z".into(),
             overlay_path: "/var/lib/vmd/overlays/web1.qcow2".into(),
             ssh_port: Some(2222),
@@ -123,7 +128,7 @@ pub(crate) mod tests {
         let header: Vec<_> = lines.next().expect("header").split_whitespace().collect();
         assert_eq!(
             header,
-            ["NAME", "STATE", "IMAGE", "CPUS", "MEMORY", "DISK", "OWNER", "CREATED"]
+            ["NAME", "STATE", "IMAGE", "CPUS", "MEMORY", "DISK", "OWNER", "CREATED", "EXPIRES"]
         );
         let row = lines.next().expect("row");
         for cell in [
@@ -132,11 +137,38 @@ pub(crate) mod tests {
             "debian-12",
             "1 GiB",
             "196 KiB / 256 MiB",
-            "1000",
-            "d ago",
+            "ann",
+            "d ago   -",
         ] {
             assert!(row.contains(cell), "{cell} missing in {row}");
         }
+        assert!(text.lines().all(|l| l.chars().count() <= 100), "{text}");
+    }
+
+    #[test]
+    fn list_shows_owner_and_time_left() {
+        let soon = humantime::format_rfc3339_seconds(
+            std::time::SystemTime::now() + std::time::Duration::from_secs(2 * 3600 - 30),
+        );
+        let ephemeral = Vm {
+            name: "tmp-1".into(),
+            owner: "bob".into(),
+            expires_at: Some(soon.to_string()),
+            on_expiry: Some(ExpiryAction::Remove),
+            ..sample()
+        };
+        let gone = Vm {
+            name: "tmp-2".into(),
+            expires_at: Some("2020-01-01T00:00:00Z".into()),
+            ..sample()
+        };
+        let text = table(&[sample(), ephemeral, gone]);
+        let rows: Vec<_> = text.lines().collect();
+        assert!(
+            rows[2].contains("bob") && rows[2].ends_with("in 1h 59m"),
+            "{text}"
+        );
+        assert!(rows[3].ends_with("expired"), "{text}");
         assert!(text.lines().all(|l| l.chars().count() <= 100), "{text}");
     }
 
@@ -159,6 +191,10 @@ pub(crate) mod tests {
             "install        no",
             "firmware       bios",
             "iso            -",
+            "owner          ann (uid 1000)",
+            "expires        -",
+            "on expiry      -",
+            "session        no",
         ] {
             assert!(text.contains(line), "{line} missing in {text}");
         }
