@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
+pub mod accounts;
 pub mod guest;
 
 /// How long any wait in these tests may take before the test fails.
