@@ -39,5 +39,10 @@ pub const CONSOLE_PATH_PREFIX: &str = "/v1/vms/";
 /// The `Upgrade` protocol token of console attachment.
 pub const CONSOLE_UPGRADE: &str = "vmd-console";
 
+/// The `Upgrade` protocol token of VNC attachment: `GET /v1/vms/<name>/vnc` with
+/// `Connection: Upgrade`, `Upgrade: vmd-vnc` switches the connection to QEMU's RFB stream
+/// (the VM's screen, keyboard and mouse). Several clients may view one VM at once.
+pub const VNC_UPGRADE: &str = "vmd-vnc";
+
 /// Environment variable that clients read to find the daemon's socket.
 pub const SOCKET_ENV: &str = "VMD_SOCKET";

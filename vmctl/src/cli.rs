@@ -64,6 +64,17 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// Arguments of `vnc`.
+#[derive(Debug, Args)]
+pub struct VncArgs {
+    /// VM name
+    pub name: String,
+    /// Relay the VM's screen (through vmd, authorized) on this local TCP address until
+    /// Ctrl-C; point any VNC viewer at it, e.g. `vncviewer 127.0.0.1:5901`
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<std::net::SocketAddr>,
+}
+
 /// Output formats of `--output`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Format {
@@ -108,8 +119,8 @@ pub enum Command {
     Pause(NameArg),
     /// Resume a paused VM
     Resume(NameArg),
-    /// Print the VNC Unix socket of a running VM
-    Vnc(NameArg),
+    /// Show a running VM's screen: relay VNC on a local TCP port (--listen), or print its socket
+    Vnc(VncArgs),
     /// Print a VM's console log (serial output and vmd's notes about the VM)
     Logs(LogsArgs),
     /// Print lab events as JSON lines, one event object per line (always JSON, for pipelines)

@@ -65,10 +65,20 @@ pub async fn attach(
     token: Option<&Credential>,
     vm: &str,
 ) -> Result<Console, CliError> {
-    let request = Request::get(format!("{CONSOLE_PATH_PREFIX}{vm}/console"))
+    upgrade(socket, token, vm, ("console", CONSOLE_UPGRADE)).await
+}
+
+/// Opens the byte stream of `vm`'s endpoint (`console` or `vnc`) with its `Upgrade` token.
+pub async fn upgrade(
+    socket: &Path,
+    token: Option<&Credential>,
+    vm: &str,
+    (endpoint, protocol): (&str, &'static str),
+) -> Result<Console, CliError> {
+    let request = Request::get(format!("{CONSOLE_PATH_PREFIX}{vm}/{endpoint}"))
         .header(HOST, "localhost")
         .header(CONNECTION, "Upgrade")
-        .header(UPGRADE, CONSOLE_UPGRADE)
+        .header(UPGRADE, protocol)
         .body(Empty::<Bytes>::new())
         .map_err(|err| CliError::Protocol(format!("{FAILED}: bad request: {err}")))?;
     let response = http::round_trip(socket, token, request, FAILED).await?;

@@ -80,13 +80,22 @@ fn base_is_never_written_and_used_by_tracks_vms() {
 }
 
 #[test]
-fn owner_is_the_peer_uid() {
+fn owner_is_the_peer_uids_account() {
     let d = Daemon::start();
     let image = d.import(&raw_disk(d.dir.path(), "b.img", "8M"), "mine");
-    let uid = std::fs::metadata("/proc/self")
-        .map(|m| std::os::unix::fs::MetadataExt::uid(&m))
-        .expect("uid");
-    assert_eq!(image["owner_uid"], uid);
+    // Tests run as root: uid 0 is always the admin account `root`.
+    assert_eq!(
+        (image["owner"].as_str(), image["public"].as_bool()),
+        (Some("root"), Some(true))
+    );
     let vm = d.ok("vm.create", json!([{"name": "v", "image": "mine"}]));
-    assert_eq!(vm["owner_uid"], uid);
+    assert_eq!(
+        (vm["owner"].as_str(), vm["owner_uid"].as_u64()),
+        (Some("root"), Some(0))
+    );
+    let me = d.ok("auth.whoami", json!([]));
+    assert_eq!(
+        (me["user"].as_str(), me["role"].as_str(), me["via"].as_str()),
+        (Some("root"), Some("admin"), Some("peer"))
+    );
 }

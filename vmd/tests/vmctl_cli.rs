@@ -47,7 +47,7 @@ fn image_and_vm_verbs_with_json_schemas() {
             "virtual_size_bytes",
             "disk_usage_bytes",
             "sha256",
-            "owner_uid",
+            "owner",
             "created_at",
             "used_by",
         ],
@@ -67,7 +67,7 @@ fn image_and_vm_verbs_with_json_schemas() {
             "cpus",
             "memory_mib",
             "disk_bytes",
-            "owner_uid",
+            "owner",
             "created_at",
         ],
     );
@@ -143,7 +143,7 @@ fn tables_and_quiet_mode() {
     );
     let (_, images, _) = run(&d, &["image", "ls"]);
     assert!(
-        images.contains("base") && images.contains("USED BY"),
+        images.contains("base") && images.contains("VMS") && images.contains("OWNER"),
         "{images}"
     );
 }

@@ -101,7 +101,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Reboot(arg) => reboot::run(&ctx, arg.name).await,
         Command::Pause(arg) => pause::run(&ctx, arg.name).await,
         Command::Resume(arg) => resume::run(&ctx, arg.name).await,
-        Command::Vnc(arg) => vnc::run(&ctx, arg.name).await,
+        Command::Vnc(args) => vnc::run(&ctx, args).await,
         Command::Logs(args) => logs::run(&ctx, args).await,
         Command::Events(args) => events::run(&ctx, args).await,
         Command::Wait(args) => wait::run(&ctx, args).await,

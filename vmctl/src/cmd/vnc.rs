@@ -8,7 +8,14 @@ use vm_proto::api::VmdApiClient;
 use vm_proto::types::Vm;
 use vm_proto::{ApiError, ErrorCode};
 
+use std::net::SocketAddr;
+
+use tokio::net::TcpListener;
+use vm_proto::VNC_UPGRADE;
+
 use super::Ctx;
+use crate::cli::VncArgs;
+use crate::console::upgrade;
 use crate::error::CliError;
 
 /// The JSON answer.
@@ -18,9 +25,12 @@ struct Endpoint {
     vnc_socket: String,
 }
 
-/// Prints the VNC socket of the VM.
-pub async fn run(ctx: &Ctx, name: String) -> Result<(), CliError> {
-    let vm = ctx.connect().await?.vm_get(name).await?;
+/// Relays the VM's screen on `--listen`, or prints its VNC socket.
+pub async fn run(ctx: &Ctx, args: VncArgs) -> Result<(), CliError> {
+    let vm = ctx.connect().await?.vm_get(args.name).await?;
+    if let Some(addr) = args.listen {
+        return relay(ctx, &vm.name, addr).await;
+    }
     let endpoint = endpoint(vm)?;
     ctx.out.object(&endpoint, |e| e.vnc_socket.clone())?;
     if !ctx.out.is_json() && !ctx.out.quiet {
@@ -42,6 +52,36 @@ fn endpoint(vm: Vm) -> Result<Endpoint, CliError> {
         )
         .with_hint(format!("vmctl start {}", vm.name))
         .into()),
+    }
+}
+
+/// Accepts VNC viewers on `addr` (loopback only) and joins each to the VM's screen through
+/// vmd, until Ctrl-C.
+async fn relay(ctx: &Ctx, vm: &str, addr: SocketAddr) -> Result<(), CliError> {
+    if !addr.ip().is_loopback() {
+        return Err(CliError::invalid(format!(
+            "--listen {addr}: only loopback addresses (127.0.0.1, ::1); the relay has no authentication of its own"
+        )));
+    }
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|e| CliError::invalid(format!("cannot listen on {addr}: {e}")))?;
+    let local = listener.local_addr().unwrap_or(addr);
+    if !ctx.out.quiet {
+        eprintln!(
+            "relaying the screen of {vm} on {local}: connect a VNC viewer there (Ctrl-C ends)"
+        );
+    }
+    loop {
+        let (tcp, _) = tokio::select! {
+            accepted = listener.accept() => accepted.map_err(|e| CliError::invalid(format!("accept failed: {e}")))?,
+            _ = tokio::signal::ctrl_c() => return Ok(()),
+        };
+        let stream = upgrade(&ctx.socket, ctx.token.as_ref(), vm, ("vnc", VNC_UPGRADE)).await?;
+        tokio::spawn(async move {
+            let (mut tcp, mut stream) = (tcp, stream);
+            let _ = tokio::io::copy_bidirectional(&mut tcp, &mut stream).await;
+        });
     }
 }
 

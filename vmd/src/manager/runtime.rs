@@ -321,6 +321,18 @@ impl Drop for ConsoleAttach {
 }
 
 impl Manager {
+    /// The VNC socket of a running VM, for a client of `subject` (several may view at once).
+    pub async fn vnc_socket(&self, subject: &Subject, name: &str) -> Result<PathBuf, Error> {
+        self.vm_for(subject, name, Action::Operate).await?;
+        let alive = [VmState::Running, VmState::Paused, VmState::Stopping];
+        self.require(name, &alive, "start it first (vmctl start)")
+            .await?;
+        let runtime = self
+            .runtime(name)
+            .ok_or_else(|| Error::NoProcess(name.into()))?;
+        Ok(runtime.run_dir.join("vnc"))
+    }
+
     /// Takes the console of a running VM for one client.
     pub async fn console_attach(
         &self,

@@ -89,7 +89,7 @@ pub async fn handle(
 
 /// Why a console session ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum End {
+pub(super) enum End {
     /// The client closed or failed.
     Client,
     /// QEMU closed the console (the VM stopped) or failed.
@@ -111,7 +111,7 @@ fn log_detach(name: &str, user: &str, end: End, idle: Option<Duration>) {
 }
 
 /// Copies bytes both ways until either side ends or the client is idle for `idle`.
-async fn pump<C, Q>(client: C, qemu: Q, idle: Option<Duration>) -> End
+pub(super) async fn pump<C, Q>(client: C, qemu: Q, idle: Option<Duration>) -> End
 where
     C: AsyncRead + AsyncWrite,
     Q: AsyncRead + AsyncWrite,

@@ -21,6 +21,7 @@ mod handlers;
 mod identity;
 pub mod socket;
 mod upload;
+mod vnc;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -172,6 +173,9 @@ async fn connection(
             }
             if let Some(name) = console::vm_of(req.uri().path()).map(str::to_string) {
                 return Ok(console::handle(manager, who, req, name, limits.console_idle).await);
+            }
+            if let Some(name) = vnc::vm_of(req.uri().path()).map(str::to_string) {
+                return Ok(vnc::handle(manager, who, req, name, limits.console_idle).await);
             }
             Ok(rpc.call(req).await.unwrap_or_else(|err| upload::failed(&*err)))
         })

@@ -1,0 +1,93 @@
+//! `GET /v1/vms/<name>/vnc` with `Upgrade: vmd-vnc`: after `101 Switching Protocols` the
+//! connection carries QEMU's RFB (VNC) stream of the VM. QEMU's VNC server listens only on a
+//! Unix socket in the VM's private run directory, so this authorized relay is the one way in:
+//! no TCP VNC port exists. Several clients may view a VM at once; a client that sends nothing
+//! for `console_idle_secs` is detached (a live viewer keeps asking for screen updates).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::body::Incoming;
+use hyper::header::{HeaderValue, CONNECTION, UPGRADE};
+use hyper::StatusCode;
+use hyper_util::rt::TokioIo;
+use jsonrpsee::server::{HttpBody, HttpRequest, HttpResponse};
+use tokio::net::UnixStream;
+use vm_proto::{ApiError, ErrorCode, CONSOLE_PATH_PREFIX, VNC_UPGRADE};
+
+use super::console::pump;
+use super::upload::{error_response, status_of};
+use super::Identity;
+use crate::manager::Manager;
+
+/// The VM name if `path` is a VNC path.
+pub fn vm_of(path: &str) -> Option<&str> {
+    path.strip_prefix(CONSOLE_PATH_PREFIX)?
+        .strip_suffix("/vnc")
+        .filter(|n| !n.contains('/'))
+}
+
+/// Answers a VNC attach request.
+pub async fn handle(
+    manager: Arc<Manager>,
+    who: Identity,
+    req: HttpRequest<Incoming>,
+    name: String,
+    idle: Option<Duration>,
+) -> HttpResponse {
+    let wants = req.headers().get(UPGRADE).and_then(|v| v.to_str().ok()) == Some(VNC_UPGRADE);
+    if !wants {
+        let err = ApiError::new(
+            ErrorCode::InvalidArgument,
+            format!("VNC needs `Upgrade: {VNC_UPGRADE}`"),
+        )
+        .with_hint("use `vmctl vnc NAME --listen 127.0.0.1:5901` and point a VNC viewer there");
+        return error_response(StatusCode::BAD_REQUEST, &err);
+    }
+    let subject = match who.subject() {
+        Ok(s) => s.clone(),
+        Err(err) => return error_response(status_of(&err), &err),
+    };
+    let socket = match manager.vnc_socket(&subject, &name).await {
+        Ok(path) => path,
+        Err(err) => {
+            let api = ApiError::from(err);
+            return error_response(status_of(&api), &api);
+        }
+    };
+    let qemu = match UnixStream::connect(&socket).await {
+        Ok(s) => s,
+        Err(e) => {
+            return error_response(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                &ApiError::from_error(ErrorCode::Internal, &e),
+            )
+        }
+    };
+    tracing::debug!(vm = %name, user = %subject.name, "vnc client attached");
+    tokio::spawn(async move {
+        if let Ok(upgraded) = hyper::upgrade::on(req).await {
+            let end = pump(TokioIo::new(upgraded), qemu, idle).await;
+            tracing::debug!(vm = %name, user = %subject.name, ?end, "vnc client detached");
+        }
+    });
+    let mut resp = HttpResponse::new(HttpBody::empty());
+    *resp.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    resp.headers_mut()
+        .insert(CONNECTION, HeaderValue::from_static("upgrade"));
+    resp.headers_mut()
+        .insert(UPGRADE, HeaderValue::from_static(VNC_UPGRADE));
+    resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vnc_paths() {
+        assert_eq!(vm_of("/v1/vms/web1/vnc"), Some("web1"));
+        assert_eq!(vm_of("/v1/vms/web1/console"), None);
+        assert_eq!(vm_of("/v1/vms/a/b/vnc"), None);
+    }
+}
