@@ -441,6 +441,48 @@ mod tests {
     }
 
     #[test]
+    fn version_3_owners_become_accounts() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("vmd.db");
+        let mut conn = Connection::open(&path).expect("open");
+        let tx = conn.transaction().expect("tx");
+        for sql in &MIGRATIONS[..3] {
+            tx.execute_batch(sql).expect("old schema");
+        }
+        tx.execute_batch(
+            "INSERT INTO images (name, file_name, source_format, virtual_size_bytes, sha256, owner_uid, created_at)
+                VALUES ('base', 'base.qcow2', 'raw', 1, 'x', 0, 1);
+             INSERT INTO vms (name, image_id, cpus, memory_mib, disk_bytes, state, owner_uid, created_at, overlay_file)
+                VALUES ('a', 1, 1, 64, 1, 'stopped', 0, 1, 'a.qcow2'),
+                       ('b', 1, 1, 64, 1, 'stopped', 4321, 1, 'b.qcow2');
+             PRAGMA user_version = 3;",
+        )
+        .expect("old rows");
+        tx.commit().expect("commit");
+        drop(conn);
+        let store = Store::open(&path).expect("migrate");
+        let (a, b) = store
+            .read(|c| Ok((get_vm(c, "a")?, get_vm(c, "b")?)))
+            .expect("read");
+        let (a, b) = (a.expect("a"), b.expect("b"));
+        assert_eq!((a.owner.name.as_str(), a.owner.uid), ("root", Some(0)));
+        assert_eq!(
+            (b.owner.name.as_str(), b.owner.uid),
+            ("uid-4321", Some(4321))
+        );
+        let root = store
+            .read(|c| user_by_uid(c, 0))
+            .expect("read")
+            .expect("root");
+        assert_eq!(root.role, vm_proto::types::Role::Admin);
+        let image = store
+            .read(|c| get_image(c, "base"))
+            .expect("read")
+            .expect("image");
+        assert!(image.public && image.owner.id == root.id);
+    }
+
+    #[test]
     fn refuses_newer_schema() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("vmd.db");

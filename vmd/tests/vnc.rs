@@ -1,0 +1,104 @@
+//! The VM's screen through vmd: `GET /v1/vms/NAME/vnc` upgraded to QEMU's RFB stream, and
+//! `vmctl vnc --listen` relaying it to a local TCP port for an ordinary VNC viewer.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::os::unix::net::UnixStream;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{vmctl_bin, Daemon, DEADLINE};
+use serde_json::json;
+
+/// Sends a VNC upgrade request; returns the response head, and the stream when it is 101.
+fn upgrade(d: &Daemon, name: &str, protocol: &str) -> (String, UnixStream) {
+    let mut stream = UnixStream::connect(&d.socket).expect("connect");
+    stream.set_read_timeout(Some(DEADLINE)).expect("timeout");
+    let req = format!(
+        "GET /v1/vms/{name}/vnc HTTP/1.1\r\nhost: localhost\r\nconnection: Upgrade\r\nupgrade: {protocol}\r\n\r\n"
+    );
+    stream.write_all(req.as_bytes()).expect("write");
+    let mut head = Vec::new();
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        let mut byte = [0u8; 1];
+        match stream.read(&mut byte) {
+            Ok(1) => head.push(byte[0]),
+            _ => break,
+        }
+    }
+    (String::from_utf8_lossy(&head).into_owned(), stream)
+}
+
+/// Reads the 12-byte RFB protocol banner QEMU's VNC server sends first.
+fn banner(stream: &mut impl Read) -> String {
+    let mut buf = [0u8; 12];
+    stream.read_exact(&mut buf).expect("RFB banner");
+    String::from_utf8_lossy(&buf).into_owned()
+}
+
+#[test]
+fn vnc_upgrades_to_the_guests_rfb_stream_and_refuses_otherwise() {
+    let d = Daemon::start();
+    d.import_guest();
+    d.ok(
+        "vm.create",
+        json!([{"name": "g", "image": "guest", "memory_mib": 128}]),
+    );
+    let (head, _) = upgrade(&d, "g", "vmd-vnc");
+    assert!(
+        head.starts_with("HTTP/1.1 412"),
+        "a stopped VM has no screen: {head}"
+    );
+    d.ok("vm.start", json!(["g"]));
+    let (head, mut stream) = upgrade(&d, "g", "vmd-vnc");
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    assert_eq!(banner(&mut stream), "RFB 003.008\n");
+    let (head, mut second) = upgrade(&d, "g", "vmd-vnc");
+    assert!(
+        head.starts_with("HTTP/1.1 101"),
+        "several viewers at once: {head}"
+    );
+    assert_eq!(banner(&mut second), "RFB 003.008\n");
+    let (head, _) = upgrade(&d, "g", "websocket");
+    assert!(head.starts_with("HTTP/1.1 400"), "{head}");
+    let (head, _) = upgrade(&d, "nope", "vmd-vnc");
+    assert!(head.starts_with("HTTP/1.1 404"), "{head}");
+    d.ok("vm.stop", json!([{"name": "g", "force": true}]));
+}
+
+#[test]
+fn vmctl_relays_the_screen_on_a_loopback_port() {
+    let d = Daemon::start();
+    d.import_guest();
+    d.boot("g");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    let listen = format!("127.0.0.1:{port}");
+    let mut relay = Command::new(vmctl_bin())
+        .arg("--socket")
+        .arg(&d.socket)
+        .args(["vnc", "g", "--listen", &listen])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("vmctl vnc");
+    let end = Instant::now() + DEADLINE;
+    let mut tcp = loop {
+        match TcpStream::connect(&listen) {
+            Ok(s) => break s,
+            Err(e) => assert!(Instant::now() < end, "relay never listened: {e}"),
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    tcp.set_read_timeout(Some(DEADLINE)).expect("timeout");
+    assert_eq!(banner(&mut tcp), "RFB 003.008\n");
+    let refused = d.vmctl(&["vnc", "g", "--listen", "0.0.0.0:5999"]);
+    assert_eq!(refused.status.code(), Some(6), "only loopback");
+    let _ = relay.kill();
+    let _ = relay.wait();
+    d.ok("vm.stop", json!([{"name": "g", "force": true}]));
+}
