@@ -129,7 +129,7 @@ pub enum Error {
     #[error("the console of vm {0} is already attached by another client")]
     ConsoleBusy(String),
     /// Another VM forwards that port.
-    #[error("ssh port {port} is already forwarded to vm {vm}")]
+    #[error("ssh port {port} is already forwarded to {vm}")]
     PortInUse {
         /// The port.
         port: u16,

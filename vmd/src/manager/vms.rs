@@ -8,7 +8,7 @@ use vm_proto::types::{
 
 use vm_proto::types::EventKind;
 
-use super::access::allow;
+use super::access::{allow, vm_object};
 use super::events::Draft;
 use super::images::remove_with_file;
 use super::{now_secs, rfc3339, Error, Manager};
@@ -56,7 +56,7 @@ impl Manager {
             .firmware
             .unwrap_or(Firmware::parse(&image.firmware).unwrap_or_default());
         self.check_resources(cpus, memory_mib, firmware)?;
-        self.check_ssh_port(req.ssh_port).await?;
+        self.check_ssh_port(subject, req.ssh_port).await?;
         let iso_id = match &req.iso {
             Some(iso) => Some(self.iso_for(subject, iso, Action::Use).await?.id),
             None => None,
@@ -98,7 +98,8 @@ impl Manager {
         self.vm(&req.name).await
     }
 
-    async fn check_ssh_port(&self, port: Option<u16>) -> Result<(), Error> {
+    /// The port is free; the VM holding it is named only to its owner and admins.
+    async fn check_ssh_port(&self, subject: &Subject, port: Option<u16>) -> Result<(), Error> {
         let Some(port) = port else { return Ok(()) };
         if port == 0 {
             return Err(Error::Invalid(
@@ -108,10 +109,20 @@ impl Manager {
         let user = self
             .db(move |s| Ok(s.read(|c| store::vm_with_ssh_port(c, port))?))
             .await?;
-        match user {
-            Some(vm) => Err(Error::PortInUse { port, vm }),
-            None => Ok(()),
-        }
+        let Some(vm) = user else { return Ok(()) };
+        let visible = match self.find_vm(&vm).await? {
+            Some(row) => allow(subject, Action::Read, vm_object(&row), || {
+                Error::VmNotFound(vm.clone())
+            })
+            .is_ok(),
+            None => false,
+        };
+        let vm = if visible {
+            format!("vm {vm}")
+        } else {
+            "another user's vm".into()
+        };
+        Err(Error::PortInUse { port, vm })
     }
 
     pub(super) fn check_resources(
