@@ -204,8 +204,9 @@ pub struct UserSet {
 pub struct UserRemove {
     /// The account.
     pub name: String,
-    /// Also remove the user's VMs (stopping them), private images and tokens. Without it the
-    /// removal is refused (`in_use`) while the user owns VMs or images.
+    /// Also remove the user's VMs (stopping them) and private images. Without it the removal
+    /// is refused (`in_use`) while the user owns VMs or private images. Either way the user's
+    /// tokens go, and public images and ISOs they imported pass to the admin removing them.
     #[serde(default)]
     pub force: bool,
 }

@@ -167,7 +167,8 @@ impl ExpiryAction {
 pub struct VmExtend {
     /// VM name.
     pub name: String,
-    /// Seconds added to the deadline (or from now, when the VM has none yet).
+    /// Seconds added to the deadline (counted from now when it already passed). A VM without
+    /// a deadline cannot be extended (it lives until removed).
     pub by_secs: u64,
 }
 

@@ -20,12 +20,7 @@ use crate::store::{self, Limit, NewUser, UserRow};
 impl Manager {
     /// `user.add`.
     pub async fn add_user(&self, subject: &Subject, req: UserAdd) -> Result<User, Error> {
-        allow(
-            subject,
-            Action::Administer,
-            Object::Account { id: 0 },
-            || Error::Forbidden("managing accounts is for admins"),
-        )?;
+        admin_only(subject)?;
         validate_account_name(&req.name).map_err(Error::Invalid)?;
         let password = self.hash(req.password).await?;
         let new = NewUser {
@@ -98,6 +93,7 @@ impl Manager {
 
     /// `user.set`: role, uid link and quota overrides.
     pub async fn set_user(&self, subject: &Subject, req: UserSet) -> Result<User, Error> {
+        admin_only(subject)?;
         let mut row = self
             .account_for(subject, &req.name, Action::Administer)
             .await?;
@@ -140,6 +136,7 @@ impl Manager {
         subject: &Subject,
         req: UserRemove,
     ) -> Result<UserRemoved, Error> {
+        admin_only(subject)?;
         let row = self
             .account_for(subject, &req.name, Action::Administer)
             .await?;
@@ -178,9 +175,11 @@ impl Manager {
         for image in &images {
             self.remove_image(subject, image).await?;
         }
+        let heir = subject.user_id;
         let tokens = self
             .db(move |s| {
                 s.with_tx(|tx| {
+                    store::transfer_shared(tx, id, heir)?;
                     let n = store::delete_tokens_of(tx, id, None)?;
                     store::delete_user(tx, id)?;
                     Ok(n)
@@ -300,6 +299,17 @@ impl Manager {
         self.events.emit(draft).await?;
         Ok(())
     }
+}
+
+/// Account management is for admins; checked before any lookup, so that a refusal does not
+/// tell which names exist.
+fn admin_only(subject: &Subject) -> Result<(), Error> {
+    let own = Object::Account {
+        id: subject.user_id,
+    };
+    allow(subject, Action::Administer, own, || {
+        Error::Forbidden("managing accounts is for admins")
+    })
 }
 
 /// Inside a transaction: no other account (than `except`) has `name` or `uid`.

@@ -142,6 +142,13 @@ impl Manager {
                 failed = true;
             }
         }
+        // Expired tokens go once the VMs that ended with them were handled.
+        let pruned = self
+            .db(move |s| Ok(s.with_tx(|tx| store::prune_expired_tokens(tx, now))?))
+            .await;
+        if let Err(err) = pruned {
+            tracing::warn!(error = %err, "cannot prune expired tokens");
+        }
         let next = self
             .db(|s| Ok(s.read(store::next_expiry)?))
             .await
@@ -180,11 +187,6 @@ impl Manager {
                 }
             }
         }
-        let msg = format!("lifetime ended: {}", action.as_str());
-        tracing::info!(vm = %name, owner = %row.owner.name, action = action.as_str(), "vm expired");
-        self.events
-            .emit(Draft::vm(EventKind::VmExpired, name, msg))
-            .await?;
         match action {
             ExpiryAction::Remove => self.remove_vm(&daemon, name).await,
             ExpiryAction::Wipe => self.wipe_vm(&daemon, name).await.map(drop),
@@ -195,6 +197,11 @@ impl Manager {
             self.db(move |s| Ok(s.with_tx(|tx| store::set_expiry(tx, id, None, None, None))?))
                 .await?;
         }
+        // Recorded once the action is done, so that a retried expiry is one event.
+        tracing::info!(vm = %name, owner = %row.owner.name, action = action.as_str(), "vm expired");
+        let msg = format!("lifetime ended: {}", action.as_str());
+        let draft = Draft::vm(EventKind::VmExpired, name, msg).owned_by(&row.owner);
+        self.events.emit(draft).await?;
         Ok(())
     }
 }

@@ -108,6 +108,8 @@ pub struct Manager {
     reserve: Arc<SpaceReserve>,
     space_low: AtomicBool,
     throttle: crate::auth::throttle::Throttle,
+    // std Mutex: a counter update, never held across an await.
+    login_log: Mutex<crate::log_limit::LogLimit>,
     expiry_wake: tokio::sync::Notify,
 }
 
@@ -121,6 +123,9 @@ impl Manager {
             reserve,
             space_low: AtomicBool::new(false),
             throttle: Default::default(),
+            login_log: Mutex::new(crate::log_limit::LogLimit::new(
+                std::time::Duration::from_secs(10),
+            )),
             expiry_wake: tokio::sync::Notify::new(),
             events: events::Events::new(store.clone()),
             store,

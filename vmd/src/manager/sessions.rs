@@ -76,7 +76,14 @@ impl Manager {
     pub async fn login(&self, req: Login) -> Result<TokenSecret, Error> {
         let refused = || Error::Unauthenticated("wrong user name or password".into());
         if let Err(wait) = self.throttle.check(&req.user, Instant::now()) {
-            tracing::warn!(user = %req.user, retry_secs = wait.as_secs(), "login refused: too many failures");
+            if let Some(suppressed) = self
+                .login_log
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .allow(Instant::now())
+            {
+                tracing::warn!(user = %req.user, retry_secs = wait.as_secs(), suppressed, "login refused: too many failures");
+            }
             return Err(Error::Unauthenticated(format!(
                 "too many failed logins for {}; retry in {} s",
                 req.user,
@@ -120,6 +127,22 @@ impl Manager {
         tracing::info!(user = %subject.name, session = id, "logged out");
         self.expiry_changed();
         Ok(())
+    }
+
+    /// `Ok` while the bearer credential `subject` came with still exists and has not expired:
+    /// a WebSocket keeps the identity of its upgrade request, so each call checks again that
+    /// the token was not revoked or logged out since.
+    pub async fn still_valid(&self, subject: &Subject) -> Result<(), Error> {
+        let Some(id) = subject.token_id else {
+            return Ok(());
+        };
+        let row = self
+            .db(move |s| Ok(s.read(|c| store::token_by_id(c, id))?))
+            .await?;
+        match row {
+            Some(t) if t.expires_at.is_none_or(|e| e > now_secs()) => Ok(()),
+            _ => Err(Error::Unauthenticated("invalid or expired token".into())),
+        }
     }
 
     /// `auth.whoami`.

@@ -59,130 +59,132 @@ fn subject(ext: &Extensions) -> Result<Subject, ApiError> {
 }
 
 /// Runs `call` for the request's caller, as the actor of the events it records.
-async fn call<T, F, Fut>(ext: &Extensions, call: F) -> RpcResult<T>
+async fn call<T, F, Fut>(manager: &Manager, ext: &Extensions, call: F) -> RpcResult<T>
 where
     F: FnOnce(Subject) -> Fut,
     Fut: Future<Output = Result<T, Error>>,
 {
     let s = subject(ext).map_err(ErrorObjectOwned::from)?;
     let scope = s.clone();
-    map(actor::scope(&scope, call(s)).await)
+    map(actor::scope(&scope, async move {
+        manager.still_valid(&s).await?;
+        call(s).await
+    })
+    .await)
 }
 
 #[async_trait]
 impl VmdApiServer for Handlers {
     async fn system_info(&self, ext: &Extensions) -> RpcResult<SystemInfo> {
-        call(ext, |s| async move { self.manager.system_info(&s).await }).await
+        call(&self.manager, ext, |s| async move {
+            self.manager.system_info(&s).await
+        })
+        .await
     }
 
     async fn image_import(&self, ext: &Extensions, params: ImageImport) -> RpcResult<Image> {
-        call(ext, |s| async move {
+        call(&self.manager, ext, |s| async move {
             self.manager.import_image(&s, params).await
         })
         .await
     }
 
     async fn image_list(&self, ext: &Extensions) -> RpcResult<Vec<Image>> {
-        call(ext, |s| async move { self.manager.list_images(&s).await }).await
+        call(&self.manager, ext, |s| async move {
+            self.manager.list_images(&s).await
+        })
+        .await
     }
 
     async fn image_get(&self, ext: &Extensions, name: String) -> RpcResult<Image> {
-        call(
-            ext,
-            |s| async move { self.manager.get_image(&s, &name).await },
-        )
+        call(&self.manager, ext, |s| async move {
+            self.manager.get_image(&s, &name).await
+        })
         .await
     }
 
     async fn image_remove(&self, ext: &Extensions, name: String) -> RpcResult<()> {
-        call(ext, |s| async move {
+        call(&self.manager, ext, |s| async move {
             self.manager.remove_image(&s, &name).await
         })
         .await
     }
 
     async fn vm_create(&self, ext: &Extensions, params: VmCreate) -> RpcResult<Vm> {
-        call(
-            ext,
-            |s| async move { self.manager.create_vm(&s, params).await },
-        )
+        call(&self.manager, ext, |s| async move {
+            self.manager.create_vm(&s, params).await
+        })
         .await
     }
 
     async fn vm_list(&self, ext: &Extensions, filter: Option<VmFilter>) -> RpcResult<Vec<Vm>> {
         let filter = filter.unwrap_or_default();
-        call(
-            ext,
-            |s| async move { self.manager.list_vms(&s, filter).await },
-        )
+        call(&self.manager, ext, |s| async move {
+            self.manager.list_vms(&s, filter).await
+        })
         .await
     }
 
     async fn vm_extend(&self, ext: &Extensions, params: VmExtend) -> RpcResult<Vm> {
-        call(
-            ext,
-            |s| async move { self.manager.extend_vm(&s, params).await },
-        )
+        call(&self.manager, ext, |s| async move {
+            self.manager.extend_vm(&s, params).await
+        })
         .await
     }
 
     async fn vm_get(&self, ext: &Extensions, name: String) -> RpcResult<Vm> {
-        call(ext, |s| async move { self.manager.get_vm(&s, &name).await }).await
+        call(&self.manager, ext, |s| async move {
+            self.manager.get_vm(&s, &name).await
+        })
+        .await
     }
 
     async fn vm_remove(&self, ext: &Extensions, name: String) -> RpcResult<()> {
-        call(
-            ext,
-            |s| async move { self.manager.remove_vm(&s, &name).await },
-        )
+        call(&self.manager, ext, |s| async move {
+            self.manager.remove_vm(&s, &name).await
+        })
         .await
     }
 
     async fn vm_wipe(&self, ext: &Extensions, name: String) -> RpcResult<Vm> {
-        call(
-            ext,
-            |s| async move { self.manager.wipe_vm(&s, &name).await },
-        )
+        call(&self.manager, ext, |s| async move {
+            self.manager.wipe_vm(&s, &name).await
+        })
         .await
     }
 
     async fn vm_start(&self, ext: &Extensions, name: String) -> RpcResult<Vm> {
-        call(
-            ext,
-            |s| async move { self.manager.start_vm(&s, &name).await },
-        )
+        call(&self.manager, ext, |s| async move {
+            self.manager.start_vm(&s, &name).await
+        })
         .await
     }
 
     async fn vm_stop(&self, ext: &Extensions, params: VmStop) -> RpcResult<Vm> {
-        call(
-            ext,
-            |s| async move { self.manager.stop_vm(&s, params).await },
-        )
+        call(&self.manager, ext, |s| async move {
+            self.manager.stop_vm(&s, params).await
+        })
         .await
     }
 
     async fn vm_reboot(&self, ext: &Extensions, name: String) -> RpcResult<Vm> {
-        call(
-            ext,
-            |s| async move { self.manager.reboot_vm(&s, &name).await },
-        )
+        call(&self.manager, ext, |s| async move {
+            self.manager.reboot_vm(&s, &name).await
+        })
         .await
     }
 
     async fn vm_pause(&self, ext: &Extensions, name: String) -> RpcResult<Vm> {
-        call(
-            ext,
-            |s| async move { self.manager.pause_vm(&s, &name).await },
-        )
+        call(&self.manager, ext, |s| async move {
+            self.manager.pause_vm(&s, &name).await
+        })
         .await
     }
 
     async fn vm_resume(&self, ext: &Extensions, name: String) -> RpcResult<Vm> {
-        call(
-            ext,
-            |s| async move { self.manager.resume_vm(&s, &name).await },
-        )
+        call(&self.manager, ext, |s| async move {
+            self.manager.resume_vm(&s, &name).await
+        })
         .await
     }
 
@@ -192,7 +194,7 @@ impl VmdApiServer for Handlers {
         name: String,
         tail_bytes: Option<u64>,
     ) -> RpcResult<VmLogs> {
-        call(ext, |s| async move {
+        call(&self.manager, ext, |s| async move {
             self.manager.vm_logs(&s, &name, tail_bytes).await
         })
         .await
@@ -247,7 +249,7 @@ impl VmdApiServer for Handlers {
         limit: Option<u64>,
     ) -> RpcResult<Vec<Event>> {
         let (since, limit) = (since.unwrap_or(0), limit.unwrap_or(LIST_MAX));
-        call(ext, |s| async move {
+        call(&self.manager, ext, |s| async move {
             self.manager
                 .events()
                 .list(policy::viewer(&s), since, limit)
@@ -257,66 +259,63 @@ impl VmdApiServer for Handlers {
     }
 
     async fn iso_import(&self, ext: &Extensions, params: IsoImport) -> RpcResult<Iso> {
-        call(
-            ext,
-            |s| async move { self.manager.import_iso(&s, params).await },
-        )
+        call(&self.manager, ext, |s| async move {
+            self.manager.import_iso(&s, params).await
+        })
         .await
     }
 
     async fn iso_list(&self, ext: &Extensions) -> RpcResult<Vec<Iso>> {
-        call(ext, |s| async move { self.manager.list_isos(&s).await }).await
+        call(&self.manager, ext, |s| async move {
+            self.manager.list_isos(&s).await
+        })
+        .await
     }
 
     async fn iso_get(&self, ext: &Extensions, name: String) -> RpcResult<Iso> {
-        call(
-            ext,
-            |s| async move { self.manager.get_iso(&s, &name).await },
-        )
+        call(&self.manager, ext, |s| async move {
+            self.manager.get_iso(&s, &name).await
+        })
         .await
     }
 
     async fn iso_remove(&self, ext: &Extensions, name: String) -> RpcResult<()> {
-        call(
-            ext,
-            |s| async move { self.manager.remove_iso(&s, &name).await },
-        )
+        call(&self.manager, ext, |s| async move {
+            self.manager.remove_iso(&s, &name).await
+        })
         .await
     }
 
     async fn vm_attach_iso(&self, ext: &Extensions, params: IsoAttach) -> RpcResult<Vm> {
-        call(
-            ext,
-            |s| async move { self.manager.attach_iso(&s, params).await },
-        )
+        call(&self.manager, ext, |s| async move {
+            self.manager.attach_iso(&s, params).await
+        })
         .await
     }
 
     async fn vm_detach_iso(&self, ext: &Extensions, vm: String) -> RpcResult<Vm> {
-        call(
-            ext,
-            |s| async move { self.manager.detach_iso(&s, &vm).await },
-        )
+        call(&self.manager, ext, |s| async move {
+            self.manager.detach_iso(&s, &vm).await
+        })
         .await
     }
 
     async fn image_create(&self, ext: &Extensions, params: ImageCreate) -> RpcResult<Image> {
-        call(ext, |s| async move {
+        call(&self.manager, ext, |s| async move {
             self.manager.create_image(&s, params).await
         })
         .await
     }
 
     async fn image_seal(&self, ext: &Extensions, name: String) -> RpcResult<Image> {
-        call(
-            ext,
-            |s| async move { self.manager.seal_image(&s, &name).await },
-        )
+        call(&self.manager, ext, |s| async move {
+            self.manager.seal_image(&s, &name).await
+        })
         .await
     }
 
     async fn image_publish(&self, ext: &Extensions, params: ImagePublish) -> RpcResult<Image> {
-        call(ext, |s| async move {
+        call(&self.manager, ext, |s| async move {
             self.manager.publish_image(&s, params).await
         })
         .await
@@ -327,71 +326,79 @@ impl VmdApiServer for Handlers {
     }
 
     async fn auth_logout(&self, ext: &Extensions) -> RpcResult<()> {
-        call(ext, |s| async move { self.manager.logout(&s).await }).await
+        call(&self.manager, ext, |s| async move {
+            self.manager.logout(&s).await
+        })
+        .await
     }
 
     async fn auth_whoami(&self, ext: &Extensions) -> RpcResult<WhoAmI> {
-        call(ext, |s| async move { self.manager.whoami(&s).await }).await
+        call(&self.manager, ext, |s| async move {
+            self.manager.whoami(&s).await
+        })
+        .await
     }
 
     async fn user_add(&self, ext: &Extensions, params: UserAdd) -> RpcResult<User> {
-        call(
-            ext,
-            |s| async move { self.manager.add_user(&s, params).await },
-        )
+        call(&self.manager, ext, |s| async move {
+            self.manager.add_user(&s, params).await
+        })
         .await
     }
 
     async fn user_list(&self, ext: &Extensions) -> RpcResult<Vec<User>> {
-        call(ext, |s| async move { self.manager.list_users(&s).await }).await
+        call(&self.manager, ext, |s| async move {
+            self.manager.list_users(&s).await
+        })
+        .await
     }
 
     async fn user_get(&self, ext: &Extensions, name: String) -> RpcResult<User> {
-        call(
-            ext,
-            |s| async move { self.manager.get_user(&s, &name).await },
-        )
+        call(&self.manager, ext, |s| async move {
+            self.manager.get_user(&s, &name).await
+        })
         .await
     }
 
     async fn user_remove(&self, ext: &Extensions, params: UserRemove) -> RpcResult<UserRemoved> {
-        call(ext, |s| async move {
+        call(&self.manager, ext, |s| async move {
             self.manager.remove_user(&s, params).await
         })
         .await
     }
 
     async fn user_passwd(&self, ext: &Extensions, params: UserPasswd) -> RpcResult<()> {
-        call(ext, |s| async move {
+        call(&self.manager, ext, |s| async move {
             self.manager.set_password(&s, params).await
         })
         .await
     }
 
     async fn user_set(&self, ext: &Extensions, params: UserSet) -> RpcResult<User> {
-        call(
-            ext,
-            |s| async move { self.manager.set_user(&s, params).await },
-        )
+        call(&self.manager, ext, |s| async move {
+            self.manager.set_user(&s, params).await
+        })
         .await
     }
 
     async fn token_create(&self, ext: &Extensions, params: TokenCreate) -> RpcResult<TokenSecret> {
-        call(ext, |s| async move {
+        call(&self.manager, ext, |s| async move {
             self.manager.create_token(&s, params).await
         })
         .await
     }
 
     async fn token_list(&self, ext: &Extensions) -> RpcResult<Vec<Token>> {
-        call(ext, |s| async move { self.manager.list_tokens(&s).await }).await
+        call(&self.manager, ext, |s| async move {
+            self.manager.list_tokens(&s).await
+        })
+        .await
     }
 
     async fn token_revoke(&self, ext: &Extensions, id: u64) -> RpcResult<()> {
-        call(
-            ext,
-            |s| async move { self.manager.revoke_token(&s, id).await },
-        )
+        call(&self.manager, ext, |s| async move {
+            self.manager.revoke_token(&s, id).await
+        })
         .await
     }
 }

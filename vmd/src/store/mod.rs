@@ -125,8 +125,9 @@ pub use tokens::{
     touch_token, NewToken, TokenRow,
 };
 pub use users::{
-    delete_user, images_of, insert_user, list_users, running_memory_mib, update_user, usage,
-    user_by_id, user_by_name, user_by_uid, vms_of, Limit, Limits, NewUser, UserRow,
+    delete_user, images_of, insert_user, list_users, running_memory_mib, transfer_shared,
+    update_user, usage, user_by_id, user_by_name, user_by_uid, vms_of, Limit, Limits, NewUser,
+    UserRow,
 };
 pub use vms::{
     clear_runtime, count_vms, delete_vm, expired_vms, get_vm, insert_vm, list_vms, next_expiry,

@@ -306,12 +306,27 @@ pub fn vms_of(conn: &Connection, user_id: i64) -> Result<Vec<String>, StoreError
     Ok(rows)
 }
 
-/// Names of the images owned by `user_id`.
+/// Names of the private images owned by `user_id`.
 pub fn images_of(conn: &Connection, user_id: i64) -> Result<Vec<String>, StoreError> {
-    let mut stmt =
-        conn.prepare_cached("SELECT name FROM images WHERE owner_id = ?1 ORDER BY name")?;
+    let mut stmt = conn.prepare_cached(
+        "SELECT name FROM images WHERE owner_id = ?1 AND public = 0 ORDER BY name",
+    )?;
     let rows = stmt
         .query_map([user_id], |r| r.get(0))?
         .collect::<Result<Vec<_>, _>>()?;
     Ok(rows)
+}
+
+/// Gives the public images and the ISOs of account `from` to account `to` (before `from` is
+/// removed: what every user relies on stays).
+pub fn transfer_shared(conn: &Connection, from: i64, to: i64) -> Result<(), StoreError> {
+    conn.execute(
+        "UPDATE images SET owner_id = ?2 WHERE owner_id = ?1 AND public = 1",
+        [from, to],
+    )?;
+    conn.execute(
+        "UPDATE isos SET owner_id = ?2 WHERE owner_id = ?1",
+        [from, to],
+    )?;
+    Ok(())
 }
