@@ -262,7 +262,7 @@ impl Manager {
             })
             .await?;
         Ok(User {
-            quota: row.limits.resolve(&self.config.auth.quota),
+            quota: super::quota::limits_in_force(&row, &self.config.auth),
             quota_overrides: row.limits.overrides(),
             has_password: row.password.is_some(),
             created_at: rfc3339(row.created_at),
