@@ -136,6 +136,7 @@ fn fifty_concurrent_creates_and_starts_respect_the_quota() {
         results
     });
     let counts = tally(&started);
+    eprintln!("vm.start outcomes: {counts:?}, most seen with a process: {most:?}");
     assert!(
         most.load(Ordering::SeqCst) <= 2,
         "seen {most:?} with a process"

@@ -161,7 +161,7 @@ mod tests {
         };
         let one = usage(0, 1, 0, 0);
         assert!(check_quota(&limits, &usage(3, 1, 0, 0), &one).is_ok());
-        let err = check_quota(&limits, &usage(3, 2, 0, 0), &one).unwrap_err();
+        let err = check_quota(&limits, &usage(3, 2, 0, 0), &one).expect_err("refused");
         assert_eq!(
             err.to_string(),
             "quota exceeded: running vms would be 3 with a limit of 2 (now 2)"
@@ -189,20 +189,20 @@ mod tests {
             ..Quota::default()
         };
         let err = check_quota(&limits, &usage(0, 0, 0, 0), &usage(0, 0, 2048, 0));
-        let text = err.unwrap_err().to_string();
+        let text = err.expect_err("refused").to_string();
         assert!(
             text.contains("memory would be 2") && text.contains("GiB"),
             "{text}"
         );
         let err = check_quota(&limits, &usage(0, 0, 0, 1 << 29), &usage(0, 0, 0, 1 << 30));
-        let text = err.unwrap_err().to_string();
+        let text = err.expect_err("refused").to_string();
         assert!(text.starts_with("quota exceeded: disk would be"), "{text}");
     }
 
     #[test]
     fn host_memory_admission() {
         assert!(check_host_memory(300, 0, 256).is_ok());
-        let err = check_host_memory(300, 256, 256).unwrap_err();
+        let err = check_host_memory(300, 256, 256).expect_err("refused");
         assert_eq!(err.code(), ErrorCode::Unavailable);
         assert!(err.to_string().contains("host_memory_limit"), "{err}");
     }
