@@ -151,7 +151,7 @@ impl Manager {
                 })?)
             })
             .await?;
-        if !req.force && !(vms.is_empty() && images.is_empty()) {
+        if !(req.force || vms.is_empty() && images.is_empty()) {
             let owned = described(&vms, "vm")
                 .into_iter()
                 .chain(described(&images, "image"))
@@ -261,7 +261,7 @@ impl Manager {
             })
             .await?;
         Ok(User {
-            quota: row.limits.resolve(&self.config.auth.quota),
+            quota: super::quota::limits_in_force(&row, &self.config.auth),
             quota_overrides: row.limits.overrides(),
             has_password: row.password.is_some(),
             created_at: rfc3339(row.created_at),

@@ -1,7 +1,7 @@
 //! Base image operations: import from an upload, list, get, remove.
 
 use vm_proto::names::validate_name;
-use vm_proto::types::{EventKind, Image, ImageImport};
+use vm_proto::types::{EventKind, Image, ImageImport, Usage};
 
 use super::access::image_object;
 use super::events::Draft;
@@ -60,9 +60,18 @@ impl Manager {
     ) -> Result<(), Error> {
         let final_path = self.storage.image_path(&row.file_name);
         let tmp = prepared.tmp_path.clone();
+        let auth = self.config.auth.clone();
+        // Public images count against nobody's disk quota.
+        let adding = Usage {
+            disk_bytes: row.virtual_size_bytes,
+            ..Usage::default()
+        };
         let result = self
             .db(move |s| {
                 s.with_tx(|tx| {
+                    if !row.public {
+                        super::quota::admit(tx, &auth, row.owner.id, &adding)?;
+                    }
                     store::insert_image(tx, &row)?;
                     storage::rename(&tmp, &final_path).map_err(Error::from)
                 })

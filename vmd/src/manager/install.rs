@@ -6,7 +6,7 @@
 //! `image.publish` flattens a stopped VM's overlay and base into a new sealed base.
 
 use vm_proto::names::validate_name;
-use vm_proto::types::{EventKind, Firmware, Image, ImageCreate, ImagePublish, VmState};
+use vm_proto::types::{EventKind, Firmware, Image, ImageCreate, ImagePublish, Usage, VmState};
 
 use super::access::allow;
 use super::events::Draft;
@@ -89,9 +89,16 @@ impl Manager {
         };
         let final_path = self.storage.overlay_path(&vm.overlay_file);
         let tmp2 = tmp.clone();
+        let auth = self.config.auth.clone();
+        let adding = Usage {
+            vms: 1,
+            disk_bytes: size,
+            ..Usage::default()
+        };
         let result = self
             .db(move |s| {
                 s.with_tx(|tx| {
+                    super::quota::admit(tx, &auth, vm.owner_id, &adding)?;
                     let image_id = store::insert_image(tx, &image)?;
                     store::insert_vm(tx, &NewVm { image_id, ..vm })?;
                     storage::rename(&tmp2, &final_path).map_err(Error::from)

@@ -2,7 +2,8 @@
 //! the store does not account for.
 //!
 //! Order of a start, each step recorded before the next:
-//! 1. `stopped|crashed → starting` (the intent).
+//! 1. `stopped|crashed → starting` (the intent), in the transaction that checks the owner's
+//!    quotas and the host's memory (`quota`): a refused start changes nothing.
 //! 2. A runtime row naming a fresh run directory `<run_dir>/<vm id>.<start token>` with no
 //!    pid yet. QEMU's socket paths live there, so its command line carries the token.
 //! 3. Spawn QEMU; record its pid and start time at once.
@@ -48,7 +49,7 @@ impl Manager {
             )
             .await?;
         self.check_space_floor("start a vm").await?;
-        self.transition(name, VmState::Starting, None).await?;
+        self.admit_start(name).await?;
         let run_dir = self.new_run_dir(row.id);
         if let Err(err) = self.launch(&row, &run_dir).await {
             let reason = match &err {

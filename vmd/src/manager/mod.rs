@@ -21,6 +21,7 @@ mod locks;
 pub mod logs;
 mod media;
 mod monitor;
+mod quota;
 mod reconcile;
 pub mod runtime;
 mod sessions;

@@ -1,6 +1,10 @@
 //! Stored VM state: preconditions of operations and compare-and-set transitions, each
 //! recorded as a `state_changed` event. The only writer of `vms.state`.
+//!
+//! A start's `→ starting` write also runs the quota and host memory admission
+//! ([`super::quota::admit_start`]) in its transaction, so a refused start changes nothing.
 
+use rusqlite::Connection;
 use vm_proto::types::{EventKind, VmState};
 
 use super::events::Draft;
@@ -38,7 +42,17 @@ impl Manager {
         to: VmState,
         reason: Option<String>,
     ) -> Result<VmState, Error> {
-        self.set_state(name, to, reason, Rule::Checked).await
+        self.set_state(name, to, reason, Rule::Checked, None).await
+    }
+
+    /// `stopped|crashed → starting` for `vm.start`, if the owner's quotas and the host's
+    /// memory admit it; checked in the same transaction as the write.
+    pub(super) async fn admit_start(&self, name: &str) -> Result<(), Error> {
+        let auth = self.config.auth.clone();
+        let admit: Admit = Box::new(move |tx, row| super::quota::admit_start(tx, &auth, row));
+        self.set_state(name, VmState::Starting, None, Rule::Checked, Some(admit))
+            .await
+            .map(drop)
     }
 
     /// Moves `name` from exactly `from` to `to`; `false` (and nothing changes) otherwise.
@@ -58,7 +72,7 @@ impl Manager {
         to: VmState,
         action: &'static str,
     ) -> Result<(), Error> {
-        self.set_state(name, to, None, Rule::From(from, action))
+        self.set_state(name, to, None, Rule::From(from, action), None)
             .await
             .map(drop)
     }
@@ -70,17 +84,20 @@ impl Manager {
         to: VmState,
         reason: Option<String>,
     ) -> Result<(), Error> {
-        self.set_state(name, to, reason, Rule::Any).await.map(drop)
+        self.set_state(name, to, reason, Rule::Any, None)
+            .await
+            .map(drop)
     }
 
-    /// The one writer of `vms.state`: compare-and-set in a transaction (checking `rule`), then
-    /// a `state_changed` event if the state changed.
+    /// The one writer of `vms.state`: compare-and-set in a transaction (checking `rule`, and
+    /// `admit` when the state changes), then a `state_changed` event if the state changed.
     async fn set_state(
         &self,
         name: &str,
         to: VmState,
         reason: Option<String>,
         rule: Rule,
+        admit: Option<Admit>,
     ) -> Result<VmState, Error> {
         let key = name.to_string();
         let why = reason.clone();
@@ -91,6 +108,9 @@ impl Manager {
                         store::get_vm(tx, &key)?.ok_or_else(|| Error::VmNotFound(key.clone()))?;
                     let from = row.state;
                     rule.check(&key, from, to)?;
+                    if let (Some(admit), true) = (&admit, from != to) {
+                        admit(tx, &row)?;
+                    }
                     store::set_state(tx, row.id, to, why.as_deref())?;
                     Ok(from)
                 })
@@ -108,6 +128,9 @@ impl Manager {
         Ok(from)
     }
 }
+
+/// A check run inside a state write's transaction (start admission).
+type Admit = Box<dyn Fn(&Connection, &VmRow) -> Result<(), Error> + Send>;
 
 /// What a state write checks against the stored state.
 #[derive(Debug, Clone, Copy)]

@@ -2,7 +2,7 @@
 
 use vm_proto::names::{format_size, validate_name};
 use vm_proto::types::{
-    ExpiryAction, Firmware, Vm, VmCreate, VmFilter, VmState, CPUS_MAX, DISK_BYTES_MAX,
+    ExpiryAction, Firmware, Usage, Vm, VmCreate, VmFilter, VmState, CPUS_MAX, DISK_BYTES_MAX,
     MEMORY_MIB_MIN, UEFI_MEMORY_MIB_MIN,
 };
 
@@ -11,6 +11,7 @@ use vm_proto::types::EventKind;
 use super::access::{allow, vm_object};
 use super::events::Draft;
 use super::images::remove_with_file;
+use super::quota;
 use super::{now_secs, rfc3339, Error, Manager};
 use crate::auth::policy::{Action, Object};
 use crate::auth::Subject;
@@ -158,10 +159,17 @@ impl Manager {
     ) -> Result<(), Error> {
         let final_path = self.storage.overlay_path(&row.overlay_file);
         let tmp2 = tmp.clone();
+        let auth = self.config.auth.clone();
+        let adding = Usage {
+            vms: 1,
+            disk_bytes: row.disk_bytes,
+            ..Usage::default()
+        };
         let result = self
             .db(move |s| {
                 s.with_tx(|tx| {
                     check_image_usable(tx, row.image_id, &image_name)?;
+                    quota::admit(tx, &auth, row.owner_id, &adding)?;
                     store::insert_vm(tx, &row)?;
                     storage::rename(&tmp2, &final_path).map_err(Error::from)
                 })
