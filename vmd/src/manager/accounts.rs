@@ -97,6 +97,11 @@ impl Manager {
         let mut row = self
             .account_for(subject, &req.name, Action::Administer)
             .await?;
+        if req.uid.is_some() && (row.uid == Some(0) || req.uid == Some(0)) {
+            return Err(Error::Invalid(
+                "uid 0 belongs to the root account; it cannot be moved".into(),
+            ));
+        }
         row.role = req.role.unwrap_or(row.role);
         row.uid = req.uid.or(row.uid);
         let l = &mut row.limits;

@@ -169,6 +169,15 @@ impl Manager {
         let Some(row) = self.find_vm(name).await? else {
             return Ok(());
         };
+        // The name was read a moment ago: act only if the VM now called so is itself due
+        // (its owner may have extended it, or removed it and someone made a new one).
+        if !row
+            .expiry
+            .ends_at(now_secs())
+            .is_some_and(|end| end <= now_secs())
+        {
+            return Ok(());
+        }
         let action = row
             .expiry
             .action

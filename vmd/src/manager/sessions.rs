@@ -38,6 +38,15 @@ impl Manager {
             vm_proto::names::validate_name("token", name).map_err(Error::Invalid)?;
         }
         let ttl = req.ttl_secs.map(check_ttl).transpose()?;
+        // A token made with a bearer credential lives no longer than that credential, so a
+        // stolen session cannot mint a token that outlives its logout.
+        let ttl = match (subject.expires_at, ttl) {
+            (Some(end), ttl) => {
+                let left = (end - now_secs()).max(1) as u64;
+                Some(ttl.map_or(left, |t| t.min(left)))
+            }
+            (None, ttl) => ttl,
+        };
         let made = self.issue(&user, TokenKind::Api, req.name, ttl).await?;
         tracing::info!(user = %user.name, token = made.info.id, by = %subject.name, "token created");
         Ok(made)
@@ -75,6 +84,9 @@ impl Manager {
     /// `auth.login`: checks the password and opens a session.
     pub async fn login(&self, req: Login) -> Result<TokenSecret, Error> {
         let refused = || Error::Unauthenticated("wrong user name or password".into());
+        if vm_proto::names::validate_account_name(&req.user).is_err() {
+            return Err(refused());
+        }
         if let Err(wait) = self.throttle.check(&req.user, Instant::now()) {
             if let Some(suppressed) = self
                 .login_log
@@ -129,20 +141,36 @@ impl Manager {
         Ok(())
     }
 
-    /// `Ok` while the bearer credential `subject` came with still exists and has not expired:
-    /// a WebSocket keeps the identity of its upgrade request, so each call checks again that
-    /// the token was not revoked or logged out since.
-    pub async fn still_valid(&self, subject: &Subject) -> Result<(), Error> {
-        let Some(id) = subject.token_id else {
-            return Ok(());
-        };
-        let row = self
-            .db(move |s| Ok(s.read(|c| store::token_by_id(c, id))?))
-            .await?;
-        match row {
-            Some(t) if t.expires_at.is_none_or(|e| e > now_secs()) => Ok(()),
-            _ => Err(Error::Unauthenticated("invalid or expired token".into())),
+    /// The caller as it stands now: a WebSocket keeps the identity of its upgrade request, so
+    /// each call checks again that the account still exists, that its token was not revoked,
+    /// logged out or expired since, and takes the role in force now (demotions and admin
+    /// group changes apply to open connections at once).
+    pub async fn refresh(&self, subject: &Subject) -> Result<Subject, Error> {
+        if subject.is_daemon() {
+            return Ok(subject.clone());
         }
+        let (user_id, token_id) = (subject.user_id, subject.token_id);
+        let (user, token) = self
+            .db(move |s| {
+                Ok(s.read(|c| {
+                    let token = token_id.map(|id| store::token_by_id(c, id)).transpose()?;
+                    Ok::<_, store::StoreError>((store::user_by_id(c, user_id)?, token))
+                })?)
+            })
+            .await?;
+        let gone = || Error::Unauthenticated("invalid or expired token".into());
+        let user = user.ok_or_else(gone)?;
+        match token {
+            Some(Some(t)) if t.expires_at.is_some_and(|e| e <= now_secs()) => return Err(gone()),
+            Some(None) => return Err(gone()),
+            _ => {}
+        }
+        let admin_group = &self.config.auth.identity.admin_group;
+        let role = crate::auth::identity::effective_role(user.role, user.uid, admin_group);
+        Ok(Subject {
+            role,
+            ..subject.clone()
+        })
     }
 
     /// `auth.whoami`.

@@ -67,7 +67,7 @@ where
     let s = subject(ext).map_err(ErrorObjectOwned::from)?;
     let scope = s.clone();
     map(actor::scope(&scope, async move {
-        manager.still_valid(&s).await?;
+        let s = manager.refresh(&s).await?;
         call(s).await
     })
     .await)
