@@ -93,6 +93,10 @@ impl Manager {
             })
             .await?;
         tracing::info!(user = %req.name, by = %subject.name, sessions_ended = ended, "password changed");
+        if ended > 0 {
+            // VMs tied to those sessions end now.
+            self.expiry_changed();
+        }
         Ok(())
     }
 
