@@ -65,8 +65,8 @@ pub trait VmdApi {
         filter: Option<VmFilter>,
     ) -> Result<Vec<Vm>, jsonrpsee::types::ErrorObjectOwned>;
 
-    /// Moves a VM's deadline `by_secs` later (from now if it has none), making it ephemeral.
-    /// Errors: `invalid_argument` (beyond a year).
+    /// Moves a VM's deadline `by_secs` later (from now if it already passed).
+    /// Errors: `invalid_argument` (the VM has no deadline, or beyond a year).
     #[method(name = "vm.extend", with_extensions)]
     async fn vm_extend(&self, params: VmExtend) -> Result<Vm, jsonrpsee::types::ErrorObjectOwned>;
 

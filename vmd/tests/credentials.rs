@@ -60,7 +60,10 @@ fn api_tokens_work_until_revoked_and_are_never_listed() {
     let listed = d.ok("token.list", json!([])).to_string();
     let hex = token.rsplit('_').next().expect("hex part");
     assert!(listed.contains("\"ci\""), "{listed}");
-    assert!(!listed.contains(hex), "token.list shows the secret: {listed}");
+    assert!(
+        !listed.contains(hex),
+        "token.list shows the secret: {listed}"
+    );
     d.ok("token.revoke", json!([made["info"]["id"]]));
     assert_refused(curl(&d, Some(&token), "auth.whoami", json!([])));
 }
@@ -88,16 +91,28 @@ fn bad_tokens_get_401_never_the_peer() {
     let made = d.ok("token.create", json!([{}]));
     let token = made["token"].as_str().expect("secret");
     let (status, who) = curl(&d, Some(token), "auth.whoami", json!([]));
-    assert_eq!((status, &who["result"]["user"]), (200, &json!("root")), "{who}");
+    assert_eq!(
+        (status, &who["result"]["user"]),
+        (200, &json!("root")),
+        "{who}"
+    );
     let last = token.chars().last().expect("non-empty");
-    let forged = format!("{}{}", &token[..token.len() - 1], if last == '0' { '1' } else { '0' });
+    let forged = format!(
+        "{}{}",
+        &token[..token.len() - 1],
+        if last == '0' { '1' } else { '0' }
+    );
     let unknown_id = format!("vmd_999999_{}", token.rsplit('_').next().expect("hex"));
     for bad in ["garbage", "vmd_1_zz", forged.as_str(), unknown_id.as_str()] {
         assert_refused(curl(&d, Some(bad), "auth.whoami", json!([])));
         assert_refused(curl(&d, Some(bad), "vm.list", json!([])));
     }
     let (status, who) = curl(&d, None, "auth.whoami", json!([]));
-    assert_eq!((status, &who["result"]["via"]), (200, &json!("peer")), "{who}");
+    assert_eq!(
+        (status, &who["result"]["via"]),
+        (200, &json!("peer")),
+        "{who}"
+    );
 }
 
 #[test]
@@ -127,14 +142,24 @@ fn failed_logins_are_throttled_and_never_logged() {
 #[test]
 fn a_password_change_ends_the_sessions() {
     let d = Daemon::start();
-    d.ok("user.add", json!([{"name": "dave", "password": "dave-old-pass"}]));
+    d.ok(
+        "user.add",
+        json!([{"name": "dave", "password": "dave-old-pass"}]),
+    );
     let session = login(&d, "dave", "dave-old-pass")["result"]["token"]
         .as_str()
         .expect("session")
         .to_string();
     let (status, who) = curl(&d, Some(&session), "auth.whoami", json!([]));
-    assert_eq!((status, &who["result"]["via"]), (200, &json!("session")), "{who}");
-    d.ok("user.passwd", json!([{"name": "dave", "password": "dave-new-pass"}]));
+    assert_eq!(
+        (status, &who["result"]["via"]),
+        (200, &json!("session")),
+        "{who}"
+    );
+    d.ok(
+        "user.passwd",
+        json!([{"name": "dave", "password": "dave-new-pass"}]),
+    );
     assert_refused(curl(&d, Some(&session), "auth.whoami", json!([])));
     assert_eq!(kind(&login(&d, "dave", "dave-old-pass")), "unauthenticated");
     assert!(login(&d, "dave", "dave-new-pass")["result"]["token"].is_string());
@@ -156,7 +181,10 @@ fn epoch_secs(rfc3339: &str) -> i64 {
 fn sessions_last_session_ttl_secs() {
     let config = "session_ttl_secs = 60\n";
     let d = Daemon::start_configured(tempfile::tempdir().expect("tmp"), config);
-    d.ok("user.add", json!([{"name": "erin", "password": "erin-pass-123"}]));
+    d.ok(
+        "user.add",
+        json!([{"name": "erin", "password": "erin-pass-123"}]),
+    );
     let made = login(&d, "erin", "erin-pass-123")["result"].clone();
     let expires = made["info"]["expires_at"].as_str().expect("session end");
     let now = SystemTime::now()
@@ -164,6 +192,9 @@ fn sessions_last_session_ttl_secs() {
         .expect("clock")
         .as_secs() as i64;
     let left = epoch_secs(expires) - now;
-    assert!(left > 0 && left <= 2 * 3600, "session ends in {left} s: {made}");
+    assert!(
+        left > 0 && left <= 2 * 3600,
+        "session ends in {left} s: {made}"
+    );
     assert_eq!(made["info"]["kind"], "session", "{made}");
 }

@@ -81,12 +81,20 @@ fn small_image(d: &Daemon) {
 fn ttl_remove_stops_and_removes_a_running_vm() {
     let d = Daemon::start();
     d.import_guest();
-    let vm = create(&d, "eph", "guest", json!({"ttl_secs": 5, "on_expiry": "remove"}));
+    let vm = create(
+        &d,
+        "eph",
+        "guest",
+        json!({"ttl_secs": 5, "on_expiry": "remove"}),
+    );
     let overlay = vm["overlay_path"].as_str().expect("overlay").to_string();
     let started = d.ok("vm.start", json!(["eph"]));
     let pid = started["pid"].as_u64().expect("pid of a started vm");
     wait_gone(&d, "eph");
-    assert!(!Path::new(&overlay).exists(), "overlay {overlay} left behind");
+    assert!(
+        !Path::new(&overlay).exists(),
+        "overlay {overlay} left behind"
+    );
     assert!(!alive(pid), "qemu {pid} survived the expiry");
     assert_eq!(qemus_naming(&overlay), Vec::<u64>::new());
     assert_expired_event(&d, "eph");
@@ -97,7 +105,12 @@ fn ttl_remove_stops_and_removes_a_running_vm() {
 fn wipe_and_stop_keep_the_vm_without_deadline() {
     let d = Daemon::start();
     d.import_guest();
-    let wiped = create(&d, "wiped", "guest", json!({"ttl_secs": 5, "on_expiry": "wipe"}));
+    let wiped = create(
+        &d,
+        "wiped",
+        "guest",
+        json!({"ttl_secs": 5, "on_expiry": "wipe"}),
+    );
     let fresh = wiped["disk_usage_bytes"].as_u64().expect("usage");
     let overlay = wiped["overlay_path"].as_str().expect("overlay").to_string();
     let out = Command::new("qemu-io")
@@ -105,7 +118,12 @@ fn wipe_and_stop_keep_the_vm_without_deadline() {
         .output()
         .expect("qemu-io");
     assert!(out.status.success(), "{out:?}");
-    create(&d, "stopped", "guest", json!({"ttl_secs": 5, "on_expiry": "stop"}));
+    create(
+        &d,
+        "stopped",
+        "guest",
+        json!({"ttl_secs": 5, "on_expiry": "stop"}),
+    );
     let pid = d.ok("vm.start", json!(["stopped"]))["pid"]
         .as_u64()
         .expect("pid");
@@ -169,14 +187,20 @@ fn session_vms_end_with_their_session() {
     small_image(&d);
     let password = "correct-horse-staple";
     d.ok("user.add", json!([{"name": "sally", "password": password}]));
-    let login = d.ok("auth.login", json!([{"user": "sally", "password": password}]));
+    let login = d.ok(
+        "auth.login",
+        json!([{"user": "sally", "password": password}]),
+    );
     let token = login["token"].as_str().expect("session token");
     let req = json!([{"name": "tied", "image": "base", "session": true}]);
     let (status, resp) = d.call_with(token, "vm.create", req);
     assert_eq!(status, 200, "{resp}");
     assert_eq!(resp["result"]["session"], true, "{resp}");
     assert_eq!(d.ok("vm.get", json!(["tied"]))["session"], true);
-    let resp = d.call("vm.create", json!([{"name": "x", "image": "base", "session": true}]));
+    let resp = d.call(
+        "vm.create",
+        json!([{"name": "x", "image": "base", "session": true}]),
+    );
     assert_eq!(kind(&resp), "invalid_argument", "{resp}");
     let (status, resp) = d.call_with(token, "auth.logout", json!([]));
     assert_eq!(status, 200, "{resp}");
@@ -184,11 +208,17 @@ fn session_vms_end_with_their_session() {
     wait_gone(&d, "tied");
     assert_expired_event(&d, "tied");
     // A password change ends the sessions, and with them their VMs.
-    let login = d.ok("auth.login", json!([{"user": "sally", "password": password}]));
+    let login = d.ok(
+        "auth.login",
+        json!([{"user": "sally", "password": password}]),
+    );
     let token = login["token"].as_str().expect("session token");
     let req = json!([{"name": "tied2", "image": "base", "session": true}]);
     assert_eq!(d.call_with(token, "vm.create", req).0, 200);
-    d.ok("user.passwd", json!([{"name": "sally", "password": "another-horse-staple"}]));
+    d.ok(
+        "user.passwd",
+        json!([{"name": "sally", "password": "another-horse-staple"}]),
+    );
     wait_gone(&d, "tied2");
     assert_expired_event(&d, "tied2");
 }
@@ -210,6 +240,9 @@ fn vmctl_ls_shows_when_an_ephemeral_vm_expires() {
             .unwrap_or_else(|| panic!("no {name} in\n{text}"))
             .to_string()
     };
-    assert!(line("eph").contains("in 1h 59m") || line("eph").contains("in 2h"), "{text}");
+    assert!(
+        line("eph").contains("in 1h 59m") || line("eph").contains("in 2h"),
+        "{text}"
+    );
     assert!(!line("forever").contains("in "), "{text}");
 }
