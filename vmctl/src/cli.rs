@@ -107,7 +107,7 @@ pub enum Command {
     Rm(NamesArg),
     /// Reset a stopped VM's disk to its base image
     Wipe(NameArg),
-    /// Move a VM's expiry later (one that has a deadline), e.g. `extend web1 2h`
+    /// Move a VM's deadline later (only VMs created with --ttl), e.g. `extend web1 2h`
     Extend(ExtendArgs),
     /// Start a stopped or crashed VM and print it
     Start(NameArg),

@@ -88,6 +88,10 @@ impl Manager {
             })
             .await?;
         tracing::info!(user = %req.name, by = %subject.name, sessions_ended = ended, "password changed");
+        if ended > 0 {
+            // VMs tied to those sessions end now.
+            self.expiry_changed();
+        }
         Ok(())
     }
 
@@ -156,7 +160,7 @@ impl Manager {
                 })?)
             })
             .await?;
-        if !(req.force || vms.is_empty() && images.is_empty()) {
+        if !req.force && (!vms.is_empty() || !images.is_empty()) {
             let owned = described(&vms, "vm")
                 .into_iter()
                 .chain(described(&images, "image"))

@@ -91,6 +91,9 @@ impl Manager {
             install: false,
         };
         self.commit_vm(row, tmp, image.name.clone()).await?;
+        if expiry.deadline.is_some() || expiry.session_id.is_some() {
+            self.expiry_changed();
+        }
         tracing::info!(vm = %req.name, image = %image.name, user = %subject.name, "vm created");
         let msg = format!("created from image {}", image.name);
         self.events
