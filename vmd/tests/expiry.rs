@@ -58,9 +58,15 @@ fn events(d: &Daemon, kind: &str, name: &str) -> Vec<Value> {
         .collect()
 }
 
-/// Asserts one `vm_expired` event for `name`, caused by no account.
+/// Asserts one `vm_expired` event for `name`, caused by no account. The event is recorded
+/// once the expiry action is done, so it may follow the VM's removal by a moment.
 fn assert_expired_event(d: &Daemon, name: &str) {
-    let expired = events(d, "vm_expired", name);
+    let end = std::time::Instant::now() + common::DEADLINE;
+    let mut expired = events(d, "vm_expired", name);
+    while expired.is_empty() && std::time::Instant::now() < end {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        expired = events(d, "vm_expired", name);
+    }
     assert_eq!(expired.len(), 1, "{expired:?}");
     assert!(expired[0].get("actor").is_none(), "{}", expired[0]);
 }

@@ -171,11 +171,8 @@ impl Manager {
         };
         // The name was read a moment ago: act only if the VM now called so is itself due
         // (its owner may have extended it, or removed it and someone made a new one).
-        if !row
-            .expiry
-            .ends_at(now_secs())
-            .is_some_and(|end| end <= now_secs())
-        {
+        let now = now_secs();
+        if row.expiry.ends_at(now).is_none_or(|end| end > now) {
             return Ok(());
         }
         let action = row
