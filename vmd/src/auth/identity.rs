@@ -121,7 +121,7 @@ fn in_group(uid: u32, group: &str) -> bool {
         return false;
     };
     match User::from_uid(Uid::from_raw(uid)) {
-        Ok(Some(u)) => u.gid == g.gid || g.mem.iter().any(|m| *m == u.name),
+        Ok(Some(u)) => u.gid == g.gid || g.mem.contains(&u.name),
         _ => false,
     }
 }

@@ -154,7 +154,7 @@ impl Manager {
                 })?)
             })
             .await?;
-        if !req.force && !(vms.is_empty() && images.is_empty()) {
+        if !(req.force || vms.is_empty() && images.is_empty()) {
             let owned = described(&vms, "vm")
                 .into_iter()
                 .chain(described(&images, "image"))

@@ -45,7 +45,10 @@ impl LocalUser {
         args.push(&name);
         run("useradd", &args);
         let out = Command::new("id").args(["-u", &name]).output().expect("id");
-        let uid = String::from_utf8_lossy(&out.stdout).trim().parse().expect("uid");
+        let uid = String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .parse()
+            .expect("uid");
         LocalUser { name, uid }
     }
 }
@@ -58,13 +61,18 @@ impl Drop for LocalUser {
 
 fn run(cmd: &str, args: &[&str]) {
     let out = Command::new(cmd).args(args).output().expect(cmd);
-    assert!(out.status.success(), "{cmd} {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{cmd} {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 impl Daemon {
     /// A JSON-RPC call with `Authorization: Bearer token`; returns HTTP status and body.
     pub fn call_with(&self, token: &str, method: &str, params: Value) -> (u16, Value) {
-        let body = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}).to_string();
+        let body =
+            json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}).to_string();
         let mut stream = UnixStream::connect(&self.socket).expect("connect to vmd");
         stream.set_read_timeout(Some(DEADLINE)).expect("timeout");
         let head = format!(
@@ -76,7 +84,8 @@ impl Daemon {
         let mut raw = Vec::new();
         let _ = stream.read_to_end(&mut raw);
         let (status, text) = parse_response(&raw);
-        let value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("bad JSON ({e}): {text}"));
+        let value =
+            serde_json::from_str(&text).unwrap_or_else(|e| panic!("bad JSON ({e}): {text}"));
         (status, value)
     }
 
