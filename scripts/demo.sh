@@ -24,6 +24,7 @@ chmod 711 "$WORK"
 SOCK=$WORK/vmd.sock
 LOG=$WORK/vmd.log
 VMD_PID=
+DEMO_USER=
 export VMD_SOCKET=$SOCK
 
 log() { printf '\ndemo: %s\n' "$*" >&2; }
@@ -39,6 +40,9 @@ cleanup() {
     if [[ -n $VMD_PID ]] && kill -0 "$VMD_PID" 2>/dev/null; then
         kill -TERM "$VMD_PID"
         wait "$VMD_PID" || true
+    fi
+    if [[ -n $DEMO_USER ]]; then
+        userdel "$DEMO_USER" 2>/dev/null || true
     fi
     if ((status != 0)) && [[ -f $LOG ]]; then
         printf '\ndemo: failed; last lines of the vmd log:\n' >&2
@@ -65,8 +69,9 @@ wait_ready() {
 }
 
 start_vmd() {
-    # An empty config file, so a system-wide /etc/vmd/vmd.toml does not change the demo.
-    : >"$WORK/vmd.toml"
+    # Our own config file, so a system-wide /etc/vmd/vmd.toml does not change the demo. The
+    # socket is open to every local user: vmd authorizes each call by the caller's uid.
+    echo 'socket_mode = "0666"' >"$WORK/vmd.toml"
     "$VMD_BIN" --socket "$SOCK" --state-dir "$WORK/state" --config "$WORK/vmd.toml" \
         --log-format text --log-level info >>"$LOG" 2>&1 &
     VMD_PID=$!
@@ -101,6 +106,24 @@ demo_disk() {
     qemu-img create -q -f raw "$disk" 64M
     printf '\x55\xaa' | dd of="$disk" bs=1 seek=510 conv=notrunc status=none
     printf '%s\n' "$disk"
+}
+
+# A second local account: vmd registers it on its first call as a plain user, who sees and
+# touches only their own VMs; root (an admin) sees everyone's with --all.
+another_user() {
+    DEMO_USER=vmddemo$$
+    useradd -M -s /bin/sh "$DEMO_USER"
+    as_demo_user() { runuser -u "$DEMO_USER" -- "$VMCTL_BIN" --socket "$SOCK" "$@"; }
+    log "a second local user, $DEMO_USER, sees none of root's VMs and cannot touch them:"
+    run as_demo_user whoami
+    run as_demo_user create theirs --image demo-base --memory 128M
+    run as_demo_user ls
+    as_demo_user ls -q | grep -qx web1 && die "$DEMO_USER can see web1"
+    local status=0
+    run as_demo_user stop web1 || status=$?
+    ((status == 3)) || die "expected exit code 3 (not found), got $status"
+    log "root is an admin: every user's VMs, with their OWNER:"
+    run vmctl ls --all
 }
 
 main() {
@@ -148,6 +171,7 @@ main() {
     run vmctl wipe web1
     run vmctl rm db1
     run vmctl ls
+    another_user
     run vmctl events --since 0
     run vmctl status
 

@@ -31,7 +31,8 @@ pub struct SystemInfo {
     pub vm_count: u64,
     /// Storage use.
     pub disk: DiskUsage,
-    /// Rows without files and files without rows found at start-up. Empty when consistent.
+    /// Rows without files and files without rows found at start-up. Empty when consistent,
+    /// and for callers who are not admins (the issues name other users' objects).
     pub issues: Vec<ConsistencyIssue>,
 }
 

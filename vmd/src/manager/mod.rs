@@ -206,7 +206,7 @@ impl Manager {
         tokio::task::spawn_blocking(move || f(&store)).await?
     }
 
-    /// `system.info` (every caller may read it).
+    /// `system.info` (every caller may read it; only admins see the consistency issues).
     pub async fn system_info(&self, subject: &crate::auth::Subject) -> Result<SystemInfo, Error> {
         self.host_allows(subject, crate::auth::policy::Action::Read)?;
         let (image_count, vm_count) = self
@@ -246,11 +246,15 @@ impl Manager {
                 reserve_bytes: self.reserve_held(),
                 ..disk
             },
-            issues: self
-                .issues
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .clone(),
+            issues: match subject.is_admin() {
+                // They name other users' VMs and images, which are theirs to know.
+                false => Vec::new(),
+                true => self
+                    .issues
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .clone(),
+            },
         })
     }
 }

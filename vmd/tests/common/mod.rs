@@ -13,6 +13,8 @@ use serde_json::{json, Value};
 
 pub mod accounts;
 pub mod guest;
+pub mod lab;
+pub mod matrix;
 
 /// How long any wait in these tests may take before the test fails.
 pub const DEADLINE: Duration = Duration::from_secs(30);
