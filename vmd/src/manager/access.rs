@@ -6,6 +6,7 @@ use crate::auth::policy::{self, Action, Denial, Object};
 use crate::auth::Subject;
 use crate::store::{ImageRow, IsoRow, VmRow};
 
+use super::locks::NameGuard;
 use super::{Error, Manager};
 
 /// `Ok` if `subject` may take `action` on `object`; `hidden` is the not-found error to give
@@ -52,6 +53,23 @@ impl Manager {
             Error::VmNotFound(name.into())
         })?;
         Ok(row)
+    }
+
+    /// Locks VM `name` for `operation` once `subject` may take `action` on it, and checks
+    /// again under the lock (the name may have changed hands while the lock was awaited). A
+    /// VM the caller may not see is not found without its lock being touched, so a refusal
+    /// never tells what its owner is doing.
+    pub(super) async fn lock_vm_for(
+        &self,
+        subject: &Subject,
+        name: &str,
+        action: Action,
+        operation: &'static str,
+    ) -> Result<(NameGuard, VmRow), Error> {
+        self.vm_for(subject, name, action).await?;
+        let guard = self.lock("vm", name, operation).await?;
+        let row = self.vm_for(subject, name, action).await?;
+        Ok((guard, row))
     }
 
     /// Image `name` if `subject` may take `action` on it.

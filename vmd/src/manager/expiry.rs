@@ -65,8 +65,9 @@ impl Manager {
 
     /// `vm.extend`: moves the deadline `by_secs` later.
     pub async fn extend_vm(&self, subject: &Subject, req: VmExtend) -> Result<Vm, Error> {
-        let _guard = self.lock("vm", &req.name, "extend").await?;
-        let row = self.vm_for(subject, &req.name, Action::Modify).await?;
+        let (_guard, row) = self
+            .lock_vm_for(subject, &req.name, Action::Modify, "extend")
+            .await?;
         let by = check_ttl(req.by_secs)? as i64;
         let now = now_secs();
         let Some(deadline) = row.expiry.deadline else {

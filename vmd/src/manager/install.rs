@@ -119,9 +119,9 @@ impl Manager {
 
     /// `image.seal`.
     pub async fn seal_image(&self, subject: &Subject, name: &str) -> Result<Image, Error> {
+        self.host_allows(subject, Action::Administer)?;
         let _image_guard = self.lock("image", name, "seal").await?;
         let _vm_guard = self.lock("vm", name, "seal").await?;
-        self.host_allows(subject, Action::Administer)?;
         let image = self
             .find_image(name)
             .await?
@@ -201,9 +201,10 @@ impl Manager {
         allow(subject, Action::Create, new, || {
             Error::Forbidden("users publish private images")
         })?;
-        let _vm_guard = self.lock("vm", &req.vm, "publish").await?;
+        let (_vm_guard, _) = self
+            .lock_vm_for(subject, &req.vm, Action::Read, "publish")
+            .await?;
         let _image_guard = self.lock("image", &req.name, "publish").await?;
-        self.vm_for(subject, &req.vm, Action::Read).await?;
         let vm = self
             .require(
                 &req.vm,

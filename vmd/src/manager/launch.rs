@@ -38,8 +38,9 @@ const QMP_CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
 impl Manager {
     /// `vm.start`.
     pub async fn start_vm(&self, subject: &Subject, name: &str) -> Result<Vm, Error> {
-        let _guard = self.lock("vm", name, "start").await?;
-        self.vm_for(subject, name, Action::Operate).await?;
+        let (_guard, _) = self
+            .lock_vm_for(subject, name, Action::Operate, "start")
+            .await?;
         self.settle_if_gone(name).await?;
         let row = self
             .require(

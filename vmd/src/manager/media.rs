@@ -38,9 +38,10 @@ impl Manager {
     /// `vm.attach_iso`.
     pub async fn attach_iso(&self, subject: &Subject, req: IsoAttach) -> Result<Vm, Error> {
         // Lock order vm → iso: see the module docs.
-        let _vm_guard = self.lock("vm", &req.vm, "attach iso").await?;
+        let (_vm_guard, _) = self
+            .lock_vm_for(subject, &req.vm, Action::Operate, "attach iso")
+            .await?;
         let _iso_guard = self.lock("iso", &req.iso, "attach").await?;
-        self.vm_for(subject, &req.vm, Action::Operate).await?;
         let vm = self.existing_vm(&req.vm).await?;
         let iso = self.iso_for(subject, &req.iso, Action::Use).await?;
         let live = self.live_runtime(&req.vm, vm.state)?;
@@ -60,8 +61,9 @@ impl Manager {
 
     /// `vm.detach_iso`.
     pub async fn detach_iso(&self, subject: &Subject, name: &str) -> Result<Vm, Error> {
-        let _guard = self.lock("vm", name, "detach iso").await?;
-        self.vm_for(subject, name, Action::Operate).await?;
+        let (_guard, _) = self
+            .lock_vm_for(subject, name, Action::Operate, "detach iso")
+            .await?;
         let vm = self.existing_vm(name).await?;
         if let Some(rt) = self.live_runtime(name, vm.state)? {
             rt.qmp.eject(CDROM_ID).await.map_err(qmp_error(name))?;

@@ -53,7 +53,9 @@ impl Manager {
         if req.force {
             return self.force_stop_now(name).await;
         }
-        let _guard = self.lock("vm", name, "stop").await?;
+        let (_guard, _) = self
+            .lock_vm_for(subject, name, Action::Operate, "stop")
+            .await?;
         let row = self
             .require(name, &STOPPABLE, "there is nothing to stop")
             .await?;
@@ -170,8 +172,9 @@ impl Manager {
 
     /// `vm.reboot`. A reboot that races a stop fails with `wrong_state`.
     pub async fn reboot_vm(&self, subject: &Subject, name: &str) -> Result<Vm, Error> {
-        let _guard = self.lock("vm", name, "reboot").await?;
-        self.vm_for(subject, name, Action::Operate).await?;
+        let (_guard, _) = self
+            .lock_vm_for(subject, name, Action::Operate, "reboot")
+            .await?;
         let running = [VmState::Running, VmState::Paused];
         self.require(name, &running, "start it first (vmctl start)")
             .await?;

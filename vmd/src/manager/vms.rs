@@ -231,8 +231,9 @@ impl Manager {
 
     /// `vm.remove`: only without a QEMU process.
     pub async fn remove_vm(&self, subject: &Subject, name: &str) -> Result<(), Error> {
-        let _guard = self.lock("vm", name, "remove").await?;
-        self.vm_for(subject, name, Action::Modify).await?;
+        let (_guard, _) = self
+            .lock_vm_for(subject, name, Action::Modify, "remove")
+            .await?;
         let row = self.stopped_vm(name, "stop it first (vmctl stop)").await?;
         let owner = row.owner.clone();
         let path = self.storage.overlay_path(&row.overlay_file);
@@ -254,8 +255,9 @@ impl Manager {
 
     /// `vm.wipe`: a fresh overlay on the same base replaces the old one atomically.
     pub async fn wipe_vm(&self, subject: &Subject, name: &str) -> Result<Vm, Error> {
-        let _guard = self.lock("vm", name, "wipe").await?;
-        self.vm_for(subject, name, Action::Modify).await?;
+        let (_guard, _) = self
+            .lock_vm_for(subject, name, Action::Modify, "wipe")
+            .await?;
         let row = self.stopped_vm(name, "stop it first (vmctl stop)").await?;
         let final_path = self.storage.overlay_path(&row.overlay_file);
         self.check_disk_free(name, &final_path).await?;

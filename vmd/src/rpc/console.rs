@@ -73,7 +73,10 @@ pub async fn handle(
     tracing::debug!(vm = %name, user = %caller.name, "console attached");
     tokio::spawn(async move {
         if let Ok(upgraded) = hyper::upgrade::on(req).await {
-            let end = pump(TokioIo::new(upgraded), qemu, idle).await;
+            let end = tokio::select! {
+                end = pump(TokioIo::new(upgraded), qemu, idle) => end,
+                () = until_revoked(&manager, &caller, &name) => End::Revoked,
+            };
             log_detach(&name, &caller.name, end, idle);
         }
         drop(attach);
@@ -96,6 +99,25 @@ pub(super) enum End {
     Guest,
     /// The client sent nothing for the idle timeout.
     Idle,
+    /// The client's access ended (token revoked, account removed or demoted, VM gone).
+    Revoked,
+}
+
+/// How often an open console or VNC session checks that its client may still use the VM.
+const ACCESS_RECHECK: Duration = Duration::from_secs(5);
+
+/// Returns once `subject` may no longer operate VM `name` (checked every few seconds).
+pub(super) async fn until_revoked(manager: &Manager, subject: &crate::auth::Subject, name: &str) {
+    loop {
+        tokio::time::sleep(ACCESS_RECHECK).await;
+        let still = match manager.refresh(subject).await {
+            Ok(now) => manager.get_vm(&now, name).await.is_ok(),
+            Err(_) => false,
+        };
+        if !still {
+            return;
+        }
+    }
 }
 
 fn log_detach(name: &str, user: &str, end: End, idle: Option<Duration>) {

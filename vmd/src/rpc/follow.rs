@@ -25,15 +25,40 @@ const CHUNK: u64 = 64 << 10;
 /// Stored events read from the store at once for a subscriber.
 const BACKLOG_PAGE: u64 = 256;
 
-/// Sends what is appended to `log` from now on, until the client goes away.
-pub async fn follow_log(sink: SubscriptionSink, log: PathBuf) {
+/// Why a follower or subscriber was let go (sent to the client as the subscription's close).
+const ACCESS_ENDED: &str = "access ended: the VM is gone or the credentials no longer allow this";
+
+/// Idle polls between checks that the follower may still read the VM's log.
+const RECHECK_POLLS: u32 = 10;
+
+/// Sends what is appended to `log` from now on, until the client goes away or `allowed`
+/// says no. `allowed` is asked before any new output is sent and every second otherwise, so
+/// a follower never reads the log of a VM that took the name after theirs was removed, and
+/// one whose access ended (token revoked, VM gone) is let go.
+pub async fn follow_log<F, Fut>(
+    sink: SubscriptionSink,
+    log: PathBuf,
+    allowed: F,
+) -> Result<(), String>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
     let mut offset = std::fs::metadata(&log).map(|m| m.len()).unwrap_or(0);
+    let mut idle = 0;
     loop {
         tokio::select! {
-            _ = sink.closed() => return,
+            _ = sink.closed() => return Ok(()),
             _ = tokio::time::sleep(POLL) => {}
         }
         let size = std::fs::metadata(&log).map(|m| m.len()).unwrap_or(0);
+        idle += 1;
+        if (size != offset || idle >= RECHECK_POLLS) && !allowed().await {
+            return Err(ACCESS_ENDED.into());
+        }
+        if size != offset {
+            idle = 0;
+        }
         if size < offset {
             offset = 0; // rotated or recreated: start over from the top of the new file
         }
@@ -47,7 +72,7 @@ pub async fn follow_log(sink: SubscriptionSink, log: PathBuf) {
                 text: String::from_utf8_lossy(&bytes).into_owned(),
             };
             if send(&sink, &chunk).await.is_err() {
-                return;
+                return Ok(());
             }
         }
     }
@@ -62,20 +87,27 @@ pub enum EventsFrom {
     After(u64),
 }
 
-/// Sends the events `viewer` may see from `from` until the client goes away. A client that falls too far behind
-/// the live channel gets an error naming the last sequence number it received, so it can
-/// resume with `since`.
-pub async fn stream_events(
+/// Sends the events the subscriber may see from `from` until the client goes away. Who the
+/// subscriber is, and so what they see, is asked of `viewer` before every page of stored
+/// events and every live event (a demoted admin stops seeing others' events at once); `None`
+/// (account gone, token revoked) ends the stream. A client that falls too far behind the
+/// live channel gets an error naming the last sequence number it received, so it can resume
+/// with `since`.
+pub async fn stream_events<V, Fut>(
     sink: SubscriptionSink,
     events: &Events,
     from: EventsFrom,
-    viewer: Viewer,
-) -> Result<(), String> {
+    viewer: V,
+) -> Result<(), String>
+where
+    V: Fn() -> Fut,
+    Fut: std::future::Future<Output = Option<Viewer>>,
+{
     match from {
-        EventsFrom::Now(live) => send_live(&sink, live, 0, viewer).await,
+        EventsFrom::Now(live) => send_live(&sink, live, 0, &viewer).await,
         EventsFrom::After(mut last) => {
-            match send_backlog(&sink, events, &mut last, viewer).await? {
-                Some(live) => send_live(&sink, live, last, viewer).await,
+            match send_backlog(&sink, events, &mut last, &viewer).await? {
+                Some(live) => send_live(&sink, live, last, &viewer).await,
                 None => Ok(()),
             }
         }
@@ -88,14 +120,21 @@ pub async fn stream_events(
 /// then one more page is read: an event stored before joining is in that page, one stored
 /// after is on the channel (both when it raced the join; `send_live` skips it). Returns the
 /// live receiver, or `None` when the client went away.
-async fn send_backlog(
+async fn send_backlog<V, Fut>(
     sink: &SubscriptionSink,
     events: &Events,
     last: &mut u64,
-    viewer: Viewer,
-) -> Result<Option<broadcast::Receiver<Recorded>>, String> {
+    viewer: &V,
+) -> Result<Option<broadcast::Receiver<Recorded>>, String>
+where
+    V: Fn() -> Fut,
+    Fut: std::future::Future<Output = Option<Viewer>>,
+{
     let mut live = None;
     loop {
+        let Some(viewer) = viewer().await else {
+            return Err(ACCESS_ENDED.into());
+        };
         let page = events
             .list(viewer, *last, BACKLOG_PAGE)
             .await
@@ -116,12 +155,16 @@ async fn send_backlog(
 }
 
 /// Sends live events `viewer` may see with `seq > last` until the client goes away or lags.
-async fn send_live(
+async fn send_live<V, Fut>(
     sink: &SubscriptionSink,
     mut live: broadcast::Receiver<Recorded>,
     mut last: u64,
-    viewer: Viewer,
-) -> Result<(), String> {
+    viewer: &V,
+) -> Result<(), String>
+where
+    V: Fn() -> Fut,
+    Fut: std::future::Future<Output = Option<Viewer>>,
+{
     loop {
         let event = tokio::select! {
             _ = sink.closed() => return Ok(()),
@@ -134,8 +177,13 @@ async fn send_live(
                 Err(broadcast::error::RecvError::Closed) => return Ok(()),
             },
         };
-        if event.event.seq <= last || !viewer.sees(event.audience) {
+        if event.event.seq <= last {
             continue;
+        }
+        match viewer().await {
+            None => return Err(ACCESS_ENDED.into()),
+            Some(v) if !v.sees(event.audience) => continue,
+            Some(_) => {}
         }
         let event = event.event;
         last = event.seq;

@@ -206,16 +206,31 @@ impl VmdApiServer for Handlers {
         ext: &Extensions,
         name: String,
     ) -> SubscriptionResult {
-        let allowed = match subject(ext) {
-            Ok(s) => self.manager.get_vm(&s, &name).await.map_err(ApiError::from),
+        let who = match subject(ext) {
+            Ok(s) => self
+                .manager
+                .get_vm(&s, &name)
+                .await
+                .map(|_| s)
+                .map_err(ApiError::from),
             Err(err) => Err(err),
         };
-        if let Err(err) = allowed {
-            pending.reject(ErrorObjectOwned::from(err)).await;
-            return Ok(());
-        }
+        let who = match who {
+            Ok(s) => s,
+            Err(err) => {
+                pending.reject(ErrorObjectOwned::from(err)).await;
+                return Ok(());
+            }
+        };
         let sink = pending.accept().await?;
-        super::follow::follow_log(sink, self.manager.console_log(&name)).await;
+        let log = self.manager.console_log(&name);
+        let allowed = || async {
+            match self.manager.refresh(&who).await {
+                Ok(now) => self.manager.get_vm(&now, &name).await.is_ok(),
+                Err(_) => false,
+            }
+        };
+        super::follow::follow_log(sink, log, allowed).await?;
         Ok(())
     }
 
@@ -225,12 +240,16 @@ impl VmdApiServer for Handlers {
         ext: &Extensions,
         since: Option<u64>,
     ) -> SubscriptionResult {
-        let viewer = match subject(ext) {
-            Ok(s) => policy::viewer(&s),
+        let who = match subject(ext) {
+            Ok(s) => s,
             Err(err) => {
                 pending.reject(ErrorObjectOwned::from(err)).await;
                 return Ok(());
             }
+        };
+        let viewer = || async {
+            let now = self.manager.refresh(&who).await.ok()?;
+            Some(policy::viewer(&now))
         };
         let events = self.manager.events();
         let from = match since {

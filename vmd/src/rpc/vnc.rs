@@ -15,7 +15,7 @@ use jsonrpsee::server::{HttpBody, HttpRequest, HttpResponse};
 use tokio::net::UnixStream;
 use vm_proto::{ApiError, ErrorCode, CONSOLE_PATH_PREFIX, VNC_UPGRADE};
 
-use super::console::pump;
+use super::console::{pump, until_revoked, End};
 use super::upload::{error_response, status_of};
 use super::Identity;
 use crate::manager::Manager;
@@ -67,7 +67,10 @@ pub async fn handle(
     tracing::debug!(vm = %name, user = %subject.name, "vnc client attached");
     tokio::spawn(async move {
         if let Ok(upgraded) = hyper::upgrade::on(req).await {
-            let end = pump(TokioIo::new(upgraded), qemu, idle).await;
+            let end = tokio::select! {
+                end = pump(TokioIo::new(upgraded), qemu, idle) => end,
+                () = until_revoked(&manager, &subject, &name) => End::Revoked,
+            };
             tracing::debug!(vm = %name, user = %subject.name, ?end, "vnc client detached");
         }
     });
