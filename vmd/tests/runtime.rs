@@ -213,3 +213,26 @@ fn force_stop_cuts_short_a_pending_graceful_stop() {
         "the graceful stop returns too: {resp}"
     );
 }
+
+/// A pause right after a resume is not undone by the resume's late QEMU event: every pause
+/// answers `paused`, and the record stays `paused` (the next resume is accepted from it).
+#[test]
+fn back_to_back_resume_and_pause_keep_the_record_in_step() {
+    let d = Daemon::start();
+    d.import_guest();
+    d.boot("g");
+    for round in 0..20 {
+        let paused = d.ok("vm.pause", json!(["g"]));
+        assert_eq!(paused["state"], "paused", "round {round}: {paused}");
+        let running = d.ok("vm.resume", json!(["g"]));
+        assert_eq!(running["state"], "running", "round {round}: {running}");
+    }
+    d.ok("vm.pause", json!(["g"]));
+    let events = d.ok("events.list", json!([0, 1000]));
+    let resumed = d.ok("vm.resume", json!(["g"]));
+    assert_eq!(
+        resumed["state"], "running",
+        "paused record accepted the resume; {events}"
+    );
+    d.ok("vm.stop", json!([{"name": "g", "force": true}]));
+}

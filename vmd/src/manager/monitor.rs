@@ -119,21 +119,20 @@ impl Manager {
                         "QEMU run state internal-error: the accelerator could not run the guest",
                     )
                     .await;
-                } else if self
-                    .transition_if(name, VmState::Running, VmState::Paused)
-                    .await
+                } else if !matches!(status, Ok(RunState::Running | RunState::Paused))
+                    && self
+                        .transition_if(name, VmState::Running, VmState::Paused)
+                        .await
                 {
                     self.note(name, "guest paused");
                 }
             }
-            "RESUME" => {
-                if self
-                    .transition_if(name, VmState::Paused, VmState::Running)
-                    .await
-                {
-                    self.note(name, "guest resumed");
-                }
-            }
+            // vmd is QEMU's only QMP client and records `stop` and `cont` before it sends
+            // them, so `RESUME` (and `STOP` with status `paused`) only echo what is recorded.
+            // Acting on them would let a late echo undo a newer request (a resume followed at
+            // once by a pause). Only stops QEMU makes itself (I/O error, watchdog, suspend,
+            // internal error) are recorded here.
+            "RESUME" => {}
             "SHUTDOWN" => {
                 seen.shutdown = true;
                 let reason = ev
