@@ -198,3 +198,49 @@ fn sessions_last_session_ttl_secs() {
     );
     assert_eq!(made["info"]["kind"], "session", "{made}");
 }
+
+/// What a stolen session can do is bounded: it cannot change the password without knowing it,
+/// and a token it makes lives no longer than the session.
+#[test]
+fn a_session_cannot_lock_out_its_owner_or_outlive_itself() {
+    let d = Daemon::start();
+    d.ok(
+        "user.add",
+        json!([{"name": "ann", "password": "first password"}]),
+    );
+    let session = login(&d, "ann", "first password")["result"].clone();
+    let token = session["token"].as_str().expect("session token");
+    let change = |current: Option<&str>| {
+        let req =
+            json!([{"name": "ann", "password": "second password", "current_password": current}]);
+        curl(&d, Some(token), "user.passwd", req)
+    };
+    let (_, refused) = change(None);
+    assert_eq!(kind(&refused), "unauthenticated", "{refused}");
+    let (_, refused) = change(Some("a wrong guess"));
+    assert_eq!(kind(&refused), "unauthenticated", "{refused}");
+    let (status, minted) = curl(
+        &d,
+        Some(token),
+        "token.create",
+        json!([{"name": "forever"}]),
+    );
+    assert_eq!(status, 200, "{minted}");
+    let (session_end, minted_end) = (
+        &session["info"]["expires_at"],
+        &minted["result"]["info"]["expires_at"],
+    );
+    let (session_end, minted_end) = (
+        epoch_secs(session_end.as_str().expect("end")),
+        epoch_secs(
+            minted_end
+                .as_str()
+                .expect("a token made with a session expires"),
+        ),
+    );
+    assert!(minted_end <= session_end, "{minted_end} > {session_end}");
+    let (_, changed) = change(Some("first password"));
+    assert!(changed.get("error").is_none(), "{changed}");
+    let again = login(&d, "ann", "second password");
+    assert!(again["result"]["token"].is_string(), "{again}");
+}

@@ -233,6 +233,11 @@ pub struct UserPasswd {
     /// The new password; `None` removes it (no web login).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub password: Option<String>,
+    /// The password now: needed when a user changes their own password with a token or a
+    /// session (not over the socket's peer credentials, and not for admins), so that a stolen
+    /// session cannot lock its owner out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current_password: Option<String>,
 }
 
 /// Least password length.

@@ -3,7 +3,9 @@
 //!
 //! Without `--password-stdin`, a terminal is prompted twice with echo off; a stdin that is
 //! not a terminal is read like `--password-stdin`. An empty password exits 6: removing the
-//! password takes `--clear`.
+//! password takes `--clear`. With a token (`--token`/`VMD_TOKEN`) on a terminal, the current
+//! password is asked first: vmd wants it from users who change their own password with a
+//! token or session rather than their local login.
 
 use vm_proto::api::VmdApiClient;
 use vm_proto::types::UserPasswd;
@@ -16,6 +18,13 @@ use crate::password::{self, Source};
 
 /// Sets (or clears) the password and confirms.
 pub async fn run(ctx: &Ctx, args: UserPasswdArgs) -> Result<(), CliError> {
+    let current_password = match ctx.token.is_some() && !args.password_stdin {
+        true if std::io::IsTerminal::is_terminal(&std::io::stdin()) => {
+            eprint!("current ");
+            Some(password::read(Source::Prompt)?)
+        }
+        _ => None,
+    };
     let password = match args.clear {
         true => None,
         false => Some(read(args.password_stdin)?),
@@ -24,6 +33,7 @@ pub async fn run(ctx: &Ctx, args: UserPasswdArgs) -> Result<(), CliError> {
     let request = UserPasswd {
         name: args.name.clone(),
         password,
+        current_password,
     };
     ctx.connect().await?.user_passwd(request).await?;
     let what = if cleared {

@@ -74,6 +74,8 @@ impl Manager {
     /// `user.passwd`: sets or clears a password and ends the account's sessions.
     pub async fn set_password(&self, subject: &Subject, req: UserPasswd) -> Result<(), Error> {
         let mut row = self.account_for(subject, &req.name, Action::Modify).await?;
+        self.check_current_password(subject, &row, req.current_password)
+            .await?;
         row.password = self.hash(req.password).await?;
         let ended = self
             .db(move |s| {
@@ -280,6 +282,30 @@ impl Manager {
             usage,
             vms,
         })
+    }
+
+    /// A user changing their own password with a bearer credential proves they know it.
+    async fn check_current_password(
+        &self,
+        subject: &Subject,
+        row: &UserRow,
+        given: Option<String>,
+    ) -> Result<(), Error> {
+        let bearer = subject.via != vm_proto::types::AuthMethod::Peer;
+        if subject.is_admin() || !bearer || row.password.is_none() {
+            return Ok(());
+        }
+        let stored = row.password.clone();
+        let given = given.unwrap_or_default();
+        let ok =
+            tokio::task::spawn_blocking(move || secret::verify_password(&given, stored.as_deref()))
+                .await?;
+        match ok {
+            true => Ok(()),
+            false => Err(Error::Unauthenticated(
+                "the current password is wrong or missing".into(),
+            )),
+        }
     }
 
     async fn hash(&self, password: Option<String>) -> Result<Option<String>, Error> {

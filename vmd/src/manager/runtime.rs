@@ -198,30 +198,43 @@ impl Manager {
 
     /// `vm.pause`.
     pub async fn pause_vm(&self, subject: &Subject, name: &str) -> Result<Vm, Error> {
-        self.vm_for(subject, name, Action::Operate).await?;
         let why = "only a running vm can be paused";
-        self.switch(name, "pause", (VmState::Running, VmState::Paused), why)
-            .await
+        self.switch(
+            subject,
+            name,
+            "pause",
+            (VmState::Running, VmState::Paused),
+            why,
+        )
+        .await
     }
 
     /// `vm.resume`.
     pub async fn resume_vm(&self, subject: &Subject, name: &str) -> Result<Vm, Error> {
-        self.vm_for(subject, name, Action::Operate).await?;
         let why = "only a paused vm can be resumed";
-        self.switch(name, "resume", (VmState::Paused, VmState::Running), why)
-            .await
+        self.switch(
+            subject,
+            name,
+            "resume",
+            (VmState::Paused, VmState::Running),
+            why,
+        )
+        .await
     }
 
     /// Pause or resume: `from → to` is recorded first (compare-and-set), then QEMU is told
     /// (`stop` / `cont`); if QEMU refuses, the record is undone.
     async fn switch(
         &self,
+        subject: &Subject,
         name: &str,
         operation: &'static str,
         (from, to): (VmState, VmState),
         why: &'static str,
     ) -> Result<Vm, Error> {
-        let _guard = self.lock("vm", name, operation).await?;
+        let (_guard, _) = self
+            .lock_vm_for(subject, name, Action::Operate, operation)
+            .await?;
         self.require(name, &[from], why).await?;
         let rt = self
             .runtime(name)
