@@ -12,16 +12,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hyper::body::Incoming;
-use hyper::header::{HeaderValue, CONNECTION, UPGRADE};
-use hyper::StatusCode;
 use hyper_util::rt::TokioIo;
-use jsonrpsee::server::{HttpBody, HttpRequest, HttpResponse};
+use jsonrpsee::server::{HttpRequest, HttpResponse};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::UnixStream;
 use tokio::sync::Notify;
-use vm_proto::{ApiError, ErrorCode, CONSOLE_PATH_PREFIX, CONSOLE_UPGRADE};
+use vm_proto::{CONSOLE_PATH_PREFIX, CONSOLE_UPGRADE};
 
-use super::upload::{error_response, status_of};
+use super::upgrade::{self, Endpoint};
 use super::Identity;
 use crate::manager::Manager;
 
@@ -32,6 +29,13 @@ pub fn vm_of(path: &str) -> Option<&str> {
         .filter(|n| !n.contains('/'))
 }
 
+/// The console endpoint.
+const CONSOLE: Endpoint = Endpoint {
+    protocol: CONSOLE_UPGRADE,
+    what: "console",
+    hint: "use `vmctl console NAME`",
+};
+
 /// Answers a console attach request.
 pub async fn handle(
     manager: Arc<Manager>,
@@ -40,35 +44,17 @@ pub async fn handle(
     name: String,
     idle: Option<Duration>,
 ) -> HttpResponse {
-    let wants_upgrade =
-        req.headers().get(UPGRADE).and_then(|v| v.to_str().ok()) == Some(CONSOLE_UPGRADE);
-    if !wants_upgrade {
-        let err = ApiError::new(
-            ErrorCode::InvalidArgument,
-            format!("console needs `Upgrade: {CONSOLE_UPGRADE}`"),
-        )
-        .with_hint("use `vmctl console NAME`");
-        return error_response(StatusCode::BAD_REQUEST, &err);
-    }
-    let caller = match who.subject() {
-        Ok(s) => s.clone(),
-        Err(err) => return error_response(status_of(&err), &err),
+    let caller = match upgrade::caller(&req, &who, &CONSOLE) {
+        Ok(s) => s,
+        Err(refusal) => return refusal,
     };
     let attach = match manager.console_attach(&caller, &name).await {
         Ok(a) => a,
-        Err(err) => {
-            let api = ApiError::from(err);
-            return error_response(status_of(&api), &api);
-        }
+        Err(err) => return upgrade::refused(err),
     };
-    let qemu = match UnixStream::connect(attach.socket()).await {
+    let qemu = match upgrade::connect(attach.socket()).await {
         Ok(s) => s,
-        Err(e) => {
-            return error_response(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                &ApiError::from_error(ErrorCode::Internal, &e),
-            )
-        }
+        Err(refusal) => return refusal,
     };
     tracing::debug!(vm = %name, user = %caller.name, "console attached");
     tokio::spawn(async move {
@@ -81,13 +67,7 @@ pub async fn handle(
         }
         drop(attach);
     });
-    let mut resp = HttpResponse::new(HttpBody::empty());
-    *resp.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
-    resp.headers_mut()
-        .insert(CONNECTION, HeaderValue::from_static("upgrade"));
-    resp.headers_mut()
-        .insert(UPGRADE, HeaderValue::from_static(CONSOLE_UPGRADE));
-    resp
+    upgrade::switching(CONSOLE_UPGRADE)
 }
 
 /// Why a console session ended.

@@ -20,6 +20,7 @@ mod follow;
 mod handlers;
 mod identity;
 pub mod socket;
+mod upgrade;
 mod upload;
 mod vnc;
 

@@ -8,15 +8,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hyper::body::Incoming;
-use hyper::header::{HeaderValue, CONNECTION, UPGRADE};
-use hyper::StatusCode;
 use hyper_util::rt::TokioIo;
-use jsonrpsee::server::{HttpBody, HttpRequest, HttpResponse};
-use tokio::net::UnixStream;
-use vm_proto::{ApiError, ErrorCode, CONSOLE_PATH_PREFIX, VNC_UPGRADE};
+use jsonrpsee::server::{HttpRequest, HttpResponse};
+use vm_proto::{CONSOLE_PATH_PREFIX, VNC_UPGRADE};
 
 use super::console::{pump, until_revoked, End};
-use super::upload::{error_response, status_of};
+use super::upgrade::{self, Endpoint};
 use super::Identity;
 use crate::manager::Manager;
 
@@ -27,6 +24,13 @@ pub fn vm_of(path: &str) -> Option<&str> {
         .filter(|n| !n.contains('/'))
 }
 
+/// The VNC endpoint.
+const VNC: Endpoint = Endpoint {
+    protocol: VNC_UPGRADE,
+    what: "VNC",
+    hint: "use `vmctl vnc NAME --listen 127.0.0.1:5901` and point a VNC viewer there",
+};
+
 /// Answers a VNC attach request.
 pub async fn handle(
     manager: Arc<Manager>,
@@ -35,34 +39,17 @@ pub async fn handle(
     name: String,
     idle: Option<Duration>,
 ) -> HttpResponse {
-    let wants = req.headers().get(UPGRADE).and_then(|v| v.to_str().ok()) == Some(VNC_UPGRADE);
-    if !wants {
-        let err = ApiError::new(
-            ErrorCode::InvalidArgument,
-            format!("VNC needs `Upgrade: {VNC_UPGRADE}`"),
-        )
-        .with_hint("use `vmctl vnc NAME --listen 127.0.0.1:5901` and point a VNC viewer there");
-        return error_response(StatusCode::BAD_REQUEST, &err);
-    }
-    let subject = match who.subject() {
-        Ok(s) => s.clone(),
-        Err(err) => return error_response(status_of(&err), &err),
+    let subject = match upgrade::caller(&req, &who, &VNC) {
+        Ok(s) => s,
+        Err(refusal) => return refusal,
     };
     let socket = match manager.vnc_socket(&subject, &name).await {
         Ok(path) => path,
-        Err(err) => {
-            let api = ApiError::from(err);
-            return error_response(status_of(&api), &api);
-        }
+        Err(err) => return upgrade::refused(err),
     };
-    let qemu = match UnixStream::connect(&socket).await {
+    let qemu = match upgrade::connect(&socket).await {
         Ok(s) => s,
-        Err(e) => {
-            return error_response(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                &ApiError::from_error(ErrorCode::Internal, &e),
-            )
-        }
+        Err(refusal) => return refusal,
     };
     tracing::debug!(vm = %name, user = %subject.name, "vnc client attached");
     tokio::spawn(async move {
@@ -74,13 +61,7 @@ pub async fn handle(
             tracing::debug!(vm = %name, user = %subject.name, ?end, "vnc client detached");
         }
     });
-    let mut resp = HttpResponse::new(HttpBody::empty());
-    *resp.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
-    resp.headers_mut()
-        .insert(CONNECTION, HeaderValue::from_static("upgrade"));
-    resp.headers_mut()
-        .insert(UPGRADE, HeaderValue::from_static(VNC_UPGRADE));
-    resp
+    upgrade::switching(VNC_UPGRADE)
 }
 
 #[cfg(test)]

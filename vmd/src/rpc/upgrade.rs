@@ -1,0 +1,68 @@
+//! What the console and VNC endpoints share: an HTTP upgrade to a VM's byte stream. The
+//! request must name the endpoint's `Upgrade` protocol and come from an identified caller;
+//! vmd then connects to the QEMU socket itself and answers `101 Switching Protocols`.
+
+use std::path::Path;
+
+use hyper::body::Incoming;
+use hyper::header::{HeaderValue, CONNECTION, UPGRADE};
+use hyper::StatusCode;
+use jsonrpsee::server::{HttpBody, HttpRequest, HttpResponse};
+use tokio::net::UnixStream;
+use vm_proto::{ApiError, ErrorCode};
+
+use super::upload::{error_response, status_of};
+use super::Identity;
+use crate::auth::Subject;
+use crate::manager::Error;
+
+/// One upgradeable endpoint.
+pub struct Endpoint {
+    /// Its `Upgrade` protocol token.
+    pub protocol: &'static str,
+    /// What it is, for messages (`console`, `VNC`).
+    pub what: &'static str,
+    /// What to use instead of a bare request.
+    pub hint: &'static str,
+}
+
+/// The caller of an upgrade request to `endpoint`, or the response refusing it.
+pub fn caller(
+    req: &HttpRequest<Incoming>,
+    who: &Identity,
+    endpoint: &Endpoint,
+) -> Result<Subject, HttpResponse> {
+    let protocol = req.headers().get(UPGRADE).and_then(|v| v.to_str().ok());
+    if protocol != Some(endpoint.protocol) {
+        let message = format!("{} needs `Upgrade: {}`", endpoint.what, endpoint.protocol);
+        let err = ApiError::new(ErrorCode::InvalidArgument, message).with_hint(endpoint.hint);
+        return Err(error_response(StatusCode::BAD_REQUEST, &err));
+    }
+    who.subject()
+        .cloned()
+        .map_err(|err| error_response(status_of(&err), &err))
+}
+
+/// The response for a manager error.
+pub fn refused(err: Error) -> HttpResponse {
+    let api = ApiError::from(err);
+    error_response(status_of(&api), &api)
+}
+
+/// A connection to QEMU's socket at `path`, or a 500 response.
+pub async fn connect(path: &Path) -> Result<UnixStream, HttpResponse> {
+    UnixStream::connect(path).await.map_err(|e| {
+        let err = ApiError::from_error(ErrorCode::Internal, &e);
+        error_response(StatusCode::INTERNAL_SERVER_ERROR, &err)
+    })
+}
+
+/// `101 Switching Protocols` to `protocol`.
+pub fn switching(protocol: &'static str) -> HttpResponse {
+    let mut resp = HttpResponse::new(HttpBody::empty());
+    *resp.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    let headers = resp.headers_mut();
+    headers.insert(CONNECTION, HeaderValue::from_static("upgrade"));
+    headers.insert(UPGRADE, HeaderValue::from_static(protocol));
+    resp
+}
