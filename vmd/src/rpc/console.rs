@@ -46,7 +46,7 @@ pub async fn handle(
 ) -> HttpResponse {
     let caller = match upgrade::caller(&req, &who, &CONSOLE) {
         Ok(s) => s,
-        Err(refusal) => return refusal,
+        Err(refusal) => return *refusal,
     };
     let attach = match manager.console_attach(&caller, &name).await {
         Ok(a) => a,
@@ -54,7 +54,7 @@ pub async fn handle(
     };
     let qemu = match upgrade::connect(attach.socket()).await {
         Ok(s) => s,
-        Err(refusal) => return refusal,
+        Err(refusal) => return *refusal,
     };
     tracing::debug!(vm = %name, user = %caller.name, "console attached");
     tokio::spawn(async move {

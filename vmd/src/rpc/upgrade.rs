@@ -31,16 +31,16 @@ pub fn caller(
     req: &HttpRequest<Incoming>,
     who: &Identity,
     endpoint: &Endpoint,
-) -> Result<Subject, HttpResponse> {
+) -> Result<Subject, Box<HttpResponse>> {
     let protocol = req.headers().get(UPGRADE).and_then(|v| v.to_str().ok());
     if protocol != Some(endpoint.protocol) {
         let message = format!("{} needs `Upgrade: {}`", endpoint.what, endpoint.protocol);
         let err = ApiError::new(ErrorCode::InvalidArgument, message).with_hint(endpoint.hint);
-        return Err(error_response(StatusCode::BAD_REQUEST, &err));
+        return Err(Box::new(error_response(StatusCode::BAD_REQUEST, &err)));
     }
     who.subject()
         .cloned()
-        .map_err(|err| error_response(status_of(&err), &err))
+        .map_err(|err| Box::new(error_response(status_of(&err), &err)))
 }
 
 /// The response for a manager error.
@@ -50,10 +50,10 @@ pub fn refused(err: Error) -> HttpResponse {
 }
 
 /// A connection to QEMU's socket at `path`, or a 500 response.
-pub async fn connect(path: &Path) -> Result<UnixStream, HttpResponse> {
+pub async fn connect(path: &Path) -> Result<UnixStream, Box<HttpResponse>> {
     UnixStream::connect(path).await.map_err(|e| {
         let err = ApiError::from_error(ErrorCode::Internal, &e);
-        error_response(StatusCode::INTERNAL_SERVER_ERROR, &err)
+        Box::new(error_response(StatusCode::INTERNAL_SERVER_ERROR, &err))
     })
 }
 

@@ -41,7 +41,7 @@ pub async fn handle(
 ) -> HttpResponse {
     let subject = match upgrade::caller(&req, &who, &VNC) {
         Ok(s) => s,
-        Err(refusal) => return refusal,
+        Err(refusal) => return *refusal,
     };
     let socket = match manager.vnc_socket(&subject, &name).await {
         Ok(path) => path,
@@ -49,7 +49,7 @@ pub async fn handle(
     };
     let qemu = match upgrade::connect(&socket).await {
         Ok(s) => s,
-        Err(refusal) => return refusal,
+        Err(refusal) => return *refusal,
     };
     tracing::debug!(vm = %name, user = %subject.name, "vnc client attached");
     tokio::spawn(async move {
