@@ -239,8 +239,18 @@ fn a_session_cannot_lock_out_its_owner_or_outlive_itself() {
         ),
     );
     assert!(minted_end <= session_end, "{minted_end} > {session_end}");
+    let minted_token = minted["result"]["token"]
+        .as_str()
+        .expect("minted")
+        .to_string();
+    assert_eq!(
+        curl(&d, Some(&minted_token), "auth.whoami", json!([])).0,
+        200
+    );
     let (_, changed) = change(Some("first password"));
     assert!(changed.get("error").is_none(), "{changed}");
+    // The password change ended the session, and with it the token made with it.
+    assert_refused(curl(&d, Some(&minted_token), "auth.whoami", json!([])));
     let again = login(&d, "ann", "second password");
     assert!(again["result"]["token"].is_string(), "{again}");
 }

@@ -81,8 +81,11 @@ pub fn from_token(
     let user = store
         .read(|c| store::user_by_id(c, row.user_id))?
         .ok_or(AuthError::BadToken("account gone"))?;
-    // Best effort: a failed touch must not refuse a valid token.
-    let _ = store.with_tx(|tx| store::touch_token(tx, id, now));
+    // Best effort (a failed touch must not refuse a valid token), and at most once a minute,
+    // so that requests with a token do not each write to the database.
+    if row.last_used_at.is_none_or(|t| t < now - 60) {
+        let _ = store.with_tx(|tx| store::touch_token(tx, id, now));
+    }
     let via = match row.kind {
         vm_proto::types::TokenKind::Api => AuthMethod::Token,
         vm_proto::types::TokenKind::Session => AuthMethod::Session,
@@ -213,6 +216,7 @@ mod tests {
                         digest: vec![],
                         created_at: 1,
                         expires_at: Some(100),
+                        parent_id: None,
                     },
                 )
             })

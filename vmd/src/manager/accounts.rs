@@ -173,15 +173,7 @@ impl Manager {
             });
         }
         for vm in &vms {
-            let stop = vm_proto::types::VmStop {
-                name: vm.clone(),
-                force: true,
-                timeout_secs: None,
-            };
-            if let Err(err) = self.stop_vm(subject, stop).await {
-                ignore_not_running(err)?;
-            }
-            self.remove_vm(subject, vm).await?;
+            self.remove_owned_vm(id, vm).await?;
         }
         for image in &images {
             self.remove_image(subject, image).await?;
@@ -237,6 +229,20 @@ impl Manager {
             Ok(_) => {}
             Err(err) => tracing::warn!(error = %err, "cannot name accounts after login names"),
         }
+    }
+
+    /// Stops (forced) and removes VM `name` if account `owner` still owns it, under its lock
+    /// (the name may have changed hands since the account's VMs were listed).
+    async fn remove_owned_vm(&self, owner: i64, name: &str) -> Result<(), Error> {
+        let _guard = self.lock("vm", name, "remove user").await?;
+        match self.find_vm(name).await? {
+            Some(row) if row.owner.id == owner => {}
+            _ => return Ok(()),
+        }
+        if let Err(err) = self.force_stop_now(name).await {
+            ignore_not_running(err)?;
+        }
+        self.remove_locked(name).await
     }
 
     /// The account `name` if `subject` may take `action` on it.
@@ -297,9 +303,9 @@ impl Manager {
         }
         let stored = row.password.clone();
         let given = given.unwrap_or_default();
-        let ok =
-            tokio::task::spawn_blocking(move || secret::verify_password(&given, stored.as_deref()))
-                .await?;
+        let ok = self
+            .argon(move || secret::verify_password(&given, stored.as_deref()))
+            .await?;
         match ok {
             true => Ok(()),
             false => Err(Error::Unauthenticated(
@@ -313,7 +319,7 @@ impl Manager {
             return Ok(None);
         };
         secret::check_password(&password).map_err(Error::Invalid)?;
-        let phc = tokio::task::spawn_blocking(move || secret::hash_password(&password)).await?;
+        let phc = self.argon(move || secret::hash_password(&password)).await?;
         phc.map(Some)
             .map_err(|e| Error::Invalid(format!("cannot hash the password: {e}")))
     }

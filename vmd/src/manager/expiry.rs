@@ -12,9 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
-use vm_proto::types::{
-    AuthMethod, EventKind, ExpiryAction, Vm, VmCreate, VmExtend, VmStop, TTL_SECS_MAX,
-};
+use vm_proto::types::{AuthMethod, EventKind, ExpiryAction, Vm, VmCreate, VmExtend, TTL_SECS_MAX};
 
 use super::events::Draft;
 use super::sessions::check_ttl;
@@ -25,6 +23,8 @@ use crate::store;
 
 /// Longest sleep between checks.
 const MAX_NAP: Duration = Duration::from_secs(30);
+/// How often stored events beyond the kept number are pruned.
+const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 /// Wait before retrying an expiry that failed (the VM was busy, say).
 const RETRY: Duration = Duration::from_secs(5);
 
@@ -112,8 +112,16 @@ impl Manager {
     ) -> tokio::task::JoinHandle<()> {
         let me = self.clone();
         tokio::spawn(async move {
+            let mut pruned = std::time::Instant::now();
             loop {
                 let nap = me.expire_due().await;
+                // The event table is also kept bounded while vmd runs, not only at start-up.
+                if pruned.elapsed() >= PRUNE_EVERY {
+                    pruned = std::time::Instant::now();
+                    if let Err(err) = me.events.prune().await {
+                        tracing::warn!(error = %err, "cannot prune events");
+                    }
+                }
                 tokio::select! {
                     _ = shutdown.cancelled() => return,
                     _ = me.expiry_wake.notified() => {}
@@ -137,8 +145,8 @@ impl Manager {
             }
         };
         let mut failed = false;
-        for name in due {
-            if let Err(err) = self.expire(&name).await {
+        for (id, name) in due {
+            if let Err(err) = self.expire(id, &name).await {
                 tracing::warn!(vm = %name, error = %err, "vm expiry failed; will retry");
                 failed = true;
             }
@@ -164,18 +172,19 @@ impl Manager {
         }
     }
 
-    /// Carries out VM `name`'s expiry action.
-    async fn expire(&self, name: &str) -> Result<(), Error> {
-        let daemon = Subject::daemon();
-        let Some(row) = self.find_vm(name).await? else {
-            return Ok(());
-        };
-        // The name was read a moment ago: act only if the VM now called so is itself due
-        // (its owner may have extended it, or removed it and someone made a new one).
+    /// Carries out the expiry action of VM `id`, called `name` when the due list was read.
+    /// Under the VM's lock the row is read again and acted on only if it is the same VM and
+    /// still due: its owner may have extended it, or removed it and someone else taken the
+    /// name, in between.
+    async fn expire(&self, id: i64, name: &str) -> Result<(), Error> {
+        let _guard = self.lock("vm", name, "expire").await?;
         let now = now_secs();
-        if row.expiry.ends_at(now).is_none_or(|end| end > now) {
-            return Ok(());
-        }
+        let row = match self.find_vm(name).await? {
+            Some(row) if row.id == id && row.expiry.ends_at(now).is_some_and(|end| end <= now) => {
+                row
+            }
+            _ => return Ok(()),
+        };
         let action = row
             .expiry
             .action
@@ -183,24 +192,18 @@ impl Manager {
             .and_then(ExpiryAction::parse)
             .unwrap_or_default();
         if row.state.has_process() {
-            let stop = VmStop {
-                name: name.into(),
-                force: true,
-                timeout_secs: None,
-            };
-            if let Err(err) = self.stop_vm(&daemon, stop).await {
+            if let Err(err) = self.force_stop_now(name).await {
                 if err.code() != vm_proto::ErrorCode::WrongState {
                     return Err(err);
                 }
             }
         }
         match action {
-            ExpiryAction::Remove => self.remove_vm(&daemon, name).await,
-            ExpiryAction::Wipe => self.wipe_vm(&daemon, name).await.map(drop),
+            ExpiryAction::Remove => self.remove_locked(name).await,
+            ExpiryAction::Wipe => self.wipe_locked(name).await.map(drop),
             ExpiryAction::Stop => Ok(()),
         }?;
         if action != ExpiryAction::Remove {
-            let id = row.id;
             self.db(move |s| Ok(s.with_tx(|tx| store::set_expiry(tx, id, None, None, None))?))
                 .await?;
         }

@@ -216,6 +216,17 @@ impl Manager {
             return Err(Error::ImageExists(req.name));
         }
         self.check_space_floor("publish an image").await?;
+        if !public {
+            // A first look before the costly flatten (the commit checks again, atomically):
+            // a user at their disk quota cannot make vmd copy whole disks to be refused.
+            let (auth, owner) = (self.config.auth.clone(), subject.user_id);
+            let adding = Usage {
+                disk_bytes: vm.disk_bytes,
+                ..Usage::default()
+            };
+            self.db(move |s| s.read(|c| Ok(super::quota::admit(c, &auth, owner, &adding)))?)
+                .await?;
+        }
         let overlay = self.storage.overlay_path(&vm.overlay_file);
         let prepared = self
             .storage

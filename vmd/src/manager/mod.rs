@@ -112,6 +112,9 @@ pub struct Manager {
     // std Mutex: a counter update, never held across an await.
     login_log: Mutex<crate::log_limit::LogLimit>,
     expiry_wake: tokio::sync::Notify,
+    // Password hashing takes ~20 MiB and tens of ms each: a flood of logins queues here
+    // instead of taking every blocking thread and hundreds of MiB.
+    argon: tokio::sync::Semaphore,
 }
 
 impl Manager {
@@ -128,6 +131,7 @@ impl Manager {
                 std::time::Duration::from_secs(10),
             )),
             expiry_wake: tokio::sync::Notify::new(),
+            argon: tokio::sync::Semaphore::new(ARGON_AT_ONCE),
             events: events::Events::new(store.clone()),
             store,
             storage: Arc::new(storage),
@@ -256,6 +260,24 @@ impl Manager {
                     .clone(),
             },
         })
+    }
+}
+
+/// Password hashes computed at once.
+const ARGON_AT_ONCE: usize = 2;
+
+impl Manager {
+    /// Runs password work `f` on a blocking thread, a bounded number at a time.
+    async fn argon<T: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, Error> {
+        let _permit = self
+            .argon
+            .acquire()
+            .await
+            .map_err(|_| Error::Invalid("daemon is shutting down".into()))?;
+        Ok(tokio::task::spawn_blocking(f).await?)
     }
 }
 

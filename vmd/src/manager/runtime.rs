@@ -74,7 +74,7 @@ impl Manager {
         self.vm(name).await
     }
 
-    async fn force_stop_now(&self, name: &str) -> Result<Vm, Error> {
+    pub(super) async fn force_stop_now(&self, name: &str) -> Result<Vm, Error> {
         self.require(name, &STOPPABLE, "there is nothing to stop")
             .await?;
         let Some(rt) = self.runtime(name) else {

@@ -47,7 +47,11 @@ impl Manager {
             }
             (None, ttl) => ttl,
         };
-        let made = self.issue(&user, TokenKind::Api, req.name, ttl).await?;
+        // It also ends with the credential it was made with (logout, revoke, password change).
+        let parent = subject.token_id;
+        let made = self
+            .issue(&user, TokenKind::Api, req.name, ttl, parent)
+            .await?;
         tracing::info!(user = %user.name, token = made.info.id, by = %subject.name, "token created");
         Ok(made)
     }
@@ -108,10 +112,9 @@ impl Manager {
             .await?;
         let stored = row.as_ref().and_then(|r| r.password.clone());
         let password = req.password;
-        let ok = tokio::task::spawn_blocking(move || {
-            secret::verify_password(&password, stored.as_deref())
-        })
-        .await?;
+        let ok = self
+            .argon(move || secret::verify_password(&password, stored.as_deref()))
+            .await?;
         let Some(user) = row.filter(|_| ok) else {
             let lock = self.throttle.failed(&req.user, Instant::now());
             tracing::warn!(user = %req.user, locked_secs = lock.map(|d| d.as_secs()), "login failed");
@@ -120,7 +123,7 @@ impl Manager {
         self.throttle.succeeded(&user.name);
         let ttl = self.config.auth.session_ttl_secs;
         let made = self
-            .issue(&user, TokenKind::Session, None, Some(ttl))
+            .issue(&user, TokenKind::Session, None, Some(ttl), None)
             .await?;
         tracing::info!(user = %user.name, session = made.info.id, "logged in");
         Ok(made)
@@ -195,6 +198,7 @@ impl Manager {
         kind: TokenKind,
         name: Option<String>,
         ttl_secs: Option<u64>,
+        parent_id: Option<i64>,
     ) -> Result<TokenSecret, Error> {
         let hex =
             secret::random_hex().map_err(|e| Error::Invalid(format!("no randomness: {e}")))?;
@@ -206,10 +210,12 @@ impl Manager {
             digest: Vec::new(),
             created_at: now,
             expires_at: ttl_secs.map(|t| now.saturating_add(t as i64)),
+            parent_id,
         };
         let (row, token) = self
             .db(move |s| {
                 s.with_tx(|tx| {
+                    make_room(tx, new.user_id, new.kind)?;
                     let id = store::insert_token(tx, &new)?;
                     let made = secret::token_for(id, &hex);
                     tx.execute(
@@ -232,6 +238,32 @@ impl Manager {
             info: token_view(row),
             role,
         })
+    }
+}
+
+/// Most API tokens one account may hold.
+const MAX_API_TOKENS: u64 = 100;
+/// Most sessions one account may hold; a login beyond it ends the oldest.
+const MAX_SESSIONS: u64 = 20;
+
+/// Inside the issuing transaction: an account holds a bounded number of credentials.
+fn make_room(tx: &rusqlite::Connection, user_id: i64, kind: TokenKind) -> Result<(), Error> {
+    let held = store::count_tokens(tx, user_id, kind)?;
+    match kind {
+        TokenKind::Api if held >= MAX_API_TOKENS => Err(Error::Invalid(format!(
+            "the account holds {held} API tokens, the most allowed; revoke some (vmctl token ls, token revoke)"
+        ))),
+        TokenKind::Session if held >= MAX_SESSIONS => {
+            let oldest = store::list_tokens(tx, Some(user_id))?
+                .into_iter()
+                .filter(|t| t.kind == TokenKind::Session)
+                .min_by_key(|t| t.id);
+            if let Some(t) = oldest {
+                store::delete_token(tx, t.id)?;
+            }
+            Ok(())
+        }
+        _ => Ok(()),
     }
 }
 

@@ -38,6 +38,11 @@ impl Manager {
         let cpus = req.cpus.unwrap_or(1);
         let memory_mib = req.memory_mib.unwrap_or(DEFAULT_MEMORY_MIB);
         self.check_resources(cpus, memory_mib, Firmware::Bios)?;
+        // A taken name is refused before its lock is touched (waiting on another user's
+        // lock would tell what they are doing); checked again under the lock.
+        if self.find_vm(&req.name).await?.is_some() {
+            return Err(Error::VmExists(req.name));
+        }
         let _guard = self.lock("vm", &req.name, "create").await?;
         self.check_space_floor("create a vm").await?;
         // Lock order vm → iso (see `media`): `iso.remove` cannot slip in before the new row
@@ -234,6 +239,11 @@ impl Manager {
         let (_guard, _) = self
             .lock_vm_for(subject, name, Action::Modify, "remove")
             .await?;
+        self.remove_locked(name).await
+    }
+
+    /// Removes VM `name`, whose lock the caller holds.
+    pub(super) async fn remove_locked(&self, name: &str) -> Result<(), Error> {
         let row = self.stopped_vm(name, "stop it first (vmctl stop)").await?;
         let owner = row.owner.clone();
         let path = self.storage.overlay_path(&row.overlay_file);
@@ -258,6 +268,11 @@ impl Manager {
         let (_guard, _) = self
             .lock_vm_for(subject, name, Action::Modify, "wipe")
             .await?;
+        self.wipe_locked(name).await
+    }
+
+    /// Wipes VM `name`, whose lock the caller holds.
+    pub(super) async fn wipe_locked(&self, name: &str) -> Result<Vm, Error> {
         let row = self.stopped_vm(name, "stop it first (vmctl stop)").await?;
         let final_path = self.storage.overlay_path(&row.overlay_file);
         self.check_disk_free(name, &final_path).await?;

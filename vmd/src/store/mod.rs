@@ -70,7 +70,8 @@
 //!     user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
 //!     kind TEXT NOT NULL,                                    -- api | session
 //!     name TEXT, digest BLOB NOT NULL,                       -- SHA-256 of the secret
-//!     created_at INTEGER NOT NULL, expires_at INTEGER, last_used_at INTEGER);
+//!     created_at INTEGER NOT NULL, expires_at INTEGER, last_used_at INTEGER,
+//!     parent_id INTEGER);  -- the token or session it was made with: ends with it
 //! -- one account per owner uid found (uid 0: root, admin; others: uid-N, renamed to the
 //! -- login name at start-up)
 //! ALTER TABLE vms ADD COLUMN owner_id INTEGER REFERENCES users(id);  -- owner_uid: unused
@@ -121,8 +122,8 @@ pub use images::{
 };
 pub use isos::{delete_iso, get_iso, insert_iso, iso_users, list_isos, IsoRow, NewIso};
 pub use tokens::{
-    delete_token, delete_tokens_of, insert_token, list_tokens, prune_expired_tokens, token_by_id,
-    touch_token, NewToken, TokenRow,
+    count_tokens, delete_token, delete_tokens_of, insert_token, list_tokens, prune_expired_tokens,
+    token_by_id, touch_token, NewToken, TokenRow,
 };
 pub use users::{
     delete_user, images_of, insert_user, list_users, running_memory_mib, transfer_shared,
@@ -223,9 +224,11 @@ CREATE TABLE tokens (
     digest       BLOB NOT NULL,
     created_at   INTEGER NOT NULL,
     expires_at   INTEGER,
-    last_used_at INTEGER
+    last_used_at INTEGER,
+    parent_id    INTEGER
 );
 CREATE INDEX tokens_user_id ON tokens(user_id);
+CREATE INDEX tokens_parent_id ON tokens(parent_id);
 INSERT INTO users (name, role, uid, created_at)
     SELECT CASE u WHEN 0 THEN 'root' ELSE 'uid-' || u END,
            CASE u WHEN 0 THEN 'admin' ELSE 'user' END, u, CAST(strftime('%s', 'now') AS INTEGER)

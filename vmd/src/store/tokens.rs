@@ -96,23 +96,45 @@ pub struct NewToken {
     pub created_at: i64,
     /// Unix seconds.
     pub expires_at: Option<i64>,
+    /// The token or session it was made with (it ends with that one).
+    pub parent_id: Option<i64>,
 }
 
 /// Inserts a token, returning its id.
 pub fn insert_token(conn: &Connection, t: &NewToken) -> Result<i64, StoreError> {
     conn.execute(
-        "INSERT INTO tokens (user_id, kind, name, digest, created_at, expires_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        "INSERT INTO tokens (user_id, kind, name, digest, created_at, expires_at, parent_id)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
         params![
             t.user_id,
             KindColumn(t.kind),
             t.name,
             t.digest,
             t.created_at,
-            t.expires_at
+            t.expires_at,
+            t.parent_id
         ],
     )?;
     Ok(conn.last_insert_rowid())
+}
+
+/// Tokens of `user_id` of `kind`.
+pub fn count_tokens(conn: &Connection, user_id: i64, kind: TokenKind) -> Result<u64, StoreError> {
+    let n: i64 = conn.query_row(
+        "SELECT COUNT(*) FROM tokens WHERE user_id = ?1 AND kind = ?2",
+        params![user_id, KindColumn(kind)],
+        |r| r.get(0),
+    )?;
+    Ok(n as u64)
+}
+
+/// The ids in the trees rooted at the tokens `roots` selects (SQL selecting ids).
+fn tree(roots: &str) -> String {
+    format!(
+        "WITH RECURSIVE tree(id) AS ({roots}
+            UNION SELECT t.id FROM tokens t JOIN tree ON t.parent_id = tree.id)
+         SELECT id FROM tree"
+    )
 }
 
 /// Token `id`.
@@ -131,21 +153,24 @@ pub fn list_tokens(conn: &Connection, user_id: Option<i64>) -> Result<Vec<TokenR
     Ok(rows)
 }
 
-/// Deletes token `id`; whether it existed.
+/// Deletes token `id` and every token made with it; whether `id` existed.
 pub fn delete_token(conn: &Connection, id: i64) -> Result<bool, StoreError> {
-    Ok(conn.execute("DELETE FROM tokens WHERE id = ?1", [id])? > 0)
+    let existed = token_by_id(conn, id)?.is_some();
+    let sql = format!("DELETE FROM tokens WHERE id IN ({})", tree("SELECT ?1"));
+    conn.execute(&sql, [id])?;
+    Ok(existed)
 }
 
-/// Deletes the tokens of `user_id` of `kind` (any kind: `None`); how many.
+/// Deletes the tokens of `user_id` of `kind` (any kind: `None`), with every token made with
+/// them; how many.
 pub fn delete_tokens_of(
     conn: &Connection,
     user_id: i64,
     kind: Option<TokenKind>,
 ) -> Result<u64, StoreError> {
-    let n = conn.execute(
-        "DELETE FROM tokens WHERE user_id = ?1 AND (?2 IS NULL OR kind = ?2)",
-        params![user_id, kind.map(KindColumn)],
-    )?;
+    let roots = "SELECT id FROM tokens WHERE user_id = ?1 AND (?2 IS NULL OR kind = ?2)";
+    let sql = format!("DELETE FROM tokens WHERE id IN ({})", tree(roots));
+    let n = conn.execute(&sql, params![user_id, kind.map(KindColumn)])?;
     Ok(n as u64)
 }
 

@@ -261,16 +261,17 @@ pub fn set_expiry(
     Ok(())
 }
 
-/// Names of the VMs whose lifetime ended by `now`: deadline passed, session expired or gone.
-pub fn expired_vms(conn: &Connection, now: i64) -> Result<Vec<String>, StoreError> {
+/// Ids and names of the VMs whose lifetime ended by `now`: deadline passed, session expired
+/// or gone.
+pub fn expired_vms(conn: &Connection, now: i64) -> Result<Vec<(i64, String)>, StoreError> {
     let mut stmt = conn.prepare_cached(
-        "SELECT v.name FROM vms v LEFT JOIN tokens t ON t.id = v.session_id
+        "SELECT v.id, v.name FROM vms v LEFT JOIN tokens t ON t.id = v.session_id
          WHERE (v.expires_at IS NOT NULL AND v.expires_at <= ?1)
             OR (v.session_id IS NOT NULL AND (t.id IS NULL OR t.expires_at <= ?1))
          ORDER BY v.name",
     )?;
     let rows = stmt
-        .query_map([now], |r| r.get(0))?
+        .query_map([now], |r| Ok((r.get(0)?, r.get(1)?)))?
         .collect::<Result<Vec<_>, _>>()?;
     Ok(rows)
 }
