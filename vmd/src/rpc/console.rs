@@ -16,7 +16,7 @@ use hyper_util::rt::TokioIo;
 use jsonrpsee::server::{HttpRequest, HttpResponse};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::Notify;
-use vm_proto::{CONSOLE_PATH_PREFIX, CONSOLE_UPGRADE};
+use vm_proto::CONSOLE_UPGRADE;
 
 use super::upgrade::{self, Endpoint};
 use super::Identity;
@@ -24,9 +24,7 @@ use crate::manager::Manager;
 
 /// The VM name if `path` is a console path.
 pub fn vm_of(path: &str) -> Option<&str> {
-    path.strip_prefix(CONSOLE_PATH_PREFIX)?
-        .strip_suffix("/console")
-        .filter(|n| !n.contains('/'))
+    upgrade::vm_of(path, "console")
 }
 
 /// The console endpoint.

@@ -16,6 +16,14 @@ use super::Identity;
 use crate::auth::Subject;
 use crate::manager::Error;
 
+/// The VM name if `path` is `/v1/vms/<name>/<endpoint>`.
+pub fn vm_of<'a>(path: &'a str, endpoint: &str) -> Option<&'a str> {
+    path.strip_prefix(vm_proto::CONSOLE_PATH_PREFIX)?
+        .strip_suffix(endpoint)?
+        .strip_suffix('/')
+        .filter(|n| !n.contains('/'))
+}
+
 /// One upgradeable endpoint.
 pub struct Endpoint {
     /// Its `Upgrade` protocol token.

@@ -10,18 +10,16 @@ use std::time::Duration;
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use jsonrpsee::server::{HttpRequest, HttpResponse};
-use vm_proto::{CONSOLE_PATH_PREFIX, VNC_UPGRADE};
+use vm_proto::VNC_UPGRADE;
 
 use super::console::{pump, until_revoked, End};
 use super::upgrade::{self, Endpoint};
 use super::Identity;
 use crate::manager::Manager;
 
-/// The VM name if `path` is a VNC path.
+/// The VM name if `path` is a vnc path.
 pub fn vm_of(path: &str) -> Option<&str> {
-    path.strip_prefix(CONSOLE_PATH_PREFIX)?
-        .strip_suffix("/vnc")
-        .filter(|n| !n.contains('/'))
+    upgrade::vm_of(path, "vnc")
 }
 
 /// The VNC endpoint.
