@@ -13,9 +13,10 @@
 use jsonrpsee::proc_macros::rpc;
 
 use crate::types::{
-    Image, ImageCreate, ImageImport, ImagePublish, Iso, IsoAttach, IsoImport, Login, SystemInfo,
-    Token, TokenCreate, TokenSecret, User, UserAdd, UserPasswd, UserRemove, UserRemoved, UserSet,
-    Vm, VmCreate, VmExtend, VmFilter, VmLogs, VmStop, WhoAmI,
+    ConsoleTicket, ConsoleTicketRequest, Image, ImageCreate, ImageImport, ImagePublish, Iso,
+    IsoAttach, IsoImport, Login, SystemInfo, Token, TokenCreate, TokenSecret, User, UserAdd,
+    UserPasswd, UserRemove, UserRemoved, UserSet, Vm, VmCreate, VmExtend, VmFilter, VmLogs, VmStop,
+    WhoAmI,
 };
 
 /// The vmd API.
@@ -223,6 +224,15 @@ pub trait VmdApi {
         &self,
         params: IsoAttach,
     ) -> Result<Vm, jsonrpsee::types::ErrorObjectOwned>;
+
+    /// A one-shot ticket for one console or VNC attach of a VM the caller may operate, valid
+    /// for `CONSOLE_TICKET_SECS` and bound to the caller, the VM and the kind. Errors as
+    /// `vm.get`; `unavailable` when too many tickets are outstanding.
+    #[method(name = "vm.console_ticket", with_extensions)]
+    async fn vm_console_ticket(
+        &self,
+        params: ConsoleTicketRequest,
+    ) -> Result<ConsoleTicket, jsonrpsee::types::ErrorObjectOwned>;
 
     /// Ejects the VM's ISO, running or stopped.
     #[method(name = "vm.detach_iso", with_extensions)]

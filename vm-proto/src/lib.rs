@@ -44,5 +44,9 @@ pub const CONSOLE_UPGRADE: &str = "vmd-console";
 /// (the VM's screen, keyboard and mouse). Several clients may view one VM at once.
 pub const VNC_UPGRADE: &str = "vmd-vnc";
 
+/// Header of a console or VNC upgrade request that carries a one-shot ticket from
+/// `vm.console_ticket` instead of other credentials.
+pub const TICKET_HEADER: &str = "x-vmd-ticket";
+
 /// Environment variable that clients read to find the daemon's socket.
 pub const SOCKET_ENV: &str = "VMD_SOCKET";

@@ -99,6 +99,8 @@ pub struct Config {
     /// Most memory all running VMs together may have, a size like "16G"; default: the
     /// host's memory minus a reserve (a quarter, at most 2 GiB).
     pub host_memory_limit: Option<String>,
+    /// Life of a one-shot console ticket (`vm.console_ticket`), seconds, 1 to 30.
+    pub console_ticket_secs: u64,
     /// Default quotas of accounts without overrides (`vmctl user set`); absent: unlimited.
     pub quota: QuotaConfig,
 }
@@ -142,6 +144,7 @@ impl Default for Config {
             auto_register_local_users: true,
             session_ttl_secs: 12 * 3600,
             host_memory_limit: None,
+            console_ticket_secs: vm_proto::types::CONSOLE_TICKET_SECS,
             quota: QuotaConfig::default(),
         }
     }

@@ -102,6 +102,7 @@ async fn open_manager(paths: &Paths, config: &Config) -> anyhow::Result<Arc<Mana
             session_ttl_secs: config.session_ttl_secs.max(60),
             quota: config.quota()?,
             host_memory_limit_mib: config.host_memory_limit_mib(host::memory_mib())?,
+            console_ticket_secs: config.console_ticket_secs,
         },
     };
     tracing::debug!(accelerator = %manager_config.accelerator.name, reason = %manager_config.accelerator.reason, "accelerator chosen");

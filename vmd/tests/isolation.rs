@@ -327,6 +327,11 @@ fn runtime(lab: &Lab, row: &str, who: Who) -> Option<Outcome> {
                 .ok("vm.attach_iso", json!([{"vm": "vm1", "iso": "cd"}]));
             lab.vmctl(who, &["iso", "detach", "vm1"])
         }
+        "vm.console_ticket" => lab.rpc(
+            who,
+            "vm.console_ticket",
+            json!([{"vm": "vm1", "kind": "vnc"}]),
+        ),
         "GET /v1/vms/{name}/console" => retry(|| {
             upgrade(
                 &lab.d,

@@ -14,10 +14,15 @@ use serde_json::json;
 
 /// Sends a VNC upgrade request; returns the response head, and the stream when it is 101.
 fn upgrade(d: &Daemon, name: &str, protocol: &str) -> (String, UnixStream) {
+    upgrade_with(d, &format!("/v1/vms/{name}/vnc"), protocol, "")
+}
+
+/// Sends an upgrade request for `path` with extra header lines `extra` (each ending in CRLF).
+fn upgrade_with(d: &Daemon, path: &str, protocol: &str, extra: &str) -> (String, UnixStream) {
     let mut stream = UnixStream::connect(&d.socket).expect("connect");
     stream.set_read_timeout(Some(DEADLINE)).expect("timeout");
     let req = format!(
-        "GET /v1/vms/{name}/vnc HTTP/1.1\r\nhost: localhost\r\nconnection: Upgrade\r\nupgrade: {protocol}\r\n\r\n"
+        "GET {path} HTTP/1.1\r\nhost: localhost\r\nconnection: Upgrade\r\nupgrade: {protocol}\r\n{extra}\r\n"
     );
     stream.write_all(req.as_bytes()).expect("write");
     let mut head = Vec::new();
@@ -100,5 +105,84 @@ fn vmctl_relays_the_screen_on_a_loopback_port() {
     assert_eq!(refused.status.code(), Some(6), "only loopback");
     let _ = relay.kill();
     let _ = relay.wait();
+    d.ok("vm.stop", json!([{"name": "g", "force": true}]));
+}
+
+/// What `vm.console_ticket` answers `token`'s caller for `kind` of VM `vm`.
+fn ticket(d: &Daemon, token: &str, vm: &str, kind: &str) -> serde_json::Value {
+    d.call_with(
+        token,
+        "vm.console_ticket",
+        json!([{"vm": vm, "kind": kind}]),
+    )
+    .1
+}
+
+#[test]
+fn console_tickets_open_one_attach_of_one_vm_for_their_owner() {
+    let d = Daemon::start_configured(
+        tempfile::tempdir().expect("tmp"),
+        "console_ticket_secs = 2\n",
+    );
+    d.import_guest();
+    for user in ["ann", "bob"] {
+        d.ok("user.add", json!([{"name": user}]));
+    }
+    let token = |user: &str| {
+        d.ok("token.create", json!([{"user": user}]))["token"]
+            .as_str()
+            .expect("token")
+            .to_string()
+    };
+    let (ann, bob) = (token("ann"), token("bob"));
+    let create = json!([{"name": "g", "image": "guest", "memory_mib": 128}]);
+    assert_eq!(d.call_with(&ann, "vm.create", create).0, 200);
+    assert_eq!(d.call_with(&ann, "vm.start", json!(["g"])).0, 200);
+    let theirs = ticket(&d, &bob, "g", "vnc");
+    assert_eq!(theirs["error"]["data"]["kind"], "not_found", "{theirs}");
+    let vnc = ticket(&d, &ann, "g", "vnc")["result"]["ticket"]
+        .as_str()
+        .expect("ticket")
+        .to_string();
+    let header = format!("x-vmd-ticket: {vnc}\r\n");
+    let (head, _) = upgrade_with(&d, "/v1/vms/g/console", "vmd-console", &header);
+    assert!(
+        head.starts_with("HTTP/1.1 401"),
+        "a VNC ticket does not open the serial console: {head}"
+    );
+    let vnc = ticket(&d, &ann, "g", "vnc")["result"]["ticket"]
+        .as_str()
+        .expect("ticket")
+        .to_string();
+    let header = format!("x-vmd-ticket: {vnc}\r\n");
+    let (head, mut stream) = upgrade_with(&d, "/v1/vms/g/vnc", "vmd-vnc", &header);
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    assert_eq!(banner(&mut stream), "RFB 003.008\n");
+    let (head, _) = upgrade_with(&d, "/v1/vms/g/vnc", "vmd-vnc", &header);
+    assert!(
+        head.starts_with("HTTP/1.1 401"),
+        "a ticket opens one attach: {head}"
+    );
+    let serial = ticket(&d, &ann, "g", "serial")["result"]["ticket"]
+        .as_str()
+        .expect("ticket")
+        .to_string();
+    let end = std::time::Instant::now() + Duration::from_secs(3);
+    while std::time::Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let header = format!("x-vmd-ticket: {serial}\r\n");
+    let (head, _) = upgrade_with(&d, "/v1/vms/g/console", "vmd-console", &header);
+    assert!(
+        head.starts_with("HTTP/1.1 401"),
+        "an expired ticket is refused: {head}"
+    );
+    let (head, _) = upgrade_with(
+        &d,
+        "/v1/vms/g/vnc",
+        "vmd-vnc",
+        "x-vmd-ticket: vmt_forged\r\n",
+    );
+    assert!(head.starts_with("HTTP/1.1 401"), "{head}");
     d.ok("vm.stop", json!([{"name": "g", "force": true}]));
 }

@@ -19,6 +19,7 @@ pub use user::{
     WhoAmI, PASSWORD_MAX_BYTES, PASSWORD_MIN_CHARS,
 };
 pub use vm::{
-    ExpiryAction, LogChunk, Vm, VmCreate, VmExtend, VmLogs, VmState, VmStop, CPUS_MAX,
-    DISK_BYTES_MAX, MEMORY_MIB_MIN, STOP_TIMEOUT_SECS, TTL_SECS_MAX,
+    ConsoleKind, ConsoleTicket, ConsoleTicketRequest, ExpiryAction, LogChunk, Vm, VmCreate,
+    VmExtend, VmLogs, VmState, VmStop, CONSOLE_TICKET_SECS, CPUS_MAX, DISK_BYTES_MAX,
+    MEMORY_MIB_MIN, STOP_TIMEOUT_SECS, TTL_SECS_MAX,
 };

@@ -106,6 +106,8 @@ pub enum AuthMethod {
     Token,
     /// A login session token (`auth.login`).
     Session,
+    /// A one-shot console ticket (`vm.console_ticket`), good for one console or VNC attach.
+    Ticket,
 }
 
 /// Answer of `auth.whoami`.

@@ -296,3 +296,53 @@ mod tests {
         }
     }
 }
+
+/// Which byte stream of a VM a console ticket opens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConsoleKind {
+    /// The serial console (`GET /v1/vms/NAME/console`).
+    Serial,
+    /// The screen (`GET /v1/vms/NAME/vnc`).
+    Vnc,
+}
+
+/// Parameters of `vm.console_ticket`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsoleTicketRequest {
+    /// VM name.
+    pub vm: String,
+    /// Which stream.
+    pub kind: ConsoleKind,
+}
+
+/// Answer of `vm.console_ticket`: a secret that opens one console or VNC attach of that VM,
+/// once, within [`CONSOLE_TICKET_SECS`], sent as the `X-Vmd-Ticket` header of the upgrade
+/// request (see [`crate::TICKET_HEADER`]). It lets a front end such as vmd-web open a browser
+/// console for a user without holding the user's credentials when the WebSocket arrives.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConsoleTicket {
+    /// The secret (shown once).
+    pub ticket: String,
+    /// VM name.
+    pub vm: String,
+    /// Which stream.
+    pub kind: ConsoleKind,
+    /// When it stops being valid, RFC 3339 UTC.
+    pub expires_at: String,
+}
+
+impl std::fmt::Debug for ConsoleTicket {
+    /// Never shows the secret.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConsoleTicket")
+            .field("vm", &self.vm)
+            .field("kind", &self.kind)
+            .field("expires_at", &self.expires_at)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Longest life of a console ticket.
+pub const CONSOLE_TICKET_SECS: u64 = 30;

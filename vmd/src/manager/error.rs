@@ -216,6 +216,9 @@ pub enum Error {
         /// What it owns, described.
         owned: Vec<String>,
     },
+    /// Too many console tickets are outstanding.
+    #[error("too many console tickets outstanding; use them or let them expire")]
+    TooManyTickets,
     /// No token with that id (for this caller).
     #[error("token {0} not found")]
     TokenNotFound(i64),
@@ -266,7 +269,7 @@ impl Error {
             Error::Forbidden(_) => ErrorCode::PermissionDenied,
             Error::Unauthenticated(_) => ErrorCode::Unauthenticated,
             Error::Quota { .. } => ErrorCode::QuotaExceeded,
-            Error::HostMemory { .. } => ErrorCode::Unavailable,
+            Error::HostMemory { .. } | Error::TooManyTickets => ErrorCode::Unavailable,
             Error::AccountNotFound(_) | Error::TokenNotFound(_) => ErrorCode::NotFound,
             Error::AccountExists(_) => ErrorCode::AlreadyExists,
             Error::AccountInUse { .. } => ErrorCode::InUse,

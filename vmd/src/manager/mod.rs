@@ -27,6 +27,7 @@ pub mod runtime;
 mod sessions;
 mod space;
 mod state;
+mod tickets;
 mod unmanaged;
 pub mod uploads;
 mod vms;
@@ -89,6 +90,8 @@ pub struct AuthConfig {
     pub quota: vm_proto::types::Quota,
     /// Most memory the running VMs together may have, MiB.
     pub host_memory_limit_mib: u64,
+    /// Life of a console ticket, seconds (at most 30).
+    pub console_ticket_secs: u64,
 }
 
 /// The lab.
@@ -115,6 +118,7 @@ pub struct Manager {
     // Password hashing takes ~20 MiB and tens of ms each: a flood of logins queues here
     // instead of taking every blocking thread and hundreds of MiB.
     argon: tokio::sync::Semaphore,
+    tickets: tickets::Tickets,
 }
 
 impl Manager {
@@ -132,6 +136,7 @@ impl Manager {
             )),
             expiry_wake: tokio::sync::Notify::new(),
             argon: tokio::sync::Semaphore::new(ARGON_AT_ONCE),
+            tickets: Default::default(),
             events: events::Events::new(store.clone()),
             store,
             storage: Arc::new(storage),

@@ -21,6 +21,7 @@ use vm_proto::CONSOLE_UPGRADE;
 use super::upgrade::{self, Endpoint};
 use super::Identity;
 use crate::manager::Manager;
+use vm_proto::types::ConsoleKind;
 
 /// The VM name if `path` is a console path.
 pub fn vm_of(path: &str) -> Option<&str> {
@@ -32,6 +33,7 @@ const CONSOLE: Endpoint = Endpoint {
     protocol: CONSOLE_UPGRADE,
     what: "console",
     hint: "use `vmctl console NAME`",
+    kind: ConsoleKind::Serial,
 };
 
 /// Answers a console attach request.
@@ -42,7 +44,7 @@ pub async fn handle(
     name: String,
     idle: Option<Duration>,
 ) -> HttpResponse {
-    let caller = match upgrade::caller(&req, &who, &CONSOLE) {
+    let caller = match upgrade::caller(&manager, &req, &who, (&CONSOLE, &name)).await {
         Ok(s) => s,
         Err(refusal) => return *refusal,
     };

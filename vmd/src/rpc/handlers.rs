@@ -12,9 +12,10 @@ use jsonrpsee::Extensions;
 use jsonrpsee::PendingSubscriptionSink;
 use vm_proto::api::VmdApiServer;
 use vm_proto::types::{
-    Event, Image, ImageCreate, ImageImport, ImagePublish, Iso, IsoAttach, IsoImport, Login,
-    SystemInfo, Token, TokenCreate, TokenSecret, User, UserAdd, UserPasswd, UserRemove,
-    UserRemoved, UserSet, Vm, VmCreate, VmExtend, VmFilter, VmLogs, VmStop, WhoAmI,
+    ConsoleTicket, ConsoleTicketRequest, Event, Image, ImageCreate, ImageImport, ImagePublish, Iso,
+    IsoAttach, IsoImport, Login, SystemInfo, Token, TokenCreate, TokenSecret, User, UserAdd,
+    UserPasswd, UserRemove, UserRemoved, UserSet, Vm, VmCreate, VmExtend, VmFilter, VmLogs, VmStop,
+    WhoAmI,
 };
 use vm_proto::{ApiError, ErrorCode};
 
@@ -308,6 +309,17 @@ impl VmdApiServer for Handlers {
     async fn vm_attach_iso(&self, ext: &Extensions, params: IsoAttach) -> RpcResult<Vm> {
         call(&self.manager, ext, |s| async move {
             self.manager.attach_iso(&s, params).await
+        })
+        .await
+    }
+
+    async fn vm_console_ticket(
+        &self,
+        ext: &Extensions,
+        params: ConsoleTicketRequest,
+    ) -> RpcResult<ConsoleTicket> {
+        call(&self.manager, ext, |s| async move {
+            self.manager.console_ticket(&s, params).await
         })
         .await
     }

@@ -1,6 +1,8 @@
 //! What the console and VNC endpoints share: an HTTP upgrade to a VM's byte stream. The
-//! request must name the endpoint's `Upgrade` protocol and come from an identified caller;
-//! vmd then connects to the QEMU socket itself and answers `101 Switching Protocols`.
+//! request must name the endpoint's `Upgrade` protocol and come from an identified caller —
+//! the request's identity, or a one-shot ticket (`X-Vmd-Ticket`, from `vm.console_ticket`)
+//! for this VM and kind, which then stands for its account; vmd then connects to the QEMU
+//! socket itself and answers `101 Switching Protocols`.
 
 use std::path::Path;
 
@@ -9,12 +11,13 @@ use hyper::header::{HeaderValue, CONNECTION, UPGRADE};
 use hyper::StatusCode;
 use jsonrpsee::server::{HttpBody, HttpRequest, HttpResponse};
 use tokio::net::UnixStream;
-use vm_proto::{ApiError, ErrorCode};
+use vm_proto::types::ConsoleKind;
+use vm_proto::{ApiError, ErrorCode, TICKET_HEADER};
 
 use super::upload::{error_response, status_of};
 use super::Identity;
 use crate::auth::Subject;
-use crate::manager::Error;
+use crate::manager::{Error, Manager};
 
 /// The VM name if `path` is `/v1/vms/<name>/<endpoint>`.
 pub fn vm_of<'a>(path: &'a str, endpoint: &str) -> Option<&'a str> {
@@ -32,19 +35,29 @@ pub struct Endpoint {
     pub what: &'static str,
     /// What to use instead of a bare request.
     pub hint: &'static str,
+    /// The kind a ticket must be for.
+    pub kind: ConsoleKind,
 }
 
-/// The caller of an upgrade request to `endpoint`, or the response refusing it.
-pub fn caller(
+/// The caller of an upgrade request to `endpoint` of VM `vm`, or the response refusing it.
+pub async fn caller(
+    manager: &Manager,
     req: &HttpRequest<Incoming>,
     who: &Identity,
-    endpoint: &Endpoint,
+    (endpoint, vm): (&Endpoint, &str),
 ) -> Result<Subject, Box<HttpResponse>> {
     let protocol = req.headers().get(UPGRADE).and_then(|v| v.to_str().ok());
     if protocol != Some(endpoint.protocol) {
         let message = format!("{} needs `Upgrade: {}`", endpoint.what, endpoint.protocol);
         let err = ApiError::new(ErrorCode::InvalidArgument, message).with_hint(endpoint.hint);
         return Err(Box::new(error_response(StatusCode::BAD_REQUEST, &err)));
+    }
+    if let Some(ticket) = req.headers().get(TICKET_HEADER) {
+        let ticket = ticket.to_str().unwrap_or_default();
+        return manager
+            .redeem_ticket(ticket, vm, endpoint.kind)
+            .await
+            .map_err(|err| Box::new(refused(err)));
     }
     who.subject()
         .cloned()

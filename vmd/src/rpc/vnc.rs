@@ -16,6 +16,7 @@ use super::console::{pump, until_revoked, End};
 use super::upgrade::{self, Endpoint};
 use super::Identity;
 use crate::manager::Manager;
+use vm_proto::types::ConsoleKind;
 
 /// The VM name if `path` is a vnc path.
 pub fn vm_of(path: &str) -> Option<&str> {
@@ -27,6 +28,7 @@ const VNC: Endpoint = Endpoint {
     protocol: VNC_UPGRADE,
     what: "VNC",
     hint: "use `vmctl vnc NAME --listen 127.0.0.1:5901` and point a VNC viewer there",
+    kind: ConsoleKind::Vnc,
 };
 
 /// Answers a VNC attach request.
@@ -37,7 +39,7 @@ pub async fn handle(
     name: String,
     idle: Option<Duration>,
 ) -> HttpResponse {
-    let subject = match upgrade::caller(&req, &who, &VNC) {
+    let subject = match upgrade::caller(&manager, &req, &who, (&VNC, &name)).await {
         Ok(s) => s,
         Err(refusal) => return *refusal,
     };
