@@ -216,6 +216,7 @@ mod tests {
             session_ttl_secs: 60,
             quota,
             host_memory_limit_mib: 1024,
+            console_ticket_secs: 30,
         }
     }
 
