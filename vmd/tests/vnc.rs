@@ -186,3 +186,62 @@ fn console_tickets_open_one_attach_of_one_vm_for_their_owner() {
     assert!(head.starts_with("HTTP/1.1 401"), "{head}");
     d.ok("vm.stop", json!([{"name": "g", "force": true}]));
 }
+
+/// A whole RFB session through the relay: version, security (None), ServerInit with the
+/// guest's framebuffer size, then a framebuffer update for a full-screen request.
+#[test]
+fn a_viewer_completes_the_rfb_handshake_and_gets_the_screen() {
+    use std::io::Write as _;
+    let d = Daemon::start();
+    d.import_guest();
+    d.boot("g");
+    let (head, mut s) = upgrade(&d, "g", "vmd-vnc");
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    assert_eq!(banner(&mut s), "RFB 003.008\n");
+    s.write_all(b"RFB 003.008\n").expect("version");
+    let n = read_u8(&mut s) as usize;
+    assert!(n > 0, "the server refused the connection");
+    let mut types = vec![0u8; n];
+    s.read_exact(&mut types).expect("security types");
+    assert!(types.contains(&1), "security type None offered: {types:?}");
+    s.write_all(&[1]).expect("choose None");
+    assert_eq!(read_u32(&mut s), 0, "SecurityResult OK");
+    s.write_all(&[1]).expect("ClientInit, shared");
+    let (width, height) = (read_u16(&mut s), read_u16(&mut s));
+    assert!(
+        width >= 320 && height >= 200,
+        "framebuffer {width}x{height}"
+    );
+    let mut pixel_format = [0u8; 16];
+    s.read_exact(&mut pixel_format).expect("pixel format");
+    let name_len = read_u32(&mut s) as usize;
+    let mut name = vec![0u8; name_len];
+    s.read_exact(&mut name).expect("desktop name");
+    // FramebufferUpdateRequest, not incremental, the whole screen.
+    let mut req = vec![3u8, 0, 0, 0, 0, 0];
+    req.extend_from_slice(&width.to_be_bytes());
+    req.extend_from_slice(&height.to_be_bytes());
+    s.write_all(&req).expect("update request");
+    assert_eq!(read_u8(&mut s), 0, "a FramebufferUpdate message");
+    read_u8(&mut s);
+    assert!(read_u16(&mut s) >= 1, "at least one rectangle");
+    d.ok("vm.stop", json!([{"name": "g", "force": true}]));
+}
+
+fn read_u8(s: &mut impl Read) -> u8 {
+    let mut b = [0u8; 1];
+    s.read_exact(&mut b).expect("read");
+    b[0]
+}
+
+fn read_u16(s: &mut impl Read) -> u16 {
+    let mut b = [0u8; 2];
+    s.read_exact(&mut b).expect("read");
+    u16::from_be_bytes(b)
+}
+
+fn read_u32(s: &mut impl Read) -> u32 {
+    let mut b = [0u8; 4];
+    s.read_exact(&mut b).expect("read");
+    u32::from_be_bytes(b)
+}
