@@ -1,16 +1,16 @@
 //! The router and the cross-cutting policy, declared once: request tracing (method, path,
-//! status, duration; never headers, so never cookies or tokens), a 1 MiB body limit, a 60 s
-//! timeout, and the CSRF/Origin guard of [`crate::auth`] on every `/api/v1` route.
+//! status, duration; never headers, so never cookies or tokens), a 1 MiB body limit (enforced
+//! by the body extractors, so a larger body is a JSON 400), a 60 s timeout (a JSON 503), and
+//! the CSRF/Origin guard of [`crate::auth`] on every `/api/v1` route.
 
 use std::time::Duration;
 
-use axum::extract::Request;
-use axum::http::StatusCode;
+use axum::error_handling::HandleErrorLayer;
+use axum::extract::{DefaultBodyLimit, Request};
 use axum::routing::get;
-use axum::{middleware, Router};
+use axum::{middleware, BoxError, Router};
 use tokio::net::TcpListener;
-use tower_http::limit::RequestBodyLimitLayer;
-use tower_http::timeout::TimeoutLayer;
+use tower::ServiceBuilder;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::Level;
 use vm_proto::ErrorCode;
@@ -75,15 +75,52 @@ pub fn router(vmd: Vmd) -> Router {
         .route("/health", get(system::health))
         .fallback(not_found)
         .with_state(vmd)
-        .layer(RequestBodyLimitLayer::new(BODY_LIMIT))
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::GATEWAY_TIMEOUT,
-            REQUEST_TIMEOUT,
-        ))
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(
+            ServiceBuilder::new()
+                .layer(HandleErrorLayer::new(timed_out))
+                .timeout(REQUEST_TIMEOUT),
+        )
         .layer(trace)
+}
+
+/// The answer to a request that took longer than [`REQUEST_TIMEOUT`].
+async fn timed_out(_: BoxError) -> WebError {
+    let secs = REQUEST_TIMEOUT.as_secs();
+    WebError::new(
+        ErrorCode::Unavailable,
+        format!("the request took longer than {secs} s"),
+    )
 }
 
 /// Routes that do not exist.
 async fn not_found() -> WebError {
     WebError::new(ErrorCode::NotFound, "no such route")
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::body::Body;
+    use axum::http::{Request, StatusCode};
+    use tower::ServiceExt;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_body_over_the_limit_is_a_json_400() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let app = router(Vmd::new(dir.path().join("none.sock")));
+        let body = format!(r#"{{"user":"a","password":"{}"}}"#, "x".repeat(BODY_LIMIT));
+        let request = Request::post("/api/v1/login")
+            .header("content-type", "application/json")
+            .body(Body::from(body))
+            .expect("request");
+        let response = app.oneshot(request).await.expect("response");
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 16)
+            .await
+            .expect("body");
+        let json: serde_json::Value = serde_json::from_slice(&bytes).expect("json");
+        assert_eq!(json["kind"], "invalid_argument", "{json}");
+    }
 }

@@ -52,6 +52,9 @@ fn bearer_vm_crud_power_and_errors() {
         .expect_error(400, "invalid_argument");
     web.bearer(&t, "POST", "/api/v1/vms/web1/pause", None)
         .expect_error(412, "wrong_state");
+    let typo = json!({"forse": true});
+    web.bearer(&t, "POST", "/api/v1/vms/web1/stop", Some(&typo))
+        .expect_error(400, "invalid_argument");
     web.bearer(&t, "DELETE", "/api/v1/images/base", None)
         .expect_error(423, "in_use");
 

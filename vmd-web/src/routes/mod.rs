@@ -9,7 +9,8 @@ pub mod tokens;
 pub mod users;
 pub mod vms;
 
-use axum::extract::FromRequest;
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Request};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -58,15 +59,25 @@ pub fn named<T: DeserializeOwned>(
     })
 }
 
-/// An optional JSON object body: empty means none.
-pub fn optional_object(bytes: &[u8]) -> Result<Option<Map<String, Value>>, WebError> {
-    if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Ok(None);
+/// An optional JSON object body: an empty body is `None`.
+pub struct OptionalObject(pub Option<Map<String, Value>>);
+
+impl<S: Send + Sync> FromRequest<S> for OptionalObject {
+    type Rejection = WebError;
+
+    async fn from_request(request: Request, state: &S) -> Result<OptionalObject, WebError> {
+        let bytes = Bytes::from_request(request, state)
+            .await
+            .map_err(|e| WebError::new(ErrorCode::InvalidArgument, e.body_text()))?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(OptionalObject(None));
+        }
+        let object = serde_json::from_slice(&bytes).map_err(|e| {
+            WebError::new(
+                ErrorCode::InvalidArgument,
+                format!("invalid JSON body: {e}"),
+            )
+        })?;
+        Ok(OptionalObject(Some(object)))
     }
-    serde_json::from_slice(bytes).map(Some).map_err(|e| {
-        WebError::new(
-            ErrorCode::InvalidArgument,
-            format!("invalid JSON body: {e}"),
-        )
-    })
 }

@@ -1,6 +1,5 @@
 //! `/vms`: the `vm.*` methods.
 
-use axum::body::Bytes;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -9,7 +8,7 @@ use serde_json::{Map, Value};
 use vm_proto::api::VmdApiClient;
 use vm_proto::types::{Vm, VmCreate, VmFilter, VmLogs};
 
-use super::{named, optional_object, Body, Flag, Path, Query};
+use super::{named, Body, Flag, OptionalObject, Path, Query};
 use crate::auth::Rpc;
 use crate::error::WebError;
 use crate::vmd::Vmd;
@@ -74,10 +73,12 @@ async fn start(rpc: Rpc, Path(name): Path<String>) -> Reply<Vm> {
 }
 
 /// Body: optional `{force, timeout_secs}`.
-async fn stop(rpc: Rpc, Path(name): Path<String>, body: Bytes) -> Reply<Vm> {
-    Ok(Json(
-        rpc.vm_stop(named(name, optional_object(&body)?)?).await?,
-    ))
+async fn stop(
+    rpc: Rpc,
+    Path(name): Path<String>,
+    OptionalObject(body): OptionalObject,
+) -> Reply<Vm> {
+    Ok(Json(rpc.vm_stop(named(name, body)?).await?))
 }
 
 async fn reboot(rpc: Rpc, Path(name): Path<String>) -> Reply<Vm> {
