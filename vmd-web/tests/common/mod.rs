@@ -92,7 +92,8 @@ pub fn spawn_web(args: &[&str]) -> (Child, String) {
         .env("RUST_LOG", "info")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
+        // Its log (to stderr) shows with the test's output; a pipe nobody reads could fill.
+        .stderr(Stdio::inherit())
         .spawn()
         .expect("spawn vmd-web");
     let mut line = String::new();
