@@ -46,8 +46,9 @@ impl Credential {
         let bearer = headers
             .get(AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(str::trim)
+            .and_then(|v| v.split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, token)| token.trim())
             .filter(|t| !t.is_empty());
         if let Some(token) = bearer {
             return Some(Credential::Bearer(token.to_string()));
@@ -185,6 +186,8 @@ mod tests {
             ("authorization", "Bearer T1"),
         ]);
         assert!(Credential::of(&h) == Some(Credential::Bearer("T1".into())));
+        let h = headers(&[("authorization", "bearer T2")]);
+        assert!(Credential::of(&h) == Some(Credential::Bearer("T2".into())));
         let h = headers(&[("cookie", "a=b"), ("cookie", "vmd_session=S1")]);
         assert!(Credential::of(&h) == Some(Credential::Cookie("S1".into())));
         assert!(Credential::of(&headers(&[("cookie", "vmd_session=")])).is_none());
