@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs a release build of vmd system-wide on a systemd host (Debian 12 and similar):
-#   target/release/{vmd,vmctl}  -> /usr/bin/
+#   target/release/{vmd,vmctl,vmd-web} -> /usr/bin/
 #   systemd/vmd.service         -> /lib/systemd/system/vmd.service
+#   systemd/vmd-web.service     -> /lib/systemd/system/vmd-web.service (not enabled)
 #   systemd/vmd.sysusers        -> /usr/lib/sysusers.d/vmd.conf
 #   README.md, docs/*.md        -> /usr/share/doc/vmd/
 #   packaging/vmd.toml.example  -> /etc/vmd/vmd.toml (only if absent; socket_group = "vmd")
@@ -19,7 +20,7 @@ die() { printf 'install: error: %s\n' "$*" >&2; exit 1; }
 
 check_prerequisites() {
     local bin
-    for bin in vmd vmctl; do
+    for bin in vmd vmctl vmd-web; do
         [[ -x target/release/$bin ]] || die "target/release/$bin is missing; run 'cargo build --release' first"
     done
     if [[ -z $DESTDIR && $(id -u) -ne 0 ]]; then
@@ -30,7 +31,9 @@ check_prerequisites() {
 install_files() {
     install -D -m 0755 target/release/vmd "$DESTDIR/usr/bin/vmd"
     install -D -m 0755 target/release/vmctl "$DESTDIR/usr/bin/vmctl"
+    install -D -m 0755 target/release/vmd-web "$DESTDIR/usr/bin/vmd-web"
     install -D -m 0644 systemd/vmd.service "$DESTDIR/lib/systemd/system/vmd.service"
+    install -D -m 0644 systemd/vmd-web.service "$DESTDIR/lib/systemd/system/vmd-web.service"
     install -D -m 0644 systemd/vmd.sysusers "$DESTDIR/usr/lib/sysusers.d/vmd.conf"
     install -d -m 0755 "$DESTDIR/usr/share/doc/vmd"
     install -m 0644 README.md docs/*.md "$DESTDIR/usr/share/doc/vmd/"

@@ -1,5 +1,6 @@
-//! Checks `systemd/vmd.service`: `systemd-analyze verify` accepts it when `ExecStart=` points
-//! at the daemon built by this test run, and it keeps the settings guests depend on.
+//! Checks `systemd/vmd.service` and `systemd/vmd-web.service`: `systemd-analyze verify` accepts
+//! each when `ExecStart=` points at the binary built by this test run, and vmd's unit keeps the
+//! settings guests depend on.
 //!
 //! Needs `systemd-analyze` (Debian package `systemd`); `scripts/setup.sh` installs it. The test
 //! fails, rather than skips, when the tool is missing.
@@ -7,13 +8,19 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-/// The unit file in the source tree.
-fn unit_path() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../systemd/vmd.service")
+/// A unit file in the source tree.
+fn unit_path(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../systemd")
+        .join(name)
 }
 
 fn read_unit() -> String {
-    let path = unit_path();
+    read_named_unit("vmd.service")
+}
+
+fn read_named_unit(name: &str) -> String {
+    let path = unit_path(name);
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()))
 }
 
@@ -65,9 +72,32 @@ fn systemd_analyze_verify(unit_file: &Path) -> Output {
 
 #[test]
 fn unit_passes_systemd_analyze_verify() {
+    verify_unit("vmd.service", Path::new(env!("CARGO_BIN_EXE_vmd")));
+}
+
+/// The web shim's unit, with the vmd-web binary built beside vmd (`cargo build --workspace
+/// --bins`, which `cargo nextest run --workspace` does).
+#[test]
+fn web_unit_passes_systemd_analyze_verify() {
+    let exe = Path::new(env!("CARGO_BIN_EXE_vmd")).with_file_name("vmd-web");
+    assert!(
+        exe.exists(),
+        "{} missing: run `cargo build --workspace --bins` first",
+        exe.display()
+    );
+    let unit = read_named_unit("vmd-web.service");
+    assert_eq!(
+        values(&unit, "ExecStart"),
+        ["/usr/bin/vmd-web --socket /run/vmd/vmd.sock --listen 127.0.0.1:8080"]
+    );
+    verify_unit("vmd-web.service", &exe);
+}
+
+/// Runs `systemd-analyze verify` on a copy of unit `name` whose `ExecStart=` is `exe`.
+fn verify_unit(name: &str, exe: &Path) {
     let dir = tempfile::tempdir().expect("create temp dir");
-    let unit_file = dir.path().join("vmd.service");
-    let unit = with_exec_start(&read_unit(), env!("CARGO_BIN_EXE_vmd"));
+    let unit_file = dir.path().join(name);
+    let unit = with_exec_start(&read_named_unit(name), exe.to_str().expect("utf-8 path"));
     std::fs::write(&unit_file, unit).expect("write unit copy");
 
     let out = systemd_analyze_verify(&unit_file);
@@ -76,7 +106,7 @@ fn unit_passes_systemd_analyze_verify() {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    let problems: Vec<&str> = text.lines().filter(|l| l.contains("vmd.service")).collect();
+    let problems: Vec<&str> = text.lines().filter(|l| l.contains(name)).collect();
     assert!(
         out.status.success(),
         "systemd-analyze verify failed ({}):\n{text}",

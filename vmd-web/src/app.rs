@@ -1,0 +1,126 @@
+//! The router and the cross-cutting policy, declared once: request tracing (method, path,
+//! status, duration; never headers, so never cookies or tokens), a 1 MiB body limit (enforced
+//! by the body extractors, so a larger body is a JSON 400), a 60 s timeout (a JSON 503), and
+//! the CSRF/Origin guard of [`crate::auth`] on every `/api/v1` route.
+
+use std::time::Duration;
+
+use axum::error_handling::HandleErrorLayer;
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::routing::get;
+use axum::{middleware, BoxError, Router};
+use tokio::net::TcpListener;
+use tower::ServiceBuilder;
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
+use tracing::Level;
+use vm_proto::ErrorCode;
+
+use crate::cli::Args;
+use crate::error::WebError;
+use crate::routes::{images, isos, system, tokens, users, vms};
+use crate::vmd::Vmd;
+
+/// Largest request body of the JSON routes.
+const BODY_LIMIT: usize = 1 << 20;
+/// Longest a request may take.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Binds the listener and serves until SIGTERM or SIGINT.
+pub async fn serve(args: Args) -> Result<(), String> {
+    args.check_listen()?;
+    let listener = TcpListener::bind(args.listen)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    // Tests and scripts read the bound address (port 0 picks one) from this line.
+    println!("vmd-web listening on http://{addr}");
+    tracing::info!(%addr, socket = %args.socket_path().display(), "vmd-web listening");
+    let app = router(Vmd::new(args.socket_path()));
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown())
+        .await
+        .map_err(|e| format!("server failed: {e}"))
+}
+
+/// Resolves on SIGTERM or SIGINT.
+async fn shutdown() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let Ok(mut term) = signal(SignalKind::terminate()) else {
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}
+
+/// Every route, with the layers.
+pub fn router(vmd: Vmd) -> Router {
+    let api = Router::new()
+        .merge(vms::routes())
+        .merge(images::routes())
+        .merge(isos::routes())
+        .merge(users::routes())
+        .merge(tokens::routes())
+        .merge(system::routes())
+        .layer(middleware::from_fn(crate::auth::csrf_guard));
+    let trace = TraceLayer::new_for_http()
+        .make_span_with(|req: &Request| {
+            tracing::info_span!("request", method = %req.method(), path = %req.uri().path())
+        })
+        .on_response(DefaultOnResponse::new().level(Level::INFO));
+    Router::new()
+        .nest("/api/v1", api)
+        .route("/api/v1/health", get(system::health))
+        .route("/health", get(system::health))
+        .fallback(not_found)
+        .with_state(vmd)
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(
+            ServiceBuilder::new()
+                .layer(HandleErrorLayer::new(timed_out))
+                .timeout(REQUEST_TIMEOUT),
+        )
+        .layer(trace)
+}
+
+/// The answer to a request that took longer than [`REQUEST_TIMEOUT`].
+async fn timed_out(_: BoxError) -> WebError {
+    let secs = REQUEST_TIMEOUT.as_secs();
+    WebError::new(
+        ErrorCode::Unavailable,
+        format!("the request took longer than {secs} s"),
+    )
+}
+
+/// Routes that do not exist.
+async fn not_found() -> WebError {
+    WebError::new(ErrorCode::NotFound, "no such route")
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::body::Body;
+    use axum::http::{Request, StatusCode};
+    use tower::ServiceExt;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_body_over_the_limit_is_a_json_400() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let app = router(Vmd::new(dir.path().join("none.sock")));
+        let body = format!(r#"{{"user":"a","password":"{}"}}"#, "x".repeat(BODY_LIMIT));
+        let request = Request::post("/api/v1/login")
+            .header("content-type", "application/json")
+            .body(Body::from(body))
+            .expect("request");
+        let response = app.oneshot(request).await.expect("response");
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 16)
+            .await
+            .expect("body");
+        let json: serde_json::Value = serde_json::from_slice(&bytes).expect("json");
+        assert_eq!(json["kind"], "invalid_argument", "{json}");
+    }
+}

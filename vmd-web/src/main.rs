@@ -1,0 +1,40 @@
+//! `vmd-web`: the HTTP/REST shim in front of vmd's Unix socket.
+//!
+//! # Layout
+//! - [`cli`]: flags, and the refusal of a non-loopback listener without `--insecure-http`.
+//! - [`app`]: the router and the tower layers declared once (trace, body limit, timeout, CSRF).
+//! - [`auth`]: credentials (bearer or session cookie), login cookies, CSRF and Origin checks.
+//! - [`vmd`]: the JSON-RPC client to vmd, one connection per request, carrying the credential.
+//! - [`error`]: the one mapping from vm-proto's error kinds to HTTP responses.
+//! - [`routes`]: one-line handlers per resource.
+//!
+//! vmd-web holds no state and makes no authorization decision: vmd decides everything.
+
+mod app;
+mod auth;
+mod cli;
+mod error;
+mod routes;
+mod vmd;
+
+use clap::Parser;
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    // Logs go to stderr: stdout carries only the "listening on" line.
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    let args = cli::Args::parse();
+    match app::serve(args).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(err) => {
+            tracing::error!(cause = %err, "vmd-web failed");
+            eprintln!("vmd-web: {err}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,100 @@
+//! The client to vmd: one JSON-RPC (WebSocket) connection per HTTP request, over vmd's Unix
+//! socket, whose handshake carries the caller's `Authorization: Bearer` credential.
+//!
+//! A connection made without a credential is identified by vmd through the socket's peer
+//! credentials, i.e. as vmd-web's own uid: only `auth.login` (which needs none) and the health
+//! probe do that. Every other request goes through [`crate::auth::Rpc`], which requires one.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::header::{HeaderValue, AUTHORIZATION};
+use jsonrpsee::ws_client::{HeaderMap, WsClient, WsClientBuilder};
+use tokio::net::UnixStream;
+use vm_proto::ErrorCode;
+
+use crate::error::WebError;
+
+/// How long one call to vmd may take (below the HTTP timeout layer's 60 s).
+const CALL_TIMEOUT: Duration = Duration::from_secs(55);
+
+/// Where vmd is; cheap to clone into every request.
+#[derive(Clone, Debug)]
+pub struct Vmd {
+    socket: Arc<PathBuf>,
+}
+
+impl Vmd {
+    /// vmd on `socket`.
+    pub fn new(socket: PathBuf) -> Vmd {
+        Vmd {
+            socket: Arc::new(socket),
+        }
+    }
+
+    /// A connection carrying `token` (none: only for `auth.login` and the health probe).
+    pub async fn connect(&self, token: Option<&str>) -> Result<WsClient, WebError> {
+        let headers = headers(token)?;
+        let stream = UnixStream::connect(self.socket.as_path())
+            .await
+            .map_err(|err| unreachable(&err.to_string()))?;
+        WsClientBuilder::default()
+            .request_timeout(CALL_TIMEOUT)
+            .set_headers(headers)
+            .build_with_stream("ws://localhost/", stream)
+            .await
+            .map_err(|err| handshake_failed(&err.to_string()))
+    }
+}
+
+/// The `Authorization` header for `token`, marked sensitive.
+fn headers(token: Option<&str>) -> Result<HeaderMap, WebError> {
+    let mut headers = HeaderMap::new();
+    if let Some(token) = token {
+        let mut value = HeaderValue::try_from(format!("Bearer {token}")).map_err(|_| {
+            WebError::new(
+                ErrorCode::Unauthenticated,
+                "the credential is not a valid token",
+            )
+        })?;
+        value.set_sensitive(true);
+        headers.insert(AUTHORIZATION, value);
+    }
+    Ok(headers)
+}
+
+/// vmd is not there (or not reachable by vmd-web).
+fn unreachable(cause: &str) -> WebError {
+    WebError::new(ErrorCode::Unavailable, format!("cannot reach vmd: {cause}"))
+        .hint("is vmd running, and may vmd-web's user open its socket?")
+}
+
+/// A refused handshake: 401 is a bad credential, anything else an unavailable vmd.
+fn handshake_failed(cause: &str) -> WebError {
+    if cause.contains("401") {
+        return WebError::new(ErrorCode::Unauthenticated, "vmd refused the credentials")
+            .hint("log in again, or use a valid API token");
+    }
+    unreachable(cause)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_missing_socket_is_unavailable() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let vmd = Vmd::new(dir.path().join("none.sock"));
+        let err = vmd.connect(Some("t")).await.expect_err("no vmd");
+        assert_eq!(err.0.kind(), ErrorCode::Unavailable);
+    }
+
+    #[test]
+    fn a_401_handshake_is_unauthenticated() {
+        let err = handshake_failed("rejected with status code: 401");
+        assert_eq!(err.0.kind(), ErrorCode::Unauthenticated);
+        assert_eq!(handshake_failed("eof").0.kind(), ErrorCode::Unavailable);
+    }
+}

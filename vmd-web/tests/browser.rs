@@ -1,0 +1,139 @@
+//! Browser sessions over a real vmd: login cookie, CSRF and Origin checks, logout; and that
+//! a second user reaches none of the first user's VM through any `/vms/{name}` route.
+
+mod common;
+
+use common::{Vmd, Web};
+use serde_json::json;
+use sha2::{Digest, Sha256};
+
+const PASSWORD: &str = "a long enough password";
+
+#[test]
+fn login_cookie_csrf_origin_and_logout() {
+    let vmd = Vmd::start();
+    vmd.user_token("ann", Some(PASSWORD));
+    let web = Web::start(&vmd);
+
+    let wrong = json!({"user": "ann", "password": "wrong password!"});
+    web.request("POST", "/api/v1/login", &[], Some(&wrong))
+        .expect_error(401, "unauthenticated");
+    let creds = json!({"user": "ann", "password": PASSWORD});
+    let foreign = [("origin", "http://evil.example")];
+    web.request("POST", "/api/v1/login", &foreign, Some(&creds))
+        .expect_error(403, "permission_denied");
+
+    let resp = web.request("POST", "/api/v1/login", &[], Some(&creds));
+    let set_cookie = resp.header("set-cookie").expect("set-cookie");
+    let login = resp.expect(200);
+    assert_eq!(
+        (login["user"].as_str(), login["role"].as_str()),
+        (Some("ann"), Some("user"))
+    );
+    assert!(login["expires_at"].is_string(), "{login}");
+    for attr in ["HttpOnly", "SameSite=Strict", "Path=/"] {
+        assert!(set_cookie.contains(attr), "{set_cookie}");
+    }
+    assert!(
+        !set_cookie.contains("Secure"),
+        "no TLS, no Secure: {set_cookie}"
+    );
+    let cookie = set_cookie.split(';').next().expect("pair").to_string();
+    let session = cookie.strip_prefix("vmd_session=").expect("session cookie");
+    let csrf = login["csrf"].as_str().expect("csrf");
+    let digest = Sha256::digest(format!("vmd-web-csrf:{session}"));
+    let expected: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    assert_eq!(csrf, expected);
+
+    let me = web
+        .request("GET", "/api/v1/me", &[("cookie", &cookie)], None)
+        .expect(200);
+    assert_eq!(
+        (me["user"].as_str(), me["via"].as_str()),
+        (Some("ann"), Some("session")),
+        "{me}"
+    );
+
+    let body = json!({"name": "from-browser"});
+    let no_csrf = [("cookie", cookie.as_str())];
+    web.request("POST", "/api/v1/tokens", &no_csrf, Some(&body))
+        .expect_error(403, "permission_denied");
+    let bad_csrf = [no_csrf[0], ("x-csrf-token", "0000")];
+    web.request("POST", "/api/v1/tokens", &bad_csrf, Some(&body))
+        .expect_error(403, "permission_denied");
+    let good = [no_csrf[0], ("x-csrf-token", csrf)];
+    web.request("POST", "/api/v1/tokens", &good, Some(&body))
+        .expect(201);
+    let cross = [good[0], good[1], ("origin", "http://evil.example")];
+    web.request("POST", "/api/v1/tokens", &cross, Some(&body))
+        .expect_error(403, "permission_denied");
+    let origin = format!("http://{}", web.addr);
+    let same = [good[0], good[1], ("origin", origin.as_str())];
+    web.request(
+        "POST",
+        "/api/v1/tokens",
+        &same,
+        Some(&json!({"name": "same"})),
+    )
+    .expect(201);
+
+    web.request("POST", "/api/v1/logout", &no_csrf, None)
+        .expect_error(403, "permission_denied");
+    let resp = web.request("POST", "/api/v1/logout", &good, None);
+    let cleared = resp.header("set-cookie").expect("cleared cookie");
+    assert!(
+        cleared.starts_with("vmd_session=;") && cleared.contains("Max-Age=0"),
+        "{cleared}"
+    );
+    resp.expect(204);
+    web.request("GET", "/api/v1/me", &no_csrf, None)
+        .expect_error(401, "unauthenticated");
+}
+
+#[test]
+fn another_users_vm_is_not_found_through_every_route() {
+    let vmd = Vmd::start();
+    vmd.import_disk("base");
+    let ann = vmd.user_token("ann", None);
+    let bob = vmd.user_token("bob", None);
+    let web = Web::start(&vmd);
+    let vm = json!({"name": "annvm", "image": "base"});
+    web.bearer(&ann, "POST", "/api/v1/vms", Some(&vm))
+        .expect(201);
+
+    let routes = [
+        ("GET", "/api/v1/vms/annvm", None),
+        ("DELETE", "/api/v1/vms/annvm", None),
+        ("GET", "/api/v1/vms/annvm/logs", None),
+        ("POST", "/api/v1/vms/annvm/start", None),
+        (
+            "POST",
+            "/api/v1/vms/annvm/stop",
+            Some(json!({"force": true})),
+        ),
+        ("POST", "/api/v1/vms/annvm/reboot", None),
+        ("POST", "/api/v1/vms/annvm/pause", None),
+        ("POST", "/api/v1/vms/annvm/resume", None),
+        ("POST", "/api/v1/vms/annvm/wipe", None),
+        (
+            "POST",
+            "/api/v1/vms/annvm/extend",
+            Some(json!({"by_secs": 60})),
+        ),
+    ];
+    for (method, path, body) in &routes {
+        web.bearer(&bob, method, path, body.as_ref())
+            .expect_error(404, "not_found");
+    }
+    assert_eq!(
+        web.bearer(&bob, "GET", "/api/v1/vms", None).expect(200),
+        json!([])
+    );
+    web.bearer(&bob, "GET", "/api/v1/vms?user=ann", None)
+        .expect_error(403, "permission_denied");
+    assert_eq!(
+        web.bearer(&ann, "GET", "/api/v1/vms/annvm", None)
+            .expect(200)["state"],
+        "stopped"
+    );
+}

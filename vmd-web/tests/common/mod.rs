@@ -1,0 +1,196 @@
+//! Test harness: a real vmd ([`daemon::Vmd`]), a real `vmd-web` in front of it on a free
+//! loopback port ([`Web`]), and a small raw HTTP/1.1 client. Processes are killed by pid on
+//! drop; every wait has a deadline.
+#![allow(dead_code)]
+
+pub mod daemon;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use serde_json::Value;
+
+pub use daemon::Vmd;
+
+/// How long any wait may take before the test fails.
+pub const DEADLINE: Duration = Duration::from_secs(60);
+
+/// A running vmd-web.
+pub struct Web {
+    /// `127.0.0.1:PORT`.
+    pub addr: String,
+    child: Child,
+}
+
+impl Web {
+    /// Starts vmd-web on `socket`, on a free loopback port.
+    pub fn start(vmd: &Vmd) -> Web {
+        let (child, line) = spawn_web(&[
+            "--socket",
+            vmd.socket.to_str().expect("utf-8"),
+            "--listen",
+            "127.0.0.1:0",
+        ]);
+        let addr = line
+            .trim()
+            .strip_prefix("vmd-web listening on http://")
+            .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
+            .to_string();
+        Web { addr, child }
+    }
+
+    /// One request; `headers` are `(name, value)` pairs.
+    pub fn request(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<&Value>,
+    ) -> Resp {
+        let mut stream = TcpStream::connect(&self.addr).expect("connect to vmd-web");
+        stream.set_read_timeout(Some(DEADLINE)).expect("timeout");
+        let body = body.map(Value::to_string).unwrap_or_default();
+        let mut head = format!(
+            "{method} {path} HTTP/1.1\r\nhost: {}\r\nconnection: close\r\ncontent-length: {}\r\n",
+            self.addr,
+            body.len()
+        );
+        if !body.is_empty() {
+            head.push_str("content-type: application/json\r\n");
+        }
+        for (name, value) in headers {
+            head.push_str(&format!("{name}: {value}\r\n"));
+        }
+        head.push_str("\r\n");
+        stream.write_all(head.as_bytes()).expect("write head");
+        stream.write_all(body.as_bytes()).expect("write body");
+        let mut raw = Vec::new();
+        let _ = stream.read_to_end(&mut raw);
+        Resp::parse(&raw)
+    }
+
+    /// A request with `Authorization: Bearer token`.
+    pub fn bearer(&self, token: &str, method: &str, path: &str, body: Option<&Value>) -> Resp {
+        let auth = format!("Bearer {token}");
+        self.request(method, path, &[("authorization", &auth)], body)
+    }
+}
+
+impl Drop for Web {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Spawns vmd-web with `args`; returns it and its first stdout line (empty if it exited).
+pub fn spawn_web(args: &[&str]) -> (Child, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_vmd-web"))
+        .args(args)
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        // Its log (to stderr) shows with the test's output; a pipe nobody reads could fill.
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn vmd-web");
+    let mut line = String::new();
+    let stdout = child.stdout.take().expect("stdout");
+    // Ends at the first line, or at EOF when vmd-web exits: no timing involved.
+    BufReader::new(stdout)
+        .read_line(&mut line)
+        .expect("read stdout");
+    (child, line)
+}
+
+/// A response: status, raw head and JSON body (`Null` when empty).
+pub struct Resp {
+    /// HTTP status.
+    pub status: u16,
+    /// Status line and headers.
+    pub head: String,
+    /// The body as JSON.
+    pub json: Value,
+}
+
+impl Resp {
+    fn parse(raw: &[u8]) -> Resp {
+        let (status, head, body) = split_response(raw);
+        let json = match body.trim() {
+            "" => Value::Null,
+            text => serde_json::from_str(text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}")),
+        };
+        Resp { status, head, json }
+    }
+
+    /// Asserts the status and returns the body.
+    pub fn expect(self, status: u16) -> Value {
+        assert_eq!(self.status, status, "{}\n{}", self.head, self.json);
+        self.json
+    }
+
+    /// Asserts an error response of `status` and `kind` in the documented shape.
+    pub fn expect_error(self, status: u16, kind: &str) -> Value {
+        let json = self.expect(status);
+        assert_eq!(json["code"], status, "{json}");
+        assert_eq!(json["kind"], kind, "{json}");
+        assert!(
+            json["message"].as_str().is_some_and(|m| !m.is_empty()),
+            "{json}"
+        );
+        assert!(
+            json.as_object().is_some_and(|o| o.contains_key("hint")),
+            "{json}"
+        );
+        json
+    }
+
+    /// The value of header `name` (any case).
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.head.lines().find_map(|l| {
+            let (key, value) = l.split_once(':')?;
+            key.eq_ignore_ascii_case(name)
+                .then(|| value.trim().to_string())
+        })
+    }
+}
+
+/// Status, head and body (chunked bodies decoded).
+pub fn parse_response(raw: &[u8]) -> (u16, String) {
+    let (status, _, body) = split_response(raw);
+    (status, body)
+}
+
+fn split_response(raw: &[u8]) -> (u16, String, String) {
+    let text = String::from_utf8_lossy(raw).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let head = head.to_string();
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = match head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        true => dechunk(body),
+        false => body.to_string(),
+    };
+    (status, head, body)
+}
+
+fn dechunk(mut body: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = body.split_once("\r\n") {
+        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if n == 0 || rest.len() < n {
+            break;
+        }
+        out.push_str(&rest[..n]);
+        body = rest[n..].trim_start_matches("\r\n");
+    }
+    out
+}

@@ -1,0 +1,226 @@
+//! The REST map over a real vmd with a bearer token: CRUD, power actions on a tiny guest,
+//! error shapes and statuses, and the refusals of requests without credentials.
+
+mod common;
+
+use common::{spawn_web, Vmd, Web};
+use serde_json::json;
+
+#[test]
+fn bearer_vm_crud_power_and_errors() {
+    let vmd = Vmd::start();
+    vmd.import_disk("base");
+    let web = Web::start(&vmd);
+    let t = vmd.admin_token();
+
+    let vm = web
+        .bearer(
+            &t,
+            "POST",
+            "/api/v1/vms",
+            Some(&json!({"name": "web1", "image": "base"})),
+        )
+        .expect(201);
+    assert_eq!(
+        (vm["name"].as_str(), vm["state"].as_str()),
+        (Some("web1"), Some("stopped"))
+    );
+    let list = web.bearer(&t, "GET", "/api/v1/vms", None).expect(200);
+    assert_eq!(list.as_array().map(Vec::len), Some(1), "{list}");
+    assert_eq!(
+        web.bearer(&t, "GET", "/api/v1/vms?all=1", None).expect(200),
+        list
+    );
+    assert_eq!(
+        web.bearer(&t, "GET", "/api/v1/vms/web1", None).expect(200)["image"],
+        "base"
+    );
+
+    let again = json!({"name": "web1", "image": "base"});
+    web.bearer(&t, "POST", "/api/v1/vms", Some(&again))
+        .expect_error(409, "already_exists");
+    web.bearer(&t, "GET", "/api/v1/vms/nope", None)
+        .expect_error(404, "not_found");
+    let bad = json!({"name": "web1", "image": "base", "colour": "red"});
+    web.bearer(&t, "POST", "/api/v1/vms", Some(&bad))
+        .expect_error(400, "invalid_argument");
+    let bad_name = json!({"name": "Bad Name!", "image": "base"});
+    web.bearer(&t, "POST", "/api/v1/vms", Some(&bad_name))
+        .expect_error(400, "invalid_argument");
+    let no_deadline = json!({"by_secs": 60});
+    web.bearer(&t, "POST", "/api/v1/vms/web1/extend", Some(&no_deadline))
+        .expect_error(400, "invalid_argument");
+    web.bearer(&t, "POST", "/api/v1/vms/web1/pause", None)
+        .expect_error(412, "wrong_state");
+    let typo = json!({"forse": true});
+    web.bearer(&t, "POST", "/api/v1/vms/web1/stop", Some(&typo))
+        .expect_error(400, "invalid_argument");
+    web.bearer(&t, "DELETE", "/api/v1/images/base", None)
+        .expect_error(423, "in_use");
+
+    let power = |action: &str, body: Option<serde_json::Value>| {
+        let path = format!("/api/v1/vms/web1/{action}");
+        web.bearer(&t, "POST", &path, body.as_ref()).expect(200)["state"].clone()
+    };
+    assert_eq!(power("start", None), "running");
+    assert_eq!(power("pause", None), "paused");
+    assert_eq!(power("resume", None), "running");
+    assert_eq!(power("reboot", None), "running");
+    web.bearer(&t, "DELETE", "/api/v1/vms/web1", None)
+        .expect_error(412, "wrong_state");
+    assert_eq!(power("stop", Some(json!({"force": true}))), "stopped");
+    assert_eq!(power("start", None), "running");
+    // No OS answers ACPI: the stop forces after the timeout.
+    assert_eq!(power("stop", Some(json!({"timeout_secs": 1}))), "stopped");
+    assert_eq!(power("wipe", None), "stopped");
+    let logs = web
+        .bearer(&t, "GET", "/api/v1/vms/web1/logs?tail_bytes=100", None)
+        .expect(200);
+    assert!(logs["text"].is_string(), "{logs}");
+
+    web.bearer(&t, "DELETE", "/api/v1/vms/web1", None)
+        .expect(204);
+    web.bearer(&t, "GET", "/api/v1/vms/web1", None)
+        .expect_error(404, "not_found");
+}
+
+#[test]
+fn bearer_images_isos_users_tokens_system() {
+    let vmd = Vmd::start();
+    vmd.import_disk("base");
+    let web = Web::start(&vmd);
+    let t = vmd.admin_token();
+
+    let images = web.bearer(&t, "GET", "/api/v1/images", None).expect(200);
+    assert_eq!(images[0]["name"], "base", "{images}");
+    assert_eq!(
+        web.bearer(&t, "GET", "/api/v1/images/base", None)
+            .expect(200)["name"],
+        "base"
+    );
+    assert_eq!(
+        web.bearer(&t, "GET", "/api/v1/isos", None).expect(200),
+        json!([])
+    );
+    web.bearer(&t, "GET", "/api/v1/isos/none", None)
+        .expect_error(404, "not_found");
+    web.bearer(&t, "DELETE", "/api/v1/isos/none", None)
+        .expect_error(404, "not_found");
+
+    let dora = web
+        .bearer(&t, "POST", "/api/v1/users", Some(&json!({"name": "dora"})))
+        .expect(201);
+    assert_eq!(dora["role"], "user", "{dora}");
+    let users = web.bearer(&t, "GET", "/api/v1/users", None).expect(200);
+    assert!(
+        users
+            .as_array()
+            .is_some_and(|u| u.iter().any(|u| u["name"] == "dora")),
+        "{users}"
+    );
+    let set = json!({"max_vms": 3});
+    assert_eq!(
+        web.bearer(&t, "PATCH", "/api/v1/users/dora", Some(&set))
+            .expect(200)["quota"]["max_vms"],
+        3
+    );
+    let pw = json!({"password": "correct horse battery"});
+    web.bearer(&t, "POST", "/api/v1/users/dora/password", Some(&pw))
+        .expect(204);
+    assert_eq!(
+        web.bearer(&t, "GET", "/api/v1/users/dora", None)
+            .expect(200)["has_password"],
+        true
+    );
+    web.bearer(
+        &t,
+        "PATCH",
+        "/api/v1/users/dora",
+        Some(&json!({"name": "x", "role": "admin"})),
+    )
+    .expect(200);
+    web.bearer(&t, "GET", "/api/v1/users/x", None)
+        .expect_error(404, "not_found");
+    let removed = web
+        .bearer(&t, "DELETE", "/api/v1/users/dora?force=1", None)
+        .expect(200);
+    assert_eq!(removed["name"], "dora");
+
+    let made = web
+        .bearer(&t, "POST", "/api/v1/tokens", Some(&json!({"name": "ci"})))
+        .expect(201);
+    let id = made["info"]["id"].as_u64().expect("id");
+    let tokens = web.bearer(&t, "GET", "/api/v1/tokens", None).expect(200);
+    assert!(
+        tokens
+            .as_array()
+            .is_some_and(|l| l.iter().any(|k| k["id"] == id)),
+        "{tokens}"
+    );
+    web.bearer(&t, "DELETE", &format!("/api/v1/tokens/{id}"), None)
+        .expect(204);
+    let secret = made["token"].as_str().expect("secret");
+    web.bearer(secret, "GET", "/api/v1/me", None)
+        .expect_error(401, "unauthenticated");
+    web.bearer(&t, "DELETE", "/api/v1/tokens/abc", None)
+        .expect_error(400, "invalid_argument");
+
+    assert_eq!(
+        web.bearer(&t, "GET", "/api/v1/me", None).expect(200)["role"],
+        "admin"
+    );
+    let system = web.bearer(&t, "GET", "/api/v1/system", None).expect(200);
+    assert!(system.is_object(), "{system}");
+}
+
+#[test]
+fn no_credential_is_401_and_health_follows_vmd() {
+    let mut vmd = Vmd::start();
+    let web = Web::start(&vmd);
+    let t = vmd.admin_token();
+    for (method, path) in [
+        ("GET", "/api/v1/vms"),
+        ("GET", "/api/v1/me"),
+        ("POST", "/api/v1/vms"),
+        ("GET", "/api/v1/system"),
+    ] {
+        web.request(method, path, &[], None)
+            .expect_error(401, "unauthenticated");
+    }
+    web.bearer("not-a-token", "GET", "/api/v1/me", None)
+        .expect_error(401, "unauthenticated");
+    web.request("GET", "/api/v1/nothing", &[], None)
+        .expect_error(404, "not_found");
+    assert_eq!(
+        web.request("GET", "/health", &[], None).expect(200)["status"],
+        "ok"
+    );
+
+    vmd.kill();
+    web.request("GET", "/health", &[], None)
+        .expect_error(503, "unavailable");
+    web.bearer(&t, "GET", "/api/v1/vms", None)
+        .expect_error(503, "unavailable");
+}
+
+#[test]
+fn plain_http_off_loopback_needs_insecure_http() {
+    let (mut refused, line) =
+        spawn_web(&["--socket", "/nonexistent.sock", "--listen", "0.0.0.0:0"]);
+    assert_eq!(line, "", "no listener");
+    let status = refused.wait().expect("wait");
+    assert!(!status.success());
+    let (mut allowed, line) = spawn_web(&[
+        "--socket",
+        "/nonexistent.sock",
+        "--listen",
+        "0.0.0.0:0",
+        "--insecure-http",
+    ]);
+    assert!(
+        line.starts_with("vmd-web listening on http://0.0.0.0:"),
+        "{line}"
+    );
+    let _ = allowed.kill();
+    let _ = allowed.wait();
+}
