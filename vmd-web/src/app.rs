@@ -2,6 +2,11 @@
 //! status, duration; never headers, so never cookies or tokens), a 1 MiB body limit (enforced
 //! by the body extractors, so a larger body is a JSON 400), a 60 s timeout (a JSON 503), and
 //! the CSRF/Origin guard of [`crate::auth`] on every `/api/v1` route.
+//!
+//! The upload routes ([`uploads`]) keep the tracing and the CSRF guard but not the body limit
+//! or the timeout: they stream bodies of up to [`uploads::UPLOAD_LIMIT`] bytes for as long as
+//! that takes. The SSE streams ([`crate::routes::streams`]) are not cut by the timeout, which
+//! only bounds the time to the response head.
 
 use std::time::Duration;
 
@@ -17,7 +22,7 @@ use vm_proto::ErrorCode;
 
 use crate::cli::Args;
 use crate::error::WebError;
-use crate::routes::{images, isos, system, tokens, users, vms};
+use crate::routes::{images, isos, streams, system, tokens, uploads, users, vms};
 use crate::vmd::Vmd;
 
 /// Largest request body of the JSON routes.
@@ -63,7 +68,9 @@ pub fn router(vmd: Vmd) -> Router {
         .merge(users::routes())
         .merge(tokens::routes())
         .merge(system::routes())
+        .merge(streams::routes())
         .layer(middleware::from_fn(crate::auth::csrf_guard));
+    let uploads = uploads::routes().layer(middleware::from_fn(crate::auth::csrf_guard));
     let trace = TraceLayer::new_for_http()
         .make_span_with(|req: &Request| {
             tracing::info_span!("request", method = %req.method(), path = %req.uri().path())
@@ -74,13 +81,14 @@ pub fn router(vmd: Vmd) -> Router {
         .route("/api/v1/health", get(system::health))
         .route("/health", get(system::health))
         .fallback(not_found)
-        .with_state(vmd)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(
             ServiceBuilder::new()
                 .layer(HandleErrorLayer::new(timed_out))
                 .timeout(REQUEST_TIMEOUT),
         )
+        .merge(uploads)
+        .with_state(vmd)
         .layer(trace)
 }
 

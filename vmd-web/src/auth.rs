@@ -56,6 +56,14 @@ impl Credential {
         session_cookie(headers).map(Credential::Cookie)
     }
 
+    /// The request's credential, or 401.
+    pub fn require(headers: &HeaderMap) -> Result<Credential, WebError> {
+        Credential::of(headers).ok_or_else(|| {
+            WebError::new(ErrorCode::Unauthenticated, "no credentials")
+                .hint("log in (POST /api/v1/login) or send Authorization: Bearer TOKEN")
+        })
+    }
+
     /// The token itself.
     pub fn token(&self) -> &str {
         match self {
@@ -108,10 +116,7 @@ impl FromRequestParts<Vmd> for Rpc {
     type Rejection = WebError;
 
     async fn from_request_parts(parts: &mut Parts, vmd: &Vmd) -> Result<Rpc, WebError> {
-        let credential = Credential::of(&parts.headers).ok_or_else(|| {
-            WebError::new(ErrorCode::Unauthenticated, "no credentials")
-                .hint("log in (POST /api/v1/login) or send Authorization: Bearer TOKEN")
-        })?;
+        let credential = Credential::require(&parts.headers)?;
         Ok(Rpc(vmd.connect(Some(credential.token())).await?))
     }
 }

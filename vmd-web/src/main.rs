@@ -6,7 +6,9 @@
 //! - [`auth`]: credentials (bearer or session cookie), login cookies, CSRF and Origin checks.
 //! - [`vmd`]: the JSON-RPC client to vmd, one connection per request, carrying the credential.
 //! - [`error`]: the one mapping from vm-proto's error kinds to HTTP responses.
-//! - [`routes`]: one-line handlers per resource.
+//! - [`upload`]: streaming an upload body to vmd's `PUT /v1/uploads` (hyper over the socket).
+//! - [`routes`]: one-line handlers per resource; `streams` relays vmd's subscriptions as SSE,
+//!   `uploads` streams ISO and image files to vmd and imports them.
 //!
 //! vmd-web holds no state and makes no authorization decision: vmd decides everything.
 
@@ -15,6 +17,7 @@ mod auth;
 mod cli;
 mod error;
 mod routes;
+mod upload;
 mod vmd;
 
 use clap::Parser;

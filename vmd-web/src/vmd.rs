@@ -5,7 +5,7 @@
 //! credentials, i.e. as vmd-web's own uid: only `auth.login` (which needs none) and the health
 //! probe do that. Every other request goes through [`crate::auth::Rpc`], which requires one.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -31,6 +31,11 @@ impl Vmd {
         Vmd {
             socket: Arc::new(socket),
         }
+    }
+
+    /// vmd's socket.
+    pub fn socket(&self) -> &Path {
+        &self.socket
     }
 
     /// A connection carrying `token` (none: only for `auth.login` and the health probe).
@@ -65,7 +70,7 @@ fn headers(token: Option<&str>) -> Result<HeaderMap, WebError> {
 }
 
 /// vmd is not there (or not reachable by vmd-web).
-fn unreachable(cause: &str) -> WebError {
+pub fn unreachable(cause: &str) -> WebError {
     WebError::new(ErrorCode::Unavailable, format!("cannot reach vmd: {cause}"))
         .hint("is vmd running, and may vmd-web's user open its socket?")
 }

@@ -1,5 +1,5 @@
-//! `/images`: listing, showing and removing base images (`image.*`). Uploads and imports are
-//! not served yet.
+//! `/images`: listing, showing and removing base images (`image.*`). Uploads (`POST /images`)
+//! are in [`super::uploads`].
 
 use axum::http::StatusCode;
 use axum::routing::get;

@@ -1,5 +1,5 @@
-//! `/isos`: listing, showing and removing ISOs (`iso.*`). Uploads and imports are
-//! not served yet.
+//! `/isos`: listing, showing and removing ISOs (`iso.*`). Uploads (`POST /isos`)
+//! are in [`super::uploads`].
 
 use axum::http::StatusCode;
 use axum::routing::get;

@@ -4,8 +4,10 @@
 
 pub mod images;
 pub mod isos;
+pub mod streams;
 pub mod system;
 pub mod tokens;
+pub mod uploads;
 pub mod users;
 pub mod vms;
 

@@ -1,6 +1,7 @@
 //! `/vms`: the `vm.*` methods.
 
 use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
@@ -38,10 +39,12 @@ struct ListQuery {
     user: Option<String>,
 }
 
-/// `?tail_bytes=N` of `GET /vms/{name}/logs`.
+/// `?tail_bytes=N` or `?follow=1` of `GET /vms/{name}/logs`.
 #[derive(Deserialize)]
 struct LogsQuery {
     tail_bytes: Option<u64>,
+    #[serde(default)]
+    follow: Flag,
 }
 
 async fn list(rpc: Rpc, Query(q): Query<ListQuery>) -> Reply<Vec<Vm>> {
@@ -106,6 +109,15 @@ async fn extend(
     Ok(Json(rpc.vm_extend(named(name, Some(body))?).await?))
 }
 
-async fn logs(rpc: Rpc, Path(name): Path<String>, Query(q): Query<LogsQuery>) -> Reply<VmLogs> {
-    Ok(Json(rpc.vm_logs(name, q.tail_bytes).await?))
+/// The log's tail, or with `?follow=1` an SSE stream of what is appended ([`super::streams`]).
+async fn logs(
+    rpc: Rpc,
+    Path(name): Path<String>,
+    Query(q): Query<LogsQuery>,
+) -> Result<Response, WebError> {
+    if q.follow.0 {
+        return super::streams::follow_logs(rpc, name).await;
+    }
+    let logs: VmLogs = rpc.vm_logs(name, q.tail_bytes).await?;
+    Ok(Json(logs).into_response())
 }

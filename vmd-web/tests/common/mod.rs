@@ -71,6 +71,28 @@ impl Web {
         Resp::parse(&raw)
     }
 
+    /// vmd-web's pid.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// `POST path` as `token` with `file`'s bytes as the raw body, streamed from disk.
+    pub fn upload(&self, token: &str, path: &str, file: &std::path::Path) -> Resp {
+        let mut source = std::fs::File::open(file).expect("open upload");
+        let size = source.metadata().expect("stat").len();
+        let mut stream = TcpStream::connect(&self.addr).expect("connect to vmd-web");
+        stream.set_read_timeout(Some(DEADLINE)).expect("timeout");
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nhost: {}\r\nconnection: close\r\nauthorization: Bearer {token}\r\ncontent-type: application/octet-stream\r\ncontent-length: {size}\r\n\r\n",
+            self.addr
+        );
+        stream.write_all(head.as_bytes()).expect("write head");
+        std::io::copy(&mut source, &mut stream).expect("write body");
+        let mut raw = Vec::new();
+        let _ = stream.read_to_end(&mut raw);
+        Resp::parse(&raw)
+    }
+
     /// A request with `Authorization: Bearer token`.
     pub fn bearer(&self, token: &str, method: &str, path: &str, body: Option<&Value>) -> Resp {
         let auth = format!("Bearer {token}");

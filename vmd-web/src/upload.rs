@@ -1,0 +1,103 @@
+//! Streaming an upload to vmd: `PUT /v1/uploads` over HTTP/1.1 on its Unix socket, with the
+//! caller's bearer token.
+//!
+//! The incoming request body is forwarded frame by frame as it arrives (hyper's back-pressure
+//! paces the browser to vmd's disk), so vmd-web never holds more than a few frames of it. vmd
+//! answers 201 with an [`Upload`], or an error status with `{"error": {code, message, data}}`,
+//! decoded into the same [`ApiError`] as JSON-RPC errors.
+
+use axum::body::Body;
+use futures::TryStreamExt;
+use http_body_util::{BodyExt, Limited, StreamBody};
+use hyper::body::Frame;
+use hyper::header::{HeaderValue, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, HOST};
+use hyper::{Method, Request, StatusCode};
+use hyper_util::rt::TokioIo;
+use tokio::net::UnixStream;
+use vm_proto::types::Upload;
+use vm_proto::{ApiError, ErrorCode};
+
+use crate::error::WebError;
+use crate::vmd::{unreachable, Vmd};
+
+/// The largest reply from vmd read back (its replies are small JSON objects).
+const REPLY_LIMIT: usize = 64 << 10;
+
+/// Streams `body` (`length` bytes) to vmd as `token`'s user; returns vmd's [`Upload`].
+pub async fn send(vmd: &Vmd, token: &str, length: u64, body: Body) -> Result<Upload, WebError> {
+    let stream = UnixStream::connect(vmd.socket())
+        .await
+        .map_err(|err| unreachable(&err.to_string()))?;
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(lost)?;
+    // Drives the connection until the reply is read; it ends with the request.
+    tokio::spawn(connection);
+    let frames = body.into_data_stream().map_ok(Frame::data);
+    let mut bearer = HeaderValue::try_from(format!("Bearer {token}"))
+        .map_err(|_| WebError::new(ErrorCode::Unauthenticated, "the credential is not a token"))?;
+    bearer.set_sensitive(true);
+    let request = Request::builder()
+        .method(Method::PUT)
+        .uri(vm_proto::UPLOAD_PATH)
+        .header(HOST, "localhost")
+        .header(CONTENT_TYPE, "application/octet-stream")
+        .header(CONTENT_LENGTH, length)
+        .header(AUTHORIZATION, bearer)
+        .body(StreamBody::new(frames))
+        .map_err(|err| WebError::new(ErrorCode::Internal, err.to_string()))?;
+    let response = sender.send_request(request).await.map_err(lost)?;
+    let status = response.status();
+    let reply = Limited::new(response.into_body(), REPLY_LIMIT)
+        .collect()
+        .await
+        .map_err(|err| WebError::new(ErrorCode::Unavailable, format!("upload failed: {err}")))?
+        .to_bytes();
+    decode(status, &reply)
+}
+
+/// The upload was cut off (the client went away, or vmd closed the connection).
+fn lost(err: hyper::Error) -> WebError {
+    WebError::new(ErrorCode::Unavailable, format!("upload failed: {err}"))
+}
+
+/// vmd's reply: an [`Upload`] on 201, else its error.
+fn decode(status: StatusCode, body: &[u8]) -> Result<Upload, WebError> {
+    if status.is_success() {
+        return serde_json::from_slice(body).map_err(|err| {
+            WebError::new(
+                ErrorCode::Internal,
+                format!("unexpected upload reply from vmd: {err}"),
+            )
+        });
+    }
+    let json: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
+    let error = &json["error"];
+    let code = error["code"].as_i64().and_then(|c| i32::try_from(c).ok());
+    let message = error["message"].as_str().unwrap_or_default();
+    let data = (!error["data"].is_null()).then(|| error["data"].to_string());
+    match code.and_then(|code| ApiError::from_parts(code, message, data.as_deref())) {
+        Some(api) => Err(WebError(api)),
+        None => Err(WebError::new(
+            ErrorCode::Internal,
+            format!("upload failed: vmd answered HTTP {status}"),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vmd_refusals_keep_their_kind() {
+        let body = br#"{"error":{"code":403,"message":"only admins may upload",
+            "data":{"kind":"permission_denied","chain":["only admins may upload"]}}}"#;
+        let err = decode(StatusCode::FORBIDDEN, body).expect_err("refused");
+        assert_eq!(err.0.kind(), ErrorCode::PermissionDenied);
+        let err = decode(StatusCode::BAD_GATEWAY, b"<html>").expect_err("not vmd");
+        assert_eq!(err.0.kind(), ErrorCode::Internal);
+        let ok = br#"{"upload_id":"u1","size_bytes":3,"sha256":"ab"}"#;
+        assert_eq!(decode(StatusCode::CREATED, ok).expect("ok").size_bytes, 3);
+    }
+}
