@@ -81,7 +81,10 @@ impl Web {
         let mut source = std::fs::File::open(file).expect("open upload");
         let size = source.metadata().expect("stat").len();
         let mut stream = TcpStream::connect(&self.addr).expect("connect to vmd-web");
-        stream.set_read_timeout(Some(DEADLINE)).expect("timeout");
+        // The reply comes after vmd has stored, hashed and imported the file: slow on a busy host.
+        stream
+            .set_read_timeout(Some(5 * DEADLINE))
+            .expect("timeout");
         let head = format!(
             "POST {path} HTTP/1.1\r\nhost: {}\r\nconnection: close\r\nauthorization: Bearer {token}\r\ncontent-type: application/octet-stream\r\ncontent-length: {size}\r\n\r\n",
             self.addr
