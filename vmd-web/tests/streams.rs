@@ -202,7 +202,7 @@ fn peak_rss_kib(pid: u32) -> u64 {
 }
 
 #[test]
-fn a_1_gib_iso_streams_through_without_buffering() {
+fn a_1_gib_iso_streams_through_without_buffering_and_images_upload_too() {
     let vmd = Vmd::start();
     let admin = vmd.admin_token();
     let ann = vmd.user_token("ann", None);
@@ -228,6 +228,14 @@ fn a_1_gib_iso_streams_through_without_buffering() {
             .is_some_and(|l| l.iter().any(|i| i["name"] == "big")),
         "{list}"
     );
+    let disk = vmd.dir.path().join("disk.raw");
+    let mut bytes = vec![0u8; 16 << 20];
+    bytes[510..512].copy_from_slice(&[0x55, 0xaa]);
+    std::fs::write(&disk, bytes).expect("write disk");
+    let image = web
+        .upload(&admin, "/api/v1/images?name=base", &disk)
+        .expect(201);
+    assert_eq!(image["name"], "base", "{image}");
     let peak = peak_rss_kib(web.pid());
     eprintln!("1 GiB upload through vmd-web: {secs:.1} s, vmd-web VmHWM {peak} KiB");
     assert!(peak < 64 << 10, "vmd-web peaked at {peak} KiB");
