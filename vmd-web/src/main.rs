@@ -7,12 +7,14 @@
 //! - [`vmd`]: the JSON-RPC client to vmd, one connection per request, carrying the credential.
 //! - [`error`]: the one mapping from vm-proto's error kinds to HTTP responses.
 //! - [`routes`]: one-line handlers per resource.
+//! - [`console`]: browser consoles: the ticket-authorized stream on vmd, pumped over a WebSocket.
 //!
 //! vmd-web holds no state and makes no authorization decision: vmd decides everything.
 
 mod app;
 mod auth;
 mod cli;
+mod console;
 mod error;
 mod routes;
 mod vmd;

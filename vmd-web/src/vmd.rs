@@ -33,6 +33,11 @@ impl Vmd {
         }
     }
 
+    /// vmd's socket.
+    pub fn socket(&self) -> &std::path::Path {
+        &self.socket
+    }
+
     /// A connection carrying `token` (none: only for `auth.login` and the health probe).
     pub async fn connect(&self, token: Option<&str>) -> Result<WsClient, WebError> {
         let headers = headers(token)?;
