@@ -212,11 +212,32 @@ async fn serial_websocket_reads_the_ready_marker_and_runs_commands() {
     s.send(Message::binary(b"true; echo DONE\"\"-$?\n".to_vec()))
         .await;
     s.expect("DONE-0", DEADLINE).await;
+    // Closing the WebSocket answers the Close and frees the console (one attach at a time).
+    s.ws.close(None).await.expect("close");
+    while s.fill(Instant::now() + DEADLINE).await {}
+    let mut s = reattach(&web, &ann).await;
+    s.send(Message::text("echo \"again\"\"-$((6*7))\"\n")).await;
+    s.expect("again-42", DEADLINE).await;
     // The VM stopping ends vmd's stream: vmd-web closes the WebSocket.
     tokio::task::block_in_place(|| vmd.ok("vm.stop", json!([{"name": "g", "force": true}])));
     let deadline = Instant::now() + DEADLINE;
     while s.fill(deadline).await {}
     assert!(s.closed);
+}
+
+/// Opens the serial console again with fresh tickets until vmd has freed the previous attach.
+async fn reattach(web: &Web, token: &str) -> Ws {
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        let t = tokio::task::block_in_place(|| secret(&ticket(web, token, "g", "serial")));
+        match open(web, &ws_path("g", "serial", &t), None).await {
+            Ok(ws) => return ws,
+            Err((423, _)) if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err((status, body)) => panic!("reattach refused: {status} {body}"),
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -248,12 +269,18 @@ async fn tickets_are_bound_to_their_owner_expire_and_need_the_same_origin() {
     );
     let refused = open(&web, "/api/v1/vms/g/vnc", None).await;
     assert_eq!(refused.err().map(|e| e.0), Some(401), "no ticket");
+    // vmd's own refusal passes through: a good ticket for a stopped VM.
+    let t = secret(&ticket(&web, &ann, "g", "vnc"));
+    let refused = open(&web, &ws_path("g", "vnc", &t), None).await.err();
+    let kind = refused.as_ref().and_then(|(_, b)| b["kind"].as_str());
+    assert_eq!(kind, Some("wrong_state"), "{refused:?}");
 
     let answer = ticket(&web, &ann, "g", "serial");
     let expires: SystemTime =
         humantime::parse_rfc3339_weak(answer["expires_at"].as_str().expect("expires_at"))
             .expect("RFC 3339");
-    while SystemTime::now() <= expires + Duration::from_millis(200) {
+    // `expires_at` is in whole seconds, rounded down from the real expiry: wait one more.
+    while SystemTime::now() <= expires + Duration::from_millis(1100) {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let (status, body) = open(&web, &ws_path("g", "serial", &secret(&answer)), None)
