@@ -22,7 +22,7 @@ use vm_proto::ErrorCode;
 
 use crate::cli::Args;
 use crate::error::WebError;
-use crate::routes::{images, isos, streams, system, tokens, uploads, users, vms};
+use crate::routes::{consoles, images, isos, streams, system, tokens, uploads, users, vms};
 use crate::vmd::Vmd;
 
 /// Largest request body of the JSON routes.
@@ -63,6 +63,7 @@ async fn shutdown() {
 pub fn router(vmd: Vmd) -> Router {
     let api = Router::new()
         .merge(vms::routes())
+        .merge(consoles::routes())
         .merge(images::routes())
         .merge(isos::routes())
         .merge(users::routes())

@@ -154,7 +154,7 @@ fn check_csrf(method: &Method, headers: &HeaderMap) -> Result<(), WebError> {
 }
 
 /// Refuses a present `Origin` whose host is not the request's `Host`.
-fn check_origin(headers: &HeaderMap) -> Result<(), WebError> {
+pub fn check_origin(headers: &HeaderMap) -> Result<(), WebError> {
     let Some(origin) = headers.get(ORIGIN) else {
         return Ok(());
     };

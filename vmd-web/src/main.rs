@@ -9,12 +9,14 @@
 //! - [`upload`]: streaming an upload body to vmd's `PUT /v1/uploads` (hyper over the socket).
 //! - [`routes`]: one-line handlers per resource; `streams` relays vmd's subscriptions as SSE,
 //!   `uploads` streams ISO and image files to vmd and imports them.
+//! - [`console`]: browser consoles: the ticket-authorized stream on vmd, pumped over a WebSocket.
 //!
 //! vmd-web holds no state and makes no authorization decision: vmd decides everything.
 
 mod app;
 mod auth;
 mod cli;
+mod console;
 mod error;
 mod routes;
 mod upload;

@@ -2,6 +2,7 @@
 //! vm-proto client method with the caller's credential ([`crate::auth::Rpc`]) and maps the
 //! result; failures become responses in [`crate::error::WebError`].
 
+pub mod consoles;
 pub mod images;
 pub mod isos;
 pub mod streams;

@@ -24,6 +24,11 @@ pub struct Vmd {
 impl Vmd {
     /// Starts vmd in a fresh directory and waits for READY=1.
     pub fn start() -> Vmd {
+        Vmd::start_configured("")
+    }
+
+    /// Starts vmd with `config` as its config file and waits for READY=1.
+    pub fn start_configured(config: &str) -> Vmd {
         let dir = tempfile::tempdir().expect("tempdir");
         // Searchable like /var/lib: the image sandbox user must reach the state directory.
         std::fs::set_permissions(dir.path(), PermissionsExt::from_mode(0o711)).expect("chmod");
@@ -32,8 +37,9 @@ impl Vmd {
         notify
             .set_read_timeout(Some(Duration::from_millis(200)))
             .expect("timeout");
+        let config_text = config;
         let config = dir.path().join("vmd.toml");
-        std::fs::write(&config, "").expect("config");
+        std::fs::write(&config, config_text).expect("config");
         let log = std::fs::File::create(dir.path().join("vmd.log")).expect("log");
         let socket = dir.path().join("run/vmd.sock");
         let child = Command::new(vmd_bin())
@@ -121,8 +127,18 @@ impl Vmd {
 
     /// Uploads and imports a 16 MiB raw disk with an MBR signature as image `name`.
     pub fn import_disk(&self, name: &str) {
-        let bytes = raw_disk();
-        let (status, text) = self.http("PUT", vm_proto_upload_path(), &bytes);
+        self.import_bytes(&raw_disk(), name);
+    }
+
+    /// Uploads and imports the test guest (scripts/build-test-guest.sh) as image `name`.
+    pub fn import_guest(&self, name: &str) {
+        let bytes = std::fs::read(super::guest::guest_qcow2()).expect("read the guest");
+        self.import_bytes(&bytes, name);
+    }
+
+    /// Uploads `bytes` and imports them as image `name`.
+    pub fn import_bytes(&self, bytes: &[u8], name: &str) {
+        let (status, text) = self.http("PUT", vm_proto_upload_path(), bytes);
         assert_eq!(status, 201, "upload failed: {text}");
         let upload: Value = serde_json::from_str(&text).expect("upload json");
         self.ok(
