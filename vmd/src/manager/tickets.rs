@@ -91,7 +91,8 @@ impl Manager {
             ticket,
             vm: row.name,
             kind: req.kind,
-            expires_at: rfc3339(now_secs() + life.as_secs() as i64),
+            // Rounded up to the second: the printed time is never before the real expiry.
+            expires_at: rfc3339(now_secs() + life.as_secs() as i64 + 1),
         })
     }
 
