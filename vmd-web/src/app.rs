@@ -13,16 +13,19 @@ use std::time::Duration;
 use axum::error_handling::HandleErrorLayer;
 use axum::extract::{DefaultBodyLimit, Request};
 use axum::routing::get;
-use axum::{middleware, BoxError, Router};
+use axum::serve::Listener;
+use axum::{middleware, BoxError, Extension, Router};
 use tokio::net::TcpListener;
 use tower::ServiceBuilder;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::Level;
 use vm_proto::ErrorCode;
 
+use crate::auth::SessionCookie;
 use crate::cli::Args;
 use crate::error::WebError;
 use crate::routes::{consoles, images, isos, streams, system, tokens, uploads, users, vms};
+use crate::tls::{self, TlsListener};
 use crate::vmd::Vmd;
 
 /// Largest request body of the JSON routes.
@@ -30,17 +33,40 @@ const BODY_LIMIT: usize = 1 << 20;
 /// Longest a request may take.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// Binds the listener and serves until SIGTERM or SIGINT.
+/// Reads the TLS files if any, binds the listener and serves until SIGTERM or SIGINT.
 pub async fn serve(args: Args) -> Result<(), String> {
     args.check_listen()?;
+    let tls = match args.tls() {
+        Some((cert, key)) => Some(tls::server_config(cert, key)?),
+        None => None,
+    };
     let listener = TcpListener::bind(args.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
     // Tests and scripts read the bound address (port 0 picks one) from this line.
-    println!("vmd-web listening on http://{addr}");
-    tracing::info!(%addr, socket = %args.socket_path().display(), "vmd-web listening");
-    let app = router(Vmd::new(args.socket_path()));
+    println!("vmd-web listening on {scheme}://{addr}");
+    tracing::info!(%addr, %scheme, socket = %args.socket_path().display(), "vmd-web listening");
+    let cookie = SessionCookie {
+        secure: tls.is_some(),
+    };
+    let app = router(Vmd::new(args.socket_path()), cookie);
+    match tls {
+        Some(config) => {
+            let listener = TlsListener::new(listener, config).map_err(|e| e.to_string())?;
+            run(listener, app).await
+        }
+        None => run(listener, app).await,
+    }
+}
+
+/// Serves `app` on `listener` until SIGTERM or SIGINT.
+async fn run<L>(listener: L, app: Router) -> Result<(), String>
+where
+    L: Listener,
+    L::Addr: std::fmt::Debug,
+{
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown())
         .await
@@ -59,8 +85,8 @@ async fn shutdown() {
     }
 }
 
-/// Every route, with the layers.
-pub fn router(vmd: Vmd) -> Router {
+/// Every route, with the layers; `cookie` says how login sets the session cookie.
+pub fn router(vmd: Vmd, cookie: SessionCookie) -> Router {
     let api = Router::new()
         .merge(vms::routes())
         .merge(consoles::routes())
@@ -90,6 +116,7 @@ pub fn router(vmd: Vmd) -> Router {
         )
         .merge(uploads)
         .with_state(vmd)
+        .layer(Extension(cookie))
         .layer(trace)
 }
 
@@ -118,7 +145,8 @@ mod tests {
     #[tokio::test]
     async fn a_body_over_the_limit_is_a_json_400() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let app = router(Vmd::new(dir.path().join("none.sock")));
+        let cookie = SessionCookie { secure: false };
+        let app = router(Vmd::new(dir.path().join("none.sock")), cookie);
         let body = format!(r#"{{"user":"a","password":"{}"}}"#, "x".repeat(BODY_LIMIT));
         let request = Request::post("/api/v1/login")
             .header("content-type", "application/json")

@@ -90,16 +90,35 @@ pub fn csrf_token(session: &str) -> String {
     digest.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// `Set-Cookie` for a new session (no `Secure`: vmd-web serves plain HTTP only for now).
-pub fn set_session(token: &str) -> Result<HeaderValue, WebError> {
-    let cookie = format!("{SESSION_COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/");
-    HeaderValue::try_from(cookie)
-        .map_err(|_| WebError::new(ErrorCode::Internal, "vmd returned an unusable token"))
+/// How the session cookie is set: `Secure` when vmd-web serves HTTPS itself. (Behind a TLS
+/// reverse proxy vmd-web serves plain HTTP, and a browser would not send a `Secure` cookie back
+/// over it; the proxy is then the place to add the attribute.) A request extension.
+#[derive(Clone, Copy, Debug)]
+pub struct SessionCookie {
+    /// Add `Secure`.
+    pub secure: bool,
 }
 
-/// `Set-Cookie` that removes the session cookie.
-pub fn clear_session() -> HeaderValue {
-    HeaderValue::from_static("vmd_session=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0")
+impl SessionCookie {
+    /// `Set-Cookie` for a new session.
+    pub fn set(self, token: &str) -> Result<HeaderValue, WebError> {
+        let cookie = format!("{SESSION_COOKIE}={token}{}", self.attributes());
+        HeaderValue::try_from(cookie)
+            .map_err(|_| WebError::new(ErrorCode::Internal, "vmd returned an unusable token"))
+    }
+
+    /// `Set-Cookie` that removes the session cookie.
+    pub fn clear(self) -> HeaderValue {
+        let cookie = format!("{SESSION_COOKIE}={}; Max-Age=0", self.attributes());
+        HeaderValue::try_from(cookie).expect("a static cookie is a valid header")
+    }
+
+    fn attributes(self) -> &'static str {
+        match self.secure {
+            true => "; HttpOnly; SameSite=Strict; Path=/; Secure",
+            false => "; HttpOnly; SameSite=Strict; Path=/",
+        }
+    }
 }
 
 /// A JSON-RPC client to vmd carrying the request's credential; 401 without one.
@@ -182,6 +201,24 @@ mod tests {
             map.append(*k, HeaderValue::from_str(v).expect("value"));
         }
         map
+    }
+
+    #[test]
+    fn cookie_is_secure_under_tls() {
+        let plain = SessionCookie { secure: false };
+        let tls = SessionCookie { secure: true };
+        let set = plain.set("T").expect("cookie");
+        assert_eq!(set, "vmd_session=T; HttpOnly; SameSite=Strict; Path=/");
+        let set = tls.set("T").expect("cookie");
+        assert_eq!(
+            set,
+            "vmd_session=T; HttpOnly; SameSite=Strict; Path=/; Secure"
+        );
+        assert_eq!(
+            tls.clear(),
+            "vmd_session=; HttpOnly; SameSite=Strict; Path=/; Secure; Max-Age=0"
+        );
+        assert!(!plain.clear().to_str().expect("ascii").contains("Secure"));
     }
 
     #[test]

@@ -1,11 +1,11 @@
 //! Command-line flags of `vmd-web`.
 //!
-//! vmd-web serves plain HTTP only (no TLS yet), so it listens on a loopback address unless
-//! `--insecure-http` says that a non-loopback listener is wanted anyway (behind a TLS-terminating
-//! reverse proxy on the same host, for instance); then it logs a warning.
+//! With `--tls-cert` and `--tls-key` (both or neither) vmd-web serves HTTPS and may listen on
+//! any address. Without them it serves plain HTTP, so it listens on a loopback address unless
+//! `--insecure-http` says that a non-loopback listener is wanted anyway; then it logs a warning.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::Parser;
 
@@ -20,8 +20,14 @@ pub struct Args {
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
     /// Allow plain HTTP on a non-loopback address (credentials cross the network in clear).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "tls_cert")]
     pub insecure_http: bool,
+    /// Serve HTTPS with this PEM certificate chain (needs --tls-key).
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert (PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
 }
 
 impl Args {
@@ -30,14 +36,20 @@ impl Args {
         vm_proto::paths::client_socket_path(self.socket.clone())
     }
 
-    /// Refuses a non-loopback listener without `--insecure-http`; warns when it is given.
+    /// The certificate and key files, when serving HTTPS.
+    pub fn tls(&self) -> Option<(&Path, &Path)> {
+        Some((self.tls_cert.as_deref()?, self.tls_key.as_deref()?))
+    }
+
+    /// Refuses plain HTTP on a non-loopback address without `--insecure-http`; warns when it is
+    /// given.
     pub fn check_listen(&self) -> Result<(), String> {
-        if self.listen.ip().is_loopback() {
+        if self.tls().is_some() || self.listen.ip().is_loopback() {
             return Ok(());
         }
         if !self.insecure_http {
             return Err(format!(
-                "refusing plain HTTP on non-loopback address {}: TLS is not supported yet; \
+                "refusing plain HTTP on non-loopback address {}: pass --tls-cert and --tls-key, \
                  listen on 127.0.0.1 behind a TLS reverse proxy, or pass --insecure-http",
                 self.listen
             ));
@@ -56,6 +68,8 @@ mod tests {
             socket: None,
             listen: listen.parse().expect("addr"),
             insecure_http: insecure,
+            tls_cert: None,
+            tls_key: None,
         }
     }
 
@@ -68,5 +82,22 @@ mod tests {
             .expect_err("refused");
         assert!(err.contains("--insecure-http"), "{err}");
         assert!(args("0.0.0.0:8080", true).check_listen().is_ok());
+        let tls = Args {
+            tls_cert: Some("c.pem".into()),
+            tls_key: Some("k.pem".into()),
+            ..args("0.0.0.0:8080", false)
+        };
+        assert!(tls.check_listen().is_ok());
+    }
+
+    #[test]
+    fn cert_and_key_come_together() {
+        let parse = |extra: &[&str]| Args::try_parse_from([&["vmd-web"], extra].concat());
+        assert!(parse(&["--tls-cert", "c.pem"]).is_err());
+        assert!(parse(&["--tls-key", "k.pem"]).is_err());
+        let both = parse(&["--tls-cert", "c.pem", "--tls-key", "k.pem"]).expect("both");
+        assert!(both.tls().is_some());
+        let insecure = ["--tls-cert", "c", "--tls-key", "k", "--insecure-http"];
+        assert!(parse(&insecure).is_err());
     }
 }

@@ -1,7 +1,9 @@
 //! `vmd-web`: the HTTP/REST shim in front of vmd's Unix socket.
 //!
 //! # Layout
-//! - [`cli`]: flags, and the refusal of a non-loopback listener without `--insecure-http`.
+//! - [`cli`]: flags, and the refusal of plain HTTP on a non-loopback address without
+//!   `--insecure-http`.
+//! - [`tls`]: HTTPS with rustls: the certificate and key, and a listener axum serves as is.
 //! - [`app`]: the router and the tower layers declared once (trace, body limit, timeout, CSRF).
 //! - [`auth`]: credentials (bearer or session cookie), login cookies, CSRF and Origin checks.
 //! - [`vmd`]: the JSON-RPC client to vmd, one connection per request, carrying the credential.
@@ -19,6 +21,7 @@ mod cli;
 mod console;
 mod error;
 mod routes;
+mod tls;
 mod upload;
 mod vmd;
 

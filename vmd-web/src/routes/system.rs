@@ -5,6 +5,7 @@ use axum::http::header::SET_COOKIE;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use axum::Extension;
 use axum::{Json, Router};
 use serde_json::{json, Value};
 use vm_proto::api::VmdApiClient;
@@ -12,7 +13,7 @@ use vm_proto::types::{Login, SystemInfo, WhoAmI};
 use vm_proto::ErrorCode;
 
 use super::Body;
-use crate::auth::{clear_session, csrf_token, set_session, Rpc};
+use crate::auth::{csrf_token, Rpc, SessionCookie};
 use crate::error::WebError;
 use crate::vmd::Vmd;
 
@@ -34,7 +35,11 @@ async fn system(rpc: Rpc) -> Result<Json<SystemInfo>, WebError> {
 }
 
 /// `{user, password}` → session cookie and `{user, role, expires_at, csrf}`.
-async fn login(State(vmd): State<Vmd>, Body(params): Body<Login>) -> Result<Response, WebError> {
+async fn login(
+    State(vmd): State<Vmd>,
+    Extension(cookie): Extension<SessionCookie>,
+    Body(params): Body<Login>,
+) -> Result<Response, WebError> {
     let session = vmd.connect(None).await?.auth_login(params).await?;
     let body = json!({
         "user": session.info.user,
@@ -43,14 +48,17 @@ async fn login(State(vmd): State<Vmd>, Body(params): Body<Login>) -> Result<Resp
         "csrf": csrf_token(&session.token),
     });
     let mut headers = HeaderMap::new();
-    headers.insert(SET_COOKIE, set_session(&session.token)?);
+    headers.insert(SET_COOKIE, cookie.set(&session.token)?);
     Ok((headers, Json(body)).into_response())
 }
 
 /// Ends the session and clears the cookie.
-async fn logout(rpc: Rpc) -> Result<Response, WebError> {
+async fn logout(
+    Extension(cookie): Extension<SessionCookie>,
+    rpc: Rpc,
+) -> Result<Response, WebError> {
     rpc.auth_logout().await?;
-    Ok(([(SET_COOKIE, clear_session())], StatusCode::NO_CONTENT).into_response())
+    Ok(([(SET_COOKIE, cookie.clear())], StatusCode::NO_CONTENT).into_response())
 }
 
 /// 200 when vmd completes a handshake (a refused credential counts: vmd answered), else 503.

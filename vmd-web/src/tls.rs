@@ -1,0 +1,161 @@
+//! HTTPS: the rustls server configuration read from `--tls-cert`/`--tls-key`, and a
+//! [`TlsListener`] that axum serves exactly like a `TcpListener`.
+//!
+//! Handshakes run in their own tasks (bounded by [`HANDSHAKE_TIMEOUT`]), so a slow or silent
+//! client never holds up the others; finished connections reach axum through a channel. Only
+//! HTTP/1.1 is offered (ALPN), which is what the WebSocket consoles upgrade from. The crypto
+//! provider is rustls' `ring`, chosen explicitly rather than through a process-wide default.
+
+use std::fs::File;
+use std::io::{self, BufReader};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::ServerConfig;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+use tokio_rustls::server::TlsStream;
+use tokio_rustls::TlsAcceptor;
+
+/// Longest a client may take to complete the TLS handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Handshaken connections waiting for axum to take them.
+const BACKLOG: usize = 64;
+
+/// The server configuration of a PEM certificate chain and a PEM private key.
+pub fn server_config(cert: &Path, key: &Path) -> Result<Arc<ServerConfig>, String> {
+    let chain = read_chain(cert)?;
+    let key_der = read_key(key)?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("cannot set up TLS: {e}"))?
+        .with_no_client_auth()
+        .with_single_cert(chain, key_der)
+        .map_err(|e| {
+            format!(
+                "TLS key {} does not fit certificate {}: {e}",
+                key.display(),
+                cert.display()
+            )
+        })?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
+
+/// Every certificate in the PEM file `path`; an error naming the file when there is none.
+fn read_chain(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
+    let fail = |e: &dyn std::fmt::Display| format!("bad TLS certificate {}: {e}", path.display());
+    let reader = BufReader::new(File::open(path).map_err(|e| fail(&e))?);
+    let chain = CertificateDer::pem_reader_iter(reader)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| fail(&e))?;
+    if chain.is_empty() {
+        return Err(fail(&"no PEM certificate in it"));
+    }
+    Ok(chain)
+}
+
+/// The first private key (PKCS#8, PKCS#1 or SEC1) in the PEM file `path`.
+fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>, String> {
+    let fail = |e: &dyn std::fmt::Display| format!("bad TLS key {}: {e}", path.display());
+    let reader = BufReader::new(File::open(path).map_err(|e| fail(&e))?);
+    PrivateKeyDer::from_pem_reader(reader).map_err(|e| fail(&e))
+}
+
+/// A TCP listener whose connections come out TLS-handshaken.
+pub struct TlsListener {
+    local: SocketAddr,
+    ready: mpsc::Receiver<(TlsStream<TcpStream>, SocketAddr)>,
+}
+
+impl TlsListener {
+    /// Starts accepting on `tcp`; the accept task ends when the listener is dropped.
+    pub fn new(tcp: TcpListener, config: Arc<ServerConfig>) -> io::Result<TlsListener> {
+        let local = tcp.local_addr()?;
+        let (tx, ready) = mpsc::channel(BACKLOG);
+        tokio::spawn(accept_loop(tcp, TlsAcceptor::from(config), tx));
+        Ok(TlsListener { local, ready })
+    }
+}
+
+impl axum::serve::Listener for TlsListener {
+    type Io = TlsStream<TcpStream>;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        match self.ready.recv().await {
+            Some(conn) => conn,
+            // The accept task only ends when this receiver is gone: unreachable while we hold it.
+            None => std::future::pending().await,
+        }
+    }
+
+    fn local_addr(&self) -> io::Result<SocketAddr> {
+        Ok(self.local)
+    }
+}
+
+/// Accepts TCP connections and hands each to its own handshake task, until `tx` closes.
+async fn accept_loop(
+    tcp: TcpListener,
+    acceptor: TlsAcceptor,
+    tx: mpsc::Sender<(TlsStream<TcpStream>, SocketAddr)>,
+) {
+    loop {
+        let accepted = tokio::select! {
+            accepted = tcp.accept() => accepted,
+            () = tx.closed() => return,
+        };
+        match accepted {
+            Ok((stream, peer)) => {
+                tokio::spawn(handshake(acceptor.clone(), stream, peer, tx.clone()));
+            }
+            Err(err) => {
+                // Out of file descriptors and the like: back off as axum's own listener does.
+                tracing::warn!(cause = %err, "accept failed");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    }
+}
+
+/// One handshake; a failed one is logged at debug (port scanners are not news).
+async fn handshake(
+    acceptor: TlsAcceptor,
+    stream: TcpStream,
+    peer: SocketAddr,
+    tx: mpsc::Sender<(TlsStream<TcpStream>, SocketAddr)>,
+) {
+    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+        Ok(Ok(tls)) => {
+            let _ = tx.send((tls, peer)).await;
+        }
+        Ok(Err(err)) => tracing::debug!(%peer, cause = %err, "TLS handshake failed"),
+        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bad_files_are_named() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let garbage = dir.path().join("garbage.pem");
+        std::fs::write(&garbage, "not a pem file\n").expect("write");
+        let missing = dir.path().join("missing.pem");
+        let err = server_config(&missing, &garbage).expect_err("missing cert");
+        assert!(err.contains("missing.pem"), "{err}");
+        let err = server_config(&garbage, &garbage).expect_err("garbage cert");
+        assert!(
+            err.contains("certificate") && err.contains("garbage.pem"),
+            "{err}"
+        );
+    }
+}

@@ -1,0 +1,204 @@
+//! HTTPS over a real vmd: a self-signed certificate made at test time, vmd-web serving it on
+//! 127.0.0.1, and curl trusting exactly that certificate: health, bearer auth, a `Secure`
+//! login cookie, an SSE stream; then the startup refusals (bad certificate or key files, plain
+//! HTTP off loopback).
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command};
+
+use common::{spawn_web, Vmd};
+use serde_json::{json, Value};
+
+const PASSWORD: &str = "a long enough password";
+
+/// A self-signed certificate for `127.0.0.1` and `localhost`, as PEM files in a tempdir.
+struct Pki {
+    dir: tempfile::TempDir,
+}
+
+impl Pki {
+    fn new() -> Pki {
+        let names = vec!["127.0.0.1".to_string(), "localhost".to_string()];
+        let made = rcgen::generate_simple_self_signed(names).expect("self-signed certificate");
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("cert.pem"), made.cert.pem()).expect("write cert");
+        let key = made.signing_key.serialize_pem();
+        std::fs::write(dir.path().join("key.pem"), key).expect("write key");
+        Pki { dir }
+    }
+
+    fn cert(&self) -> PathBuf {
+        self.dir.path().join("cert.pem")
+    }
+
+    fn key(&self) -> PathBuf {
+        self.dir.path().join("key.pem")
+    }
+}
+
+/// vmd-web serving HTTPS on a free loopback port.
+struct TlsWeb {
+    /// `https://127.0.0.1:PORT`.
+    base: String,
+    cacert: PathBuf,
+    child: Child,
+}
+
+impl TlsWeb {
+    fn start(vmd: &Vmd, pki: &Pki) -> TlsWeb {
+        let (cert, key) = (pki.cert(), pki.key());
+        let (child, line) = spawn_web(&[
+            "--socket",
+            vmd.socket.to_str().expect("utf-8"),
+            "--listen",
+            "127.0.0.1:0",
+            "--tls-cert",
+            cert.to_str().expect("utf-8"),
+            "--tls-key",
+            key.to_str().expect("utf-8"),
+        ]);
+        let addr = line
+            .trim()
+            .strip_prefix("vmd-web listening on https://")
+            .unwrap_or_else(|| panic!("unexpected first line: {line:?}"));
+        TlsWeb {
+            base: format!("https://{addr}"),
+            cacert: cert,
+            child,
+        }
+    }
+
+    /// `curl -i` of `path` with `args`, trusting only our certificate: (status, head, body).
+    fn curl(&self, path: &str, args: &[&str]) -> (u16, String, String) {
+        let out = Command::new("curl")
+            .args(["-sS", "-i", "--max-time", "30", "--cacert"])
+            .arg(&self.cacert)
+            .args(args)
+            .arg(format!("{}{path}", self.base))
+            .output()
+            .expect("run curl");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let (head, body) = text
+            .split_once("\r\n\r\n")
+            .unwrap_or_else(|| panic!("no response from curl: {stderr}"));
+        let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok());
+        (status.unwrap_or(0), head.to_string(), body.to_string())
+    }
+
+    /// `curl` as `token`, asserting `status`; the body as JSON.
+    fn bearer(&self, token: &str, status: u16, path: &str, args: &[&str]) -> Value {
+        let auth = format!("authorization: Bearer {token}");
+        let (got, head, body) = self.curl(path, &[&["-H", &auth], args].concat());
+        assert_eq!(got, status, "{head}\n{body}");
+        serde_json::from_str(&body).unwrap_or_else(|e| panic!("not JSON ({e}): {body}"))
+    }
+}
+
+impl Drop for TlsWeb {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn https_serves_bearer_and_cookie_auth_and_streams() {
+    let vmd = Vmd::start();
+    vmd.import_disk("base");
+    let ann = vmd.user_token("ann", Some(PASSWORD));
+    let pki = Pki::new();
+    let web = TlsWeb::start(&vmd, &pki);
+
+    let (status, _, body) = web.curl("/health", &[]);
+    assert_eq!((status, body.contains("ok")), (200, true), "{body}");
+    let me = web.bearer(&ann, 200, "/api/v1/me", &[]);
+    assert_eq!(me["user"], "ann", "{me}");
+
+    let creds = json!({"user": "ann", "password": PASSWORD}).to_string();
+    let json = ["-H", "content-type: application/json", "--data", &creds];
+    let (status, head, body) = web.curl("/api/v1/login", &json);
+    assert_eq!(status, 200, "{head}\n{body}");
+    let set_cookie = head
+        .lines()
+        .find_map(|l| l.strip_prefix("set-cookie: "))
+        .unwrap_or_else(|| panic!("no set-cookie: {head}"));
+    for attr in ["HttpOnly", "SameSite=Strict", "Path=/", "Secure"] {
+        assert!(set_cookie.contains(attr), "{set_cookie}");
+    }
+    let cookie = set_cookie.split(';').next().expect("pair");
+    let (status, _, body) = web.curl("/api/v1/me", &["-H", &format!("cookie: {cookie}")]);
+    assert_eq!(status, 200, "{body}");
+
+    // An SSE stream over TLS: the backlog holds the VM just made; curl stops at --max-time.
+    let vm = json!({"name": "tls1", "image": "base"}).to_string();
+    let create = ["-H", "content-type: application/json", "--data", &vm];
+    web.bearer(&ann, 201, "/api/v1/vms", &create);
+    let auth = format!("authorization: Bearer {ann}");
+    let sse = ["-N", "--max-time", "3", "-H", &auth];
+    let (status, _, body) = web.curl("/api/v1/events?since=0", &sse);
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body.contains("vm_created") && body.contains("tls1"),
+        "{body}"
+    );
+}
+
+#[test]
+fn plain_http_is_not_spoken_on_the_tls_port() {
+    let vmd = Vmd::start();
+    let pki = Pki::new();
+    let web = TlsWeb::start(&vmd, &pki);
+    let plain = web.base.replace("https://", "http://");
+    let out = Command::new("curl")
+        .args(["-sS", "--max-time", "10", &format!("{plain}/health")])
+        .output()
+        .expect("run curl");
+    assert!(!out.status.success(), "plain HTTP answered on the TLS port");
+}
+
+/// Starts vmd-web with `cert` and `key`; asserts it exits non-zero naming `named`.
+fn refused(cert: &Path, key: &Path, named: &str) {
+    let out = Command::new(env!("CARGO_BIN_EXE_vmd-web"))
+        .args(["--socket", "/nonexistent.sock", "--listen", "127.0.0.1:0"])
+        .arg("--tls-cert")
+        .arg(cert)
+        .arg("--tls-key")
+        .arg(key)
+        .output()
+        .expect("run vmd-web");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "started anyway: {stderr}");
+    assert!(out.stdout.is_empty(), "it listened: {:?}", out.stdout);
+    assert!(stderr.contains(named), "{named} not named: {stderr}");
+}
+
+#[test]
+fn bad_certificate_or_key_files_stop_startup() {
+    let pki = Pki::new();
+    let garbage = pki.dir.path().join("garbage.pem");
+    std::fs::write(&garbage, "-----BEGIN NONSENSE-----\nxyz\n").expect("write");
+    let missing = pki.dir.path().join("missing-key.pem");
+    refused(&pki.cert(), &missing, "missing-key.pem");
+    refused(&pki.cert(), &garbage, "garbage.pem");
+    refused(&garbage, &pki.key(), "garbage.pem");
+    // A well-formed key of another certificate.
+    let other = Pki::new();
+    refused(&pki.cert(), &other.key(), "does not fit");
+}
+
+#[test]
+fn plain_http_off_loopback_is_refused_without_tls_or_insecure_http() {
+    let out = Command::new(env!("CARGO_BIN_EXE_vmd-web"))
+        .args(["--socket", "/nonexistent.sock", "--listen", "0.0.0.0:0"])
+        .output()
+        .expect("run vmd-web");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "started anyway: {stderr}");
+    assert!(
+        stderr.contains("--tls-cert") && stderr.contains("--insecure-http"),
+        "{stderr}"
+    );
+}
