@@ -1,15 +1,22 @@
 //! HTTPS over a real vmd: a self-signed certificate made at test time, vmd-web serving it on
 //! 127.0.0.1, and curl trusting exactly that certificate: health, bearer auth, a `Secure`
-//! login cookie, an SSE stream; then the startup refusals (bad certificate or key files, plain
-//! HTTP off loopback).
+//! login cookie, an SSE stream, a VNC console WebSocket (`wss://`, with a rustls client); then
+//! the startup refusals (bad certificate or key files, plain HTTP off loopback).
 
 mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
+use std::sync::Arc;
 
-use common::{spawn_web, Vmd};
+use common::{spawn_web, Vmd, DEADLINE};
+use futures::StreamExt;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName};
 use serde_json::{json, Value};
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 const PASSWORD: &str = "a long enough password";
 
@@ -144,6 +151,68 @@ fn https_serves_bearer_and_cookie_auth_and_streams() {
         body.contains("vm_created") && body.contains("tls1"),
         "{body}"
     );
+}
+
+/// A TLS connection to `web` trusting only its certificate.
+async fn tls_connect(web: &TlsWeb) -> tokio_rustls::client::TlsStream<TcpStream> {
+    let mut roots = rustls::RootCertStore::empty();
+    let cert = CertificateDer::from_pem_file(&web.cacert).expect("read cert");
+    roots.add(cert).expect("trust cert");
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let addr = web.base.strip_prefix("https://").expect("https");
+    let tcp = TcpStream::connect(addr).await.expect("connect");
+    let name = ServerName::try_from("127.0.0.1").expect("name");
+    let connector = TlsConnector::from(Arc::new(config));
+    connector.connect(name, tcp).await.expect("TLS handshake")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_vnc_console_websocket_works_over_tls() {
+    let pki = Pki::new();
+    let (_vmd, web, ticket) = tokio::task::block_in_place(|| {
+        let vmd = Vmd::start();
+        vmd.import_guest("guest");
+        let ann = vmd.user_token("ann", None);
+        let web = TlsWeb::start(&vmd, &pki);
+        let vm = json!({"name": "g", "image": "guest", "memory_mib": 128}).to_string();
+        let body = ["-H", "content-type: application/json", "--data"];
+        web.bearer(&ann, 201, "/api/v1/vms", &[&body[..], &[&vm]].concat());
+        web.bearer(&ann, 200, "/api/v1/vms/g/start", &["-X", "POST"]);
+        let kind = json!({"kind": "vnc"}).to_string();
+        let path = "/api/v1/vms/g/console-ticket";
+        let ticket = web.bearer(&ann, 200, path, &[&body[..], &[&kind]].concat());
+        (
+            vmd,
+            web,
+            ticket["ticket"].as_str().expect("ticket").to_string(),
+        )
+    });
+    let url = format!("{}/api/v1/vms/g/vnc?ticket={ticket}", web.base);
+    let mut request = url
+        .replace("https://", "wss://")
+        .into_client_request()
+        .expect("url");
+    let origin = web.base.parse().expect("origin");
+    request.headers_mut().insert("origin", origin);
+    let tls = tls_connect(&web).await;
+    let (mut ws, _) = tokio_tungstenite::client_async(request, tls)
+        .await
+        .expect("the VNC WebSocket opens over TLS");
+    let mut greeting = Vec::new();
+    while greeting.len() < 12 {
+        let message = tokio::time::timeout(DEADLINE, ws.next())
+            .await
+            .expect("RFB greeting in time")
+            .expect("a message")
+            .expect("not an error");
+        greeting.extend_from_slice(&message.into_data());
+    }
+    assert_eq!(greeting, b"RFB 003.008\n");
 }
 
 #[test]
