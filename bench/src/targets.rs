@@ -168,6 +168,18 @@ mod tests {
     }
 
     #[test]
+    fn rest_overhead_is_the_difference_of_medians() {
+        let mut r = Report::default();
+        assert_eq!(verdict(&r, "REST adds"), None);
+        r.sample("web.rest.vm_get", Unit::Ms, "", 1.2);
+        r.sample("web.rpc.vm_get", Unit::Ms, "", 0.4);
+        assert_eq!(verdict(&r, "REST adds"), Some(true));
+        r.sample("web.rest.vm_get", Unit::Ms, "", 2.0);
+        r.sample("web.rest.vm_get", Unit::Ms, "", 2.0);
+        assert_eq!(verdict(&r, "REST adds"), Some(false));
+    }
+
+    #[test]
     fn list_uses_the_largest_count() {
         let mut r = Report::default();
         r.sample("list.vmctl.10", Unit::Ms, "", 5.0);
