@@ -23,5 +23,5 @@ cargo build --workspace --bins
 # The benchmark is not a test; its smoke mode (one repetition, a few VMs) keeps it working.
 # --chaos-strict: a chaos invariant violation (an orphaned QEMU, a state that disagrees with
 # QEMU, a corrupt store) fails the run.
-cargo run -q -p vmd-bench -- --smoke --chaos-strict --vmd target/debug/vmd --vmctl target/debug/vmctl
+cargo run -q -p vmd-bench -- --smoke --chaos-strict --vmd target/debug/vmd --vmctl target/debug/vmctl --vmd-web target/debug/vmd-web
 cargo nextest run --workspace --no-fail-fast --profile "${NEXTEST_PROFILE:-$default_profile}" "$@"

@@ -45,6 +45,9 @@ struct Args {
     /// vmctl binary [default: `vmctl` next to this program]
     #[arg(long, value_name = "PATH")]
     vmctl: Option<PathBuf>,
+    /// vmd-web binary for the `web` group [default: `vmd-web` next to this program]
+    #[arg(long, value_name = "PATH")]
+    vmd_web: Option<PathBuf>,
     /// Repetitions of each operation (the graceful stop, which boots a guest, runs a tenth)
     #[arg(long, value_name = "N", default_value_t = 30)]
     reps: usize,
@@ -105,6 +108,8 @@ enum Group {
     Chaos,
     /// mutated JSON-RPC, HTTP, upload, image and console requests against a live vmd
     Fuzz,
+    /// REST through vmd-web vs JSON-RPC on the socket; VNC over WebSocket vs the socket relay
+    Web,
     /// the same work through virsh
     Libvirt,
 }
@@ -163,6 +168,7 @@ fn run_group(group: Group, ctx: &Ctx, report: &mut Report) {
         Group::Rss => scenarios::rss::run(ctx, report),
         Group::Chaos => scenarios::chaos::run(ctx, report),
         Group::Fuzz => scenarios::fuzz::run(ctx, report),
+        Group::Web => scenarios::web::run(ctx, report),
         Group::Libvirt => libvirt::run(ctx, report),
     };
     eprintln!(
@@ -189,6 +195,7 @@ fn opts(args: &Args) -> anyhow::Result<Opts> {
     Ok(Opts {
         vmd: binary(args.vmd.clone(), "vmd")?,
         vmctl: binary(args.vmctl.clone(), "vmctl")?,
+        vmd_web: vmd_web(args)?,
         reps,
         graceful_reps: (reps / 10).max(1),
         list_counts,
@@ -204,8 +211,19 @@ fn opts(args: &Args) -> anyhow::Result<Opts> {
             .fuzz_inputs
             .unwrap_or(if smoke { 3000 } else { 1_000_000 }),
         fuzz_kinds: args.fuzz_kinds.clone(),
+        web_calls: if smoke { 10 } else { reps * 10 },
+        vnc_rounds: if smoke { 3 } else { 100 },
         seed,
     })
+}
+
+/// vmd-web: only required when the `web` group runs (a missing default is then an error).
+fn vmd_web(args: &Args) -> anyhow::Result<Option<PathBuf>> {
+    let wanted = args.only.is_empty() || args.only.contains(&Group::Web);
+    if !wanted {
+        return Ok(None);
+    }
+    binary(args.vmd_web.clone(), "vmd-web").map(Some)
 }
 
 /// `flag`, or `name` next to this program; must exist.

@@ -24,6 +24,8 @@ pub enum Unit {
     Kib,
     /// A number of things (errors, collisions).
     Count,
+    /// Throughput, mebibytes per second.
+    MibPerS,
 }
 
 impl Unit {
@@ -33,6 +35,7 @@ impl Unit {
             Unit::Mib => "MiB",
             Unit::Kib => "KiB",
             Unit::Count => "count",
+            Unit::MibPerS => "MiB/s",
         }
     }
 }
@@ -292,6 +295,16 @@ const FIXED_RATIOS: &[(&str, &str, &str)] = &[
         "libvirt.define",
     ),
     (
+        "REST GET /vms/NAME: vmd-web / vm.get on the socket",
+        "web.rest.vm_get",
+        "web.rpc.vm_get",
+    ),
+    (
+        "VNC throughput: vmd-web WebSocket / vmd socket relay",
+        "web.vnc.ws",
+        "web.vnc.socket",
+    ),
+    (
         "rpc round trip: vmd / virsh version",
         "rpc.system_info",
         "libvirt.version",
@@ -356,7 +369,7 @@ fn print_ratios(report: &Report) {
 }
 
 fn print_targets(report: &Report) {
-    println!("\ntargets (issue 5)");
+    println!("\ntargets (issues 5 and 10)");
     for c in crate::targets::check(report) {
         let verdict = match c.met {
             Some(true) => "met",

@@ -14,6 +14,8 @@ pub struct Summary {
     pub n: usize,
     /// Median.
     pub median: f64,
+    /// 90th percentile (nearest rank).
+    pub p90: f64,
     /// 99th percentile (nearest rank).
     pub p99: f64,
     /// Smallest sample.
@@ -32,6 +34,7 @@ pub fn summarize(samples: &[f64]) -> Option<Summary> {
     Some(Summary {
         n: sorted.len(),
         median: median(&sorted),
+        p90: percentile(&sorted, 90.0),
         p99: percentile(&sorted, 99.0),
         min: sorted[0],
         max: sorted[sorted.len() - 1],

@@ -17,6 +17,8 @@ pub const CREATE_SIZE_SPREAD_MAX: f64 = 0.2;
 pub const LS_MS_MAX: f64 = 20.0;
 /// Idle daemon RSS, MiB.
 pub const IDLE_RSS_MIB_MAX: f64 = 10.0;
+/// Median time a REST call through vmd-web may add to the same JSON-RPC call (issue 10), ms.
+pub const REST_ADDED_MS_MAX: f64 = 1.0;
 
 /// Every target, met, missed or not measured.
 pub fn check(r: &Report) -> Vec<Check> {
@@ -54,7 +56,20 @@ pub fn check(r: &Report) -> Vec<Check> {
         ),
     ];
     out.extend(concurrency(r));
+    out.push(rest_overhead(r));
     out
+}
+
+fn rest_overhead(r: &Report) -> Check {
+    let target = format!("REST adds <= {REST_ADDED_MS_MAX} ms at p50");
+    match (r.median("web.rest.vm_get"), r.median("web.rpc.vm_get")) {
+        (Some(rest), Some(rpc)) => Check {
+            target,
+            measured: format!("{:.3} ms ({rest:.3}-{rpc:.3})", rest - rpc),
+            met: Some(rest - rpc <= REST_ADDED_MS_MAX),
+        },
+        _ => not_measured(target),
+    }
 }
 
 fn start(r: &Report) -> Check {
@@ -150,6 +165,18 @@ mod tests {
         r.sample("start", Unit::Ms, "", 200.0);
         r.sample("start", Unit::Ms, "", 200.0);
         assert_eq!(verdict(&r, "start"), Some(false));
+    }
+
+    #[test]
+    fn rest_overhead_is_the_difference_of_medians() {
+        let mut r = Report::default();
+        assert_eq!(verdict(&r, "REST adds"), None);
+        r.sample("web.rest.vm_get", Unit::Ms, "", 1.2);
+        r.sample("web.rpc.vm_get", Unit::Ms, "", 0.4);
+        assert_eq!(verdict(&r, "REST adds"), Some(true));
+        r.sample("web.rest.vm_get", Unit::Ms, "", 2.0);
+        r.sample("web.rest.vm_get", Unit::Ms, "", 2.0);
+        assert_eq!(verdict(&r, "REST adds"), Some(false));
     }
 
     #[test]

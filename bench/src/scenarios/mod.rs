@@ -12,6 +12,7 @@ pub mod graceful;
 pub mod listing;
 pub mod rss;
 pub mod start;
+pub mod web;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -31,6 +32,8 @@ pub struct Opts {
     pub vmd: PathBuf,
     /// The CLI binary.
     pub vmctl: PathBuf,
+    /// The HTTP/REST shim (only when the `web` group runs).
+    pub vmd_web: Option<PathBuf>,
     /// Repetitions of each cheap operation.
     pub reps: usize,
     /// Repetitions of the graceful stop (each boots the test guest, ~10 s under TCG).
@@ -57,6 +60,10 @@ pub struct Opts {
     pub fuzz_inputs: u64,
     /// Only these fuzz input kinds (empty: all).
     pub fuzz_kinds: Vec<String>,
+    /// REST and JSON-RPC round trips of the `web` group, each way.
+    pub web_calls: usize,
+    /// Full-screen VNC updates read each way in the `web` group.
+    pub vnc_rounds: usize,
     /// Seed of the chaos and fuzz groups' random choices.
     pub seed: u64,
 }
