@@ -12,7 +12,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hyper::body::Incoming;
-use hyper_util::rt::TokioIo;
 use jsonrpsee::server::{HttpRequest, HttpResponse};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::Notify;
@@ -57,17 +56,19 @@ pub async fn handle(
         Err(refusal) => return *refusal,
     };
     tracing::debug!(vm = %name, user = %caller.name, "console attached");
-    tokio::spawn(async move {
-        if let Ok(upgraded) = hyper::upgrade::on(req).await {
-            let end = tokio::select! {
-                end = pump(TokioIo::new(upgraded), qemu, idle) => end,
-                () = until_revoked(&manager, &caller, &name) => End::Revoked,
-            };
-            log_detach(&name, &caller.name, end, idle);
-        }
+    let (user, vm) = (caller.name.clone(), name.clone());
+    let done = move |end| {
+        log_detach(&vm, &user, end, idle);
         drop(attach);
-    });
-    upgrade::switching(CONSOLE_UPGRADE)
+    };
+    upgrade::relay(
+        manager,
+        req,
+        qemu,
+        (caller, name),
+        (CONSOLE_UPGRADE, idle),
+        done,
+    )
 }
 
 /// Why a console session ended.

@@ -5,15 +5,19 @@
 //! socket itself and answers `101 Switching Protocols`.
 
 use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
 
 use hyper::body::Incoming;
 use hyper::header::{HeaderValue, CONNECTION, UPGRADE};
 use hyper::StatusCode;
+use hyper_util::rt::TokioIo;
 use jsonrpsee::server::{HttpBody, HttpRequest, HttpResponse};
 use tokio::net::UnixStream;
 use vm_proto::types::ConsoleKind;
 use vm_proto::{ApiError, ErrorCode, TICKET_HEADER};
 
+use super::console::{pump, until_revoked, End};
 use super::upload::{error_response, status_of};
 use super::Identity;
 use crate::auth::Subject;
@@ -78,8 +82,31 @@ pub async fn connect(path: &Path) -> Result<UnixStream, Box<HttpResponse>> {
     })
 }
 
+/// Accepts the upgrade of `req` to `protocol` and relays it to `qemu` in the background:
+/// both ways until either side ends, the client idles for `idle`, or `subject` may no longer
+/// operate VM `name`; `done` hears why it ended.
+pub fn relay(
+    manager: Arc<Manager>,
+    req: HttpRequest<Incoming>,
+    qemu: UnixStream,
+    (subject, name): (Subject, String),
+    (protocol, idle): (&'static str, Option<Duration>),
+    done: impl FnOnce(End) + Send + 'static,
+) -> HttpResponse {
+    tokio::spawn(async move {
+        if let Ok(upgraded) = hyper::upgrade::on(req).await {
+            let end = tokio::select! {
+                end = pump(TokioIo::new(upgraded), qemu, idle) => end,
+                () = until_revoked(&manager, &subject, &name) => End::Revoked,
+            };
+            done(end);
+        }
+    });
+    switching(protocol)
+}
+
 /// `101 Switching Protocols` to `protocol`.
-pub fn switching(protocol: &'static str) -> HttpResponse {
+fn switching(protocol: &'static str) -> HttpResponse {
     let mut resp = HttpResponse::new(HttpBody::empty());
     *resp.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
     let headers = resp.headers_mut();

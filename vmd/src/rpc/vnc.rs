@@ -8,11 +8,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hyper::body::Incoming;
-use hyper_util::rt::TokioIo;
 use jsonrpsee::server::{HttpRequest, HttpResponse};
 use vm_proto::VNC_UPGRADE;
 
-use super::console::{pump, until_revoked, End};
 use super::upgrade::{self, Endpoint};
 use super::Identity;
 use crate::manager::Manager;
@@ -52,16 +50,16 @@ pub async fn handle(
         Err(refusal) => return *refusal,
     };
     tracing::debug!(vm = %name, user = %subject.name, "vnc client attached");
-    tokio::spawn(async move {
-        if let Ok(upgraded) = hyper::upgrade::on(req).await {
-            let end = tokio::select! {
-                end = pump(TokioIo::new(upgraded), qemu, idle) => end,
-                () = until_revoked(&manager, &subject, &name) => End::Revoked,
-            };
-            tracing::debug!(vm = %name, user = %subject.name, ?end, "vnc client detached");
-        }
-    });
-    upgrade::switching(VNC_UPGRADE)
+    let (user, vm) = (subject.name.clone(), name.clone());
+    let done = move |end| tracing::debug!(%vm, %user, ?end, "vnc client detached");
+    upgrade::relay(
+        manager,
+        req,
+        qemu,
+        (subject, name),
+        (VNC_UPGRADE, idle),
+        done,
+    )
 }
 
 #[cfg(test)]
