@@ -66,9 +66,14 @@ where
     Fut: Future<Output = Result<T, Error>>,
 {
     let s = subject(ext).map_err(ErrorObjectOwned::from)?;
+    let lasting = ext.get::<Identity>().is_some_and(Identity::lasting);
     let scope = s.clone();
     map(actor::scope(&scope, async move {
-        let s = manager.refresh(&s).await?;
+        // A WebSocket's identity was made at its upgrade: read the caller again.
+        let s = match lasting {
+            true => manager.refresh(&s).await?,
+            false => s,
+        };
         call(s).await
     })
     .await)

@@ -8,7 +8,7 @@
 //!   off, or the login name is taken), the request still goes on so that `auth.login` works;
 //!   every other method answers the reason.
 
-use hyper::header::{HeaderMap, AUTHORIZATION};
+use hyper::header::{HeaderMap, AUTHORIZATION, UPGRADE};
 use hyper::StatusCode;
 use jsonrpsee::server::HttpResponse;
 use vm_proto::{ApiError, ErrorCode};
@@ -21,12 +21,22 @@ use crate::manager::Manager;
 
 /// Who a request acts as, or why it has no account.
 #[derive(Debug, Clone)]
-pub struct Identity(pub Result<Subject, ApiError>);
+pub struct Identity {
+    subject: Result<Subject, ApiError>,
+    /// Whether it outlives this request (a WebSocket upgrade): calls made later on the
+    /// connection must read the caller again; a plain request was just authenticated.
+    lasting: bool,
+}
 
 impl Identity {
     /// The subject, or the error a method answers without one.
     pub fn subject(&self) -> Result<&Subject, ApiError> {
-        self.0.as_ref().map_err(Clone::clone)
+        self.subject.as_ref().map_err(Clone::clone)
+    }
+
+    /// Whether the identity outlives the request it was made for.
+    pub fn lasting(&self) -> bool {
+        self.lasting
     }
 }
 
@@ -41,14 +51,19 @@ pub async fn authenticate(
         Err(why) => return Err(refuse(caller, why)),
     };
     let with_token = bearer.is_some();
+    let lasting = headers
+        .get(UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
+    let identity = |subject| Identity { subject, lasting };
     match manager.authenticate(caller.uid, bearer).await {
-        Ok(subject) => Ok(Identity(Ok(subject))),
+        Ok(subject) => Ok(identity(Ok(subject))),
         Err(AuthError::BadToken(why)) => Err(refuse(caller, why)),
         Err(err) if with_token => {
             tracing::warn!(error = %err, uid = caller.uid, "token check failed");
             Err(refuse(caller, "store failure"))
         }
-        Err(err) => Ok(Identity(Err(no_account(&err)))),
+        Err(err) => Ok(identity(Err(no_account(&err)))),
     }
 }
 
