@@ -11,14 +11,12 @@
 use std::time::Duration;
 
 use axum::error_handling::HandleErrorLayer;
-use axum::extract::{DefaultBodyLimit, Request};
+use axum::extract::DefaultBodyLimit;
 use axum::routing::get;
 use axum::serve::Listener;
 use axum::{middleware, BoxError, Extension, Router};
 use tokio::net::TcpListener;
 use tower::ServiceBuilder;
-use tower_http::trace::{DefaultOnResponse, TraceLayer};
-use tracing::Level;
 use vm_proto::ErrorCode;
 
 use crate::auth::SessionCookie;
@@ -98,11 +96,6 @@ pub fn router(vmd: Vmd, cookie: SessionCookie) -> Router {
         .merge(streams::routes())
         .layer(middleware::from_fn(crate::auth::csrf_guard));
     let uploads = uploads::routes().layer(middleware::from_fn(crate::auth::csrf_guard));
-    let trace = TraceLayer::new_for_http()
-        .make_span_with(|req: &Request| {
-            tracing::info_span!("request", method = %req.method(), path = %req.uri().path())
-        })
-        .on_response(DefaultOnResponse::new().level(Level::INFO));
     Router::new()
         .nest("/api/v1", api)
         .route("/api/v1/health", get(system::health))
@@ -117,7 +110,8 @@ pub fn router(vmd: Vmd, cookie: SessionCookie) -> Router {
         .merge(uploads)
         .with_state(vmd)
         .layer(Extension(cookie))
-        .layer(trace)
+        .layer(middleware::from_fn(crate::trace::record_user))
+        .layer(crate::trace::layer())
 }
 
 /// The answer to a request that took longer than [`REQUEST_TIMEOUT`].

@@ -122,7 +122,7 @@ impl SessionCookie {
 }
 
 /// A JSON-RPC client to vmd carrying the request's credential; 401 without one.
-pub struct Rpc(pub WsClient);
+pub struct Rpc(pub std::sync::Arc<WsClient>);
 
 impl std::ops::Deref for Rpc {
     type Target = WsClient;

@@ -22,6 +22,7 @@ mod console;
 mod error;
 mod routes;
 mod tls;
+mod trace;
 mod upload;
 mod vmd;
 
@@ -32,6 +33,8 @@ async fn main() -> std::process::ExitCode {
     // Logs go to stderr: stdout carries only the "listening on" line.
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        // Colour only on a terminal: journald and log files get plain text.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )

@@ -15,6 +15,7 @@ use tokio::net::UnixStream;
 use vm_proto::ErrorCode;
 
 use crate::error::WebError;
+use crate::trace;
 
 /// How long one call to vmd may take (below the HTTP timeout layer's 60 s).
 const CALL_TIMEOUT: Duration = Duration::from_secs(55);
@@ -38,18 +39,24 @@ impl Vmd {
         &self.socket
     }
 
-    /// A connection carrying `token` (none: only for `auth.login` and the health probe).
-    pub async fn connect(&self, token: Option<&str>) -> Result<WsClient, WebError> {
+    /// A connection carrying `token` (none: only for `auth.login` and the health probe). With
+    /// a token, vmd is also asked who that is, for the request's trace ([`trace::learn_user`]).
+    pub async fn connect(&self, token: Option<&str>) -> Result<Arc<WsClient>, WebError> {
         let headers = headers(token)?;
         let stream = UnixStream::connect(self.socket.as_path())
             .await
             .map_err(|err| unreachable(&err.to_string()))?;
-        WsClientBuilder::default()
+        let client = WsClientBuilder::default()
             .request_timeout(CALL_TIMEOUT)
             .set_headers(headers)
             .build_with_stream("ws://localhost/", stream)
             .await
-            .map_err(|err| handshake_failed(&err.to_string()))
+            .map_err(|err| handshake_failed(&err.to_string()))?;
+        let client = Arc::new(client);
+        if token.is_some() {
+            trace::learn_user(&client);
+        }
+        Ok(client)
     }
 }
 

@@ -137,3 +137,50 @@ fn another_users_vm_is_not_found_through_every_route() {
         "stopped"
     );
 }
+
+/// vmd-web's request lines name the user vmd identified (bearer, cookie, login) and never
+/// carry a secret; a refused credential names nobody.
+#[test]
+fn request_lines_name_the_user_and_no_secret() {
+    let vmd = Vmd::start();
+    let token = vmd.user_token("ann", Some(PASSWORD));
+    let log_path = vmd.dir.path().join("vmd-web.log");
+    let log = std::fs::File::create(&log_path).expect("log file");
+    let web = Web::start_logging(&vmd, log.into());
+
+    web.bearer(&token, "GET", "/api/v1/vms", None).expect(200);
+    let creds = json!({"user": "ann", "password": PASSWORD});
+    let resp = web.request("POST", "/api/v1/login", &[], Some(&creds));
+    let cookie = resp.header("set-cookie").expect("set-cookie");
+    let cookie = cookie.split(';').next().expect("pair").to_string();
+    resp.expect(200);
+    web.request("GET", "/api/v1/me", &[("cookie", &cookie)], None)
+        .expect(200);
+    let forged = format!("{token}0");
+    web.bearer(&forged, "GET", "/api/v1/system", None)
+        .expect_error(401, "unauthenticated");
+    drop(web);
+
+    let text = std::fs::read_to_string(&log_path).expect("read log");
+    let line = |method: &str, path: &str| -> String {
+        let head = format!("request{{method={method} path={path}");
+        let found = text
+            .lines()
+            .find(|l| l.contains(&head) && l.contains("status="));
+        found
+            .unwrap_or_else(|| panic!("no line for {method} {path}:\n{text}"))
+            .to_string()
+    };
+    assert!(line("GET", "/api/v1/vms").contains("user=ann"), "{text}");
+    assert!(line("POST", "/api/v1/login").contains("user=ann"), "{text}");
+    assert!(line("GET", "/api/v1/me").contains("user=ann"), "{text}");
+    let refused = line("GET", "/api/v1/system");
+    assert!(
+        refused.contains("status=401") && !refused.contains("user="),
+        "{refused}"
+    );
+    let session = cookie.strip_prefix("vmd_session=").expect("session");
+    for secret in [token.as_str(), session, PASSWORD] {
+        assert!(!text.contains(secret), "a secret in vmd-web's log:\n{text}");
+    }
+}

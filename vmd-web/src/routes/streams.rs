@@ -8,6 +8,7 @@
 
 use std::convert::Infallible;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
@@ -95,7 +96,7 @@ fn json_event<T: serde::Serialize>(value: &T) -> sse::Event {
 
 /// The SSE response relaying `subscription`, which lives (with `client`) as long as the body.
 fn relay<T>(
-    client: WsClient,
+    client: Arc<WsClient>,
     subscription: Subscription<T>,
     to_event: fn(T) -> sse::Event,
 ) -> Response
@@ -118,7 +119,7 @@ where
 
 /// A vmd subscription as a stream of SSE events, holding its connection open.
 struct Relay<T> {
-    _client: WsClient,
+    _client: Arc<WsClient>,
     subscription: Subscription<T>,
     to_event: fn(T) -> sse::Event,
 }

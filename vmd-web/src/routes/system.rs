@@ -41,6 +41,7 @@ async fn login(
     Body(params): Body<Login>,
 ) -> Result<Response, WebError> {
     let session = vmd.connect(None).await?.auth_login(params).await?;
+    crate::trace::name_user(&session.info.user);
     let body = json!({
         "user": session.info.user,
         "role": session.role,

@@ -28,12 +28,18 @@ pub struct Web {
 impl Web {
     /// Starts vmd-web on `socket`, on a free loopback port.
     pub fn start(vmd: &Vmd) -> Web {
-        let (child, line) = spawn_web(&[
+        Web::start_logging(vmd, Stdio::inherit())
+    }
+
+    /// [`Web::start`] with vmd-web's log (stderr) going to `log`.
+    pub fn start_logging(vmd: &Vmd, log: Stdio) -> Web {
+        let args = [
             "--socket",
             vmd.socket.to_str().expect("utf-8"),
             "--listen",
             "127.0.0.1:0",
-        ]);
+        ];
+        let (child, line) = spawn_web_logging(&args, log);
         let addr = line
             .trim()
             .strip_prefix("vmd-web listening on http://")
@@ -113,13 +119,18 @@ impl Drop for Web {
 
 /// Spawns vmd-web with `args`; returns it and its first stdout line (empty if it exited).
 pub fn spawn_web(args: &[&str]) -> (Child, String) {
+    // Its log (to stderr) shows with the test's output; a pipe nobody reads could fill.
+    spawn_web_logging(args, Stdio::inherit())
+}
+
+/// [`spawn_web`] with its log (stderr) going to `log`.
+pub fn spawn_web_logging(args: &[&str], log: Stdio) -> (Child, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_vmd-web"))
         .args(args)
         .env("RUST_LOG", "info")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        // Its log (to stderr) shows with the test's output; a pipe nobody reads could fill.
-        .stderr(Stdio::inherit())
+        .stderr(log)
         .spawn()
         .expect("spawn vmd-web");
     let mut line = String::new();
