@@ -89,21 +89,10 @@ pub fn workspace_root() -> PathBuf {
 
 /// The test guest (`scripts/build-test-guest.sh`), built (cached) when missing.
 pub fn guest() -> anyhow::Result<PathBuf> {
-    let root = workspace_root();
-    let path = root.join(".cache/test-guest/guest.qcow2");
+    let path = workspace_root().join(".cache/test-guest/guest.qcow2");
     if path.exists() {
         return Ok(path);
     }
     eprintln!("vmd-bench: building the test guest (scripts/build-test-guest.sh)");
-    let out = Command::new("bash")
-        .arg(root.join("scripts/build-test-guest.sh"))
-        .output()
-        .context("running scripts/build-test-guest.sh")?;
-    if !out.status.success() || !path.exists() {
-        bail!(
-            "building the test guest failed:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    Ok(path)
+    testkit::guest::build().map_err(anyhow::Error::msg)
 }

@@ -4,7 +4,7 @@
 #![allow(dead_code)]
 
 pub mod daemon;
-pub mod guest;
+pub use testkit::guest;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -14,6 +14,8 @@ use std::time::Duration;
 use serde_json::Value;
 
 pub use daemon::Vmd;
+pub use testkit::http::parse_response;
+use testkit::http::split_response;
 
 /// How long any wait may take before the test fails.
 pub const DEADLINE: Duration = Duration::from_secs(60);
@@ -192,42 +194,4 @@ impl Resp {
                 .then(|| value.trim().to_string())
         })
     }
-}
-
-/// Status, head and body (chunked bodies decoded).
-pub fn parse_response(raw: &[u8]) -> (u16, String) {
-    let (status, _, body) = split_response(raw);
-    (status, body)
-}
-
-fn split_response(raw: &[u8]) -> (u16, String, String) {
-    let text = String::from_utf8_lossy(raw).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let head = head.to_string();
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let body = match head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
-    {
-        true => dechunk(body),
-        false => body.to_string(),
-    };
-    (status, head, body)
-}
-
-fn dechunk(mut body: &str) -> String {
-    let mut out = String::new();
-    while let Some((size, rest)) = body.split_once("\r\n") {
-        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
-        if n == 0 || rest.len() < n {
-            break;
-        }
-        out.push_str(&rest[..n]);
-        body = rest[n..].trim_start_matches("\r\n");
-    }
-    out
 }

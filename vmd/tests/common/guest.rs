@@ -4,42 +4,13 @@
 
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
-use std::path::PathBuf;
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
 
 use super::Daemon;
 
-/// Deadline for a guest boot under TCG (≈10 s alone; many at once on 2 cores take longer).
-pub const BOOT: Duration = Duration::from_secs(180);
-
-/// The disk form of the test guest, built (cached) on first use.
-pub fn guest_qcow2() -> PathBuf {
-    static PATH: OnceLock<PathBuf> = OnceLock::new();
-    PATH.get_or_init(|| {
-        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-        let out = std::process::Command::new("bash")
-            .arg(root.join("scripts/build-test-guest.sh"))
-            .output()
-            .expect("run scripts/build-test-guest.sh");
-        assert!(
-            out.status.success(),
-            "building the test guest failed:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let path = root.join(".cache/test-guest/guest.qcow2");
-        assert!(path.exists(), "{} missing after build", path.display());
-        path
-    })
-    .clone()
-}
-
-/// The ISO form of the test guest (with its `install-to-disk` installer).
-pub fn guest_iso() -> PathBuf {
-    guest_qcow2().with_file_name("guest.iso")
-}
+pub use testkit::guest::{guest_iso, guest_qcow2, BOOT};
 
 impl Daemon {
     /// Uploads the test guest ISO as ISO `name`.

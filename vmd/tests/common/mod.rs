@@ -16,6 +16,9 @@ pub mod guest;
 pub mod lab;
 pub mod matrix;
 
+pub use testkit::http::parse_response;
+pub use testkit::procs::kill_guests_under;
+
 /// How long any wait in these tests may take before the test fails.
 pub const DEADLINE: Duration = Duration::from_secs(30);
 
@@ -310,27 +313,6 @@ impl Drop for Daemon {
     }
 }
 
-/// SIGKILLs every QEMU process whose command line mentions `dir`.
-pub fn kill_guests_under(dir: &Path) {
-    let needle = dir.to_string_lossy().into_owned();
-    let Ok(procs) = std::fs::read_dir("/proc") else {
-        return;
-    };
-    for entry in procs.flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
-            continue;
-        };
-        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
-        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
-        if cmdline.starts_with("qemu-system") && cmdline.contains(&needle) {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(pid),
-                nix::sys::signal::Signal::SIGKILL,
-            );
-        }
-    }
-}
-
 /// Whether `pid` is a live process (a zombie is not: an orphaned QEMU is reaped by init,
 /// which may be slow here).
 pub fn alive(pid: u64) -> bool {
@@ -354,41 +336,6 @@ pub fn qemus_naming(needle: &str) -> Vec<u64> {
             cmd.starts_with("qemu-system") && cmd.contains(needle) && alive(*pid)
         })
         .collect()
-}
-
-/// Status and body of a raw HTTP/1.1 response (chunked bodies decoded).
-pub fn parse_response(raw: &[u8]) -> (u16, String) {
-    let text = String::from_utf8_lossy(raw).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let chunked = head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked");
-    (
-        status,
-        if chunked {
-            dechunk(body)
-        } else {
-            body.to_string()
-        },
-    )
-}
-
-fn dechunk(mut body: &str) -> String {
-    let mut out = String::new();
-    while let Some((size, rest)) = body.split_once("\r\n") {
-        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
-        if n == 0 || rest.len() < n {
-            break;
-        }
-        out.push_str(&rest[..n]);
-        body = rest[n..].trim_start_matches("\r\n");
-    }
-    out
 }
 
 /// A tmpfs mounted for one test, unmounted on drop (also after a panic).
