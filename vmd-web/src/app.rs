@@ -31,12 +31,13 @@ const BODY_LIMIT: usize = 1 << 20;
 /// Longest a request may take.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// Reads the TLS files if any, binds the listener and serves until SIGTERM or SIGINT.
+/// Reads the TLS files if any (again on SIGHUP), binds the listener and serves until SIGTERM
+/// or SIGINT.
 pub async fn serve(args: Args) -> Result<(), String> {
     args.check_listen()?;
     let tls = match args.tls() {
-        Some((cert, key)) => Some(tls::server_config(cert, key)?),
-        None => None,
+        Some((cert, key)) => Some(tls::reload_on_hangup(cert.into(), key.into())?),
+        None => tls::ignore_hangup().map(|()| None)?,
     };
     let listener = TcpListener::bind(args.listen)
         .await

@@ -5,11 +5,16 @@
 //! client never holds up the others; finished connections reach axum through a channel. Only
 //! HTTP/1.1 is offered (ALPN), which is what the WebSocket consoles upgrade from. The crypto
 //! provider is rustls' `ring`, chosen explicitly rather than through a process-wide default.
+//!
+//! SIGHUP reads the certificate and key files again ([`reload_on_hangup`]), so a renewed
+//! certificate (certbot, an internal CA) is served without a restart: connections made after
+//! the reload get the new one, open ones keep theirs. Files that do not load are logged and
+//! the current certificate stays.
 
 use std::fs::File;
 use std::io::{self, BufReader};
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,7 +22,8 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::ServerConfig;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc;
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::{mpsc, watch};
 use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
 
@@ -67,6 +73,52 @@ fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>, String> {
     PrivateKeyDer::from_pem_reader(reader).map_err(|e| fail(&e))
 }
 
+/// The server configuration in force; [`reload_on_hangup`] replaces it.
+pub type Current = watch::Receiver<Arc<ServerConfig>>;
+
+/// Loads `cert` and `key` now, and again on every SIGHUP for as long as the result is used.
+pub fn reload_on_hangup(cert: PathBuf, key: PathBuf) -> Result<Current, String> {
+    let (tx, current) = watch::channel(server_config(&cert, &key)?);
+    let mut hangups =
+        signal(SignalKind::hangup()).map_err(|e| format!("cannot handle SIGHUP: {e}"))?;
+    tokio::spawn(async move {
+        while hangups.recv().await.is_some() && !tx.is_closed() {
+            reload(&tx, &cert, &key).await;
+        }
+    });
+    Ok(current)
+}
+
+/// Without TLS there is nothing to reload: SIGHUP is logged and otherwise ignored (its
+/// default action would end the process, e.g. on `systemctl reload`).
+pub fn ignore_hangup() -> Result<(), String> {
+    let mut hangups =
+        signal(SignalKind::hangup()).map_err(|e| format!("cannot handle SIGHUP: {e}"))?;
+    tokio::spawn(async move {
+        while hangups.recv().await.is_some() {
+            tracing::info!("SIGHUP: nothing to reload without TLS");
+        }
+    });
+    Ok(())
+}
+
+/// Reads the files off the async workers; replaces the configuration only if they load.
+async fn reload(tx: &watch::Sender<Arc<ServerConfig>>, cert: &Path, key: &Path) {
+    let (c, k) = (cert.to_path_buf(), key.to_path_buf());
+    let loaded = tokio::task::spawn_blocking(move || server_config(&c, &k))
+        .await
+        .unwrap_or_else(|e| Err(format!("reading the TLS files failed: {e}")));
+    match loaded {
+        Ok(config) => {
+            tx.send_replace(config);
+            tracing::info!(cert = %cert.display(), "TLS certificate reloaded");
+        }
+        Err(cause) => {
+            tracing::warn!(%cause, "TLS certificate not reloaded; still serving the previous one");
+        }
+    }
+}
+
 /// A TCP listener whose connections come out TLS-handshaken.
 pub struct TlsListener {
     local: SocketAddr,
@@ -74,11 +126,12 @@ pub struct TlsListener {
 }
 
 impl TlsListener {
-    /// Starts accepting on `tcp`; the accept task ends when the listener is dropped.
-    pub fn new(tcp: TcpListener, config: Arc<ServerConfig>) -> io::Result<TlsListener> {
+    /// Starts accepting on `tcp` with the `current` configuration of each moment; the accept
+    /// task ends when the listener is dropped.
+    pub fn new(tcp: TcpListener, current: Current) -> io::Result<TlsListener> {
         let local = tcp.local_addr()?;
         let (tx, ready) = mpsc::channel(BACKLOG);
-        tokio::spawn(accept_loop(tcp, TlsAcceptor::from(config), tx));
+        tokio::spawn(accept_loop(tcp, current, tx));
         Ok(TlsListener { local, ready })
     }
 }
@@ -100,10 +153,11 @@ impl axum::serve::Listener for TlsListener {
     }
 }
 
-/// Accepts TCP connections and hands each to its own handshake task, until `tx` closes.
+/// Accepts TCP connections and hands each to its own handshake task (with the configuration
+/// in force when it arrived), until `tx` closes.
 async fn accept_loop(
     tcp: TcpListener,
-    acceptor: TlsAcceptor,
+    current: Current,
     tx: mpsc::Sender<(TlsStream<TcpStream>, SocketAddr)>,
 ) {
     loop {
@@ -113,7 +167,8 @@ async fn accept_loop(
         };
         match accepted {
             Ok((stream, peer)) => {
-                tokio::spawn(handshake(acceptor.clone(), stream, peer, tx.clone()));
+                let acceptor = TlsAcceptor::from(Arc::clone(&current.borrow()));
+                tokio::spawn(handshake(acceptor, stream, peer, tx.clone()));
             }
             Err(err) => {
                 // Out of file descriptors and the like: back off as axum's own listener does.

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::sync::Arc;
 
-use common::{spawn_web, Vmd, DEADLINE};
+use common::{spawn_web_logging, Vmd, Web, DEADLINE};
 use futures::StreamExt;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
@@ -55,8 +55,13 @@ struct TlsWeb {
 
 impl TlsWeb {
     fn start(vmd: &Vmd, pki: &Pki) -> TlsWeb {
+        TlsWeb::start_logging(vmd, pki, std::process::Stdio::inherit())
+    }
+
+    /// [`TlsWeb::start`] with vmd-web's log going to `log`.
+    fn start_logging(vmd: &Vmd, pki: &Pki, log: std::process::Stdio) -> TlsWeb {
         let (cert, key) = (pki.cert(), pki.key());
-        let (child, line) = spawn_web(&[
+        let args = [
             "--socket",
             vmd.socket.to_str().expect("utf-8"),
             "--listen",
@@ -65,7 +70,8 @@ impl TlsWeb {
             cert.to_str().expect("utf-8"),
             "--tls-key",
             key.to_str().expect("utf-8"),
-        ]);
+        ];
+        let (child, line) = spawn_web_logging(&args, log);
         let addr = line
             .trim()
             .strip_prefix("vmd-web listening on https://")
@@ -270,4 +276,78 @@ fn plain_http_off_loopback_is_refused_without_tls_or_insecure_http() {
         stderr.contains("--tls-cert") && stderr.contains("--insecure-http"),
         "{stderr}"
     );
+}
+
+/// Whether a fresh HTTPS connection to `web` verifies with `cacert` as the only trusted root.
+fn trusts(web: &TlsWeb, cacert: &Path) -> bool {
+    let out = Command::new("curl")
+        .args(["-s", "-o", "/dev/null", "--max-time", "30", "--cacert"])
+        .arg(cacert)
+        .arg(format!("{}/health", web.base))
+        .status()
+        .expect("run curl");
+    out.success()
+}
+
+/// Polls `log` until it has a line containing `needle`.
+fn wait_log(log: &Path, needle: &str) {
+    let deadline = std::time::Instant::now() + DEADLINE;
+    loop {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        if text.contains(needle) {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no {needle:?} in:\n{text}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+fn hang_up(child: &Child) {
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).expect("pid"));
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGHUP).expect("SIGHUP");
+}
+
+#[test]
+fn sighup_serves_a_renewed_certificate_and_keeps_the_old_one_on_bad_files() {
+    let vmd = Vmd::start();
+    let (old, new) = (Pki::new(), Pki::new());
+    let log = vmd.dir.path().join("vmd-web.log");
+    let file = std::fs::File::create(&log).expect("log");
+    let web = TlsWeb::start_logging(&vmd, &old, file.into());
+    let old_cert = old.dir.path().join("old.pem");
+    std::fs::copy(old.cert(), &old_cert).expect("keep the old certificate");
+    assert!(trusts(&web, &old_cert) && !trusts(&web, &new.cert()));
+
+    // Renewal: new files at the same paths, then SIGHUP.
+    std::fs::copy(new.cert(), old.cert()).expect("renew cert");
+    std::fs::copy(new.key(), old.key()).expect("renew key");
+    hang_up(&web.child);
+    wait_log(&log, "TLS certificate reloaded");
+    assert!(
+        trusts(&web, &new.cert()),
+        "the renewed certificate is served"
+    );
+    assert!(!trusts(&web, &old_cert), "the old one is not");
+
+    // A botched renewal keeps the certificate in force.
+    std::fs::write(old.cert(), "not a certificate\n").expect("break cert");
+    hang_up(&web.child);
+    wait_log(&log, "TLS certificate not reloaded");
+    assert!(trusts(&web, &new.cert()), "still the previous certificate");
+}
+
+#[test]
+fn sighup_without_tls_is_ignored() {
+    let vmd = Vmd::start();
+    let log = vmd.dir.path().join("vmd-web.log");
+    let file = std::fs::File::create(&log).expect("log");
+    let mut web = Web::start_logging(&vmd, file.into());
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(web.pid()).expect("pid"));
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGHUP).expect("SIGHUP");
+    wait_log(&log, "nothing to reload");
+    web.request("GET", "/health", &[], None).expect(200);
+    assert!(web.is_running(), "vmd-web survives SIGHUP");
 }

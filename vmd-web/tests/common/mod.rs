@@ -105,6 +105,11 @@ impl Web {
         Resp::parse(&raw)
     }
 
+    /// Whether vmd-web is still running.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
     /// A request with `Authorization: Bearer token`.
     pub fn bearer(&self, token: &str, method: &str, path: &str, body: Option<&Value>) -> Resp {
         let auth = format!("Bearer {token}");
