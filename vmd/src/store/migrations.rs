@@ -120,6 +120,9 @@ ALTER TABLE events ADD COLUMN owner TEXT;
 ALTER TABLE events ADD COLUMN audience_id INTEGER;
 ALTER TABLE events ADD COLUMN public INTEGER NOT NULL DEFAULT 0;
 "#,
+    r#"
+ALTER TABLE vms ADD COLUMN description TEXT;
+"#,
 ];
 
 /// The schema version this binary writes.

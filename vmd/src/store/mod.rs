@@ -86,6 +86,10 @@
 //! ALTER TABLE events ADD COLUMN audience_id INTEGER; -- users.id that may see it (and admins)
 //! ALTER TABLE events ADD COLUMN public INTEGER NOT NULL DEFAULT 0;  -- every user may see it
 //! ```
+//! Version 5 adds descriptions (`vm.create`, `vm.set`):
+//! ```sql
+//! ALTER TABLE vms ADD COLUMN description TEXT;     -- free text for people; NULL: none
+//! ```
 //! # Rules
 //! - WAL journal, `foreign_keys = ON`, `busy_timeout` 5 s.
 //! - Migrations are an ordered list (`migrations.rs`); the index + 1 of the last applied one
@@ -136,8 +140,8 @@ pub use users::{
 };
 pub use vms::{
     clear_runtime, count_vms, delete_vm, expired_vms, get_vm, insert_vm, list_vms, next_expiry,
-    set_expiry, set_iso, set_runtime, set_state, vm_with_ssh_port, Expiry, NewVm, Owner,
-    RuntimeRow, StateColumn, VmRow,
+    set_expiry, set_iso, set_runtime, set_settings, set_state, vm_with_ssh_port, Expiry, NewVm,
+    Owner, RuntimeRow, Settings, StateColumn, VmRow,
 };
 
 /// Failures of the store.
