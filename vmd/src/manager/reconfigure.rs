@@ -180,7 +180,7 @@ impl Manager {
                 err
             }
             Err(undo) => {
-                tracing::error!(vm = %name, error = %err, undo_error = %undo,
+                tracing::warn!(vm = %name, error = %err, undo_error = %undo,
                     "vm disk grown but not recorded, and the grow could not be undone");
                 Error::GrownNotRecorded {
                     name: name.into(),
