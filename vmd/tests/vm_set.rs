@@ -224,6 +224,50 @@ fn quotas_and_ownership_hold() {
 }
 
 #[test]
+fn concurrent_grows_never_pass_the_quota_and_files_match_rows() {
+    let d = lab();
+    let ann = account(&d, "ann");
+    d.ok(
+        "user.set",
+        json!([{"name": "ann", "max_disk_bytes": 7 * BASE}]),
+    );
+    let names: Vec<String> = (0..5).map(|i| format!("g{i}")).collect();
+    for name in &names {
+        let vm = json!([{"name": name, "image": "base", "memory_mib": 128}]);
+        let (_, resp) = d.call_with(&ann, "vm.create", vm);
+        assert!(resp.get("error").is_none(), "{resp}");
+    }
+    let results: Vec<Value> = std::thread::scope(|s| {
+        let grows: Vec<_> = names
+            .iter()
+            .map(|name| {
+                let (d, ann) = (&d, &ann);
+                s.spawn(move || {
+                    let params = set(name, json!({"disk_bytes": 2 * BASE}));
+                    d.call_with(ann, "vm.set", params).1
+                })
+            })
+            .collect();
+        grows
+            .into_iter()
+            .map(|h| h.join().expect("thread"))
+            .collect()
+    });
+    let ok = results.iter().filter(|r| r.get("error").is_none()).count();
+    assert_eq!(ok, 2, "two grows fit in the quota: {results:?}");
+    for resp in results.iter().filter(|r| r.get("error").is_some()) {
+        assert_eq!(refusal(&resp["error"]), (429, "quota_exceeded"), "{resp}");
+    }
+    for name in &names {
+        let vm = d.ok("vm.get", json!([name]));
+        let recorded = vm["disk_bytes"].as_u64().expect("disk_bytes");
+        assert_eq!(virtual_size(&vm), recorded, "{name}: file and row agree");
+    }
+    let undone = d.log().matches("disk grow undone").count();
+    eprintln!("grows undone after a lost race: {undone}");
+}
+
+#[test]
 fn bad_input_changes_nothing() {
     let d = lab();
     let before = (d.ok("vm.get", json!(["web1"])), d.snapshot());
