@@ -239,3 +239,102 @@ fn changes(row: &VmRow, new: &Settings) -> Vec<String> {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use vm_proto::ErrorCode;
+
+    use super::*;
+    use crate::store::{Expiry, Owner};
+
+    fn row() -> VmRow {
+        VmRow {
+            id: 1,
+            name: "web1".into(),
+            image_id: 1,
+            image_name: "base".into(),
+            image_file: "base.qcow2".into(),
+            cpus: 1,
+            memory_mib: 512,
+            disk_bytes: 1 << 30,
+            state: VmState::Stopped,
+            owner: Owner {
+                id: 2,
+                name: "ann".into(),
+                uid: None,
+            },
+            created_at: 0,
+            overlay_file: "web1.qcow2".into(),
+            ssh_port: None,
+            expiry: Expiry::default(),
+            reason: None,
+            runtime: None,
+            iso: None,
+            firmware: "bios".into(),
+            install: false,
+            description: Some("old".into()),
+        }
+    }
+
+    fn settings(cpus: u32, memory_mib: u64, disk_bytes: u64, text: Option<&str>) -> Settings {
+        Settings {
+            cpus,
+            memory_mib,
+            disk_bytes,
+            description: text.map(String::from),
+        }
+    }
+
+    #[test]
+    fn disks_only_grow_within_the_bounds_of_create() {
+        let row = row();
+        assert_eq!(check_grow(&row, 2 << 30).ok(), Some(2 << 30));
+        assert_eq!(check_grow(&row, 1 << 30).ok(), Some(1 << 30), "same size");
+        let err = check_grow(&row, 1 << 29).expect_err("shrink");
+        assert_eq!(err.code(), ErrorCode::InvalidArgument);
+        assert_eq!(
+            err.to_string(),
+            "vm web1's disk is 1 GiB; it cannot shrink to 512 MiB"
+        );
+        assert!(err.hint().is_some_and(|h| h.contains("can only grow")));
+        assert!(
+            check_grow(&row, (1 << 30) + 1).is_err(),
+            "not a multiple of 512"
+        );
+        assert!(check_grow(&row, u64::MAX - 511).is_err(), "over 64 TiB");
+    }
+
+    #[test]
+    fn changes_name_what_differs_and_nothing_else() {
+        let row = row();
+        assert!(changes(&row, &settings(1, 512, 1 << 30, Some("old"))).is_empty());
+        let all = settings(4, 4096, 2 << 30, Some("new"));
+        assert_eq!(
+            changes(&row, &all),
+            [
+                "cpus 1 → 4",
+                "memory 512 MiB → 4 GiB",
+                "disk 1 GiB → 2 GiB",
+                "description set"
+            ]
+        );
+        let cleared = settings(1, 512, 1 << 30, None);
+        assert_eq!(changes(&row, &cleared), ["description cleared"]);
+    }
+
+    #[test]
+    fn only_a_grow_adds_to_the_disk_quota() {
+        let grow = Plan {
+            settings: settings(1, 512, 3 << 30, None),
+            grow_from: Some(1 << 30),
+            changes: Vec::new(),
+        };
+        assert_eq!(grow.adding().disk_bytes, 2 << 30);
+        assert_eq!((grow.adding().vcpus, grow.adding().memory_mib), (0, 0));
+        let cpus_only = Plan {
+            grow_from: None,
+            ..grow
+        };
+        assert_eq!(cpus_only.adding(), Usage::default());
+    }
+}
