@@ -15,8 +15,8 @@ use jsonrpsee::proc_macros::rpc;
 use crate::types::{
     ConsoleTicket, ConsoleTicketRequest, Image, ImageCreate, ImageImport, ImagePublish, Iso,
     IsoAttach, IsoImport, Login, SystemInfo, Token, TokenCreate, TokenSecret, User, UserAdd,
-    UserPasswd, UserRemove, UserRemoved, UserSet, Vm, VmCreate, VmExtend, VmFilter, VmLogs, VmStop,
-    WhoAmI,
+    UserPasswd, UserRemove, UserRemoved, UserSet, Vm, VmCreate, VmExtend, VmFilter, VmLogs, VmSet,
+    VmStop, WhoAmI,
 };
 
 /// The vmd API.
@@ -70,6 +70,16 @@ pub trait VmdApi {
     /// Errors: `invalid_argument` (the VM has no deadline; beyond a year).
     #[method(name = "vm.extend", with_extensions)]
     async fn vm_extend(&self, params: VmExtend) -> Result<Vm, jsonrpsee::types::ErrorObjectOwned>;
+
+    /// Changes a VM's vCPUs, memory, disk size (grow only) and description; absent fields stay.
+    /// Precondition for vCPUs, memory and disk: no QEMU process (`wrong_state` otherwise); the
+    /// description may change any time. All or nothing: every value is checked first.
+    ///
+    /// Errors: `invalid_argument` (no field given; values out of the bounds of `vm.create`; a
+    /// smaller disk; a description too long or with control characters), `quota_exceeded` (a
+    /// larger disk over `max_disk_bytes`), `wrong_state`.
+    #[method(name = "vm.set", with_extensions)]
+    async fn vm_set(&self, params: VmSet) -> Result<Vm, jsonrpsee::types::ErrorObjectOwned>;
 
     /// Checks a password and opens a session: a bearer token valid for `session_ttl_secs`.
     /// Errors: `unauthenticated` (wrong user or password, no password set, or too many

@@ -109,6 +109,8 @@ pub enum Command {
     Wipe(NameArg),
     /// Move a VM's deadline later (only VMs created with --ttl), e.g. `extend web1 2h`
     Extend(ExtendArgs),
+    /// Change a VM's cpus, memory or disk size (stopped VMs; disks only grow) or description
+    Set(SetArgs),
     /// Start a stopped or crashed VM and print it
     Start(NameArg),
     /// Stop a VM: ACPI power-down, then force after a timeout
@@ -406,6 +408,29 @@ pub struct CreateArgs {
     /// Tie the VM to your login session (--token from `vmctl login`): it expires with it
     #[arg(long)]
     pub session: bool,
+    /// Free text shown by `show`, at most 1024 characters on one line [default: none]
+    #[arg(long, value_name = "TEXT")]
+    pub description: Option<String>,
+}
+
+/// Arguments of `set`: at least one option.
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("change").required(true).multiple(true)))]
+pub struct SetArgs {
+    /// Name of the VM
+    pub name: String,
+    /// Number of vCPUs (VM stopped)
+    #[arg(long, value_name = "N", group = "change")]
+    pub cpus: Option<u32>,
+    /// Guest memory, a whole number of MiB, e.g. 512M or 2G (VM stopped)
+    #[arg(long, value_name = "SIZE", group = "change")]
+    pub memory: Option<String>,
+    /// Virtual disk size, e.g. 20G: only larger than now (VM stopped)
+    #[arg(long, value_name = "SIZE", group = "change")]
+    pub disk: Option<String>,
+    /// Free text shown by `show`, at most 1024 characters on one line; "" clears it (any time)
+    #[arg(long, value_name = "TEXT", group = "change")]
+    pub description: Option<String>,
 }
 
 /// What expiry does, the values of `--on-expiry`.

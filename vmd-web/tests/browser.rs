@@ -103,6 +103,7 @@ fn another_users_vm_is_not_found_through_every_route() {
 
     let routes = [
         ("GET", "/api/v1/vms/annvm", None),
+        ("PATCH", "/api/v1/vms/annvm", Some(json!({"cpus": 2}))),
         ("DELETE", "/api/v1/vms/annvm", None),
         ("GET", "/api/v1/vms/annvm/logs", None),
         ("POST", "/api/v1/vms/annvm/start", None),

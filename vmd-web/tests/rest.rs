@@ -85,6 +85,54 @@ fn bearer_vm_crud_power_and_errors() {
 }
 
 #[test]
+fn patch_vm_changes_settings_and_needs_csrf_with_a_cookie() {
+    let vmd = Vmd::start();
+    vmd.import_disk("base");
+    vmd.user_token("ann", Some(PASSWORD));
+    let web = Web::start(&vmd);
+    let creds = json!({"user": "ann", "password": PASSWORD});
+    let resp = web.request("POST", "/api/v1/login", &[], Some(&creds));
+    let set_cookie = resp.header("set-cookie").expect("set-cookie");
+    let csrf = resp.expect(200)["csrf"].as_str().expect("csrf").to_string();
+    let cookie = set_cookie.split(';').next().expect("pair").to_string();
+    let no_csrf = [("cookie", cookie.as_str())];
+    let good = [no_csrf[0], ("x-csrf-token", csrf.as_str())];
+    let vm = json!({"name": "web1", "image": "base"});
+    web.request("POST", "/api/v1/vms", &good, Some(&vm))
+        .expect(201);
+
+    let change = json!({"cpus": 2, "memory_mib": 256, "description": "from the browser"});
+    web.request("PATCH", "/api/v1/vms/web1", &no_csrf, Some(&change))
+        .expect_error(403, "permission_denied");
+    let vm = web
+        .request("PATCH", "/api/v1/vms/web1", &good, Some(&change))
+        .expect(200);
+    assert_eq!(
+        (vm["cpus"].as_u64(), vm["memory_mib"].as_u64()),
+        (Some(2), Some(256))
+    );
+    assert_eq!(vm["description"], "from the browser");
+    let typo = json!({"cpu": 4});
+    web.request("PATCH", "/api/v1/vms/web1", &good, Some(&typo))
+        .expect_error(400, "invalid_argument");
+    let shrink = json!({"disk_bytes": 1 << 20});
+    web.request("PATCH", "/api/v1/vms/web1", &good, Some(&shrink))
+        .expect_error(400, "invalid_argument");
+    web.request("PATCH", "/api/v1/vms/nope", &good, Some(&change))
+        .expect_error(404, "not_found");
+    let shown = web
+        .request("GET", "/api/v1/vms/web1", &no_csrf, None)
+        .expect(200);
+    assert_eq!(
+        (shown["cpus"].as_u64(), shown["description"].as_str()),
+        (Some(2), Some("from the browser"))
+    );
+}
+
+/// The password of the accounts that log in here.
+const PASSWORD: &str = "a long enough password";
+
+#[test]
 fn bearer_images_isos_users_tokens_system() {
     let vmd = Vmd::start();
     vmd.import_disk("base");

@@ -272,6 +272,8 @@ fn vms(lab: &Lab, row: &str, who: Who) -> Option<Outcome> {
         }
         "vm.get" => lab.vmctl(who, &["show", "vm1"]),
         "vm.extend" => lab.vmctl(who, &["extend", &lab.owner_vm_with(&["--ttl", "1h"]), "1d"]),
+        // The description changes any time, so the running vm1 will do.
+        "vm.set" => lab.vmctl(who, &["set", "vm1", "--description", "seen by its owner"]),
         "vm.logs" => lab.vmctl(who, &["logs", "vm1"]),
         "vm.follow_logs" => ws_subscribe(&lab.d, lab.user(who), "vm.follow_logs", json!(["vm1"])),
         "vm.start" => {

@@ -45,6 +45,9 @@ pub enum EventKind {
     VmExpired,
     /// A VM's deadline was moved.
     VmExtended,
+    /// A VM's settings (vCPUs, memory, disk size, description) were changed; the message
+    /// says which, from what to what.
+    VmChanged,
     /// An account was created.
     UserAdded,
     /// An account was removed.

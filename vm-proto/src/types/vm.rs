@@ -8,6 +8,8 @@ pub const CPUS_MAX: u32 = 64;
 pub const MEMORY_MIB_MIN: u64 = 64;
 /// Largest virtual disk a VM or an imported image may have (64 TiB).
 pub const DISK_BYTES_MAX: u64 = 64 << 40;
+/// Longest VM description, in characters.
+pub const DESCRIPTION_MAX_CHARS: usize = 1024;
 
 /// Lifecycle state of a VM. The daemon persists it; see `docs/lifecycle.md`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -83,6 +85,12 @@ impl VmState {
     pub fn can_modify_disk(self) -> bool {
         !self.has_process()
     }
+
+    /// Whether the VM's hardware (vCPUs, memory, disk size) may be changed: no process runs
+    /// with the old values.
+    pub fn can_reconfigure(self) -> bool {
+        !self.has_process()
+    }
 }
 
 impl std::fmt::Display for VmState {
@@ -128,6 +136,62 @@ pub struct VmCreate {
     /// session is logged out or expires. Only for callers authenticated by a session token.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub session: bool,
+    /// Free text for people, at most [`DESCRIPTION_MAX_CHARS`] characters, no control
+    /// characters (see [`validate_description`]). Default: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+}
+
+/// Parameters of `vm.set`: the fields to change; absent ones stay as they are. At least one
+/// must be given.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VmSet {
+    /// VM name.
+    pub name: String,
+    /// New number of vCPUs, 1 to [`CPUS_MAX`]. Only while the VM has no process.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpus: Option<u32>,
+    /// New guest memory in MiB, [`MEMORY_MIB_MIN`] to the host's memory. Only while the VM
+    /// has no process.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_mib: Option<u64>,
+    /// New virtual disk size in bytes: at least the current size (disks only grow), a
+    /// multiple of 512, at most [`DISK_BYTES_MAX`]. Only while the VM has no process.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disk_bytes: Option<u64>,
+    /// New description (see [`VmCreate::description`]); `""` clears it. Any time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+}
+
+impl VmSet {
+    /// Whether the request changes the VM's hardware (which needs it stopped).
+    pub fn changes_hardware(&self) -> bool {
+        self.cpus.is_some() || self.memory_mib.is_some() || self.disk_bytes.is_some()
+    }
+
+    /// Whether the request changes anything at all.
+    pub fn is_empty(&self) -> bool {
+        !self.changes_hardware() && self.description.is_none()
+    }
+}
+
+/// Checks a VM description: at most [`DESCRIPTION_MAX_CHARS`] characters, none of them a
+/// control character (newlines and tabs included: it is shown on one line).
+pub fn validate_description(text: &str) -> Result<(), String> {
+    let chars = text.chars().count();
+    if chars > DESCRIPTION_MAX_CHARS {
+        return Err(format!(
+            "description is {chars} characters long; at most {DESCRIPTION_MAX_CHARS} are allowed"
+        ));
+    }
+    if let Some(c) = text.chars().find(|c| c.is_control()) {
+        return Err(format!(
+            "description contains the control character {c:?}; use printable text on one line"
+        ));
+    }
+    Ok(())
 }
 
 /// What happens to a VM when its lifetime ends.
@@ -274,6 +338,9 @@ pub struct Vm {
     /// becomes the base when sealed).
     #[serde(default)]
     pub install: bool,
+    /// Free text set with `vm.create` or `vm.set`; `None`: none.
+    #[serde(default)]
+    pub description: Option<String>,
 }
 
 #[cfg(test)]
@@ -293,7 +360,50 @@ mod tests {
         for s in VmState::ALL {
             assert_eq!(VmState::parse(s.as_str()), Some(s));
             assert_eq!(s.can_modify_disk(), !s.has_process());
+            assert_eq!(s.can_reconfigure(), !s.has_process());
         }
+        assert!(Stopped.can_reconfigure() && Crashed.can_reconfigure());
+        assert!(!Running.can_reconfigure() && !Paused.can_reconfigure());
+    }
+
+    #[test]
+    fn descriptions_are_bounded_printable_text() {
+        assert!(validate_description("").is_ok());
+        assert!(validate_description("web front end, ticket #42 — ünïcode").is_ok());
+        assert!(validate_description(&"é".repeat(DESCRIPTION_MAX_CHARS)).is_ok());
+        let long = validate_description(&"x".repeat(DESCRIPTION_MAX_CHARS + 1));
+        assert!(long.is_err_and(|e| e.contains("at most 1024")));
+        for bad in [
+            "two\nlines",
+            "tab\there",
+            "bell\u{7}",
+            "esc\u{1b}[31m",
+            "del\u{7f}",
+        ] {
+            let err = validate_description(bad).expect_err(bad);
+            assert!(err.contains("control character"), "{err}");
+        }
+    }
+
+    #[test]
+    fn vm_set_knows_what_it_changes() {
+        let only_name = VmSet {
+            name: "a".into(),
+            ..VmSet::default()
+        };
+        assert!(only_name.is_empty() && !only_name.changes_hardware());
+        let text = VmSet {
+            description: Some(String::new()),
+            ..only_name.clone()
+        };
+        assert!(!text.is_empty() && !text.changes_hardware());
+        let disk = VmSet {
+            disk_bytes: Some(1 << 30),
+            ..only_name
+        };
+        assert!(disk.changes_hardware());
+        let err = serde_json::from_str::<VmSet>(r#"{"name":"a","memory":1}"#);
+        assert!(err.is_err_and(|e| e.to_string().contains("unknown field")));
     }
 }
 

@@ -8,7 +8,7 @@
 
 use vm_proto::api::VmdApiClient;
 use vm_proto::names::{parse_size, validate_name};
-use vm_proto::types::{ExpiryAction, Firmware, VmCreate};
+use vm_proto::types::{validate_description, ExpiryAction, Firmware, VmCreate};
 
 use super::Ctx;
 use crate::cli::CreateArgs;
@@ -33,6 +33,9 @@ fn request(args: CreateArgs) -> Result<VmCreate, CliError> {
     if let Some(iso) = &args.iso {
         validate_name("iso", iso).map_err(CliError::invalid)?;
     }
+    if let Some(text) = &args.description {
+        validate_description(text).map_err(CliError::invalid)?;
+    }
     Ok(VmCreate {
         name: args.name,
         image: args.image,
@@ -45,15 +48,17 @@ fn request(args: CreateArgs) -> Result<VmCreate, CliError> {
         ttl_secs: args.ttl.as_deref().map(parse_duration_secs).transpose()?,
         on_expiry: args.on_expiry.map(ExpiryAction::from),
         session: args.session,
+        description: args.description,
     })
 }
 
-/// `--disk` in bytes.
-fn disk_bytes(text: &str) -> Result<u64, CliError> {
+/// `--disk` in bytes. Also `set`'s.
+pub(super) fn disk_bytes(text: &str) -> Result<u64, CliError> {
     parse_size(text).map_err(CliError::invalid)
 }
 
-/// `--memory` in MiB; sizes that are not whole MiB are rejected. Also `image create`'s.
+/// `--memory` in MiB; sizes that are not whole MiB are rejected. Also `image create`'s and
+/// `set`'s.
 pub(super) fn memory_mib(text: &str) -> Result<u64, CliError> {
     let bytes = parse_size(text).map_err(CliError::invalid)?;
     if bytes == 0 || bytes % MIB != 0 {
@@ -81,6 +86,7 @@ mod tests {
             ttl: None,
             on_expiry: None,
             session: false,
+            description: None,
         }
     }
 

@@ -25,6 +25,7 @@ mod pause;
 mod reboot;
 mod resume;
 mod rm;
+mod set;
 mod show;
 mod start;
 mod status;
@@ -96,6 +97,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Rm(args) => rm::run(&ctx, args.names).await,
         Command::Wipe(arg) => wipe::run(&ctx, arg.name).await,
         Command::Extend(args) => extend::run(&ctx, args).await,
+        Command::Set(args) => set::run(&ctx, args).await,
         Command::Start(arg) => start::run(&ctx, arg.name).await,
         Command::Stop(args) => stop::run(&ctx, args).await,
         Command::Reboot(arg) => reboot::run(&ctx, arg.name).await,

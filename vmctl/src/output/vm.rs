@@ -42,6 +42,7 @@ fn row(vm: &Vm) -> Vec<String> {
 pub fn details(vm: &Vm) -> String {
     kv_table(&[
         ("name", vm.name.clone()),
+        ("description", or_dash(vm.description.clone())),
         ("state", vm.state.to_string()),
         ("image", vm.image.clone()),
         ("install", yes_no(vm.install).to_string()),
@@ -118,6 +119,7 @@ pub(crate) mod tests {
             iso: None,
             firmware: vm_proto::types::Firmware::Bios,
             install: false,
+            description: Some("front end, ticket 42".into()),
         }
     }
 
@@ -195,11 +197,13 @@ pub(crate) mod tests {
             "expires        -",
             "on expiry      -",
             "session        no",
+            "description    front end, ticket 42",
         ] {
             assert!(text.contains(line), "{line} missing in {text}");
         }
         let installing = Vm {
             install: true,
+            description: None,
             iso: Some("guest".into()),
             firmware: vm_proto::types::Firmware::Uefi,
             ..sample()
@@ -209,6 +213,7 @@ pub(crate) mod tests {
             "install        yes",
             "firmware       uefi",
             "iso            guest",
+            "description    -",
         ] {
             assert!(text.contains(line), "{line} missing in {text}");
         }

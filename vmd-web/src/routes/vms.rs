@@ -20,7 +20,7 @@ type Reply<T> = Result<Json<T>, WebError>;
 pub fn routes() -> Router<Vmd> {
     Router::new()
         .route("/vms", get(list).post(create))
-        .route("/vms/{name}", get(show).delete(remove))
+        .route("/vms/{name}", get(show).patch(set).delete(remove))
         .route("/vms/{name}/start", post(start))
         .route("/vms/{name}/stop", post(stop))
         .route("/vms/{name}/reboot", post(reboot))
@@ -64,6 +64,15 @@ async fn create(
 
 async fn show(rpc: Rpc, Path(name): Path<String>) -> Reply<Vm> {
     Ok(Json(rpc.vm_get(name).await?))
+}
+
+/// Body: any of `{cpus, memory_mib, disk_bytes, description}` (`vm.set`).
+async fn set(
+    rpc: Rpc,
+    Path(name): Path<String>,
+    Body(body): Body<Map<String, Value>>,
+) -> Reply<Vm> {
+    Ok(Json(rpc.vm_set(named(name, Some(body))?).await?))
 }
 
 async fn remove(rpc: Rpc, Path(name): Path<String>) -> Result<StatusCode, WebError> {

@@ -154,6 +154,34 @@ pub enum Error {
         #[source]
         source: StorageError,
     },
+    /// A disk was asked to shrink (`vm.set`).
+    #[error("vm {name}'s disk is {}; it cannot shrink to {}", format_size(*size), format_size(*requested))]
+    DiskShrink {
+        /// VM name.
+        name: String,
+        /// Its disk size now.
+        size: u64,
+        /// The size asked for.
+        requested: u64,
+    },
+    /// Growing a VM's disk failed.
+    #[error("cannot grow the disk of vm {name}")]
+    Resize {
+        /// VM name.
+        name: String,
+        /// Why.
+        #[source]
+        source: StorageError,
+    },
+    /// A disk was grown, the new size could not be recorded, and the grow not undone.
+    #[error("the disk of vm {name} was grown but the change could not be recorded or undone")]
+    GrownNotRecorded {
+        /// VM name.
+        name: String,
+        /// Why the record failed.
+        #[source]
+        source: Box<Error>,
+    },
     /// Free space in the state directory is below the configured floor.
     #[error("cannot {action}: only {} free in the state directory, below the floor of {}", format_size(*free), format_size(*floor))]
     NoSpace {
@@ -241,7 +269,7 @@ impl Error {
         match self {
             Error::NoSpace { .. } => ErrorCode::NoSpace,
             Error::DiskInUse(_) => ErrorCode::InUse,
-            Error::Invalid(_) => ErrorCode::InvalidArgument,
+            Error::Invalid(_) | Error::DiskShrink { .. } => ErrorCode::InvalidArgument,
             Error::Import { source, .. } if is_refusal(source) => ErrorCode::InvalidArgument,
             Error::ImageNotFound(_)
             | Error::VmNotFound(_)
@@ -275,6 +303,8 @@ impl Error {
             Error::AccountInUse { .. } => ErrorCode::InUse,
             Error::Import { .. }
             | Error::Overlay { .. }
+            | Error::Resize { .. }
+            | Error::GrownNotRecorded { .. }
             | Error::Storage(_)
             | Error::Store(_)
             | Error::Task(_) => ErrorCode::Internal,
@@ -314,12 +344,14 @@ impl Error {
             _ if self.is_disk_full() => "the state file system is full: free space there (removing VMs works even now; `vmctl status` shows free space)".into(),
             Error::NoSpace { .. } => "free space in the state directory (`vmctl rm` unused VMs, `vmctl image rm` unused bases), or lower min_free_bytes in the vmd config".into(),
             Error::DiskInUse(name) => format!("a QEMU outside vmd's control holds it; restart vmd to stop it, or find it with `fuser` on the overlay of {name}"),
-            Error::Store(_) | Error::Storage(_) | Error::Task(_) => "see the daemon log (journalctl -u vmd)".into(),
+            Error::Store(_) | Error::Storage(_) | Error::Task(_) | Error::Resize { .. } => "see the daemon log (journalctl -u vmd)".into(),
             Error::StartFailed { name, .. } => format!("see `vmctl logs {name}` and `vmctl show {name}`"),
             Error::Busy { holder: "stop", .. } => "wait for it, or end it now with `vmctl stop --force`".into(),
             Error::Busy { .. } => "try again when it has finished".into(),
             Error::ConsoleBusy(_) => "detach the other client first (Ctrl-] in vmctl console)".into(),
             Error::PortInUse { .. } => "choose another --ssh-port".into(),
+            Error::DiskShrink { .. } => "a disk can only grow; for a smaller one create a new VM (vmctl create --disk SIZE)".into(),
+            Error::GrownNotRecorded { .. } => "repeat the same request: it records the size (see the daemon log)".into(),
             Error::NoProcess(name) => format!("see `vmctl show {name}`; restarting vmd retries the adoption"),
             _ => return None,
         })

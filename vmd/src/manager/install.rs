@@ -86,6 +86,7 @@ impl Manager {
             iso_id: Some(iso.id),
             firmware: firmware.as_str().into(),
             install: true,
+            description: None,
         };
         let final_path = self.storage.overlay_path(&vm.overlay_file);
         let tmp2 = tmp.clone();

@@ -23,6 +23,7 @@ mod media;
 mod monitor;
 mod quota;
 mod reconcile;
+mod reconfigure;
 pub mod runtime;
 mod sessions;
 mod space;

@@ -2,8 +2,8 @@
 
 use vm_proto::names::{format_size, validate_name};
 use vm_proto::types::{
-    ExpiryAction, Firmware, Usage, Vm, VmCreate, VmFilter, VmState, CPUS_MAX, DISK_BYTES_MAX,
-    MEMORY_MIB_MIN, UEFI_MEMORY_MIB_MIN,
+    validate_description, ExpiryAction, Firmware, Usage, Vm, VmCreate, VmFilter, VmState, CPUS_MAX,
+    DISK_BYTES_MAX, MEMORY_MIB_MIN, UEFI_MEMORY_MIB_MIN,
 };
 
 use vm_proto::types::EventKind;
@@ -35,6 +35,7 @@ impl Manager {
             || Error::Forbidden("this account may not create VMs"),
         )?;
         let expiry = self.expiry_for(subject, &req)?;
+        let description = check_description(req.description.as_deref())?;
         let cpus = req.cpus.unwrap_or(1);
         let memory_mib = req.memory_mib.unwrap_or(DEFAULT_MEMORY_MIB);
         self.check_resources(cpus, memory_mib, Firmware::Bios)?;
@@ -94,6 +95,7 @@ impl Manager {
             iso_id,
             firmware: firmware.as_str().into(),
             install: false,
+            description,
         };
         self.commit_vm(row, tmp, image.name.clone()).await?;
         if expiry.deadline.is_some() || expiry.session_id.is_some() {
@@ -386,6 +388,7 @@ impl Manager {
             iso: row.iso.as_ref().map(|(_, name, _)| name.clone()),
             firmware: Firmware::parse(&row.firmware).unwrap_or_default(),
             install: row.install,
+            description: row.description,
         }
     }
 }
@@ -398,6 +401,13 @@ fn check_image_usable(tx: &rusqlite::Connection, image_id: i64, name: &str) -> R
         Some(image) => Err(Error::NotSealed(image.name)),
         None => Err(Error::ImageNotFound(name.into())),
     }
+}
+
+/// A description as stored: checked, and `None` for none or an empty one.
+pub(super) fn check_description(text: Option<&str>) -> Result<Option<String>, Error> {
+    let Some(text) = text else { return Ok(None) };
+    validate_description(text).map_err(Error::Invalid)?;
+    Ok((!text.is_empty()).then(|| text.to_string()))
 }
 
 /// The disk size for a new VM: default the base's size; never smaller; bounded.

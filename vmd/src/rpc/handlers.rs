@@ -14,8 +14,8 @@ use vm_proto::api::VmdApiServer;
 use vm_proto::types::{
     ConsoleTicket, ConsoleTicketRequest, Event, Image, ImageCreate, ImageImport, ImagePublish, Iso,
     IsoAttach, IsoImport, Login, SystemInfo, Token, TokenCreate, TokenSecret, User, UserAdd,
-    UserPasswd, UserRemove, UserRemoved, UserSet, Vm, VmCreate, VmExtend, VmFilter, VmLogs, VmStop,
-    WhoAmI,
+    UserPasswd, UserRemove, UserRemoved, UserSet, Vm, VmCreate, VmExtend, VmFilter, VmLogs, VmSet,
+    VmStop, WhoAmI,
 };
 use vm_proto::{ApiError, ErrorCode};
 
@@ -134,6 +134,13 @@ impl VmdApiServer for Handlers {
     async fn vm_extend(&self, ext: &Extensions, params: VmExtend) -> RpcResult<Vm> {
         call(&self.manager, ext, |s| async move {
             self.manager.extend_vm(&s, params).await
+        })
+        .await
+    }
+
+    async fn vm_set(&self, ext: &Extensions, params: VmSet) -> RpcResult<Vm> {
+        call(&self.manager, ext, |s| async move {
+            self.manager.set_vm(&s, params).await
         })
         .await
     }

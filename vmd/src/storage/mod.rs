@@ -231,6 +231,18 @@ impl Storage {
         Ok(tmp)
     }
 
+    /// Grows the VM disk at `path` (an overlay or an install disk) to `size_bytes`; qemu-img
+    /// refuses a smaller size.
+    pub async fn grow_disk(&self, path: &Path, size_bytes: u64) -> Result<(), StorageError> {
+        Ok(qemu_img::resize(path, size_bytes, false).await?)
+    }
+
+    /// Undoes [`Storage::grow_disk`]: back to `size_bytes`, the size before the grow, which
+    /// is safe while nothing has written beyond it (no QEMU has had the disk since).
+    pub async fn shrink_back(&self, path: &Path, size_bytes: u64) -> Result<(), StorageError> {
+        Ok(qemu_img::resize(path, size_bytes, true).await?)
+    }
+
     /// Removes hidden leftovers of interrupted operations and all staged uploads. Returns the
     /// paths removed.
     pub fn remove_leftovers(&self) -> Vec<PathBuf> {

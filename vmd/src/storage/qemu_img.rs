@@ -103,6 +103,21 @@ pub async fn create_overlay(base: &Path, dst: &Path, size_bytes: u64) -> Result<
     .map(drop)
 }
 
+/// Sets the virtual size of the qcow2 `path`, one of vmd's own disks (its backing, if any,
+/// is a trusted base), to `size_bytes`. Without `shrink` qemu-img refuses a smaller size;
+/// with it a shrink is allowed (only used to undo a grow nothing has written into yet).
+pub async fn resize(path: &Path, size_bytes: u64, shrink: bool) -> Result<(), QemuImgError> {
+    run("resize", QUICK, |c| {
+        c.args(["resize", "-q", "-f", "qcow2"]);
+        if shrink {
+            c.arg("--shrink");
+        }
+        c.arg(path).arg(size_bytes.to_string());
+    })
+    .await
+    .map(drop)
+}
+
 /// Whether `path` (qcow2) has any allocated data (`qemu-img map`): a blank disk has none.
 pub async fn has_data(path: &Path) -> Result<bool, QemuImgError> {
     let out = run("map", QUICK, |c| {
@@ -253,4 +268,36 @@ async fn run(
         return Err(QemuImgError::Failed { verb, stderr });
     }
     Ok(out.stdout)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn resize_grows_refuses_a_shrink_and_undoes_with_shrink() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let base = dir.path().join("base.qcow2");
+        let disk = dir.path().join("disk.qcow2");
+        create_blank(&base, 1 << 20).await.expect("base");
+        create_overlay(&base, &disk, 1 << 20)
+            .await
+            .expect("overlay");
+        let size = |p: std::path::PathBuf| async move {
+            info("qcow2", &p).await.expect("info").virtual_size
+        };
+        resize(&disk, 3 << 20, false).await.expect("grow");
+        assert_eq!(size(disk.clone()).await, 3 << 20);
+        let err = resize(&disk, 2 << 20, false)
+            .await
+            .expect_err("shrink refused");
+        assert!(
+            matches!(err, QemuImgError::Failed { verb: "resize", .. }),
+            "{err}"
+        );
+        assert_eq!(size(disk.clone()).await, 3 << 20);
+        resize(&disk, 1 << 20, true).await.expect("undo");
+        assert_eq!(size(disk.clone()).await, 1 << 20);
+        assert_eq!(size(base).await, 1 << 20, "the base is untouched");
+    }
 }

@@ -86,10 +86,14 @@
 //! ALTER TABLE events ADD COLUMN audience_id INTEGER; -- users.id that may see it (and admins)
 //! ALTER TABLE events ADD COLUMN public INTEGER NOT NULL DEFAULT 0;  -- every user may see it
 //! ```
+//! Version 5 adds descriptions (`vm.create`, `vm.set`):
+//! ```sql
+//! ALTER TABLE vms ADD COLUMN description TEXT;     -- free text for people; NULL: none
+//! ```
 //! # Rules
 //! - WAL journal, `foreign_keys = ON`, `busy_timeout` 5 s.
-//! - Migrations are an ordered list; the index + 1 of the last applied one is `user_version`.
-//!   A database newer than this binary is refused rather than guessed at.
+//! - Migrations are an ordered list (`migrations.rs`); the index + 1 of the last applied one
+//!   is `user_version`. A database newer than this binary is refused rather than guessed at.
 //! - Every change runs in a transaction ([`Store::with_tx`]); file moves that must agree with a
 //!   row happen inside that transaction, before commit.
 //! - Disk full: a [`WriteGuard`] (the space reserve) hears of every write and of every write
@@ -106,6 +110,7 @@
 mod events;
 mod images;
 mod isos;
+mod migrations;
 mod tokens;
 mod users;
 mod vms;
@@ -114,6 +119,9 @@ use std::path::Path;
 use std::sync::Mutex;
 
 use rusqlite::{Connection, Transaction};
+
+use migrations::migrate;
+pub use migrations::schema_version;
 
 pub use events::{insert_event, list_events, prune_events, Audience, EventRow, NewEvent, Viewer};
 pub use images::{
@@ -132,125 +140,9 @@ pub use users::{
 };
 pub use vms::{
     clear_runtime, count_vms, delete_vm, expired_vms, get_vm, insert_vm, list_vms, next_expiry,
-    set_expiry, set_iso, set_runtime, set_state, vm_with_ssh_port, Expiry, NewVm, Owner,
-    RuntimeRow, StateColumn, VmRow,
+    set_expiry, set_iso, set_runtime, set_settings, set_state, vm_with_ssh_port, Expiry, NewVm,
+    Owner, RuntimeRow, Settings, StateColumn, VmRow,
 };
-
-/// Schema migrations, applied in order. Never edit a shipped entry; append a new one.
-const MIGRATIONS: &[&str] = &[
-    r#"
-CREATE TABLE images (
-    id                 INTEGER PRIMARY KEY,
-    name               TEXT NOT NULL UNIQUE,
-    file_name          TEXT NOT NULL UNIQUE,
-    source_format      TEXT NOT NULL,
-    virtual_size_bytes INTEGER NOT NULL,
-    sha256             TEXT NOT NULL,
-    owner_uid          INTEGER NOT NULL,
-    created_at         INTEGER NOT NULL
-);
-CREATE TABLE vms (
-    id           INTEGER PRIMARY KEY,
-    name         TEXT NOT NULL UNIQUE,
-    image_id     INTEGER NOT NULL REFERENCES images(id) ON DELETE RESTRICT,
-    cpus         INTEGER NOT NULL,
-    memory_mib   INTEGER NOT NULL,
-    disk_bytes   INTEGER NOT NULL,
-    state        TEXT NOT NULL,
-    owner_uid    INTEGER NOT NULL,
-    created_at   INTEGER NOT NULL,
-    overlay_file TEXT NOT NULL UNIQUE
-);
-CREATE INDEX vms_image_id ON vms(image_id);
-"#,
-    r#"
-ALTER TABLE vms ADD COLUMN ssh_port INTEGER;
-ALTER TABLE vms ADD COLUMN reason TEXT;
-CREATE UNIQUE INDEX vms_ssh_port ON vms(ssh_port) WHERE ssh_port IS NOT NULL;
-CREATE TABLE vm_runtime (
-    vm_id          INTEGER PRIMARY KEY REFERENCES vms(id) ON DELETE CASCADE,
-    pid            INTEGER NOT NULL,
-    pid_start_time INTEGER NOT NULL,
-    accelerator    TEXT NOT NULL,
-    started_at     INTEGER NOT NULL,
-    run_dir        TEXT NOT NULL
-);
-CREATE TABLE events (
-    seq     INTEGER PRIMARY KEY AUTOINCREMENT,
-    at_ms   INTEGER NOT NULL,
-    kind    TEXT NOT NULL,
-    vm      TEXT,
-    image   TEXT,
-    state   TEXT,
-    message TEXT NOT NULL
-);
-"#,
-    r#"
-CREATE TABLE isos (
-    id         INTEGER PRIMARY KEY,
-    name       TEXT NOT NULL UNIQUE,
-    file_name  TEXT NOT NULL UNIQUE,
-    size_bytes INTEGER NOT NULL,
-    sha256     TEXT NOT NULL,
-    owner_uid  INTEGER NOT NULL,
-    created_at INTEGER NOT NULL
-);
-ALTER TABLE images ADD COLUMN sealed INTEGER NOT NULL DEFAULT 1;
-ALTER TABLE images ADD COLUMN firmware TEXT NOT NULL DEFAULT 'bios';
-ALTER TABLE vms ADD COLUMN iso_id INTEGER REFERENCES isos(id);
-ALTER TABLE vms ADD COLUMN firmware TEXT NOT NULL DEFAULT 'bios';
-ALTER TABLE vms ADD COLUMN install INTEGER NOT NULL DEFAULT 0;
-CREATE INDEX vms_iso_id ON vms(iso_id);
-"#,
-    r#"
-CREATE TABLE users (
-    id             INTEGER PRIMARY KEY AUTOINCREMENT,
-    name           TEXT NOT NULL UNIQUE,
-    role           TEXT NOT NULL,
-    uid            INTEGER UNIQUE,
-    password       TEXT,
-    created_at     INTEGER NOT NULL,
-    max_vms        INTEGER,
-    max_running    INTEGER,
-    max_vcpus      INTEGER,
-    max_memory_mib INTEGER,
-    max_disk_bytes INTEGER
-);
-CREATE TABLE tokens (
-    id           INTEGER PRIMARY KEY AUTOINCREMENT,
-    user_id      INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
-    kind         TEXT NOT NULL,
-    name         TEXT,
-    digest       BLOB NOT NULL,
-    created_at   INTEGER NOT NULL,
-    expires_at   INTEGER,
-    last_used_at INTEGER,
-    parent_id    INTEGER
-);
-CREATE INDEX tokens_user_id ON tokens(user_id);
-CREATE INDEX tokens_parent_id ON tokens(parent_id);
-INSERT INTO users (name, role, uid, created_at)
-    SELECT CASE u WHEN 0 THEN 'root' ELSE 'uid-' || u END,
-           CASE u WHEN 0 THEN 'admin' ELSE 'user' END, u, CAST(strftime('%s', 'now') AS INTEGER)
-    FROM (SELECT owner_uid AS u FROM vms UNION SELECT owner_uid FROM images
-          UNION SELECT owner_uid FROM isos);
-ALTER TABLE vms ADD COLUMN owner_id INTEGER REFERENCES users(id);
-ALTER TABLE vms ADD COLUMN expires_at INTEGER;
-ALTER TABLE vms ADD COLUMN on_expiry TEXT;
-ALTER TABLE vms ADD COLUMN session_id INTEGER;
-UPDATE vms SET owner_id = (SELECT id FROM users WHERE uid = vms.owner_uid);
-CREATE INDEX vms_owner_id ON vms(owner_id);
-ALTER TABLE images ADD COLUMN owner_id INTEGER REFERENCES users(id);
-ALTER TABLE images ADD COLUMN public INTEGER NOT NULL DEFAULT 1;
-UPDATE images SET owner_id = (SELECT id FROM users WHERE uid = images.owner_uid);
-ALTER TABLE isos ADD COLUMN owner_id INTEGER REFERENCES users(id);
-UPDATE isos SET owner_id = (SELECT id FROM users WHERE uid = isos.owner_uid);
-ALTER TABLE events ADD COLUMN actor TEXT;
-ALTER TABLE events ADD COLUMN owner TEXT;
-ALTER TABLE events ADD COLUMN audience_id INTEGER;
-ALTER TABLE events ADD COLUMN public INTEGER NOT NULL DEFAULT 0;
-"#,
-];
 
 /// Failures of the store.
 #[derive(Debug, thiserror::Error)]
@@ -403,31 +295,6 @@ fn restrict(path: &Path) {
     }
 }
 
-/// The schema version this binary writes.
-pub fn schema_version() -> i64 {
-    MIGRATIONS.len() as i64
-}
-
-fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
-    let found: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
-    if found > schema_version() {
-        return Err(StoreError::TooNew {
-            found,
-            supported: schema_version(),
-        });
-    }
-    for (index, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
-        let version = index as i64 + 1;
-        let err = |source| StoreError::Migrate { version, source };
-        let tx = conn.transaction().map_err(err)?;
-        tx.execute_batch(sql).map_err(err)?;
-        tx.pragma_update(None, "user_version", version)
-            .map_err(err)?;
-        tx.commit().map_err(err)?;
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -450,7 +317,7 @@ mod tests {
         let path = dir.path().join("vmd.db");
         let mut conn = Connection::open(&path).expect("open");
         let tx = conn.transaction().expect("tx");
-        for sql in &MIGRATIONS[..3] {
+        for sql in &migrations::MIGRATIONS[..3] {
             tx.execute_batch(sql).expect("old schema");
         }
         tx.execute_batch(

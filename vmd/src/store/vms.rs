@@ -47,6 +47,21 @@ pub struct VmRow {
     pub firmware: String,
     /// The install VM of an unsealed image (its disk is standalone, not an overlay).
     pub install: bool,
+    /// Free text for people (`NULL`: none).
+    pub description: Option<String>,
+}
+
+/// The settings `vm.set` changes, written together by [`set_settings`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    /// vCPUs.
+    pub cpus: u32,
+    /// Guest memory.
+    pub memory_mib: u64,
+    /// Virtual disk size.
+    pub disk_bytes: u64,
+    /// Free text; `None` clears it.
+    pub description: Option<String>,
 }
 
 /// The account that owns an object.
@@ -133,6 +148,8 @@ pub struct NewVm {
     pub firmware: String,
     /// Install VM of an unsealed image.
     pub install: bool,
+    /// Free text for people.
+    pub description: Option<String>,
 }
 
 const SELECT: &str = "SELECT v.id, v.name, v.image_id, i.name, i.file_name, v.cpus, v.memory_mib,
@@ -140,7 +157,7 @@ const SELECT: &str = "SELECT v.id, v.name, v.image_id, i.name, i.file_name, v.cp
     r.pid, r.pid_start_time, r.accelerator, r.started_at, r.run_dir,
     s.id, s.name, s.file_name, v.firmware, v.install,
     COALESCE(o.name, 'uid-' || v.owner_uid), o.uid, v.expires_at, v.on_expiry, v.session_id,
-    t.id, t.expires_at
+    t.id, t.expires_at, v.description
     FROM vms v JOIN images i ON i.id = v.image_id LEFT JOIN vm_runtime r ON r.vm_id = v.id
     LEFT JOIN isos s ON s.id = v.iso_id LEFT JOIN users o ON o.id = v.owner_id
     LEFT JOIN tokens t ON t.id = v.session_id";
@@ -182,6 +199,7 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<VmRow> {
         },
         firmware: row.get(22)?,
         install: row.get(23)?,
+        description: row.get(31)?,
     })
 }
 
@@ -205,8 +223,8 @@ fn expiry_from(row: &Row<'_>) -> rusqlite::Result<Expiry> {
 pub fn insert_vm(conn: &Connection, vm: &NewVm) -> Result<i64, StoreError> {
     conn.execute(
         "INSERT INTO vms (name, image_id, cpus, memory_mib, disk_bytes, state, owner_id, created_at, overlay_file, ssh_port,
-            iso_id, firmware, install, expires_at, on_expiry, session_id, owner_uid)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,
+            iso_id, firmware, install, expires_at, on_expiry, session_id, description, owner_uid)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,
             COALESCE((SELECT uid FROM users WHERE id = ?7), -1))",
         params![
             vm.name,
@@ -224,7 +242,8 @@ pub fn insert_vm(conn: &Connection, vm: &NewVm) -> Result<i64, StoreError> {
             vm.install,
             vm.expires_at,
             vm.on_expiry,
-            vm.session_id
+            vm.session_id,
+            vm.description
         ],
     )?;
     Ok(conn.last_insert_rowid())
@@ -244,6 +263,22 @@ pub fn list_vms(conn: &Connection, owner: Option<i64>) -> Result<Vec<VmRow>, Sto
         .query_map([owner], from_row)?
         .collect::<Result<Vec<_>, _>>()?;
     Ok(rows)
+}
+
+/// Writes the settings of VM `id` (vCPUs, memory, disk size, description).
+pub fn set_settings(conn: &Connection, id: i64, settings: &Settings) -> Result<(), StoreError> {
+    conn.execute(
+        "UPDATE vms SET cpus = ?2, memory_mib = ?3, disk_bytes = ?4, description = ?5
+         WHERE id = ?1",
+        params![
+            id,
+            settings.cpus,
+            settings.memory_mib as i64,
+            settings.disk_bytes as i64,
+            settings.description
+        ],
+    )?;
+    Ok(())
 }
 
 /// Sets the lifetime of VM `id` (deadline, action, session).
