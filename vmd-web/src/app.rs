@@ -1,4 +1,4 @@
-//! The router and the cross-cutting policy, declared once: request tracing (method, path,
+//! The router, its OpenAPI document, and the cross-cutting policy, declared once: request tracing (method, path,
 //! status, duration; never headers, so never cookies or tokens), a 1 MiB body limit (enforced
 //! by the body extractors, so a larger body is a JSON 400), a 60 s timeout (a JSON 503), and
 //! the CSRF/Origin guard of [`crate::auth`] on every `/api/v1` route.
@@ -7,6 +7,10 @@
 //! or the timeout: they stream bodies of up to [`uploads::UPLOAD_LIMIT`] bytes for as long as
 //! that takes. The SSE streams ([`crate::routes::streams`]) are not cut by the timeout, which
 //! only bounds the time to the response head.
+//!
+//! Every route is registered through utoipa-axum's `OpenApiRouter`, which builds the OpenAPI
+//! document ([`crate::openapi`]) from the same registrations; it is served at
+//! `GET /api/v1/openapi.json`.
 
 use std::time::Duration;
 
@@ -19,11 +23,14 @@ use tokio::net::TcpListener;
 use tower::ServiceBuilder;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::Level;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use vm_proto::ErrorCode;
 
 use crate::auth::SessionCookie;
 use crate::cli::Args;
 use crate::error::WebError;
+use crate::openapi::{self, Document};
 use crate::routes::{consoles, images, isos, streams, system, tokens, uploads, users, vms};
 use crate::tls::{self, TlsListener};
 use crate::vmd::Vmd;
@@ -87,7 +94,19 @@ async fn shutdown() {
 
 /// Every route, with the layers; `cookie` says how login sets the session cookie.
 pub fn router(vmd: Vmd, cookie: SessionCookie) -> Router {
-    let api = Router::new()
+    let (router, api) = routes().split_for_parts();
+    let doc = serde_json::to_string(&openapi::finish(api)).expect("the document serializes");
+    router
+        .route("/health", get(system::health))
+        .with_state(vmd)
+        .layer(Extension(Document(doc.into())))
+        .layer(Extension(cookie))
+        .layer(trace())
+}
+
+/// Every route and its layers, with the OpenAPI paths of each.
+pub fn routes() -> OpenApiRouter<Vmd> {
+    let api = OpenApiRouter::new()
         .merge(vms::routes())
         .merge(consoles::routes())
         .merge(images::routes())
@@ -96,17 +115,12 @@ pub fn router(vmd: Vmd, cookie: SessionCookie) -> Router {
         .merge(tokens::routes())
         .merge(system::routes())
         .merge(streams::routes())
+        .routes(routes!(openapi::serve))
         .layer(middleware::from_fn(crate::auth::csrf_guard));
     let uploads = uploads::routes().layer(middleware::from_fn(crate::auth::csrf_guard));
-    let trace = TraceLayer::new_for_http()
-        .make_span_with(|req: &Request| {
-            tracing::info_span!("request", method = %req.method(), path = %req.uri().path())
-        })
-        .on_response(DefaultOnResponse::new().level(Level::INFO));
-    Router::new()
+    OpenApiRouter::new()
         .nest("/api/v1", api)
-        .route("/api/v1/health", get(system::health))
-        .route("/health", get(system::health))
+        .routes(routes!(system::health))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(
@@ -115,9 +129,18 @@ pub fn router(vmd: Vmd, cookie: SessionCookie) -> Router {
                 .timeout(REQUEST_TIMEOUT),
         )
         .merge(uploads)
-        .with_state(vmd)
-        .layer(Extension(cookie))
-        .layer(trace)
+}
+
+/// Request tracing: method, path, status, duration.
+fn trace() -> TraceLayer<
+    tower_http::classify::SharedClassifier<tower_http::classify::ServerErrorsAsFailures>,
+    impl Fn(&Request) -> tracing::Span + Clone,
+> {
+    TraceLayer::new_for_http()
+        .make_span_with(|req: &Request| {
+            tracing::info_span!("request", method = %req.method(), path = %req.uri().path())
+        })
+        .on_response(DefaultOnResponse::new().level(Level::INFO))
 }
 
 /// The answer to a request that took longer than [`REQUEST_TIMEOUT`].
