@@ -28,3 +28,8 @@ pub fn guest_qcow2() -> PathBuf {
     })
     .clone()
 }
+
+/// The installer ISO form of the test guest (its `install-to-disk` copies it to a disk).
+pub fn guest_iso() -> PathBuf {
+    guest_qcow2().with_file_name("guest.iso")
+}
