@@ -80,13 +80,14 @@ pub fn finish(mut api: OpenApi) -> OpenApi {
     }
     for item in api.paths.paths.values_mut() {
         secure(item);
-        name_operations(item);
+        tidy(item);
     }
     api
 }
 
-/// Makes operation ids unique: the handler's name prefixed by its tag (`vms_list`).
-fn name_operations(item: &mut PathItem) {
+/// Makes operation ids unique (the handler's name prefixed by its tag: `vms_list`), and gives
+/// success responses declared without a description their status's reason phrase.
+fn tidy(item: &mut PathItem) {
     let ops = [
         &mut item.get,
         &mut item.head,
@@ -100,7 +101,22 @@ fn name_operations(item: &mut PathItem) {
         if let (Some(tag), Some(id)) = (tag, op.operation_id.as_mut()) {
             *id = format!("{tag}_{id}");
         }
+        for (status, response) in op.responses.responses.iter_mut() {
+            if let RefOr::T(response) = response {
+                if response.description.is_empty() {
+                    response.description = reason(status);
+                }
+            }
+        }
     }
+}
+
+/// `OK` for `200` and so on.
+fn reason(status: &str) -> String {
+    let code = status.parse().ok();
+    let code = code.and_then(|c| axum::http::StatusCode::from_u16(c).ok());
+    let reason = code.and_then(|c| c.canonical_reason());
+    reason.unwrap_or(status).to_string()
 }
 
 /// The three ways a request proves who it is.
@@ -222,6 +238,12 @@ mod tests {
         assert_eq!(safe, serde_json::json!([{"bearer": []}, {"session": []}]));
         let unsafe_ = json(credentials(true));
         assert_eq!(unsafe_[1], serde_json::json!({"session": [], "csrf": []}));
+    }
+
+    #[test]
+    fn bare_successes_get_their_reason_phrase() {
+        assert_eq!(reason("201"), "Created");
+        assert_eq!(reason("2XX"), "2XX");
     }
 
     #[test]
