@@ -4,16 +4,17 @@
 #   bubblewrap (bwrap: the sandbox qemu-img runs in on uploaded images),
 #   ovmf (UEFI guests), systemd (systemd-analyze, for the unit test), socat, curl,
 #   xorriso mtools dosfstools fdisk e2fsprogs (scripts/build-test-guest.sh),
-#   cargo-nextest.
+#   cargo-nextest, and openapi-spec-validator for python3 (vmd-web's OpenAPI test): Debian's
+#   python3-openapi-spec-validator where apt has it (not bookworm), else from PyPI with pip.
 # Idempotent: when everything is present it changes nothing and runs no `apt-get update`.
 # Runs as root, or uses sudo for apt.
 set -euo pipefail
 
-APT_PACKAGES=(qemu-system-x86 qemu-utils qemu-block-extra bubblewrap ovmf systemd socat curl xorriso mtools dosfstools fdisk e2fsprogs)
+APT_PACKAGES=(qemu-system-x86 qemu-utils qemu-block-extra bubblewrap ovmf systemd socat curl xorriso mtools dosfstools fdisk e2fsprogs python3)
 # Must carry exactly the version of qemu-system-x86 (a newer preinstalled qemu-utils conflicts).
 QEMU_PINNED=(qemu-utils qemu-block-extra)
 # What the packages provide, checked on systems without dpkg.
-COMMANDS=(qemu-img bwrap qemu-system-x86_64 systemd-analyze socat curl xorriso mformat mkfs.vfat sfdisk mkfs.ext4)
+COMMANDS=(qemu-img bwrap qemu-system-x86_64 systemd-analyze socat curl xorriso mformat mkfs.vfat sfdisk mkfs.ext4 python3 qemu-io)
 
 log() { printf 'setup: %s\n' "$*" >&2; }
 die() { printf 'setup: error: %s\n' "$*" >&2; exit 1; }
@@ -133,8 +134,30 @@ ensure_sandbox_user() {
     log "created system user vmd-sandbox"
 }
 
+# The OpenAPI validator vmd-web/tests/openapi.rs runs as `python3 -m openapi_spec_validator`.
+ensure_openapi_validator() {
+    if python3 -c 'import openapi_spec_validator' >/dev/null 2>&1; then
+        log "openapi-spec-validator present"
+        return
+    fi
+    if apt-cache show python3-openapi-spec-validator >/dev/null 2>&1; then
+        log "installing python3-openapi-spec-validator"
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+            python3-openapi-spec-validator
+        return
+    fi
+    if ! python3 -m pip --version >/dev/null 2>&1; then
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends python3-pip
+    fi
+    log "installing openapi-spec-validator from PyPI"
+    # Debian's own python3 is "externally managed" (PEP 668); a pyenv or venv python is not.
+    python3 -m pip install -q openapi-spec-validator ||
+        python3 -m pip install -q --break-system-packages openapi-spec-validator
+}
+
 main() {
     ensure_system_packages
+    ensure_openapi_validator
     ensure_sandbox_user
     check_qemu
     ensure_nextest

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 /// The kinds of failure a client can act on. One code per kind.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorCode {
     /// The request was well-formed JSON-RPC but a value is not acceptable (name, size, format…).

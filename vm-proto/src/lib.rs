@@ -9,6 +9,10 @@
 //! - [`names`]: validation of names and parsing of human sizes, shared so that a client can reject
 //!   bad input before it uploads gigabytes.
 //!
+//! # Features
+//! `server` and `client` enable the two sides of [`api`]; `openapi` derives `utoipa::ToSchema`
+//! on every type in [`types`], for the OpenAPI document vmd-web serves (vmd and vmctl leave it off).
+//!
 //! # Compatibility
 //! [`API_VERSION`] is `MAJOR.MINOR`. A minor bump only adds methods, optional request fields or
 //! response fields; clients must ignore response fields they do not know. A major bump may remove

@@ -1,5 +1,6 @@
-//! The router and the cross-cutting policy, declared once: request tracing (method, path,
-//! status, duration; never headers, so never cookies or tokens), a 1 MiB body limit (enforced
+//! The router, its OpenAPI document, and the cross-cutting policy, declared once: request
+//! tracing ([`crate::trace`]: method, path, status, duration, user; never headers, so never
+//! cookies or tokens), a 1 MiB body limit (enforced
 //! by the body extractors, so a larger body is a JSON 400), a 60 s timeout (a JSON 503), and
 //! the CSRF/Origin guard of [`crate::auth`] on every `/api/v1` route.
 //!
@@ -7,6 +8,10 @@
 //! or the timeout: they stream bodies of up to [`uploads::UPLOAD_LIMIT`] bytes for as long as
 //! that takes. The SSE streams ([`crate::routes::streams`]) are not cut by the timeout, which
 //! only bounds the time to the response head.
+//!
+//! Every route is registered through utoipa-axum's `OpenApiRouter`, which builds the OpenAPI
+//! document ([`crate::openapi`]) from the same registrations; it is served at
+//! `GET /api/v1/openapi.json`.
 
 use std::time::Duration;
 
@@ -17,11 +22,14 @@ use axum::serve::Listener;
 use axum::{middleware, BoxError, Extension, Router};
 use tokio::net::TcpListener;
 use tower::ServiceBuilder;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use vm_proto::ErrorCode;
 
 use crate::auth::SessionCookie;
 use crate::cli::Args;
 use crate::error::WebError;
+use crate::openapi::{self, Document};
 use crate::routes::{consoles, images, isos, streams, system, tokens, uploads, users, vms};
 use crate::tls::{self, TlsListener};
 use crate::vmd::Vmd;
@@ -86,7 +94,19 @@ async fn shutdown() {
 
 /// Every route, with the layers; `cookie` says how login sets the session cookie.
 pub fn router(vmd: Vmd, cookie: SessionCookie) -> Router {
-    let api = Router::new()
+    let (router, api) = routes().split_for_parts();
+    let doc = serde_json::to_string(&openapi::finish(api)).expect("the document serializes");
+    router
+        .with_state(vmd)
+        .layer(Extension(Document(doc.into())))
+        .layer(Extension(cookie))
+        .layer(middleware::from_fn(crate::trace::record_user))
+        .layer(crate::trace::layer())
+}
+
+/// Every route and its layers, with the OpenAPI paths of each.
+pub fn routes() -> OpenApiRouter<Vmd> {
+    let api = OpenApiRouter::new()
         .merge(vms::routes())
         .merge(consoles::routes())
         .merge(images::routes())
@@ -95,11 +115,13 @@ pub fn router(vmd: Vmd, cookie: SessionCookie) -> Router {
         .merge(tokens::routes())
         .merge(system::routes())
         .merge(streams::routes())
+        .routes(routes!(openapi::serve))
         .layer(middleware::from_fn(crate::auth::csrf_guard));
     let uploads = uploads::routes().layer(middleware::from_fn(crate::auth::csrf_guard));
-    Router::new()
+    OpenApiRouter::new()
         .nest("/api/v1", api)
-        .route("/api/v1/health", get(system::health))
+        .routes(routes!(system::health))
+        // The same check for probes that know no API version; left out of the document.
         .route("/health", get(system::health))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
@@ -109,10 +131,6 @@ pub fn router(vmd: Vmd, cookie: SessionCookie) -> Router {
                 .timeout(REQUEST_TIMEOUT),
         )
         .merge(uploads)
-        .with_state(vmd)
-        .layer(Extension(cookie))
-        .layer(middleware::from_fn(crate::trace::record_user))
-        .layer(crate::trace::layer())
 }
 
 /// The answer to a request that took longer than [`REQUEST_TIMEOUT`].

@@ -2,7 +2,8 @@
 //!
 //! Every failure is a [`WebError`] wrapping vm-proto's [`ApiError`]; the HTTP status is the
 //! error kind's stable code ([`ErrorCode::code`], which mirrors HTTP) and the body is
-//! `{"code", "kind", "message", "hint"}`. vmd's JSON-RPC errors are decoded with
+//! `{"code", "kind", "message", "hint"}` ([`ErrorBody`], also the schema in the OpenAPI
+//! document). vmd's JSON-RPC errors are decoded with
 //! [`ApiError::from_parts`]; a vmd that cannot be reached is `unavailable` (503).
 
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
@@ -10,8 +11,9 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use jsonrpsee::core::ClientError;
-use serde_json::json;
 use vm_proto::{ApiError, ErrorCode};
+
+use crate::openapi::ErrorBody;
 
 /// A failed request, as the client will see it.
 #[derive(Debug)]
@@ -34,12 +36,12 @@ impl IntoResponse for WebError {
         let kind = self.0.kind();
         let status =
             StatusCode::from_u16(kind.code() as u16).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        let body = json!({
-            "code": kind.code(),
-            "kind": kind.as_str(),
-            "message": self.0.full_message(),
-            "hint": self.0.data.hint,
-        });
+        let body = ErrorBody {
+            code: kind.code(),
+            kind,
+            message: self.0.full_message(),
+            hint: self.0.data.hint,
+        };
         (status, Json(body)).into_response()
     }
 }

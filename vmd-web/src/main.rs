@@ -11,6 +11,8 @@
 //! - [`upload`]: streaming an upload body to vmd's `PUT /v1/uploads` (hyper over the socket).
 //! - [`routes`]: one-line handlers per resource; `streams` relays vmd's subscriptions as SSE,
 //!   `uploads` streams ISO and image files to vmd and imports them.
+//! - [`openapi`]: the OpenAPI document, gathered from the route registrations, served at
+//!   `GET /api/v1/openapi.json`.
 //! - [`console`]: browser consoles: the ticket-authorized stream on vmd, pumped over a WebSocket.
 //!
 //! vmd-web holds no state and makes no authorization decision: vmd decides everything.
@@ -20,6 +22,7 @@ mod auth;
 mod cli;
 mod console;
 mod error;
+mod openapi;
 mod routes;
 mod tls;
 mod trace;

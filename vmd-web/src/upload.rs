@@ -2,18 +2,29 @@
 //! caller's bearer token.
 //!
 //! The incoming request body is forwarded frame by frame as it arrives (hyper's back-pressure
-//! paces the browser to vmd's disk), so vmd-web never holds more than a few frames of it. vmd
+//! paces the browser to vmd's disk), so vmd-web never holds more than a few frames of it.
+//!
+//! The request carries `Expect: 100-continue`, and the first byte of the body goes out only
+//! once vmd has answered `100 Continue` (it does when it starts reading, i.e. once it has
+//! accepted the caller and the size). A refusal (not an admin, no space) is then vmd's final
+//! answer to the head alone: vmd-web relays it instead of failing half-way through writing a
+//! body vmd will never read. Should no `100` come within [`CONTINUE_WAIT`], the body is sent
+//! anyway, as RFC 9110 lets a client do. vmd
 //! answers 201 with an [`Upload`], or an error status with `{"error": {code, message, data}}`,
 //! decoded into the same [`ApiError`] as JSON-RPC errors.
 
+use std::sync::Arc;
+use std::time::Duration;
+
 use axum::body::Body;
-use futures::TryStreamExt;
+use futures::{Stream, StreamExt, TryStreamExt};
 use http_body_util::{BodyExt, Limited, StreamBody};
 use hyper::body::Frame;
-use hyper::header::{HeaderValue, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, HOST};
+use hyper::header::{HeaderValue, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, EXPECT, HOST};
 use hyper::{Method, Request, StatusCode};
 use hyper_util::rt::TokioIo;
 use tokio::net::UnixStream;
+use tokio::sync::Notify;
 use vm_proto::types::Upload;
 use vm_proto::{ApiError, ErrorCode};
 
@@ -22,6 +33,8 @@ use crate::vmd::{unreachable, Vmd};
 
 /// The largest reply from vmd read back (its replies are small JSON objects).
 const REPLY_LIMIT: usize = 64 << 10;
+/// How long the body waits for vmd's `100 Continue`.
+const CONTINUE_WAIT: Duration = Duration::from_secs(5);
 
 /// Streams `body` (`length` bytes) to vmd as `token`'s user; returns vmd's [`Upload`].
 pub async fn send(vmd: &Vmd, token: &str, length: u64, body: Body) -> Result<Upload, WebError> {
@@ -33,19 +46,29 @@ pub async fn send(vmd: &Vmd, token: &str, length: u64, body: Body) -> Result<Upl
         .map_err(lost)?;
     // Drives the connection until the reply is read; it ends with the request.
     tokio::spawn(connection);
-    let frames = body.into_data_stream().map_ok(Frame::data);
+    let proceed = Arc::new(Notify::new());
+    let frames = gated(
+        Arc::clone(&proceed),
+        body.into_data_stream().map_ok(Frame::data),
+    );
     let mut bearer = HeaderValue::try_from(format!("Bearer {token}"))
         .map_err(|_| WebError::new(ErrorCode::Unauthenticated, "the credential is not a token"))?;
     bearer.set_sensitive(true);
-    let request = Request::builder()
+    let mut request = Request::builder()
         .method(Method::PUT)
         .uri(vm_proto::UPLOAD_PATH)
         .header(HOST, "localhost")
         .header(CONTENT_TYPE, "application/octet-stream")
         .header(CONTENT_LENGTH, length)
+        .header(EXPECT, "100-continue")
         .header(AUTHORIZATION, bearer)
         .body(StreamBody::new(frames))
         .map_err(|err| WebError::new(ErrorCode::Internal, err.to_string()))?;
+    hyper::ext::on_informational(&mut request, move |reply| {
+        if reply.status() == StatusCode::CONTINUE {
+            proceed.notify_one();
+        }
+    });
     let response = sender.send_request(request).await.map_err(lost)?;
     let status = response.status();
     let reply = Limited::new(response.into_body(), REPLY_LIMIT)
@@ -54,6 +77,20 @@ pub async fn send(vmd: &Vmd, token: &str, length: u64, body: Body) -> Result<Upl
         .map_err(|err| WebError::new(ErrorCode::Unavailable, format!("upload failed: {err}")))?
         .to_bytes();
     decode(status, &reply)
+}
+
+/// `frames`, held back until `proceed` is notified (vmd's `100 Continue`) or
+/// [`CONTINUE_WAIT`] has passed.
+fn gated<S, T>(proceed: Arc<Notify>, frames: S) -> impl Stream<Item = Result<T, axum::Error>>
+where
+    S: Stream<Item = Result<T, axum::Error>>,
+{
+    let wait = async move {
+        let _ = tokio::time::timeout(CONTINUE_WAIT, proceed.notified()).await;
+    };
+    futures::stream::once(wait)
+        .filter_map(|()| std::future::ready(None))
+        .chain(frames)
 }
 
 /// The upload was cut off (the client went away, or vmd closed the connection).

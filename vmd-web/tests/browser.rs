@@ -1,5 +1,6 @@
 //! Browser sessions over a real vmd: login cookie, CSRF and Origin checks, logout; and that
-//! a second user reaches none of the first user's VM through any `/vms/{name}` route.
+//! a second user reaches none of the first user's VM or private image through any
+//! `/vms/{name}` or `/images/{name}` route.
 
 mod common;
 
@@ -77,6 +78,33 @@ fn login_cookie_csrf_origin_and_logout() {
     )
     .expect(201);
 
+    // The image-making routes: refused without the token, passed to vmd with it (which
+    // keeps image.create and image.seal for admins, and finds no such VM).
+    let new_routes = [
+        (
+            "POST",
+            "/api/v1/images",
+            json!({"name": "i", "size_bytes": 1 << 20, "iso": "none"}),
+            403,
+        ),
+        ("POST", "/api/v1/images/none/seal", json!(null), 403),
+        ("PUT", "/api/v1/vms/none/iso", json!({"iso": "none"}), 404),
+        ("DELETE", "/api/v1/vms/none/iso", json!(null), 404),
+        (
+            "POST",
+            "/api/v1/vms/none/publish",
+            json!({"name": "p"}),
+            404,
+        ),
+    ];
+    for (method, path, body, status) in &new_routes {
+        let body = Some(body).filter(|b| !b.is_null());
+        let refused = web.request(method, path, &no_csrf, body).expect(403);
+        assert_eq!(refused["message"], "missing or wrong CSRF token", "{path}");
+        let passed = web.request(method, path, &good, body).expect(*status);
+        assert_ne!(passed["message"], refused["message"], "{path}");
+    }
+
     web.request("POST", "/api/v1/logout", &no_csrf, None)
         .expect_error(403, "permission_denied");
     let resp = web.request("POST", "/api/v1/logout", &good, None);
@@ -94,6 +122,7 @@ fn login_cookie_csrf_origin_and_logout() {
 fn another_users_vm_is_not_found_through_every_route() {
     let vmd = Vmd::start();
     vmd.import_disk("base");
+    vmd.import_iso("tools");
     let ann = vmd.user_token("ann", None);
     let bob = vmd.user_token("bob", None);
     let web = Web::start(&vmd);
@@ -120,6 +149,17 @@ fn another_users_vm_is_not_found_through_every_route() {
             "POST",
             "/api/v1/vms/annvm/extend",
             Some(json!({"by_secs": 60})),
+        ),
+        (
+            "PUT",
+            "/api/v1/vms/annvm/iso",
+            Some(json!({"iso": "tools"})),
+        ),
+        ("DELETE", "/api/v1/vms/annvm/iso", None),
+        (
+            "POST",
+            "/api/v1/vms/annvm/publish",
+            Some(json!({"name": "copy"})),
         ),
     ];
     for (method, path, body) in &routes {
@@ -184,4 +224,47 @@ fn request_lines_name_the_user_and_no_secret() {
     for secret in [token.as_str(), session, PASSWORD] {
         assert!(!text.contains(secret), "a secret in vmd-web's log:\n{text}");
     }
+}
+
+#[test]
+fn another_users_private_image_is_not_found() {
+    let vmd = Vmd::start();
+    vmd.import_disk("base");
+    let ann = vmd.user_token("ann", None);
+    let bob = vmd.user_token("bob", None);
+    let web = Web::start(&vmd);
+    let vm = json!({"name": "annvm", "image": "base"});
+    web.bearer(&ann, "POST", "/api/v1/vms", Some(&vm))
+        .expect(201);
+    let publish = json!({"name": "annimg"});
+    let image = web
+        .bearer(&ann, "POST", "/api/v1/vms/annvm/publish", Some(&publish))
+        .expect(201);
+    assert_eq!(
+        (image["owner"].as_str(), image["public"].as_bool()),
+        (Some("ann"), Some(false)),
+        "a user's published image is private: {image}"
+    );
+
+    for (method, path) in [
+        ("GET", "/api/v1/images/annimg"),
+        ("DELETE", "/api/v1/images/annimg"),
+    ] {
+        web.bearer(&bob, method, path, None)
+            .expect_error(404, "not_found");
+    }
+    // Creating and sealing bases is for admins: vmd says so before looking the name up.
+    let create = json!({"name": "bobimg", "size_bytes": 64u64 << 20, "iso": "none"});
+    web.bearer(&bob, "POST", "/api/v1/images", Some(&create))
+        .expect_error(403, "permission_denied");
+    web.bearer(&bob, "POST", "/api/v1/images/annimg/seal", None)
+        .expect_error(403, "permission_denied");
+    assert_eq!(
+        web.bearer(&ann, "GET", "/api/v1/images/annimg", None)
+            .expect(200)["owner"],
+        "ann"
+    );
+    let public = json!({"name": "annpub", "public": true});
+    web.bearer(&ann, "POST", "/api/v1/vms/annvm/publish", Some(&public))
+        .expect_error(403, "permission_denied");
 }

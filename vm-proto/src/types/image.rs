@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 /// Result of `PUT /v1/uploads` on the daemon socket: the bytes are staged in daemon-owned
 /// storage until `image.import` consumes them (or they expire).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Upload {
     /// Token to pass to `image.import`; valid only for the uid that uploaded.
     pub upload_id: String,
@@ -16,6 +17,7 @@ pub struct Upload {
 
 /// Parameters of `image.import`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ImageImport {
     /// Unique image name (a DNS label).
@@ -26,6 +28,7 @@ pub struct ImageImport {
 
 /// A base image as the API shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Image {
     /// Unique name.
     pub name: String,

@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 
 /// An installer or data CD/DVD image in the library.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Iso {
     /// Unique name.
     pub name: String,
@@ -23,6 +24,7 @@ pub struct Iso {
 
 /// Parameters of `iso.import`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct IsoImport {
     /// Unique ISO name (a DNS label).
@@ -33,6 +35,7 @@ pub struct IsoImport {
 
 /// Guest firmware.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum Firmware {
     /// SeaBIOS.
@@ -67,6 +70,7 @@ impl Firmware {
 /// Parameters of `image.create`: a blank base installed from an ISO by an install VM of the
 /// same name.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ImageCreate {
     /// Unique image name; also the install VM's name.
@@ -88,6 +92,7 @@ pub struct ImageCreate {
 
 /// Parameters of `image.publish`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ImagePublish {
     /// The stopped VM whose disk (overlay + base) becomes the new base.
@@ -102,6 +107,7 @@ pub struct ImagePublish {
 
 /// Parameters of `vm.attach_iso`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct IsoAttach {
     /// VM name.

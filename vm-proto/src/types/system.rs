@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 
 /// Answer of `system.info`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SystemInfo {
     /// Version of the vmd binary.
     pub daemon_version: String,
@@ -38,6 +39,7 @@ pub struct SystemInfo {
 
 /// The accelerator vmd will use for guests.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Accelerator {
     /// `kvm` or `tcg`.
     pub name: String,
@@ -47,6 +49,7 @@ pub struct Accelerator {
 
 /// Bytes used on the host.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DiskUsage {
     /// Bytes used by base images.
     pub images_bytes: u64,
@@ -67,6 +70,7 @@ pub struct DiskUsage {
 
 /// One inconsistency between the store and the files on disk.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ConsistencyIssue {
     /// What is wrong.
     pub kind: ConsistencyIssueKind,
@@ -78,6 +82,7 @@ pub struct ConsistencyIssue {
 
 /// Kinds of [`ConsistencyIssue`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ConsistencyIssueKind {
     /// An overlay file with no VM row.

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 /// What an account may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     /// Everything, on every user's objects.
@@ -43,6 +44,7 @@ impl std::fmt::Display for Role {
 
 /// Per-user limits; `None` means unlimited.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Quota {
     /// VMs owned.
     pub max_vms: Option<u64>,
@@ -58,6 +60,7 @@ pub struct Quota {
 
 /// What a user uses, measured like [`Quota`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Usage {
     /// VMs owned.
     pub vms: u64,
@@ -73,6 +76,7 @@ pub struct Usage {
 
 /// An account as the API shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct User {
     /// Unique name (a login name or a DNS-label-like name).
     pub name: String,
@@ -98,6 +102,7 @@ pub struct User {
 
 /// How the caller proved who they are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum AuthMethod {
     /// The kernel's peer credentials on the Unix socket.
@@ -112,6 +117,7 @@ pub enum AuthMethod {
 
 /// Answer of `auth.whoami`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct WhoAmI {
     /// Account name.
     pub user: String,
@@ -136,6 +142,7 @@ pub struct WhoAmI {
 
 /// Parameters of `user.add`.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct UserAdd {
     /// Unique account name.
@@ -153,6 +160,7 @@ pub struct UserAdd {
 
 /// A new value for one quota of one user.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(untagged)]
 pub enum LimitUpdate {
     /// This limit.
@@ -163,6 +171,7 @@ pub enum LimitUpdate {
 
 /// The words a [`LimitUpdate`] may be.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum LimitWord {
     /// Drop the override: the configured default applies.
@@ -173,6 +182,7 @@ pub enum LimitWord {
 
 /// Parameters of `user.set`; absent fields are unchanged.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct UserSet {
     /// The account.
@@ -202,6 +212,7 @@ pub struct UserSet {
 
 /// Parameters of `user.remove`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct UserRemove {
     /// The account.
@@ -215,6 +226,7 @@ pub struct UserRemove {
 
 /// Answer of `user.remove`: what went with the account.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct UserRemoved {
     /// The account.
     pub name: String,
@@ -228,6 +240,7 @@ pub struct UserRemoved {
 
 /// Parameters of `user.passwd`.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct UserPasswd {
     /// The account (users may only name themselves).
@@ -249,6 +262,7 @@ pub const PASSWORD_MAX_BYTES: usize = 1024;
 
 /// Kinds of bearer credentials.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum TokenKind {
     /// Made with `token.create`, for scripts and services.
@@ -259,6 +273,7 @@ pub enum TokenKind {
 
 /// A token as listed (never its secret).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Token {
     /// Id (for `token.revoke`).
     pub id: u64,
@@ -281,6 +296,7 @@ pub struct Token {
 
 /// Parameters of `token.create`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct TokenCreate {
     /// Whose token (admins only; default: the caller).
@@ -296,6 +312,7 @@ pub struct TokenCreate {
 
 /// Answer of `token.create` and `auth.login`: the secret, shown this once.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TokenSecret {
     /// Send as `Authorization: Bearer TOKEN`.
     pub token: String,
@@ -307,6 +324,7 @@ pub struct TokenSecret {
 
 /// Parameters of `auth.login`.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Login {
     /// Account name.
@@ -324,6 +342,7 @@ impl std::fmt::Display for Login {
 
 /// Parameters of `vm.list`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct VmFilter {
     /// Every user's VMs (admins only).

@@ -13,6 +13,7 @@ pub const DESCRIPTION_MAX_CHARS: usize = 1024;
 
 /// Lifecycle state of a VM. The daemon persists it; see `docs/lifecycle.md`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum VmState {
     /// Defined, no QEMU process. Disk operations are allowed only here (and in `crashed`).
@@ -101,6 +102,7 @@ impl std::fmt::Display for VmState {
 
 /// Parameters of `vm.create`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct VmCreate {
     /// Unique VM name (a DNS label).
@@ -145,6 +147,7 @@ pub struct VmCreate {
 /// Parameters of `vm.set`: the fields to change; absent ones stay as they are. At least one
 /// must be given.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct VmSet {
     /// VM name.
@@ -196,6 +199,7 @@ pub fn validate_description(text: &str) -> Result<(), String> {
 
 /// What happens to a VM when its lifetime ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ExpiryAction {
     /// Stop it (forced) and delete it with its overlay.
@@ -227,6 +231,7 @@ impl ExpiryAction {
 
 /// Parameters of `vm.extend`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct VmExtend {
     /// VM name.
@@ -241,6 +246,7 @@ pub const TTL_SECS_MAX: u64 = 366 * 24 * 3600;
 
 /// Parameters of `vm.stop`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct VmStop {
     /// VM name.
@@ -258,6 +264,7 @@ pub const STOP_TIMEOUT_SECS: u64 = 30;
 
 /// Answer of `vm.logs`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct VmLogs {
     /// The end of the VM's console log (serial output plus `[vmd …]` lines about the VM),
     /// decoded lossily as UTF-8.
@@ -270,6 +277,7 @@ pub struct VmLogs {
 
 /// One chunk of a followed console log (`vm.follow_logs` subscription).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct LogChunk {
     /// Output, decoded lossily as UTF-8.
     pub text: String,
@@ -277,6 +285,7 @@ pub struct LogChunk {
 
 /// A VM as the API shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Vm {
     /// Unique name.
     pub name: String,
@@ -409,6 +418,7 @@ mod tests {
 
 /// Which byte stream of a VM a console ticket opens.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ConsoleKind {
     /// The serial console (`GET /v1/vms/NAME/console`).
@@ -419,6 +429,7 @@ pub enum ConsoleKind {
 
 /// Parameters of `vm.console_ticket`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ConsoleTicketRequest {
     /// VM name.
@@ -432,6 +443,7 @@ pub struct ConsoleTicketRequest {
 /// request (see [`crate::TICKET_HEADER`]). It lets a front end such as vmd-web open a browser
 /// console for a user without holding the user's credentials when the WebSocket arrives.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ConsoleTicket {
     /// The secret (shown once).
     pub ticket: String,

@@ -13,9 +13,11 @@ use axum::extract::ws::{rejection::WebSocketUpgradeRejection, WebSocketUpgrade};
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::Response;
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use serde::Deserialize;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use vm_proto::api::VmdApiClient;
 use vm_proto::types::{ConsoleKind, ConsoleTicket, ConsoleTicketRequest};
 use vm_proto::ErrorCode;
@@ -24,33 +26,41 @@ use super::{Body, Path, Query};
 use crate::auth::{check_origin, Rpc};
 use crate::console::{self, TextFrames};
 use crate::error::WebError;
+use crate::openapi::Lookup;
 use crate::vmd::Vmd;
 
 /// The WebSocket subprotocol answered when offered.
 const SUBPROTOCOL: &str = "binary";
 
 /// The routes of this module.
-pub fn routes() -> Router<Vmd> {
-    Router::new()
-        .route("/vms/{name}/console-ticket", post(ticket))
-        .route("/vms/{name}/vnc", get(vnc))
-        .route("/vms/{name}/serial", get(serial))
+pub fn routes() -> OpenApiRouter<Vmd> {
+    OpenApiRouter::new()
+        .routes(routes!(ticket))
+        .routes(routes!(vnc))
+        .routes(routes!(serial))
 }
 
 /// Body of `POST /vms/{name}/console-ticket`.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct TicketBody {
+    /// Which stream the ticket opens.
     kind: ConsoleKind,
 }
 
 /// `?ticket=T` of the WebSocket routes.
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct TicketQuery {
+    /// A ticket from `POST /vms/{name}/console-ticket` of the same kind (the credential).
     #[serde(default)]
     ticket: String,
 }
 
+/// A one-shot ticket that opens one console WebSocket of the VM (`vm.console_ticket`).
+#[utoipa::path(post, path = "/vms/{name}/console-ticket", tag = "consoles",
+    params(("name" = String, Path)), request_body = TicketBody,
+    responses((status = 200, body = ConsoleTicket), Lookup))]
 async fn ticket(
     rpc: Rpc,
     Path(vm): Path<String>,
@@ -63,6 +73,10 @@ async fn ticket(
     Ok(Json(rpc.vm_console_ticket(request).await?))
 }
 
+/// The VM's screen (QEMU's RFB stream) over a WebSocket, authorized by `?ticket=`.
+#[utoipa::path(get, path = "/vms/{name}/vnc", tag = "consoles", security(()),
+    params(("name" = String, Path), TicketQuery),
+    responses((status = 101, description = "WebSocket (subprotocol `binary` when offered)"), Lookup))]
 async fn vnc(
     State(vmd): State<Vmd>,
     Path(vm): Path<String>,
@@ -73,6 +87,10 @@ async fn vnc(
     attach(&vmd, (&vm, ConsoleKind::Vnc), &q.ticket, &headers, ws).await
 }
 
+/// The VM's serial console over a WebSocket, authorized by `?ticket=`.
+#[utoipa::path(get, path = "/vms/{name}/serial", tag = "consoles", security(()),
+    params(("name" = String, Path), TicketQuery),
+    responses((status = 101, description = "WebSocket (subprotocol `binary` when offered)"), Lookup))]
 async fn serial(
     State(vmd): State<Vmd>,
     Path(vm): Path<String>,

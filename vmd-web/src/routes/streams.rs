@@ -15,13 +15,14 @@ use std::time::Duration;
 use axum::http::{HeaderMap, HeaderValue};
 use axum::response::sse::{self, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::Router;
 use futures::Stream;
 use jsonrpsee::core::client::Subscription;
 use jsonrpsee::ws_client::WsClient;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
+use utoipa::IntoParams;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use vm_proto::api::VmdApiClient;
 use vm_proto::types::{Event, LogChunk};
 use vm_proto::ErrorCode;
@@ -29,23 +30,31 @@ use vm_proto::ErrorCode;
 use super::Query;
 use crate::auth::Rpc;
 use crate::error::WebError;
+use crate::openapi::Errors;
 use crate::vmd::Vmd;
 
 /// How often an idle stream sends a keep-alive comment.
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
 
 /// The routes of this module.
-pub fn routes() -> Router<Vmd> {
-    Router::new().route("/events", get(events))
+pub fn routes() -> OpenApiRouter<Vmd> {
+    OpenApiRouter::new().routes(routes!(events))
 }
 
 /// `?since=N` of `GET /events`.
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct EventsQuery {
+    /// Replay the events after this seq first.
     since: Option<u64>,
 }
 
-/// Events with `seq > since` (`Last-Event-ID` wins over `?since`), then live ones.
+/// Events with `seq > since` (`Last-Event-ID` wins over `?since`), then live ones, as SSE:
+/// `id: <seq>`, `data: <Event JSON>` (`events.subscribe`).
+#[utoipa::path(get, path = "/events", tag = "events",
+    params(EventsQuery, ("Last-Event-ID" = Option<u64>, Header, description = "Resume after this seq")),
+    responses((status = 200, description = "An endless SSE stream", body = Event,
+        content_type = "text/event-stream"), Errors))]
 async fn events(
     rpc: Rpc,
     headers: HeaderMap,

@@ -2,24 +2,33 @@
 //! (`Content-Length` required, no multipart), streamed to vmd's `PUT /v1/uploads` with the
 //! caller's credential ([`crate::upload`]), then imported with `iso.import` / `image.import`.
 //!
+//! `POST /images` with `Content-Type: application/json` is instead `image.create`: the body is
+//! an [`ImageCreate`] (a blank base installed from an ISO by an install VM). Both make an image
+//! at the collection's URL, so they share it and the media type tells them apart: a JSON
+//! document is never a disk image vmd accepts, and an upload is never sent as JSON. That body
+//! is read with axum's default JSON limit (2 MiB).
+//!
 //! These routes sit outside the 1 MiB body limit and the 60 s timeout of the JSON routes (a
 //! large file takes longer): their limit is [`UPLOAD_LIMIT`], checked against
 //! `Content-Length` before a byte is read; the body is never buffered. vmd decides who may
 //! upload (admins) and refuses what it does not accept.
 
-use axum::extract::{Request, State};
-use axum::http::header::CONTENT_LENGTH;
+use axum::extract::{FromRequest, FromRequestParts, Request, State};
+use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
 use axum::http::{HeaderMap, StatusCode};
-use axum::routing::post;
-use axum::{Json, Router};
+use axum::Json;
 use serde::Deserialize;
+use utoipa::IntoParams;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use vm_proto::api::VmdApiClient;
-use vm_proto::types::{Image, ImageImport, Iso, IsoImport, Upload};
+use vm_proto::types::{Image, ImageCreate, ImageImport, Iso, IsoImport, Upload};
 use vm_proto::ErrorCode;
 
-use super::Query;
-use crate::auth::Credential;
+use super::{Body, Query};
+use crate::auth::{Credential, Rpc};
 use crate::error::WebError;
+use crate::openapi::Create;
 use crate::upload;
 use crate::vmd::Vmd;
 
@@ -29,18 +38,24 @@ pub const UPLOAD_LIMIT: u64 = 100 << 30;
 type Created<T> = Result<(StatusCode, Json<T>), WebError>;
 
 /// The routes of this module (full paths: they are merged beside the JSON routes).
-pub fn routes() -> Router<Vmd> {
-    Router::new()
-        .route("/api/v1/isos", post(iso))
-        .route("/api/v1/images", post(image))
+pub fn routes() -> OpenApiRouter<Vmd> {
+    OpenApiRouter::new()
+        .routes(routes!(iso))
+        .routes(routes!(image))
 }
 
 /// `?name=NAME`: the name to import under.
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct Named {
+    /// The new object's name.
     name: String,
 }
 
+/// Uploads and imports an ISO (`iso.import`, admins).
+#[utoipa::path(post, path = "/api/v1/isos", tag = "isos", params(Named),
+    request_body(content_type = "application/octet-stream", description = "The ISO file"),
+    responses((status = 201, body = Iso), Create))]
 async fn iso(State(vmd): State<Vmd>, Query(q): Query<Named>, request: Request) -> Created<Iso> {
     let (token, upload) = receive(&vmd, request).await?;
     let rpc = vmd.connect(Some(&token)).await?;
@@ -51,14 +66,42 @@ async fn iso(State(vmd): State<Vmd>, Query(q): Query<Named>, request: Request) -
     Ok((StatusCode::CREATED, Json(rpc.iso_import(params).await?)))
 }
 
-async fn image(State(vmd): State<Vmd>, Query(q): Query<Named>, request: Request) -> Created<Image> {
-    let (token, upload) = receive(&vmd, request).await?;
+/// With a JSON body, creates a blank base and its install VM from an ISO (`image.create`);
+/// with any other, uploads and imports a disk image named by `?name=` (`image.import`, admins).
+#[utoipa::path(post, path = "/api/v1/images", tag = "images",
+    params(("name" = Option<String>, Query, description = "The image name, with a raw body")),
+    request_body(description = "An `ImageCreate`, or the raw disk image (qcow2, raw, vmdk…)",
+        content((ImageCreate = "application/json"), ("application/octet-stream"))),
+    responses((status = 201, body = Image), Create))]
+async fn image(State(vmd): State<Vmd>, request: Request) -> Created<Image> {
+    if is_json(request.headers()) {
+        return create(&vmd, request).await;
+    }
+    let (mut parts, body) = request.into_parts();
+    let Query(q) = Query::<Named>::from_request_parts(&mut parts, &vmd).await?;
+    let (token, upload) = receive(&vmd, Request::from_parts(parts, body)).await?;
     let rpc = vmd.connect(Some(&token)).await?;
     let params = ImageImport {
         name: q.name,
         upload_id: upload.upload_id,
     };
     Ok((StatusCode::CREATED, Json(rpc.image_import(params).await?)))
+}
+
+/// `image.create` with the JSON body of `request`.
+async fn create(vmd: &Vmd, request: Request) -> Created<Image> {
+    let (mut parts, body) = request.into_parts();
+    let rpc = Rpc::from_request_parts(&mut parts, vmd).await?;
+    let request = Request::from_parts(parts, body);
+    let Body(params) = Body::<ImageCreate>::from_request(request, vmd).await?;
+    Ok((StatusCode::CREATED, Json(rpc.image_create(params).await?)))
+}
+
+/// Whether the body is JSON (`application/json`, parameters allowed).
+fn is_json(headers: &HeaderMap) -> bool {
+    let value = headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok());
+    let media = value.and_then(|v| v.split(';').next()).unwrap_or_default();
+    media.trim().eq_ignore_ascii_case("application/json")
 }
 
 /// Streams the request body to vmd; returns the caller's token and vmd's upload.
@@ -91,6 +134,21 @@ fn content_length(headers: &HeaderMap) -> Result<u64, WebError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_json_bodies_create_from_an_iso() {
+        let mut headers = HeaderMap::new();
+        assert!(!is_json(&headers));
+        for (value, json) in [
+            ("application/json", true),
+            ("Application/JSON; charset=utf-8", true),
+            ("application/octet-stream", false),
+            ("application/jsonx", false),
+        ] {
+            headers.insert(CONTENT_TYPE, value.parse().expect("value"));
+            assert_eq!(is_json(&headers), json, "{value}");
+        }
+    }
 
     #[test]
     fn content_length_is_required_and_bounded() {

@@ -1,47 +1,66 @@
 //! `/users`: accounts (`user.*`).
 
 use axum::http::StatusCode;
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use serde::Deserialize;
 use serde_json::{Map, Value};
+use utoipa::IntoParams;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use vm_proto::api::VmdApiClient;
-use vm_proto::types::{User, UserAdd, UserRemove, UserRemoved};
+use vm_proto::types::{User, UserAdd, UserPasswd, UserRemove, UserRemoved, UserSet};
 
 use super::{named, Body, Flag, Path, Query};
 use crate::auth::Rpc;
 use crate::error::WebError;
+use crate::openapi::{Change, Create, Errors, Lookup};
 use crate::vmd::Vmd;
 
 type Reply<T> = Result<Json<T>, WebError>;
 
 /// The routes of this module.
-pub fn routes() -> Router<Vmd> {
-    Router::new()
-        .route("/users", get(list).post(add))
-        .route("/users/{name}", get(show).delete(remove).patch(set))
-        .route("/users/{name}/password", post(passwd))
+pub fn routes() -> OpenApiRouter<Vmd> {
+    OpenApiRouter::new()
+        .routes(routes!(list, add))
+        .routes(routes!(show, remove, set))
+        .routes(routes!(passwd))
 }
 
 /// `?force=1` of `DELETE /users/{name}`.
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct RemoveQuery {
+    /// `1`, `true` or `yes`: also remove the user's VMs and private images.
     #[serde(default)]
+    #[param(value_type = Option<String>)]
     force: Flag,
 }
 
+/// Every account (`user.list`, admins).
+#[utoipa::path(get, path = "/users", tag = "users",
+    responses((status = 200, body = Vec<User>), Errors))]
 async fn list(rpc: Rpc) -> Reply<Vec<User>> {
     Ok(Json(rpc.user_list().await?))
 }
 
+/// Creates an account (`user.add`, admins).
+#[utoipa::path(post, path = "/users", tag = "users", request_body = UserAdd,
+    responses((status = 201, body = User), Create))]
 async fn add(rpc: Rpc, Body(params): Body<UserAdd>) -> Result<(StatusCode, Json<User>), WebError> {
     Ok((StatusCode::CREATED, Json(rpc.user_add(params).await?)))
 }
 
+/// One account (`user.get`).
+#[utoipa::path(get, path = "/users/{name}", tag = "users", params(("name" = String, Path)),
+    responses((status = 200, body = User), Lookup))]
 async fn show(rpc: Rpc, Path(name): Path<String>) -> Reply<User> {
     Ok(Json(rpc.user_get(name).await?))
 }
 
+/// Removes an account (`user.remove`, admins).
+#[utoipa::path(delete, path = "/users/{name}", tag = "users",
+    params(("name" = String, Path), RemoveQuery),
+    responses((status = 200, body = UserRemoved), Change))]
 async fn remove(
     rpc: Rpc,
     Path(name): Path<String>,
@@ -56,7 +75,10 @@ async fn remove(
     ))
 }
 
-/// Body: `UserSet` without `name`.
+/// Changes role, uid or quotas (`user.set`). Body: `UserSet` without `name`.
+#[utoipa::path(patch, path = "/users/{name}", tag = "users", params(("name" = String, Path)),
+    request_body(content = UserSet, description = "`name` is taken from the path"),
+    responses((status = 200, body = User), Change))]
 async fn set(
     rpc: Rpc,
     Path(name): Path<String>,
@@ -65,7 +87,12 @@ async fn set(
     Ok(Json(rpc.user_set(named(name, Some(body))?).await?))
 }
 
-/// Body: `{password, current_password}` (`password` null or absent removes it).
+/// Sets or removes a password (`user.passwd`). Body: `{password, current_password}`
+/// (`password` null or absent removes it).
+#[utoipa::path(post, path = "/users/{name}/password", tag = "users",
+    params(("name" = String, Path)),
+    request_body(content = UserPasswd, description = "`name` is taken from the path"),
+    responses((status = 204, description = "Changed"), Lookup))]
 async fn passwd(
     rpc: Rpc,
     Path(name): Path<String>,

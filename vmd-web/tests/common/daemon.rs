@@ -140,13 +140,29 @@ impl Vmd {
 
     /// Uploads `bytes` and imports them as image `name`.
     pub fn import_bytes(&self, bytes: &[u8], name: &str) {
+        let upload_id = self.upload(bytes);
+        self.ok(
+            "image.import",
+            json!([{"name": name, "upload_id": upload_id}]),
+        );
+    }
+
+    /// Uploads and imports the test guest's installer ISO as ISO `name`.
+    pub fn import_iso(&self, name: &str) {
+        let bytes = std::fs::read(super::guest::guest_iso()).expect("read the guest ISO");
+        let upload_id = self.upload(&bytes);
+        self.ok(
+            "iso.import",
+            json!([{"name": name, "upload_id": upload_id}]),
+        );
+    }
+
+    /// Uploads `bytes` as root; returns the upload id.
+    fn upload(&self, bytes: &[u8]) -> Value {
         let (status, text) = self.http("PUT", vm_proto_upload_path(), bytes);
         assert_eq!(status, 201, "upload failed: {text}");
         let upload: Value = serde_json::from_str(&text).expect("upload json");
-        self.ok(
-            "image.import",
-            json!([{"name": name, "upload_id": upload["upload_id"]}]),
-        );
+        upload["upload_id"].clone()
     }
 
     /// An admin token (root over the socket is an admin).
