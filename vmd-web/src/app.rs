@@ -101,6 +101,7 @@ pub fn router(vmd: Vmd, cookie: SessionCookie) -> Router {
         .nest("/api/v1", api)
         .route("/api/v1/health", get(system::health))
         .route("/health", get(system::health))
+        .merge(crate::ui::routes())
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(

@@ -12,6 +12,7 @@
 //! - [`routes`]: one-line handlers per resource; `streams` relays vmd's subscriptions as SSE,
 //!   `uploads` streams ISO and image files to vmd and imports them.
 //! - [`console`]: browser consoles: the ticket-authorized stream on vmd, pumped over a WebSocket.
+//! - [`ui`]: the browser UI's static files, embedded at build time (`build.rs`), with a strict CSP.
 //!
 //! vmd-web holds no state and makes no authorization decision: vmd decides everything.
 
@@ -23,6 +24,7 @@ mod error;
 mod routes;
 mod tls;
 mod trace;
+mod ui;
 mod upload;
 mod vmd;
 
