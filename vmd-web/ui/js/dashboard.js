@@ -1,0 +1,118 @@
+// The guest dashboard: sidebar, create form, quota meters and VM cards, kept live by the
+// event stream. The VM list is read once per (re)connection of the stream; afterwards each
+// event naming a VM re-reads that VM, and quota meters are re-read shortly after.
+
+import { ApiError, get, vmPath } from "./api.js";
+import * as actions from "./actions.js";
+import * as cards from "./cards.js";
+import { applyQuota, installCreateForm, renderImages } from "./create.js";
+import { subscribe } from "./events.js";
+import { installMenu, openMenu } from "./menu.js";
+import { renderMeters } from "./meters.js";
+
+const $ = (id) => document.getElementById(id);
+const vms = new Map();
+let meTimer = null;
+
+/** Shows a short message in the status area. */
+export function toast(text, isError = false) {
+  const el = $("toast");
+  el.textContent = text;
+  el.classList.toggle("error", isError);
+  el.classList.add("shown");
+  clearTimeout(el.hideTimer);
+  el.hideTimer = setTimeout(() => el.classList.remove("shown"), isError ? 8000 : 3000);
+}
+
+/** Shows or updates `vm`. */
+function show(vm) {
+  vms.set(vm.name, vm);
+  cards.upsert($("vm-cards"), vm, menuFromButton);
+  $("vms-empty").hidden = true;
+}
+
+/** Forgets VM `name`. */
+function drop(name) {
+  vms.delete(name);
+  cards.remove($("vm-cards"), name);
+  $("vms-empty").hidden = vms.size > 0;
+}
+
+/** Re-reads VM `name` (gone: its card goes). */
+async function refreshVm(name) {
+  try {
+    show(await get(vmPath(name)));
+  } catch (err) {
+    if (err instanceof ApiError && err.status === 404) drop(name);
+  }
+}
+
+/** Re-reads the whole list. */
+async function refreshAll() {
+  const list = await get("/api/v1/vms");
+  for (const name of [...vms.keys()]) if (!list.some((vm) => vm.name === name)) drop(name);
+  list.forEach(show);
+  $("vms-empty").hidden = list.length > 0;
+}
+
+/** Re-reads quota and usage soon (several events in a burst cost one request). */
+function refreshMeSoon() {
+  clearTimeout(meTimer);
+  meTimer = setTimeout(async () => {
+    const me = await get("/api/v1/me");
+    renderMeters($("meters"), me);
+  }, 250);
+}
+
+/** Reacts to one event of vmd's stream. */
+function onEvent(event) {
+  if (event.vm) {
+    if (event.kind === "vm_removed") drop(event.vm);
+    else refreshVm(event.vm);
+    refreshMeSoon();
+  } else if (event.image) {
+    get("/api/v1/images").then(renderImages);
+  }
+}
+
+/** Runs a picked menu action and shows its outcome. */
+async function pick(id, name) {
+  try {
+    const result = await actions.run(id, name);
+    if (result === "removed") drop(name);
+    else if (result) show(result);
+  } catch (err) {
+    toast(`${name}: ${err.text || err}`, true);
+  }
+}
+
+function menuFromButton(name, button) {
+  const rect = button.getBoundingClientRect();
+  openMenu(vms.get(name), actions.ENTRIES, pick, rect.left + scrollX, rect.bottom + scrollY, button);
+}
+
+function menuFromContext(event) {
+  const card = event.target.closest(".card");
+  if (!card) return;
+  event.preventDefault();
+  const button = card.querySelector(".menu-button");
+  openMenu(vms.get(card.dataset.vm), actions.ENTRIES, pick, event.pageX, event.pageY, button);
+}
+
+/** Starts the dashboard for the caller `me` (`GET /api/v1/me`). */
+export async function startDashboard(me) {
+  $("dashboard-view").hidden = false;
+  renderMeters($("meters"), me);
+  applyQuota(me);
+  installMenu();
+  installCreateForm((vm) => {
+    show(vm);
+    toast(`${vm.name} created`);
+    refreshMeSoon();
+  });
+  $("vm-cards").addEventListener("contextmenu", menuFromContext);
+  renderImages(await get("/api/v1/images"));
+  await refreshAll();
+  subscribe(onEvent, () => refreshAll().catch((err) => toast(err.text || String(err), true)));
+  setInterval(() => cards.tick($("vm-cards")), 1000);
+}
