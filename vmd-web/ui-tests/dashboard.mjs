@@ -1,0 +1,130 @@
+// Journey: a user logs in, sees the OS in the sidebar, creates a VM (the card appears at
+// once), starts it from a second tab with a right-click (the first tab's card turns green
+// through the event stream alone), opens the console in a new tab (noVNC connects; the
+// serial tab shows the guest's ready marker and runs a typed command), a second user sees
+// none of it, and the VM is force-stopped and deleted after a confirmation.
+//
+// Run by vmd-web/tests/ui.rs; prints one "ok:" line per step, exits 1 naming the failed step.
+
+import * as ui from "./lib.mjs";
+
+const VM = "web1";
+const SECOND = 1000;
+const BOOT = 180 * SECOND;
+
+async function createVm(page) {
+  await ui.step("the OS is in the sidebar", async () => {
+    await page.locator(`.os[data-image="${ui.env.image}"]`).click();
+    await page.locator("#create").waitFor({ state: "visible" });
+  });
+  await ui.step("the name is checked as you type", async () => {
+    await page.fill("#vm-name", "Bad_Name");
+    await page.locator('#vm-name[aria-invalid="true"]').waitFor();
+    const help = await page.textContent("#vm-name-help");
+    if (!help.includes("lowercase")) throw new Error(`no rule shown: ${help}`);
+    await page.fill("#vm-name", VM);
+    await page.locator('#vm-name[aria-invalid="false"]').waitFor();
+  });
+  await ui.step("creating shows the card without a reload", async () => {
+    await page.evaluate(() => { window.notReloaded = true; });
+    await page.fill("#vm-memory", "128");
+    await page.click("#create-submit");
+    await ui.waitState(page, VM, "stopped", 30 * SECOND);
+  });
+}
+
+async function startFromOtherTab(context, page) {
+  const other = await ui.watchedPage(context, "second-tab");
+  await ui.step("a second tab shows the same dashboard", async () => {
+    await other.goto(ui.env.url);
+    await ui.card(other, VM).waitFor();
+  });
+  await ui.step("right-click → Start in the second tab", async () => {
+    await ui.card(other, VM).click({ button: "right" });
+    await other.locator('#vm-menu [data-action="start"]').click();
+  });
+  await ui.step("the first tab's card turns green from the event stream", async () => {
+    await ui.waitState(page, VM, "running", 60 * SECOND);
+    if (!(await page.evaluate(() => window.notReloaded))) throw new Error("the page was reloaded");
+  });
+  await other.close();
+}
+
+async function useConsole(context, page) {
+  const opened = context.waitForEvent("page");
+  await ui.step("⋮ → Open console opens a new tab", async () => {
+    await ui.menuAction(page, VM, "console");
+  });
+  const con = await opened;
+  ui.watch(con, "console");
+  await ui.step("noVNC connects and draws the screen", async () => {
+    await con.locator('#vnc-status[data-state="connected"]').waitFor({ timeout: 60 * SECOND });
+    await con.locator("#vnc-screen canvas").waitFor();
+  });
+  await ui.step("the serial tab shows the guest's ready marker", async () => {
+    await con.click("#tab-serial");
+    await con.locator('#serial-status[data-state="connected"]').waitFor({ timeout: 60 * SECOND });
+    await ui.waitTerminalText(con, "#serial-term", `GUEST-READY ${VM}`, BOOT);
+  });
+  await ui.step("keys typed in the terminal reach the guest", async () => {
+    await con.click("#serial-term");
+    await con.keyboard.type('echo "ui""-$((6*7))"\n');
+    await ui.waitTerminalText(con, "#serial-term", "ui-42", 60 * SECOND);
+  });
+  await ui.screenshots("console");
+  await con.close();
+}
+
+async function otherUserSeesNothing(browser) {
+  const context = await browser.newContext();
+  const page = await ui.watchedPage(context, "other-user");
+  await ui.step("a second user sees the OS but not the first user's VM", async () => {
+    await ui.login(page, ui.env.otherUser, ui.env.otherPassword);
+    await page.locator(`.os[data-image="${ui.env.image}"]`).waitFor();
+    await page.locator("#vms-empty").waitFor({ state: "visible" });
+    const cards = await page.locator(".card").count();
+    if (cards !== 0) throw new Error(`${cards} card(s) shown to the other user`);
+  });
+  await context.close();
+}
+
+async function stopAndDelete(page) {
+  await ui.step("⋮ → Force stop turns the card grey", async () => {
+    await ui.menuAction(page, VM, "force-stop");
+    await ui.waitState(page, VM, "stopped", 60 * SECOND);
+  });
+  await ui.step("Delete asks first; Cancel keeps the VM", async () => {
+    await ui.menuAction(page, VM, "delete");
+    await page.locator("#confirm-dialog[open]").waitFor();
+    await page.click('#confirm-dialog button[value="cancel"]');
+    await ui.card(page, VM).waitFor();
+  });
+  await ui.step("Delete → Confirm removes the card", async () => {
+    await ui.menuAction(page, VM, "delete");
+    await page.click("#confirm-ok");
+    await ui.card(page, VM).waitFor({ state: "detached", timeout: 30 * SECOND });
+  });
+}
+
+async function main() {
+  const browser = await ui.launch();
+  try {
+    const context = await browser.newContext();
+    const page = await ui.watchedPage(context, "dashboard");
+    await ui.step(`log in as ${ui.env.user}`, () => ui.login(page, ui.env.user, ui.env.password));
+    await createVm(page);
+    await startFromOtherTab(context, page);
+    await useConsole(context, page);
+    await otherUserSeesNothing(browser);
+    await stopAndDelete(page);
+    await ui.screenshots("done");
+    ui.assertNoPageProblems();
+  } finally {
+    await browser.close();
+  }
+}
+
+main().then(
+  () => console.log("journey passed"),
+  (err) => ui.fail(err.message),
+);
