@@ -1,8 +1,9 @@
-// Journey: a user logs in, sees the OS in the sidebar, creates a VM (the card appears at
-// once), starts it from a second tab with a right-click (the first tab's card turns green
-// through the event stream alone), opens the console in a new tab (noVNC connects; the
-// serial tab shows the guest's ready marker and runs a typed command), a second user sees
-// none of it, and the VM is force-stopped and deleted after a confirmation.
+// Journey: a wrong password is refused; a user logs in, sees the OS in the sidebar, creates
+// a VM with a lifetime (the card appears at once; a taken name shows vmd's refusal), extends
+// its lifetime, starts it from a second tab with a right-click (the first tab's card turns
+// green through the event stream alone), opens the console in a new tab (noVNC connects;
+// the serial tab shows the guest's ready marker and runs a typed command), reads its logs;
+// a second user sees none of it; the VM is force-stopped and deleted after a confirmation.
 //
 // Run by vmd-web/tests/ui.rs; prints one "ok:" line per step, exits 1 naming the failed step.
 
@@ -28,8 +29,43 @@ async function createVm(page) {
   await ui.step("creating shows the card without a reload", async () => {
     await page.evaluate(() => { window.notReloaded = true; });
     await page.fill("#vm-memory", "128");
+    await page.selectOption("#vm-ttl", "3600");
     await page.click("#create-submit");
     await ui.waitState(page, VM, "stopped", 30 * SECOND);
+    await ui.card(page, VM).locator("dd[data-until]").waitFor();
+  });
+  await ui.step("vmd's refusal of a taken name is shown", async () => {
+    await page.locator(`.os[data-image="${ui.env.image}"]`).click();
+    await page.fill("#vm-name", VM);
+    await page.click("#create-submit");
+    await page.locator("#create-error", { hasText: "exists" }).waitFor();
+    await page.click("#create-cancel");
+  });
+}
+
+async function extendLifetime(page) {
+  await ui.step("⋮ → Extend lifetime moves the deadline", async () => {
+    const dd = ui.card(page, VM).locator("dd[data-until]");
+    const before = Date.parse(await dd.getAttribute("data-until"));
+    await ui.menuAction(page, VM, "extend");
+    await page.fill("#extend-hours", "2");
+    await page.click('#extend-dialog button[value="ok"]');
+    await page.waitForFunction(
+      ([vm, old]) => {
+        const el = document.querySelector(`.card[data-vm="${vm}"] dd[data-until]`);
+        return el && Date.parse(el.dataset.until) - old >= 7200 * 1000;
+      },
+      [VM, before],
+    );
+  });
+}
+
+async function readLogs(page) {
+  await ui.step("⋮ → Logs shows the guest's output", async () => {
+    await ui.menuAction(page, VM, "logs");
+    await page.locator("#logs-text", { hasText: `GUEST-READY ${VM}` }).waitFor();
+    await page.click('#logs-dialog button[value="close"]');
+    await page.locator("#logs-dialog[open]").waitFor({ state: "detached" });
   });
 }
 
@@ -111,10 +147,16 @@ async function main() {
   try {
     const context = await browser.newContext();
     const page = await ui.watchedPage(context, "dashboard");
+    await ui.step("a wrong password is refused on the page", async () => {
+      await ui.login(page, ui.env.user, "not the password", { expectFailure: true });
+      await page.locator("#login-error", { hasText: /./ }).waitFor();
+    });
     await ui.step(`log in as ${ui.env.user}`, () => ui.login(page, ui.env.user, ui.env.password));
     await createVm(page);
+    await extendLifetime(page);
     await startFromOtherTab(context, page);
     await useConsole(context, page);
+    await readLogs(page);
     await otherUserSeesNothing(browser);
     await stopAndDelete(page);
     await ui.screenshots("done");
