@@ -3,13 +3,15 @@
 // its lifetime, starts it from a second tab with a right-click (the first tab's card turns
 // green through the event stream alone), opens the console in a new tab (noVNC connects;
 // the serial tab shows the guest's ready marker and runs a typed command), reads its logs;
-// a second user sees none of it; the VM is force-stopped and deleted after a confirmation.
+// a second VM's console opens beside the first and both stay connected; a second user sees
+// none of it; the VMs are force-stopped and deleted after a confirmation.
 //
 // Run by vmd-web/tests/ui.rs; prints one "ok:" line per step, exits 1 naming the failed step.
 
 import * as ui from "./lib.mjs";
 
 const VM = "web1";
+const VM2 = "web2";
 const SECOND = 1000;
 const BOOT = 180 * SECOND;
 
@@ -86,29 +88,57 @@ async function startFromOtherTab(context, page) {
   await other.close();
 }
 
-async function useConsole(context, page) {
+/** Opens the console of `vm` from its ⋮ menu; returns the console tab once both consoles
+ * work (VNC connected with a canvas, the serial console showing the ready marker). */
+async function openConsole(context, page, vm) {
   const opened = context.waitForEvent("page");
-  await ui.step("⋮ → Open console opens a new tab", async () => {
-    await ui.menuAction(page, VM, "console");
+  await ui.step(`⋮ → Open console of ${vm} opens a new tab`, async () => {
+    await ui.menuAction(page, vm, "console");
   });
   const con = await opened;
-  ui.watch(con, "console");
-  await ui.step("noVNC connects and draws the screen", async () => {
+  ui.watch(con, `console-${vm}`);
+  await ui.step(`noVNC connects to ${vm} and draws the screen`, async () => {
     await con.locator('#vnc-status[data-state="connected"]').waitFor({ timeout: 60 * SECOND });
     await con.locator("#vnc-screen canvas").waitFor();
   });
-  await ui.step("the serial tab shows the guest's ready marker", async () => {
+  await ui.step(`the serial tab shows ${vm}'s ready marker`, async () => {
     await con.click("#tab-serial");
     await con.locator('#serial-status[data-state="connected"]').waitFor({ timeout: 60 * SECOND });
-    await ui.waitTerminalText(con, "#serial-term", `GUEST-READY ${VM}`, BOOT);
+    await ui.waitTerminalText(con, "#serial-term", `GUEST-READY ${vm}`, BOOT);
   });
+  return con;
+}
+
+async function typeInTerminal(con) {
   await ui.step("keys typed in the terminal reach the guest", async () => {
     await con.click("#serial-term");
     await con.keyboard.type('echo "ui""-$((6*7))"\n');
     await ui.waitTerminalText(con, "#serial-term", "ui-42", 60 * SECOND);
   });
-  await ui.screenshots("console");
-  await con.close();
+}
+
+/** A second VM made and started from the dashboard, its console opened beside the first. */
+async function secondConsole(context, page, first) {
+  await ui.step(`create and start ${VM2}`, async () => {
+    await page.bringToFront();
+    await page.locator(`.os[data-image="${ui.env.image}"]`).click();
+    await page.fill("#vm-name", VM2);
+    await page.fill("#vm-memory", "128");
+    await page.click("#create-submit");
+    await ui.waitState(page, VM2, "stopped", 30 * SECOND);
+    await ui.menuAction(page, VM2, "start");
+    await ui.waitState(page, VM2, "running", 60 * SECOND);
+  });
+  const second = await openConsole(context, page, VM2);
+  await ui.step("both console tabs stay connected at once", async () => {
+    for (const con of [first, second]) {
+      await con.locator('#vnc-status[data-state="connected"]').waitFor({ state: "attached", timeout: 5 * SECOND });
+      await con.locator('#serial-status[data-state="connected"]').waitFor({ state: "attached", timeout: 5 * SECOND });
+    }
+  });
+  await ui.screenshots("consoles");
+  await second.close();
+  await first.close();
 }
 
 async function otherUserSeesNothing(browser) {
@@ -125,9 +155,11 @@ async function otherUserSeesNothing(browser) {
 }
 
 async function stopAndDelete(page) {
-  await ui.step("⋮ → Force stop turns the card grey", async () => {
-    await ui.menuAction(page, VM, "force-stop");
-    await ui.waitState(page, VM, "stopped", 60 * SECOND);
+  await ui.step("⋮ → Force stop turns the cards grey", async () => {
+    for (const vm of [VM, VM2]) {
+      await ui.menuAction(page, vm, "force-stop");
+      await ui.waitState(page, vm, "stopped", 60 * SECOND);
+    }
   });
   await ui.step("Delete asks first; Cancel keeps the VM", async () => {
     await ui.menuAction(page, VM, "delete");
@@ -135,10 +167,13 @@ async function stopAndDelete(page) {
     await page.click('#confirm-dialog button[value="cancel"]');
     await ui.card(page, VM).waitFor();
   });
-  await ui.step("Delete → Confirm removes the card", async () => {
-    await ui.menuAction(page, VM, "delete");
-    await page.click("#confirm-ok");
-    await ui.card(page, VM).waitFor({ state: "detached", timeout: 30 * SECOND });
+  await ui.step("Delete → Confirm removes the cards", async () => {
+    for (const vm of [VM, VM2]) {
+      await ui.menuAction(page, vm, "delete");
+      await page.click("#confirm-ok");
+      await ui.card(page, vm).waitFor({ state: "detached", timeout: 30 * SECOND });
+    }
+    await page.locator("#vms-empty").waitFor({ state: "visible" });
   });
 }
 
@@ -155,8 +190,10 @@ async function main() {
     await createVm(page);
     await extendLifetime(page);
     await startFromOtherTab(context, page);
-    await useConsole(context, page);
+    const con = await openConsole(context, page, VM);
+    await typeInTerminal(con);
     await readLogs(page);
+    await secondConsole(context, page, con);
     await otherUserSeesNothing(browser);
     await stopAndDelete(page);
     await ui.screenshots("done");

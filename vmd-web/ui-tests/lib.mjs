@@ -106,6 +106,8 @@ export async function waitState(page, vm, state, timeout) {
 
 /** Opens the ⋮ menu of `vm` and picks `action` (a menu item's data-action). */
 export async function menuAction(page, vm, action) {
+  // A tab behind another gets no animation frames, which Playwright's clicks wait for.
+  await page.bringToFront();
   await card(page, vm).locator(".menu-button").click();
   await page.locator(`#vm-menu [data-action="${action}"]:not([disabled])`).click();
 }

@@ -14,6 +14,8 @@ export const ENTRIES = [
   { id: "stop", label: "Stop", allowed: live },
   { id: "force-stop", label: "Force stop", allowed: (s) => live(s) || s === "stopping" },
   { id: "reboot", label: "Reboot", allowed: (s) => s === "running" },
+  { id: "pause", label: "Pause", allowed: (s) => s === "running" },
+  { id: "resume", label: "Resume", allowed: (s) => s === "paused" },
   { id: "console", label: "Open console", allowed: (s) => s === "running" || s === "paused" },
   { id: "logs", label: "Logs", allowed: any },
   { id: "extend", label: "Extend lifetime", allowed: any },
@@ -28,6 +30,8 @@ export async function run(id, name) {
     case "stop": return post(vmPath(name, "/stop"), {});
     case "force-stop": return post(vmPath(name, "/stop"), { force: true });
     case "reboot": return post(vmPath(name, "/reboot"));
+    case "pause": return post(vmPath(name, "/pause"));
+    case "resume": return post(vmPath(name, "/resume"));
     case "console": return openConsole(name);
     case "logs": return logs(name);
     case "extend": return extend(name);

@@ -85,11 +85,20 @@ function select(kind) {
   if (kind === "serial") term.focus();
 }
 
+/** Arrow keys move between the tabs (the WAI-ARIA tabs pattern). */
+function onTabKey(event) {
+  if (event.key !== "ArrowLeft" && event.key !== "ArrowRight") return;
+  const next = event.target.id === "tab-vnc" ? "serial" : "vnc";
+  select(next);
+  $(`tab-${next}`).focus();
+}
+
 function main() {
   document.title = `${vm} — console`;
   $("console-title").textContent = `Console of ${vm}`;
   $("tab-vnc").addEventListener("click", () => select("vnc"));
   $("tab-serial").addEventListener("click", () => select("serial"));
+  for (const tab of ["tab-vnc", "tab-serial"]) $(tab).addEventListener("keydown", onTabKey);
   $("vnc-reconnect").addEventListener("click", connectVnc);
   $("serial-reconnect").addEventListener("click", connectSerial);
   connectVnc();

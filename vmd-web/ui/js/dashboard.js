@@ -99,6 +99,17 @@ function menuFromContext(event) {
   openMenu(vms.get(card.dataset.vm), actions.ENTRIES, pick, event.pageX, event.pageY, button);
 }
 
+/** The event stream was refused: back to the login page if the session ended. */
+async function streamClosed() {
+  try {
+    await get("/api/v1/me");
+    toast("live updates stopped: reload the page", true);
+  } catch (err) {
+    if (err instanceof ApiError && err.status === 401) location.reload();
+    else toast(`live updates stopped: ${err.text || err}`, true);
+  }
+}
+
 /** Starts the dashboard for the caller `me` (`GET /api/v1/me`). */
 export async function startDashboard(me) {
   $("dashboard-view").hidden = false;
@@ -113,6 +124,6 @@ export async function startDashboard(me) {
   $("vm-cards").addEventListener("contextmenu", menuFromContext);
   renderImages(await get("/api/v1/images"));
   await refreshAll();
-  subscribe(onEvent, () => refreshAll().catch((err) => toast(err.text || String(err), true)));
+  subscribe(onEvent, () => refreshAll().catch((err) => toast(err.text || String(err), true)), streamClosed);
   setInterval(() => cards.tick($("vm-cards")), 1000);
 }
