@@ -99,7 +99,9 @@ async function openConsole(context, page, vm) {
   ui.watch(con, `console-${vm}`);
   await ui.step(`noVNC connects to ${vm} and draws the screen`, async () => {
     await con.locator('#vnc-status[data-state="connected"]').waitFor({ timeout: 60 * SECOND });
-    await con.locator("#vnc-screen canvas").waitFor();
+    // noVNC sizes its canvas to the guest's framebuffer once the RFB handshake is done.
+    await con.waitForFunction(() => document.querySelector("#vnc-screen canvas")?.width >= 320);
+    await ui.screenshots(`vnc-${vm}`);
   });
   await ui.step(`the serial tab shows ${vm}'s ready marker`, async () => {
     await con.click("#tab-serial");
