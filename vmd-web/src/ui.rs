@@ -191,6 +191,7 @@ mod tests {
             ("/console", "text/html; charset=utf-8"),
             ("/ui/js/main.js", "text/javascript; charset=utf-8"),
             ("/ui/app.css", "text/css; charset=utf-8"),
+            ("/ui/favicon.svg", "image/svg+xml"),
             (
                 "/ui/vendor/novnc/core/rfb.js",
                 "text/javascript; charset=utf-8",

@@ -85,6 +85,50 @@ impl Drop for Journey {
     }
 }
 
+/// The create form's name check (`ui/js/names.js`) accepts and refuses exactly what
+/// vm-proto's `validate_name` does, so the page never contradicts vmd.
+#[test]
+fn the_pages_name_rule_is_vm_protos() {
+    require_tools();
+    let long = "a".repeat(64);
+    let names = [
+        "web1",
+        "a",
+        "0",
+        "a-b",
+        "a--b",
+        "",
+        "-a",
+        "a-",
+        "A",
+        "web_1",
+        "wéb",
+        "a.b",
+        "a b",
+        &long[..63],
+        &long,
+    ];
+    let script = "import { nameError } from './ui/js/names.js';\n\
+                  const names = JSON.parse(process.argv[1]);\n\
+                  console.log(JSON.stringify(names.map((n) => nameError(n) === '')));";
+    let list = serde_json::to_string(&names).expect("json");
+    let out = Command::new("node")
+        .args(["--input-type=module", "-e", script, &list])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("run node");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let page: Vec<bool> = serde_json::from_slice(&out.stdout).expect("node's answer");
+    for (name, ok) in names.iter().zip(page) {
+        let vmd_ok = vm_proto::names::validate_name("VM", name).is_ok();
+        assert_eq!(ok, vmd_ok, "the page and vm-proto disagree on {name:?}");
+    }
+}
+
 #[test]
 fn dashboard_and_console_journey_in_chromium() {
     require_tools();
