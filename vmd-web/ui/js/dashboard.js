@@ -12,7 +12,17 @@ import { renderMeters } from "./meters.js";
 
 const $ = (id) => document.getElementById(id);
 const vms = new Map();
+/** Per VM, the number of the latest read or change: an older answer arriving late is
+ * dropped, so a slow GET never brings back an older state or a deleted VM's card. */
+const generation = new Map();
 let meTimer = null;
+
+/** Starts a new generation for VM `name`; returns a check that it is still the latest. */
+function newGeneration(name) {
+  const mine = (generation.get(name) || 0) + 1;
+  generation.set(name, mine);
+  return () => generation.get(name) === mine;
+}
 
 /** Shows a short message in the status area. */
 export function toast(text, isError = false) {
@@ -33,6 +43,7 @@ function show(vm) {
 
 /** Forgets VM `name`. */
 function drop(name) {
+  newGeneration(name);
   vms.delete(name);
   cards.remove($("vm-cards"), name);
   $("vms-empty").hidden = vms.size > 0;
@@ -40,19 +51,26 @@ function drop(name) {
 
 /** Re-reads VM `name` (gone: its card goes). */
 async function refreshVm(name) {
+  const latest = newGeneration(name);
   try {
-    show(await get(vmPath(name)));
+    const vm = await get(vmPath(name));
+    if (latest()) show(vm);
   } catch (err) {
-    if (err instanceof ApiError && err.status === 404) drop(name);
+    if (latest() && err instanceof ApiError && err.status === 404) drop(name);
   }
 }
 
 /** Re-reads the whole list. */
 async function refreshAll() {
+  const checks = new Map([...generation.keys()].map((name) => [name, newGeneration(name)]));
   const list = await get("/api/v1/vms");
-  for (const name of [...vms.keys()]) if (!list.some((vm) => vm.name === name)) drop(name);
-  list.forEach(show);
-  $("vms-empty").hidden = list.length > 0;
+  // A VM first met during the read is current only if nothing about it happened meanwhile.
+  const current = (name) => (checks.has(name) ? checks.get(name)() : !generation.has(name));
+  for (const name of [...vms.keys()]) {
+    if (current(name) && !list.some((vm) => vm.name === name)) drop(name);
+  }
+  list.filter((vm) => current(vm.name)).forEach(show);
+  $("vms-empty").hidden = vms.size > 0;
 }
 
 /** Re-reads quota and usage soon (several events in a burst cost one request). */
@@ -77,10 +95,11 @@ function onEvent(event) {
 
 /** Runs a picked menu action and shows its outcome. */
 async function pick(id, name) {
+  const latest = newGeneration(name);
   try {
     const result = await actions.run(id, name);
     if (result === "removed") drop(name);
-    else if (result) show(result);
+    else if (result && latest()) show(result);
   } catch (err) {
     toast(`${name}: ${err.text || err}`, true);
   }
