@@ -3,8 +3,9 @@
 // its lifetime, starts it from a second tab with a right-click (the first tab's card turns
 // green through the event stream alone), opens the console in a new tab (noVNC connects;
 // the serial tab shows the guest's ready marker and runs a typed command), reads its logs;
-// a second VM's console opens beside the first and both stay connected; a second user sees
-// none of it; the VMs are force-stopped and deleted after a confirmation.
+// a second VM's console opens beside the first and both stay connected; the second VM's
+// QEMU is killed (its card turns red with the reason) and its disk wiped; a second user
+// sees none of it; the VMs are deleted after a confirmation.
 //
 // Run by vmd-web/tests/ui.rs; prints one "ok:" line per step, exits 1 naming the failed step.
 
@@ -143,6 +144,30 @@ async function secondConsole(context, page, first) {
   await first.close();
 }
 
+/** QEMU of `vm` killed behind vmd's back: the card turns red with the reason, live; then
+ * Wipe disk (confirmed) works on the crashed VM and vmd's note shows in its logs. */
+async function crashAndWipe(page, vm) {
+  await ui.step(`${vm}'s QEMU killed: its card turns red with the reason`, async () => {
+    await page.bringToFront();
+    const pid = await page.evaluate(async (name) => (await (await fetch(`/api/v1/vms/${name}`)).json()).pid, vm);
+    if (!pid) throw new Error(`no pid for ${vm}`);
+    process.kill(pid, "SIGKILL");
+    await ui.waitState(page, vm, "crashed", 60 * SECOND);
+    const title = await ui.card(page, vm).getAttribute("title");
+    if (!title.includes("SIGKILL")) throw new Error(`no reason on hover: ${title}`);
+    const border = await ui.card(page, vm).evaluate((el) => getComputedStyle(el).borderLeftColor);
+    if (border !== "rgb(198, 40, 40)") throw new Error(`a crashed card's border is ${border}`);
+  });
+  await ui.step(`⋮ → Wipe disk of crashed ${vm}, confirmed, shows in its logs`, async () => {
+    await ui.menuAction(page, vm, "wipe");
+    await page.click("#confirm-ok");
+    await page.locator("#toast", { hasText: `${vm}: disk wiped` }).waitFor();
+    await ui.menuAction(page, vm, "logs");
+    await page.locator("#logs-text", { hasText: "disk wiped" }).waitFor();
+    await page.click('#logs-dialog button[value="close"]');
+  });
+}
+
 async function otherUserSeesNothing(browser) {
   const context = await browser.newContext();
   const page = await ui.watchedPage(context, "other-user");
@@ -157,11 +182,9 @@ async function otherUserSeesNothing(browser) {
 }
 
 async function stopAndDelete(page) {
-  await ui.step("⋮ → Force stop turns the cards grey", async () => {
-    for (const vm of [VM, VM2]) {
-      await ui.menuAction(page, vm, "force-stop");
-      await ui.waitState(page, vm, "stopped", 60 * SECOND);
-    }
+  await ui.step("⋮ → Force stop turns the card grey", async () => {
+    await ui.menuAction(page, VM, "force-stop");
+    await ui.waitState(page, VM, "stopped", 60 * SECOND);
   });
   await ui.step("Delete asks first; Cancel keeps the VM", async () => {
     await ui.menuAction(page, VM, "delete");
@@ -196,6 +219,7 @@ async function main() {
     await typeInTerminal(con);
     await readLogs(page);
     await secondConsole(context, page, con);
+    await crashAndWipe(page, VM2);
     await otherUserSeesNothing(browser);
     await stopAndDelete(page);
     await ui.screenshots("done");

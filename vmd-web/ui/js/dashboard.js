@@ -98,8 +98,13 @@ async function pick(id, name) {
   const latest = newGeneration(name);
   try {
     const result = await actions.run(id, name);
-    if (result === "removed") drop(name);
-    else if (result && latest()) show(result);
+    if (result === "removed") {
+      drop(name);
+      toast(`${name} deleted`);
+    } else if (result && latest()) {
+      show(result);
+    }
+    if (id === "wipe" && result) toast(`${name}: disk wiped`);
   } catch (err) {
     toast(`${name}: ${err.text || err}`, true);
   }
