@@ -182,6 +182,12 @@ async function otherUserSeesNothing(browser) {
 }
 
 async function stopAndDelete(page) {
+  await ui.step("⋮ → Pause, then Resume", async () => {
+    await ui.menuAction(page, VM, "pause");
+    await ui.waitState(page, VM, "paused", 30 * SECOND);
+    await ui.menuAction(page, VM, "resume");
+    await ui.waitState(page, VM, "running", 30 * SECOND);
+  });
   await ui.step("⋮ → Force stop turns the card grey", async () => {
     await ui.menuAction(page, VM, "force-stop");
     await ui.waitState(page, VM, "stopped", 60 * SECOND);
