@@ -136,6 +136,11 @@ fn dashboard_and_console_journey_in_chromium() {
     vmd.import_guest("guest");
     vmd.user_token("ann", Some(PASSWORD));
     vmd.user_token("bob", Some(PASSWORD));
+    // The journey makes two VMs and sees a third refused.
+    vmd.ok(
+        "user.set",
+        serde_json::json!([{"name": "ann", "max_vms": 2}]),
+    );
     let web_log = vmd.dir.path().join("vmd-web.log");
     let log = std::fs::File::create(&web_log).expect("vmd-web log");
     let web = Web::start_logging(&vmd, log.into());

@@ -120,15 +120,31 @@ async function typeInTerminal(con) {
   });
 }
 
+/** With two VMs of `max_vms` 2: the meter is full and a third VM is refused by vmd. */
+async function quotaIsFull(page) {
+  await page.waitForFunction(() => {
+    const meter = document.getElementById("meter-vms");
+    return meter?.tagName === "METER" && meter.value === 2 && meter.max === 2;
+  });
+  await page.locator(`.os[data-image="${ui.env.image}"]`).click();
+  await page.fill("#vm-name", "web3");
+  await page.fill("#vm-memory", "128");
+  await page.click("#create-submit");
+  await page.locator("#create-error", { hasText: "quota exceeded" }).waitFor();
+  await page.click("#create-cancel");
+  if ((await ui.card(page, "web3").count()) !== 0) throw new Error("a card for the refused VM");
+}
+
 /** A second VM made and started from the dashboard, its console opened beside the first. */
 async function secondConsole(context, page, first) {
-  await ui.step(`create and start ${VM2}`, async () => {
+  await ui.step(`create ${VM2} (the VM quota is then full: a third is refused) and start it`, async () => {
     await page.bringToFront();
     await page.locator(`.os[data-image="${ui.env.image}"]`).click();
     await page.fill("#vm-name", VM2);
     await page.fill("#vm-memory", "128");
     await page.click("#create-submit");
     await ui.waitState(page, VM2, "stopped", 30 * SECOND);
+    await quotaIsFull(page);
     await ui.menuAction(page, VM2, "start");
     await ui.waitState(page, VM2, "running", 60 * SECOND);
   });
