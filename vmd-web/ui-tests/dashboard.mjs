@@ -63,10 +63,17 @@ async function extendLifetime(page) {
   });
 }
 
-async function readLogs(page) {
+async function readLogs(page, con) {
   await ui.step("⋮ → Logs shows the guest's output", async () => {
     await ui.menuAction(page, VM, "logs");
     await page.locator("#logs-text", { hasText: `GUEST-READY ${VM}` }).waitFor();
+  });
+  await ui.step("the open Logs dialog follows new output live", async () => {
+    await con.bringToFront();
+    await con.click("#serial-term");
+    await con.keyboard.type('echo "log""-follow"\n');
+    await page.locator("#logs-text", { hasText: "log-follow" }).waitFor({ timeout: 30 * SECOND });
+    await page.bringToFront();
     await page.click('#logs-dialog button[value="close"]');
     await page.locator("#logs-dialog[open]").waitFor({ state: "detached" });
   });
@@ -239,7 +246,7 @@ async function main() {
     await startFromOtherTab(context, page);
     const con = await openConsole(context, page, VM);
     await typeInTerminal(con);
-    await readLogs(page);
+    await readLogs(page, con);
     await secondConsole(context, page, con);
     await crashAndWipe(page, VM2);
     await otherUserSeesNothing(browser);

@@ -49,7 +49,7 @@ function openConsole(name) {
 
 async function logs(name) {
   const text = (await get(vmPath(name, "/logs?tail_bytes=65536"))).text;
-  await showLogs(name, text);
+  await showLogs(name, text, vmPath(name, "/logs?follow=1"));
   return null;
 }
 

@@ -1,5 +1,5 @@
-// Modal dialogs (<dialog>): confirmation, lifetime extension, logs. Each resolves once
-// the dialog closes.
+// Modal dialogs (<dialog>): confirmation, lifetime extension, logs (followed live while
+// open). Each resolves once the dialog closes.
 
 /** Shows `dialog` modally; resolves to its returnValue. */
 function show(dialog) {
@@ -26,12 +26,20 @@ export async function askExtension() {
   return hours > 0 ? Math.round(hours * 3600) : null;
 }
 
-/** Shows `text` as the logs of VM `name`. */
-export async function showLogs(name, text) {
+/** Shows `text` as the logs of VM `name`, then appends what `follow` (an SSE URL of log
+ * chunks) brings until the dialog closes. */
+export async function showLogs(name, text, follow) {
   document.getElementById("logs-title").textContent = `Logs of ${name}`;
   const pre = document.getElementById("logs-text");
   pre.textContent = text;
   const done = show(document.getElementById("logs-dialog"));
   pre.scrollTop = pre.scrollHeight;
+  const source = new EventSource(follow);
+  source.onmessage = (message) => {
+    const atEnd = pre.scrollTop + pre.clientHeight >= pre.scrollHeight - 4;
+    pre.append(JSON.parse(message.data));
+    if (atEnd) pre.scrollTop = pre.scrollHeight;
+  };
   await done;
+  source.close();
 }
