@@ -109,6 +109,7 @@ async function openConsole(context, page, vm) {
     await con.locator('#vnc-status[data-state="connected"]').waitFor({ timeout: 60 * SECOND });
     // noVNC sizes its canvas to the guest's framebuffer once the RFB handshake is done.
     await con.waitForFunction(() => document.querySelector("#vnc-screen canvas")?.width >= 320);
+    await con.locator("#vnc-cad:not([disabled])").waitFor();
     await ui.screenshots(`vnc-${vm}`);
   });
   await ui.step(`the serial tab shows ${vm}'s ready marker`, async () => {

@@ -38,9 +38,15 @@ async function connectVnc() {
   screen.replaceChildren();
   const rfb = new RFB(screen, url, { wsProtocols: ["binary"] });
   rfb.scaleViewport = true;
-  rfb.addEventListener("connect", () => status("vnc", "connected", "connected"));
-  rfb.addEventListener("disconnect", (e) =>
-    status("vnc", "disconnected", e.detail.clean ? "disconnected" : "connection lost"));
+  $("vnc-cad").onclick = () => rfb.sendCtrlAltDel();
+  rfb.addEventListener("connect", () => {
+    status("vnc", "connected", "connected");
+    $("vnc-cad").disabled = false;
+  });
+  rfb.addEventListener("disconnect", (e) => {
+    $("vnc-cad").disabled = true;
+    status("vnc", "disconnected", e.detail.clean ? "disconnected" : "connection lost");
+  });
   rfb.addEventListener("securityfailure", (e) =>
     status("vnc", "failed", `refused: ${e.detail.reason || e.detail.status}`));
 }
