@@ -23,20 +23,26 @@ fn tests_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("ui-tests")
 }
 
-/// Panics, saying what to install, unless chromium and playwright-core are there.
+const SETUP: &str =
+    "run scripts/setup.sh (installs Debian's chromium and runs npm ci in vmd-web/ui-tests)";
+
+/// Panics, saying what to install, unless chromium, playwright-core and node are there.
 fn require_tools() {
-    let setup =
-        "run scripts/setup.sh (installs Debian's chromium and runs npm ci in vmd-web/ui-tests)";
     assert!(
         Path::new(CHROMIUM).exists(),
-        "{CHROMIUM} is missing: {setup}"
+        "{CHROMIUM} is missing: {SETUP}"
     );
     let module = tests_dir().join("node_modules/playwright-core/package.json");
-    assert!(module.exists(), "{} is missing: {setup}", module.display());
+    assert!(module.exists(), "{} is missing: {SETUP}", module.display());
+    require_node();
+}
+
+/// Panics unless `node` runs.
+fn require_node() {
     let node = Command::new("node").arg("--version").output();
     assert!(
         node.is_ok_and(|o| o.status.success()),
-        "node is missing: {setup}"
+        "node is missing: {SETUP}"
     );
 }
 
@@ -89,7 +95,7 @@ impl Drop for Journey {
 /// vm-proto's `validate_name` does, so the page never contradicts vmd.
 #[test]
 fn the_pages_name_rule_is_vm_protos() {
-    require_tools();
+    require_node();
     let long = "a".repeat(64);
     let names = [
         "web1",
