@@ -106,7 +106,9 @@ async function pick(id, name) {
     }
     if (id === "wipe" && result) toast(`${name}: disk wiped`);
   } catch (err) {
-    toast(`${name}: ${err.text || err}`, true);
+    // The session ended (expired, logged out elsewhere): the reload shows the login form.
+    if (err instanceof ApiError && err.status === 401) location.reload();
+    else toast(`${name}: ${err.text || err}`, true);
   }
 }
 
