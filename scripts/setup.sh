@@ -4,17 +4,19 @@
 #   bubblewrap (bwrap: the sandbox qemu-img runs in on uploaded images),
 #   ovmf (UEFI guests), systemd (systemd-analyze, for the unit test), socat, curl,
 #   xorriso mtools dosfstools fdisk e2fsprogs (scripts/build-test-guest.sh),
-#   cargo-nextest, and openapi-spec-validator for python3 (vmd-web's OpenAPI test): Debian's
+#   chromium (the browser of vmd-web's UI tests), cargo-nextest, the UI tests' npm packages
+#   (`npm ci` in vmd-web/ui-tests; needs Node.js >= 20 and npm, not installed here), and
+#   openapi-spec-validator for python3 (vmd-web's OpenAPI test): Debian's
 #   python3-openapi-spec-validator where apt has it (not bookworm), else from PyPI with pip.
 # Idempotent: when everything is present it changes nothing and runs no `apt-get update`.
 # Runs as root, or uses sudo for apt.
 set -euo pipefail
 
-APT_PACKAGES=(qemu-system-x86 qemu-utils qemu-block-extra bubblewrap ovmf systemd socat curl xorriso mtools dosfstools fdisk e2fsprogs python3)
+APT_PACKAGES=(qemu-system-x86 qemu-utils qemu-block-extra bubblewrap ovmf systemd socat curl xorriso mtools dosfstools fdisk e2fsprogs python3 chromium)
 # Must carry exactly the version of qemu-system-x86 (a newer preinstalled qemu-utils conflicts).
 QEMU_PINNED=(qemu-utils qemu-block-extra)
 # What the packages provide, checked on systems without dpkg.
-COMMANDS=(qemu-img bwrap qemu-system-x86_64 systemd-analyze socat curl xorriso mformat mkfs.vfat sfdisk mkfs.ext4 python3 qemu-io)
+COMMANDS=(qemu-img bwrap qemu-system-x86_64 systemd-analyze socat curl xorriso mformat mkfs.vfat sfdisk mkfs.ext4 python3 qemu-io chromium)
 
 log() { printf 'setup: %s\n' "$*" >&2; }
 die() { printf 'setup: error: %s\n' "$*" >&2; exit 1; }
@@ -155,12 +157,29 @@ ensure_openapi_validator() {
         python3 -m pip install -q --break-system-packages openapi-spec-validator
 }
 
+# playwright-core for vmd-web/tests/ui.rs, pinned by vmd-web/ui-tests/package-lock.json.
+ensure_ui_test_packages() {
+    local dir major
+    dir="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/vmd-web/ui-tests"
+    command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 ||
+        die "node and npm are needed for the browser tests (Node.js >= 20, e.g. from NodeSource)"
+    major=$(node --version | sed -n 's/^v\([0-9]*\)\..*$/\1/p')
+    [[ -n $major && $major -ge 20 ]] || die "Node.js $(node --version) is too old for playwright-core; need >= 20"
+    if [[ -d $dir/node_modules/playwright-core && ! $dir/package-lock.json -nt $dir/node_modules ]]; then
+        log "UI test packages present"
+        return
+    fi
+    log "installing the UI test packages (npm ci in $dir)"
+    (cd "$dir" && npm ci --no-audit --no-fund)
+}
+
 main() {
     ensure_system_packages
     ensure_openapi_validator
     ensure_sandbox_user
     check_qemu
     ensure_nextest
+    ensure_ui_test_packages
     log "done"
 }
 

@@ -123,6 +123,7 @@ pub fn routes() -> OpenApiRouter<Vmd> {
         .routes(routes!(system::health))
         // The same check for probes that know no API version; left out of the document.
         .route("/health", get(system::health))
+        .merge(crate::ui::routes())
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(

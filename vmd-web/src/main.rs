@@ -14,6 +14,7 @@
 //! - [`openapi`]: the OpenAPI document, gathered from the route registrations, served at
 //!   `GET /api/v1/openapi.json`.
 //! - [`console`]: browser consoles: the ticket-authorized stream on vmd, pumped over a WebSocket.
+//! - [`ui`]: the browser UI's static files, embedded at build time (`build.rs`), with a strict CSP.
 //!
 //! vmd-web holds no state and makes no authorization decision: vmd decides everything.
 
@@ -26,6 +27,7 @@ mod openapi;
 mod routes;
 mod tls;
 mod trace;
+mod ui;
 mod upload;
 mod vmd;
 

@@ -1,0 +1,170 @@
+//! The browser UI in a real browser: Debian's chromium, driven by playwright-core
+//! (`vmd-web/ui-tests`, installed by `scripts/setup.sh`), against a real vmd, a real vmd-web
+//! and the real test guest. The journey itself is `ui-tests/dashboard.mjs`; this test sets
+//! the lab up, runs it with a deadline and asserts its exit status. Missing chromium or
+//! node_modules fail the test (with what to run), never skip it.
+
+mod common;
+
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{Vmd, Web};
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+const PASSWORD: &str = "a long enough password";
+/// The whole journey, boot included (nextest's limit for this binary is longer).
+const JOURNEY_DEADLINE: Duration = Duration::from_secs(540);
+
+/// `vmd-web/ui-tests`.
+fn tests_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("ui-tests")
+}
+
+const SETUP: &str =
+    "run scripts/setup.sh (installs Debian's chromium and runs npm ci in vmd-web/ui-tests)";
+
+/// Panics, saying what to install, unless chromium, playwright-core and node are there.
+fn require_tools() {
+    assert!(
+        Path::new(CHROMIUM).exists(),
+        "{CHROMIUM} is missing: {SETUP}"
+    );
+    let module = tests_dir().join("node_modules/playwright-core/package.json");
+    assert!(module.exists(), "{} is missing: {SETUP}", module.display());
+    require_node();
+}
+
+/// Panics unless `node` runs.
+fn require_node() {
+    let node = Command::new("node").arg("--version").output();
+    assert!(
+        node.is_ok_and(|o| o.status.success()),
+        "node is missing: {SETUP}"
+    );
+}
+
+/// The node journey in its own process group, killed (chromium included) on drop.
+struct Journey(Child);
+
+impl Journey {
+    fn spawn(script: &str, web: &Web, artifacts: &Path) -> Journey {
+        let child = Command::new("node")
+            .arg(script)
+            .current_dir(tests_dir())
+            .env("VMD_WEB_URL", format!("http://{}/", web.addr))
+            .env("UI_IMAGE", "guest")
+            .env("UI_USER", "ann")
+            .env("UI_PASSWORD", PASSWORD)
+            .env("UI_OTHER_USER", "bob")
+            .env("UI_OTHER_PASSWORD", PASSWORD)
+            .env("UI_ARTIFACTS", artifacts)
+            .env("CHROMIUM", CHROMIUM)
+            .stdin(Stdio::null())
+            .process_group(0)
+            .spawn()
+            .expect("spawn node");
+        Journey(child)
+    }
+
+    /// Its exit status; panics past `deadline` (polling, the child cannot be waited on
+    /// with a timeout otherwise).
+    fn wait(&mut self, deadline: Duration) -> ExitStatus {
+        let end = Instant::now() + deadline;
+        loop {
+            if let Some(status) = self.0.try_wait().expect("wait for node") {
+                return status;
+            }
+            assert!(Instant::now() < end, "the journey ran past {deadline:?}");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
+
+impl Drop for Journey {
+    fn drop(&mut self) {
+        let pgid = nix::unistd::Pid::from_raw(i32::try_from(self.0.id()).expect("pid"));
+        let _ = nix::sys::signal::killpg(pgid, nix::sys::signal::Signal::SIGKILL);
+        let _ = self.0.wait();
+    }
+}
+
+/// The create form's name check (`ui/js/names.js`) accepts and refuses exactly what
+/// vm-proto's `validate_name` does, so the page never contradicts vmd.
+#[test]
+fn the_pages_name_rule_is_vm_protos() {
+    require_node();
+    let long = "a".repeat(64);
+    let names = [
+        "web1",
+        "a",
+        "0",
+        "a-b",
+        "a--b",
+        "",
+        "-a",
+        "a-",
+        "A",
+        "web_1",
+        "wéb",
+        "a.b",
+        "a b",
+        &long[..63],
+        &long,
+    ];
+    let script = "import { nameError } from './ui/js/names.js';\n\
+                  const names = JSON.parse(process.argv[1]);\n\
+                  console.log(JSON.stringify(names.map((n) => nameError(n) === '')));";
+    let list = serde_json::to_string(&names).expect("json");
+    let out = Command::new("node")
+        .args(["--input-type=module", "-e", script, &list])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("run node");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let page: Vec<bool> = serde_json::from_slice(&out.stdout).expect("node's answer");
+    for (name, ok) in names.iter().zip(page) {
+        let vmd_ok = vm_proto::names::validate_name("VM", name).is_ok();
+        assert_eq!(ok, vmd_ok, "the page and vm-proto disagree on {name:?}");
+    }
+}
+
+#[test]
+fn dashboard_and_console_journey_in_chromium() {
+    require_tools();
+    let vmd = Vmd::start();
+    vmd.import_guest("guest");
+    vmd.user_token("ann", Some(PASSWORD));
+    vmd.user_token("bob", Some(PASSWORD));
+    // The journey makes two VMs and sees a third refused.
+    vmd.ok(
+        "user.set",
+        serde_json::json!([{"name": "ann", "max_vms": 2}]),
+    );
+    let web_log = vmd.dir.path().join("vmd-web.log");
+    let log = std::fs::File::create(&web_log).expect("vmd-web log");
+    let web = Web::start_logging(&vmd, log.into());
+    let artifacts = Path::new(env!("CARGO_TARGET_TMPDIR")).join("ui-artifacts");
+    let _ = std::fs::remove_dir_all(&artifacts);
+    let started = Instant::now();
+    let status = Journey::spawn("dashboard.mjs", &web, &artifacts).wait(JOURNEY_DEADLINE);
+    println!(
+        "journey took {:.0?}; screenshots in {}",
+        started.elapsed(),
+        artifacts.display()
+    );
+    if !status.success() {
+        let log = std::fs::read_to_string(&web_log).unwrap_or_default();
+        panic!(
+            "the browser journey failed ({status}); its output is above, screenshots in {}\n\
+             vmd-web's log:\n{log}",
+            artifacts.display()
+        );
+    }
+}

@@ -1,0 +1,45 @@
+// Modal dialogs (<dialog>): confirmation, lifetime extension, logs (followed live while
+// open). Each resolves once the dialog closes.
+
+/** Shows `dialog` modally; resolves to its returnValue. */
+function show(dialog) {
+  return new Promise((resolve) => {
+    dialog.addEventListener("close", () => resolve(dialog.returnValue), { once: true });
+    dialog.returnValue = "";
+    dialog.showModal();
+  });
+}
+
+/** Asks to confirm `text`; resolves to true on Confirm. */
+export async function confirmAction(text, label) {
+  const dialog = document.getElementById("confirm-dialog");
+  document.getElementById("confirm-text").textContent = text;
+  document.getElementById("confirm-ok").textContent = label;
+  return (await show(dialog)) === "ok";
+}
+
+/** Asks how many hours to add; resolves to seconds, or null when cancelled. */
+export async function askExtension() {
+  const dialog = document.getElementById("extend-dialog");
+  if ((await show(dialog)) !== "ok") return null;
+  const hours = Number(document.getElementById("extend-hours").value);
+  return hours > 0 ? Math.round(hours * 3600) : null;
+}
+
+/** Shows `text` as the logs of VM `name`, then appends what `follow` (an SSE URL of log
+ * chunks) brings until the dialog closes. */
+export async function showLogs(name, text, follow) {
+  document.getElementById("logs-title").textContent = `Logs of ${name}`;
+  const pre = document.getElementById("logs-text");
+  pre.textContent = text;
+  const done = show(document.getElementById("logs-dialog"));
+  pre.scrollTop = pre.scrollHeight;
+  const source = new EventSource(follow);
+  source.onmessage = (message) => {
+    const atEnd = pre.scrollTop + pre.clientHeight >= pre.scrollHeight - 4;
+    pre.append(JSON.parse(message.data));
+    if (atEnd) pre.scrollTop = pre.scrollHeight;
+  };
+  await done;
+  source.close();
+}
