@@ -123,7 +123,8 @@ pub fn routes() -> OpenApiRouter<Vmd> {
         .routes(routes!(system::health))
         // The same check for probes that know no API version; left out of the document.
         .route("/health", get(system::health))
-        .merge(crate::ui::routes())
+        // The browser UI: pages and assets, not part of the API document.
+        .merge(OpenApiRouter::from(crate::ui::routes()))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(
