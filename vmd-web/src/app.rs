@@ -35,7 +35,7 @@ use crate::tls::{self, TlsListener};
 use crate::vmd::Vmd;
 
 /// Largest request body of the JSON routes.
-const BODY_LIMIT: usize = 1 << 20;
+pub const BODY_LIMIT: usize = 1 << 20;
 /// Longest a request may take.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -58,7 +58,7 @@ pub async fn serve(args: Args) -> Result<(), String> {
     let cookie = SessionCookie {
         secure: tls.is_some(),
     };
-    let app = router(Vmd::new(args.socket_path()), cookie);
+    let app = router(Vmd::new(args.socket_path()).limited(args.caps()), cookie);
     match tls {
         Some(config) => {
             let listener = TlsListener::new(listener, config).map_err(|e| e.to_string())?;
@@ -116,7 +116,8 @@ pub fn routes() -> OpenApiRouter<Vmd> {
         .merge(system::routes())
         .merge(streams::routes())
         .routes(routes!(openapi::serve))
-        .layer(middleware::from_fn(crate::auth::csrf_guard));
+        .layer(middleware::from_fn(crate::auth::csrf_guard))
+        .layer(middleware::from_fn(crate::limits::read_body_first));
     let uploads = uploads::routes().layer(middleware::from_fn(crate::auth::csrf_guard));
     OpenApiRouter::new()
         .nest("/api/v1", api)

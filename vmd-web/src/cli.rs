@@ -3,11 +3,18 @@
 //! With `--tls-cert` and `--tls-key` (both or neither) vmd-web serves HTTPS and may listen on
 //! any address. Without them it serves plain HTTP, so it listens on a loopback address unless
 //! `--insecure-http` says that a non-loopback listener is wanted anyway; then it logs a warning.
+//!
+//! `--max-logins`, `--max-streams-per-credential` and `--max-streams` set the caps of
+//! [`crate::limits`]; keep `--max-streams` plus `--max-logins` well below vmd's
+//! `max_connections_per_uid` (128), so that short requests still reach vmd.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use clap::builder::TypedValueParser;
 use clap::Parser;
+
+use crate::limits::Caps;
 
 /// HTTP/REST front end for vmd.
 #[derive(Debug, Parser)]
@@ -28,12 +35,33 @@ pub struct Args {
     /// The PEM private key of --tls-cert (PKCS#8, PKCS#1 or SEC1).
     #[arg(long, value_name = "FILE", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
+    /// Logins in flight at once; one more is answered 503 at once.
+    #[arg(long, value_name = "N", default_value_t = Caps::default().logins,
+        value_parser = clap::value_parser!(u16).range(1..).map(usize::from))]
+    pub max_logins: usize,
+    /// Event streams, log followers and consoles held open per credential; one more is a 429.
+    #[arg(long, value_name = "N", default_value_t = Caps::default().streams_per_credential,
+        value_parser = clap::value_parser!(u16).range(1..).map(usize::from))]
+    pub max_streams_per_credential: usize,
+    /// Event streams, log followers and consoles held open in all; one more is a 429.
+    #[arg(long, value_name = "N", default_value_t = Caps::default().streams,
+        value_parser = clap::value_parser!(u16).range(1..).map(usize::from))]
+    pub max_streams: usize,
 }
 
 impl Args {
     /// The socket to reach vmd on.
     pub fn socket_path(&self) -> PathBuf {
         vm_proto::paths::client_socket_path(self.socket.clone())
+    }
+
+    /// The caps of [`crate::limits`].
+    pub fn caps(&self) -> Caps {
+        Caps {
+            logins: self.max_logins,
+            streams_per_credential: self.max_streams_per_credential,
+            streams: self.max_streams,
+        }
     }
 
     /// The certificate and key files, when serving HTTPS.
@@ -70,6 +98,9 @@ mod tests {
             insecure_http: insecure,
             tls_cert: None,
             tls_key: None,
+            max_logins: 8,
+            max_streams_per_credential: 16,
+            max_streams: 96,
         }
     }
 
@@ -99,5 +130,25 @@ mod tests {
         assert!(both.tls().is_some());
         let insecure = ["--tls-cert", "c", "--tls-key", "k", "--insecure-http"];
         assert!(parse(&insecure).is_err());
+    }
+
+    #[test]
+    fn caps_have_defaults_and_flags() {
+        let parse = |extra: &[&str]| Args::try_parse_from([&["vmd-web"], extra].concat());
+        assert_eq!(parse(&[]).expect("defaults").caps(), Caps::default());
+        let set = [
+            "--max-logins",
+            "1",
+            "--max-streams-per-credential",
+            "2",
+            "--max-streams",
+            "3",
+        ];
+        let caps = parse(&set).expect("flags").caps();
+        assert_eq!(
+            (caps.logins, caps.streams_per_credential, caps.streams),
+            (1, 2, 3)
+        );
+        assert!(parse(&["--max-logins", "0"]).is_err());
     }
 }

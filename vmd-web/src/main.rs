@@ -7,6 +7,8 @@
 //! - [`app`]: the router and the tower layers declared once (trace, body limit, timeout, CSRF).
 //! - [`auth`]: credentials (bearer or session cookie), login cookies, CSRF and Origin checks.
 //! - [`vmd`]: the JSON-RPC client to vmd, one connection per request, carrying the credential.
+//! - [`limits`]: caps on logins in flight and on streams and consoles held open, so one
+//!   caller cannot take every connection vmd-web has to vmd.
 //! - [`error`]: the one mapping from vm-proto's error kinds to HTTP responses.
 //! - [`upload`]: streaming an upload body to vmd's `PUT /v1/uploads` (hyper over the socket).
 //! - [`routes`]: one-line handlers per resource; `streams` relays vmd's subscriptions as SSE,
@@ -23,6 +25,7 @@ mod auth;
 mod cli;
 mod console;
 mod error;
+mod limits;
 mod openapi;
 mod routes;
 mod tls;

@@ -4,6 +4,12 @@
 //! A connection made without a credential is identified by vmd through the socket's peer
 //! credentials, i.e. as vmd-web's own uid: only `auth.login` (which needs none) and the health
 //! probe do that. Every other request goes through [`crate::auth::Rpc`], which requires one.
+//!
+//! Each subscription buffers at most [`SUBSCRIPTION_BUFFER`] notifications that the HTTP
+//! client has not read yet. When a slow reader lets that buffer fill, jsonrpsee drops the
+//! subscription (it has "lagged"): the SSE stream sends what it buffered and ends, rather than
+//! vmd-web buffering without bound. The caps on connections held open for callers are in
+//! [`crate::limits`], carried here so that every handler reaches them through the state.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -15,15 +21,20 @@ use tokio::net::UnixStream;
 use vm_proto::ErrorCode;
 
 use crate::error::WebError;
+use crate::limits::{Caps, Limits};
 use crate::trace;
 
 /// How long one call to vmd may take (below the HTTP timeout layer's 60 s).
 const CALL_TIMEOUT: Duration = Duration::from_secs(55);
+/// Notifications buffered per subscription (each up to 64 KiB) before a lagging reader's
+/// subscription is dropped: at most 1 MiB per stream.
+const SUBSCRIPTION_BUFFER: usize = 16;
 
 /// Where vmd is; cheap to clone into every request.
 #[derive(Clone, Debug)]
 pub struct Vmd {
     socket: Arc<PathBuf>,
+    limits: Limits,
 }
 
 impl Vmd {
@@ -31,7 +42,21 @@ impl Vmd {
     pub fn new(socket: PathBuf) -> Vmd {
         Vmd {
             socket: Arc::new(socket),
+            limits: Limits::default(),
         }
+    }
+
+    /// The same vmd, with these caps on what vmd-web holds open for callers.
+    pub fn limited(self, caps: Caps) -> Vmd {
+        Vmd {
+            limits: Limits::new(caps),
+            ..self
+        }
+    }
+
+    /// The caps' live counts.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
     }
 
     /// vmd's socket.
@@ -48,6 +73,7 @@ impl Vmd {
             .map_err(|err| unreachable(&err.to_string()))?;
         let client = WsClientBuilder::default()
             .request_timeout(CALL_TIMEOUT)
+            .max_buffer_capacity_per_subscription(SUBSCRIPTION_BUFFER)
             .set_headers(headers)
             .build_with_stream("ws://localhost/", stream)
             .await

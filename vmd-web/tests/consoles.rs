@@ -1,7 +1,8 @@
 //! Browser consoles through vmd-web, against a real vmd and the real test guest: a full RFB
 //! handshake and a framebuffer update over the VNC WebSocket, the guest's ready marker and a
 //! typed command over the serial one, and the refusals (reused, expired, foreign or
-//! wrong-kind tickets, foreign Origin, another user's VM).
+//! wrong-kind tickets, foreign Origin, another user's VM), and that a message over vmd-web's
+//! 64 KiB limit closes the WebSocket.
 
 mod common;
 
@@ -219,6 +220,22 @@ async fn serial_websocket_reads_the_ready_marker_and_runs_commands() {
     s.expect("again-42", DEADLINE).await;
     // The VM stopping ends vmd's stream: vmd-web closes the WebSocket.
     tokio::task::block_in_place(|| vmd.ok("vm.stop", json!([{"name": "g", "force": true}])));
+    let deadline = Instant::now() + DEADLINE;
+    while s.fill(deadline).await {}
+    assert!(s.closed);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oversized_message_closes_the_websocket() {
+    let (_vmd, web, ann) = tokio::task::block_in_place(|| lab(""));
+    let t = tokio::task::block_in_place(|| secret(&ticket(&web, &ann, "g", "serial")));
+    let mut s = open(&web, &ws_path("g", "serial", &t), None)
+        .await
+        .expect("the serial WebSocket opens");
+    // vmd-web takes messages and frames of up to 64 KiB; the write may fail once it closes.
+    let _ = s.ws.send(Message::binary(vec![b'x'; 128 * 1024])).await;
+    // Without the limit the bytes would go to the guest and the socket stay open: fill()
+    // then fails at the deadline.
     let deadline = Instant::now() + DEADLINE;
     while s.fill(deadline).await {}
     assert!(s.closed);

@@ -8,6 +8,12 @@
 //! `Host` (403 otherwise), so other sites cannot open consoles even with a leaked ticket. The
 //! `binary` subprotocol is chosen when offered (noVNC offers it). Text frames are written as
 //! bytes on `/serial` (xterm.js sends keys as text) and dropped on `/vnc`.
+//!
+//! A message or frame from the browser may be at most [`MAX_MESSAGE`] bytes; a larger one
+//! closes the WebSocket (code 1009). noVNC sends key, pointer and update-request messages of a
+//! few bytes, xterm.js a keystroke or a paste: only a clipboard or paste over 64 KiB is cut.
+//! Each console holds a slot of [`crate::limits`] until its pump ends, counted against the
+//! session cookie's credential when the browser sends one along, else the global cap only.
 
 use axum::extract::ws::{rejection::WebSocketUpgradeRejection, WebSocketUpgrade};
 use axum::extract::State;
@@ -23,7 +29,7 @@ use vm_proto::types::{ConsoleKind, ConsoleTicket, ConsoleTicketRequest};
 use vm_proto::ErrorCode;
 
 use super::{Body, Path, Query};
-use crate::auth::{check_origin, Rpc};
+use crate::auth::{check_origin, Credential, Rpc};
 use crate::console::{self, TextFrames};
 use crate::error::WebError;
 use crate::openapi::Lookup;
@@ -31,6 +37,9 @@ use crate::vmd::Vmd;
 
 /// The WebSocket subprotocol answered when offered.
 const SUBPROTOCOL: &str = "binary";
+
+/// Largest message and frame accepted from the browser (tungstenite's default is 64 MiB).
+const MAX_MESSAGE: usize = 64 * 1024;
 
 /// The routes of this module.
 pub fn routes() -> OpenApiRouter<Vmd> {
@@ -116,6 +125,10 @@ async fn attach(
     })?;
     vm_proto::names::validate_name("VM", vm)
         .map_err(|err| WebError::new(ErrorCode::InvalidArgument, err))?;
+    let credential = Credential::of(headers);
+    let slot = vmd
+        .limits()
+        .stream(credential.as_ref().map(Credential::token))?;
     let stream = console::open(vmd.socket(), vm, kind, ticket).await?;
     let text = match kind {
         ConsoleKind::Serial => TextFrames::AsBytes,
@@ -123,5 +136,10 @@ async fn attach(
     };
     Ok(ws
         .protocols([SUBPROTOCOL])
-        .on_upgrade(move |socket| console::pump(socket, stream, text)))
+        .max_message_size(MAX_MESSAGE)
+        .max_frame_size(MAX_MESSAGE)
+        .on_upgrade(move |socket| async move {
+            console::pump(socket, stream, text).await;
+            drop(slot);
+        }))
 }

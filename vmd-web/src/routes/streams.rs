@@ -5,6 +5,13 @@
 //! filters what the caller may see. The stream ends when vmd ends the subscription, or when
 //! the client goes away: the response body is dropped, which drops the subscription (an
 //! unsubscribe) and the connection. A keep-alive comment goes out every 15 s.
+//!
+//! Each stream holds a [`StreamPermit`] of [`crate::limits`] (taken before vmd is reached)
+//! until its body is dropped. A client that reads more slowly than vmd sends lags: vmd-web
+//! buffers at most 16 notifications for it ([`crate::vmd`]), then jsonrpsee drops the
+//! subscription, and the stream sends what was buffered and ends. An events client resumes
+//! with `Last-Event-ID`; a log follower starts again from the log's end (what was written
+//! meanwhile is in `GET /vms/{name}/logs`).
 
 use std::convert::Infallible;
 use std::pin::Pin;
@@ -12,11 +19,13 @@ use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue};
 use axum::response::sse::{self, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures::Stream;
-use jsonrpsee::core::client::Subscription;
+use jsonrpsee::core::client::{Subscription, SubscriptionCloseReason};
 use jsonrpsee::ws_client::WsClient;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
@@ -28,8 +37,9 @@ use vm_proto::types::{Event, LogChunk};
 use vm_proto::ErrorCode;
 
 use super::Query;
-use crate::auth::Rpc;
+use crate::auth::{Credential, Rpc};
 use crate::error::WebError;
+use crate::limits::StreamPermit;
 use crate::openapi::Errors;
 use crate::vmd::Vmd;
 
@@ -56,19 +66,39 @@ struct EventsQuery {
     responses((status = 200, description = "An endless SSE stream", body = Event,
         content_type = "text/event-stream"), Errors))]
 async fn events(
+    Slot(slot): Slot,
     rpc: Rpc,
     headers: HeaderMap,
     Query(q): Query<EventsQuery>,
 ) -> Result<Response, WebError> {
     let since = last_event_id(&headers)?.or(q.since);
     let subscription = rpc.events_subscribe(since).await?;
-    Ok(relay(rpc.0, subscription, event))
+    Ok(relay((rpc.0, slot), subscription, event))
 }
 
 /// Follows `name`'s console log from its current end; each chunk's text is a JSON string.
-pub async fn follow_logs(rpc: Rpc, name: String) -> Result<Response, WebError> {
+pub async fn follow_logs(slot: Slot, rpc: Rpc, name: String) -> Result<Response, WebError> {
     let subscription = rpc.vm_follow_logs(name).await?;
-    Ok(relay(rpc.0, subscription, log_chunk))
+    Ok(relay((rpc.0, slot.0), subscription, log_chunk))
+}
+
+/// A stream's slot under [`crate::limits`], for the request's credential (401 without one).
+pub struct Slot(StreamPermit);
+
+impl FromRequestParts<Vmd> for Slot {
+    type Rejection = WebError;
+
+    async fn from_request_parts(parts: &mut Parts, vmd: &Vmd) -> Result<Slot, WebError> {
+        Slot::take(vmd, &parts.headers)
+    }
+}
+
+impl Slot {
+    /// A slot for the credential in `headers`, or 401 without one, or 429 over a cap.
+    pub fn take(vmd: &Vmd, headers: &HeaderMap) -> Result<Slot, WebError> {
+        let credential = Credential::require(headers)?;
+        Ok(Slot(vmd.limits().stream(Some(credential.token()))?))
+    }
 }
 
 /// The `Last-Event-ID` header, if any; a non-number is a 400.
@@ -103,9 +133,10 @@ fn json_event<T: serde::Serialize>(value: &T) -> sse::Event {
         .unwrap_or_else(|_| sse::Event::default().comment("unencodable item"))
 }
 
-/// The SSE response relaying `subscription`, which lives (with `client`) as long as the body.
+/// The SSE response relaying `subscription`, which lives (with `client` and `slot`) as long
+/// as the body.
 fn relay<T>(
-    client: Arc<WsClient>,
+    (client, slot): (Arc<WsClient>, StreamPermit),
     subscription: Subscription<T>,
     to_event: fn(T) -> sse::Event,
 ) -> Response
@@ -114,6 +145,7 @@ where
 {
     let stream = Relay {
         _client: client,
+        _slot: slot,
         subscription,
         to_event,
     };
@@ -129,6 +161,7 @@ where
 /// A vmd subscription as a stream of SSE events, holding its connection open.
 struct Relay<T> {
     _client: Arc<WsClient>,
+    _slot: StreamPermit,
     subscription: Subscription<T>,
     to_event: fn(T) -> sse::Event,
 }
@@ -144,7 +177,12 @@ impl<T: DeserializeOwned + Unpin> Stream for Relay<T> {
                 tracing::warn!(error = %err, "undecodable item from vmd: ending the stream");
                 Poll::Ready(None)
             }
-            None => Poll::Ready(None),
+            None => {
+                if let Some(SubscriptionCloseReason::Lagged) = this.subscription.close_reason() {
+                    tracing::info!("the client reads too slowly: ending its stream");
+                }
+                Poll::Ready(None)
+            }
         }
     }
 }

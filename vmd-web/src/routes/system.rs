@@ -1,8 +1,8 @@
 //! `/me`, `/system`, `/health`, and browser login/logout (`auth.*`, `system.info`).
 
 use axum::extract::State;
-use axum::http::header::SET_COOKIE;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::header::{CACHE_CONTROL, SET_COOKIE};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Extension;
 use axum::Json;
@@ -66,13 +66,20 @@ async fn system(rpc: Rpc) -> Result<Json<SystemInfo>, WebError> {
 /// `{user, password}` → session cookie and `{user, role, expires_at, csrf}` (`auth.login`).
 #[utoipa::path(post, path = "/login", tag = "system", security(()), request_body = Login,
     responses((status = 200, body = LoginReply,
-        headers(("set-cookie" = String, description = "`vmd_session=…; HttpOnly; SameSite=Strict`"))),
+        headers(("set-cookie" = String, description = "`vmd_session=…; HttpOnly; SameSite=Strict`"),
+            ("cache-control" = String, description = "`no-store`"))),
         Errors))]
 async fn login(
     State(vmd): State<Vmd>,
     Extension(cookie): Extension<SessionCookie>,
     Body(params): Body<Login>,
-) -> Result<Response, WebError> {
+) -> Response {
+    no_store(sign_in(&vmd, cookie, params).await)
+}
+
+/// Logs in on vmd, holding one of the login slots of [`crate::limits`] meanwhile.
+async fn sign_in(vmd: &Vmd, cookie: SessionCookie, params: Login) -> Result<Response, WebError> {
+    let _slot = vmd.limits().login()?;
     let session = vmd.connect(None).await?.auth_login(params).await?;
     crate::trace::name_user(&session.info.user);
     let body = LoginReply {
@@ -86,15 +93,22 @@ async fn login(
     Ok((headers, Json(body)).into_response())
 }
 
+/// `Cache-Control: no-store` on a reply that may carry a session.
+fn no_store(reply: Result<Response, WebError>) -> Response {
+    let mut response = reply.into_response();
+    let value = HeaderValue::from_static("no-store");
+    response.headers_mut().insert(CACHE_CONTROL, value);
+    response
+}
+
 /// Ends the session and clears the cookie (`auth.logout`).
 #[utoipa::path(post, path = "/logout", tag = "system",
     responses((status = 204, description = "Logged out; the cookie is cleared"), Errors))]
-async fn logout(
-    Extension(cookie): Extension<SessionCookie>,
-    rpc: Rpc,
-) -> Result<Response, WebError> {
-    rpc.auth_logout().await?;
-    Ok(([(SET_COOKIE, cookie.clear())], StatusCode::NO_CONTENT).into_response())
+async fn logout(Extension(cookie): Extension<SessionCookie>, rpc: Rpc) -> Response {
+    let reply = rpc.auth_logout().await.map_err(WebError::from);
+    no_store(
+        reply.map(|()| ([(SET_COOKIE, cookie.clear())], StatusCode::NO_CONTENT).into_response()),
+    )
 }
 
 /// 200 when vmd completes a handshake (a refused credential counts: vmd answered), else 503.

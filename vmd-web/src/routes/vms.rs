@@ -1,6 +1,7 @@
 //! `/vms`: the `vm.*` methods, and `image.publish` as `POST /vms/{name}/publish`.
 
-use axum::http::StatusCode;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
@@ -13,6 +14,7 @@ use vm_proto::types::{
     Image, ImagePublish, IsoAttach, Vm, VmCreate, VmExtend, VmFilter, VmLogs, VmSet, VmStop,
 };
 
+use super::streams::Slot;
 use super::{named, Body, Flag, OptionalObject, Path, Query};
 use crate::auth::Rpc;
 use crate::error::WebError;
@@ -195,12 +197,15 @@ async fn extend(
         (VmLogs = "application/json"),
         (String = "text/event-stream"))), Lookup))]
 async fn logs(
+    State(vmd): State<Vmd>,
+    headers: HeaderMap,
     rpc: Rpc,
     Path(name): Path<String>,
     Query(q): Query<LogsQuery>,
 ) -> Result<Response, WebError> {
     if q.follow.0 {
-        return super::streams::follow_logs(rpc, name).await;
+        let slot = Slot::take(&vmd, &headers)?;
+        return super::streams::follow_logs(slot, rpc, name).await;
     }
     let logs: VmLogs = rpc.vm_logs(name, q.tail_bytes).await?;
     Ok(Json(logs).into_response())

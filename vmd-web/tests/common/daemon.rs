@@ -95,6 +95,11 @@ impl Vmd {
         std::fs::read_to_string(self.dir.path().join("vmd.log")).unwrap_or_default()
     }
 
+    /// vmd's pid.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("vmd runs").id()
+    }
+
     /// Kills vmd (by its pid) and reaps it.
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {

@@ -35,13 +35,18 @@ impl Web {
 
     /// [`Web::start`] with vmd-web's log (stderr) going to `log`.
     pub fn start_logging(vmd: &Vmd, log: Stdio) -> Web {
-        let args = [
-            "--socket",
-            vmd.socket.to_str().expect("utf-8"),
-            "--listen",
-            "127.0.0.1:0",
-        ];
-        let (child, line) = spawn_web_logging(&args, log);
+        Web::start_flags(vmd, &[], log)
+    }
+
+    /// [`Web::start`] with `extra` flags.
+    pub fn start_with(vmd: &Vmd, extra: &[&str]) -> Web {
+        Web::start_flags(vmd, extra, Stdio::inherit())
+    }
+
+    fn start_flags(vmd: &Vmd, extra: &[&str], log: Stdio) -> Web {
+        let socket = vmd.socket.to_str().expect("utf-8");
+        let base = ["--socket", socket, "--listen", "127.0.0.1:0"];
+        let (child, line) = spawn_web_logging(&[&base[..], extra].concat(), log);
         let addr = line
             .trim()
             .strip_prefix("vmd-web listening on http://")
