@@ -3,11 +3,16 @@
 //! With `--tls-cert` and `--tls-key` (both or neither) vmd-web serves HTTPS and may listen on
 //! any address. Without them it serves plain HTTP, so it listens on a loopback address unless
 //! `--insecure-http` says that a non-loopback listener is wanted anyway; then it logs a warning.
+//!
+//! Two hidden flags, for tests, change the connection limits of [`crate::server`]:
+//! `--header-timeout-secs` and `--max-connections`.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use clap::Parser;
+
+use crate::server::Limits;
 
 /// HTTP/REST front end for vmd.
 #[derive(Debug, Parser)]
@@ -28,6 +33,13 @@ pub struct Args {
     /// The PEM private key of --tls-cert (PKCS#8, PKCS#1 or SEC1).
     #[arg(long, value_name = "FILE", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
+    /// Seconds a client has to send a request head, and to start the next request on a
+    /// kept-alive connection (hidden: for tests).
+    #[arg(long, hide = true, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+    pub header_timeout_secs: u64,
+    /// Most connections served at once (hidden: for tests).
+    #[arg(long, hide = true, default_value_t = 512, value_parser = clap::value_parser!(u64).range(1..=1 << 20))]
+    pub max_connections: u64,
 }
 
 impl Args {
@@ -39,6 +51,14 @@ impl Args {
     /// The certificate and key files, when serving HTTPS.
     pub fn tls(&self) -> Option<(&Path, &Path)> {
         Some((self.tls_cert.as_deref()?, self.tls_key.as_deref()?))
+    }
+
+    /// The connection limits.
+    pub fn limits(&self) -> Limits {
+        Limits {
+            header_timeout: std::time::Duration::from_secs(self.header_timeout_secs),
+            max_connections: usize::try_from(self.max_connections).unwrap_or(usize::MAX),
+        }
     }
 
     /// Refuses plain HTTP on a non-loopback address without `--insecure-http`; warns when it is
@@ -70,6 +90,8 @@ mod tests {
             insecure_http: insecure,
             tls_cert: None,
             tls_key: None,
+            header_timeout_secs: 10,
+            max_connections: 512,
         }
     }
 
@@ -99,5 +121,15 @@ mod tests {
         assert!(both.tls().is_some());
         let insecure = ["--tls-cert", "c", "--tls-key", "k", "--insecure-http"];
         assert!(parse(&insecure).is_err());
+    }
+
+    #[test]
+    fn limits_default_and_refuse_zero() {
+        let parse = |extra: &[&str]| Args::try_parse_from([&["vmd-web"], extra].concat());
+        let limits = parse(&[]).expect("defaults").limits();
+        assert_eq!(limits.header_timeout.as_secs(), 10);
+        assert_eq!(limits.max_connections, 512);
+        assert!(parse(&["--max-connections", "0"]).is_err());
+        assert!(parse(&["--header-timeout-secs", "0"]).is_err());
     }
 }

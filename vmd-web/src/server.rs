@@ -1,0 +1,254 @@
+//! Serving connections: vmd-web's own accept loop over hyper's HTTP/1.1 server, so that no
+//! client can hold connections or descriptors for free.
+//!
+//! - **Header timeout** ([`Limits::header_timeout`], 10 s): a client has that long to send a
+//!   whole request head, or the connection is closed (a slowloris sending one header line at a
+//!   time is cut at the deadline, not kept). hyper restarts the same clock whenever a
+//!   kept-alive connection waits for its next request, so it is also the idle keep-alive
+//!   timeout.
+//! - **Connection cap** ([`Limits::max_connections`], 512): a semaphore permit is taken
+//!   before each accept and travels with the connection's stream ([`Counted`]), so it is held
+//!   for the connection's whole life, a WebSocket after its upgrade included. At the cap the
+//!   loop stops accepting: newcomers wait in the kernel's listen backlog rather than being
+//!   accepted and dropped.
+//! - **Shutdown**: on SIGTERM or SIGINT the listener closes and every connection finishes its
+//!   current request and closes; connections still open after [`SHUTDOWN_GRACE`] (event
+//!   streams, consoles) are dropped with the process.
+//! - **Descriptors**: [`raise_nofile_limit`] lifts the soft `RLIMIT_NOFILE` to the hard limit.
+//!
+//! Only HTTP/1.1 is served (with upgrades, for the console WebSockets), as TLS's ALPN offers.
+
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use axum::serve::Listener;
+use axum::Router;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto::Builder;
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, TryAcquireError};
+
+/// Longest shutdown waits for open connections before dropping them.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+/// Least time between two "connection cap reached" warnings.
+const CAP_WARNING_EVERY: Duration = Duration::from_secs(60);
+/// Descriptors each connection may hold: its socket and one to vmd.
+const NOFILE_PER_CONNECTION: u64 = 2;
+/// Descriptors kept beyond the connections: TLS handshakes, the listener, the runtime.
+const NOFILE_RESERVE: u64 = 256;
+
+/// The bounds on connections.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// Longest a client may take to send a request head, or to start the next request on a
+    /// kept-alive connection.
+    pub header_timeout: Duration,
+    /// Most connections served at once.
+    pub max_connections: usize,
+}
+
+/// Serves `app` on `listener` within `limits` until `stop` resolves, then drains the open
+/// connections for up to [`SHUTDOWN_GRACE`].
+pub async fn run<L>(mut listener: L, app: Router, limits: Limits, stop: impl Future<Output = ()>)
+where
+    L: Listener,
+{
+    let builder = http1_builder(limits.header_timeout);
+    let graceful = GracefulShutdown::new();
+    let mut cap = Cap::new(limits.max_connections);
+    tokio::pin!(stop);
+    loop {
+        let io = tokio::select! {
+            io = accept(&mut listener, &mut cap) => io,
+            () = &mut stop => break,
+        };
+        let conn = builder.serve_connection_with_upgrades(
+            TokioIo::new(io),
+            TowerToHyperService::new(app.clone()),
+        );
+        let conn = graceful.watch(conn.into_owned());
+        tokio::spawn(async move {
+            if let Err(cause) = conn.await {
+                tracing::debug!(%cause, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    drain(graceful).await;
+}
+
+/// HTTP/1.1 only, keep-alive and upgrades allowed, with the header (and idle) timeout.
+fn http1_builder(header_timeout: Duration) -> Builder<TokioExecutor> {
+    let mut builder = Builder::new(TokioExecutor::new()).http1_only();
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_timeout)
+        .keep_alive(true);
+    builder
+}
+
+/// The next connection, once a permit for it is free.
+async fn accept<L: Listener>(listener: &mut L, cap: &mut Cap) -> Counted<L::Io> {
+    let permit = cap.acquire().await;
+    let (io, _peer) = listener.accept().await;
+    Counted {
+        io,
+        _permit: permit,
+    }
+}
+
+/// Asks every connection to finish; gives up after [`SHUTDOWN_GRACE`].
+async fn drain(graceful: GracefulShutdown) {
+    let open = graceful.count();
+    if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        let secs = SHUTDOWN_GRACE.as_secs();
+        tracing::info!(open, "connections still open after {secs} s are closed");
+    }
+}
+
+/// The connection cap: permits, and when the last warning about reaching it was logged.
+struct Cap {
+    permits: Arc<Semaphore>,
+    max: usize,
+    warned: Option<Instant>,
+}
+
+impl Cap {
+    fn new(max: usize) -> Cap {
+        Cap {
+            permits: Arc::new(Semaphore::new(max)),
+            max,
+            warned: None,
+        }
+    }
+
+    /// A permit, waiting (and warning, at most every [`CAP_WARNING_EVERY`]) at the cap.
+    async fn acquire(&mut self) -> OwnedSemaphorePermit {
+        match Arc::clone(&self.permits).try_acquire_owned() {
+            Ok(permit) => return permit,
+            Err(TryAcquireError::NoPermits) => self.warn(),
+            Err(TryAcquireError::Closed) => unreachable!("the cap's semaphore is never closed"),
+        }
+        let permit = Arc::clone(&self.permits).acquire_owned().await;
+        permit.expect("the cap's semaphore is never closed")
+    }
+
+    fn warn(&mut self) {
+        if self
+            .warned
+            .is_some_and(|at| at.elapsed() < CAP_WARNING_EVERY)
+        {
+            return;
+        }
+        self.warned = Some(Instant::now());
+        tracing::warn!(
+            max_connections = self.max,
+            "connection cap reached; new connections wait in the listen backlog"
+        );
+    }
+}
+
+/// A connection's stream with its permit: the permit is released when the stream is dropped,
+/// whether by hyper or, after a WebSocket upgrade, by the WebSocket's task.
+struct Counted<I> {
+    io: I,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl<I: AsyncRead + Unpin> AsyncRead for Counted<I> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_read(cx, buf)
+    }
+}
+
+impl<I: AsyncWrite + Unpin> AsyncWrite for Counted<I> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+}
+
+/// Raises the soft `RLIMIT_NOFILE` to the hard limit (the default soft limit, often 1024, is
+/// below what `max_connections` may need), and warns when the result is still too low.
+/// Failures are logged, not fatal.
+pub fn raise_nofile_limit(max_connections: usize) {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    let (soft, hard) = match getrlimit(Resource::RLIMIT_NOFILE) {
+        Ok(limits) => limits,
+        Err(err) => return tracing::warn!(error = %err, "cannot read the descriptor limit"),
+    };
+    let soft = if soft < hard {
+        match setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+            Ok(()) => hard,
+            Err(err) => {
+                tracing::warn!(error = %err, soft, hard, "cannot raise the descriptor limit");
+                soft
+            }
+        }
+    } else {
+        soft
+    };
+    let needed = max_connections as u64 * NOFILE_PER_CONNECTION + NOFILE_RESERVE;
+    if soft < needed {
+        tracing::warn!(
+            limit = soft,
+            needed,
+            "descriptor limit is too low for the connection cap; raise LimitNOFILE"
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_permit_is_released_with_its_stream() {
+        let mut cap = Cap::new(1);
+        let (a, _b) = tokio::io::duplex(64);
+        let counted = Counted {
+            io: a,
+            _permit: cap.acquire().await,
+        };
+        assert_eq!(cap.permits.available_permits(), 0);
+        drop(counted);
+        assert_eq!(cap.permits.available_permits(), 1);
+    }
+}
