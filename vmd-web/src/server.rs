@@ -27,12 +27,13 @@ use std::time::{Duration, Instant};
 
 use axum::serve::Listener;
 use axum::Router;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto::Builder;
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, TryAcquireError};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 /// Longest shutdown waits for open connections before dropping them.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -60,7 +61,7 @@ where
     L: Listener,
 {
     let builder = http1_builder(limits.header_timeout);
-    let graceful = GracefulShutdown::new();
+    let (draining, tracker) = (CancellationToken::new(), TaskTracker::new());
     let mut cap = Cap::new(limits.max_connections);
     tokio::pin!(stop);
     loop {
@@ -68,30 +69,45 @@ where
             io = accept(&mut listener, &mut cap) => io,
             () = &mut stop => break,
         };
-        let conn = builder.serve_connection_with_upgrades(
-            TokioIo::new(io),
-            TowerToHyperService::new(app.clone()),
-        );
-        let conn = graceful.watch(conn.into_owned());
-        tokio::spawn(async move {
-            if let Err(cause) = conn.await {
-                tracing::debug!(%cause, "connection ended with an error");
-            }
-        });
+        let conn = builder
+            .serve_connection(TokioIo::new(io), TowerToHyperService::new(app.clone()))
+            .with_upgrades();
+        tracker.spawn(serve_connection(conn, draining.clone()));
     }
     drop(listener);
-    drain(graceful).await;
+    drain(&draining, &tracker).await;
 }
 
-/// HTTP/1.1 only, keep-alive and upgrades allowed, with the header (and idle) timeout.
-fn http1_builder(header_timeout: Duration) -> Builder<TokioExecutor> {
-    let mut builder = Builder::new(TokioExecutor::new()).http1_only();
+/// HTTP/1.1, keep-alive allowed, with the header (and idle) timeout. (hyper-util's `auto`
+/// builder is not used: with upgrades it first waits, without any timeout, for the bytes that
+/// tell HTTP/1 from HTTP/2, so a silent connection would be kept forever.)
+fn http1_builder(header_timeout: Duration) -> http1::Builder {
+    let mut builder = http1::Builder::new();
     builder
-        .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(header_timeout)
         .keep_alive(true);
     builder
+}
+
+/// Serves one connection; once `draining` is cancelled, lets it finish its current request.
+async fn serve_connection<I>(
+    conn: http1::UpgradeableConnection<TokioIo<I>, TowerToHyperService<Router>>,
+    draining: CancellationToken,
+) where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    tokio::pin!(conn);
+    let result = tokio::select! {
+        result = conn.as_mut() => result,
+        () = draining.cancelled() => {
+            conn.as_mut().graceful_shutdown();
+            conn.await
+        }
+    };
+    if let Err(cause) = result {
+        tracing::debug!(%cause, "connection ended with an error");
+    }
 }
 
 /// The next connection, once a permit for it is free.
@@ -105,13 +121,14 @@ async fn accept<L: Listener>(listener: &mut L, cap: &mut Cap) -> Counted<L::Io> 
 }
 
 /// Asks every connection to finish; gives up after [`SHUTDOWN_GRACE`].
-async fn drain(graceful: GracefulShutdown) {
-    let open = graceful.count();
-    if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown())
+async fn drain(draining: &CancellationToken, tracker: &TaskTracker) {
+    draining.cancel();
+    tracker.close();
+    if tokio::time::timeout(SHUTDOWN_GRACE, tracker.wait())
         .await
         .is_err()
     {
-        let secs = SHUTDOWN_GRACE.as_secs();
+        let (open, secs) = (tracker.len(), SHUTDOWN_GRACE.as_secs());
         tracing::info!(open, "connections still open after {secs} s are closed");
     }
 }

@@ -35,17 +35,20 @@ fn read_until_closed(stream: &mut TcpStream) -> (bool, String) {
 }
 
 #[test]
-fn an_incomplete_request_head_is_closed_at_the_header_timeout() {
+fn a_silent_or_incomplete_request_head_is_closed_at_the_header_timeout() {
     let vmd = Vmd::start();
     let web = Web::start_with(
         &vmd,
         &["--header-timeout-secs", "1"],
         std::process::Stdio::inherit(),
     );
+    let mut silent = connect(&web);
     let mut stream = connect(&web);
     stream.write_all(INCOMPLETE_HEAD.as_bytes()).expect("write");
     let (closed, _) = read_until_closed(&mut stream);
     assert!(closed, "an incomplete head kept the connection open");
+    let (closed, _) = read_until_closed(&mut silent);
+    assert!(closed, "a connection that sent nothing was kept open");
     web.request("GET", "/health", &[], None).expect(200);
 }
 
