@@ -13,7 +13,8 @@
 //!   accepted and dropped.
 //! - **Shutdown**: on SIGTERM or SIGINT the listener closes and every connection finishes its
 //!   current request and closes; connections still open after [`SHUTDOWN_GRACE`] (event
-//!   streams, consoles) are dropped with the process.
+//!   streams) are dropped with the process. Console WebSockets are not waited for: once
+//!   upgraded they are no longer hyper's, and end with the process (as under `axum::serve`).
 //! - **Descriptors**: [`raise_nofile_limit`] lifts the soft `RLIMIT_NOFILE` to the hard limit.
 //!
 //! Only HTTP/1.1 is served (with upgrades, for the console WebSockets), as TLS's ALPN offers.
