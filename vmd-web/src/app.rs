@@ -2,7 +2,8 @@
 //! tracing ([`crate::trace`]: method, path, status, duration, user; never headers, so never
 //! cookies or tokens), a 1 MiB body limit (enforced
 //! by the body extractors, so a larger body is a JSON 400), a 60 s timeout (a JSON 503), and
-//! the CSRF/Origin guard of [`crate::auth`] on every `/api/v1` route.
+//! the CSRF/Origin guard of [`crate::auth`] on every `/api/v1` route, and the security headers
+//! on every response ([`security_headers`]).
 //!
 //! The upload routes ([`uploads`]) keep the tracing and the CSRF guard but not the body limit
 //! or the timeout: they stream bodies of up to [`uploads::UPLOAD_LIMIT`] bytes for as long as
@@ -12,16 +13,22 @@
 //! Every route is registered through utoipa-axum's `OpenApiRouter`, which builds the OpenAPI
 //! document ([`crate::openapi`]) from the same registrations; it is served at
 //! `GET /api/v1/openapi.json`.
+//!
+//! Connections themselves (timeouts, the connection cap, shutdown) are [`crate::server`]'s.
 
 use std::time::Duration;
 
 use axum::error_handling::HandleErrorLayer;
 use axum::extract::DefaultBodyLimit;
+use axum::http::header::{
+    REFERRER_POLICY, STRICT_TRANSPORT_SECURITY, X_CONTENT_TYPE_OPTIONS, X_FRAME_OPTIONS,
+};
+use axum::http::{HeaderName, HeaderValue};
 use axum::routing::get;
-use axum::serve::Listener;
 use axum::{middleware, BoxError, Extension, Router};
 use tokio::net::TcpListener;
 use tower::ServiceBuilder;
+use tower_http::set_header::SetResponseHeaderLayer;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use vm_proto::ErrorCode;
@@ -31,6 +38,7 @@ use crate::cli::Args;
 use crate::error::WebError;
 use crate::openapi::{self, Document};
 use crate::routes::{consoles, images, isos, streams, system, tokens, uploads, users, vms};
+use crate::server;
 use crate::tls::{self, TlsListener};
 use crate::vmd::Vmd;
 
@@ -43,6 +51,8 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 /// or SIGINT.
 pub async fn serve(args: Args) -> Result<(), String> {
     args.check_listen()?;
+    let limits = args.limits();
+    server::raise_nofile_limit(limits.max_connections);
     let tls = match args.tls() {
         Some((cert, key)) => Some(tls::reload_on_hangup(cert.into(), key.into())?),
         None => tls::ignore_hangup().map(|()| None)?,
@@ -55,29 +65,18 @@ pub async fn serve(args: Args) -> Result<(), String> {
     // Tests and scripts read the bound address (port 0 picks one) from this line.
     println!("vmd-web listening on {scheme}://{addr}");
     tracing::info!(%addr, %scheme, socket = %args.socket_path().display(), "vmd-web listening");
-    let cookie = SessionCookie {
-        secure: tls.is_some(),
-    };
-    let app = router(Vmd::new(args.socket_path()).limited(args.caps()), cookie);
+    let app = router(
+        Vmd::new(args.socket_path()).limited(args.caps()),
+        tls.is_some(),
+    );
     match tls {
         Some(config) => {
             let listener = TlsListener::new(listener, config).map_err(|e| e.to_string())?;
-            run(listener, app).await
+            server::run(listener, app, limits, shutdown()).await;
         }
-        None => run(listener, app).await,
+        None => server::run(listener, app, limits, shutdown()).await,
     }
-}
-
-/// Serves `app` on `listener` until SIGTERM or SIGINT.
-async fn run<L>(listener: L, app: Router) -> Result<(), String>
-where
-    L: Listener,
-    L::Addr: std::fmt::Debug,
-{
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown())
-        .await
-        .map_err(|e| format!("server failed: {e}"))
+    Ok(())
 }
 
 /// Resolves on SIGTERM or SIGINT.
@@ -92,16 +91,36 @@ async fn shutdown() {
     }
 }
 
-/// Every route, with the layers; `cookie` says how login sets the session cookie.
-pub fn router(vmd: Vmd, cookie: SessionCookie) -> Router {
+/// Every route, with the layers; `tls` says whether vmd-web serves HTTPS itself (the session
+/// cookie is then `Secure`, and responses carry HSTS).
+pub fn router(vmd: Vmd, tls: bool) -> Router {
     let (router, api) = routes().split_for_parts();
     let doc = serde_json::to_string(&openapi::finish(api)).expect("the document serializes");
-    router
+    let router = router
         .with_state(vmd)
         .layer(Extension(Document(doc.into())))
-        .layer(Extension(cookie))
+        .layer(Extension(SessionCookie { secure: tls }))
         .layer(middleware::from_fn(crate::trace::record_user))
-        .layer(crate::trace::layer())
+        .layer(crate::trace::layer());
+    security_headers(router, tls)
+}
+
+/// Sets, on every response: `X-Content-Type-Options: nosniff`, `Referrer-Policy: no-referrer`
+/// (URLs may carry console tickets), `X-Frame-Options: DENY`, and with `tls`
+/// `Strict-Transport-Security` for a year (a proxy terminating TLS sets its own).
+fn security_headers(router: Router, tls: bool) -> Router {
+    let set = |name: HeaderName, value: &'static str| {
+        SetResponseHeaderLayer::overriding(name, HeaderValue::from_static(value))
+    };
+    let router = router
+        .layer(set(X_CONTENT_TYPE_OPTIONS, "nosniff"))
+        .layer(set(REFERRER_POLICY, "no-referrer"))
+        .layer(set(X_FRAME_OPTIONS, "DENY"));
+    if tls {
+        router.layer(set(STRICT_TRANSPORT_SECURITY, "max-age=31536000"))
+    } else {
+        router
+    }
 }
 
 /// Every route and its layers, with the OpenAPI paths of each.
@@ -161,8 +180,7 @@ mod tests {
     #[tokio::test]
     async fn a_body_over_the_limit_is_a_json_400() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let cookie = SessionCookie { secure: false };
-        let app = router(Vmd::new(dir.path().join("none.sock")), cookie);
+        let app = router(Vmd::new(dir.path().join("none.sock")), false);
         let body = format!(r#"{{"user":"a","password":"{}"}}"#, "x".repeat(BODY_LIMIT));
         let request = Request::post("/api/v1/login")
             .header("content-type", "application/json")
@@ -175,5 +193,27 @@ mod tests {
             .expect("body");
         let json: serde_json::Value = serde_json::from_slice(&bytes).expect("json");
         assert_eq!(json["kind"], "invalid_argument", "{json}");
+    }
+
+    /// The security headers on `GET /nope` (a 404, so no vmd is needed).
+    async fn headers_of(tls: bool) -> axum::http::HeaderMap {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let app = router(Vmd::new(dir.path().join("none.sock")), tls);
+        let request = Request::get("/nope").body(Body::empty()).expect("request");
+        let response = app.oneshot(request).await.expect("response");
+        assert_eq!(response.status(), StatusCode::NOT_FOUND);
+        response.headers().clone()
+    }
+
+    #[tokio::test]
+    async fn security_headers_are_set_and_hsts_only_with_tls() {
+        for tls in [false, true] {
+            let headers = headers_of(tls).await;
+            assert_eq!(headers["x-content-type-options"], "nosniff");
+            assert_eq!(headers["referrer-policy"], "no-referrer");
+            assert_eq!(headers["x-frame-options"], "DENY");
+            let hsts = headers.get("strict-transport-security");
+            assert_eq!(hsts.is_some(), tls, "{headers:?}");
+        }
     }
 }

@@ -7,6 +7,9 @@
 //! `--max-logins`, `--max-streams-per-credential` and `--max-streams` set the caps of
 //! [`crate::limits`]; keep `--max-streams` plus `--max-logins` well below vmd's
 //! `max_connections_per_uid` (128), so that short requests still reach vmd.
+//!
+//! Two hidden flags, for tests, change the connection limits of [`crate::server`]:
+//! `--header-timeout-secs` and `--max-connections`.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -15,6 +18,7 @@ use clap::builder::TypedValueParser;
 use clap::Parser;
 
 use crate::limits::Caps;
+use crate::server::Limits;
 
 /// HTTP/REST front end for vmd.
 #[derive(Debug, Parser)]
@@ -47,6 +51,13 @@ pub struct Args {
     #[arg(long, value_name = "N", default_value_t = Caps::default().streams,
         value_parser = clap::value_parser!(u16).range(1..).map(usize::from))]
     pub max_streams: usize,
+    /// Seconds a client has to send a request head, and to start the next request on a
+    /// kept-alive connection (hidden: for tests).
+    #[arg(long, hide = true, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+    pub header_timeout_secs: u64,
+    /// Most connections served at once (hidden: for tests).
+    #[arg(long, hide = true, default_value_t = 512, value_parser = clap::value_parser!(u64).range(1..=1 << 20))]
+    pub max_connections: u64,
 }
 
 impl Args {
@@ -67,6 +78,14 @@ impl Args {
     /// The certificate and key files, when serving HTTPS.
     pub fn tls(&self) -> Option<(&Path, &Path)> {
         Some((self.tls_cert.as_deref()?, self.tls_key.as_deref()?))
+    }
+
+    /// The connection limits.
+    pub fn limits(&self) -> Limits {
+        Limits {
+            header_timeout: std::time::Duration::from_secs(self.header_timeout_secs),
+            max_connections: usize::try_from(self.max_connections).unwrap_or(usize::MAX),
+        }
     }
 
     /// Refuses plain HTTP on a non-loopback address without `--insecure-http`; warns when it is
@@ -101,6 +120,8 @@ mod tests {
             max_logins: 8,
             max_streams_per_credential: 16,
             max_streams: 96,
+            header_timeout_secs: 10,
+            max_connections: 512,
         }
     }
 
@@ -150,5 +171,15 @@ mod tests {
             (1, 2, 3)
         );
         assert!(parse(&["--max-logins", "0"]).is_err());
+    }
+
+    #[test]
+    fn limits_default_and_refuse_zero() {
+        let parse = |extra: &[&str]| Args::try_parse_from([&["vmd-web"], extra].concat());
+        let limits = parse(&[]).expect("defaults").limits();
+        assert_eq!(limits.header_timeout.as_secs(), 10);
+        assert_eq!(limits.max_connections, 512);
+        assert!(parse(&["--max-connections", "0"]).is_err());
+        assert!(parse(&["--header-timeout-secs", "0"]).is_err());
     }
 }

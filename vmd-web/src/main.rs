@@ -4,7 +4,10 @@
 //! - [`cli`]: flags, and the refusal of plain HTTP on a non-loopback address without
 //!   `--insecure-http`.
 //! - [`tls`]: HTTPS with rustls: the certificate and key, and a listener axum serves as is.
-//! - [`app`]: the router and the tower layers declared once (trace, body limit, timeout, CSRF).
+//! - [`app`]: the router and the tower layers declared once (trace, body limit, timeout, CSRF,
+//!   security headers).
+//! - [`server`]: the accept loop: header and idle timeouts, the connection cap, graceful
+//!   shutdown, the descriptor limit.
 //! - [`auth`]: credentials (bearer or session cookie), login cookies, CSRF and Origin checks.
 //! - [`vmd`]: the JSON-RPC client to vmd, one connection per request, carrying the credential.
 //! - [`limits`]: caps on logins in flight and on streams and consoles held open, so one
@@ -28,6 +31,7 @@ mod error;
 mod limits;
 mod openapi;
 mod routes;
+mod server;
 mod tls;
 mod trace;
 mod ui;

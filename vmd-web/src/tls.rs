@@ -1,8 +1,11 @@
 //! HTTPS: the rustls server configuration read from `--tls-cert`/`--tls-key`, and a
-//! [`TlsListener`] that axum serves exactly like a `TcpListener`.
+//! [`TlsListener`] that [`crate::server`] serves exactly like a `TcpListener`.
 //!
 //! Handshakes run in their own tasks (bounded by [`HANDSHAKE_TIMEOUT`]), so a slow or silent
-//! client never holds up the others; finished connections reach axum through a channel. Only
+//! client never holds up the others; finished connections reach the server through a channel.
+//! At most [`MAX_HANDSHAKES`] are in flight, counting finished ones waiting for the server to
+//! take them (it stops taking them at its connection cap): beyond that the accept loop waits
+//! and newcomers stay in the kernel's listen backlog. Only
 //! HTTP/1.1 is offered (ALPN), which is what the WebSocket consoles upgrade from. The crypto
 //! provider is rustls' `ring`, chosen explicitly rather than through a process-wide default.
 //!
@@ -23,14 +26,16 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::ServerConfig;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::signal::unix::{signal, SignalKind};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
 use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
 
 /// Longest a client may take to complete the TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-/// Handshaken connections waiting for axum to take them.
+/// Handshaken connections waiting for the server to take them.
 const BACKLOG: usize = 64;
+/// Most handshakes in flight (or done and waiting for room in the [`BACKLOG`]).
+const MAX_HANDSHAKES: usize = 64;
 
 /// The server configuration of a PEM certificate chain and a PEM private key.
 pub fn server_config(cert: &Path, key: &Path) -> Result<Arc<ServerConfig>, String> {
@@ -122,7 +127,7 @@ async fn reload(tx: &watch::Sender<Arc<ServerConfig>>, cert: &Path, key: &Path) 
 /// A TCP listener whose connections come out TLS-handshaken.
 pub struct TlsListener {
     local: SocketAddr,
-    ready: mpsc::Receiver<(TlsStream<TcpStream>, SocketAddr)>,
+    ready: mpsc::Receiver<Ready>,
 }
 
 impl TlsListener {
@@ -153,22 +158,22 @@ impl axum::serve::Listener for TlsListener {
     }
 }
 
-/// Accepts TCP connections and hands each to its own handshake task (with the configuration
-/// in force when it arrived), until `tx` closes.
-async fn accept_loop(
-    tcp: TcpListener,
-    current: Current,
-    tx: mpsc::Sender<(TlsStream<TcpStream>, SocketAddr)>,
-) {
+/// A handshaken connection on its way to the server.
+type Ready = (TlsStream<TcpStream>, SocketAddr);
+
+/// Accepts TCP connections, each once a handshake permit is free, and hands each to its own
+/// handshake task (with the configuration in force when it arrived), until `tx` closes.
+async fn accept_loop(tcp: TcpListener, current: Current, tx: mpsc::Sender<Ready>) {
+    let permits = Arc::new(Semaphore::new(MAX_HANDSHAKES));
     loop {
         let accepted = tokio::select! {
-            accepted = tcp.accept() => accepted,
+            accepted = accept(&tcp, &permits) => accepted,
             () = tx.closed() => return,
         };
         match accepted {
-            Ok((stream, peer)) => {
+            Ok((stream, peer, permit)) => {
                 let acceptor = TlsAcceptor::from(Arc::clone(&current.borrow()));
-                tokio::spawn(handshake(acceptor, stream, peer, tx.clone()));
+                tokio::spawn(handshake(acceptor, stream, peer, tx.clone(), permit));
             }
             Err(err) => {
                 // Out of file descriptors and the like: back off as axum's own listener does.
@@ -179,12 +184,25 @@ async fn accept_loop(
     }
 }
 
-/// One handshake; a failed one is logged at debug (port scanners are not news).
+/// The next TCP connection, once a handshake permit is free.
+async fn accept(
+    tcp: &TcpListener,
+    permits: &Arc<Semaphore>,
+) -> io::Result<(TcpStream, SocketAddr, OwnedSemaphorePermit)> {
+    let permit = Arc::clone(permits).acquire_owned().await;
+    let permit = permit.expect("the handshake semaphore is never closed");
+    let (stream, peer) = tcp.accept().await?;
+    Ok((stream, peer, permit))
+}
+
+/// One handshake, holding `_permit` until the connection is handed over; a failed one is
+/// logged at debug (port scanners are not news).
 async fn handshake(
     acceptor: TlsAcceptor,
     stream: TcpStream,
     peer: SocketAddr,
-    tx: mpsc::Sender<(TlsStream<TcpStream>, SocketAddr)>,
+    tx: mpsc::Sender<Ready>,
+    _permit: OwnedSemaphorePermit,
 ) {
     match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
         Ok(Ok(tls)) => {

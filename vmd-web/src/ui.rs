@@ -133,15 +133,11 @@ mod tests {
     use tower::ServiceExt;
 
     use super::*;
-    use crate::auth::SessionCookie;
     use crate::vmd::Vmd;
 
     /// `GET path` with `headers` through the whole app (no vmd needed for static files).
     async fn get(path: &str, headers: &[(&str, &str)]) -> Response<Body> {
-        let app = crate::app::router(
-            Vmd::new("/nonexistent/vmd.sock".into()),
-            SessionCookie { secure: false },
-        );
+        let app = crate::app::router(Vmd::new("/nonexistent/vmd.sock".into()), false);
         let mut request = Request::get(path).header("host", "lab.example:8080");
         for (name, value) in headers {
             request = request.header(*name, *value);

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::sync::Arc;
 
-use common::{spawn_web_logging, Vmd, Web, DEADLINE};
+use common::{spawn_web_logging, wait_log, Vmd, Web, DEADLINE};
 use futures::StreamExt;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
@@ -60,6 +60,11 @@ impl TlsWeb {
 
     /// [`TlsWeb::start`] with vmd-web's log going to `log`.
     fn start_logging(vmd: &Vmd, pki: &Pki, log: std::process::Stdio) -> TlsWeb {
+        TlsWeb::start_with(vmd, pki, &[], log)
+    }
+
+    /// [`TlsWeb::start_logging`] with `extra` flags.
+    fn start_with(vmd: &Vmd, pki: &Pki, extra: &[&str], log: std::process::Stdio) -> TlsWeb {
         let (cert, key) = (pki.cert(), pki.key());
         let args = [
             "--socket",
@@ -71,7 +76,7 @@ impl TlsWeb {
             "--tls-key",
             key.to_str().expect("utf-8"),
         ];
-        let (child, line) = spawn_web_logging(&args, log);
+        let (child, line) = spawn_web_logging(&[&args[..], extra].concat(), log);
         let addr = line
             .trim()
             .strip_prefix("vmd-web listening on https://")
@@ -222,6 +227,41 @@ async fn the_vnc_console_websocket_works_over_tls() {
 }
 
 #[test]
+fn responses_over_tls_carry_hsts_and_the_security_headers() {
+    let vmd = Vmd::start();
+    let pki = Pki::new();
+    let web = TlsWeb::start(&vmd, &pki);
+    let (status, head, _) = web.curl("/health", &[]);
+    assert_eq!(status, 200, "{head}");
+    let head = head.to_ascii_lowercase();
+    for header in [
+        "strict-transport-security: max-age=31536000",
+        "x-content-type-options: nosniff",
+        "referrer-policy: no-referrer",
+        "x-frame-options: deny",
+    ] {
+        assert!(head.contains(header), "no {header:?} in {head}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_silent_after_the_handshake_is_closed_at_the_header_timeout() {
+    use tokio::io::AsyncReadExt;
+    let pki = Pki::new();
+    let flags = ["--header-timeout-secs", "1"];
+    let (_vmd, web) = tokio::task::block_in_place(|| {
+        let vmd = Vmd::start();
+        let web = TlsWeb::start_with(&vmd, &pki, &flags, std::process::Stdio::inherit());
+        (vmd, web)
+    });
+    let mut tls = tls_connect(&web).await;
+    let mut buf = [0u8; 64];
+    // EOF, or an error for the missing close_notify: either way vmd-web closed it.
+    let read = tokio::time::timeout(DEADLINE, tls.read(&mut buf)).await;
+    assert!(matches!(read, Ok(Ok(0) | Err(_))), "still open: {read:?}");
+}
+
+#[test]
 fn plain_http_is_not_spoken_on_the_tls_port() {
     let vmd = Vmd::start();
     let pki = Pki::new();
@@ -287,22 +327,6 @@ fn trusts(web: &TlsWeb, cacert: &Path) -> bool {
         .status()
         .expect("run curl");
     out.success()
-}
-
-/// Polls `log` until it has a line containing `needle`.
-fn wait_log(log: &Path, needle: &str) {
-    let deadline = std::time::Instant::now() + DEADLINE;
-    loop {
-        let text = std::fs::read_to_string(log).unwrap_or_default();
-        if text.contains(needle) {
-            return;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no {needle:?} in:\n{text}"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
 }
 
 fn hang_up(child: &Child) {

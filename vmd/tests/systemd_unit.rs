@@ -90,6 +90,13 @@ fn web_unit_passes_systemd_analyze_verify() {
         values(&unit, "ExecStart"),
         ["/usr/bin/vmd-web --socket /run/vmd/vmd.sock --listen 127.0.0.1:8080"]
     );
+    // Room for the connection cap (512, two descriptors each) above the default 1024.
+    let nofile = values(&unit, "LimitNOFILE");
+    let nofile: Vec<u64> = nofile.iter().filter_map(|v| v.parse().ok()).collect();
+    assert!(
+        matches!(nofile[..], [n] if n >= 2048),
+        "LimitNOFILE={nofile:?}"
+    );
     verify_unit("vmd-web.service", &exe);
 }
 

@@ -43,7 +43,8 @@ impl Web {
         Web::start_flags(vmd, extra, Stdio::inherit())
     }
 
-    fn start_flags(vmd: &Vmd, extra: &[&str], log: Stdio) -> Web {
+    /// [`Web::start`] with `extra` flags and the log going to `log`.
+    pub fn start_flags(vmd: &Vmd, extra: &[&str], log: Stdio) -> Web {
         let socket = vmd.socket.to_str().expect("utf-8");
         let base = ["--socket", socket, "--listen", "127.0.0.1:0"];
         let (child, line) = spawn_web_logging(&[&base[..], extra].concat(), log);
@@ -115,6 +116,18 @@ impl Web {
         matches!(self.child.try_wait(), Ok(None))
     }
 
+    /// Polls until vmd-web exits; its exit status.
+    pub fn wait_exit(&mut self) -> std::process::ExitStatus {
+        let deadline = std::time::Instant::now() + DEADLINE;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait for vmd-web") {
+                return status;
+            }
+            assert!(std::time::Instant::now() < deadline, "vmd-web did not exit");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// A request with `Authorization: Bearer token`.
     pub fn bearer(&self, token: &str, method: &str, path: &str, body: Option<&Value>) -> Resp {
         let auth = format!("Bearer {token}");
@@ -152,6 +165,22 @@ pub fn spawn_web_logging(args: &[&str], log: Stdio) -> (Child, String) {
         .read_line(&mut line)
         .expect("read stdout");
     (child, line)
+}
+
+/// Polls `log` until it has a line containing `needle`.
+pub fn wait_log(log: &std::path::Path, needle: &str) {
+    let deadline = std::time::Instant::now() + DEADLINE;
+    loop {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        if text.contains(needle) {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no {needle:?} in:\n{text}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 /// A response: status, raw head and JSON body (`Null` when empty).
