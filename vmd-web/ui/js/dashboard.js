@@ -16,6 +16,8 @@ const vms = new Map();
  * dropped, so a slow GET never brings back an older state or a deleted VM's card. */
 const generation = new Map();
 let meTimer = null;
+/** The caller: an admin's event stream also names other users' VMs, not shown here. */
+let me = null;
 
 /** Starts a new generation for VM `name`; returns a check that it is still the latest. */
 function newGeneration(name) {
@@ -34,8 +36,9 @@ export function toast(text, isError = false) {
   el.hideTimer = setTimeout(() => el.classList.remove("shown"), isError ? 8000 : 3000);
 }
 
-/** Shows or updates `vm`. */
+/** Shows or updates `vm` (one of the caller's own). */
 function show(vm) {
+  if (vm.owner !== me.user) return;
   vms.set(vm.name, vm);
   cards.upsert($("vm-cards"), vm, menuFromButton);
   $("vms-empty").hidden = true;
@@ -136,8 +139,10 @@ async function streamClosed() {
   }
 }
 
-/** Starts the dashboard for the caller `me` (`GET /api/v1/me`). */
-export async function startDashboard(me) {
+/** Starts the dashboard for the caller `who` (`GET /api/v1/me`); `also.onEvent(event)` and
+ * `also.onOpen()` share the event stream (the admin view). */
+export async function startDashboard(who, also = {}) {
+  me = who;
   $("dashboard-view").hidden = false;
   renderMeters($("meters"), me);
   applyQuota(me);
@@ -150,6 +155,14 @@ export async function startDashboard(me) {
   $("vm-cards").addEventListener("contextmenu", menuFromContext);
   renderImages(await get("/api/v1/images"));
   await refreshAll();
-  subscribe(onEvent, () => refreshAll().catch((err) => toast(err.text || String(err), true)), streamClosed);
+  const failed = (err) => toast(err.text || String(err), true);
+  const opened = () => {
+    refreshAll().catch(failed);
+    also.onOpen?.().catch(failed);
+  };
+  subscribe((event) => {
+    onEvent(event);
+    also.onEvent?.(event);
+  }, opened, streamClosed);
   setInterval(() => cards.tick($("vm-cards")), 1000);
 }
