@@ -3,6 +3,7 @@
 // session in vmd.
 
 import { ApiError, get, post, setCsrf } from "./api.js";
+import { onAdminEvent, refreshAdmin, startAdmin, viewFromAddress } from "./admin.js";
 import { startDashboard } from "./dashboard.js";
 
 const $ = (id) => document.getElementById(id);
@@ -53,7 +54,10 @@ async function main() {
   }
   if (!localStorage.getItem("vmd-csrf")) return showLogin();
   showUser(me);
-  await startDashboard(me);
+  if (me.role !== "admin") return startDashboard(me);
+  await startAdmin(me);
+  await startDashboard(me, { onEvent: onAdminEvent, onOpen: refreshAdmin });
+  viewFromAddress();
 }
 
 main();

@@ -1,0 +1,126 @@
+// The admin view (role admin): overview, all VMs, ISOs, base images and users. Switched to
+// from the top bar's nav; it shares the dashboard's event stream (`onEvent`, `onOpen`),
+// re-reading the list an event concerns.
+
+import { get } from "./api.js";
+import * as allVms from "./admin-vms.js";
+import * as images from "./images.js";
+import * as isos from "./isos.js";
+import { bytes } from "./format.js";
+import { row } from "./table.js";
+
+const $ = (id) => document.getElementById(id);
+const counts = { isos: 0, images: 0, vms: 0, running: 0, users: 0 };
+let systemTimer = null;
+let allTimer = null;
+let usersTimer = null;
+
+/** Shows view `id` (dashboard-view or admin-view) and marks its nav button. */
+function showView(id) {
+  for (const b of $("view-nav").querySelectorAll("button")) {
+    const on = b.dataset.view === id;
+    $(b.dataset.view).hidden = !on;
+    if (on) b.setAttribute("aria-current", "page");
+    else b.removeAttribute("aria-current");
+  }
+  history.replaceState(null, "", id === "admin-view" ? "#admin" : location.pathname);
+}
+
+/** One `<div><dt/><dd/></div>` of the overview; `key` names the `<dd>` (data-stat). */
+function stat(key, label, value) {
+  const dt = document.createElement("dt");
+  dt.textContent = label;
+  const dd = document.createElement("dd");
+  dd.dataset.stat = key;
+  dd.textContent = value;
+  const div = document.createElement("div");
+  div.append(dt, dd);
+  return div;
+}
+
+/** Renders the overview from `GET /api/v1/system` and the lists' counts. */
+function renderOverview(sys) {
+  const d = sys.disk;
+  const free = `${bytes(d.free_bytes)}${d.low ? " (below the floor!)" : ""}`;
+  $("overview").replaceChildren(
+    stat("isos", "ISOs", String(counts.isos)),
+    stat("images", "Base images", String(sys.image_count)),
+    stat("vms", "VMs (running / total)", `${counts.running} / ${sys.vm_count}`),
+    stat("users", "Users", String(counts.users)),
+    stat("images-bytes", "Storage: bases", bytes(d.images_bytes)),
+    stat("overlays-bytes", "Storage: overlays", bytes(d.overlays_bytes)),
+    stat("free-bytes", "Free on the state disk", free),
+    stat("floor-bytes", "Free-space floor", bytes(d.floor_bytes)),
+    stat("accelerator", "Accelerator", `${sys.accelerator.name} (${sys.accelerator.reason})`),
+    stat("daemon", "vmd", `${sys.daemon_version}, up ${Math.floor(sys.uptime_secs / 60)} min`),
+  );
+}
+
+/** Re-reads the overview soon (a burst of events costs one request). */
+function refreshOverviewSoon() {
+  clearTimeout(systemTimer);
+  systemTimer = setTimeout(async () => renderOverview(await get("/api/v1/system")), 250);
+}
+
+/** Records a list's new count (from admin-vms, isos, users) and refreshes the overview. */
+export function counted(changes) {
+  Object.assign(counts, changes);
+  refreshOverviewSoon();
+}
+
+/** Reads and shows the users. */
+async function refreshUsers() {
+  const users = await get("/api/v1/users");
+  const limit = (used, max, fmt = String) => `${fmt(used)} / ${max == null ? "∞" : fmt(max)}`;
+  $("user-rows").replaceChildren(...users.map((u) => row(u.name, [
+    u.name, u.role, limit(u.usage.vms, u.quota.max_vms), limit(u.usage.vcpus, u.quota.max_vcpus),
+    limit(u.usage.memory_mib, u.quota.max_memory_mib, (m) => bytes(m * 1048576)),
+    limit(u.usage.disk_bytes, u.quota.max_disk_bytes, bytes),
+  ])));
+  allVms.setUsers(users.map((u) => u.name));
+  counted({ users: users.length });
+}
+
+/** Re-reads the users soon (their usage follows VM events). */
+function refreshUsersSoon() {
+  clearTimeout(usersTimer);
+  usersTimer = setTimeout(() => refreshUsers().catch(() => {}), 250);
+}
+
+/** Re-reads everything the admin view shows. */
+export async function refreshAdmin() {
+  await Promise.all([allVms.refreshAll(), isos.refresh(), images.refresh(), refreshUsers()]);
+}
+
+/** Re-reads everything soon: image and ISO events change several lists at once (creating
+ * a base adds its install VM and uses an ISO, with one `image_*` event). */
+function refreshAdminSoon() {
+  clearTimeout(allTimer);
+  allTimer = setTimeout(() => refreshAdmin().catch(() => {}), 250);
+}
+
+/** Routes one event of the shared stream to the lists it concerns. */
+export function onAdminEvent(event) {
+  if (event.image || event.iso) refreshAdminSoon();
+  else if (event.vm) allVms.onVmEvent(event);
+  if (event.vm) images.refreshSoon();
+  if (event.vm || event.kind.startsWith("user")) refreshUsersSoon();
+  refreshOverviewSoon();
+}
+
+/** Shows the nav and builds the admin view for admin `me`. */
+export async function startAdmin(me) {
+  $("view-nav").hidden = false;
+  for (const b of $("view-nav").querySelectorAll("button")) {
+    b.addEventListener("click", () => showView(b.dataset.view));
+  }
+  allVms.install(counted);
+  isos.install(counted);
+  images.install();
+  await refreshAdmin();
+}
+
+/** Opens the admin view if the address asks for it (`/#admin`). */
+export function viewFromAddress() {
+  if (location.hash === "#admin") showView("admin-view");
+}
