@@ -1,7 +1,8 @@
 //! The browser UI in a real browser: Debian's chromium, driven by playwright-core
 //! (`vmd-web/ui-tests`, installed by `scripts/setup.sh`), against a real vmd, a real vmd-web
-//! and the real test guest. The journey itself is `ui-tests/dashboard.mjs`; this test sets
-//! the lab up, runs it with a deadline and asserts its exit status. Missing chromium or
+//! and the real test guest. The journeys themselves are `ui-tests/dashboard.mjs` (a user's
+//! dashboard and consoles) and `ui-tests/admin.mjs` (the admin view); each test here sets a
+//! lab up, runs one with a deadline and asserts its exit status. Missing chromium or
 //! node_modules fail the test (with what to run), never skip it.
 
 mod common;
@@ -50,15 +51,14 @@ fn require_node() {
 struct Journey(Child);
 
 impl Journey {
-    fn spawn(script: &str, web: &Web, artifacts: &Path) -> Journey {
+    /// Runs `script` with the lab's settings `vars` (image, user, other user, …).
+    fn spawn(script: &str, web: &Web, artifacts: &Path, vars: &[(&str, &str)]) -> Journey {
         let child = Command::new("node")
             .arg(script)
             .current_dir(tests_dir())
             .env("VMD_WEB_URL", format!("http://{}/", web.addr))
-            .env("UI_IMAGE", "guest")
-            .env("UI_USER", "ann")
+            .envs(vars.iter().copied())
             .env("UI_PASSWORD", PASSWORD)
-            .env("UI_OTHER_USER", "bob")
             .env("UI_OTHER_PASSWORD", PASSWORD)
             .env("UI_ARTIFACTS", artifacts)
             .env("CHROMIUM", CHROMIUM)
@@ -147,23 +147,63 @@ fn dashboard_and_console_journey_in_chromium() {
         "user.set",
         serde_json::json!([{"name": "ann", "max_vms": 2}]),
     );
+    let vars = [
+        ("UI_IMAGE", "guest"),
+        ("UI_USER", "ann"),
+        ("UI_OTHER_USER", "bob"),
+    ];
+    run_journey(&vmd, "dashboard.mjs", &vars);
+}
+
+/// The admin view: overview, an ISO uploaded from the page, a base created from it, another
+/// user's VM found, filtered and deleted. No guest boots: the image is a blank raw disk.
+#[test]
+fn admin_journey_in_chromium() {
+    require_tools();
+    let vmd = Vmd::start();
+    vmd.import_disk("disk");
+    vmd.ok(
+        "user.add",
+        serde_json::json!([{"name": "root2", "admin": true, "password": PASSWORD}]),
+    );
+    let carl = vmd.user_token("carl", Some(PASSWORD));
+    let web = Web::start(&vmd);
+    let vm = serde_json::json!({"name": "carl1", "image": "disk", "memory_mib": 128});
+    web.bearer(&carl, "POST", "/api/v1/vms", Some(&vm))
+        .expect(201);
+    drop(web);
+    let iso = common::guest::guest_iso();
+    let iso = iso.to_str().expect("utf-8 path");
+    let vars = [
+        ("UI_IMAGE", "disk"),
+        ("UI_USER", "root2"),
+        ("UI_OTHER_USER", "carl"),
+        ("UI_ISO", iso),
+    ];
+    run_journey(&vmd, "admin.mjs", &vars);
+}
+
+/// Starts vmd-web (logging to a file) in front of `vmd`, runs `script` with `vars` and
+/// panics, with vmd-web's log, unless it succeeds.
+fn run_journey(vmd: &Vmd, script: &str, vars: &[(&str, &str)]) {
     let web_log = vmd.dir.path().join("vmd-web.log");
     let log = std::fs::File::create(&web_log).expect("vmd-web log");
-    let web = Web::start_logging(&vmd, log.into());
-    let artifacts = Path::new(env!("CARGO_TARGET_TMPDIR")).join("ui-artifacts");
+    let web = Web::start_logging(vmd, log.into());
+    let stem = script.trim_end_matches(".mjs");
+    let artifacts = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("ui-artifacts-{stem}"));
     let _ = std::fs::remove_dir_all(&artifacts);
     let started = Instant::now();
-    let status = Journey::spawn("dashboard.mjs", &web, &artifacts).wait(JOURNEY_DEADLINE);
+    let status = Journey::spawn(script, &web, &artifacts, vars).wait(JOURNEY_DEADLINE);
     println!(
-        "journey took {:.0?}; screenshots in {}",
+        "{script} took {:.0?}; screenshots in {}",
         started.elapsed(),
         artifacts.display()
     );
     if !status.success() {
         let log = std::fs::read_to_string(&web_log).unwrap_or_default();
         panic!(
-            "the browser journey failed ({status}); its output is above, screenshots in {}\n\
-             vmd-web's log:\n{log}",
+            "the browser journey {script} failed ({status}); its output is above, screenshots \
+             in {}\nvmd-web's log:\n{log}",
             artifacts.display()
         );
     }

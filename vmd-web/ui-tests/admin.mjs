@@ -1,0 +1,170 @@
+// Journey of the admin view: an admin logs in, keeps their own (empty) dashboard and opens
+// Admin; the overview counts what vmd has; a dropped file's upload is cancelled; the test
+// guest's ISO, chosen in the file input, uploads with the progress bar reaching 100% and is
+// listed with its sha256; a base is created from it (its install VM shows in All VMs; sealing
+// the blank disk shows vmd's refusal, deleting the ISO in use vmd's dependency message);
+// another user's VM is found with its owner, filtered by user, started, force-stopped and
+// deleted from the ⋮ menu, the overview following live.
+//
+// Run by vmd-web/tests/ui.rs; prints one "ok:" line per step, exits 1 naming the failed step.
+
+import { createHash } from "node:crypto";
+import { readFileSync } from "node:fs";
+import * as ui from "./lib.mjs";
+
+const SECOND = 1000;
+const ISO = "inst";
+const BASE = "base1";
+const VM = "carl1";
+const isoPath = process.env.UI_ISO || ui.fail("environment variable UI_ISO is not set");
+
+const stat = (page, key) => page.locator(`#overview [data-stat="${key}"]`);
+const vmRow = (page, vm) => page.locator(`#allvms-rows tr[data-key="${vm}"]`);
+
+/** Waits until overview entry `key` reads exactly `text`. */
+async function waitStat(page, key, text, timeout = 10 * SECOND) {
+  await page.waitForFunction(
+    ([k, t]) => document.querySelector(`#overview [data-stat="${k}"]`)?.textContent === t,
+    [key, text],
+    { timeout },
+  );
+}
+
+async function overview(page) {
+  await ui.step("the admin keeps their dashboard and opens Admin", async () => {
+    await page.locator("#vms-empty").waitFor({ state: "visible" });
+    if (await ui.card(page, VM).count()) throw new Error(`${VM} of another user is on My VMs`);
+    await page.click('#view-nav [data-view="admin-view"]');
+    await page.locator("#admin-view").waitFor({ state: "visible" });
+    if (await page.isVisible("#dashboard-view")) throw new Error("the dashboard is still shown");
+  });
+  await ui.step("the overview counts ISOs, images, VMs and users", async () => {
+    await waitStat(page, "isos", "0");
+    await waitStat(page, "images", "1");
+    await waitStat(page, "vms", "0 / 1");
+    await page.locator('#user-rows tr[data-key="carl"]').waitFor();
+    const users = await page.locator("#user-rows tr").count();
+    await waitStat(page, "users", String(users));
+    const bases = await stat(page, "images-bytes").textContent();
+    if (bases === "0 B") throw new Error("the bases' storage reads 0 B");
+  });
+}
+
+/** Drops an in-page 1 MiB file named `file` on the drop zone. */
+async function dropFile(page, file) {
+  await page.evaluate((name) => {
+    const dt = new DataTransfer();
+    dt.items.add(new File([new Uint8Array(1 << 20)], name));
+    const zone = document.getElementById("iso-drop");
+    zone.dispatchEvent(new DragEvent("drop", { dataTransfer: dt, bubbles: true, cancelable: true }));
+  }, file);
+}
+
+async function isos(page) {
+  await ui.step("a dropped file uploads until Cancel stops it", async () => {
+    let held = null;
+    // This upload is held in the browser, so it is still open when Cancel is pressed.
+    const dropped = (url) => url.pathname === "/api/v1/isos" && url.searchParams.get("name") === "dropped-1";
+    await page.route(dropped, (route) => { held = route; });
+    await dropFile(page, "Dropped 1.iso");
+    await page.locator("#iso-upload").waitFor({ state: "visible" });
+    const name = await page.inputValue("#iso-name");
+    if (name !== "dropped-1") throw new Error(`name from the file: ${name}`);
+    await page.waitForFunction(() => document.getElementById("iso-cancel").disabled === false);
+    await page.click("#iso-cancel");
+    await page.locator("#iso-error", { hasText: "cancelled" }).waitFor();
+    await page.locator("#iso-upload").waitFor({ state: "hidden" });
+    await page.unroute(dropped);
+    if (!held) throw new Error("the upload never reached the network");
+  });
+  await ui.step("the file input uploads the ISO with progress to 100%; it is listed", async () => {
+    await page.evaluate(() => {
+      window.seenPercents = [];
+      const text = document.getElementById("iso-percent");
+      new MutationObserver(() => window.seenPercents.push(text.textContent)).observe(text, { childList: true });
+    });
+    await page.fill("#iso-name", ISO);
+    await page.setInputFiles("#iso-file", isoPath);
+    await page.locator("#iso-percent", { hasText: "100%" }).waitFor({ timeout: 60 * SECOND });
+    const hash = createHash("sha256").update(readFileSync(isoPath)).digest("hex");
+    await page.locator(`#iso-rows tr[data-key="${ISO}"]`, { hasText: hash }).waitFor({ timeout: 60 * SECOND });
+    const seen = await page.evaluate(() => window.seenPercents);
+    if (!seen.includes("100%")) throw new Error(`progress seen: ${seen.join(" ")}`);
+    await waitStat(page, "isos", "1");
+  });
+}
+
+async function images(page) {
+  await ui.step("a base is created from the ISO; its install VM shows in All VMs", async () => {
+    await page.fill("#image-name", BASE);
+    await page.selectOption("#image-iso", ISO);
+    await page.fill("#image-size", "1");
+    await page.selectOption("#image-firmware", "bios");
+    await page.click('#image-form button[type="submit"]');
+    await page.locator(`#image-rows tr[data-key="${BASE}"][data-sealed="false"]`).waitFor();
+    await vmRow(page, BASE).locator("td", { hasText: ui.env.user }).first().waitFor();
+  });
+  await ui.step("sealing the blank disk shows vmd's refusal", async () => {
+    await page.locator(`#image-rows tr[data-key="${BASE}"] button`, { hasText: "Seal" }).click();
+    await page.locator("#image-error", { hasText: "still blank" }).waitFor();
+  });
+  await ui.step("deleting the ISO in use shows vmd's dependency message", async () => {
+    await page.locator(`#iso-rows tr[data-key="${ISO}"] button`, { hasText: "Delete" }).click();
+    await page.click("#confirm-ok");
+    await page.locator("#iso-error", { hasText: `used by` }).waitFor();
+    await page.locator("#iso-error", { hasText: BASE }).waitFor();
+    await page.locator(`#iso-rows tr[data-key="${ISO}"]`).waitFor();
+  });
+}
+
+/** Picks `action` in the ⋮ menu of `vm`'s row. */
+async function rowAction(page, vm, action) {
+  await vmRow(page, vm).locator(".menu-button").click();
+  await page.locator(`#vm-menu [data-action="${action}"]:not([disabled])`).click();
+}
+
+async function allVms(page) {
+  await ui.step("All VMs shows the other user's VM with its owner; the user filter works", async () => {
+    await page.locator(`#allvms-rows tr[data-key="${VM}"][data-owner="${ui.env.otherUser}"]`).waitFor();
+    await page.selectOption("#filter-user", ui.env.otherUser);
+    await page.waitForFunction(() => document.querySelectorAll("#allvms-rows tr").length === 1);
+    await vmRow(page, VM).waitFor();
+    await page.selectOption("#filter-user", ui.env.user);
+    await vmRow(page, VM).waitFor({ state: "detached" });
+    await vmRow(page, BASE).waitFor();
+    await page.selectOption("#filter-user", "");
+    await page.selectOption("#filter-state", "stopped");
+    await vmRow(page, VM).waitFor();
+    await page.selectOption("#filter-state", "");
+  });
+  await ui.step("the admin starts, force-stops and deletes it from the ⋮ menu", async () => {
+    await rowAction(page, VM, "start");
+    await page.locator(`#allvms-rows tr[data-key="${VM}"][data-state="running"]`).waitFor({ timeout: 30 * SECOND });
+    await waitStat(page, "vms", "1 / 2");
+    await rowAction(page, VM, "force-stop");
+    await page.locator(`#allvms-rows tr[data-key="${VM}"][data-state="stopped"]`).waitFor({ timeout: 30 * SECOND });
+    await rowAction(page, VM, "delete");
+    await page.click("#confirm-ok");
+    await vmRow(page, VM).waitFor({ state: "detached" });
+    await waitStat(page, "vms", "0 / 1");
+  });
+}
+
+async function main() {
+  const browser = await ui.launch();
+  try {
+    const context = await browser.newContext({ viewport: { width: 1400, height: 1000 } });
+    const page = await ui.watchedPage(context, "admin");
+    await ui.step("the admin logs in", () => ui.login(page, ui.env.user, ui.env.password));
+    await overview(page);
+    await isos(page);
+    await images(page);
+    await allVms(page);
+    await ui.screenshots("end");
+    ui.assertNoPageProblems();
+  } finally {
+    await browser.close();
+  }
+}
+
+main().catch((err) => ui.fail(err.message));
