@@ -1,13 +1,14 @@
 // The admin's base images: the list with storage per image (`GET /api/v1/images`), create
 // from an ISO (`POST /api/v1/images`, JSON ImageCreate; the install VM has the image's name),
-// open the install VM's console, seal, publish a stopped VM, delete. vmd's refusals (in use,
-// nothing installed yet, …) are shown under the forms.
+// open the install VM's console, seal, publish a stopped VM, import a disk image (upload.js),
+// delete. vmd's refusals (in use, nothing installed yet, …) are shown under the forms.
 
 import { del, get, post, vmPath } from "./api.js";
 import { toast } from "./dashboard.js";
 import { confirmAction } from "./dialogs.js";
 import { bytes } from "./format.js";
 import { button, group, row } from "./table.js";
+import { installUpload } from "./upload.js";
 
 const $ = (id) => document.getElementById(id);
 const GIB = 1024 * 1024 * 1024;
@@ -88,8 +89,12 @@ function publish(event) {
   act(`publish ${vm}`, () => post(vmPath(vm, "/publish"), body), `${vm} published as ${body.name}`);
 }
 
-/** Wires the forms. */
+/** Wires the forms and the disk image upload (`POST /api/v1/images?name=`, raw body). */
 export function install() {
   $("image-form").addEventListener("submit", create);
   $("publish-form").addEventListener("submit", publish);
+  installUpload("disk", (name) => `/api/v1/images?name=${encodeURIComponent(name)}`, (name) => {
+    toast(`${name} imported`);
+    refresh();
+  });
 }

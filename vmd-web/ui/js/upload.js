@@ -1,0 +1,86 @@
+// One upload panel: a drop zone and a file input feeding a raw-body POST sent with
+// XMLHttpRequest (progress bar, percentage, Cancel = abort()). Used for ISOs
+// (`POST /api/v1/isos?name=`) and disk images (`POST /api/v1/images?name=`). The elements
+// are found by id: PREFIX-drop, -file, -name, -upload, -progress, -percent, -cancel, -error.
+
+import { ApiError } from "./api.js";
+
+/** A DNS-label name from a file name: "Debian-12.5.iso" → "debian-12-5". */
+export function nameFromFile(file) {
+  const stem = file.replace(/\.[^.]*$/, "").toLowerCase();
+  return stem.replace(/[^a-z0-9-]+/g, "-").replace(/^-+|-+$/g, "").slice(0, 63) || "upload";
+}
+
+/** vmd's words for a finished XMLHttpRequest that failed. */
+function refusal(xhr) {
+  if (xhr.status === 0) return "the upload failed: vmd-web cannot be reached";
+  let body = null;
+  try {
+    body = JSON.parse(xhr.responseText);
+  } catch {}
+  return new ApiError(xhr.status, body).text;
+}
+
+/** Wires panel `prefix`: uploads go to `url(name)`; `done(name)` runs after a 201. */
+export function installUpload(prefix, url, done) {
+  const $ = (id) => document.getElementById(`${prefix}-${id}`);
+  let current = null;
+  const progress = (percent) => {
+    $("progress").value = percent;
+    $("percent").textContent = `${percent}%`;
+  };
+  const settle = (xhr, name) => {
+    current = null;
+    $("cancel").disabled = true;
+    if (xhr.status === 201) done(name);
+    else $("error").textContent = `${name}: ${refusal(xhr)}`;
+  };
+  const send = (file, name) => {
+    $("error").textContent = "";
+    $("upload").hidden = false;
+    $("cancel").disabled = false;
+    progress(0);
+    const xhr = new XMLHttpRequest();
+    current = xhr;
+    xhr.open("POST", url(name));
+    xhr.setRequestHeader("X-CSRF-Token", localStorage.getItem("vmd-csrf") || "");
+    xhr.setRequestHeader("Content-Type", "application/octet-stream");
+    xhr.upload.onprogress = (e) => e.lengthComputable && progress(Math.floor((100 * e.loaded) / e.total));
+    xhr.onload = () => settle(xhr, name);
+    xhr.onerror = () => settle(xhr, name);
+    xhr.onabort = () => {
+      current = null;
+      $("upload").hidden = true;
+      $("error").textContent = `upload of ${name} cancelled`;
+    };
+    xhr.send(file);
+  };
+  const start = (files) => {
+    const file = files?.[0];
+    if (!file || current) return;
+    const name = $("name").value.trim() || nameFromFile(file.name);
+    $("name").value = name;
+    send(file, name);
+  };
+  wireInputs($, start, () => current?.abort());
+}
+
+/** The drop zone's, the file input's and Cancel's listeners. */
+function wireInputs($, start, cancel) {
+  const zone = $("drop");
+  zone.addEventListener("dragover", (e) => {
+    e.preventDefault();
+    zone.classList.add("over");
+  });
+  zone.addEventListener("dragleave", () => zone.classList.remove("over"));
+  zone.addEventListener("drop", (e) => {
+    e.preventDefault();
+    zone.classList.remove("over");
+    start(e.dataTransfer.files);
+  });
+  $("file").addEventListener("change", (e) => {
+    start(e.target.files);
+    e.target.value = "";
+  });
+  $("cancel").addEventListener("click", cancel);
+}
