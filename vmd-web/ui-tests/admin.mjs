@@ -2,7 +2,8 @@
 // Admin; the overview counts what vmd has; a dropped file's upload is cancelled; the test
 // guest's ISO, chosen in the file input, uploads with the progress bar reaching 100% and is
 // listed with its sha256; a base is created from it (its install VM shows in All VMs; sealing
-// the blank disk shows vmd's refusal, deleting the ISO in use vmd's dependency message);
+// the blank disk shows vmd's refusal, deleting the ISO in use vmd's dependency message); a
+// dropped disk image is imported as a base; another user's stopped VM is published as a base;
 // another user's VM is found with its owner, filtered by user, started, force-stopped and
 // deleted from the ⋮ menu, the overview following live.
 //
@@ -50,14 +51,18 @@ async function overview(page) {
   });
 }
 
-/** Drops an in-page 1 MiB file named `file` on the drop zone. */
-async function dropFile(page, file) {
-  await page.evaluate((name) => {
+/** Drops an in-page file `name` of `mib` MiB of zeros with an MBR boot signature (a raw
+ * disk QEMU accepts) on drop zone `zone`. */
+async function dropFile(page, zone, name, mib) {
+  await page.evaluate(([id, file, size]) => {
+    const bytes = new Uint8Array(size << 20);
+    bytes[510] = 0x55;
+    bytes[511] = 0xaa;
     const dt = new DataTransfer();
-    dt.items.add(new File([new Uint8Array(1 << 20)], name));
-    const zone = document.getElementById("iso-drop");
-    zone.dispatchEvent(new DragEvent("drop", { dataTransfer: dt, bubbles: true, cancelable: true }));
-  }, file);
+    dt.items.add(new File([bytes], file));
+    const target = document.getElementById(id);
+    target.dispatchEvent(new DragEvent("drop", { dataTransfer: dt, bubbles: true, cancelable: true }));
+  }, [zone, name, mib]);
 }
 
 async function isos(page) {
@@ -66,7 +71,7 @@ async function isos(page) {
     // This upload is held in the browser, so it is still open when Cancel is pressed.
     const dropped = (url) => url.pathname === "/api/v1/isos" && url.searchParams.get("name") === "dropped-1";
     await page.route(dropped, (route) => { held = route; });
-    await dropFile(page, "Dropped 1.iso");
+    await dropFile(page, "iso-drop", "Dropped 1.iso", 1);
     await page.locator("#iso-upload").waitFor({ state: "visible" });
     const name = await page.inputValue("#iso-name");
     if (name !== "dropped-1") throw new Error(`name from the file: ${name}`);
@@ -117,6 +122,25 @@ async function images(page) {
   });
 }
 
+async function moreImages(page) {
+  await ui.step("a disk image dropped on Base images is imported (progress 100%)", async () => {
+    await dropFile(page, "disk-drop", "Blank Disk.img", 16);
+    await page.locator("#disk-percent", { hasText: "100%" }).waitFor({ timeout: 60 * SECOND });
+    const name = await page.inputValue("#disk-name");
+    if (name !== "blank-disk") throw new Error(`name from the file: ${name}`);
+    await page.locator('#image-rows tr[data-key="blank-disk"][data-sealed="true"]').waitFor({ timeout: 60 * SECOND });
+    await waitStat(page, "images", "3");
+  });
+  await ui.step("publishing the other user's stopped VM makes a public base", async () => {
+    await page.selectOption("#publish-vm", VM);
+    await page.fill("#publish-name", "carl-base");
+    await page.click('#publish-form button[type="submit"]');
+    const row = page.locator('#image-rows tr[data-key="carl-base"][data-sealed="true"]');
+    await row.locator("td", { hasText: "sealed, public" }).waitFor({ timeout: 60 * SECOND });
+    await waitStat(page, "images", "4");
+  });
+}
+
 /** Picks `action` in the ⋮ menu of `vm`'s row. */
 async function rowAction(page, vm, action) {
   await vmRow(page, vm).locator(".menu-button").click();
@@ -159,6 +183,7 @@ async function main() {
     await overview(page);
     await isos(page);
     await images(page);
+    await moreImages(page);
     await allVms(page);
     await ui.screenshots("end");
     ui.assertNoPageProblems();
