@@ -148,7 +148,7 @@ async function rowAction(page, vm, action) {
 }
 
 async function allVms(page) {
-  await ui.step("All VMs shows the other user's VM with its owner; the user filter works", async () => {
+  await ui.step("All VMs shows the other user's VM with its owner; the filters work", async () => {
     await page.locator(`#allvms-rows tr[data-key="${VM}"][data-owner="${ui.env.otherUser}"]`).waitFor();
     await page.selectOption("#filter-user", ui.env.otherUser);
     await page.waitForFunction(() => document.querySelectorAll("#allvms-rows tr").length === 1);
@@ -160,6 +160,10 @@ async function allVms(page) {
     await page.selectOption("#filter-state", "stopped");
     await vmRow(page, VM).waitFor();
     await page.selectOption("#filter-state", "");
+    await page.selectOption("#filter-image", ui.env.image);
+    await page.waitForFunction(() => document.querySelectorAll("#allvms-rows tr").length === 1);
+    await vmRow(page, VM).waitFor();
+    await page.selectOption("#filter-image", "");
   });
   await ui.step("the admin starts, force-stops and deletes it from the ⋮ menu", async () => {
     await rowAction(page, VM, "start");
