@@ -6,8 +6,8 @@ import { get } from "./api.js";
 import * as allVms from "./admin-vms.js";
 import * as images from "./images.js";
 import * as isos from "./isos.js";
+import * as users from "./users.js";
 import { bytes } from "./format.js";
-import { row } from "./table.js";
 
 const $ = (id) => document.getElementById(id);
 const counts = { isos: 0, images: 0, vms: 0, running: 0, users: 0 };
@@ -68,17 +68,11 @@ export function counted(changes) {
   refreshOverviewSoon();
 }
 
-/** Reads and shows the users. */
+/** Reads and shows the users, and hands their names to the VM filter. */
 async function refreshUsers() {
-  const users = await get("/api/v1/users");
-  const limit = (used, max, fmt = String) => `${fmt(used)} / ${max == null ? "∞" : fmt(max)}`;
-  $("user-rows").replaceChildren(...users.map((u) => row(u.name, [
-    u.name, u.role, limit(u.usage.vms, u.quota.max_vms), limit(u.usage.vcpus, u.quota.max_vcpus),
-    limit(u.usage.memory_mib, u.quota.max_memory_mib, (m) => bytes(m * 1048576)),
-    limit(u.usage.disk_bytes, u.quota.max_disk_bytes, bytes),
-  ])));
-  allVms.setUsers(users.map((u) => u.name));
-  counted({ users: users.length });
+  const names = await users.refresh();
+  allVms.setUsers(names);
+  counted({ users: names.length });
 }
 
 /** Re-reads the users soon (their usage follows VM events). */
@@ -117,6 +111,7 @@ export async function startAdmin(me) {
   allVms.install(counted);
   isos.install(counted);
   images.install();
+  users.install();
   await refreshAdmin();
 }
 
