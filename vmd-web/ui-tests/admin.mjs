@@ -4,7 +4,8 @@
 // listed with its sha256; a base is created from it (its install VM shows in All VMs; sealing
 // the blank disk shows vmd's refusal, deleting the ISO in use vmd's dependency message); a
 // dropped disk image is imported as a base; another user's stopped VM is published as a base;
-// another user's VM is found with its owner, filtered by user, started, force-stopped and
+// a user is added and removed (one owning a VM is refused with vmd's words); another user's
+// VM is found with its owner, filtered by user, started, force-stopped and
 // deleted from the ⋮ menu, the overview following live.
 //
 // Run by vmd-web/tests/ui.rs; prints one "ok:" line per step, exits 1 naming the failed step.
@@ -141,6 +142,25 @@ async function moreImages(page) {
   });
 }
 
+async function usersPanel(page) {
+  await ui.step("the admin adds a user; deleting a user who owns a VM shows vmd's refusal", async () => {
+    const before = Number(await stat(page, "users").textContent());
+    await page.fill("#user-name", "dora");
+    await page.fill("#user-password", "another long password");
+    await page.click('#user-form button[type="submit"]');
+    await page.locator('#user-rows tr[data-key="dora"]', { hasText: "user" }).waitFor();
+    await waitStat(page, "users", String(before + 1));
+    await page.locator(`#user-rows tr[data-key="${ui.env.otherUser}"] button`, { hasText: "Delete" }).click();
+    await page.click("#confirm-ok");
+    await page.locator("#user-error", { hasText: `owns` }).waitFor();
+    await page.locator("#user-error", { hasText: VM }).waitFor();
+    await page.locator('#user-rows tr[data-key="dora"] button', { hasText: "Delete" }).click();
+    await page.click("#confirm-ok");
+    await page.locator('#user-rows tr[data-key="dora"]').waitFor({ state: "detached" });
+    await waitStat(page, "users", String(before));
+  });
+}
+
 /** Picks `action` in the ⋮ menu of `vm`'s row. */
 async function rowAction(page, vm, action) {
   await vmRow(page, vm).locator(".menu-button").click();
@@ -188,6 +208,7 @@ async function main() {
     await isos(page);
     await images(page);
     await moreImages(page);
+    await usersPanel(page);
     await allVms(page);
     await ui.screenshots("end");
     ui.assertNoPageProblems();
