@@ -1,5 +1,5 @@
 // Modal dialogs (<dialog>): confirmation, lifetime extension, logs (followed live while
-// open). Each resolves once the dialog closes.
+// open), quota overrides (admin). Each resolves once the dialog closes.
 
 /** Shows `dialog` modally; resolves to its returnValue. */
 function show(dialog) {
@@ -24,6 +24,16 @@ export async function askExtension() {
   if ((await show(dialog)) !== "ok") return null;
   const hours = Number(document.getElementById("extend-hours").value);
   return hours > 0 ? Math.round(hours * 3600) : null;
+}
+
+/** Asks for quota overrides, the inputs filled from `overrides` (a Quota); resolves to a
+ * UserSet body (each limit a number, "unlimited" or "default"), or null when cancelled. */
+export async function askQuota(overrides) {
+  const inputs = [...document.querySelectorAll("#quota-dialog [data-limit]")];
+  for (const input of inputs) input.value = overrides[input.dataset.limit] ?? "";
+  if ((await show(document.getElementById("quota-dialog"))) !== "ok") return null;
+  const value = (text) => (text === "" ? "default" : /^\d+$/.test(text) ? Number(text) : text);
+  return Object.fromEntries(inputs.map((i) => [i.dataset.limit, value(i.value.trim())]));
 }
 
 /** Shows `text` as the logs of VM `name`, then appends what `follow` (an SSE URL of log

@@ -1,10 +1,11 @@
 // The admin's users: the list with role and usage against quota (`GET /api/v1/users`), add
 // (`POST /api/v1/users`, UserAdd: name, admin, optional password) and delete (`DELETE
-// /api/v1/users/NAME`; vmd refuses while the user owns VMs or images, and that is shown).
+// /api/v1/users/NAME`; vmd refuses while the user owns VMs or images, and that is shown),
+// quota overrides (`PATCH /api/v1/users/NAME`, in a dialog).
 
-import { del, get, post } from "./api.js";
+import { del, get, post, request } from "./api.js";
 import { toast } from "./dashboard.js";
-import { confirmAction } from "./dialogs.js";
+import { askQuota, confirmAction } from "./dialogs.js";
 import { bytes } from "./format.js";
 import { button, group, row } from "./table.js";
 
@@ -17,7 +18,7 @@ function userRow(u) {
     u.name, u.role, limit(u.usage.vms, u.quota.max_vms), limit(u.usage.vcpus, u.quota.max_vcpus),
     limit(u.usage.memory_mib, u.quota.max_memory_mib, (m) => bytes(m * 1048576)),
     limit(u.usage.disk_bytes, u.quota.max_disk_bytes, bytes),
-    group(button("Delete", () => remove(u.name), "danger")),
+    group(button("Quota…", () => editQuota(u)), button("Delete", () => remove(u.name), "danger")),
   ]);
 }
 
@@ -45,6 +46,14 @@ async function act(what, call, done) {
 async function remove(name) {
   if (!(await confirmAction(`Delete the user ${name}?`, "Delete"))) return;
   await act(`delete ${name}`, () => del(`/api/v1/users/${encodeURIComponent(name)}`), `${name} deleted`);
+}
+
+/** Asks for user `u`'s quota overrides and sends them (`PATCH /api/v1/users/NAME`). */
+async function editQuota(u) {
+  const body = await askQuota(u.quota_overrides);
+  if (!body) return;
+  const path = `/api/v1/users/${encodeURIComponent(u.name)}`;
+  await act(`quota of ${u.name}`, () => request("PATCH", path, body), `quota of ${u.name} saved`);
 }
 
 /** Submits the add form. */
