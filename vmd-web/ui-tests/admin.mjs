@@ -4,7 +4,8 @@
 // listed with its sha256; a base is created from it (its install VM shows in All VMs; sealing
 // the blank disk shows vmd's refusal, deleting the ISO in use vmd's dependency message); a
 // dropped disk image is imported as a base; another user's stopped VM is published as a base;
-// a user is added and removed (one owning a VM is refused with vmd's words); another user's
+// a user is added and removed, a quota set (removing a user owning a VM is refused with
+// vmd's words); another user's
 // VM is found with its owner, filtered by user, started, force-stopped and
 // deleted from the ⋮ menu, the overview following live.
 //
@@ -143,14 +144,19 @@ async function moreImages(page) {
 }
 
 async function usersPanel(page) {
-  await ui.step("the admin adds a user; deleting a user who owns a VM shows vmd's refusal", async () => {
+  await ui.step("the admin adds a user, sets a quota; deleting a user who owns a VM is refused", async () => {
     const before = Number(await stat(page, "users").textContent());
     await page.fill("#user-name", "dora");
     await page.fill("#user-password", "another long password");
     await page.click('#user-form button[type="submit"]');
     await page.locator('#user-rows tr[data-key="dora"]', { hasText: "user" }).waitFor();
     await waitStat(page, "users", String(before + 1));
-    await page.locator(`#user-rows tr[data-key="${ui.env.otherUser}"] button`, { hasText: "Delete" }).click();
+    const other = page.locator(`#user-rows tr[data-key="${ui.env.otherUser}"]`);
+    await other.locator("button", { hasText: "Quota" }).click();
+    await page.fill("#quota-max_vms", "5");
+    await page.click("#quota-ok");
+    await other.locator("td", { hasText: "1 / 5" }).waitFor();
+    await other.locator("button", { hasText: "Delete" }).click();
     await page.click("#confirm-ok");
     await page.locator("#user-error", { hasText: `owns` }).waitFor();
     await page.locator("#user-error", { hasText: VM }).waitFor();
