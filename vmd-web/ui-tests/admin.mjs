@@ -95,6 +95,7 @@ async function isos(page) {
     await page.locator("#iso-percent", { hasText: "100%" }).waitFor({ timeout: 60 * SECOND });
     const hash = createHash("sha256").update(readFileSync(isoPath)).digest("hex");
     await page.locator(`#iso-rows tr[data-key="${ISO}"]`, { hasText: hash }).waitFor({ timeout: 60 * SECOND });
+    if (await page.inputValue("#iso-name")) throw new Error("the name field was not cleared for the next upload");
     const seen = await page.evaluate(() => window.seenPercents);
     if (!seen.includes("100%")) throw new Error(`progress seen: ${seen.join(" ")}`);
     await waitStat(page, "isos", "1");
@@ -127,9 +128,10 @@ async function images(page) {
 async function moreImages(page) {
   await ui.step("a disk image dropped on Base images is imported (progress 100%)", async () => {
     await dropFile(page, "disk-drop", "Blank Disk.img", 16);
-    await page.locator("#disk-percent", { hasText: "100%" }).waitFor({ timeout: 60 * SECOND });
+    // The name is filled in when the upload starts (and cleared once it is imported).
     const name = await page.inputValue("#disk-name");
     if (name !== "blank-disk") throw new Error(`name from the file: ${name}`);
+    await page.locator("#disk-percent", { hasText: "100%" }).waitFor({ timeout: 60 * SECOND });
     await page.locator('#image-rows tr[data-key="blank-disk"][data-sealed="true"]').waitFor({ timeout: 60 * SECOND });
     await waitStat(page, "images", "3");
   });

@@ -32,8 +32,10 @@ export function installUpload(prefix, url, done) {
   const settle = (xhr, name) => {
     current = null;
     $("cancel").disabled = true;
-    if (xhr.status === 201) done(name);
-    else $("error").textContent = `${name}: ${refusal(xhr)}`;
+    if (xhr.status === 201) {
+      $("name").value = "";
+      done(name);
+    } else $("error").textContent = `${name}: ${refusal(xhr)}`;
   };
   const send = (file, name) => {
     $("error").textContent = "";
