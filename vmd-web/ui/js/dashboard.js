@@ -93,6 +93,8 @@ function onEvent(event) {
     refreshMeSoon();
   } else if (event.image) {
     get("/api/v1/images").then(renderImages);
+    // Creating or sealing a base adds or removes its install VM with only an image event.
+    refreshAll().catch((err) => toast(err.text || String(err), true));
   }
 }
 
