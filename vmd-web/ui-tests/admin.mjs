@@ -197,6 +197,11 @@ async function allVms(page) {
     await rowAction(page, VM, "start");
     await page.locator(`#allvms-rows tr[data-key="${VM}"][data-state="running"]`).waitFor({ timeout: 30 * SECOND });
     await waitStat(page, "vms", "1 / 2");
+    // The events about carl's VM re-read it on My VMs too: it must not become a card there.
+    await page.click('#view-nav [data-view="dashboard-view"]');
+    await ui.card(page, BASE).waitFor();
+    if (await ui.card(page, VM).count()) throw new Error(`${VM} of another user is on My VMs`);
+    await page.click('#view-nav [data-view="admin-view"]');
     await rowAction(page, VM, "force-stop");
     await page.locator(`#allvms-rows tr[data-key="${VM}"][data-state="stopped"]`).waitFor({ timeout: 30 * SECOND });
     await rowAction(page, VM, "delete");
