@@ -112,6 +112,16 @@ async function images(page) {
     await page.locator(`#image-rows tr[data-key="${BASE}"][data-sealed="false"]`).waitFor();
     await vmRow(page, BASE).locator("td", { hasText: ui.env.user }).first().waitFor();
   });
+  await ui.step("the unsealed base's Console opens its install VM's console tab", async () => {
+    const [con] = await Promise.all([
+      page.context().waitForEvent("page"),
+      page.locator(`#image-rows tr[data-key="${BASE}"] button`, { hasText: "Console" }).click(),
+    ]);
+    await con.waitForLoadState();
+    const url = new URL(con.url());
+    if (url.pathname !== "/console" || url.searchParams.get("vm") !== BASE) throw new Error(`opened ${url}`);
+    await con.close();
+  });
   await ui.step("sealing the blank disk shows vmd's refusal", async () => {
     await page.locator(`#image-rows tr[data-key="${BASE}"] button`, { hasText: "Seal" }).click();
     await page.locator("#image-error", { hasText: "still blank" }).waitFor();
