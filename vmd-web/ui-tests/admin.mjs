@@ -48,6 +48,7 @@ async function overview(page) {
     await page.locator('#user-rows tr[data-key="carl"]').waitFor();
     const users = await page.locator("#user-rows tr").count();
     await waitStat(page, "users", String(users));
+    await waitStat(page, "issues", "none");
     const bases = await stat(page, "images-bytes").textContent();
     if (bases === "0 B") throw new Error("the bases' storage reads 0 B");
   });

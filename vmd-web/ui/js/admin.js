@@ -10,7 +10,7 @@ import * as users from "./users.js";
 import { bytes } from "./format.js";
 
 const $ = (id) => document.getElementById(id);
-const counts = { isos: 0, images: 0, vms: 0, running: 0, users: 0 };
+const counts = { isos: 0, vms: 0, running: 0, users: 0 };
 let systemTimer = null;
 let allTimer = null;
 let usersTimer = null;
@@ -53,8 +53,12 @@ function renderOverview(sys) {
     stat("floor-bytes", "Free-space floor", bytes(d.floor_bytes)),
     stat("accelerator", "Accelerator", `${sys.accelerator.name} (${sys.accelerator.reason})`),
     stat("daemon", "vmd", `${sys.daemon_version}, up ${Math.floor(sys.uptime_secs / 60)} min`),
+    stat("issues", "Consistency issues at start-up", issues(sys.issues)),
   );
 }
+
+/** SystemInfo's consistency issues as "none" or "kind name, …". */
+const issues = (list) => list.map((i) => `${i.kind.replace(/_/g, " ")} ${i.name}`).join(", ") || "none";
 
 /** Re-reads the overview soon (a burst of events costs one request). */
 function refreshOverviewSoon() {
