@@ -21,48 +21,54 @@ function refusal(xhr) {
   return new ApiError(xhr.status, body).text;
 }
 
-/** Wires panel `prefix`: uploads go to `url(name)`; `done(name)` runs after a 201. */
-export function installUpload(prefix, url, done) {
-  const $ = (id) => document.getElementById(`${prefix}-${id}`);
-  let current = null;
-  const progress = (percent) => {
-    $("progress").value = percent;
-    $("percent").textContent = `${percent}%`;
-  };
-  const settle = (xhr, name) => {
-    current = null;
+/** Shows `percent` on the panel's bar and text. */
+function progress($, percent) {
+  $("progress").value = percent;
+  $("percent").textContent = `${percent}%`;
+}
+
+/** Sends `file` as upload `name` to `target`; `ended()` runs when it is over, `done(name)`
+ * after a 201. Returns the XMLHttpRequest (abort() cancels). */
+function send($, target, file, name, ended, done) {
+  $("error").textContent = "";
+  $("upload").hidden = false;
+  $("cancel").disabled = false;
+  progress($, 0);
+  const xhr = new XMLHttpRequest();
+  xhr.open("POST", target);
+  xhr.setRequestHeader("X-CSRF-Token", localStorage.getItem("vmd-csrf") || "");
+  xhr.setRequestHeader("Content-Type", "application/octet-stream");
+  xhr.upload.onprogress = (e) => e.lengthComputable && progress($, Math.floor((100 * e.loaded) / e.total));
+  let aborted = false;
+  xhr.onloadend = () => {
+    ended();
     $("cancel").disabled = true;
     if (xhr.status === 201) {
       $("name").value = "";
       done(name);
-    } else $("error").textContent = `${name}: ${refusal(xhr)}`;
+    } else if (!aborted) {
+      $("error").textContent = `${name}: ${refusal(xhr)}`;
+    }
   };
-  const send = (file, name) => {
-    $("error").textContent = "";
-    $("upload").hidden = false;
-    $("cancel").disabled = false;
-    progress(0);
-    const xhr = new XMLHttpRequest();
-    current = xhr;
-    xhr.open("POST", url(name));
-    xhr.setRequestHeader("X-CSRF-Token", localStorage.getItem("vmd-csrf") || "");
-    xhr.setRequestHeader("Content-Type", "application/octet-stream");
-    xhr.upload.onprogress = (e) => e.lengthComputable && progress(Math.floor((100 * e.loaded) / e.total));
-    xhr.onload = () => settle(xhr, name);
-    xhr.onerror = () => settle(xhr, name);
-    xhr.onabort = () => {
-      current = null;
-      $("upload").hidden = true;
-      $("error").textContent = `upload of ${name} cancelled`;
-    };
-    xhr.send(file);
+  xhr.onabort = () => {
+    aborted = true;
+    $("upload").hidden = true;
+    $("error").textContent = `upload of ${name} cancelled`;
   };
+  xhr.send(file);
+  return xhr;
+}
+
+/** Wires panel `prefix`: uploads go to `url(name)`; `done(name)` runs after a 201. */
+export function installUpload(prefix, url, done) {
+  const $ = (id) => document.getElementById(`${prefix}-${id}`);
+  let current = null;
   const start = (files) => {
     const file = files?.[0];
     if (!file || current) return;
     const name = $("name").value.trim() || nameFromFile(file.name);
     $("name").value = name;
-    send(file, name);
+    current = send($, url(name), file, name, () => { current = null; }, done);
   };
   wireInputs($, start, () => current?.abort());
 }
