@@ -218,7 +218,17 @@ fn bearer_images_isos_users_tokens_system() {
         "admin"
     );
     let system = web.bearer(&t, "GET", "/api/v1/system", None).expect(200);
-    assert!(system.is_object(), "{system}");
+    let host = &system["host"];
+    assert!(host["cpus"].as_u64().is_some_and(|n| n >= 1), "{system}");
+    let total = host["memory_total_bytes"].as_u64().unwrap_or(0);
+    let available = host["memory_available_bytes"].as_u64().unwrap_or(u64::MAX);
+    assert!(total > 0 && available <= total, "{system}");
+    let busy = host["cpu_busy_percent"].as_f64().unwrap_or(-1.0);
+    assert!((0.0..=100.0).contains(&busy), "{system}");
+    assert!(
+        host["load_1"].as_f64().is_some_and(|l| l >= 0.0),
+        "{system}"
+    );
 }
 
 #[test]

@@ -52,6 +52,14 @@ async function overview(page) {
     const bases = await stat(page, "images-bytes").textContent();
     if (bases === "0 B") throw new Error("the bases' storage reads 0 B");
   });
+  await ui.step("the overview shows the host's CPU, load and memory", async () => {
+    const cpu = await stat(page, "host-cpu").textContent();
+    if (!/^\d+ CPUs?, \d+% busy$/.test(cpu)) throw new Error(`host CPU reads ${cpu}`);
+    const load = await stat(page, "host-load").textContent();
+    if (!/^\d+\.\d\d \/ \d+\.\d\d \/ \d+\.\d\d$/.test(load)) throw new Error(`load reads ${load}`);
+    const memory = await stat(page, "host-memory").textContent();
+    if (!/ used of /.test(memory)) throw new Error(`host memory reads ${memory}`);
+  });
 }
 
 /** Drops an in-page file `name` of `mib` MiB of zeros with an MBR boot signature (a raw

@@ -20,6 +20,7 @@ pub mod auth;
 pub mod config;
 pub mod daemon;
 pub mod host;
+pub mod host_load;
 pub mod log_limit;
 pub mod manager;
 pub mod paths;

@@ -12,7 +12,9 @@ pub use image::{Image, ImageImport, Upload};
 pub use iso::{
     Firmware, ImageCreate, ImagePublish, Iso, IsoAttach, IsoImport, UEFI_MEMORY_MIB_MIN,
 };
-pub use system::{Accelerator, ConsistencyIssue, ConsistencyIssueKind, DiskUsage, SystemInfo};
+pub use system::{
+    Accelerator, ConsistencyIssue, ConsistencyIssueKind, DiskUsage, HostLoad, SystemInfo,
+};
 pub use user::{
     AuthMethod, LimitUpdate, LimitWord, Login, Quota, Role, Token, TokenCreate, TokenKind,
     TokenSecret, Usage, User, UserAdd, UserPasswd, UserRemove, UserRemoved, UserSet, VmFilter,

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 /// Answer of `system.info`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SystemInfo {
     /// Version of the vmd binary.
@@ -32,9 +32,33 @@ pub struct SystemInfo {
     pub vm_count: u64,
     /// Storage use.
     pub disk: DiskUsage,
+    /// The host's CPUs, load and memory (added in API 2.2; absent from older daemons).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<HostLoad>,
     /// Rows without files and files without rows found at start-up. Empty when consistent,
     /// and for callers who are not admins (the issues name other users' objects).
     pub issues: Vec<ConsistencyIssue>,
+}
+
+/// The host's load, read from `/proc` when `system.info` is answered.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct HostLoad {
+    /// Online CPUs.
+    pub cpus: u32,
+    /// How busy all CPUs were, 0 to 100: over the interval since vmd's previous reading (at
+    /// least 1 s; within 1 s the previous figure is repeated), or since boot on the first.
+    pub cpu_busy_percent: f64,
+    /// Load average over 1 minute.
+    pub load_1: f64,
+    /// Load average over 5 minutes.
+    pub load_5: f64,
+    /// Load average over 15 minutes.
+    pub load_15: f64,
+    /// Total memory.
+    pub memory_total_bytes: u64,
+    /// Memory available for new work without swapping (`MemAvailable`).
+    pub memory_available_bytes: u64,
 }
 
 /// The accelerator vmd will use for guests.

@@ -47,7 +47,7 @@ fn render(info: &SystemInfo, identity: Vec<(&'static str, String)>) -> String {
 /// Key/value rows of the daemon overview.
 fn overview(info: &SystemInfo) -> Vec<(&'static str, String)> {
     let accelerator = format!("{} ({})", info.accelerator.name, info.accelerator.reason);
-    vec![
+    let mut rows = vec![
         ("daemon version", info.daemon_version.clone()),
         ("api version", info.api_version.clone()),
         ("vmctl version", env!("CARGO_PKG_VERSION").to_string()),
@@ -67,6 +67,34 @@ fn overview(info: &SystemInfo) -> Vec<(&'static str, String)> {
         ("images size", format_size(info.disk.images_bytes)),
         ("overlays size", format_size(info.disk.overlays_bytes)),
         ("free space", free_space(&info.disk)),
+    ];
+    rows.extend(info.host.as_ref().map(host_rows).into_iter().flatten());
+    rows
+}
+
+/// The host's CPU, load and memory rows.
+fn host_rows(host: &vm_proto::types::HostLoad) -> Vec<(&'static str, String)> {
+    let used = host
+        .memory_total_bytes
+        .saturating_sub(host.memory_available_bytes);
+    vec![
+        (
+            "host cpu",
+            format!("{} CPUs, {:.0}% busy", host.cpus, host.cpu_busy_percent),
+        ),
+        (
+            "host load",
+            format!("{:.2} {:.2} {:.2}", host.load_1, host.load_5, host.load_15),
+        ),
+        (
+            "host memory",
+            format!(
+                "{} used of {} ({} available)",
+                format_size(used),
+                format_size(host.memory_total_bytes),
+                format_size(host.memory_available_bytes)
+            ),
+        ),
     ]
 }
 
@@ -128,6 +156,7 @@ mod tests {
                 reserve_bytes: 64 << 20,
             },
             issues,
+            host: None,
         }
     }
 
@@ -144,6 +173,24 @@ mod tests {
             assert!(text.contains(cell), "{cell} missing in {text}");
         }
         assert!(!text.contains("Consistency"));
+    }
+
+    #[test]
+    fn host_rows_show_cpu_load_and_memory() {
+        let mut info = sample(vec![]);
+        info.host = Some(vm_proto::types::HostLoad {
+            cpus: 2,
+            cpu_busy_percent: 37.4,
+            load_1: 0.5,
+            load_5: 1.25,
+            load_15: 2.0,
+            memory_total_bytes: 24 << 30,
+            memory_available_bytes: 20 << 30,
+        });
+        let text = details(&info);
+        for cell in ["2 CPUs, 37% busy", "0.50 1.25 2.00", "4 GiB used of 24 GiB"] {
+            assert!(text.contains(cell), "{cell} missing in {text}");
+        }
     }
 
     #[test]

@@ -38,6 +38,19 @@ function stat(key, label, value) {
   return div;
 }
 
+/** The host's CPU, load and memory rows (none from a vmd older than API 2.2). */
+function hostStats(h) {
+  if (!h) return [];
+  const used = h.memory_total_bytes - h.memory_available_bytes;
+  return [
+    stat("host-cpu", "Host CPU", `${h.cpus} CPUs, ${Math.round(h.cpu_busy_percent)}% busy`),
+    stat("host-load", "Host load (1 / 5 / 15 min)",
+      [h.load_1, h.load_5, h.load_15].map((l) => l.toFixed(2)).join(" / ")),
+    stat("host-memory", "Host memory",
+      `${bytes(used)} used of ${bytes(h.memory_total_bytes)}`),
+  ];
+}
+
 /** Renders the overview from `GET /api/v1/system` and the lists' counts. */
 function renderOverview(sys) {
   const d = sys.disk;
@@ -51,6 +64,7 @@ function renderOverview(sys) {
     stat("overlays-bytes", "Storage: overlays", bytes(d.overlays_bytes)),
     stat("free-bytes", "Free on the state disk", free),
     stat("floor-bytes", "Free-space floor", bytes(d.floor_bytes)),
+    ...hostStats(sys.host),
     stat("accelerator", "Accelerator", `${sys.accelerator.name} (${sys.accelerator.reason})`),
     stat("daemon", "vmd", `${sys.daemon_version}, up ${Math.floor(sys.uptime_secs / 60)} min`),
     stat("issues", "Consistency issues at start-up", issues(sys.issues)),

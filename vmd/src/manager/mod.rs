@@ -110,6 +110,7 @@ pub struct Manager {
     started: Instant,
     // std Mutex: replaced once at start-up, read by system_info; never held across an await.
     issues: Mutex<Vec<ConsistencyIssue>>,
+    cpu: Arc<crate::host_load::CpuSampler>,
     reserve: Arc<SpaceReserve>,
     space_low: AtomicBool,
     throttle: crate::auth::throttle::Throttle,
@@ -149,6 +150,7 @@ impl Manager {
             me: me.clone(),
             started: Instant::now(),
             issues: Mutex::new(Vec::new()),
+            cpu: Arc::default(),
         })
     }
 
@@ -228,13 +230,17 @@ impl Manager {
             .await?;
         let storage = self.storage.clone();
         let state_dir = self.config.state_dir.clone();
-        let disk = tokio::task::spawn_blocking(move || DiskUsage {
-            images_bytes: storage::dir_usage(storage.images_dir()),
-            overlays_bytes: storage::dir_usage(storage.overlays_dir()),
-            free_bytes: storage::free_bytes(&state_dir),
-            floor_bytes: 0,
-            low: false,
-            reserve_bytes: 0,
+        let cpu = Arc::clone(&self.cpu);
+        let (disk, host) = tokio::task::spawn_blocking(move || {
+            let disk = DiskUsage {
+                images_bytes: storage::dir_usage(storage.images_dir()),
+                overlays_bytes: storage::dir_usage(storage.overlays_dir()),
+                free_bytes: storage::free_bytes(&state_dir),
+                floor_bytes: 0,
+                low: false,
+                reserve_bytes: 0,
+            };
+            (disk, cpu.read())
         })
         .await?;
         Ok(SystemInfo {
@@ -256,6 +262,7 @@ impl Manager {
                 reserve_bytes: self.reserve_held(),
                 ..disk
             },
+            host: Some(host),
             issues: match subject.is_admin() {
                 // They name other users' VMs and images, which are theirs to know.
                 false => Vec::new(),
