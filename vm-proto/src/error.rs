@@ -182,6 +182,17 @@ impl ApiError {
             });
         Some(ApiError { data })
     }
+
+    /// Decodes the body of an error reply of vmd's plain HTTP endpoints (uploads, console and
+    /// VNC upgrades): `{"error": {"code", "message", "data"}}`. `None` when it is not one.
+    pub fn from_http_body(body: &[u8]) -> Option<ApiError> {
+        let json: serde_json::Value = serde_json::from_slice(body).ok()?;
+        let error = &json["error"];
+        let code = error["code"].as_i64().and_then(|c| i32::try_from(c).ok())?;
+        let message = error["message"].as_str().unwrap_or_default();
+        let data = (!error["data"].is_null()).then(|| error["data"].to_string());
+        ApiError::from_parts(code, message, data.as_deref())
+    }
 }
 
 #[cfg(feature = "server")]
@@ -195,6 +206,18 @@ impl From<ApiError> for jsonrpsee::types::ErrorObjectOwned {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn http_error_bodies_decode() {
+        let body = br#"{"error":{"code":403,"message":"admins only","data":null}}"#;
+        let err = ApiError::from_http_body(body).expect("vmd's error");
+        assert_eq!(
+            (err.kind(), err.message()),
+            (ErrorCode::PermissionDenied, "admins only")
+        );
+        assert!(ApiError::from_http_body(b"<html>").is_none());
+        assert!(ApiError::from_http_body(br#"{"error":{"code":-32602}}"#).is_none());
+    }
 
     #[test]
     fn codes_are_unique_and_round_trip() {

@@ -46,12 +46,7 @@ where
 /// Turns an error reply (`{"error": {"code", "message", "data"}}`) into a [`CliError`]; a body
 /// that is not vmd's becomes `<what>: HTTP <status>: <start of the body>`.
 pub fn decode_error(what: &str, status: StatusCode, body: &[u8]) -> CliError {
-    let json: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
-    let error = &json["error"];
-    let code = error["code"].as_i64().and_then(|c| i32::try_from(c).ok());
-    let message = error["message"].as_str().unwrap_or_default();
-    let data = (!error["data"].is_null()).then(|| error["data"].to_string());
-    match code.and_then(|code| ApiError::from_parts(code, message, data.as_deref())) {
+    match ApiError::from_http_body(body) {
         Some(api) => CliError::Api(api),
         None => {
             let text = String::from_utf8_lossy(&body[..body.len().min(200)])

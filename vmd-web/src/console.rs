@@ -114,12 +114,7 @@ fn upgrade_request(
 
 /// vmd's error reply (`{"error": {"code", "message", "data"}}`) as a [`WebError`].
 fn refusal(status: StatusCode, body: &[u8]) -> WebError {
-    let json: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
-    let error = &json["error"];
-    let code = error["code"].as_i64().and_then(|c| i32::try_from(c).ok());
-    let message = error["message"].as_str().unwrap_or_default();
-    let data = (!error["data"].is_null()).then(|| error["data"].to_string());
-    match code.and_then(|c| ApiError::from_parts(c, message, data.as_deref())) {
+    match ApiError::from_http_body(body) {
         Some(api) => WebError(api),
         None => WebError::new(
             ErrorCode::Unavailable,

@@ -108,12 +108,7 @@ fn decode(status: StatusCode, body: &[u8]) -> Result<Upload, WebError> {
             )
         });
     }
-    let json: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
-    let error = &json["error"];
-    let code = error["code"].as_i64().and_then(|c| i32::try_from(c).ok());
-    let message = error["message"].as_str().unwrap_or_default();
-    let data = (!error["data"].is_null()).then(|| error["data"].to_string());
-    match code.and_then(|code| ApiError::from_parts(code, message, data.as_deref())) {
+    match ApiError::from_http_body(body) {
         Some(api) => Err(WebError(api)),
         None => Err(WebError::new(
             ErrorCode::Internal,
