@@ -171,22 +171,12 @@ fn spawn(
 }
 
 fn wait_ready(notify: &UnixDatagram, child: &mut Child) -> anyhow::Result<()> {
-    let deadline = Instant::now() + DEADLINE;
-    let mut buf = [0u8; 4096];
-    while Instant::now() < deadline {
-        if let Ok(n) = notify.recv(&mut buf) {
-            if String::from_utf8_lossy(&buf[..n])
-                .lines()
-                .any(|l| l == "READY=1")
-            {
-                return Ok(());
-            }
-        }
-        if let Some(status) = child.try_wait()? {
-            bail!("vmd exited ({status}) before READY=1");
-        }
+    use testkit::procs::{wait_notify, NotifyError};
+    match wait_notify(notify, Some(child), "READY=1", Instant::now() + DEADLINE) {
+        Ok(()) => Ok(()),
+        Err(NotifyError::Exited(status)) => bail!("vmd exited ({status}) before READY=1"),
+        Err(NotifyError::Timeout) => bail!("no READY=1 from vmd within {DEADLINE:?}"),
     }
-    bail!("no READY=1 from vmd within {DEADLINE:?}")
 }
 
 /// Stops vmd (SIGTERM, then SIGKILL), kills leftover QEMUs of `dir`, unregisters both.

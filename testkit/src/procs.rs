@@ -23,3 +23,38 @@ pub fn kill_guests_under(dir: &Path) {
         }
     }
 }
+
+/// Why [`wait_notify`] gave up.
+#[derive(Debug)]
+pub enum NotifyError {
+    /// The daemon exited first, with this status.
+    Exited(std::process::ExitStatus),
+    /// Nothing matched before the deadline.
+    Timeout,
+}
+
+/// Waits for the line `what` (e.g. `READY=1`) on the sd_notify socket `notify` (which must
+/// have a read timeout), until `deadline`, checking between reads that `child` (if it is
+/// still ours) runs.
+pub fn wait_notify(
+    notify: &std::os::unix::net::UnixDatagram,
+    mut child: Option<&mut std::process::Child>,
+    what: &str,
+    deadline: std::time::Instant,
+) -> Result<(), NotifyError> {
+    let mut buf = [0u8; 4096];
+    while std::time::Instant::now() < deadline {
+        if let Ok(n) = notify.recv(&mut buf) {
+            if String::from_utf8_lossy(&buf[..n])
+                .lines()
+                .any(|l| l == what)
+            {
+                return Ok(());
+            }
+        }
+        if let Some(Ok(Some(status))) = child.as_mut().map(|c| c.try_wait()) {
+            return Err(NotifyError::Exited(status));
+        }
+    }
+    Err(NotifyError::Timeout)
+}

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use testkit::procs::kill_guests_under;
+use testkit::procs::{kill_guests_under, wait_notify, NotifyError};
 
 use super::{parse_response, DEADLINE};
 
@@ -69,25 +69,15 @@ impl Vmd {
 
     fn wait_ready(&mut self, notify: &UnixDatagram) {
         let deadline = Instant::now() + DEADLINE;
-        let mut buf = [0u8; 4096];
-        while Instant::now() < deadline {
-            if let Ok(n) = notify.recv(&mut buf) {
-                if String::from_utf8_lossy(&buf[..n])
-                    .lines()
-                    .any(|l| l == "READY=1")
-                {
-                    return;
-                }
+        match wait_notify(notify, self.child.as_mut(), "READY=1", deadline) {
+            Ok(()) => {}
+            Err(NotifyError::Exited(status)) => {
+                panic!("vmd exited ({status}); log:\n{}", self.log())
             }
-            if let Some(status) = self
-                .child
-                .as_mut()
-                .and_then(|c| c.try_wait().ok().flatten())
-            {
-                panic!("vmd exited ({status}); log:\n{}", self.log());
+            Err(NotifyError::Timeout) => {
+                panic!("vmd not ready within {DEADLINE:?}; log:\n{}", self.log())
             }
         }
-        panic!("vmd not ready within {DEADLINE:?}; log:\n{}", self.log());
     }
 
     /// vmd's log so far.

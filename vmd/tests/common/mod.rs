@@ -18,6 +18,7 @@ pub mod matrix;
 
 pub use testkit::http::parse_response;
 pub use testkit::procs::kill_guests_under;
+use testkit::procs::NotifyError;
 
 /// How long any wait in these tests may take before the test fails.
 pub const DEADLINE: Duration = Duration::from_secs(30);
@@ -151,28 +152,17 @@ impl Daemon {
     /// Waits for an sd_notify datagram containing `what`.
     pub fn wait_notify(&mut self, what: &str) {
         let deadline = Instant::now() + DEADLINE;
-        let mut buf = [0u8; 4096];
-        while Instant::now() < deadline {
-            if let Ok(n) = self.notify.recv(&mut buf) {
-                if String::from_utf8_lossy(&buf[..n])
-                    .lines()
-                    .any(|l| l == what)
-                {
-                    return;
-                }
+        let child = self.child.as_mut();
+        match testkit::procs::wait_notify(&self.notify, child, what, deadline) {
+            Ok(()) => {}
+            Err(NotifyError::Exited(status)) => {
+                panic!("vmd exited ({status}) before {what}; log:\n{}", self.log())
             }
-            if let Some(status) = self
-                .child
-                .as_mut()
-                .and_then(|c| c.try_wait().ok().flatten())
-            {
-                panic!("vmd exited ({status}) before {what}; log:\n{}", self.log());
-            }
+            Err(NotifyError::Timeout) => panic!(
+                "no {what} from vmd within {DEADLINE:?}; log:\n{}",
+                self.log()
+            ),
         }
-        panic!(
-            "no {what} from vmd within {DEADLINE:?}; log:\n{}",
-            self.log()
-        );
     }
 
     /// The daemon's pid (a wrapper like `prlimit` execs vmd, keeping the pid).
