@@ -37,11 +37,7 @@ fn read_until_closed(stream: &mut TcpStream) -> (bool, String) {
 #[test]
 fn a_silent_or_incomplete_request_head_is_closed_at_the_header_timeout() {
     let vmd = Vmd::start();
-    let web = Web::start_flags(
-        &vmd,
-        &["--header-timeout-secs", "1"],
-        std::process::Stdio::inherit(),
-    );
+    let web = Web::start_with(&vmd, &["--header-timeout-secs", "1"]);
     let mut silent = connect(&web);
     let mut stream = connect(&web);
     stream.write_all(INCOMPLETE_HEAD.as_bytes()).expect("write");
@@ -55,11 +51,7 @@ fn a_silent_or_incomplete_request_head_is_closed_at_the_header_timeout() {
 #[test]
 fn a_head_trickled_line_by_line_is_closed_at_the_header_timeout() {
     let vmd = Vmd::start();
-    let web = Web::start_flags(
-        &vmd,
-        &["--header-timeout-secs", "1"],
-        std::process::Stdio::inherit(),
-    );
+    let web = Web::start_with(&vmd, &["--header-timeout-secs", "1"]);
     let mut stream = connect(&web);
     let mut reader = stream.try_clone().expect("clone");
     let (tx, closed) = mpsc::channel();
@@ -80,11 +72,7 @@ fn a_head_trickled_line_by_line_is_closed_at_the_header_timeout() {
 #[test]
 fn an_idle_kept_alive_connection_is_closed() {
     let vmd = Vmd::start();
-    let web = Web::start_flags(
-        &vmd,
-        &["--header-timeout-secs", "1"],
-        std::process::Stdio::inherit(),
-    );
+    let web = Web::start_with(&vmd, &["--header-timeout-secs", "1"]);
     let mut stream = connect(&web);
     let head = INCOMPLETE_HEAD.to_string() + "\r\n";
     stream.write_all(head.as_bytes()).expect("write");
