@@ -1,29 +1,61 @@
 #!/usr/bin/env bash
-# The README's "set up and run" command. Installs dependencies (scripts/setup.sh), builds
-# release binaries and the project's tiny test guest, starts a private vmd on a temporary
-# socket and state directory, and walks through the main job: import a base image, create
-# VMs as overlays, boot three guests at once, read their consoles, kill -9 the daemon and
-# show the guests survive and are re-adopted, stop them, wipe, remove, and call the
-# JSON-RPC API with curl. Everything (QEMUs included) is removed on exit.
+# The README's "set up and run" command: brings up the whole lab for a newcomer. Installs
+# dependencies (scripts/setup.sh), builds release binaries and the project's tiny test guest,
+# starts a private vmd (temporary socket and state directory) and vmd-web on loopback, adds a
+# base image (the test guest) and the guest's installer ISO, a demo admin and a demo user
+# with random passwords, prints them with the URL to open, and stays up until Ctrl-C; then it
+# stops every VM and removes everything it started.
+#
+#   ./scripts/demo.sh              the lab, until Ctrl-C
+#   ./scripts/demo.sh --port N     vmd-web on 127.0.0.1:N (default 8080; 0 picks a free port)
+#   ./scripts/demo.sh --check      bring the lab up, check both logins over HTTP, tear down
+#   ./scripts/demo.sh --tour       the command-line walkthrough instead: import a base, create
+#                                  VMs as overlays, boot three guests at once, read their
+#                                  consoles, kill -9 vmd and show the guests are re-adopted,
+#                                  stop, wipe, remove, and the JSON-RPC API with curl
+#   --debug                        use the debug build (target/debug) instead of release
+#   --no-setup                     skip scripts/setup.sh (dependencies already installed)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 
-bash scripts/setup.sh
+MODE=lab PORT=8080 PROFILE=release SETUP=1
+while (($#)); do
+    case $1 in
+    --tour) MODE=tour ;;
+    --check) MODE=check ;;
+    --port) PORT=${2:?--port needs a number}; shift ;;
+    --debug) PROFILE=debug ;;
+    --no-setup) SETUP=0 ;;
+    -h | --help) sed -n '2,/^$/p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) printf 'demo: unknown argument %s (see --help)\n' "$1" >&2; exit 2 ;;
+    esac
+    shift
+done
+
+if ((SETUP)); then
+    bash scripts/setup.sh
+fi
 if [[ -d $HOME/.cargo/bin ]]; then
     PATH="$HOME/.cargo/bin:$PATH"
 fi
-cargo build --release
+if [[ $PROFILE == release ]]; then
+    cargo build --release --bins
+else
+    cargo build --bins
+fi
 bash scripts/build-test-guest.sh >/dev/null
 
-VMD_BIN=$ROOT/target/release/vmd
-VMCTL_BIN=$ROOT/target/release/vmctl
+VMD_BIN=$ROOT/target/$PROFILE/vmd
+VMCTL_BIN=$ROOT/target/$PROFILE/vmctl
+WEB_BIN=$ROOT/target/$PROFILE/vmd-web
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/vmd-demo.XXXXXX")
 # Searchable (not listable) like /var/lib: the image sandbox user must reach the state dir.
 chmod 711 "$WORK"
 SOCK=$WORK/vmd.sock
 LOG=$WORK/vmd.log
 VMD_PID=
+WEB_PID=
 DEMO_USER=
 export VMD_SOCKET=$SOCK
 
@@ -32,8 +64,13 @@ die() { printf 'demo: error: %s\n' "$*" >&2; exit 1; }
 
 cleanup() {
     local status=$?
+    trap - INT TERM
+    if [[ -n $WEB_PID ]] && kill -0 "$WEB_PID" 2>/dev/null; then
+        kill -TERM "$WEB_PID"
+        wait "$WEB_PID" || true
+    fi
     if [[ -n $VMD_PID ]] && kill -0 "$VMD_PID" 2>/dev/null; then
-        for vm in $("$VMCTL_BIN" ls -q 2>/dev/null); do
+        for vm in $("$VMCTL_BIN" ls --all -q 2>/dev/null); do
             "$VMCTL_BIN" -q stop --force "$vm" 2>/dev/null || true
         done
     fi
@@ -51,6 +88,8 @@ cleanup() {
     rm -rf "$WORK"
 }
 trap cleanup EXIT
+# Ctrl-C (or a TERM) ends the lab through the EXIT trap's cleanup.
+trap 'printf "\ndemo: stopping the lab and removing everything it started\n" >&2; exit 0' INT TERM
 
 # Prints a command the way a user would type it, then runs it.
 vmctl() { "$VMCTL_BIN" "$@"; }
@@ -72,7 +111,9 @@ start_vmd() {
     # Our own config file, so a system-wide /etc/vmd/vmd.toml does not change the demo. The
     # socket is open to every local user: vmd authorizes each call by the caller's uid.
     echo 'socket_mode = "0666"' >"$WORK/vmd.toml"
-    "$VMD_BIN" --socket "$SOCK" --state-dir "$WORK/state" --config "$WORK/vmd.toml" \
+    # Its own session: a Ctrl-C in the terminal reaches this script, which stops the VMs
+    # through vmd before stopping vmd, instead of reaching vmd first.
+    setsid "$VMD_BIN" --socket "$SOCK" --state-dir "$WORK/state" --config "$WORK/vmd.toml" \
         --log-format text --log-level info >>"$LOG" 2>&1 &
     VMD_PID=$!
     local deadline=$((SECONDS + 30))
@@ -126,7 +167,7 @@ another_user() {
     run vmctl ls --all
 }
 
-main() {
+tour() {
     start_vmd
     local disk
     disk=$(demo_disk)
@@ -187,4 +228,11 @@ main() {
     log "done"
 }
 
-main "$@"
+# shellcheck source=scripts/demo-lab.sh
+source "$ROOT/scripts/demo-lab.sh"
+
+case $MODE in
+tour) tour ;;
+lab) lab ;;
+check) lab --check ;;
+esac

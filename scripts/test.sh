@@ -24,4 +24,7 @@ cargo build --workspace --bins
 # --chaos-strict: a chaos invariant violation (an orphaned QEMU, a state that disagrees with
 # QEMU, a corrupt store) fails the run.
 cargo run -q -p vmd-bench -- --smoke --chaos-strict --vmd target/debug/vmd --vmctl target/debug/vmctl --vmd-web target/debug/vmd-web
+# The README's main command in its non-interactive form: the lab comes up (vmd, vmd-web, a
+# base, demo accounts), both demo accounts log in over HTTP, and everything is removed.
+bash scripts/demo.sh --check --debug --no-setup --port 0
 cargo nextest run --workspace --no-fail-fast --profile "${NEXTEST_PROFILE:-$default_profile}" "$@"

@@ -183,6 +183,37 @@ fn admin_journey_in_chromium() {
     run_journey(&vmd, "admin.mjs", &vars);
 }
 
+/// Both roles in two browser contexts, from an empty lab: the admin uploads the installer
+/// ISO by drag and drop, installs and seals a base through the browser console and adds a
+/// student; the student makes, starts, opens, stops, crashes, wipes and deletes a VM and
+/// meets the quota, the admin pages and another user's console closed. Takes the docs'
+/// screenshots (`scripts/screenshots.sh`).
+#[test]
+fn lab_journey_with_both_roles_in_chromium() {
+    require_tools();
+    let vmd = Vmd::start();
+    vmd.ok(
+        "user.add",
+        serde_json::json!([{"name": "teach", "admin": true, "password": PASSWORD}]),
+    );
+    // Another account's VM, whose console URL the student tries.
+    vmd.import_disk("disk");
+    vmd.ok(
+        "vm.create",
+        serde_json::json!([{"name": "root1", "image": "disk", "memory_mib": 128}]),
+    );
+    let iso = common::guest::guest_iso();
+    let iso = iso.to_str().expect("utf-8 path");
+    let vars = [
+        ("UI_IMAGE", "labbase"),
+        ("UI_USER", "teach"),
+        ("UI_OTHER_USER", "stud"),
+        ("UI_ISO", iso),
+        ("UI_FOREIGN_VM", "root1"),
+    ];
+    run_journey(&vmd, "lab.mjs", &vars);
+}
+
 /// Starts vmd-web (logging to a file) in front of `vmd`, runs `script` with `vars` and
 /// panics, with vmd-web's log, unless it succeeds.
 fn run_journey(vmd: &Vmd, script: &str, vars: &[(&str, &str)]) {

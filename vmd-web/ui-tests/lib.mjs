@@ -73,6 +73,17 @@ export async function screenshots(name) {
   }
 }
 
+/** Saves a viewport screenshot of `page` for the docs as `docs-NAME.png` among the
+ * artifacts, and as `NAME.png` in $UI_DOCS when set (scripts/screenshots.sh sets it to
+ * docs/img to refresh the pictures in the docs and the README). */
+export async function docShot(page, name) {
+  await page.bringToFront();
+  // Let the browser paint what the last step changed before the picture is taken.
+  await page.evaluate(() => new Promise((done) => requestAnimationFrame(() => requestAnimationFrame(done))));
+  await page.screenshot({ path: `${env.artifacts}/docs-${name}.png` });
+  if (process.env.UI_DOCS) await page.screenshot({ path: `${process.env.UI_DOCS}/${name}.png` });
+}
+
 /** Runs one named step; a failure names the step. */
 export async function step(name, fn) {
   const started = Date.now();
