@@ -118,6 +118,19 @@ export function setUsers(names) {
   render();
 }
 
+/** Shows only `owner`'s VMs (the other filters cleared) and moves focus to the table's
+ * user filter, so the admin acts on them with the rows' ⋮ menus. */
+export function showOwner(owner) {
+  if (!users.includes(owner)) users = [...users, owner];
+  render();
+  $("filter-user").value = owner;
+  $("filter-state").value = "";
+  $("filter-image").value = "";
+  render();
+  $("allvms-heading").scrollIntoView({ block: "start" });
+  $("filter-user").focus({ preventScroll: true });
+}
+
 /** Wires the filters; `count({vms, running})` hears the counts. */
 export function install(count) {
   onCount = count;

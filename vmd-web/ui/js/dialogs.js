@@ -1,8 +1,9 @@
 // Modal dialogs (<dialog>): confirmation, lifetime extension, logs (followed live while
-// open), quota overrides (admin). Each resolves once the dialog closes.
+// open), quota overrides and a new password typed twice (admin). Each resolves once the
+// dialog closes.
 
 /** Shows `dialog` modally; resolves to its returnValue. */
-function show(dialog) {
+export function show(dialog) {
   return new Promise((resolve) => {
     dialog.addEventListener("close", () => resolve(dialog.returnValue), { once: true });
     dialog.returnValue = "";
@@ -34,6 +35,35 @@ export async function askQuota(overrides) {
   if ((await show(document.getElementById("quota-dialog"))) !== "ok") return null;
   const value = (text) => (text === "" ? "default" : /^\d+$/.test(text) ? Number(text) : text);
   return Object.fromEntries(inputs.map((i) => [i.dataset.limit, value(i.value.trim())]));
+}
+
+/** Refuses (keeping the dialog open) a password form whose two entries differ. */
+function checkTwice(event) {
+  if (event.submitter?.value !== "ok") return;
+  const again = document.getElementById("password-again");
+  const same = document.getElementById("password-new").value === again.value;
+  again.setAttribute("aria-invalid", String(!same));
+  document.getElementById("password-error").textContent = same ? "" : "The two entries differ.";
+  if (!same) {
+    event.preventDefault();
+    again.focus();
+  }
+}
+
+/** Asks for a new password of user `name`, typed twice; resolves to it, or null when
+ * cancelled. vmd judges its length (its refusal is shown by the caller). */
+export async function askPassword(name) {
+  const form = document.getElementById("password-form");
+  form.reset();
+  document.getElementById("password-error").textContent = "";
+  document.getElementById("password-again").removeAttribute("aria-invalid");
+  document.getElementById("password-title").textContent = `New password for ${name}`;
+  form.addEventListener("submit", checkTwice);
+  const answer = await show(document.getElementById("password-dialog"));
+  form.removeEventListener("submit", checkTwice);
+  const password = document.getElementById("password-new").value;
+  form.reset();
+  return answer === "ok" ? password : null;
 }
 
 /** Shows `text` as the logs of VM `name`, then appends what `follow` (an SSE URL of log
