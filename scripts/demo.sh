@@ -34,7 +34,7 @@ while (($#)); do
 done
 
 if ((SETUP)); then
-    bash scripts/setup.sh
+    bash scripts/setup.sh --run
 fi
 if [[ -d $HOME/.cargo/bin ]]; then
     PATH="$HOME/.cargo/bin:$PATH"

@@ -10,13 +10,24 @@
 #   python3-openapi-spec-validator where apt has it (not bookworm), else from PyPI with pip.
 # Idempotent: when everything is present it changes nothing and runs no `apt-get update`.
 # Runs as root, or uses sudo for apt.
+#   --run   only what building and running the lab needs (scripts/demo.sh): no chromium,
+#           Node.js packages, OpenAPI validator or cargo-nextest
 set -euo pipefail
+
+RUN_ONLY=0
+if [[ ${1:-} == --run ]]; then
+    RUN_ONLY=1
+fi
 
 APT_PACKAGES=(qemu-system-x86 qemu-utils qemu-block-extra bubblewrap ovmf systemd socat curl xorriso mtools dosfstools fdisk e2fsprogs python3 chromium)
 # Must carry exactly the version of qemu-system-x86 (a newer preinstalled qemu-utils conflicts).
 QEMU_PINNED=(qemu-utils qemu-block-extra)
 # What the packages provide, checked on systems without dpkg.
 COMMANDS=(qemu-img bwrap qemu-system-x86_64 systemd-analyze socat curl xorriso mformat mkfs.vfat sfdisk mkfs.ext4 python3 qemu-io chromium)
+if ((RUN_ONLY)); then
+    # The last entries of both lists are the tests' browser.
+    unset 'APT_PACKAGES[-1]' 'COMMANDS[-1]'
+fi
 
 log() { printf 'setup: %s\n' "$*" >&2; }
 die() { printf 'setup: error: %s\n' "$*" >&2; exit 1; }
@@ -175,9 +186,13 @@ ensure_ui_test_packages() {
 
 main() {
     ensure_system_packages
-    ensure_openapi_validator
+    ((RUN_ONLY)) || ensure_openapi_validator
     ensure_sandbox_user
     check_qemu
+    if ((RUN_ONLY)); then
+        log "done (what running the lab needs)"
+        return
+    fi
     ensure_nextest
     ensure_ui_test_packages
     log "done"
