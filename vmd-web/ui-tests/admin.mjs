@@ -7,13 +7,15 @@
 // a user is added and removed, a quota set (removing a user owning a VM is refused with
 // vmd's words); another user's
 // VM is found with its owner, filtered by user, started, force-stopped and
-// deleted from the ⋮ menu, the overview following live.
+// deleted from the ⋮ menu, the overview following live; the Logs panel lists, filters and
+// follows the journey's events and shows the install VM's console log (admin-logs.mjs).
 //
 // Run by vmd-web/tests/ui.rs; prints one "ok:" line per step, exits 1 naming the failed step.
 
 import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import * as ui from "./lib.mjs";
+import { consoleLog, eventLog, phoneWidth } from "./admin-logs.mjs";
 
 const SECOND = 1000;
 const ISO = "inst";
@@ -242,6 +244,9 @@ async function main() {
     await moreImages(page);
     await usersPanel(page);
     await allVms(page);
+    await eventLog(page, { iso: ISO, base: BASE, vm: VM, other: ui.env.otherUser });
+    await consoleLog(page, BASE);
+    await phoneWidth(page);
     await ui.screenshots("end");
     ui.assertNoPageProblems();
   } finally {
