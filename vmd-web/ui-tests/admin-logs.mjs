@@ -151,6 +151,8 @@ export async function phoneWidth(page) {
       if (outside.length) throw new Error(`wider than the screen: ${outside.join(", ")}`);
       const panel = await page.$eval(".logs-panel", (el) => el.scrollWidth - el.clientWidth);
       if (panel > 1) throw new Error(`the panel overflows by ${panel} px`);
+      await page.locator("#logs-heading").scrollIntoViewIfNeeded();
+      await ui.screenshots("phone");
     } finally {
       await page.setViewportSize(wide);
     }
