@@ -37,7 +37,7 @@ use crate::auth::SessionCookie;
 use crate::cli::Args;
 use crate::error::WebError;
 use crate::openapi::{self, Document};
-use crate::routes::{consoles, images, isos, streams, system, tokens, uploads, users, vms};
+use crate::routes::{consoles, events, images, isos, streams, system, tokens, uploads, users, vms};
 use crate::server;
 use crate::tls::{self, TlsListener};
 use crate::vmd::Vmd;
@@ -134,6 +134,7 @@ pub fn routes() -> OpenApiRouter<Vmd> {
         .merge(tokens::routes())
         .merge(system::routes())
         .merge(streams::routes())
+        .merge(events::routes())
         .routes(routes!(openapi::serve))
         .layer(middleware::from_fn(crate::auth::csrf_guard))
         .layer(middleware::from_fn(crate::limits::read_body_first));

@@ -18,6 +18,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/v1/me"),
     ("GET", "/api/v1/system"),
     ("GET", "/api/v1/events"),
+    ("GET", "/api/v1/events/history"),
     ("GET", "/api/v1/vms"),
     ("POST", "/api/v1/vms"),
     ("GET", "/api/v1/vms/{name}"),

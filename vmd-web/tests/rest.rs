@@ -231,6 +231,88 @@ fn bearer_images_isos_users_tokens_system() {
     );
 }
 
+/// The `seq`s of a JSON list of events.
+fn seqs(events: &serde_json::Value) -> Vec<u64> {
+    let list = events.as_array().expect("a list of events");
+    list.iter().filter_map(|e| e["seq"].as_u64()).collect()
+}
+
+/// Whether some event of `events` is about VM `vm`.
+fn names_vm(events: &serde_json::Value, vm: &str) -> bool {
+    let list = events.as_array().expect("a list of events");
+    list.iter().any(|e| e["vm"] == vm)
+}
+
+#[test]
+fn event_history_pages_and_shows_each_user_only_theirs() {
+    let vmd = Vmd::start();
+    vmd.import_disk("base");
+    let web = Web::start(&vmd);
+    let admin = vmd.admin_token();
+    let ann = vmd.user_token("ann", None);
+    let bob = vmd.user_token("bob", None);
+    for (token, vm) in [(&ann, "ann1"), (&bob, "bob1")] {
+        let body = json!({"name": vm, "image": "base"});
+        web.bearer(token, "POST", "/api/v1/vms", Some(&body))
+            .expect(201);
+    }
+
+    let all = web
+        .bearer(&admin, "GET", "/api/v1/events/history", None)
+        .expect(200);
+    assert!(names_vm(&all, "ann1") && names_vm(&all, "bob1"), "{all}");
+    let seen = seqs(&all);
+    assert!(
+        seen.len() >= 4 && seen.windows(2).all(|w| w[0] < w[1]),
+        "{all}"
+    );
+
+    let mine = web
+        .bearer(&ann, "GET", "/api/v1/events/history", None)
+        .expect(200);
+    assert!(
+        names_vm(&mine, "ann1") && !names_vm(&mine, "bob1"),
+        "{mine}"
+    );
+    let owners = mine.as_array().expect("list").iter().map(|e| &e["owner"]);
+    assert!(owners.clone().all(|o| o != "bob"), "{mine}");
+    assert!(owners.clone().any(|o| o == "ann"), "{mine}");
+    let bobs = web
+        .bearer(
+            &bob,
+            "GET",
+            "/api/v1/events/history?since=0&limit=1000",
+            None,
+        )
+        .expect(200);
+    assert!(
+        names_vm(&bobs, "bob1") && !names_vm(&bobs, "ann1"),
+        "{bobs}"
+    );
+
+    // Pages of two, each from the last seq of the one before, add up to the whole list.
+    let mut paged = Vec::new();
+    loop {
+        let since = paged.last().copied().unwrap_or(0);
+        let path = format!("/api/v1/events/history?since={since}&limit=2");
+        let page = seqs(&web.bearer(&admin, "GET", &path, None).expect(200));
+        assert!(page.len() <= 2, "{page:?}");
+        paged.extend(&page);
+        if page.len() < 2 {
+            break;
+        }
+    }
+    assert_eq!(paged, seen);
+    let after = format!("/api/v1/events/history?since={}", seen[seen.len() - 2]);
+    let last = web.bearer(&admin, "GET", &after, None).expect(200);
+    assert_eq!(seqs(&last), [seen[seen.len() - 1]], "{last}");
+
+    web.bearer(&admin, "GET", "/api/v1/events/history?since=x", None)
+        .expect_error(400, "invalid_argument");
+    web.request("GET", "/api/v1/events/history", &[], None)
+        .expect_error(401, "unauthenticated");
+}
+
 #[test]
 fn no_credential_is_401_and_health_follows_vmd() {
     let mut vmd = Vmd::start();

@@ -7,8 +7,10 @@
 // a user is added and removed, a quota set (removing a user owning a VM is refused with
 // vmd's words); another user's
 // VM is found with its owner, filtered by user, started, force-stopped and
-// deleted from the ⋮ menu, the overview following live. Then one user is managed from the
-// Users panel (users.mjs): role, VMs, tokens, password, deletion with everything.
+// deleted from the ⋮ menu, the overview following live; the Logs panel lists, filters and
+// follows the journey's events and shows the install VM's console log (admin-logs.mjs).
+// Then one user is managed from the Users panel (users.mjs): role, VMs, tokens, password,
+// deletion with everything.
 //
 // Run by vmd-web/tests/ui.rs; prints one "ok:" line per step, exits 1 naming the failed step.
 
@@ -16,6 +18,7 @@ import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import * as ui from "./lib.mjs";
 import { manageOneUser } from "./users.mjs";
+import { consoleLog, eventLog, phoneWidth } from "./admin-logs.mjs";
 
 const SECOND = 1000;
 const ISO = "inst";
@@ -244,6 +247,9 @@ async function main() {
     await moreImages(page);
     await usersPanel(page);
     await allVms(page);
+    await eventLog(page, { iso: ISO, base: BASE, vm: VM, other: ui.env.otherUser });
+    await consoleLog(page, BASE);
+    await phoneWidth(page);
     await manageOneUser(browser, page);
     await ui.screenshots("end");
     ui.assertNoPageProblems();

@@ -3,6 +3,7 @@
 //! result; failures become responses in [`crate::error::WebError`].
 
 pub mod consoles;
+pub mod events;
 pub mod images;
 pub mod isos;
 pub mod streams;

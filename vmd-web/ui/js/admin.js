@@ -1,4 +1,4 @@
-// The admin view (role admin): overview, all VMs, ISOs, base images and users. Switched to
+// The admin view (role admin): overview, all VMs, ISOs, base images, users and logs. Switched to
 // from the top bar's nav; it shares the dashboard's event stream (`onEvent`, `onOpen`),
 // re-reading the list an event concerns.
 
@@ -6,7 +6,9 @@ import { get } from "./api.js";
 import * as allVms from "./admin-vms.js";
 import * as images from "./images.js";
 import * as isos from "./isos.js";
+import * as logs from "./logs.js";
 import * as users from "./users.js";
+import * as vmlog from "./vmlog.js";
 import { bytes } from "./format.js";
 
 const $ = (id) => document.getElementById(id);
@@ -101,7 +103,8 @@ function refreshUsersSoon() {
 
 /** Re-reads everything the admin view shows. */
 export async function refreshAdmin() {
-  await Promise.all([allVms.refreshAll(), isos.refresh(), images.refresh(), refreshUsers()]);
+  await Promise.all([allVms.refreshAll(), isos.refresh(), images.refresh(), refreshUsers(),
+    logs.catchUp(), vmlog.refreshVms()]);
 }
 
 /** Re-reads everything soon: image and ISO events change several lists at once (creating
@@ -118,6 +121,13 @@ export function onAdminEvent(event) {
   if (event.vm) images.refreshSoon();
   if (event.vm || event.kind.startsWith("user")) refreshUsersSoon();
   refreshOverviewSoon();
+  routeToLogs(event);
+}
+
+/** Hands `event` to the Logs panel: the event log, and the console log's VM choice. */
+function routeToLogs(event) {
+  logs.onEvent(event);
+  if (event.kind === "vm_created" || event.kind === "vm_removed" || event.image) vmlog.refreshVmsSoon();
 }
 
 /** Shows the nav and builds the admin view for admin `me`. */
@@ -130,6 +140,8 @@ export async function startAdmin(me) {
   isos.install(counted);
   images.install();
   users.install();
+  logs.install();
+  vmlog.install();
   await refreshAdmin();
 }
 
