@@ -6,8 +6,9 @@
 // green without a reload, opens its console: the noVNC canvas shows the guest's screen
 // (pixels that are not all one colour) and the serial tab the guest's ready marker. A second
 // VM is refused by the quota; the admin pages and another user's console stay closed to the
-// student; Stop (picked with the keyboard) turns the card grey, a QEMU killed from outside
-// turns it red, Wipe and Delete work. Screenshots of both dashboards, the console tab and a
+// student; Stop (picked with the keyboard) turns the card grey while the console tab waits,
+// Start again and the console tab reconnects by itself; a QEMU killed from outside turns
+// the card red, Wipe and Delete work. Screenshots of both dashboards, the console tab and a
 // phone-width dashboard are taken for the docs (lib.mjs `docShot`).
 //
 // Run by vmd-web/tests/ui.rs; prints one "ok:" line per step, exits 1 naming the failed step.
@@ -170,7 +171,7 @@ async function console_(context, page) {
   await ui.docShot(con, "console-serial");
   await con.click("#tab-vnc");
   await ui.docShot(con, "console");
-  await con.close();
+  return con;
 }
 
 async function quotaRefusal(page) {
@@ -212,7 +213,7 @@ async function closedDoors(context, page) {
   });
 }
 
-async function stopKillWipeDelete(page) {
+async function stopKillWipeDelete(page, con) {
   await ui.step("Stop, picked from the ⋮ menu with the keyboard, turns the card grey", async () => {
     await page.bringToFront();
     await ui.card(page, VM).locator(".menu-button").focus();
@@ -224,9 +225,20 @@ async function stopKillWipeDelete(page) {
     await page.keyboard.press("Enter");
     await ui.waitState(page, VM, "stopped", 90 * SECOND);
   });
-  await ui.step("a QEMU killed from outside turns the card red", async () => {
+  await ui.step("the open console tab waits while the VM is stopped", async () => {
+    for (const kind of ["vnc", "serial"]) {
+      await con.locator(`#${kind}-status[data-state="waiting"]`).waitFor({ state: "attached", timeout: 30 * SECOND });
+    }
+  });
+  await ui.step("started again, the console tab reconnects by itself", async () => {
     await ui.menuAction(page, VM, "start");
     await ui.waitState(page, VM, "running", 60 * SECOND);
+    for (const kind of ["vnc", "serial"]) {
+      await con.locator(`#${kind}-status[data-state="connected"][data-connects="2"]`).waitFor({ state: "attached", timeout: 60 * SECOND });
+    }
+    await con.close();
+  });
+  await ui.step("a QEMU killed from outside turns the card red", async () => {
     const pid = await page.evaluate(async (name) => (await (await fetch(`/api/v1/vms/${name}`)).json()).pid, VM);
     if (!pid) throw new Error(`no pid for ${VM}`);
     process.kill(pid, "SIGKILL");
@@ -279,11 +291,11 @@ async function main() {
     await ui.step(`${STUDENT} logs in in a second browser context`, () => ui.login(page, STUDENT, ui.env.otherPassword));
     await createAndStart(page);
     await adminSeesIt(admin);
-    await console_(context, page);
+    const con = await console_(context, page);
     await quotaRefusal(page);
     await closedDoors(context, page);
     await phoneWidth(browser);
-    await stopKillWipeDelete(page);
+    await stopKillWipeDelete(page, con);
     await ui.step("the admin's All VMs followed the student's VM away live", async () => {
       await vmRow(admin, VM).waitFor({ state: "detached" });
     });

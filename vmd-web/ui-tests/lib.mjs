@@ -1,6 +1,7 @@
 // Helpers of the browser journeys: launching Debian's chromium through playwright-core,
 // named steps that say which expectation failed, screenshots kept as artifacts, and a
-// record of page errors and CSP violations (each one fails the journey).
+// record of page errors, CSP violations and requests to any host but vmd-web (each one
+// fails the journey).
 
 import { mkdirSync } from "node:fs";
 import { chromium } from "playwright-core";
@@ -50,6 +51,14 @@ export async function watchedPage(context, label) {
 export function watch(page, label) {
   pages.push([label, page]);
   page.on("pageerror", (err) => problems.push(`${label}: page error: ${err.message}`));
+  // The UI must need nothing but vmd-web: no fonts, CDNs or other hosts.
+  const host = new URL(env.url).host;
+  page.on("request", (req) => {
+    const url = new URL(req.url());
+    if (url.host !== host && !["data:", "blob:"].includes(url.protocol)) {
+      problems.push(`${label}: a request to another host: ${req.url()}`);
+    }
+  });
   page.on("console", (msg) => {
     const text = msg.text();
     if (msg.type() === "error" && /Content Security Policy|Refused to/i.test(text)) {

@@ -1,6 +1,9 @@
 // The console page (`/console?vm=NAME`): the VM's screen through noVNC and its serial
 // console through xterm.js, each over its WebSocket with a fresh console ticket for every
 // (re)connection. Both connect when the page opens; the tabs only switch what is shown.
+// A lost connection (the VM stopped, rebooted into a new QEMU, or vmd-web restarted) is
+// retried on its own, 1, 2, 4, 8 then every 10 s, until it connects again; a VM that is
+// gone or not the caller's (404), or a session that ended (401/403), is not retried.
 
 import { post, vmPath } from "./api.js";
 import RFB from "../vendor/novnc/core/rfb.js";
@@ -17,38 +20,82 @@ async function socketUrl(kind) {
   return `${scheme}://${location.host}${vmPath(vm, path)}?ticket=${encodeURIComponent(ticket)}`;
 }
 
-/** Shows the state of one console (`data-state` is what tests wait on). */
+/** Shows the state of one console (`data-state` is what tests wait on; `data-connects`
+ * counts the connections made). */
 function status(kind, state, text) {
   const el = $(`${kind}-status`);
   el.dataset.state = state;
+  if (state === "connected") el.dataset.connects = String(Number(el.dataset.connects || 0) + 1);
   el.textContent = text;
   $(`${kind}-reconnect`).hidden = state === "connected" || state === "connecting";
 }
 
+const RETRY_SECS = [1, 2, 4, 8, 10];
+const retries = { vnc: { timer: null, count: 0 }, serial: { timer: null, count: 0 } };
+const connectors = {};
+
+/** Whether a failed ticket request is worth retrying: not for a VM that is gone or not the
+ * caller's, nor for a session that ended. */
+const retryable = (err) => ![401, 403, 404].includes(err.status);
+
+/** Shows why `kind` is down and connects it again after the next back-off delay. */
+function retryLater(kind, why) {
+  const retry = retries[kind];
+  clearTimeout(retry.timer);
+  const secs = RETRY_SECS[Math.min(retry.count, RETRY_SECS.length - 1)];
+  retry.count += 1;
+  status(kind, "waiting", `${why}; reconnecting in ${secs} s`);
+  retry.timer = setTimeout(() => connectors[kind](), secs * 1000);
+}
+
+/** Connects `kind` now (the Reconnect button): the back-off starts over. */
+function reconnectNow(kind) {
+  clearTimeout(retries[kind].timer);
+  retries[kind].count = 0;
+  connectors[kind]();
+}
+
+/** A ticket's URL for `kind`, or null after showing why there is none (and maybe retrying). */
+async function ticketUrl(kind) {
+  clearTimeout(retries[kind].timer);
+  status(kind, "connecting", "connecting…");
+  try {
+    return await socketUrl(kind);
+  } catch (err) {
+    if (retryable(err)) retryLater(kind, err.text || String(err));
+    else status(kind, "failed", err.text || String(err));
+    return null;
+  }
+}
+
+/** Marks `kind` connected and resets its back-off. */
+function connected(kind) {
+  retries[kind].count = 0;
+  status(kind, "connected", "connected");
+}
+
 /** Connects noVNC to the VM's screen. */
 async function connectVnc() {
-  status("vnc", "connecting", "connecting…");
-  let url;
-  try {
-    url = await socketUrl("vnc");
-  } catch (err) {
-    return status("vnc", "failed", err.text || String(err));
-  }
+  const url = await ticketUrl("vnc");
+  if (!url) return;
   const screen = $("vnc-screen");
   screen.replaceChildren();
   const rfb = new RFB(screen, url, { wsProtocols: ["binary"] });
   rfb.scaleViewport = true;
   $("vnc-cad").onclick = () => rfb.sendCtrlAltDel();
+  let refused = false;
   rfb.addEventListener("connect", () => {
-    status("vnc", "connected", "connected");
+    connected("vnc");
     $("vnc-cad").disabled = false;
   });
   rfb.addEventListener("disconnect", (e) => {
     $("vnc-cad").disabled = true;
-    status("vnc", "disconnected", e.detail.clean ? "disconnected" : "connection lost");
+    if (!refused) retryLater("vnc", e.detail.clean ? "disconnected" : "connection lost");
   });
-  rfb.addEventListener("securityfailure", (e) =>
-    status("vnc", "failed", `refused: ${e.detail.reason || e.detail.status}`));
+  rfb.addEventListener("securityfailure", (e) => {
+    refused = true;
+    status("vnc", "failed", `refused: ${e.detail.reason || e.detail.status}`);
+  });
 }
 
 const term = new Terminal({ cols: 100, rows: 30, convertEol: false, scrollback: 5000 });
@@ -57,18 +104,18 @@ let serial = null;
 
 /** Connects the terminal to the VM's serial console. */
 async function connectSerial() {
-  status("serial", "connecting", "connecting…");
-  let url;
-  try {
-    url = await socketUrl("serial");
-  } catch (err) {
-    return status("serial", "failed", err.text || String(err));
-  }
+  const url = await ticketUrl("serial");
+  if (!url) return;
   const ws = new WebSocket(url, ["binary"]);
   ws.binaryType = "arraybuffer";
-  ws.onopen = () => status("serial", "connected", "connected");
+  let opened = false;
+  ws.onopen = () => {
+    opened = true;
+    connected("serial");
+  };
   ws.onmessage = (e) => term.write(new Uint8Array(e.data));
-  ws.onclose = () => status("serial", "disconnected", "disconnected");
+  // Never opened: vmd refused the upgrade, e.g. 423 while another client holds the console.
+  ws.onclose = () => retryLater("serial", opened ? "disconnected" : "refused (another console open?)");
   serial = ws;
 }
 
@@ -105,8 +152,10 @@ function main() {
   $("tab-vnc").addEventListener("click", () => select("vnc"));
   $("tab-serial").addEventListener("click", () => select("serial"));
   for (const tab of ["tab-vnc", "tab-serial"]) $(tab).addEventListener("keydown", onTabKey);
-  $("vnc-reconnect").addEventListener("click", connectVnc);
-  $("serial-reconnect").addEventListener("click", connectSerial);
+  connectors.vnc = connectVnc;
+  connectors.serial = connectSerial;
+  $("vnc-reconnect").addEventListener("click", () => reconnectNow("vnc"));
+  $("serial-reconnect").addEventListener("click", () => reconnectNow("serial"));
   connectVnc();
   connectSerial();
 }
