@@ -214,6 +214,30 @@ fn lab_journey_with_both_roles_in_chromium() {
     run_journey(&vmd, "lab.mjs", &vars);
 }
 
+/// A console tab left idle is detached by vmd and then waits for Reconnect, never holding
+/// the VM's one serial console by attaching again on its own.
+#[test]
+fn an_idle_console_tab_is_detached_and_waits_for_reconnect() {
+    require_tools();
+    let vmd = Vmd::start_configured("console_idle_secs = 3\n");
+    vmd.import_disk("disk");
+    let ann = vmd.user_token("ann", Some(PASSWORD));
+    vmd.user_token("bob", Some(PASSWORD));
+    let web = Web::start(&vmd);
+    let vm = serde_json::json!({"name": "idle1", "image": "disk", "memory_mib": 128});
+    web.bearer(&ann, "POST", "/api/v1/vms", Some(&vm)).expect(201);
+    web.bearer(&ann, "POST", "/api/v1/vms/idle1/start", None)
+        .expect(200);
+    drop(web);
+    let vars = [
+        ("UI_IMAGE", "disk"),
+        ("UI_USER", "ann"),
+        ("UI_OTHER_USER", "bob"),
+        ("UI_VM", "idle1"),
+    ];
+    run_journey(&vmd, "console-idle.mjs", &vars);
+}
+
 /// Starts vmd-web (logging to a file) in front of `vmd`, runs `script` with `vars` and
 /// panics, with vmd-web's log, unless it succeeds.
 fn run_journey(vmd: &Vmd, script: &str, vars: &[(&str, &str)]) {

@@ -1,11 +1,14 @@
 // The console page (`/console?vm=NAME`): the VM's screen through noVNC and its serial
 // console through xterm.js, each over its WebSocket with a fresh console ticket for every
 // (re)connection. Both connect when the page opens; the tabs only switch what is shown.
-// A lost connection (the VM stopped, rebooted into a new QEMU, or vmd-web restarted) is
-// retried on its own, 1, 2, 4, 8 then every 10 s, until it connects again; a VM that is
-// gone or not the caller's (404), or a session that ended (401/403), is not retried.
+// When a connection ends, the VM is read again: if it stopped or runs a new QEMU since the
+// connection was made, the console is retried on its own, 1, 2, 4, 8 then every 10 s, until
+// it connects to the VM's next run. If the same QEMU still runs, vmd detached the client
+// (an idle serial console, or an admin taking it over): it waits for Reconnect, so a
+// forgotten tab never holds the VM's one serial console for good. A VM that is gone or not
+// the caller's (404), or a session that ended (401/403), is not retried.
 
-import { post, vmPath } from "./api.js";
+import { get, post, vmPath } from "./api.js";
 import RFB from "../vendor/novnc/core/rfb.js";
 import { Terminal } from "../vendor/xterm/xterm.mjs";
 
@@ -31,7 +34,12 @@ function status(kind, state, text) {
 }
 
 const RETRY_SECS = [1, 2, 4, 8, 10];
-const retries = { vnc: { timer: null, count: 0 }, serial: { timer: null, count: 0 } };
+/** Per console: the pending retry, how many so far, and the QEMU run (`started_at`) the
+ * last connection was made to. */
+const retries = {
+  vnc: { timer: null, count: 0, run: null },
+  serial: { timer: null, count: 0, run: null },
+};
 const connectors = {};
 
 /** Whether a failed ticket request is worth retrying: not for a VM that is gone or not the
@@ -55,17 +63,39 @@ function reconnectNow(kind) {
   connectors[kind]();
 }
 
-/** A ticket's URL for `kind`, or null after showing why there is none (and maybe retrying). */
+/** Shows `err` and retries later if it is worth it. */
+function failed(kind, err) {
+  if (retryable(err)) retryLater(kind, err.text || String(err));
+  else status(kind, "failed", err.text || String(err));
+}
+
+/** A ticket's URL for `kind`, or null after showing why there is none (and maybe retrying).
+ * Notes which run of the VM it is for. */
 async function ticketUrl(kind) {
   clearTimeout(retries[kind].timer);
   status(kind, "connecting", "connecting…");
   try {
+    retries[kind].run = (await get(vmPath(vm))).started_at || null;
     return await socketUrl(kind);
   } catch (err) {
-    if (retryable(err)) retryLater(kind, err.text || String(err));
-    else status(kind, "failed", err.text || String(err));
+    failed(kind, err);
     return null;
   }
+}
+
+/** After `kind`'s connection ended (`why`): retry if the VM's run it was made to is over,
+ * else wait for the Reconnect button (vmd detached this client). */
+async function ended(kind, why) {
+  let now;
+  try {
+    now = await get(vmPath(vm));
+  } catch (err) {
+    return failed(kind, err);
+  }
+  if (now.state === "running" && now.started_at && now.started_at === retries[kind].run) {
+    return status(kind, "detached", `${why}: detached by vmd (idle, or another client took over)`);
+  }
+  retryLater(kind, now.state === "running" ? `${why}: the VM restarted` : `${why}: the VM is ${now.state}`);
 }
 
 /** Marks `kind` connected and resets its back-off. */
@@ -90,7 +120,7 @@ async function connectVnc() {
   });
   rfb.addEventListener("disconnect", (e) => {
     $("vnc-cad").disabled = true;
-    if (!refused) retryLater("vnc", e.detail.clean ? "disconnected" : "connection lost");
+    if (!refused) ended("vnc", e.detail.clean ? "disconnected" : "connection lost");
   });
   rfb.addEventListener("securityfailure", (e) => {
     refused = true;
@@ -114,8 +144,9 @@ async function connectSerial() {
     connected("serial");
   };
   ws.onmessage = (e) => term.write(new Uint8Array(e.data));
-  // Never opened: vmd refused the upgrade, e.g. 423 while another client holds the console.
-  ws.onclose = () => retryLater("serial", opened ? "disconnected" : "refused (another console open?)");
+  // Never opened: vmd refused the upgrade, e.g. 423 while another client holds the console
+  // (retried, so the tab takes over once the other one closes).
+  ws.onclose = () => (opened ? ended("serial", "disconnected") : retryLater("serial", "refused (another console open?)"));
   serial = ws;
 }
 
