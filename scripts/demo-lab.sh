@@ -59,8 +59,10 @@ add_accounts() {
 # Logs in over HTTP as $1 with password $2 and prints `GET /api/v1/me`'s answer.
 http_me() {
     local jar=$WORK/jar-$1
-    curl -sf -c "$jar" -H 'content-type: application/json' \
-        -d "{\"user\":\"$1\",\"password\":\"$2\"}" "${WEB_URL}api/v1/login" >/dev/null ||
+    # The password goes on stdin (not curl's command line, which `ps` shows), the session
+    # cookie into a file only root reads.
+    (umask 077 && printf '{"user":"%s","password":"%s"}' "$1" "$2" |
+        curl -sf -c "$jar" -H 'content-type: application/json' -d @- "${WEB_URL}api/v1/login" >/dev/null) ||
         die "logging in as $1 at ${WEB_URL}api/v1/login failed"
     curl -sf -b "$jar" "${WEB_URL}api/v1/me"
 }

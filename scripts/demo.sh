@@ -64,28 +64,41 @@ die() { printf 'demo: error: %s\n' "$*" >&2; exit 1; }
 
 cleanup() {
     local status=$?
-    trap - INT TERM
-    if [[ -n $WEB_PID ]] && kill -0 "$WEB_PID" 2>/dev/null; then
-        kill -TERM "$WEB_PID"
-        wait "$WEB_PID" || true
+    # Nothing may cut the clean-up short: not a second Ctrl-C, a TERM, or a failing command.
+    trap '' INT TERM
+    set +e
+    if [[ -n $WEB_PID ]]; then
+        kill -TERM "$WEB_PID" 2>/dev/null
+        wait "$WEB_PID" 2>/dev/null
     fi
     if [[ -n $VMD_PID ]] && kill -0 "$VMD_PID" 2>/dev/null; then
         for vm in $("$VMCTL_BIN" ls --all -q 2>/dev/null); do
-            "$VMCTL_BIN" -q stop --force "$vm" 2>/dev/null || true
+            "$VMCTL_BIN" -q stop --force "$vm" 2>/dev/null
         done
+        kill -TERM "$VMD_PID" 2>/dev/null
+        wait "$VMD_PID" 2>/dev/null
     fi
-    if [[ -n $VMD_PID ]] && kill -0 "$VMD_PID" 2>/dev/null; then
-        kill -TERM "$VMD_PID"
-        wait "$VMD_PID" || true
-    fi
+    # Guests outlive vmd by design: a QEMU still running on this demo's files (vmd was
+    # killed, or died) is killed here before its files go.
+    kill_leftover_guests
     if [[ -n $DEMO_USER ]]; then
-        userdel "$DEMO_USER" 2>/dev/null || true
+        userdel "$DEMO_USER" 2>/dev/null
     fi
     if ((status != 0)) && [[ -f $LOG ]]; then
         printf '\ndemo: failed; last lines of the vmd log:\n' >&2
         tail -n 20 "$LOG" >&2
     fi
     rm -rf "$WORK"
+}
+
+# Kills (SIGKILL) every process whose command line names a file under $WORK, and waits
+# (up to 10 s) until they are gone.
+kill_leftover_guests() {
+    pkill -KILL -f -- "$WORK/" 2>/dev/null || return 0
+    local deadline=$((SECONDS + 10))
+    while pgrep -f -- "$WORK/" >/dev/null && ((SECONDS < deadline)); do
+        sleep 0.1
+    done
 }
 trap cleanup EXIT
 # Ctrl-C (or a TERM) ends the lab through the EXIT trap's cleanup.
@@ -109,8 +122,13 @@ wait_ready() {
 
 start_vmd() {
     # Our own config file, so a system-wide /etc/vmd/vmd.toml does not change the demo. The
-    # socket is open to every local user: vmd authorizes each call by the caller's uid.
-    echo 'socket_mode = "0666"' >"$WORK/vmd.toml"
+    # tour opens the socket to every local user (it shows a second local account; vmd
+    # authorizes each call by the caller's uid); the lab keeps vmd's default mode, since its
+    # people come through vmd-web.
+    : >"$WORK/vmd.toml"
+    if [[ $MODE == tour ]]; then
+        echo 'socket_mode = "0666"' >"$WORK/vmd.toml"
+    fi
     # Its own session: a Ctrl-C in the terminal reaches this script, which stops the VMs
     # through vmd before stopping vmd, instead of reaching vmd first.
     setsid "$VMD_BIN" --socket "$SOCK" --state-dir "$WORK/state" --config "$WORK/vmd.toml" \

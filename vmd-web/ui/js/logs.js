@@ -11,6 +11,9 @@ const $ = (id) => document.getElementById(id);
 const PAGE = 1000;
 /** How many of the newest events are read first, and how many more "Load older" reads. */
 const RECENT = 500;
+/** Most events kept in the page: past it, live events push the oldest out (Load older
+ * reads them again), so a busy lab cannot grow the table without bound. */
+const KEEP = 5000;
 /** Every loaded event, by seq. */
 const events = new Map();
 /** Every event with a seq above this is loaded (0: the whole history). */
@@ -83,6 +86,7 @@ export async function catchUp() {
   await loading;
   try {
     await readFrom(newest);
+    evict();
     render();
   } catch (err) {
     showError(err);
@@ -174,11 +178,27 @@ function follow() {
   if ($("events-follow").checked) box.scrollTop = box.scrollHeight;
 }
 
+/** Drops the oldest loaded events (and their rows) past `KEEP`; they stay readable with
+ * Load older. Returns whether any went. */
+function evict() {
+  if (events.size <= KEEP) return false;
+  const seqs = [...events.keys()].sort((a, b) => a - b);
+  for (const seq of seqs.slice(0, events.size - KEEP)) {
+    events.delete(seq);
+    floor = seq;
+  }
+  const rows = $("events-rows");
+  while (rows.firstChild && Number(rows.firstChild.dataset.key) <= floor) rows.firstChild.remove();
+  $("events-older").hidden = false;
+  return true;
+}
+
 /** Takes one live event of the shared stream. */
 export function onEvent(event) {
   if (events.has(event.seq)) return;
   const inOrder = event.seq > newest;
   add([event]);
+  evict();
   if (!inOrder) return render();
   if (matches(event, filters())) {
     $("events-rows").append(eventRow(event));
