@@ -199,6 +199,17 @@ fn images(lab: &Lab, row: &str, who: Who) -> Option<Outcome> {
             lab.d.import(&lab.file("guest.qcow2"), &name);
             lab.vmctl(who, &["image", "rm", &name])
         }
+        "image.set (owner's private image)" => {
+            let name = lab.owner_image();
+            lab.vmctl(who, &["image", "set", &name, "--os", "alpine"])
+        }
+        "image.set (owner's private image, made public)" => {
+            lab.vmctl(who, &["image", "set", &lab.owner_image(), "--public"])
+        }
+        "image.set (public image)" => lab.vmctl(
+            who,
+            &["image", "set", "guest", "--description", "shared guest"],
+        ),
         "image.create" => lab.vmctl(
             who,
             &[
