@@ -126,7 +126,7 @@ mod tests {
         let longest = "é".repeat(IMAGE_DESCRIPTION_MAX_CHARS);
         assert!(validate_image_description(&longest).is_ok());
         let long = validate_image_description(&"x".repeat(IMAGE_DESCRIPTION_MAX_CHARS + 1));
-        assert!(long.unwrap_err().contains("at most 200"));
+        assert!(long.expect_err("refused").contains("at most 200"));
         for bad in ["two\nlines", "tab\there", "bell\u{7}", "nul\0"] {
             let err = validate_image_description(bad).expect_err(bad);
             assert!(err.contains("control character"), "{err}");
@@ -138,12 +138,12 @@ mod tests {
         let old = r#"{"name":"b","format":"qcow2","source_format":"raw","virtual_size_bytes":1,
             "disk_usage_bytes":1,"sha256":"","owner":"root","public":true,"created_at":"",
             "used_by":[],"path":"/x"}"#;
-        let image: Image = serde_json::from_str(old).unwrap();
+        let image: Image = serde_json::from_str(old).expect("valid");
         assert_eq!(
             (image.os, image.description.as_str()),
             (OsFamily::Other, "")
         );
-        let set: ImageSet = serde_json::from_str(r#"{"name":"b","os":"debian"}"#).unwrap();
+        let set: ImageSet = serde_json::from_str(r#"{"name":"b","os":"debian"}"#).expect("valid");
         assert_eq!(set.os, Some(OsFamily::Debian));
         assert!(!set.is_empty());
         assert!(serde_json::from_str::<ImageSet>(r#"{"name":"b","colour":1}"#).is_err());

@@ -200,11 +200,11 @@ mod tests {
     fn spellings_round_trip_through_text_and_json() {
         for family in OsFamily::ALL {
             assert_eq!(OsFamily::parse(family.as_str()), Some(family));
-            let json = serde_json::to_string(&family).unwrap();
+            let json = serde_json::to_string(&family).expect("valid");
             assert_eq!(json, format!("\"{}\"", family.as_str()));
             assert_eq!(family.as_str().parse::<OsFamily>(), Ok(family));
         }
-        let err = "beos".parse::<OsFamily>().unwrap_err();
+        let err = "beos".parse::<OsFamily>().expect_err("refused");
         assert!(err.contains("debian, ubuntu"), "{err}");
         assert_eq!(OsFamily::parse("Debian"), None);
     }

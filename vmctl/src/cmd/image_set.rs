@@ -77,16 +77,16 @@ mod tests {
     fn bad_input_exits_6_or_2() {
         assert_eq!(
             parse(&["vmctl", "image", "set", "b"])
-                .unwrap_err()
+                .expect_err("refused")
                 .exit_code(),
             6
         );
         let bad = parse(&["vmctl", "image", "set", "b", "--description", "a\tb"]);
-        assert_eq!(bad.unwrap_err().exit_code(), 6);
+        assert_eq!(bad.expect_err("refused").exit_code(), 6);
         let long = "x".repeat(201);
         let bad = parse(&["vmctl", "image", "set", "b", "--description", &long]);
-        assert_eq!(bad.unwrap_err().exit_code(), 6);
+        assert_eq!(bad.expect_err("refused").exit_code(), 6);
         let os = Cli::try_parse_from(["vmctl", "image", "set", "b", "--os", "beos"]);
-        assert_eq!(os.unwrap_err().exit_code(), 2);
+        assert_eq!(os.expect_err("refused").exit_code(), 2);
     }
 }

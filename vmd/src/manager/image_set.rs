@@ -166,12 +166,12 @@ mod tests {
 
     #[test]
     fn new_images_take_what_is_given_or_the_fallback() {
-        let guessed = new_image_info(None, None, || OsFamily::guess("win11")).unwrap();
+        let guessed = new_image_info(None, None, || OsFamily::guess("win11")).expect("valid");
         assert_eq!(guessed, (OsFamily::Windows, String::new()));
         let given = new_image_info(Some(OsFamily::Alpine), Some("tiny".into()), || {
             OsFamily::Other
         });
-        assert_eq!(given.unwrap(), (OsFamily::Alpine, "tiny".into()));
+        assert_eq!(given.expect("valid"), (OsFamily::Alpine, "tiny".into()));
         let bad = new_image_info(None, Some("a\nb".into()), || OsFamily::Other);
         assert!(matches!(bad, Err(Error::Invalid(m)) if m.contains("control character")));
     }
