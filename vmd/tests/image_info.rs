@@ -70,6 +70,8 @@ fn imports_guess_or_take_the_family_and_set_changes_and_keeps_it() {
     let resp = d.call("image.set", long);
     let message = resp["error"]["message"].as_str().unwrap_or("");
     assert!(message.contains("at most 200"), "{resp}");
+    let hint = resp["error"]["data"]["hint"].as_str().unwrap_or("");
+    assert!(hint.contains("on one line"), "{resp}");
     assert_eq!(
         info(&d.ok("image.get", json!(["lab"]))),
         ("windows", "Windows 11 eval"),

@@ -24,7 +24,7 @@ pub(super) fn new_image_info(
     fallback: impl FnOnce() -> OsFamily,
 ) -> Result<(OsFamily, String), Error> {
     let description = description.unwrap_or_default();
-    validate_image_description(&description).map_err(Error::Invalid)?;
+    validate_image_description(&description).map_err(Error::ImageDescription)?;
     Ok((os.unwrap_or_else(fallback), description))
 }
 
@@ -37,7 +37,7 @@ impl Manager {
             ));
         }
         if let Some(text) = &req.description {
-            validate_image_description(text).map_err(Error::Invalid)?;
+            validate_image_description(text).map_err(Error::ImageDescription)?;
         }
         self.image_for(subject, &req.name, Action::Modify).await?;
         let _guard = self.lock("image", &req.name, "set").await?;
@@ -173,6 +173,6 @@ mod tests {
         });
         assert_eq!(given.expect("valid"), (OsFamily::Alpine, "tiny".into()));
         let bad = new_image_info(None, Some("a\nb".into()), || OsFamily::Other);
-        assert!(matches!(bad, Err(Error::Invalid(m)) if m.contains("control character")));
+        assert!(matches!(bad, Err(Error::ImageDescription(m)) if m.contains("control character")));
     }
 }
