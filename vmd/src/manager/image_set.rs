@@ -58,12 +58,12 @@ impl Manager {
             public: req.public.unwrap_or(row.public),
         };
         let changes = changes(&row, &new);
+        if changes.is_empty() {
+            return self.get_image(subject, &req.name).await;
+        }
         self.write_image_info(&row, new.clone()).await?;
-        tracing::info!(image = %req.name, user = %subject.name, changes = %changes.join(", "), "image changed");
-        let message = match changes.is_empty() {
-            true => "nothing changed".to_string(),
-            false => changes.join(", "),
-        };
+        let message = changes.join(", ");
+        tracing::info!(image = %req.name, user = %subject.name, changes = %message, "image changed");
         // Whoever saw it before or sees it now hears of the change.
         let draft = Draft::image(EventKind::ImageChanged, &req.name, message)
             .owned_by(&row.owner)
