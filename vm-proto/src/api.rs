@@ -13,8 +13,8 @@
 use jsonrpsee::proc_macros::rpc;
 
 use crate::types::{
-    ConsoleTicket, ConsoleTicketRequest, Image, ImageCreate, ImageImport, ImagePublish, Iso,
-    IsoAttach, IsoImport, Login, SystemInfo, Token, TokenCreate, TokenSecret, User, UserAdd,
+    ConsoleTicket, ConsoleTicketRequest, Image, ImageCreate, ImageImport, ImagePublish, ImageSet,
+    Iso, IsoAttach, IsoImport, Login, SystemInfo, Token, TokenCreate, TokenSecret, User, UserAdd,
     UserPasswd, UserRemove, UserRemoved, UserSet, Vm, VmCreate, VmExtend, VmFilter, VmLogs, VmSet,
     VmStop, WhoAmI,
 };
@@ -46,6 +46,19 @@ pub trait VmdApi {
     /// One base image.
     #[method(name = "image.get", with_extensions)]
     async fn image_get(&self, name: String) -> Result<Image, jsonrpsee::types::ErrorObjectOwned>;
+
+    /// Changes an image's OS family, description or visibility; absent fields stay. Admins
+    /// may change any image; a user only their own private ones, and may not make them
+    /// public. All or nothing. (Since 2.3.)
+    ///
+    /// Errors: `invalid_argument` (no field given; a description too long or with control
+    /// characters), `permission_denied` (a user on a public image, or making one public),
+    /// `quota_exceeded` (making an image private over its owner's `max_disk_bytes`).
+    #[method(name = "image.set", with_extensions)]
+    async fn image_set(
+        &self,
+        params: ImageSet,
+    ) -> Result<Image, jsonrpsee::types::ErrorObjectOwned>;
 
     /// Deletes a base image. Errors: `in_use` while any VM uses it (the message names them).
     #[method(name = "image.remove", with_extensions)]

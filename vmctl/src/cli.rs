@@ -3,14 +3,17 @@
 //! Global options (`--socket`, `--token`, `--output`, `-q`) are accepted before or after the
 //! subcommand. Sizes, durations and limits stay strings here and are parsed by the verbs, so
 //! that a bad value exits 6 (invalid argument) like the daemon's own validation, not 2 (usage).
-//! The account verbs (`user`, `token`, `login`, …) are in [`account`].
+//! The account verbs (`user`, `token`, `login`, …) are in [`account`]; `--os`,
+//! `--description` and `image set` in [`image_info`].
 
 mod account;
+mod image_info;
 
 pub use account::{
     ExtendArgs, LoginArgs, TokenCommand, TokenCreateArgs, UserAddArgs, UserCommand, UserPasswdArgs,
     UserRmArgs, UserSetArgs,
 };
+pub use image_info::{visibility, ImageInfoArgs, ImageSetArgs};
 
 use std::path::PathBuf;
 
@@ -163,6 +166,8 @@ pub enum ImageCommand {
     Ls,
     /// Show every detail of a base image
     Show(NameArg),
+    /// Change an image's OS family, description or visibility
+    Set(ImageSetArgs),
     /// Delete base images no VM uses, in order; stops at the first failure
     #[command(visible_alias = "remove")]
     Rm(NamesArg),
@@ -306,6 +311,8 @@ pub struct ImportArgs {
     /// Name of the new base image
     #[arg(long)]
     pub name: String,
+    #[command(flatten)]
+    pub info: ImageInfoArgs,
 }
 
 /// Arguments of `image create`.
@@ -328,6 +335,8 @@ pub struct ImageCreateArgs {
     /// Memory of the install VM, a whole number of MiB, e.g. 1G [daemon default: 512M]
     #[arg(long, value_name = "SIZE")]
     pub memory: Option<String>,
+    #[command(flatten)]
+    pub info: ImageInfoArgs,
 }
 
 /// Arguments of `image publish`.
@@ -344,6 +353,8 @@ pub struct PublishArgs {
     /// Only you (and admins) may use it; it counts against your disk quota
     #[arg(long)]
     pub private: bool,
+    #[command(flatten)]
+    pub info: ImageInfoArgs,
 }
 
 /// Arguments of `iso upload`.

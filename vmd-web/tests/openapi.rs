@@ -41,6 +41,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/v1/images"),
     ("POST", "/api/v1/images"),
     ("GET", "/api/v1/images/{name}"),
+    ("PATCH", "/api/v1/images/{name}"),
     ("DELETE", "/api/v1/images/{name}"),
     ("POST", "/api/v1/images/{name}/seal"),
     ("GET", "/api/v1/isos"),

@@ -129,6 +129,58 @@ fn patch_vm_changes_settings_and_needs_csrf_with_a_cookie() {
     );
 }
 
+#[test]
+fn patch_image_sets_os_and_description_for_admins_and_uploads_take_them() {
+    let vmd = Vmd::start();
+    vmd.import_disk("debian-12");
+    let web = Web::start(&vmd);
+    let t = vmd.admin_token();
+    let ann = vmd.user_token("ann", None);
+    let image = web
+        .bearer(&t, "GET", "/api/v1/images/debian-12", None)
+        .expect(200);
+    assert_eq!(
+        (image["os"].as_str(), image["description"].as_str()),
+        (Some("debian"), Some(""))
+    );
+    let change = json!({"os": "ubuntu", "description": "Lab base, cloud-init"});
+    let image = web
+        .bearer(&t, "PATCH", "/api/v1/images/debian-12", Some(&change))
+        .expect(200);
+    assert_eq!(
+        (image["os"].as_str(), image["description"].as_str()),
+        (Some("ubuntu"), Some("Lab base, cloud-init"))
+    );
+    web.bearer(&ann, "PATCH", "/api/v1/images/debian-12", Some(&change))
+        .expect_error(403, "permission_denied");
+    let bad = json!({"description": "two\nlines"});
+    web.bearer(&t, "PATCH", "/api/v1/images/debian-12", Some(&bad))
+        .expect_error(400, "invalid_argument");
+    web.bearer(
+        &t,
+        "PATCH",
+        "/api/v1/images/debian-12",
+        Some(&json!({"os": "beos"})),
+    )
+    .expect_error(400, "invalid_argument");
+    web.bearer(&t, "PATCH", "/api/v1/images/nope", Some(&change))
+        .expect_error(404, "not_found");
+    let seen = web.bearer(&ann, "GET", "/api/v1/images", None).expect(200);
+    assert_eq!(seen[0]["description"], "Lab base, cloud-init", "{seen}");
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("disk.img");
+    let mut bytes = vec![0u8; 16 << 20];
+    bytes[510..512].copy_from_slice(&[0x55, 0xaa]);
+    std::fs::write(&file, bytes).expect("write disk");
+    let path = "/api/v1/images?name=up&os=freebsd&description=From%20an%20upload";
+    let up = web.upload(&t, path, &file).expect(201);
+    assert_eq!(
+        (up["os"].as_str(), up["description"].as_str()),
+        (Some("freebsd"), Some("From an upload"))
+    );
+}
+
 /// The password of the accounts that log in here.
 const PASSWORD: &str = "a long enough password";
 

@@ -3,7 +3,8 @@
 // guest's ISO, chosen in the file input, uploads with the progress bar reaching 100% and is
 // listed with its sha256; a base is created from it (its install VM shows in All VMs; sealing
 // the blank disk shows vmd's refusal, deleting the ISO in use vmd's dependency message); a
-// dropped disk image is imported as a base; another user's stopped VM is published as a base;
+// dropped disk image is imported as a base (its OS family and description edited, the OS
+// sidebar showing its icon and description); another user's stopped VM is published as a base;
 // a user is added and removed, a quota set (removing a user owning a VM is refused with
 // vmd's words); another user's
 // VM is found with its owner, filtered by user, started, force-stopped and
@@ -169,6 +170,23 @@ async function moreImages(page) {
   });
 }
 
+async function imageInfo(page) {
+  await ui.step("Edit sets an image's OS family and description; the OS sidebar shows them", async () => {
+    const row = page.locator('#image-rows tr[data-key="blank-disk"]');
+    await row.locator("button", { hasText: "Edit" }).click();
+    await page.selectOption("#image-info-os", "alpine");
+    await page.fill("#image-info-description", "Tiny test base");
+    await page.click("#image-info-ok");
+    await row.locator('.os-cell[data-os="alpine"] svg.os-badge').waitFor();
+    await row.locator("td", { hasText: "Tiny test base" }).waitFor();
+    await page.click('#view-nav [data-view="dashboard-view"]');
+    const entry = page.locator('#os-list .os[data-image="blank-disk"][data-os="alpine"]');
+    await entry.locator('svg.os-badge[data-os="alpine"]').waitFor();
+    await entry.locator(".os-description", { hasText: "Tiny test base" }).waitFor();
+    await page.click('#view-nav [data-view="admin-view"]');
+  });
+}
+
 async function usersPanel(page) {
   await ui.step("the admin adds a user, sets a quota; deleting a user who owns a VM is refused", async () => {
     const before = Number(await stat(page, "users").textContent());
@@ -245,6 +263,7 @@ async function main() {
     await isos(page);
     await images(page);
     await moreImages(page);
+    await imageInfo(page);
     await usersPanel(page);
     await allVms(page);
     await eventLog(page, { iso: ISO, base: BASE, vm: VM, other: ui.env.otherUser });

@@ -17,8 +17,11 @@ const SECOND = 1000;
 const BOOT = 180 * SECOND;
 
 async function createVm(page) {
-  await ui.step("the OS is in the sidebar", async () => {
-    await page.locator(`.os[data-image="${ui.env.image}"]`).click();
+  await ui.step("the OS is in the sidebar with its family's icon", async () => {
+    const entry = page.locator(`.os[data-image="${ui.env.image}"]`);
+    const os = await entry.getAttribute("data-os");
+    await entry.locator(`svg.os-badge[data-os="${os}"]`).waitFor();
+    await entry.click();
     await page.locator("#create").waitFor({ state: "visible" });
   });
   await ui.step("the name is checked as you type", async () => {

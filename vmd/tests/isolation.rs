@@ -199,6 +199,17 @@ fn images(lab: &Lab, row: &str, who: Who) -> Option<Outcome> {
             lab.d.import(&lab.file("guest.qcow2"), &name);
             lab.vmctl(who, &["image", "rm", &name])
         }
+        "image.set (owner's private image)" => {
+            let name = lab.owner_image();
+            lab.vmctl(who, &["image", "set", &name, "--os", "alpine"])
+        }
+        "image.set (owner's private image, made public)" => {
+            lab.vmctl(who, &["image", "set", &lab.owner_image(), "--public"])
+        }
+        "image.set (public image)" => lab.vmctl(
+            who,
+            &["image", "set", "guest", "--description", "shared guest"],
+        ),
         "image.create" => lab.vmctl(
             who,
             &[
@@ -436,7 +447,16 @@ fn subscribed(lab: &Lab, who: Who) -> Outcome {
 /// and nothing of the owner's, the owner and admin see the owner's VM with the owner as its actor.
 fn judge_events(lab: &Lab, who: Who, out: Outcome, list: &[Value]) -> Outcome {
     let owner = lab.owner();
-    let about_owner = |e: &&Value| e["vm"] == "vm1" || e["owner"] == owner || e["actor"] == owner;
+    // Events of public objects are everyone's, their owner included (as in `image.list`): an
+    // image of the owner's that an admin made public (`image.set`) is one.
+    let shared = public_images(lab);
+    let public = |e: &Value| {
+        e["image"]
+            .as_str()
+            .is_some_and(|i| shared.iter().any(|s| s == i))
+    };
+    let about_owner =
+        |e: &&Value| !public(e) && (e["vm"] == "vm1" || e["owner"] == owner || e["actor"] == owner);
     let leaked: Vec<&Value> = list.iter().filter(about_owner).collect();
     let me = lab.user(who).name.as_str();
     let own = list.iter().any(|e| e["actor"] == me);
@@ -445,4 +465,14 @@ fn judge_events(lab: &Lab, who: Who, out: Outcome, list: &[Value]) -> Outcome {
         _ => list.iter().any(|e| e["vm"] == "vm1" && e["actor"] == owner),
     };
     out.check(fine, &format!("events seen: {list:?}"))
+}
+
+/// Names of the public images now (as root).
+fn public_images(lab: &Lab) -> Vec<String> {
+    let list = lab.d.ok("image.list", json!([]));
+    let list = list.as_array().cloned().unwrap_or_default();
+    list.iter()
+        .filter(|i| i["public"] == true)
+        .filter_map(|i| i["name"].as_str().map(String::from))
+        .collect()
 }

@@ -262,3 +262,58 @@ fn status_shows_consistency_issues() {
     );
     assert!(!stderr.is_empty(), "a warning on stderr");
 }
+
+#[test]
+fn image_os_and_description_through_import_set_ls_and_show() {
+    let d = Daemon::start();
+    let disk = raw_disk(d.dir.path(), "disk.img", "16M");
+    let path = common::path_str(&disk);
+    let image = json(
+        &d,
+        &["image", "import", path, "--name", "lab", "--os", "opensuse"],
+    );
+    assert_eq!(
+        (image["os"].as_str(), image["description"].as_str()),
+        (Some("opensuse"), Some(""))
+    );
+    json(&d, &["image", "import", path, "--name", "win11"]);
+    let set = [
+        "image",
+        "set",
+        "lab",
+        "--os",
+        "alpine",
+        "--description",
+        "tiny base",
+    ];
+    let image = json(&d, &set);
+    assert_eq!(
+        (image["os"].as_str(), image["description"].as_str()),
+        (Some("alpine"), Some("tiny base"))
+    );
+    let list = json(&d, &["image", "ls"]);
+    let families: Vec<_> = list
+        .as_array()
+        .expect("list")
+        .iter()
+        .map(|i| i["os"].clone())
+        .collect();
+    assert_eq!(families, [Value::from("alpine"), Value::from("windows")]);
+    let (code, table, _) = run(&d, &["image", "ls"]);
+    let header = table.lines().next().unwrap_or("");
+    assert!(
+        code == 0 && header.starts_with("NAME") && header.contains(" OS "),
+        "{table}"
+    );
+    let row = table.lines().find(|l| l.starts_with("win11")).unwrap_or("");
+    assert!(row.contains("windows"), "{table}");
+    let (_, shown, _) = run(&d, &["image", "show", "lab"]);
+    assert!(
+        shown.contains("tiny base") && shown.contains("alpine"),
+        "{shown}"
+    );
+    let (code, _, stderr) = run(&d, &["image", "set", "lab", "--description", "a\u{7}b"]);
+    assert_eq!(code, 6, "{stderr}");
+    let (code, _, stderr) = run(&d, &["image", "set", "ghost", "--os", "linux"]);
+    assert_eq!(code, 3, "{stderr}");
+}

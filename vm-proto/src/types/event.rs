@@ -32,6 +32,9 @@ pub enum EventKind {
     ImageImported,
     /// An image was removed.
     ImageRemoved,
+    /// An image's OS family, description or visibility changed (`image.set`); the message
+    /// says which.
+    ImageChanged,
     /// Free space in the state directory fell below the configured floor.
     SpaceLow,
     /// Free space is back above the floor.

@@ -88,6 +88,12 @@ pub struct ImageCreate {
     /// Memory of the install VM in MiB. Default 512.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub memory_mib: Option<u64>,
+    /// OS family. Default: guessed from `name`, else from `iso` ([`super::OsFamily::guess`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub os: Option<super::OsFamily>,
+    /// Free text for people (see [`super::validate_image_description`]). Default: empty.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
 }
 
 /// Parameters of `image.publish`.
@@ -103,6 +109,12 @@ pub struct ImagePublish {
     /// counted against the disk quota) when a user does; users may not publish publicly.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub public: Option<bool>,
+    /// OS family. Default: the VM's base image's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub os: Option<super::OsFamily>,
+    /// Free text for people (see [`super::validate_image_description`]). Default: empty.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
 }
 
 /// Parameters of `vm.attach_iso`.

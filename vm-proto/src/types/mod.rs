@@ -3,15 +3,19 @@
 mod event;
 mod image;
 mod iso;
+mod os;
 mod system;
 mod user;
 mod vm;
 
 pub use event::{Event, EventKind};
-pub use image::{Image, ImageImport, Upload};
+pub use image::{
+    validate_image_description, Image, ImageImport, ImageSet, Upload, IMAGE_DESCRIPTION_MAX_CHARS,
+};
 pub use iso::{
     Firmware, ImageCreate, ImagePublish, Iso, IsoAttach, IsoImport, UEFI_MEMORY_MIB_MIN,
 };
+pub use os::OsFamily;
 pub use system::{
     Accelerator, ConsistencyIssue, ConsistencyIssueKind, DiskUsage, HostLoad, SystemInfo,
 };

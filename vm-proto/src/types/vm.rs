@@ -183,10 +183,15 @@ impl VmSet {
 /// Checks a VM description: at most [`DESCRIPTION_MAX_CHARS`] characters, none of them a
 /// control character (newlines and tabs included: it is shown on one line).
 pub fn validate_description(text: &str) -> Result<(), String> {
+    check_text(text, DESCRIPTION_MAX_CHARS)
+}
+
+/// A description of at most `max` characters without control characters.
+pub(super) fn check_text(text: &str, max: usize) -> Result<(), String> {
     let chars = text.chars().count();
-    if chars > DESCRIPTION_MAX_CHARS {
+    if chars > max {
         return Err(format!(
-            "description is {chars} characters long; at most {DESCRIPTION_MAX_CHARS} are allowed"
+            "description is {chars} characters long; at most {max} are allowed"
         ));
     }
     if let Some(c) = text.chars().find(|c| c.is_control()) {

@@ -3,7 +3,8 @@
 //!
 //! The daemon makes a blank `--size` disk and a stopped install VM called NAME that boots the
 //! ISO first; the user starts it, installs the OS, stops it and seals the image. Names and
-//! sizes are checked here first (exit 6); `--memory` follows the rules of `create`.
+//! sizes are checked here first (exit 6); `--memory` follows the rules of `create`. `--os`
+//! defaults to the daemon's guess from the name, else from the ISO's.
 
 use vm_proto::api::VmdApiClient;
 use vm_proto::names::{parse_size, validate_name};
@@ -30,6 +31,7 @@ pub async fn run(ctx: &Ctx, args: ImageCreateArgs) -> Result<(), CliError> {
 fn request(args: ImageCreateArgs) -> Result<ImageCreate, CliError> {
     validate_name("image", &args.name).map_err(CliError::invalid)?;
     validate_name("iso", &args.iso).map_err(CliError::invalid)?;
+    super::image_set::check_description(&args.info)?;
     Ok(ImageCreate {
         name: args.name,
         size_bytes: parse_size(&args.size).map_err(CliError::invalid)?,
@@ -41,6 +43,8 @@ fn request(args: ImageCreateArgs) -> Result<ImageCreate, CliError> {
             .as_deref()
             .map(super::create::memory_mib)
             .transpose()?,
+        os: args.info.os,
+        description: args.info.description,
     })
 }
 
@@ -65,6 +69,7 @@ mod tests {
             firmware: Some(FirmwareArg::Uefi),
             cpus: None,
             memory: memory.map(String::from),
+            info: crate::cli::ImageInfoArgs::default(),
         }
     }
 

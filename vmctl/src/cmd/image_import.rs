@@ -1,7 +1,8 @@
 //! `vmctl image import FILE --name NAME`: uploads FILE, then turns it into a base image.
 //!
 //! Checks that fail fast, before any byte is sent: the name is valid (exit 6), FILE is a
-//! readable regular file (exit 6), no image has the name yet (exit 4). Then the file is
+//! readable regular file (exit 6), the `--description` is valid (exit 6), no image has the
+//! name yet (exit 4). `--os` defaults to the daemon's guess from the name. Then the file is
 //! streamed (`PUT /v1/uploads`, progress bar on a terminal) and `image.import` converts it.
 
 use vm_proto::api::VmdApiClient;
@@ -17,6 +18,7 @@ use crate::upload;
 /// Uploads, imports and prints the new image (nothing with `-q`).
 pub async fn run(ctx: &Ctx, args: ImportArgs) -> Result<(), CliError> {
     validate_name("image", &args.name).map_err(CliError::invalid)?;
+    super::image_set::check_description(&args.info)?;
     let source = upload::open(&args.file).await?;
     let client = ctx.connect().await?;
     super::ensure_absent(
@@ -30,6 +32,8 @@ pub async fn run(ctx: &Ctx, args: ImportArgs) -> Result<(), CliError> {
         .image_import(ImageImport {
             name: args.name,
             upload_id: staged.upload_id,
+            os: args.info.os,
+            description: args.info.description,
         })
         .await;
     spinner.finish_and_clear();

@@ -1,13 +1,14 @@
 //! `vmctl image publish VM NEWBASE`: flattens a stopped VM's disk (overlay and base) into a
 //! new sealed base (`image.publish`); the VM is unchanged. `--public`/`--private` choose who
 //! may use it; without either the daemon decides (public for admins, private for users).
+//! `--os` (default: the VM's base's) and `--description` describe it.
 
 use vm_proto::api::VmdApiClient;
 use vm_proto::names::validate_name;
 use vm_proto::types::ImagePublish;
 
 use super::Ctx;
-use crate::cli::PublishArgs;
+use crate::cli::{visibility, PublishArgs};
 use crate::error::CliError;
 use crate::output::{self, progress};
 
@@ -17,15 +18,13 @@ pub async fn run(ctx: &Ctx, args: PublishArgs) -> Result<(), CliError> {
     validate_name("image", &args.name).map_err(CliError::invalid)?;
     let client = ctx.connect().await?;
     let spinner = progress::spinner(format!("publishing {}", args.name), ctx.out.quiet);
-    let public = match (args.public, args.private) {
-        (true, _) => Some(true),
-        (_, true) => Some(false),
-        _ => None,
-    };
+    super::image_set::check_description(&args.info)?;
     let request = ImagePublish {
         vm: args.vm,
         name: args.name,
-        public,
+        public: visibility(args.public, args.private),
+        os: args.info.os,
+        description: args.info.description,
     };
     let image = client.image_publish(request).await;
     spinner.finish_and_clear();

@@ -10,6 +10,7 @@ mod image_ls;
 mod image_publish;
 mod image_rm;
 mod image_seal;
+mod image_set;
 mod image_show;
 mod iso_attach;
 mod iso_detach;
@@ -159,6 +160,7 @@ async fn image(ctx: &Ctx, command: ImageCommand) -> Result<(), CliError> {
         ImageCommand::Publish(args) => image_publish::run(ctx, args).await,
         ImageCommand::Ls => image_ls::run(ctx).await,
         ImageCommand::Show(arg) => image_show::run(ctx, arg.name).await,
+        ImageCommand::Set(args) => image_set::run(ctx, args).await,
         ImageCommand::Rm(args) => image_rm::run(ctx, args.names).await,
     }
 }

@@ -5,14 +5,14 @@ use vm_proto::types::Image;
 
 use super::{created, created_short, kv_table, list_table, names, size_exact, yes_no};
 
-/// The `image ls` table: NAME, STATUS, FORMAT, VIRTUAL, ON DISK, VMS (how many use it),
-/// OWNER, PUBLIC, CREATED.
-/// The firmware is only in `image show`: with it, the row of a base installed from an ISO
-/// (`installing`, `install→qcow2`) passes 100 columns once its name is over about 10 characters;
-/// without it, names up to about 16 fit (with a 5-character owner).
+/// The `image ls` table: NAME, OS, STATUS, VIRTUAL, ON DISK, VMS (how many use it), OWNER,
+/// PUBLIC, CREATED.
+/// The firmware, the formats and the description are only in `image show`: with the formats
+/// the row of a base installed from an ISO (`installing`, `install→qcow2`) passes 100 columns
+/// once its name is over about 10 characters; without them, names up to about 20 fit.
 pub fn table(images: &[Image]) -> String {
     let headers = [
-        "NAME", "STATUS", "FORMAT", "VIRTUAL", "ON DISK", "VMS", "OWNER", "PUBLIC", "CREATED",
+        "NAME", "OS", "STATUS", "VIRTUAL", "ON DISK", "VMS", "OWNER", "PUBLIC", "CREATED",
     ];
     list_table(&headers, images.iter().map(row))
 }
@@ -21,8 +21,8 @@ pub fn table(images: &[Image]) -> String {
 fn row(image: &Image) -> Vec<String> {
     vec![
         image.name.clone(),
+        image.os.as_str().to_string(),
         status(image).to_string(),
-        format_column(image),
         format_size(image.virtual_size_bytes),
         format_size(image.disk_usage_bytes),
         image.used_by.len().to_string(),
@@ -41,15 +41,6 @@ fn status(image: &Image) -> &'static str {
     }
 }
 
-/// `qcow2`, or `raw→qcow2` when the upload was converted.
-fn format_column(image: &Image) -> String {
-    if image.source_format == image.format {
-        image.format.clone()
-    } else {
-        format!("{}→{}", image.source_format, image.format)
-    }
-}
-
 /// The `image show` table: every field of the image, one per line.
 /// The hash is `-` while the image is being installed (the daemon has none yet).
 pub fn details(image: &Image) -> String {
@@ -60,6 +51,8 @@ pub fn details(image: &Image) -> String {
     };
     kv_table(&[
         ("name", image.name.clone()),
+        ("os", image.os.as_str().to_string()),
+        ("description", or_dash(&image.description)),
         ("status", status(image).to_string()),
         ("format", image.format.clone()),
         ("source format", image.source_format.clone()),
@@ -73,6 +66,14 @@ pub fn details(image: &Image) -> String {
         ("used by", names(&image.used_by)),
         ("path", image.path.clone()),
     ])
+}
+
+/// `text`, or `-` when it is empty.
+fn or_dash(text: &str) -> String {
+    match text.is_empty() {
+        true => "-".to_string(),
+        false => text.to_string(),
+    }
 }
 
 #[cfg(test)]
@@ -94,6 +95,8 @@ mod tests {
             path: "/var/lib/vmd/images/debian-12.qcow2".into(),
             sealed: true,
             firmware: vm_proto::types::Firmware::Bios,
+            os: vm_proto::types::OsFamily::Debian,
+            description: "Debian 12 with cloud-init".into(),
         }
     }
 
@@ -104,14 +107,13 @@ mod tests {
         assert_eq!(
             header.split_whitespace().collect::<Vec<_>>(),
             [
-                "NAME", "STATUS", "FORMAT", "VIRTUAL", "ON", "DISK", "VMS", "OWNER", "PUBLIC",
+                "NAME", "OS", "STATUS", "VIRTUAL", "ON", "DISK", "VMS", "OWNER", "PUBLIC",
                 "CREATED"
             ]
         );
         let row = text.lines().nth(1).expect("row");
         for cell in [
-            "debian-12   ready",
-            "raw→qcow2",
+            "debian-12   debian   ready",
             "2 GiB",
             "300 MiB",
             "admin   yes",
@@ -123,7 +125,8 @@ mod tests {
     #[test]
     fn list_fits_100_columns_while_installing() {
         let installing = Image {
-            name: "ubuntu-24-server".into(),
+            name: "ubuntu-24-server-base".into(),
+            os: vm_proto::types::OsFamily::Opensuse,
             source_format: "install".into(),
             sealed: false,
             virtual_size_bytes: 3 << 29,
@@ -133,7 +136,7 @@ mod tests {
         };
         let text = table(&[sample(), installing]);
         let row = text.lines().nth(2).expect("row");
-        assert!(row.contains("installing   install→qcow2"), "{row}");
+        assert!(row.contains("opensuse   installing   1.5 GiB"), "{row}");
         assert!(text.lines().all(|l| l.chars().count() <= 100), "{text}");
     }
 
@@ -147,6 +150,8 @@ mod tests {
             "web1, web2",
             "raw",
             "status          ready",
+            "os              debian",
+            "description     Debian 12 with cloud-init",
             "firmware        bios",
             "owner           admin",
             "public          yes",
@@ -173,7 +178,6 @@ mod tests {
             "{}",
             details(&unused)
         );
-        assert_eq!(format_column(&unused), "qcow2");
     }
 
     #[test]

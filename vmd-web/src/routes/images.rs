@@ -1,15 +1,17 @@
-//! `/images`: listing, showing, removing and sealing base images (`image.*`). `POST /images`
+//! `/images`: listing, showing, changing (`PATCH`: `image.set`), removing and sealing base
+//! images (`image.*`). `POST /images`
 //! (an upload, or `image.create` from an ISO) is in [`super::uploads`]; `image.publish` is
 //! `POST /vms/{name}/publish` in [`super::vms`].
 
 use axum::http::StatusCode;
 use axum::Json;
+use serde_json::{Map, Value};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use vm_proto::api::VmdApiClient;
-use vm_proto::types::Image;
+use vm_proto::types::{Image, ImageSet};
 
-use super::Path;
+use super::{named, Body, Path};
 use crate::auth::Rpc;
 use crate::error::WebError;
 use crate::openapi::{Change, Errors, Lookup};
@@ -19,7 +21,7 @@ use crate::vmd::Vmd;
 pub fn routes() -> OpenApiRouter<Vmd> {
     OpenApiRouter::new()
         .routes(routes!(list))
-        .routes(routes!(show, remove))
+        .routes(routes!(show, set, remove))
         .routes(routes!(seal))
 }
 
@@ -35,6 +37,19 @@ async fn list(rpc: Rpc) -> Result<Json<Vec<Image>>, WebError> {
     responses((status = 200, body = Image), Lookup))]
 async fn show(rpc: Rpc, Path(name): Path<String>) -> Result<Json<Image>, WebError> {
     Ok(Json(rpc.image_get(name).await?))
+}
+
+/// Changes an image's OS family, description or visibility (`image.set`): admins any image,
+/// a user their own private ones. Body: any of the `ImageSet` fields; `name` is the path's.
+#[utoipa::path(patch, path = "/images/{name}", tag = "images", params(("name" = String, Path)),
+    request_body(content = ImageSet, description = "`name` is taken from the path"),
+    responses((status = 200, body = Image), Change))]
+async fn set(
+    rpc: Rpc,
+    Path(name): Path<String>,
+    Body(body): Body<Map<String, Value>>,
+) -> Result<Json<Image>, WebError> {
+    Ok(Json(rpc.image_set(named(name, Some(body))?).await?))
 }
 
 /// Deletes an image no VM uses (`image.remove`).

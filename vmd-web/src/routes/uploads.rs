@@ -1,6 +1,7 @@
 //! `POST /isos?name=NAME` and `POST /images?name=NAME`: the raw file is the request body
 //! (`Content-Length` required, no multipart), streamed to vmd's `PUT /v1/uploads` with the
-//! caller's credential ([`crate::upload`]), then imported with `iso.import` / `image.import`.
+//! caller's credential ([`crate::upload`]), then imported with `iso.import` / `image.import`
+//! (which also takes `&os=FAMILY&description=TEXT`).
 //!
 //! `POST /images` with `Content-Type: application/json` is instead `image.create`: the body is
 //! an [`ImageCreate`] (a blank base installed from an ISO by an install VM). Both make an image
@@ -22,7 +23,7 @@ use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use vm_proto::api::VmdApiClient;
-use vm_proto::types::{Image, ImageCreate, ImageImport, Iso, IsoImport, Upload};
+use vm_proto::types::{Image, ImageCreate, ImageImport, Iso, IsoImport, OsFamily, Upload};
 use vm_proto::ErrorCode;
 
 use super::{Body, Query};
@@ -52,6 +53,18 @@ struct Named {
     name: String,
 }
 
+/// `?name=NAME&os=FAMILY&description=TEXT`: the name to import an image under and what
+/// people read about it (documented on the route: its query is optional with a JSON body).
+#[derive(Deserialize)]
+struct ImageQuery {
+    /// The new image's name.
+    name: String,
+    /// OS family (default: guessed from the name).
+    os: Option<OsFamily>,
+    /// Free text for people, at most 200 characters on one line.
+    description: Option<String>,
+}
+
 /// Uploads and imports an ISO (`iso.import`, admins).
 #[utoipa::path(post, path = "/api/v1/isos", tag = "isos", params(Named),
     request_body(content_type = "application/octet-stream", description = "The ISO file"),
@@ -69,7 +82,9 @@ async fn iso(State(vmd): State<Vmd>, Query(q): Query<Named>, request: Request) -
 /// With a JSON body, creates a blank base and its install VM from an ISO (`image.create`);
 /// with any other, uploads and imports a disk image named by `?name=` (`image.import`, admins).
 #[utoipa::path(post, path = "/api/v1/images", tag = "images",
-    params(("name" = Option<String>, Query, description = "The image name, with a raw body")),
+    params(("name" = Option<String>, Query, description = "The image name, with a raw body"),
+        ("os" = Option<OsFamily>, Query, description = "OS family, with a raw body (default: guessed from the name)"),
+        ("description" = Option<String>, Query, description = "Free text, with a raw body")),
     request_body(description = "An `ImageCreate`, or the raw disk image (qcow2, raw, vmdk…)",
         content((ImageCreate = "application/json"), ("application/octet-stream"))),
     responses((status = 201, body = Image), Create))]
@@ -78,12 +93,14 @@ async fn image(State(vmd): State<Vmd>, request: Request) -> Created<Image> {
         return create(&vmd, request).await;
     }
     let (mut parts, body) = request.into_parts();
-    let Query(q) = Query::<Named>::from_request_parts(&mut parts, &vmd).await?;
+    let Query(q) = Query::<ImageQuery>::from_request_parts(&mut parts, &vmd).await?;
     let (token, upload) = receive(&vmd, Request::from_parts(parts, body)).await?;
     let rpc = vmd.connect(Some(&token)).await?;
     let params = ImageImport {
         name: q.name,
         upload_id: upload.upload_id,
+        os: q.os,
+        description: q.description,
     };
     Ok((StatusCode::CREATED, Json(rpc.image_import(params).await?)))
 }

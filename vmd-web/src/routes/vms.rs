@@ -11,7 +11,8 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use vm_proto::api::VmdApiClient;
 use vm_proto::types::{
-    Image, ImagePublish, IsoAttach, Vm, VmCreate, VmExtend, VmFilter, VmLogs, VmSet, VmStop,
+    Image, ImagePublish, IsoAttach, OsFamily, Vm, VmCreate, VmExtend, VmFilter, VmLogs, VmSet,
+    VmStop,
 };
 
 use super::streams::Slot;
@@ -82,6 +83,12 @@ struct PublishBody {
     /// Whether every user may use it (default: public for admins, private for users).
     #[serde(default)]
     public: Option<bool>,
+    /// OS family (default: the VM's base image's).
+    #[serde(default)]
+    os: Option<OsFamily>,
+    /// Free text for people, at most 200 characters on one line (default: none).
+    #[serde(default)]
+    description: Option<String>,
 }
 
 /// Lists the caller's VMs (`vm.list`).
@@ -238,6 +245,8 @@ async fn publish(
         vm,
         name: body.name,
         public: body.public,
+        os: body.os,
+        description: body.description,
     };
     Ok((StatusCode::CREATED, Json(rpc.image_publish(params).await?)))
 }

@@ -1,29 +1,40 @@
-// The OS sidebar (`GET /api/v1/images`: the sealed images this user may use) and the
-// create form: name checked as you type, size bounded by the quota, vmd's refusal shown.
+// The OS sidebar (`GET /api/v1/images`: the sealed images this user may use, each with its
+// OS family's icon and its description) and the create form: name checked as you type, size bounded by the quota, vmd's refusal shown.
 
 import { post } from "./api.js";
 import { bytes } from "./format.js";
 import { nameError } from "./names.js";
+import { family, osIcon } from "./os-icons.js";
 
 const $ = (id) => document.getElementById(id);
 let chosen = null;
 
-/** A sidebar entry for `image`: a button with a generic disk icon (vmd records no OS family). */
+/** A sidebar entry for `image`: its OS family's badge (os-icons.js), its name, its
+ * description (when it has one) and its size. */
 function osButton(image, onPick) {
   const li = document.createElement("li");
   const button = document.createElement("button");
   button.type = "button";
   button.className = "os";
   button.dataset.image = image.name;
+  button.dataset.os = image.os || "other";
+  button.title = family(image.os).label;
   const icon = document.createElement("span");
   icon.className = "os-icon";
-  icon.setAttribute("aria-hidden", "true");
+  icon.append(osIcon(image.os));
   const name = document.createElement("span");
   name.className = "os-name";
   name.textContent = image.name;
   const size = document.createElement("small");
-  size.textContent = `${bytes(image.virtual_size_bytes)}${image.public ? "" : " · private"}`;
-  button.append(icon, name, size);
+  size.textContent = `${family(image.os).label} · ${bytes(image.virtual_size_bytes)}${image.public ? "" : " · private"}`;
+  button.append(icon, name);
+  if (image.description) {
+    const text = document.createElement("small");
+    text.className = "os-description";
+    text.textContent = image.description;
+    button.append(text);
+  }
+  button.append(size);
   button.addEventListener("click", () => onPick(image));
   li.append(button);
   return li;

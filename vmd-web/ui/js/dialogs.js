@@ -1,6 +1,6 @@
 // Modal dialogs (<dialog>): confirmation, lifetime extension, logs (followed live while
-// open), quota overrides and a new password typed twice (admin). Each resolves once the
-// dialog closes.
+// open), quota overrides, a new password typed twice, and an image's OS family,
+// description and visibility (admin). Each resolves once the dialog closes.
 
 /** Shows `dialog` modally; resolves to its returnValue. */
 export function show(dialog) {
@@ -82,4 +82,20 @@ export async function showLogs(name, text, follow) {
   };
   await done;
   source.close();
+}
+
+/** Asks for `image`'s OS family, description and visibility, the inputs filled from it;
+ * resolves to an ImageSet body of what changed (null when cancelled or nothing changed). */
+export async function askImageInfo(image) {
+  const [os, text, pub] = ["image-info-os", "image-info-description", "image-info-public"].map((id) => document.getElementById(id));
+  document.getElementById("image-info-title").textContent = `Image ${image.name}`;
+  os.value = image.os || "other";
+  text.value = image.description || "";
+  pub.checked = image.public;
+  if ((await show(document.getElementById("image-info-dialog"))) !== "ok") return null;
+  const body = {};
+  if (os.value !== (image.os || "other")) body.os = os.value;
+  if (text.value.trim() !== (image.description || "")) body.description = text.value.trim();
+  if (pub.checked !== image.public) body.public = pub.checked;
+  return Object.keys(body).length ? body : null;
 }

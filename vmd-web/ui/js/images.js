@@ -1,12 +1,14 @@
 // The admin's base images: the list with storage per image (`GET /api/v1/images`), create
 // from an ISO (`POST /api/v1/images`, JSON ImageCreate; the install VM has the image's name),
 // open the install VM's console, seal, publish a stopped VM, import a disk image (upload.js),
-// delete. vmd's refusals (in use, nothing installed yet, …) are shown under the forms.
+// edit an image's OS family, description and visibility (`PATCH /api/v1/images/NAME`, in a
+// dialog), delete. vmd's refusals (in use, nothing installed yet, …) are shown under the forms.
 
-import { del, get, post, vmPath } from "./api.js";
+import { del, get, post, request, vmPath } from "./api.js";
 import { toast } from "./dashboard.js";
-import { confirmAction } from "./dialogs.js";
+import { askImageInfo, confirmAction } from "./dialogs.js";
 import { bytes } from "./format.js";
+import { family, familyOptions, osIcon } from "./os-icons.js";
 import { button, group, row } from "./table.js";
 import { installUpload } from "./upload.js";
 
@@ -40,8 +42,25 @@ function imageActions(image) {
     buttons.push(button("Console", () => window.open(`/console?vm=${encodeURIComponent(name)}`, "_blank", "noopener")));
     buttons.push(button("Seal", () => act(`seal ${name}`, () => post(imagePath(name, "/seal")), `${name} sealed`)));
   }
+  buttons.push(button("Edit", () => edit(image)));
   buttons.push(button("Delete", () => remove(name), "danger"));
   return group(...buttons);
+}
+
+/** Asks for `image`'s OS family, description and visibility and sends the changes. */
+async function edit(image) {
+  const body = await askImageInfo(image);
+  if (!body) return;
+  await act(`edit ${image.name}`, () => request("PATCH", imagePath(image.name), body), `${image.name} saved`);
+}
+
+/** The OS cell: the family's badge and its label. */
+function osCell(image) {
+  const span = document.createElement("span");
+  span.className = "os-cell";
+  span.dataset.os = image.os || "other";
+  span.append(osIcon(image.os), family(image.os).label);
+  return span;
 }
 
 async function remove(name) {
@@ -55,8 +74,8 @@ export async function refresh() {
   $("image-rows").replaceChildren(...list.map((image) => {
     const status = image.sealed ? (image.public ? "sealed, public" : "sealed, private") : "installing (unsealed)";
     const tr = row(image.name, [
-      image.name, status, image.owner, bytes(image.virtual_size_bytes), bytes(image.disk_usage_bytes),
-      image.firmware, image.used_by.join(", ") || "—", imageActions(image),
+      image.name, osCell(image), image.description || "—", status, image.owner, bytes(image.virtual_size_bytes),
+      bytes(image.disk_usage_bytes), image.firmware, image.used_by.join(", ") || "—", imageActions(image),
     ]);
     tr.dataset.sealed = String(image.sealed);
     return tr;
@@ -78,6 +97,7 @@ function create(event) {
     iso: $("image-iso").value,
     firmware: $("image-firmware").value,
   };
+  if ($("image-os").value) body.os = $("image-os").value;
   act(`create ${body.name}`, () => post("/api/v1/images", body), `${body.name} created: install it from its console, then seal`);
 }
 
@@ -91,6 +111,8 @@ function publish(event) {
 
 /** Wires the forms and the disk image upload (`POST /api/v1/images?name=`, raw body). */
 export function install() {
+  $("image-os").append(...familyOptions());
+  $("image-info-os").replaceChildren(...familyOptions());
   $("image-form").addEventListener("submit", create);
   $("publish-form").addEventListener("submit", publish);
   installUpload("disk", (name) => `/api/v1/images?name=${encodeURIComponent(name)}`, (name) => {

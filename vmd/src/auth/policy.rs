@@ -161,7 +161,7 @@ pub fn audience(kind: EventKind, owner: Option<i64>, public: bool) -> Audience {
     use EventKind::*;
     let everyone = match kind {
         SpaceLow | SpaceOk | IsoImported | IsoRemoved => true,
-        ImageImported | ImageRemoved => public,
+        ImageImported | ImageRemoved | ImageChanged => public,
         _ => false,
     };
     Audience {

@@ -1,6 +1,7 @@
 //! The manager's error type: one variant per failure, each mapped to one API error kind.
 
 use vm_proto::names::format_size;
+use vm_proto::types::IMAGE_DESCRIPTION_MAX_CHARS;
 use vm_proto::{ApiError, ErrorCode};
 
 use crate::storage::StorageError;
@@ -12,6 +13,9 @@ pub enum Error {
     /// A request value is unacceptable; the message says which and why.
     #[error("{0}")]
     Invalid(String),
+    /// An image description is too long or has a control character; the message says which.
+    #[error("{0}")]
+    ImageDescription(String),
     /// No image of that name.
     #[error("image {0} not found")]
     ImageNotFound(String),
@@ -269,7 +273,9 @@ impl Error {
         match self {
             Error::NoSpace { .. } => ErrorCode::NoSpace,
             Error::DiskInUse(_) => ErrorCode::InUse,
-            Error::Invalid(_) | Error::DiskShrink { .. } => ErrorCode::InvalidArgument,
+            Error::Invalid(_) | Error::ImageDescription(_) | Error::DiskShrink { .. } => {
+                ErrorCode::InvalidArgument
+            }
             Error::Import { source, .. } if is_refusal(source) => ErrorCode::InvalidArgument,
             Error::ImageNotFound(_)
             | Error::VmNotFound(_)
@@ -315,6 +321,7 @@ impl Error {
     pub fn hint(&self) -> Option<String> {
         Some(match self {
             Error::ImageNotFound(_) => "list images with `vmctl image ls`".into(),
+            Error::ImageDescription(_) => format!("write at most {IMAGE_DESCRIPTION_MAX_CHARS} characters on one line, without tabs or other control characters"),
             Error::VmNotFound(_) => "list VMs with `vmctl ls`".into(),
             Error::Forbidden(_) => "ask an admin (`vmctl whoami` shows your role)".into(),
             Error::Quota { .. } => "stop or remove some of your VMs, or ask an admin to raise the limit (`vmctl whoami` shows your use)".into(),

@@ -1,10 +1,12 @@
-//! Base image operations: import from an upload, list, get, remove.
+//! Base image operations: import from an upload, list, get, remove (`image.set` is in
+//! `image_set`).
 
 use vm_proto::names::validate_name;
-use vm_proto::types::{EventKind, Image, ImageImport, Usage};
+use vm_proto::types::{EventKind, Image, ImageImport, OsFamily, Usage};
 
 use super::access::image_object;
 use super::events::Draft;
+use super::image_set::new_image_info;
 use super::{now_secs, rfc3339, Error, Manager};
 use crate::auth::policy::{self, Action};
 use crate::auth::Subject;
@@ -16,6 +18,8 @@ impl Manager {
     pub async fn import_image(&self, subject: &Subject, req: ImageImport) -> Result<Image, Error> {
         validate_name("image", &req.name).map_err(Error::Invalid)?;
         self.host_allows(subject, Action::Administer)?;
+        let (os, description) =
+            new_image_info(req.os, req.description, || OsFamily::guess(&req.name))?;
         let _guard = self.lock("image", &req.name, "import").await?;
         self.check_space_floor("import an image").await?;
         if self.find_image(&req.name).await?.is_some() {
@@ -43,6 +47,8 @@ impl Manager {
             created_at: now_secs(),
             sealed: true,
             firmware: "bios".into(),
+            os,
+            description,
         };
         self.commit_image(row, prepared).await?;
         tracing::info!(image = %req.name, user = %subject.name, size_bytes = upload.size_bytes, "image imported");
@@ -193,6 +199,8 @@ impl Manager {
             path: path.display().to_string(),
             sealed: row.sealed,
             firmware: vm_proto::types::Firmware::parse(&row.firmware).unwrap_or_default(),
+            os: row.os,
+            description: row.description,
         }
     }
 }

@@ -6,10 +6,13 @@
 //! `image.publish` flattens a stopped VM's overlay and base into a new sealed base.
 
 use vm_proto::names::validate_name;
-use vm_proto::types::{EventKind, Firmware, Image, ImageCreate, ImagePublish, Usage, VmState};
+use vm_proto::types::{
+    EventKind, Firmware, Image, ImageCreate, ImagePublish, OsFamily, Usage, VmState,
+};
 
 use super::access::allow;
 use super::events::Draft;
+use super::image_set::new_image_info;
 use super::{now_secs, Error, Manager};
 use crate::auth::policy::{Action, Object};
 use crate::auth::Subject;
@@ -21,6 +24,12 @@ impl Manager {
     pub async fn create_image(&self, subject: &Subject, req: ImageCreate) -> Result<Image, Error> {
         validate_name("image", &req.name).map_err(Error::Invalid)?;
         self.host_allows(subject, Action::Administer)?;
+        let (os, description) = new_image_info(req.os, req.description.clone(), || {
+            match OsFamily::guess(&req.name) {
+                OsFamily::Other => OsFamily::guess(&req.iso),
+                known => known,
+            }
+        })?;
         let firmware = req.firmware.unwrap_or_default();
         let (cpus, memory_mib) = (req.cpus.unwrap_or(1), req.memory_mib.unwrap_or(512));
         self.check_resources(cpus, memory_mib, firmware)?;
@@ -68,6 +77,8 @@ impl Manager {
             created_at: now_secs(),
             sealed: false,
             firmware: firmware.as_str().into(),
+            os,
+            description,
         };
         let vm = NewVm {
             name: req.name.clone(),
@@ -202,6 +213,8 @@ impl Manager {
         allow(subject, Action::Create, new, || {
             Error::Forbidden("users publish private images")
         })?;
+        let description = req.description.clone();
+        let (os, description) = new_image_info(req.os, description, || OsFamily::Other)?;
         let (_vm_guard, _) = self
             .lock_vm_for(subject, &req.vm, Action::Read, "publish")
             .await?;
@@ -254,6 +267,11 @@ impl Manager {
                 .unwrap_or_default()
                 .as_str()
                 .into(),
+            os: match req.os {
+                Some(_) => os,
+                None => self.os_of_base(vm.image_id).await?,
+            },
+            description,
         };
         self.commit_image(row, prepared).await?;
         tracing::info!(image = %req.name, vm = %req.vm, user = %subject.name, public, "base published");
@@ -262,5 +280,13 @@ impl Manager {
             .emit(Draft::image(EventKind::ImageImported, &req.name, msg))
             .await?;
         self.image(&req.name).await
+    }
+
+    /// The OS family of the base with id `image_id` (a published image inherits it).
+    async fn os_of_base(&self, image_id: i64) -> Result<OsFamily, Error> {
+        let row = self
+            .db(move |s| Ok(s.read(|c| store::get_image_by_id(c, image_id))?))
+            .await?;
+        Ok(row.map(|r| r.os).unwrap_or_default())
     }
 }

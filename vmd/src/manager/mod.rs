@@ -12,6 +12,7 @@ mod adopt;
 mod error;
 pub mod events;
 mod expiry;
+mod image_set;
 mod images;
 mod install;
 mod isos;

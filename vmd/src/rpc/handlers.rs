@@ -12,10 +12,10 @@ use jsonrpsee::Extensions;
 use jsonrpsee::PendingSubscriptionSink;
 use vm_proto::api::VmdApiServer;
 use vm_proto::types::{
-    ConsoleTicket, ConsoleTicketRequest, Event, Image, ImageCreate, ImageImport, ImagePublish, Iso,
-    IsoAttach, IsoImport, Login, SystemInfo, Token, TokenCreate, TokenSecret, User, UserAdd,
-    UserPasswd, UserRemove, UserRemoved, UserSet, Vm, VmCreate, VmExtend, VmFilter, VmLogs, VmSet,
-    VmStop, WhoAmI,
+    ConsoleTicket, ConsoleTicketRequest, Event, Image, ImageCreate, ImageImport, ImagePublish,
+    ImageSet, Iso, IsoAttach, IsoImport, Login, SystemInfo, Token, TokenCreate, TokenSecret, User,
+    UserAdd, UserPasswd, UserRemove, UserRemoved, UserSet, Vm, VmCreate, VmExtend, VmFilter,
+    VmLogs, VmSet, VmStop, WhoAmI,
 };
 use vm_proto::{ApiError, ErrorCode};
 
@@ -105,6 +105,13 @@ impl VmdApiServer for Handlers {
     async fn image_get(&self, ext: &Extensions, name: String) -> RpcResult<Image> {
         call(&self.manager, ext, |s| async move {
             self.manager.get_image(&s, &name).await
+        })
+        .await
+    }
+
+    async fn image_set(&self, ext: &Extensions, params: ImageSet) -> RpcResult<Image> {
+        call(&self.manager, ext, |s| async move {
+            self.manager.set_image(&s, params).await
         })
         .await
     }

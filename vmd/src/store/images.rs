@@ -1,6 +1,8 @@
 //! Queries on the `images` table.
 
+use rusqlite::types::{FromSql, FromSqlResult, ToSql, ToSqlOutput, ValueRef};
 use rusqlite::{params, Connection, OptionalExtension, Row};
+use vm_proto::types::OsFamily;
 
 use super::{Owner, StoreError};
 
@@ -29,6 +31,10 @@ pub struct ImageRow {
     pub sealed: bool,
     /// `bios` or `uefi`.
     pub firmware: String,
+    /// Family of the installed OS (decoded by [`OsColumn`]).
+    pub os: OsFamily,
+    /// Free text for people; empty for none.
+    pub description: String,
 }
 
 /// What `insert_image` needs (its `id` is ignored).
@@ -36,7 +42,7 @@ pub type NewImage = ImageRow;
 
 const COLUMNS: &str = "i.id, i.name, i.file_name, i.source_format, i.virtual_size_bytes,
     i.sha256, COALESCE(i.owner_id, 0), i.created_at, i.sealed, i.firmware,
-    COALESCE(o.name, 'uid-' || i.owner_uid), o.uid, i.public";
+    COALESCE(o.name, 'uid-' || i.owner_uid), o.uid, i.public, i.os, i.description";
 
 const FROM: &str = "images i LEFT JOIN users o ON o.id = i.owner_id";
 
@@ -57,14 +63,16 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<ImageRow> {
         created_at: row.get(7)?,
         sealed: row.get(8)?,
         firmware: row.get(9)?,
+        os: row.get::<_, OsColumn>(13)?.0,
+        description: row.get(14)?,
     })
 }
 
 /// Inserts an image, returning its id.
 pub fn insert_image(conn: &Connection, image: &NewImage) -> Result<i64, StoreError> {
     conn.execute(
-        "INSERT INTO images (name, file_name, source_format, virtual_size_bytes, sha256, owner_id, created_at, sealed, firmware, public, owner_uid)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, COALESCE((SELECT uid FROM users WHERE id = ?6), -1))",
+        "INSERT INTO images (name, file_name, source_format, virtual_size_bytes, sha256, owner_id, created_at, sealed, firmware, public, os, description, owner_uid)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, COALESCE((SELECT uid FROM users WHERE id = ?6), -1))",
         params![
             image.name,
             image.file_name,
@@ -75,7 +83,9 @@ pub fn insert_image(conn: &Connection, image: &NewImage) -> Result<i64, StoreErr
             image.created_at,
             image.sealed,
             image.firmware,
-            image.public
+            image.public,
+            OsColumn(image.os),
+            image.description
         ],
     )?;
     Ok(conn.last_insert_rowid())
@@ -134,5 +144,59 @@ pub fn seal_image(
         "UPDATE images SET sealed = 1, virtual_size_bytes = ?2, sha256 = ?3 WHERE id = ?1",
         params![id, virtual_size_bytes as i64, sha256],
     )?;
+    Ok(())
+}
+
+/// What `image.set` may change on a row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageInfo {
+    /// Family of the installed OS.
+    pub os: OsFamily,
+    /// Free text for people; empty for none.
+    pub description: String,
+    /// Whether every user may see and use it.
+    pub public: bool,
+}
+
+/// Writes the OS family, description and visibility of image `id`.
+pub fn set_image_info(conn: &Connection, id: i64, info: &ImageInfo) -> Result<(), StoreError> {
+    conn.execute(
+        "UPDATE images SET os = ?2, description = ?3, public = ?4 WHERE id = ?1",
+        params![id, OsColumn(info.os), info.description, info.public],
+    )?;
+    Ok(())
+}
+
+/// `images.os` as stored: [`OsFamily::as_str`]. A spelling this binary does not know (written
+/// by a newer vmd of the same schema) reads as [`OsFamily::Other`]: the family only chooses
+/// an icon, so guessing is harmless here, unlike a VM's state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OsColumn(pub OsFamily);
+
+impl FromSql for OsColumn {
+    fn column_result(value: ValueRef<'_>) -> FromSqlResult<Self> {
+        Ok(OsColumn(
+            OsFamily::parse(value.as_str()?).unwrap_or_default(),
+        ))
+    }
+}
+
+impl ToSql for OsColumn {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(ToSqlOutput::from(self.0.as_str()))
+    }
+}
+
+/// Guesses the OS family of every image from its name (schema version 6 starts them all at
+/// `other`).
+pub(super) fn guess_os_families(conn: &Connection) -> rusqlite::Result<()> {
+    let mut stmt = conn.prepare("SELECT id, name FROM images")?;
+    let rows = stmt
+        .query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))?
+        .collect::<Result<Vec<_>, _>>()?;
+    for (id, name) in rows {
+        let os = OsColumn(OsFamily::guess(&name));
+        conn.execute("UPDATE images SET os = ?2 WHERE id = ?1", params![id, os])?;
+    }
     Ok(())
 }

@@ -123,7 +123,17 @@ ALTER TABLE events ADD COLUMN public INTEGER NOT NULL DEFAULT 0;
     r#"
 ALTER TABLE vms ADD COLUMN description TEXT;
 "#,
+    r#"
+ALTER TABLE images ADD COLUMN os TEXT NOT NULL DEFAULT 'other';
+ALTER TABLE images ADD COLUMN description TEXT NOT NULL DEFAULT '';
+"#,
 ];
+
+/// A step in Rust that runs after a migration's SQL, in its transaction.
+type Fixup = fn(&rusqlite::Transaction<'_>) -> rusqlite::Result<()>;
+
+/// Fix-ups by the schema version whose SQL they follow. Never edit a shipped entry.
+const FIXUPS: &[(i64, Fixup)] = &[(6, |tx| super::images::guess_os_families(tx))];
 
 /// The schema version this binary writes.
 pub fn schema_version() -> i64 {
@@ -143,6 +153,9 @@ pub(super) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
         let err = |source| StoreError::Migrate { version, source };
         let tx = conn.transaction().map_err(err)?;
         tx.execute_batch(sql).map_err(err)?;
+        for (_, fixup) in FIXUPS.iter().filter(|(v, _)| *v == version) {
+            fixup(&tx).map_err(err)?;
+        }
         tx.pragma_update(None, "user_version", version)
             .map_err(err)?;
         tx.commit().map_err(err)?;

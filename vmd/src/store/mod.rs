@@ -90,6 +90,12 @@
 //! ```sql
 //! ALTER TABLE vms ADD COLUMN description TEXT;     -- free text for people; NULL: none
 //! ```
+//! Version 6 adds the OS family and description of images (`image.set`):
+//! ```sql
+//! ALTER TABLE images ADD COLUMN os TEXT NOT NULL DEFAULT 'other';  -- OsFamily::as_str
+//! ALTER TABLE images ADD COLUMN description TEXT NOT NULL DEFAULT ''; -- '' for none
+//! -- then, in Rust, each existing image's os is OsFamily::guess(name)
+//! ```
 //! # Rules
 //! - WAL journal, `foreign_keys = ON`, `busy_timeout` 5 s.
 //! - Migrations are an ordered list (`migrations.rs`); the index + 1 of the last applied one
@@ -126,7 +132,7 @@ pub use migrations::schema_version;
 pub use events::{insert_event, list_events, prune_events, Audience, EventRow, NewEvent, Viewer};
 pub use images::{
     count_images, delete_image, get_image, get_image_by_id, image_users, insert_image, list_images,
-    seal_image, ImageRow, NewImage,
+    seal_image, set_image_info, ImageInfo, ImageRow, NewImage, OsColumn,
 };
 pub use isos::{delete_iso, get_iso, insert_iso, iso_users, list_isos, IsoRow, NewIso};
 pub use tokens::{
@@ -351,6 +357,42 @@ mod tests {
             .expect("read")
             .expect("image");
         assert!(image.public && image.owner.id == root.id);
+    }
+
+    #[test]
+    fn version_5_images_get_a_guessed_os_and_no_description() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("vmd.db");
+        let mut conn = Connection::open(&path).expect("open");
+        let tx = conn.transaction().expect("tx");
+        for sql in &migrations::MIGRATIONS[..5] {
+            tx.execute_batch(sql).expect("old schema");
+        }
+        tx.execute_batch(
+            "INSERT INTO images (name, file_name, source_format, virtual_size_bytes, sha256, owner_uid, created_at)
+                VALUES ('debian-12', 'd.qcow2', 'raw', 1, 'x', 0, 1),
+                       ('win11', 'w.qcow2', 'raw', 1, 'x', 0, 1),
+                       ('base', 'b.qcow2', 'raw', 1, 'x', 0, 1);
+             PRAGMA user_version = 5;",
+        )
+        .expect("old rows");
+        tx.commit().expect("commit");
+        drop(conn);
+        let store = Store::open(&path).expect("migrate");
+        let images = store.read(list_images).expect("read");
+        let got: Vec<_> = images
+            .iter()
+            .map(|i| (i.name.as_str(), i.os, i.description.as_str()))
+            .collect();
+        use vm_proto::types::OsFamily;
+        assert_eq!(
+            got,
+            [
+                ("base", OsFamily::Other, ""),
+                ("debian-12", OsFamily::Debian, ""),
+                ("win11", OsFamily::Windows, "")
+            ]
+        );
     }
 
     #[test]

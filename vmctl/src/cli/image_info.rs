@@ -1,0 +1,48 @@
+//! Command-line syntax of what people read about a base image: `--os` and `--description`
+//! (on `image import`, `image create`, `image publish`) and the `image set` verb.
+
+use clap::builder::{PossibleValuesParser, TypedValueParser};
+use clap::Args;
+use vm_proto::types::OsFamily;
+
+/// `--os FAMILY` and `--description TEXT` of the verbs that make an image.
+#[derive(Debug, Clone, Default, Args)]
+pub struct ImageInfoArgs {
+    /// OS family, for the icon and the OS column [daemon default: guessed from the name]
+    #[arg(long, value_name = "FAMILY", value_parser = os_parser())]
+    pub os: Option<OsFamily>,
+    /// Free text shown under the name, at most 200 characters on one line
+    #[arg(long, value_name = "TEXT")]
+    pub description: Option<String>,
+}
+
+/// Arguments of `image set`.
+#[derive(Debug, Args)]
+pub struct ImageSetArgs {
+    /// The image to change
+    pub name: String,
+    /// New OS family, description (`""` clears it)
+    #[command(flatten)]
+    pub info: ImageInfoArgs,
+    /// Make it public: every user may use it (admins)
+    #[arg(long, conflicts_with = "private")]
+    pub public: bool,
+    /// Make it private to its owner (it then counts against the owner's disk quota)
+    #[arg(long)]
+    pub private: bool,
+}
+
+/// Parses an [`OsFamily`] name; `--help` lists the names.
+fn os_parser() -> impl TypedValueParser<Value = OsFamily> {
+    PossibleValuesParser::new(OsFamily::ALL.map(OsFamily::as_str))
+        .try_map(|name| OsFamily::parse(&name).ok_or("unknown OS family"))
+}
+
+/// `Some(true)` for `--public`, `Some(false)` for `--private`, else `None`.
+pub fn visibility(public: bool, private: bool) -> Option<bool> {
+    match (public, private) {
+        (true, _) => Some(true),
+        (_, true) => Some(false),
+        _ => None,
+    }
+}
