@@ -458,13 +458,37 @@ fn judge_events(lab: &Lab, who: Who, out: Outcome, list: &[Value]) -> Outcome {
     let about_owner =
         |e: &&Value| !public(e) && (e["vm"] == "vm1" || e["owner"] == owner || e["actor"] == owner);
     let leaked: Vec<&Value> = list.iter().filter(about_owner).collect();
+    // A public event (seen by all) must not name the owner's VMs either, e.g. the VM a
+    // public base was published from.
+    let theirs = owner_vm_names(lab);
+    let names_theirs = |e: &&Value| {
+        let message = e["message"].as_str().unwrap_or_default();
+        message
+            .split(|c: char| !(c.is_ascii_alphanumeric() || c == '-'))
+            .any(|word| theirs.iter().any(|vm| vm == word))
+    };
+    let named: Vec<&Value> = list.iter().filter(names_theirs).collect();
     let me = lab.user(who).name.as_str();
     let own = list.iter().any(|e| e["actor"] == me);
     let fine = match who {
-        Who::Other => leaked.is_empty() && own,
+        Who::Other => leaked.is_empty() && named.is_empty() && own,
         _ => list.iter().any(|e| e["vm"] == "vm1" && e["actor"] == owner),
     };
     out.check(fine, &format!("events seen: {list:?}"))
+}
+
+/// Names of every VM the owner has had, from the whole event log (as root).
+fn owner_vm_names(lab: &Lab) -> Vec<String> {
+    let list = lab.d.ok("events.list", json!([0, 1000]));
+    let list = list.as_array().cloned().unwrap_or_default();
+    let mut names: Vec<String> = list
+        .iter()
+        .filter(|e| e["owner"] == lab.owner())
+        .filter_map(|e| e["vm"].as_str().map(String::from))
+        .collect();
+    names.sort();
+    names.dedup();
+    names
 }
 
 /// Names of the public images now (as root).

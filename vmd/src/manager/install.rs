@@ -275,7 +275,13 @@ impl Manager {
         };
         self.commit_image(row, prepared).await?;
         tracing::info!(image = %req.name, vm = %req.vm, user = %subject.name, public, "base published");
-        let msg = format!("published from vm {}", req.vm);
+        // Every user sees a public image's events: the source VM (another account's object,
+        // whose name is not theirs to learn) is named only for a private image.
+        let msg = if public {
+            "published from a VM".to_string()
+        } else {
+            format!("published from vm {}", req.vm)
+        };
         self.events
             .emit(Draft::image(EventKind::ImageImported, &req.name, msg))
             .await?;

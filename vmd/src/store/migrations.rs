@@ -127,6 +127,10 @@ ALTER TABLE vms ADD COLUMN description TEXT;
 ALTER TABLE images ADD COLUMN os TEXT NOT NULL DEFAULT 'other';
 ALTER TABLE images ADD COLUMN description TEXT NOT NULL DEFAULT '';
 "#,
+    r#"
+CREATE INDEX events_public_seq ON events(public, seq);
+CREATE INDEX events_audience_seq ON events(audience_id, seq);
+"#,
 ];
 
 /// A step in Rust that runs after a migration's SQL, in its transaction.

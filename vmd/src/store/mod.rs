@@ -96,6 +96,12 @@
 //! ALTER TABLE images ADD COLUMN description TEXT NOT NULL DEFAULT ''; -- '' for none
 //! -- then, in Rust, each existing image's os is OsFamily::guess(name)
 //! ```
+//! Version 7 indexes the events a user may see, so a user's page of `events.list` merges
+//! two index walks instead of scanning every user's events:
+//! ```sql
+//! CREATE INDEX events_public_seq ON events(public, seq);
+//! CREATE INDEX events_audience_seq ON events(audience_id, seq);
+//! ```
 //! # Rules
 //! - WAL journal, `foreign_keys = ON`, `busy_timeout` 5 s.
 //! - Migrations are an ordered list (`migrations.rs`); the index + 1 of the last applied one
