@@ -167,7 +167,9 @@ fn a_version_5_store_gets_families_guessed_from_names() {
     let dir = d.kill9();
     let db = rusqlite::Connection::open(state.join("vmd.db")).expect("open vmd.db");
     db.execute_batch(
-        "ALTER TABLE images DROP COLUMN os;
+        "DROP INDEX events_public_seq;
+         DROP INDEX events_audience_seq;
+         ALTER TABLE images DROP COLUMN os;
          ALTER TABLE images DROP COLUMN description;
          PRAGMA user_version = 5;",
     )
