@@ -23,6 +23,8 @@ const ISO = "guest"; // the name the page makes of "guest.iso"
 const BASE = ui.env.image;
 const STUDENT = ui.env.otherUser;
 const VM = "lab1";
+// A loopback port for the VM's SSH forward, unlikely to be taken by a test running beside.
+const SSH_PORT = 20000 + Math.floor(Math.random() * 20000);
 const foreignVm = process.env.UI_FOREIGN_VM || ui.fail("environment variable UI_FOREIGN_VM is not set");
 const isoPath = process.env.UI_ISO || ui.fail("environment variable UI_ISO is not set");
 
@@ -118,12 +120,21 @@ async function addStudent(admin) {
 }
 
 async function createAndStart(page) {
-  await ui.step(`${STUDENT} creates a VM from the OS sidebar`, async () => {
+  await ui.step(`${STUDENT} creates a VM from the OS sidebar with a bigger disk, an SSH port and a description`, async () => {
     await page.locator(`.os[data-image="${BASE}"]`).click();
     await page.fill("#vm-name", VM);
     await page.fill("#vm-memory", "128");
+    const min = await page.getAttribute("#vm-disk", "min");
+    if (min !== "1") throw new Error(`the disk's minimum for a 1 GiB base is ${min}`);
+    await page.fill("#vm-disk", "2");
+    await page.fill("#vm-ssh", String(SSH_PORT));
+    await page.fill("#vm-description", "Networking lab, week 1");
     await page.click("#create-submit");
     await ui.waitState(page, VM, "stopped", 30 * SECOND);
+    const facts = await ui.card(page, VM).locator("dl").textContent();
+    for (const want of ["2.0 GiB disk", `host port ${SSH_PORT}`, "Networking lab, week 1"]) {
+      if (!facts.includes(want)) throw new Error(`the card lacks "${want}": ${facts}`);
+    }
   });
   await ui.step("Start turns the card green without a reload", async () => {
     await page.evaluate(() => { window.notReloaded = true; });

@@ -30,10 +30,12 @@ function makeCard(name, onMenu) {
 
 /** The `<dt>/<dd>` pairs of a VM. */
 function facts(vm) {
-  const rows = [
+  const rows = [];
+  if (vm.description) rows.push(["About", vm.description]);
+  rows.push(
     ["Image", vm.image],
     ["Size", `${vm.cpus} vCPU · ${mib(vm.memory_mib)} · ${bytes(vm.disk_bytes)} disk`],
-  ];
+  );
   if (vm.started_at && vm.state !== "stopped" && vm.state !== "crashed") {
     rows.push(["Uptime", "", { since: vm.started_at }]);
   }

@@ -47,9 +47,13 @@ export function renderImages(images) {
   $("os-empty").hidden = usable.length > 0;
 }
 
-/** Opens the create form for `image`. */
+const GIB = 1024 ** 3;
+
+/** Opens the create form for `image`; the disk may not be smaller than the image's. */
 function openForm(image) {
   chosen = image.name;
+  $("vm-disk").min = String(Math.max(1, Math.ceil(image.virtual_size_bytes / GIB)));
+  $("vm-disk-help").textContent = `Empty: the image's size (${bytes(image.virtual_size_bytes)})`;
   $("create-image").textContent = image.name;
   $("create").hidden = false;
   $("create-error").textContent = "";
@@ -61,6 +65,7 @@ export function applyQuota(me) {
   const q = me.quota;
   if (q.max_vcpus != null) $("vm-cpus").max = q.max_vcpus;
   if (q.max_memory_mib != null) $("vm-memory").max = q.max_memory_mib;
+  if (q.max_disk_bytes != null) $("vm-disk").max = String(Math.floor(q.max_disk_bytes / GIB));
 }
 
 /** Checks the name field; returns whether it is valid. */
@@ -84,6 +89,12 @@ function body() {
   };
   const ttl = $("vm-ttl").value;
   if (ttl) req.ttl_secs = Number(ttl);
+  const disk = $("vm-disk").value;
+  if (disk) req.disk_bytes = Number(disk) * GIB;
+  const ssh = $("vm-ssh").value;
+  if (ssh) req.ssh_port = Number(ssh);
+  const description = $("vm-description").value.trim();
+  if (description) req.description = description;
   return req;
 }
 
