@@ -76,6 +76,7 @@ async function installBase(admin) {
     await admin.selectOption("#image-iso", ISO);
     await admin.fill("#image-size", "1");
     await admin.selectOption("#image-firmware", "bios");
+    await admin.selectOption("#image-os", "linux");
     await admin.click('#image-form button[type="submit"]');
     await imageRow(admin).and(admin.locator('[data-sealed="false"]')).waitFor();
     await rowAction(admin, BASE, "start");
@@ -103,6 +104,12 @@ async function installBase(admin) {
     await imageRow(admin).and(admin.locator('[data-sealed="true"]')).waitFor({ timeout: 60 * SECOND });
     await vmRow(admin, BASE).waitFor({ state: "detached" });
   });
+  await ui.step("the admin describes the base for the students", async () => {
+    await imageRow(admin).locator("button", { hasText: "Edit" }).click();
+    await admin.fill("#image-info-description", "Tiny Linux: BusyBox with a serial shell, boots in seconds");
+    await admin.click("#image-info-ok");
+    await imageRow(admin).locator("td", { hasText: "BusyBox with a serial shell" }).waitFor();
+  });
 }
 
 async function addStudent(admin) {
@@ -121,7 +128,10 @@ async function addStudent(admin) {
 
 async function createAndStart(page) {
   await ui.step(`${STUDENT} creates a VM from the OS sidebar with a bigger disk, an SSH port and a description`, async () => {
-    await page.locator(`.os[data-image="${BASE}"]`).click();
+    const os = page.locator(`.os[data-image="${BASE}"]`);
+    await os.locator("text=BusyBox with a serial shell").waitFor();
+    if ((await os.getAttribute("data-os")) !== "linux") throw new Error("the base's OS family is not shown");
+    await os.click();
     await page.fill("#vm-name", VM);
     await page.fill("#vm-memory", "128");
     const min = await page.getAttribute("#vm-disk", "min");
