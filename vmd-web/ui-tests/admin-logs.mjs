@@ -129,11 +129,15 @@ export async function consoleLog(page, vm) {
   });
   await ui.step("the console log's filter keeps and marks matching lines", async () => {
     await page.fill("#vmlog-filter", "[VMD");
-    const lines = (await page.locator("#vmlog-text").textContent()).split("\n").filter(Boolean);
+    // Read in one go: the log is still followed, and vmd may add lines (QEMU's exit)
+    // between separate reads.
+    const { lines, marks, count } = await page.evaluate(() => ({
+      lines: document.getElementById("vmlog-text").textContent.split("\n").filter(Boolean),
+      marks: document.querySelectorAll("#vmlog-text mark").length,
+      count: document.getElementById("vmlog-count").textContent,
+    }));
     if (lines.length < 2 || !lines.every((l) => l.includes("[vmd"))) throw new Error(`kept: ${lines.join(" | ")}`);
-    const marks = await page.locator("#vmlog-text mark").count();
     if (marks !== lines.length) throw new Error(`${marks} marks on ${lines.length} lines`);
-    const count = await page.textContent("#vmlog-count");
     if (!count.startsWith(`${lines.length} of `)) throw new Error(`count reads ${count}`);
     await page.fill("#vmlog-filter", "");
   });
