@@ -253,28 +253,20 @@ async function allVms(page) {
   });
 }
 
-async function main() {
-  const browser = await ui.launch();
-  try {
-    const context = await browser.newContext({ viewport: { width: 1400, height: 1000 } });
-    const page = await ui.watchedPage(context, "admin");
-    await ui.step("the admin logs in", () => ui.login(page, ui.env.user, ui.env.password));
-    await overview(page);
-    await isos(page);
-    await images(page);
-    await moreImages(page);
-    await imageInfo(page);
-    await usersPanel(page);
-    await allVms(page);
-    await eventLog(page, { iso: ISO, base: BASE, vm: VM, other: ui.env.otherUser });
-    await consoleLog(page, BASE);
-    await phoneWidth(page);
-    await manageOneUser(browser, page);
-    await ui.screenshots("end");
-    ui.assertNoPageProblems();
-  } finally {
-    await browser.close();
-  }
-}
-
-main().catch((err) => ui.fail(err.message));
+ui.journey(async (browser) => {
+  const context = await browser.newContext({ viewport: { width: 1400, height: 1000 } });
+  const page = await ui.watchedPage(context, "admin");
+  await ui.step("the admin logs in", () => ui.login(page, ui.env.user, ui.env.password));
+  await overview(page);
+  await isos(page);
+  await images(page);
+  await moreImages(page);
+  await imageInfo(page);
+  await usersPanel(page);
+  await allVms(page);
+  await eventLog(page, { iso: ISO, base: BASE, vm: VM, other: ui.env.otherUser });
+  await consoleLog(page, BASE);
+  await phoneWidth(page);
+  await manageOneUser(browser, page);
+  await ui.screenshots("end");
+});

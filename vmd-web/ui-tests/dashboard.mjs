@@ -235,34 +235,23 @@ async function stopAndDelete(page) {
   });
 }
 
-async function main() {
-  const browser = await ui.launch();
-  try {
-    const context = await browser.newContext();
-    const page = await ui.watchedPage(context, "dashboard");
-    await ui.step("a wrong password is refused on the page", async () => {
-      await ui.login(page, ui.env.user, "not the password", { expectFailure: true });
-      await page.locator("#login-error", { hasText: /./ }).waitFor();
-    });
-    await ui.step(`log in as ${ui.env.user}`, () => ui.login(page, ui.env.user, ui.env.password));
-    await createVm(page);
-    await extendLifetime(page);
-    await startFromOtherTab(context, page);
-    const con = await openConsole(context, page, VM);
-    await typeInTerminal(con);
-    await readLogs(page, con);
-    await secondConsole(context, page, con);
-    await crashAndWipe(page, VM2);
-    await otherUserSeesNothing(browser);
-    await stopAndDelete(page);
-    await ui.screenshots("done");
-    ui.assertNoPageProblems();
-  } finally {
-    await browser.close();
-  }
-}
-
-main().then(
-  () => console.log("journey passed"),
-  (err) => ui.fail(err.message),
-);
+ui.journey(async (browser) => {
+  const context = await browser.newContext();
+  const page = await ui.watchedPage(context, "dashboard");
+  await ui.step("a wrong password is refused on the page", async () => {
+    await ui.login(page, ui.env.user, "not the password", { expectFailure: true });
+    await page.locator("#login-error", { hasText: /./ }).waitFor();
+  });
+  await ui.step(`log in as ${ui.env.user}`, () => ui.login(page, ui.env.user, ui.env.password));
+  await createVm(page);
+  await extendLifetime(page);
+  await startFromOtherTab(context, page);
+  const con = await openConsole(context, page, VM);
+  await typeInTerminal(con);
+  await readLogs(page, con);
+  await secondConsole(context, page, con);
+  await crashAndWipe(page, VM2);
+  await otherUserSeesNothing(browser);
+  await stopAndDelete(page);
+  await ui.screenshots("done");
+});

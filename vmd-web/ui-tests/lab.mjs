@@ -296,37 +296,26 @@ async function phoneWidth(browser) {
   await context.close();
 }
 
-async function main() {
-  const browser = await ui.launch();
-  try {
-    const viewport = { width: 1280, height: 800 };
-    const adminContext = await browser.newContext({ viewport });
-    const admin = await ui.watchedPage(adminContext, "admin");
-    await ui.step("the admin logs in", () => ui.login(admin, ui.env.user, ui.env.password));
-    await uploadIso(admin);
-    await installBase(admin);
-    await addStudent(admin);
+ui.journey(async (browser) => {
+  const viewport = { width: 1280, height: 800 };
+  const adminContext = await browser.newContext({ viewport });
+  const admin = await ui.watchedPage(adminContext, "admin");
+  await ui.step("the admin logs in", () => ui.login(admin, ui.env.user, ui.env.password));
+  await uploadIso(admin);
+  await installBase(admin);
+  await addStudent(admin);
 
-    const context = await browser.newContext({ viewport });
-    const page = await ui.watchedPage(context, "student");
-    await ui.step(`${STUDENT} logs in in a second browser context`, () => ui.login(page, STUDENT, ui.env.otherPassword));
-    await createAndStart(page);
-    await adminSeesIt(admin);
-    const con = await console_(context, page);
-    await quotaRefusal(page);
-    await closedDoors(context, page);
-    await phoneWidth(browser);
-    await stopKillWipeDelete(page, con);
-    await ui.step("the admin's All VMs followed the student's VM away live", async () => {
-      await vmRow(admin, VM).waitFor({ state: "detached" });
-    });
-    ui.assertNoPageProblems();
-  } finally {
-    await browser.close();
-  }
-}
-
-main().then(
-  () => console.log("journey passed"),
-  (err) => ui.fail(err.message),
-);
+  const context = await browser.newContext({ viewport });
+  const page = await ui.watchedPage(context, "student");
+  await ui.step(`${STUDENT} logs in in a second browser context`, () => ui.login(page, STUDENT, ui.env.otherPassword));
+  await createAndStart(page);
+  await adminSeesIt(admin);
+  const con = await console_(context, page);
+  await quotaRefusal(page);
+  await closedDoors(context, page);
+  await phoneWidth(browser);
+  await stopKillWipeDelete(page, con);
+  await ui.step("the admin's All VMs followed the student's VM away live", async () => {
+    await vmRow(admin, VM).waitFor({ state: "detached" });
+  });
+});

@@ -34,6 +34,21 @@ const problems = [];
 const pages = [];
 let shots = 0;
 
+/** Runs a journey: launches chromium, runs `body(browser)`, fails on any page problem,
+ * closes the browser, prints "journey passed" or exits 1 with the failed step. */
+export function journey(body) {
+  const run = async () => {
+    const browser = await launch();
+    try {
+      await body(browser);
+      assertNoPageProblems();
+    } finally {
+      await browser.close();
+    }
+  };
+  run().then(() => console.log("journey passed"), (err) => fail(err.message));
+}
+
 /** Launches chromium (tests run as root: no sandbox). */
 export async function launch() {
   mkdirSync(env.artifacts, { recursive: true });
