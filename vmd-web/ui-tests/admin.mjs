@@ -151,21 +151,30 @@ async function images(page) {
 }
 
 async function moreImages(page) {
-  await ui.step("a disk image dropped on Base images is imported (progress 100%)", async () => {
+  await ui.step("a disk image dropped on Base images is imported (progress 100%) with its OS and description", async () => {
+    await page.selectOption("#disk-os", "freebsd");
+    await page.fill("#disk-description", "Dropped blank disk");
     await dropFile(page, "disk-drop", "Blank Disk.img", 16);
     // The name is filled in when the upload starts (and cleared once it is imported).
     const name = await page.inputValue("#disk-name");
     if (name !== "blank-disk") throw new Error(`name from the file: ${name}`);
     await page.locator("#disk-percent", { hasText: "100%" }).waitFor({ timeout: 60 * SECOND });
-    await page.locator('#image-rows tr[data-key="blank-disk"][data-sealed="true"]').waitFor({ timeout: 60 * SECOND });
+    const blank = page.locator('#image-rows tr[data-key="blank-disk"][data-sealed="true"]');
+    await blank.waitFor({ timeout: 60 * SECOND });
+    await blank.locator("td", { hasText: "Dropped blank disk" }).waitFor();
+    await blank.locator("td", { hasText: "FreeBSD" }).waitFor();
     await waitStat(page, "images", "3");
   });
   await ui.step("publishing the other user's stopped VM makes a public base", async () => {
     await page.selectOption("#publish-vm", VM);
     await page.fill("#publish-name", "carl-base");
+    await page.selectOption("#publish-os", "debian");
+    await page.fill("#publish-description", "Carl's lab setup");
     await page.click('#publish-form button[type="submit"]');
     const row = page.locator('#image-rows tr[data-key="carl-base"][data-sealed="true"]');
     await row.locator("td", { hasText: "sealed, public" }).waitFor({ timeout: 60 * SECOND });
+    await row.locator("td", { hasText: "Carl's lab setup" }).waitFor();
+    await row.locator("td", { hasText: "Debian" }).waitFor();
     await waitStat(page, "images", "4");
   });
 }

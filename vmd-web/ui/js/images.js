@@ -101,11 +101,22 @@ function create(event) {
   act(`create ${body.name}`, () => post("/api/v1/images", body), `${body.name} created: install it from its console, then seal`);
 }
 
+/** The OS family and description chosen in the `prefix-os` / `prefix-description` fields,
+ * only those set (vmd guesses or inherits the rest). */
+function osAndDescription(prefix) {
+  const chosen = {};
+  if ($(`${prefix}-os`).value) chosen.os = $(`${prefix}-os`).value;
+  const description = $(`${prefix}-description`).value.trim();
+  if (description) chosen.description = description;
+  return chosen;
+}
+
 /** Submits the publish form. */
 function publish(event) {
   event.preventDefault();
   const vm = $("publish-vm").value;
   const body = { name: $("publish-name").value.trim(), public: $("publish-public").checked };
+  Object.assign(body, osAndDescription("publish"));
   act(`publish ${vm}`, () => post(vmPath(vm, "/publish"), body), `${vm} published as ${body.name}`);
 }
 
@@ -115,7 +126,10 @@ export function install() {
   $("image-info-os").replaceChildren(...familyOptions());
   $("image-form").addEventListener("submit", create);
   $("publish-form").addEventListener("submit", publish);
-  installUpload("disk", (name) => `/api/v1/images?name=${encodeURIComponent(name)}`, (name) => {
+  $("publish-os").append(...familyOptions());
+  $("disk-os").append(...familyOptions());
+  const importUrl = (name) => `/api/v1/images?${new URLSearchParams({ name, ...osAndDescription("disk") })}`;
+  installUpload("disk", importUrl, (name) => {
     toast(`${name} imported`);
     refresh();
   });
