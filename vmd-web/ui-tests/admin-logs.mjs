@@ -143,6 +143,51 @@ export async function consoleLog(page, vm) {
   });
 }
 
+/** A history longer than one page (1000 events): after a reload the panel reads only the
+ * newest 500 (found by probing, without reading the rest), the newest among them; Load
+ * older reads the 500 before them. `image` is an image whose description is rewritten to
+ * make the events. */
+export async function longHistory(page, image) {
+  await ui.step("a long history: the newest 500 are read first, Load older reads 500 more", async () => {
+    await page.evaluate(async (name) => {
+      const headers = { "Content-Type": "application/json", "X-CSRF-Token": localStorage.getItem("vmd-csrf") };
+      for (let i = 0; i < 1000; i += 1) {
+        const body = JSON.stringify({ description: `bulk ${i}` });
+        const answer = await fetch(`/api/v1/images/${name}`, { method: "PATCH", headers, body });
+        if (!answer.ok) throw new Error(`PATCH ${i}: ${answer.status}`);
+      }
+    }, image);
+    // The newest event: a VM made (and removed below) to be found by name.
+    await api(page, "POST", "/api/v1/vms", { name: "bulkmark", image, memory_mib: 128 });
+    const reads = [];
+    page.on("request", (r) => { if (r.url().includes("/events/history")) reads.push(new URL(r.url()).search); });
+    await page.reload();
+    await page.locator("#admin-view").waitFor({ state: "visible" });
+    const mark = page.locator(`${rows}[data-kind="vm_created"][data-vm="bulkmark"]`);
+    await mark.waitFor({ timeout: 30 * SECOND });
+    const newest = Number(await mark.getAttribute("data-key"));
+    const { first, oldest } = await page.evaluate(() => ({
+      first: Number(document.getElementById("events-count").textContent.match(/of (\d+) loaded/)[1]),
+      oldest: Math.min(...[...document.querySelectorAll("#events-rows tr")].map((tr) => Number(tr.dataset.key))),
+    }));
+    if (first < 500 || first > 510) throw new Error(`${first} events loaded at first`);
+    if (oldest < newest - 510) throw new Error(`read back to seq ${oldest}, the newest is ${newest}`);
+    // Only the first page (since=0) reads far back; the rest are one-event probes and the
+    // reads of the newest 500 (and catch-ups after the stream connects).
+    const deep = reads.filter((q) => {
+      const p = new URLSearchParams(q);
+      return p.get("limit") !== "1" && Number(p.get("since")) < newest - 510;
+    });
+    if (deep.length !== 1) throw new Error(`pages read far back: ${deep.join(" ")} (all: ${reads.join(" ")})`);
+    await page.click("#events-older");
+    await page.waitForFunction((n) => {
+      const m = document.getElementById("events-count").textContent.match(/of (\d+) loaded/);
+      return m && Number(m[1]) >= n + 500;
+    }, first);
+    await api(page, "DELETE", "/api/v1/vms/bulkmark");
+  });
+}
+
 /** Checks that at a phone's width the Logs panel and its two boxes stay within the screen
  * (the boxes scroll sideways instead); the viewport is then restored. */
 export async function phoneWidth(page) {

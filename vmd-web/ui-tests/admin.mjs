@@ -19,7 +19,7 @@ import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import * as ui from "./lib.mjs";
 import { manageOneUser } from "./users.mjs";
-import { consoleLog, eventLog, phoneWidth } from "./admin-logs.mjs";
+import { consoleLog, eventLog, longHistory, phoneWidth } from "./admin-logs.mjs";
 
 const SECOND = 1000;
 const ISO = "inst";
@@ -275,6 +275,7 @@ ui.journey(async (browser) => {
   await allVms(page);
   await eventLog(page, { iso: ISO, base: BASE, vm: VM, other: ui.env.otherUser });
   await consoleLog(page, BASE);
+  await longHistory(page, "blank-disk");
   await phoneWidth(page);
   await manageOneUser(browser, page);
   await ui.screenshots("end");
