@@ -197,7 +197,7 @@ fn ensure_absent<T>(found: Result<T, ClientError>, kind: &str, name: &str) -> Re
 /// Streams `source` to the daemon (`PUT /v1/uploads`) with a progress bar on a terminal, then
 /// in table mode without `-q` says on stderr `uploaded SIZE (sha256 HEX)`.
 async fn stage(ctx: &Ctx, source: upload::Source) -> Result<Upload, CliError> {
-    let bar = progress::bytes_bar(source.size, ctx.out.quiet);
+    let bar = progress::bytes_bar(source.data_bytes(), ctx.out.quiet);
     let staged = upload::send(&ctx.socket, ctx.token.as_ref(), source, bar.clone()).await;
     bar.finish_and_clear();
     let staged = staged?;
