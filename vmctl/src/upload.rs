@@ -56,6 +56,22 @@ impl Source {
     }
 }
 
+impl Source {
+    /// Sends the file whole, holes included (for a daemon without sparse uploads).
+    pub fn send_whole(&mut self) {
+        self.extents = None;
+    }
+}
+
+/// Whether a daemon of `api_version` takes sparse uploads (2.4 and later 2.x, any later major).
+pub fn knows_sparse(api_version: &str) -> bool {
+    let mut parts = api_version
+        .split('.')
+        .map(|p| p.parse::<u32>().unwrap_or(0));
+    let (major, minor) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+    major > 2 || (major == 2 && minor >= 4)
+}
+
 /// Opens `path` for upload as `kind`. Unreadable or non-regular files, and files whose first
 /// (and last) bytes say they are not of `kind` ([`vm_proto::sniff`]), are invalid arguments
 /// (exit 6), refused before a byte is sent.
@@ -146,7 +162,11 @@ pub async fn send(
     }
     let extents = source.extents.unwrap_or_else(|| vec![(0, source.size)]);
     let wire: u64 = extents.iter().map(|(_, len)| len).sum::<u64>()
-        + if framed { extents.len() as u64 * ExtentHeader::BYTES as u64 } else { 0 };
+        + if framed {
+            extents.len() as u64 * ExtentHeader::BYTES as u64
+        } else {
+            0
+        };
     let reader = Reader {
         file: source.file,
         extents: extents.into(),
@@ -261,7 +281,10 @@ mod tests {
         let mut iso = vec![0u8; 64 << 10];
         iso[32769..32774].copy_from_slice(b"CD001");
         std::fs::write(&iso_path, &iso).expect("write");
-        let err = open(&iso_path, UploadKind::Disk).await.err().expect("an iso");
+        let err = open(&iso_path, UploadKind::Disk)
+            .await
+            .err()
+            .expect("an iso");
         assert_eq!(err.exit_code(), 6);
         assert!(err.to_string().contains("this is an ISO"), "{err}");
         assert!(err.hint().is_some_and(|h| h.contains("vmctl iso upload")));
@@ -269,14 +292,32 @@ mod tests {
         let mut qcow2 = vec![0u8; 64 << 10];
         qcow2[..4].copy_from_slice(b"QFI\xfb");
         std::fs::write(&qcow2_path, &qcow2).expect("write");
-        let err = open(&qcow2_path, UploadKind::Iso).await.err().expect("a disk");
+        let err = open(&qcow2_path, UploadKind::Iso)
+            .await
+            .err()
+            .expect("a disk");
         assert!(err.to_string().contains("this is not an ISO"), "{err}");
         let hint = err.hint().expect("hint");
-        assert!(hint.contains("image import") && !hint.contains("qemu-img"), "{hint}");
+        assert!(
+            hint.contains("image import") && !hint.contains("qemu-img"),
+            "{hint}"
+        );
         let text = dir.path().join("notes.txt");
         std::fs::write(&text, "hello\n").expect("write");
         let err = open(&text, UploadKind::Disk).await.err().expect("text");
-        assert!(err.to_string().contains("not a recognised disk image"), "{err}");
+        assert!(
+            err.to_string().contains("not a recognised disk image"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn sparse_uploads_need_api_2_4() {
+        assert!(!knows_sparse("2.3"));
+        assert!(knows_sparse("2.4"));
+        assert!(knows_sparse("2.10"));
+        assert!(knows_sparse("3.0"));
+        assert!(!knows_sparse("1.9"));
     }
 
     #[tokio::test]

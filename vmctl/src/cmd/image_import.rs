@@ -28,7 +28,7 @@ pub async fn run(ctx: &Ctx, args: ImportArgs) -> Result<(), CliError> {
         "image",
         &args.name,
     )?;
-    let staged = super::stage(ctx, source).await?;
+    let staged = super::stage(ctx, &client, source).await?;
     let spinner = progress::spinner(format!("importing {}", args.name), ctx.out.quiet);
     let image = client
         .image_import(ImageImport {

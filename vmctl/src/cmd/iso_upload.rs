@@ -27,7 +27,7 @@ pub async fn run(ctx: &Ctx, args: IsoUploadArgs) -> Result<(), CliError> {
     let source = upload::open(&args.file, UploadKind::Iso).await?;
     let client = ctx.connect().await?;
     super::ensure_absent(client.iso_get(name.clone()).await, "iso", &name)?;
-    let staged = super::stage(ctx, source).await?;
+    let staged = super::stage(ctx, &client, source).await?;
     let spinner = progress::spinner(format!("importing {name}"), ctx.out.quiet);
     let iso = client
         .iso_import(IsoImport {
