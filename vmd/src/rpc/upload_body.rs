@@ -11,7 +11,7 @@ use vm_proto::sniff::{self, Refusal, UploadKind};
 use vm_proto::upload::ExtentHeader;
 
 /// Zero bytes hashed per step for a hole.
-const ZEROS: [u8; 64 << 10] = [0; 64 << 10];
+static ZEROS: [u8; 64 << 10] = [0; 64 << 10];
 
 /// Holes at least this long are hashed off the async workers.
 const BLOCKING_HOLE: u64 = 8 << 20;
