@@ -108,6 +108,8 @@ enum Group {
     Chaos,
     /// mutated JSON-RPC, HTTP, upload, image and console requests against a live vmd
     Fuzz,
+    /// 10 GiB sparse disk (100 MiB of data) sent as extents vs whole vs 100 MiB dense
+    Upload,
     /// REST through vmd-web vs JSON-RPC on the socket; VNC over WebSocket vs the socket relay
     Web,
     /// the same work through virsh
@@ -168,6 +170,7 @@ fn run_group(group: Group, ctx: &Ctx, report: &mut Report) {
         Group::Rss => scenarios::rss::run(ctx, report),
         Group::Chaos => scenarios::chaos::run(ctx, report),
         Group::Fuzz => scenarios::fuzz::run(ctx, report),
+        Group::Upload => scenarios::upload::run(ctx, report),
         Group::Web => scenarios::web::run(ctx, report),
         Group::Libvirt => libvirt::run(ctx, report),
     };

@@ -8,6 +8,9 @@
 //! - [`paths`]: where clients find the daemon socket.
 //! - [`names`]: validation of names and parsing of human sizes, shared so that a client can reject
 //!   bad input before it uploads gigabytes.
+//! - [`sniff`]: what an upload is (ISO or disk image) from its first bytes, the one rule set
+//!   that vmctl checks before sending and vmd checks on an upload's first chunk and at import.
+//! - [`upload`]: the upload endpoint's query parameters and its sparse (extent stream) body.
 //!
 //! # Features
 //! `server` and `client` enable the two sides of [`api`]; `openapi` derives `utoipa::ToSchema`
@@ -22,7 +25,9 @@
 pub mod error;
 pub mod names;
 pub mod paths;
+pub mod sniff;
 pub mod types;
+pub mod upload;
 
 #[cfg(any(feature = "server", feature = "client"))]
 pub mod api;
@@ -30,7 +35,7 @@ pub mod api;
 pub use error::{ApiError, ErrorCode, ErrorData};
 
 /// Version of this contract, reported by `system.info`.
-pub const API_VERSION: &str = "2.3";
+pub const API_VERSION: &str = "2.4";
 
 /// HTTP path (on the daemon's Unix socket) that accepts raw image bytes for a later import.
 pub const UPLOAD_PATH: &str = "/v1/uploads";

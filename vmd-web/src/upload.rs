@@ -1,6 +1,10 @@
 //! Streaming an upload to vmd: `PUT /v1/uploads` over HTTP/1.1 on its Unix socket, with the
 //! caller's bearer token.
 //!
+//! The upload is declared `?kind=iso` or `?kind=disk` by the route, so vmd checks the file's
+//! first bytes ([`vm_proto::sniff`]) and refuses a wrong one at once; vmd-web relays that
+//! answer and stops reading the caller's body.
+//!
 //! The incoming request body is forwarded frame by frame as it arrives (hyper's back-pressure
 //! paces the browser to vmd's disk), so vmd-web never holds more than a few frames of it.
 //!
@@ -25,7 +29,9 @@ use hyper::{Method, Request, StatusCode};
 use hyper_util::rt::TokioIo;
 use tokio::net::UnixStream;
 use tokio::sync::Notify;
+use vm_proto::sniff::UploadKind;
 use vm_proto::types::Upload;
+use vm_proto::upload::KIND_PARAM;
 use vm_proto::{ApiError, ErrorCode};
 
 use crate::error::WebError;
@@ -36,8 +42,14 @@ const REPLY_LIMIT: usize = 64 << 10;
 /// How long the body waits for vmd's `100 Continue`.
 const CONTINUE_WAIT: Duration = Duration::from_secs(5);
 
-/// Streams `body` (`length` bytes) to vmd as `token`'s user; returns vmd's [`Upload`].
-pub async fn send(vmd: &Vmd, token: &str, length: u64, body: Body) -> Result<Upload, WebError> {
+/// Streams `body` (`length` bytes, declared a `kind`) to vmd as `token`'s user; returns vmd's
+/// [`Upload`].
+pub async fn send(
+    vmd: &Vmd,
+    token: &str,
+    (kind, length): (UploadKind, u64),
+    body: Body,
+) -> Result<Upload, WebError> {
     let stream = UnixStream::connect(vmd.socket())
         .await
         .map_err(|err| unreachable(&err.to_string()))?;
@@ -56,7 +68,11 @@ pub async fn send(vmd: &Vmd, token: &str, length: u64, body: Body) -> Result<Upl
     bearer.set_sensitive(true);
     let mut request = Request::builder()
         .method(Method::PUT)
-        .uri(vm_proto::UPLOAD_PATH)
+        .uri(format!(
+            "{}?{KIND_PARAM}={}",
+            vm_proto::UPLOAD_PATH,
+            kind.as_str()
+        ))
         .header(HOST, "localhost")
         .header(CONTENT_TYPE, "application/octet-stream")
         .header(CONTENT_LENGTH, length)

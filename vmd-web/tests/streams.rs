@@ -240,3 +240,37 @@ fn a_1_gib_iso_streams_through_without_buffering_and_images_upload_too() {
     eprintln!("1 GiB upload through vmd-web: {secs:.1} s, vmd-web VmHWM {peak} KiB");
     assert!(peak < 64 << 10, "vmd-web peaked at {peak} KiB");
 }
+
+#[test]
+fn a_wrong_file_is_refused_on_its_first_bytes_not_after_all_of_them() {
+    let vmd = Vmd::start();
+    let admin = vmd.admin_token();
+    let web = Web::start(&vmd);
+    let mut qcow2 = vec![0u8; 512];
+    qcow2[..4].copy_from_slice(b"QFI\xfb");
+    let (resp, sent) = web.upload_until_refused(&admin, "/api/v1/isos?name=x", &qcow2, 4 << 30);
+    let json = resp.expect_error(400, "invalid_argument");
+    let message = json["message"].as_str().unwrap_or_default();
+    assert!(message.contains("this is not an ISO"), "{json}");
+    assert!(
+        json["hint"]
+            .as_str()
+            .is_some_and(|h| h.contains("image import")),
+        "{json}"
+    );
+    // TCP buffers on both hops hold a few MiB; vmd itself reads at most its first MiB.
+    eprintln!("refused after {sent} bytes of 4 GiB sent to vmd-web");
+    assert!(sent < 64 << 20, "{sent} bytes were sent before the refusal");
+
+    let mut iso = vec![0u8; 64 << 10];
+    iso[32769..32774].copy_from_slice(b"CD001");
+    let (resp, sent) = web.upload_until_refused(&admin, "/api/v1/images?name=cd", &iso, 4 << 30);
+    let json = resp.expect_error(400, "invalid_argument");
+    assert!(
+        json["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("this is an ISO")),
+        "{json}"
+    );
+    assert!(sent < 64 << 20, "{sent} bytes were sent before the refusal");
+}

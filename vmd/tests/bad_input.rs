@@ -237,7 +237,11 @@ fn hostile_and_non_image_files_are_refused_on_import() {
     iso[32769..32774].copy_from_slice(b"CD001");
     let iso_path = dir.join("cd.iso");
     std::fs::write(&iso_path, iso).expect("write");
-    assert_import_refused(&d, &iso_path, "ISO 9660");
+    assert_import_refused(
+        &d,
+        &iso_path,
+        "this is an ISO (CD/DVD image), not a disk image",
+    );
 
     let truncated = dir.join("trunc.qcow2");
     let good = convert(&raw_disk(dir, "t.img", "8M"), "qcow2");

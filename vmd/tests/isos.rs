@@ -25,7 +25,7 @@ fn non_iso_upload_is_refused_and_leaves_nothing() {
     assert!(
         err["data"]["chain"]
             .to_string()
-            .contains("not an ISO 9660 or UDF image"),
+            .contains("this is not an ISO"),
         "{err}"
     );
     assert_eq!(d.snapshot(), before);

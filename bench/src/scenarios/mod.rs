@@ -12,6 +12,7 @@ pub mod graceful;
 pub mod listing;
 pub mod rss;
 pub mod start;
+pub mod upload;
 pub mod web;
 
 use std::path::PathBuf;

@@ -3,14 +3,15 @@
 //! Without `--name` the name comes from the file name: its stem lowercased, characters other
 //! than `a-z`, `0-9` and `-` replaced by `-`, leading and trailing `-` trimmed, cut to 63
 //! characters (`Debian-12.5.0_amd64-netinst.iso` → `debian-12-5-0-amd64-netinst`).
-//! Then the same flow as `image import`: checks that fail fast (name, readable regular file:
-//! exit 6; an ISO of that name: exit 4), the upload (`PUT /v1/uploads`), and `iso.import`,
-//! which refuses files that are not ISO 9660 or UDF (exit 6).
+//! Then the same flow as `image import`: checks that fail fast (name, readable regular file
+//! with an ISO 9660 or UDF volume descriptor ([`vm_proto::sniff`]): exit 6; an ISO of that
+//! name: exit 4), the upload (`PUT /v1/uploads?kind=iso`), and `iso.import`.
 
 use std::path::Path;
 
 use vm_proto::api::VmdApiClient;
 use vm_proto::names::{validate_name, NAME_MAX_LEN};
+use vm_proto::sniff::UploadKind;
 use vm_proto::types::IsoImport;
 use vm_proto::{ApiError, ErrorCode};
 
@@ -23,10 +24,10 @@ use crate::upload;
 /// Uploads, imports and prints the new ISO (nothing with `-q`).
 pub async fn run(ctx: &Ctx, args: IsoUploadArgs) -> Result<(), CliError> {
     let name = iso_name(args.name, &args.file)?;
-    let source = upload::open(&args.file).await?;
+    let source = upload::open(&args.file, UploadKind::Iso).await?;
     let client = ctx.connect().await?;
     super::ensure_absent(client.iso_get(name.clone()).await, "iso", &name)?;
-    let staged = super::stage(ctx, source).await?;
+    let staged = super::stage(ctx, &client, source).await?;
     let spinner = progress::spinner(format!("importing {name}"), ctx.out.quiet);
     let iso = client
         .iso_import(IsoImport {

@@ -196,8 +196,17 @@ fn ensure_absent<T>(found: Result<T, ClientError>, kind: &str, name: &str) -> Re
 
 /// Streams `source` to the daemon (`PUT /v1/uploads`) with a progress bar on a terminal, then
 /// in table mode without `-q` says on stderr `uploaded SIZE (sha256 HEX)`.
-async fn stage(ctx: &Ctx, source: upload::Source) -> Result<Upload, CliError> {
-    let bar = progress::bytes_bar(source.size, ctx.out.quiet);
+/// A daemon older than API 2.4 does not know sparse uploads: `source` then goes whole.
+async fn stage(
+    ctx: &Ctx,
+    client: &WsClient,
+    mut source: upload::Source,
+) -> Result<Upload, CliError> {
+    let info = vm_proto::api::VmdApiClient::system_info(client).await?;
+    if !upload::knows_sparse(&info.api_version) {
+        source.send_whole();
+    }
+    let bar = progress::bytes_bar(source.data_bytes(), ctx.out.quiet);
     let staged = upload::send(&ctx.socket, ctx.token.as_ref(), source, bar.clone()).await;
     bar.finish_and_clear();
     let staged = staged?;

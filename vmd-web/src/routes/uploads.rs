@@ -12,7 +12,8 @@
 //! These routes sit outside the 1 MiB body limit and the 60 s timeout of the JSON routes (a
 //! large file takes longer): their limit is [`UPLOAD_LIMIT`], checked against
 //! `Content-Length` before a byte is read; the body is never buffered. vmd decides who may
-//! upload (admins) and refuses what it does not accept.
+//! upload (admins) and refuses what it does not accept; the upload is declared `?kind=iso` or
+//! `?kind=disk`, so a wrong file is refused on its first 48 KiB rather than after all of it.
 
 use axum::extract::{FromRequest, FromRequestParts, Request, State};
 use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
@@ -23,6 +24,7 @@ use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use vm_proto::api::VmdApiClient;
+use vm_proto::sniff::UploadKind;
 use vm_proto::types::{Image, ImageCreate, ImageImport, Iso, IsoImport, OsFamily, Upload};
 use vm_proto::ErrorCode;
 
@@ -70,7 +72,7 @@ struct ImageQuery {
     request_body(content_type = "application/octet-stream", description = "The ISO file"),
     responses((status = 201, body = Iso), Create))]
 async fn iso(State(vmd): State<Vmd>, Query(q): Query<Named>, request: Request) -> Created<Iso> {
-    let (token, upload) = receive(&vmd, request).await?;
+    let (token, upload) = receive(&vmd, UploadKind::Iso, request).await?;
     let rpc = vmd.connect(Some(&token)).await?;
     let params = IsoImport {
         name: q.name,
@@ -94,7 +96,7 @@ async fn image(State(vmd): State<Vmd>, request: Request) -> Created<Image> {
     }
     let (mut parts, body) = request.into_parts();
     let Query(q) = Query::<ImageQuery>::from_request_parts(&mut parts, &vmd).await?;
-    let (token, upload) = receive(&vmd, Request::from_parts(parts, body)).await?;
+    let (token, upload) = receive(&vmd, UploadKind::Disk, Request::from_parts(parts, body)).await?;
     let rpc = vmd.connect(Some(&token)).await?;
     let params = ImageImport {
         name: q.name,
@@ -121,11 +123,16 @@ fn is_json(headers: &HeaderMap) -> bool {
     media.trim().eq_ignore_ascii_case("application/json")
 }
 
-/// Streams the request body to vmd; returns the caller's token and vmd's upload.
-async fn receive(vmd: &Vmd, request: Request) -> Result<(String, Upload), WebError> {
+/// Streams the request body to vmd as a `kind` upload; returns the caller's token and vmd's
+/// upload.
+async fn receive(
+    vmd: &Vmd,
+    kind: UploadKind,
+    request: Request,
+) -> Result<(String, Upload), WebError> {
     let token = Credential::require(request.headers())?.token().to_string();
     let length = content_length(request.headers())?;
-    let upload = upload::send(vmd, &token, length, request.into_body()).await?;
+    let upload = upload::send(vmd, &token, (kind, length), request.into_body()).await?;
     Ok((token, upload))
 }
 

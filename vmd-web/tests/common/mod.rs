@@ -111,6 +111,46 @@ impl Web {
         Resp::parse(&raw)
     }
 
+    /// Streams a `len`-byte body starting with `head` (zeros after it) to `path`, 64 KiB per
+    /// write on one thread while another reads the reply; returns the reply and how many body
+    /// bytes could be written before the server stopped reading.
+    pub fn upload_until_refused(
+        &self,
+        token: &str,
+        path: &str,
+        head: &[u8],
+        len: u64,
+    ) -> (Resp, u64) {
+        let mut stream = TcpStream::connect(&self.addr).expect("connect to vmd-web");
+        stream.set_read_timeout(Some(DEADLINE)).expect("timeout");
+        stream.set_write_timeout(Some(DEADLINE)).expect("timeout");
+        let request = format!(
+            "POST {path} HTTP/1.1\r\nhost: {}\r\nauthorization: Bearer {token}\r\ncontent-type: application/octet-stream\r\ncontent-length: {len}\r\n\r\n",
+            self.addr
+        );
+        stream.write_all(request.as_bytes()).expect("write head");
+        let mut reader = stream.try_clone().expect("clone");
+        let head = head.to_vec();
+        let writer = std::thread::spawn(move || {
+            let mut sent = 0u64;
+            while sent < len {
+                let mut piece = vec![0u8; 64 << 10];
+                let from = (sent as usize).min(head.len());
+                let take = (head.len() - from).min(piece.len());
+                piece[..take].copy_from_slice(&head[from..from + take]);
+                match stream.write(&piece) {
+                    Ok(n) => sent += n as u64,
+                    Err(_) => break,
+                }
+            }
+            sent
+        });
+        let mut raw = Vec::new();
+        let _ = reader.read_to_end(&mut raw);
+        let sent = writer.join().expect("writer");
+        (Resp::parse(&raw), sent)
+    }
+
     /// Whether vmd-web is still running.
     pub fn is_running(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))

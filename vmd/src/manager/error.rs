@@ -335,6 +335,7 @@ impl Error {
             Error::IsoNotFound(_) => "list ISOs with `vmctl iso ls`".into(),
             Error::IsoInUse { users, .. } => format!("eject it first: vmctl iso detach {}", users.join(" / ")),
             Error::BlankDisk(name) => format!("boot the install vm (vmctl start {name}), install the OS, stop it, then seal"),
+            Error::IsoImport { source: StorageError::Detect(crate::storage::detect::DetectError::NotIso(refusal)), .. } => refusal.hint().into(),
             Error::IsoImport { source, .. } if is_refusal(source) => "upload a CD/DVD image (ISO 9660 or UDF); disk images go through `vmctl image import`".into(),
             Error::NotSealed(name) => format!("finish the installation, stop the install vm, then `vmctl image seal {name}`"),
             Error::IsoExists(_) | Error::ImageExists(_) | Error::VmExists(_) => "choose another name or remove the existing one first".into(),

@@ -22,6 +22,7 @@ mod identity;
 pub mod socket;
 mod upgrade;
 mod upload;
+mod upload_body;
 mod vnc;
 
 use std::sync::Arc;

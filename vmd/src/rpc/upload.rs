@@ -2,6 +2,11 @@
 //! registers it for the uploader's uid. The daemon writes only its own file; it never opens a
 //! client-named path.
 //!
+//! The query may declare the kind (`?kind=iso|disk`): the first bytes are then checked with
+//! [`vm_proto::sniff`] as soon as they are in, and a wrong file is refused at once (after at
+//! most [`vm_proto::sniff::HEAD_BYTES`] of it), closing the connection. `?sparse=SIZE` makes the
+//! body an extent stream of a sparse file ([`vm_proto::upload`], [`super::upload_body`]).
+//!
 //! Space: before reading the body, an upload reserves twice its declared length in the
 //! manager's space ledger (the staged bytes, then what an import converts them into), and a
 //! request that does not fit beside the uploads already in flight gets 507 at once. The
@@ -16,12 +21,13 @@ use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::{Method, StatusCode};
 use jsonrpsee::server::{HttpBody, HttpRequest, HttpResponse};
-use sha2::{Digest, Sha256};
-use tokio::io::AsyncWriteExt;
 use vm_proto::names::format_size;
+use vm_proto::sniff::UploadKind;
 use vm_proto::types::Upload;
+use vm_proto::upload;
 use vm_proto::{ApiError, ErrorCode};
 
+use super::upload_body::{BodyError, Extents, Sink};
 use super::Identity;
 use crate::auth::Subject;
 use crate::manager::ledger::Reservation;
@@ -49,8 +55,17 @@ pub async fn handle(
     };
     match receive(manager, &subject, req, (max_bytes, idle)).await {
         Ok(upload) => json(StatusCode::CREATED, &upload),
-        Err((status, err)) => error_response(status, &err),
+        Err((status, err)) => closing(error_response(status, &err)),
     }
+}
+
+/// `response` with `connection: close`: after a refusal the rest of the body is not read.
+fn closing(mut response: HttpResponse) -> HttpResponse {
+    response.headers_mut().insert(
+        hyper::header::CONNECTION,
+        hyper::header::HeaderValue::from_static("close"),
+    );
+    response
 }
 
 type Failure = (StatusCode, ApiError);
@@ -99,7 +114,12 @@ async fn receive(
             "use PUT",
         ));
     }
+    let shape = Shape::of(&req)?;
     let length = checked_length(&req, max)?;
+    let size = shape.sparse.unwrap_or(length);
+    if size > max {
+        return Err(too_large(size, max));
+    }
     let reservation = reserve(manager, length)?;
     let id = format!(
         "{:x}-{:x}-{:x}",
@@ -112,14 +132,14 @@ async fn receive(
         length,
         reservation: Some(reservation),
     };
-    let sha256 = write_body(&mut in_flight, req.into_body(), idle).await?;
+    let sha256 = write_body(&mut in_flight, req.into_body(), shape, idle).await?;
     let (path, reservation) = in_flight.staged();
-    let staged = StagedUpload::new(caller.user_id, path, length, sha256.clone(), reservation);
+    let staged = StagedUpload::new(caller.user_id, path, size, sha256.clone(), reservation);
     manager.uploads().insert(id.clone(), staged);
-    tracing::debug!(upload = %id, user = %caller.name, size_bytes = length, "upload staged");
+    tracing::debug!(upload = %id, user = %caller.name, size_bytes = size, wire_bytes = length, "upload staged");
     Ok(Upload {
         upload_id: id,
-        size_bytes: length,
+        size_bytes: size,
         sha256,
     })
 }
@@ -134,18 +154,59 @@ fn checked_length(req: &HttpRequest<Incoming>, max: u64) -> Result<u64, Failure>
         )
     })?;
     if length > max {
-        let msg = format!(
-            "upload of {} exceeds the limit of {}",
-            format_size(length),
-            format_size(max)
-        );
-        return Err(invalid(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            msg,
-            "raise max_upload_bytes in the vmd config",
-        ));
+        return Err(too_large(length, max));
     }
     Ok(length)
+}
+
+fn too_large(length: u64, max: u64) -> Failure {
+    let msg = format!(
+        "upload of {} exceeds the limit of {}",
+        format_size(length),
+        format_size(max)
+    );
+    invalid(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        msg,
+        "raise max_upload_bytes in the vmd config",
+    )
+}
+
+/// What the query says about the body: the declared kind, and the logical size if the body
+/// is a sparse extent stream ([`vm_proto::upload`]).
+#[derive(Debug, Clone, Copy, Default)]
+struct Shape {
+    kind: Option<UploadKind>,
+    sparse: Option<u64>,
+}
+
+impl Shape {
+    fn of(req: &HttpRequest<Incoming>) -> Result<Shape, Failure> {
+        let mut shape = Shape::default();
+        for pair in req.uri().query().unwrap_or_default().split('&') {
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            match key {
+                upload::KIND_PARAM => shape.kind = Some(value.parse().map_err(bad_query)?),
+                upload::SPARSE_PARAM => {
+                    let size = value.parse().map_err(|_| {
+                        bad_query(format!("sparse={value:?} is not a size in bytes"))
+                    })?;
+                    shape.sparse = Some(size);
+                }
+                "" => {}
+                other => return Err(bad_query(format!("unknown query parameter {other:?}"))),
+            }
+        }
+        Ok(shape)
+    }
+}
+
+fn bad_query(msg: String) -> Failure {
+    invalid(
+        StatusCode::BAD_REQUEST,
+        msg,
+        "see the upload section of docs/api.md",
+    )
 }
 
 /// Reserves twice `length` (the staged bytes, then what an import converts them into), or
@@ -209,19 +270,14 @@ impl Drop for InFlight {
 async fn write_body(
     upload: &mut InFlight,
     mut body: Incoming,
+    shape: Shape,
     idle: std::time::Duration,
 ) -> Result<String, Failure> {
-    let internal = |e: std::io::Error| {
-        (
-            StatusCode::INTERNAL_SERVER_ERROR,
-            ApiError::from_error(ErrorCode::Internal, &e),
-        )
-    };
     let file = tokio::fs::File::create(&upload.path)
         .await
-        .map_err(internal)?;
-    let mut out = tokio::io::BufWriter::with_capacity(1 << 20, file);
-    let mut hasher = Sha256::new();
+        .map_err(|e| body_failure(e.into()))?;
+    let mut sink = Sink::new(file, shape.sparse.unwrap_or(upload.length), shape.kind);
+    let mut extents = shape.sparse.map(Extents::new);
     let mut received: u64 = 0;
     while let Some(frame) = next_frame(&mut body, idle).await? {
         let frame = frame.map_err(|e| {
@@ -232,19 +288,42 @@ async fn write_body(
             )
         })?;
         if let Ok(data) = frame.into_data() {
+            match extents.as_mut() {
+                Some(parser) => parser.feed(&data, &mut sink).await,
+                None => sink.write_at(received, &data).await,
+            }
+            .map_err(body_failure)?;
             received += data.len() as u64;
-            hasher.update(&data);
-            out.write_all(&data).await.map_err(internal)?;
-            upload.landed(received - out.buffer().len() as u64);
+            upload.landed(received.saturating_sub(sink.buffered()));
         }
     }
     let length = upload.length;
-    if received != length {
+    let cut = extents.as_ref().is_some_and(|p| !p.complete());
+    if received != length || cut {
         let msg = format!("upload ended after {received} of {length} bytes");
         return Err(invalid(StatusCode::BAD_REQUEST, msg, "retry the upload"));
     }
-    out.flush().await.map_err(internal)?;
-    Ok(hex(&hasher.finalize()))
+    sink.finish().await.map_err(body_failure)
+}
+
+/// The response for a body that was refused or could not be written. A refusal closes the
+/// connection (`connection: close`), so the rest of the body is never read.
+fn body_failure(err: BodyError) -> Failure {
+    match err {
+        BodyError::Refused(refusal) => {
+            tracing::debug!(error = %refusal, "upload refused on its first bytes");
+            invalid(StatusCode::BAD_REQUEST, refusal.to_string(), refusal.hint())
+        }
+        BodyError::Framing(_) => invalid(
+            StatusCode::BAD_REQUEST,
+            err.to_string(),
+            "see the upload section of docs/api.md",
+        ),
+        BodyError::Io(io) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::from_error(ErrorCode::Internal, &io),
+        ),
+    }
 }
 
 /// The next piece of the body; an upload that sends nothing for `idle` is dropped (its space
@@ -280,10 +359,6 @@ pub(super) fn json<T: serde::Serialize>(status: StatusCode, body: &T) -> HttpRes
         hyper::header::HeaderValue::from_static("application/json"),
     );
     resp
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn now_nanos() -> u128 {

@@ -2,14 +2,16 @@
 //! qemu-img process sees an untrusted file.
 //!
 //! Detection is ours, not qemu-img's probing: the detected format is then passed explicitly.
-//! Raw images are only accepted when they carry a partition table (MBR boot signature or a GPT
-//! header), so an arbitrary file is not mistaken for a disk. VMDKs are parsed in full by
+//! The signatures are [`vm_proto::sniff`]'s, the rules vmctl and the upload endpoint also apply
+//! before a whole file is sent. Raw images are only accepted when they carry a partition table
+//! (MBR boot signature or a GPT header), so an arbitrary file is not mistaken for a disk. VMDKs are parsed in full by
 //! [`super::vmdk`]; qcow2 headers are checked for references to other files and for a virtual
 //! size above [`DISK_BYTES_MAX`].
 
 use std::io::{Read, Seek, SeekFrom};
 
 use vm_proto::names::format_size;
+use vm_proto::sniff::{self, Refusal, UploadKind, Verdict};
 use vm_proto::types::DISK_BYTES_MAX;
 
 use super::vmdk::{self, VmdkError};
@@ -52,16 +54,16 @@ pub enum DetectError {
     #[error("cannot read uploaded file")]
     Io(#[from] std::io::Error),
     /// No known signature.
-    #[error("not a recognised disk image (qcow2, vmdk, vdi, vhdx, vpc, or raw with an MBR/GPT partition table)")]
+    #[error("{}", Refusal::NotDisk)]
     Unknown,
     /// An upload offered as an ISO has no ISO 9660 or UDF signature.
-    #[error("not an ISO 9660 or UDF image (no CD001/NSR0x volume descriptor at sector 16)")]
-    NotIso,
+    #[error(transparent)]
+    NotIso(Refusal),
     /// An ISO 9660 file was offered as a disk.
-    #[error("the file is an ISO 9660 CD/DVD image, not a disk image")]
+    #[error("{}", Refusal::IsoNotDisk)]
     Iso,
     /// A VMDK descriptor (text) file, whose extents are other host files.
-    #[error("VMDK descriptor files reference other files and are refused; upload a monolithic (single-file) VMDK")]
+    #[error("{}", Refusal::VmdkDescriptor)]
     VmdkDescriptor,
     /// qcow2 header names a backing file.
     #[error("qcow2 image has a backing file ({0:?}); refusing images that reference other files")]
@@ -88,60 +90,50 @@ pub fn check_size(bytes: u64) -> Result<(), DetectError> {
     }
 }
 
-/// Detects the format of the file `f` (a daemon-owned staged upload).
+/// Detects the format of the file `f` (a daemon-owned staged upload) with the shared rules of
+/// [`vm_proto::sniff`], then runs the deeper per-format header checks.
 pub fn detect(f: &mut std::fs::File) -> Result<Format, DetectError> {
     let len = f.metadata()?.len();
-    let head = read_at(f, 0, 4096)?;
-    if head.starts_with(b"QFI\xfb") {
-        check_qcow2_header(f, &head)?;
-        return Ok(Format::Qcow2);
+    let head = read_at(f, 0, sniff::HEAD_BYTES)?;
+    let tail = read_at(
+        f,
+        len.saturating_sub(sniff::TAIL_BYTES as u64),
+        sniff::TAIL_BYTES,
+    )?;
+    let format = match sniff::classify(&head, Some(&tail), len) {
+        Verdict::Disk(name) => format_named(name),
+        Verdict::Iso => return Err(DetectError::Iso),
+        Verdict::VmdkDescriptor => return Err(DetectError::VmdkDescriptor),
+        Verdict::Unknown | Verdict::Undecided => return Err(DetectError::Unknown),
+    };
+    match format {
+        Format::Qcow2 => check_qcow2_header(f, &head)?,
+        Format::Vmdk => {
+            vmdk::check_file(f)?;
+        }
+        _ => {}
     }
-    if head.starts_with(b"KDMV") {
-        vmdk::check_file(f)?;
-        return Ok(Format::Vmdk);
-    }
-    if head.starts_with(b"# Disk DescriptorFile") {
-        return Err(DetectError::VmdkDescriptor);
-    }
-    if head.starts_with(b"vhdxfile") {
-        return Ok(Format::Vhdx);
-    }
-    if head.starts_with(b"conectix") {
-        return Ok(Format::Vpc);
-    }
-    if head.len() >= 0x44 && head[0x40..0x44] == [0x7f, 0x10, 0xda, 0xbe] {
-        return Ok(Format::Vdi);
-    }
-    detect_tail(f, len, &head)
+    Ok(format)
 }
 
-fn detect_tail(f: &mut std::fs::File, len: u64, head: &[u8]) -> Result<Format, DetectError> {
-    if len >= 512 && read_at(f, len - 512, 8)?.starts_with(b"conectix") {
-        return Ok(Format::Vpc);
+/// The [`Format`] of a qemu-img driver name from [`sniff::classify`].
+fn format_named(name: &str) -> Format {
+    match name {
+        "qcow2" => Format::Qcow2,
+        "vmdk" => Format::Vmdk,
+        "vhdx" => Format::Vhdx,
+        "vpc" => Format::Vpc,
+        "vdi" => Format::Vdi,
+        _ => Format::Raw,
     }
-    if len >= 32774 && read_at(f, 32769, 5)? == b"CD001" {
-        return Err(DetectError::Iso);
-    }
-    let mbr = head.len() >= 512 && head[510] == 0x55 && head[511] == 0xaa;
-    let gpt = head.len() >= 520 && &head[512..520] == b"EFI PART";
-    if len.is_multiple_of(512) && (mbr || gpt) {
-        return Ok(Format::Raw);
-    }
-    Err(DetectError::Unknown)
 }
 
-/// Checks for an ISO 9660 primary volume descriptor (`CD001` at byte 32769) or a UDF volume
-/// recognition sequence (`BEA01`, `NSR02`/`NSR03` in the descriptors from sector 16).
+/// Checks for an ISO 9660 primary volume descriptor or a UDF volume recognition sequence
+/// ([`sniff::is_iso`]).
 pub fn check_iso(f: &mut std::fs::File) -> Result<(), DetectError> {
-    let area = read_at(f, 32768, 2048 * 8)?;
-    let ident = |sector: usize| area.get(sector * 2048 + 1..sector * 2048 + 6);
-    let iso9660 = ident(0) == Some(b"CD001");
-    let udf = (0..8).any(|s| matches!(ident(s), Some(b"NSR02") | Some(b"NSR03")));
-    if iso9660 || udf {
-        Ok(())
-    } else {
-        Err(DetectError::NotIso)
-    }
+    let len = f.metadata()?.len();
+    let head = read_at(f, 0, sniff::HEAD_BYTES)?;
+    sniff::check(UploadKind::Iso, &head, None, len).map_err(DetectError::NotIso)
 }
 
 /// Refuses qcow2 images that name a backing file, use an external data file or are encrypted,
@@ -246,7 +238,7 @@ mod tests {
     fn iso_signatures() {
         let mut iso = vec![0u8; 64 * 1024];
         let (_t, mut f) = file_with(&iso);
-        assert!(matches!(check_iso(&mut f), Err(DetectError::NotIso)));
+        assert!(matches!(check_iso(&mut f), Err(DetectError::NotIso(_))));
         iso[32769..32774].copy_from_slice(b"CD001");
         let (_t2, mut f2) = file_with(&iso);
         assert!(check_iso(&mut f2).is_ok());
