@@ -59,13 +59,16 @@ pub enum Input {
     },
 }
 
-/// Attaches to the console of `vm` through the daemon at `socket`, as `token`'s user.
+/// Attaches to the console of `vm` through the daemon at `socket`, as `token`'s user; with
+/// `force`, takes it over from the client attached now (`?force=1`).
 pub async fn attach(
     socket: &Path,
     token: Option<&Credential>,
     vm: &str,
+    force: bool,
 ) -> Result<Console, CliError> {
-    upgrade(socket, token, vm, ("console", CONSOLE_UPGRADE)).await
+    let endpoint = if force { "console?force=1" } else { "console" };
+    upgrade(socket, token, vm, (endpoint, CONSOLE_UPGRADE)).await
 }
 
 /// Opens the byte stream of `vm`'s endpoint (`console` or `vnc`) with its `Upgrade` token.

@@ -225,7 +225,8 @@ fn an_idle_console_tab_is_detached_and_waits_for_reconnect() {
     vmd.user_token("bob", Some(PASSWORD));
     let web = Web::start(&vmd);
     let vm = serde_json::json!({"name": "idle1", "image": "disk", "memory_mib": 128});
-    web.bearer(&ann, "POST", "/api/v1/vms", Some(&vm)).expect(201);
+    web.bearer(&ann, "POST", "/api/v1/vms", Some(&vm))
+        .expect(201);
     web.bearer(&ann, "POST", "/api/v1/vms/idle1/start", None)
         .expect(200);
     drop(web);
