@@ -340,7 +340,7 @@ mod tests {
         let listener = tokio::net::UnixListener::bind(&socket).expect("bind");
         let server = tokio::spawn(fake_vmd(listener, None));
         let token = Credential::new(Some("t0k".into()));
-        let mut console = attach(&socket, token.as_ref(), "g1")
+        let mut console = attach(&socket, token.as_ref(), "g1", false)
             .await
             .expect("attached");
         console.write_all(b"ping").await.expect("write");
@@ -357,7 +357,9 @@ mod tests {
         let socket = dir.path().join("vmd.sock");
         let listener = tokio::net::UnixListener::bind(&socket).expect("bind");
         let server = tokio::spawn(fake_vmd(listener, Some(StatusCode::LOCKED)));
-        let err = attach(&socket, None, "g1").await.expect_err("refused");
+        let err = attach(&socket, None, "g1", false)
+            .await
+            .expect_err("refused");
         assert_eq!((err.exit_code(), err.to_string().as_str()), (4, "busy"));
         server.await.expect("server");
     }
