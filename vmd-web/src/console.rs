@@ -229,11 +229,16 @@ mod tests {
         assert_eq!(err.0.kind(), ErrorCode::Unauthenticated);
         let req = upgrade_request("g", (ConsoleKind::Serial, false), "vmt_x").expect("request");
         assert_eq!(req.uri().path(), "/v1/vms/g/console");
+        assert_eq!(req.headers()[UPGRADE], "vmd-console");
+        assert_eq!(req.headers()[TICKET_HEADER], "vmt_x");
+    }
+
+    #[test]
+    fn force_reaches_vmd_for_the_serial_console_only() {
         let req = upgrade_request("g", (ConsoleKind::Serial, true), "vmt_x").expect("request");
+        assert_eq!(req.uri().path(), "/v1/vms/g/console");
         assert_eq!(req.uri().query(), Some("force=1"));
         let req = upgrade_request("g", (ConsoleKind::Vnc, true), "vmt_x").expect("request");
         assert_eq!(req.uri().query(), None, "VNC has no holder to displace");
-        assert_eq!(req.headers()[UPGRADE], "vmd-console");
-        assert_eq!(req.headers()[TICKET_HEADER], "vmt_x");
     }
 }
