@@ -42,7 +42,9 @@ const CONSOLE_HELP: &str = "Attach to a running VM's serial console.\n\n\
 On a terminal: raw mode, every key goes to the guest; Ctrl-] detaches. \
 Otherwise (scripts): stdin is sent to the console and console output goes to stdout; \
 after stdin ends, output is still printed for --linger seconds. \
-Either way vmctl exits 0 when the console closes (the VM stopped).";
+Either way vmctl exits 0 when the console closes (the VM stopped, or another client took it \
+over with --force: vmd then writes `[vmd] console taken over by WHO` first). \
+One client at a time: while another is attached, vmctl exits 4 unless --force.";
 
 /// vmctl: manage VMs and base images through the vmd daemon.
 #[derive(Debug, Parser)]
@@ -295,6 +297,9 @@ pub struct ConsoleArgs {
     /// When stdin is not a terminal: seconds to keep printing output after stdin ends
     #[arg(long, value_name = "SECS", default_value_t = 2)]
     pub linger: u64,
+    /// Take the console over from the client attached now (it is told and disconnected)
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// Parses a [`VmState`] name; `--help` lists the names.

@@ -59,13 +59,16 @@ pub enum Input {
     },
 }
 
-/// Attaches to the console of `vm` through the daemon at `socket`, as `token`'s user.
+/// Attaches to the console of `vm` through the daemon at `socket`, as `token`'s user; with
+/// `force`, takes it over from the client attached now (`?force=1`).
 pub async fn attach(
     socket: &Path,
     token: Option<&Credential>,
     vm: &str,
+    force: bool,
 ) -> Result<Console, CliError> {
-    upgrade(socket, token, vm, ("console", CONSOLE_UPGRADE)).await
+    let endpoint = if force { "console?force=1" } else { "console" };
+    upgrade(socket, token, vm, (endpoint, CONSOLE_UPGRADE)).await
 }
 
 /// Opens the byte stream of `vm`'s endpoint (`console` or `vnc`) with its `Upgrade` token.
@@ -337,7 +340,7 @@ mod tests {
         let listener = tokio::net::UnixListener::bind(&socket).expect("bind");
         let server = tokio::spawn(fake_vmd(listener, None));
         let token = Credential::new(Some("t0k".into()));
-        let mut console = attach(&socket, token.as_ref(), "g1")
+        let mut console = attach(&socket, token.as_ref(), "g1", false)
             .await
             .expect("attached");
         console.write_all(b"ping").await.expect("write");
@@ -354,7 +357,9 @@ mod tests {
         let socket = dir.path().join("vmd.sock");
         let listener = tokio::net::UnixListener::bind(&socket).expect("bind");
         let server = tokio::spawn(fake_vmd(listener, Some(StatusCode::LOCKED)));
-        let err = attach(&socket, None, "g1").await.expect_err("refused");
+        let err = attach(&socket, None, "g1", false)
+            .await
+            .expect_err("refused");
         assert_eq!((err.exit_code(), err.to_string().as_str()), (4, "busy"));
         server.await.expect("server");
     }

@@ -5,7 +5,8 @@
 //! `GET /v1/vms/NAME/console` (`Upgrade: vmd-console`) or `/vnc` (`Upgrade: vmd-vnc`), but
 //! authorized only by the one-shot ticket of `vm.console_ticket` in `X-Vmd-Ticket`: vmd-web
 //! never holds the user's credential when the WebSocket arrives. A request without a ticket is
-//! refused here, so it never reaches vmd as vmd-web's own uid.
+//! refused here, so it never reaches vmd as vmd-web's own uid. A serial request may ask to
+//! take the console over from its current client (`?force=1` on vmd's endpoint).
 //!
 //! [`pump`] then copies bytes both ways: each chunk read from vmd (at most [`CHUNK`] bytes) is
 //! one binary message, and the next read waits for its send to finish; each message from the
@@ -49,22 +50,25 @@ pub enum TextFrames {
     Ignore,
 }
 
-/// vmd's endpoint and `Upgrade` protocol for `kind`.
-fn endpoint(kind: ConsoleKind) -> (&'static str, &'static str) {
-    match kind {
-        ConsoleKind::Serial => ("console", vm_proto::CONSOLE_UPGRADE),
-        ConsoleKind::Vnc => ("vnc", vm_proto::VNC_UPGRADE),
+/// vmd's endpoint and `Upgrade` protocol for `kind`; `force` takes a held serial console
+/// over (`?force=1`; VNC has no holder to displace).
+fn endpoint(kind: ConsoleKind, force: bool) -> (&'static str, &'static str) {
+    match (kind, force) {
+        (ConsoleKind::Serial, false) => ("console", vm_proto::CONSOLE_UPGRADE),
+        (ConsoleKind::Serial, true) => ("console?force=1", vm_proto::CONSOLE_UPGRADE),
+        (ConsoleKind::Vnc, _) => ("vnc", vm_proto::VNC_UPGRADE),
     }
 }
 
-/// Opens `kind` of VM `vm` on vmd's `socket` with `ticket`; vmd's refusal becomes its error.
+/// Opens `kind` of VM `vm` on vmd's `socket` with `ticket` (with `force`, taking the serial
+/// console over from its client); vmd's refusal becomes its error.
 pub async fn open(
     socket: &std::path::Path,
     vm: &str,
-    kind: ConsoleKind,
+    (kind, force): (ConsoleKind, bool),
     ticket: &str,
 ) -> Result<Stream, WebError> {
-    let request = upgrade_request(vm, kind, ticket)?;
+    let request = upgrade_request(vm, (kind, force), ticket)?;
     let stream = UnixStream::connect(socket)
         .await
         .map_err(|err| WebError::new(ErrorCode::Unavailable, format!("cannot reach vmd: {err}")))?;
@@ -90,7 +94,7 @@ pub async fn open(
 /// The upgrade request carrying the ticket (marked sensitive, so never logged).
 fn upgrade_request(
     vm: &str,
-    kind: ConsoleKind,
+    (kind, force): (ConsoleKind, bool),
     ticket: &str,
 ) -> Result<Request<Empty<Bytes>>, WebError> {
     let no_ticket = || {
@@ -102,7 +106,7 @@ fn upgrade_request(
     }
     let mut value = HeaderValue::try_from(ticket).map_err(|_| no_ticket())?;
     value.set_sensitive(true);
-    let (path, protocol) = endpoint(kind);
+    let (path, protocol) = endpoint(kind, force);
     Request::get(format!("{CONSOLE_PATH_PREFIX}{vm}/{path}"))
         .header(HOST, "localhost")
         .header(CONNECTION, "Upgrade")
@@ -219,13 +223,22 @@ mod tests {
 
     #[test]
     fn no_ticket_never_reaches_vmd() {
-        let err = upgrade_request("g", ConsoleKind::Vnc, "").expect_err("empty");
+        let err = upgrade_request("g", (ConsoleKind::Vnc, false), "").expect_err("empty");
         assert_eq!(err.0.kind(), ErrorCode::Unauthenticated);
-        let err = upgrade_request("g", ConsoleKind::Vnc, "a\nb").expect_err("bad header");
+        let err = upgrade_request("g", (ConsoleKind::Vnc, false), "a\nb").expect_err("bad header");
         assert_eq!(err.0.kind(), ErrorCode::Unauthenticated);
-        let req = upgrade_request("g", ConsoleKind::Serial, "vmt_x").expect("request");
+        let req = upgrade_request("g", (ConsoleKind::Serial, false), "vmt_x").expect("request");
         assert_eq!(req.uri().path(), "/v1/vms/g/console");
         assert_eq!(req.headers()[UPGRADE], "vmd-console");
         assert_eq!(req.headers()[TICKET_HEADER], "vmt_x");
+    }
+
+    #[test]
+    fn force_reaches_vmd_for_the_serial_console_only() {
+        let req = upgrade_request("g", (ConsoleKind::Serial, true), "vmt_x").expect("request");
+        assert_eq!(req.uri().path(), "/v1/vms/g/console");
+        assert_eq!(req.uri().query(), Some("force=1"));
+        let req = upgrade_request("g", (ConsoleKind::Vnc, true), "vmt_x").expect("request");
+        assert_eq!(req.uri().query(), None, "VNC has no holder to displace");
     }
 }

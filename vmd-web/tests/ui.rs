@@ -225,7 +225,8 @@ fn an_idle_console_tab_is_detached_and_waits_for_reconnect() {
     vmd.user_token("bob", Some(PASSWORD));
     let web = Web::start(&vmd);
     let vm = serde_json::json!({"name": "idle1", "image": "disk", "memory_mib": 128});
-    web.bearer(&ann, "POST", "/api/v1/vms", Some(&vm)).expect(201);
+    web.bearer(&ann, "POST", "/api/v1/vms", Some(&vm))
+        .expect(201);
     web.bearer(&ann, "POST", "/api/v1/vms/idle1/start", None)
         .expect(200);
     drop(web);
@@ -236,6 +237,45 @@ fn an_idle_console_tab_is_detached_and_waits_for_reconnect() {
         ("UI_VM", "idle1"),
     ];
     run_journey(&vmd, "console-idle.mjs", &vars);
+}
+
+/// A second console tab takes the serial console over from the first, which is told and
+/// waits for Reconnect.
+#[test]
+fn a_second_console_tab_takes_the_serial_console_over() {
+    require_tools();
+    let vmd = Vmd::start();
+    vmd.import_guest("guest");
+    let ann = vmd.user_token("ann", Some(PASSWORD));
+    vmd.user_token("bob", Some(PASSWORD));
+    let web = Web::start(&vmd);
+    let vm = serde_json::json!({"name": "take1", "image": "guest", "memory_mib": 128});
+    web.bearer(&ann, "POST", "/api/v1/vms", Some(&vm))
+        .expect(201);
+    web.bearer(&ann, "POST", "/api/v1/vms/take1/start", None)
+        .expect(200);
+    drop(web);
+    wait_ready(&vmd, "take1");
+    let vars = [
+        ("UI_IMAGE", "guest"),
+        ("UI_USER", "ann"),
+        ("UI_OTHER_USER", "bob"),
+        ("UI_VM", "take1"),
+    ];
+    run_journey(&vmd, "console-takeover.mjs", &vars);
+}
+
+/// Waits until the test guest `vm` has booted (its ready marker in the console log).
+fn wait_ready(vmd: &Vmd, vm: &str) {
+    let end = Instant::now() + Duration::from_secs(180);
+    let marker = format!("GUEST-READY {vm}");
+    while !vmd.ok("vm.logs", serde_json::json!([vm]))["text"]
+        .as_str()
+        .is_some_and(|t| t.contains(&marker))
+    {
+        assert!(Instant::now() < end, "{vm} never booted");
+        std::thread::sleep(Duration::from_millis(300));
+    }
 }
 
 /// Starts vmd-web (logging to a file) in front of `vmd`, runs `script` with `vars` and

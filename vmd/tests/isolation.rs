@@ -356,6 +356,15 @@ fn runtime(lab: &Lab, row: &str, who: Who) -> Option<Outcome> {
                 b"",
             )
         }),
+        "GET /v1/vms/{name}/console?force=1" => retry(|| {
+            upgrade(
+                &lab.d,
+                lab.user(who),
+                "/v1/vms/vm1/console?force=1",
+                "vmd-console",
+                b"",
+            )
+        }),
         "GET /v1/vms/{name}/vnc" => {
             retry(|| upgrade(&lab.d, lab.user(who), "/v1/vms/vm1/vnc", "vmd-vnc", b"RFB"))
         }

@@ -25,7 +25,8 @@ pub use user::{
     WhoAmI, PASSWORD_MAX_BYTES, PASSWORD_MIN_CHARS,
 };
 pub use vm::{
-    validate_description, ConsoleKind, ConsoleTicket, ConsoleTicketRequest, ExpiryAction, LogChunk,
-    Vm, VmCreate, VmExtend, VmLogs, VmSet, VmState, VmStop, CONSOLE_TICKET_SECS, CPUS_MAX,
-    DESCRIPTION_MAX_CHARS, DISK_BYTES_MAX, MEMORY_MIB_MIN, STOP_TIMEOUT_SECS, TTL_SECS_MAX,
+    validate_description, ConsoleClient, ConsoleKind, ConsoleTicket, ConsoleTicketRequest,
+    ExpiryAction, LogChunk, Vm, VmCreate, VmExtend, VmLogs, VmSet, VmState, VmStop,
+    CONSOLE_TICKET_SECS, CPUS_MAX, DESCRIPTION_MAX_CHARS, DISK_BYTES_MAX, MEMORY_MIB_MIN,
+    STOP_TIMEOUT_SECS, TTL_SECS_MAX,
 };

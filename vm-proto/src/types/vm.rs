@@ -355,6 +355,20 @@ pub struct Vm {
     /// Free text set with `vm.create` or `vm.set`; `None`: none.
     #[serde(default)]
     pub description: Option<String>,
+    /// The client attached to the serial console, if any (runtime state; since 2.4).
+    #[serde(default)]
+    pub console: Option<ConsoleClient>,
+}
+
+/// A client attached to a VM's serial console.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ConsoleClient {
+    /// When it attached, RFC 3339 UTC.
+    pub since: String,
+    /// The account attached; shown to admins and to that account itself, else `None`.
+    #[serde(default)]
+    pub user: Option<String>,
 }
 
 #[cfg(test)]

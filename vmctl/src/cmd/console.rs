@@ -1,4 +1,5 @@
-//! `vmctl console NAME [--linger SECS]`: the VM's serial console through vmd.
+//! `vmctl console NAME [--linger SECS] [--force]`: the VM's serial console through vmd.
+//! `--force` takes it over from the client attached now, which is told and disconnected.
 //!
 //! On a terminal: raw mode (restored however vmctl ends), `Connected to NAME (escape: Ctrl-])`
 //! on stderr, Ctrl-] detaches (`Detached from NAME`). Otherwise stdin is sent as it is and
@@ -22,7 +23,7 @@ use crate::terminal::RawMode;
 /// Attaches and copies bytes until the session ends.
 pub async fn run(ctx: &Ctx, args: ConsoleArgs) -> Result<(), CliError> {
     validate_name("vm", &args.name).map_err(CliError::invalid)?;
-    let console = console::attach(&ctx.socket, ctx.token.as_ref(), &args.name).await?;
+    let console = console::attach(&ctx.socket, ctx.token.as_ref(), &args.name, args.force).await?;
     let say = |message: &str| {
         if !ctx.out.quiet {
             eprintln!("{message}");

@@ -1,7 +1,7 @@
 //! Tables for VMs: the `ls` list and the `show` details.
 
 use vm_proto::names::format_size;
-use vm_proto::types::Vm;
+use vm_proto::types::{ConsoleClient, Vm};
 
 use super::{
     created, created_short, expiry, expiry_short, kv_table, list_table, owner, size_exact, yes_no,
@@ -69,8 +69,19 @@ pub fn details(vm: &Vm) -> String {
         ("pid", or_dash(vm.pid.map(|pid| pid.to_string()))),
         ("started", or_dash(vm.started_at.as_deref().map(created))),
         ("vnc socket", or_dash(vm.vnc_socket.clone())),
+        ("console", console(vm.console.as_ref())),
         ("reason", or_dash(vm.reason.clone())),
     ])
+}
+
+/// The serial console's client: `ann since TIME (AGE)`, `attached since …` when the daemon
+/// does not say who, `-` when none.
+fn console(client: Option<&ConsoleClient>) -> String {
+    let Some(client) = client else {
+        return "-".to_string();
+    };
+    let who = client.user.as_deref().unwrap_or("attached");
+    format!("{who} since {}", created(&client.since))
 }
 
 /// Memory in its largest unit, with the exact MiB when that differs: `1 GiB (1024 MiB)`.
@@ -120,6 +131,7 @@ pub(crate) mod tests {
             firmware: vm_proto::types::Firmware::Bios,
             install: false,
             description: Some("front end, ticket 42".into()),
+            console: None,
         }
     }
 
@@ -198,10 +210,15 @@ pub(crate) mod tests {
             "on expiry      -",
             "session        no",
             "description    front end, ticket 42",
+            "console        -",
         ] {
             assert!(text.contains(line), "{line} missing in {text}");
         }
         let installing = Vm {
+            console: Some(ConsoleClient {
+                since: "2024-05-01T12:00:00Z".into(),
+                user: None,
+            }),
             install: true,
             description: None,
             iso: Some("guest".into()),
@@ -211,6 +228,7 @@ pub(crate) mod tests {
         let text = details(&installing);
         for line in [
             "install        yes",
+            "console        attached since 2024-05-01T12:00:00Z",
             "firmware       uefi",
             "iso            guest",
             "description    -",

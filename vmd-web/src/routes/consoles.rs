@@ -64,6 +64,10 @@ struct TicketQuery {
     /// A ticket from `POST /vms/{name}/console-ticket` of the same kind (the credential).
     #[serde(default)]
     ticket: String,
+    /// `/serial` only: take the console over from the client attached now, which is told
+    /// and disconnected (vmd's `?force=1`). Ignored on `/vnc`.
+    #[serde(default)]
+    force: bool,
 }
 
 /// A one-shot ticket that opens one console WebSocket of the VM (`vm.console_ticket`).
@@ -93,10 +97,18 @@ async fn vnc(
     headers: HeaderMap,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, WebError> {
-    attach(&vmd, (&vm, ConsoleKind::Vnc), &q.ticket, &headers, ws).await
+    attach(
+        &vmd,
+        (&vm, ConsoleKind::Vnc, false),
+        &q.ticket,
+        &headers,
+        ws,
+    )
+    .await
 }
 
-/// The VM's serial console over a WebSocket, authorized by `?ticket=`.
+/// The VM's serial console over a WebSocket, authorized by `?ticket=`; `&force=true` takes
+/// it over from the client attached now.
 #[utoipa::path(get, path = "/vms/{name}/serial", tag = "consoles", security(()),
     params(("name" = String, Path), TicketQuery),
     responses((status = 101, description = "WebSocket (subprotocol `binary` when offered)"), Lookup))]
@@ -107,13 +119,20 @@ async fn serial(
     headers: HeaderMap,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, WebError> {
-    attach(&vmd, (&vm, ConsoleKind::Serial), &q.ticket, &headers, ws).await
+    attach(
+        &vmd,
+        (&vm, ConsoleKind::Serial, q.force),
+        &q.ticket,
+        &headers,
+        ws,
+    )
+    .await
 }
 
 /// Checks Origin and the upgrade, opens the stream on vmd with the ticket, then accepts.
 async fn attach(
     vmd: &Vmd,
-    (vm, kind): (&str, ConsoleKind),
+    (vm, kind, force): (&str, ConsoleKind, bool),
     ticket: &str,
     headers: &HeaderMap,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
@@ -129,7 +148,7 @@ async fn attach(
     let slot = vmd
         .limits()
         .stream(credential.as_ref().map(Credential::token))?;
-    let stream = console::open(vmd.socket(), vm, kind, ticket).await?;
+    let stream = console::open(vmd.socket(), vm, (kind, force), ticket).await?;
     let text = match kind {
         ConsoleKind::Serial => TextFrames::AsBytes,
         ConsoleKind::Vnc => TextFrames::Ignore,

@@ -6,7 +6,9 @@
 // it connects to the VM's next run. If the same QEMU still runs, vmd detached the client
 // (an idle serial console, or an admin taking it over): it waits for Reconnect, so a
 // forgotten tab never holds the VM's one serial console for good. A VM that is gone or not
-// the caller's (404), or a session that ended (401/403), is not retried.
+// the caller's (404), or a session that ended (401/403), is not retried. While vmd refuses the
+// serial console (another client holds it), a Take over button attaches with `force`: vmd
+// tells the other client (vmctl, or another tab, which then shows "detached") and lets go of it.
 
 import { get, post, vmPath } from "./api.js";
 import RFB from "../vendor/novnc/core/rfb.js";
@@ -15,13 +17,18 @@ import { Terminal } from "../vendor/xterm/xterm.mjs";
 const $ = (id) => document.getElementById(id);
 const vm = new URLSearchParams(location.search).get("vm") || "";
 
-/** A one-shot ticket of `kind` and the WebSocket URL it opens. */
-async function socketUrl(kind) {
+/** A one-shot ticket of `kind` and the WebSocket URL it opens (with `force`, one that takes
+ * the serial console over). */
+async function socketUrl(kind, force) {
   const { ticket } = await post(vmPath(vm, "/console-ticket"), { kind });
   const scheme = location.protocol === "https:" ? "wss" : "ws";
   const path = kind === "vnc" ? "/vnc" : "/serial";
-  return `${scheme}://${location.host}${vmPath(vm, path)}?ticket=${encodeURIComponent(ticket)}`;
+  const url = `${scheme}://${location.host}${vmPath(vm, path)}?ticket=${encodeURIComponent(ticket)}`;
+  return force ? `${url}&force=true` : url;
 }
+
+/** Whether vmd refused the serial console's last upgrade (most likely another client holds it). */
+let serialRefused = false;
 
 /** Shows the state of one console (`data-state` is what tests wait on; `data-connects`
  * counts the connections made). */
@@ -31,6 +38,7 @@ function status(kind, state, text) {
   if (state === "connected") el.dataset.connects = String(Number(el.dataset.connects || 0) + 1);
   el.textContent = text;
   $(`${kind}-reconnect`).hidden = state === "connected" || state === "connecting";
+  if (kind === "serial") $("serial-takeover").hidden = !(serialRefused && state === "waiting");
 }
 
 const RETRY_SECS = [1, 2, 4, 8, 10];
@@ -71,12 +79,12 @@ function failed(kind, err) {
 
 /** A ticket's URL for `kind`, or null after showing why there is none (and maybe retrying).
  * Notes which run of the VM it is for. */
-async function ticketUrl(kind) {
+async function ticketUrl(kind, force = false) {
   clearTimeout(retries[kind].timer);
   status(kind, "connecting", "connecting…");
   try {
     retries[kind].run = (await get(vmPath(vm))).started_at || null;
-    return await socketUrl(kind);
+    return await socketUrl(kind, force);
   } catch (err) {
     failed(kind, err);
     return null;
@@ -132,22 +140,34 @@ const term = new Terminal({ cols: 100, rows: 30, convertEol: false, scrollback: 
 let termOpened = false;
 let serial = null;
 
-/** Connects the terminal to the VM's serial console. */
-async function connectSerial() {
-  const url = await ticketUrl("serial");
+/** Connects the terminal to the VM's serial console; `force` takes it over from its client. */
+async function connectSerial(force = false) {
+  const url = await ticketUrl("serial", force);
   if (!url) return;
   const ws = new WebSocket(url, ["binary"]);
   ws.binaryType = "arraybuffer";
   let opened = false;
   ws.onopen = () => {
     opened = true;
+    serialRefused = false;
     connected("serial");
   };
   ws.onmessage = (e) => term.write(new Uint8Array(e.data));
   // Never opened: vmd refused the upgrade, e.g. 423 while another client holds the console
-  // (retried, so the tab takes over once the other one closes).
-  ws.onclose = () => (opened ? ended("serial", "disconnected") : retryLater("serial", "refused (another console open?)"));
+  // (retried, so the tab attaches once the other one closes; Take over does not wait).
+  ws.onclose = () => {
+    serialRefused = !opened;
+    if (opened) ended("serial", "disconnected");
+    else retryLater("serial", "refused (another console open?)");
+  };
   serial = ws;
+}
+
+/** The Take over button: attaches now, displacing the serial console's client. */
+function takeOver() {
+  clearTimeout(retries.serial.timer);
+  retries.serial.count = 0;
+  connectSerial(true);
 }
 
 term.onData((keys) => {
@@ -187,6 +207,7 @@ function main() {
   connectors.serial = connectSerial;
   $("vnc-reconnect").addEventListener("click", () => reconnectNow("vnc"));
   $("serial-reconnect").addEventListener("click", () => reconnectNow("serial"));
+  $("serial-takeover").addEventListener("click", takeOver);
   connectVnc();
   connectSerial();
 }

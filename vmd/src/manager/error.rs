@@ -356,7 +356,7 @@ impl Error {
             Error::StartFailed { name, .. } => format!("see `vmctl logs {name}` and `vmctl show {name}`"),
             Error::Busy { holder: "stop", .. } => "wait for it, or end it now with `vmctl stop --force`".into(),
             Error::Busy { .. } => "try again when it has finished".into(),
-            Error::ConsoleBusy(_) => "detach the other client first (Ctrl-] in vmctl console)".into(),
+            Error::ConsoleBusy(name) => format!("detach the other client first (Ctrl-] in vmctl console), or take the console over: vmctl console --force {name}"),
             Error::PortInUse { .. } => "choose another --ssh-port".into(),
             Error::DiskShrink { .. } => "a disk can only grow; for a smaller one create a new VM (vmctl create --disk SIZE)".into(),
             Error::GrownNotRecorded { .. } => "repeat the same request: it records the size (see the daemon log)".into(),

@@ -9,6 +9,7 @@
 mod access;
 mod accounts;
 mod adopt;
+pub mod console;
 mod error;
 pub mod events;
 mod expiry;
@@ -107,6 +108,8 @@ pub struct Manager {
     events: events::Events,
     // std Mutex: map lookups only, never held across an await.
     runtimes: Mutex<HashMap<String, Arc<runtime::Runtime>>>,
+    /// Numbers console sessions ([`console::ConsoleSlot`]).
+    console_ids: std::sync::atomic::AtomicU64,
     me: Weak<Manager>,
     started: Instant,
     // std Mutex: replaced once at start-up, read by system_info; never held across an await.
@@ -148,6 +151,7 @@ impl Manager {
             uploads: Uploads::default(),
             ledger: space_ledger,
             runtimes: Mutex::new(HashMap::new()),
+            console_ids: Default::default(),
             me: me.clone(),
             started: Instant::now(),
             issues: Mutex::new(Vec::new()),

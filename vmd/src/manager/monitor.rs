@@ -3,7 +3,6 @@
 //! forgets the runtime and cleans the run directory. A hung QEMU never blocks it beyond the
 //! QMP call timeouts, and it never blocks other VMs.
 
-use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use tokio::process::Child;
@@ -59,7 +58,7 @@ impl Manager {
             pid,
             start_time,
             gone: gone_rx,
-            console_busy: AtomicBool::new(false),
+            console: Default::default(),
             run_dir: run_dir.to_path_buf(),
         });
         self.runtimes

@@ -37,8 +37,8 @@ pub struct Runtime {
     pub start_time: u64,
     /// Becomes `true` once the process is gone and the exit transition is recorded.
     pub gone: watch::Receiver<bool>,
-    /// Set while a console client is attached.
-    pub console_busy: std::sync::atomic::AtomicBool,
+    /// The serial console's client, if any.
+    pub console: super::console::ConsoleSlot,
     /// Its socket directory (`<run_dir>/<vm id>.<start token>`).
     pub run_dir: PathBuf,
 }
@@ -126,12 +126,9 @@ impl Manager {
         match rt.qmp.system_powerdown().await {
             Ok(()) => {
                 self.note(name, "ACPI power button pressed");
+                let msg = format!("ACPI power-down sent; forcing in {} s", timeout.as_secs());
                 self.events
-                    .emit(Draft::vm(
-                        EventKind::PowerdownSent,
-                        name,
-                        "ACPI power-down sent",
-                    ))
+                    .emit(Draft::vm(EventKind::PowerdownSent, name, msg))
                     .await?;
             }
             Err(err) => {
@@ -315,27 +312,6 @@ pub(super) async fn wait_gone(gone: &watch::Receiver<bool>, timeout: Duration) -
     matches!(reached, Ok(Ok(_)))
 }
 
-/// An exclusive console attachment; detaches on drop.
-pub struct ConsoleAttach {
-    runtime: Arc<Runtime>,
-    socket: std::path::PathBuf,
-}
-
-impl ConsoleAttach {
-    /// QEMU's console socket.
-    pub fn socket(&self) -> &std::path::Path {
-        &self.socket
-    }
-}
-
-impl Drop for ConsoleAttach {
-    fn drop(&mut self) {
-        self.runtime
-            .console_busy
-            .store(false, std::sync::atomic::Ordering::Release);
-    }
-}
-
 impl Manager {
     /// The VNC socket of a running VM, for a client of `subject` (several may view at once).
     pub async fn vnc_socket(&self, subject: &Subject, name: &str) -> Result<PathBuf, Error> {
@@ -347,34 +323,5 @@ impl Manager {
             .runtime(name)
             .ok_or_else(|| Error::NoProcess(name.into()))?;
         Ok(runtime.run_dir.join("vnc"))
-    }
-
-    /// Takes the console of a running VM for one client.
-    pub async fn console_attach(
-        &self,
-        subject: &Subject,
-        name: &str,
-    ) -> Result<ConsoleAttach, Error> {
-        self.vm_for(subject, name, Action::Operate).await?;
-        self.require(
-            name,
-            &[VmState::Running, VmState::Paused, VmState::Stopping],
-            "start it first (vmctl start)",
-        )
-        .await?;
-        let runtime = self
-            .runtime(name)
-            .ok_or_else(|| Error::NoProcess(name.into()))?;
-        let taken = runtime.console_busy.compare_exchange(
-            false,
-            true,
-            std::sync::atomic::Ordering::AcqRel,
-            std::sync::atomic::Ordering::Acquire,
-        );
-        if taken.is_err() {
-            return Err(Error::ConsoleBusy(name.into()));
-        }
-        let socket = runtime.run_dir.join("console");
-        Ok(ConsoleAttach { runtime, socket })
     }
 }

@@ -202,16 +202,19 @@ impl Manager {
             .me
             .upgrade()
             .ok_or_else(|| Error::Invalid("daemon is shutting down".into()))?;
-        Ok(
+        let vms: Vec<Vm> =
             tokio::task::spawn_blocking(move || rows.into_iter().map(|r| me.vm_view(r)).collect())
-                .await?,
-        )
+                .await?;
+        Ok(vms
+            .into_iter()
+            .map(|vm| self.for_viewer(subject, vm))
+            .collect())
     }
 
     /// `vm.get`.
     pub async fn get_vm(&self, subject: &Subject, name: &str) -> Result<Vm, Error> {
         let row = self.vm_for(subject, name, Action::Read).await?;
-        Ok(self.vm_view(row))
+        Ok(self.for_viewer(subject, self.vm_view(row)))
     }
 
     /// Whose VMs a listing shows: `None` for everyone's.
@@ -364,6 +367,9 @@ impl Manager {
 
     fn vm_view(&self, row: VmRow) -> Vm {
         let path = self.storage.overlay_path(&row.overlay_file);
+        let console = self
+            .runtime(&row.name)
+            .and_then(|rt| rt.console.client(None));
         Vm {
             state: row.state,
             image: row.image_name,
@@ -388,8 +394,19 @@ impl Manager {
             iso: row.iso.as_ref().map(|(_, name, _)| name.clone()),
             firmware: Firmware::parse(&row.firmware).unwrap_or_default(),
             install: row.install,
+            console,
             description: row.description,
         }
+    }
+
+    /// `vm` with the console client's name filled in where `subject` may see it.
+    fn for_viewer(&self, subject: &Subject, mut vm: Vm) -> Vm {
+        if vm.console.is_some() {
+            vm.console = self
+                .runtime(&vm.name)
+                .and_then(|rt| rt.console.client(Some(subject)));
+        }
+        vm
     }
 }
 

@@ -7,6 +7,9 @@
 //! a chatty guest must not keep an abandoned session alive, and a client that stopped reading
 //! is detached all the same (the timer runs while guest output waits for it). The end of the
 //! client's input ends the session at once (QEMU would drop its side on that EOF anyway).
+//!
+//! `?force=1` takes the console over from its current client, which reads
+//! `[vmd] console taken over by WHO` and is disconnected ([`crate::manager::console`]).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -47,7 +50,8 @@ pub async fn handle(
         Ok(s) => s,
         Err(refusal) => return *refusal,
     };
-    let attach = match manager.console_attach(&caller, &name).await {
+    let force = forced(req.uri().query());
+    let mut attach = match manager.console_attach(&caller, &name, force).await {
         Ok(a) => a,
         Err(err) => return upgrade::refused(err),
     };
@@ -55,7 +59,8 @@ pub async fn handle(
         Ok(s) => s,
         Err(refusal) => return *refusal,
     };
-    tracing::debug!(vm = %name, user = %caller.name, "console attached");
+    tracing::debug!(vm = %name, user = %caller.name, force, "console attached");
+    let kick = attach.take_kick();
     let (user, vm) = (caller.name.clone(), name.clone());
     let done = move |end| {
         log_detach(&vm, &user, end, idle);
@@ -67,8 +72,16 @@ pub async fn handle(
         qemu,
         (caller, name),
         (CONSOLE_UPGRADE, idle),
-        done,
+        (kick, done),
     )
+}
+
+/// Whether the query asks to take the console over (`force=1` or `force=true`).
+fn forced(query: Option<&str>) -> bool {
+    query
+        .unwrap_or_default()
+        .split('&')
+        .any(|pair| matches!(pair, "force=1" | "force=true"))
 }
 
 /// Why a console session ended.
@@ -82,6 +95,8 @@ pub(super) enum End {
     Idle,
     /// The client's access ended (token revoked, account removed or demoted, VM gone).
     Revoked,
+    /// Another client took the console over (`?force=1`).
+    TakenOver,
 }
 
 /// How often an open console or VNC session checks that its client may still use the VM.
@@ -187,6 +202,8 @@ mod tests {
         assert_eq!(vm_of("/v1/vms/web1/console"), Some("web1"));
         assert_eq!(vm_of("/v1/vms/a/b/console"), None);
         assert_eq!(vm_of("/v1/vms/web1"), None);
+        assert!(forced(Some("force=1")) && forced(Some("a=b&force=true")));
+        assert!(!forced(None) && !forced(Some("force=0")) && !forced(Some("xforce=1")));
     }
 
     #[tokio::test(start_paused = true)]

@@ -13,6 +13,7 @@ use hyper::header::{HeaderValue, CONNECTION, UPGRADE};
 use hyper::StatusCode;
 use hyper_util::rt::TokioIo;
 use jsonrpsee::server::{HttpBody, HttpRequest, HttpResponse};
+use tokio::io::AsyncWriteExt;
 use tokio::net::UnixStream;
 use vm_proto::types::ConsoleKind;
 use vm_proto::{ApiError, ErrorCode, TICKET_HEADER};
@@ -83,26 +84,47 @@ pub async fn connect(path: &Path) -> Result<UnixStream, Box<HttpResponse>> {
 }
 
 /// Accepts the upgrade of `req` to `protocol` and relays it to `qemu` in the background:
-/// both ways until either side ends, the client idles for `idle`, or `subject` may no longer
-/// operate VM `name`; `done` hears why it ended.
+/// both ways until either side ends, the client idles for `idle`, `subject` may no longer
+/// operate VM `name`, or `kick` brings a farewell line (another client took the console
+/// over: the line is written to the client, then the connection closed); `done` hears why
+/// it ended.
 pub fn relay(
     manager: Arc<Manager>,
     req: HttpRequest<Incoming>,
     qemu: UnixStream,
     (subject, name): (Subject, String),
     (protocol, idle): (&'static str, Option<Duration>),
-    done: impl FnOnce(End) + Send + 'static,
+    (kick, done): (Option<Kick>, impl FnOnce(End) + Send + 'static),
 ) -> HttpResponse {
     tokio::spawn(async move {
         if let Ok(upgraded) = hyper::upgrade::on(req).await {
+            let mut client = TokioIo::new(upgraded);
+            let mut farewell = None;
             let end = tokio::select! {
-                end = pump(TokioIo::new(upgraded), qemu, idle) => end,
+                end = pump(&mut client, qemu, idle) => end,
                 () = until_revoked(&manager, &subject, &name) => End::Revoked,
+                Some(line) = kicked(kick) => {
+                    farewell = Some(line);
+                    End::TakenOver
+                }
             };
+            if let Some(line) = farewell {
+                let _ = client.write_all(line.as_bytes()).await;
+                let _ = client.shutdown().await;
+            }
+            drop(client);
             done(end);
         }
     });
     switching(protocol)
+}
+
+/// The farewell line of a session that is taken over.
+pub type Kick = tokio::sync::oneshot::Receiver<String>;
+
+/// The farewell line once `kick` brings one; `None` if it never will.
+async fn kicked(kick: Option<Kick>) -> Option<String> {
+    kick?.await.ok()
 }
 
 /// `101 Switching Protocols` to `protocol`.

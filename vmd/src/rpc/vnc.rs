@@ -58,7 +58,7 @@ pub async fn handle(
         qemu,
         (subject, name),
         (VNC_UPGRADE, idle),
-        done,
+        (None, done),
     )
 }
 

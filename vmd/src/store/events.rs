@@ -110,7 +110,8 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<EventRow> {
 }
 
 /// The columns [`from_row`] reads.
-const COLUMNS: &str = "seq, at_ms, kind, vm, image, state, message, actor, owner, audience_id, public";
+const COLUMNS: &str =
+    "seq, at_ms, kind, vm, image, state, message, actor, owner, audience_id, public";
 
 /// Events `viewer` may see with `seq > since`, oldest first, at most `limit`.
 ///
@@ -190,7 +191,10 @@ mod tests {
     fn a_user_sees_public_events_and_their_own_in_order() {
         let conn = store_with_events(50);
         let rows = list_events(&conn, Viewer::User(1), 0, 1000).expect("list");
-        assert!(rows.windows(2).all(|w| w[0].seq < w[1].seq), "not in seq order");
+        assert!(
+            rows.windows(2).all(|w| w[0].seq < w[1].seq),
+            "not in seq order"
+        );
         assert!(rows
             .iter()
             .all(|r| r.audience.public || r.audience.user_id == Some(1)));
@@ -200,7 +204,12 @@ mod tests {
         assert_eq!(rows.len(), expected);
         let page = list_events(&conn, Viewer::User(1), rows[9].seq, 5).expect("page");
         assert_eq!(page, rows[10..15].to_vec());
-        assert_eq!(list_events(&conn, Viewer::Admin, 0, 1000).expect("all").len(), 100);
+        assert_eq!(
+            list_events(&conn, Viewer::Admin, 0, 1000)
+                .expect("all")
+                .len(),
+            100
+        );
     }
 
     #[test]
