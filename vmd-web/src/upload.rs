@@ -3,7 +3,11 @@
 //!
 //! The upload is declared `?kind=iso` or `?kind=disk` by the route, so vmd checks the file's
 //! first bytes ([`vm_proto::sniff`]) and refuses a wrong one at once; vmd-web relays that
-//! answer and stops reading the caller's body.
+//! answer and stops reading the caller's body. vmd then closes the connection while the body
+//! is still being written, and hyper may report the failed write instead of vmd's answer:
+//! vmd-web therefore applies the same rules to the head it forwards ([`Sniffed`]) and, when
+//! the upload was cut off after a head the rules refuse, answers with that refusal (the one
+//! vmd gave) rather than "upload failed".
 //!
 //! The incoming request body is forwarded frame by frame as it arrives (hyper's back-pressure
 //! paces the browser to vmd's disk), so vmd-web never holds more than a few frames of it.
@@ -17,10 +21,11 @@
 //! answers 201 with an [`Upload`], or an error status with `{"error": {code, message, data}}`,
 //! decoded into the same [`ApiError`] as JSON-RPC errors.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::body::Body;
+use axum::body::Bytes;
 use futures::{Stream, StreamExt, TryStreamExt};
 use http_body_util::{BodyExt, Limited, StreamBody};
 use hyper::body::Frame;
@@ -29,7 +34,7 @@ use hyper::{Method, Request, StatusCode};
 use hyper_util::rt::TokioIo;
 use tokio::net::UnixStream;
 use tokio::sync::Notify;
-use vm_proto::sniff::UploadKind;
+use vm_proto::sniff::{check, Refusal, UploadKind, HEAD_BYTES};
 use vm_proto::types::Upload;
 use vm_proto::upload::KIND_PARAM;
 use vm_proto::{ApiError, ErrorCode};
@@ -59,9 +64,12 @@ pub async fn send(
     // Drives the connection until the reply is read; it ends with the request.
     tokio::spawn(connection);
     let proceed = Arc::new(Notify::new());
+    let sniffed = Sniffed::new(kind, length);
     let frames = gated(
         Arc::clone(&proceed),
-        body.into_data_stream().map_ok(Frame::data),
+        body.into_data_stream()
+            .inspect_ok(sniffed.tap())
+            .map_ok(Frame::data),
     );
     let mut bearer = HeaderValue::try_from(format!("Bearer {token}"))
         .map_err(|_| WebError::new(ErrorCode::Unauthenticated, "the credential is not a token"))?;
@@ -85,7 +93,10 @@ pub async fn send(
             proceed.notify_one();
         }
     });
-    let response = sender.send_request(request).await.map_err(lost)?;
+    let response = match sender.send_request(request).await {
+        Ok(response) => response,
+        Err(err) => return Err(sniffed.refusal().unwrap_or_else(|| lost(err))),
+    };
     let status = response.status();
     let reply = Limited::new(response.into_body(), REPLY_LIMIT)
         .collect()
@@ -107,6 +118,53 @@ where
     futures::stream::once(wait)
         .filter_map(|()| std::future::ready(None))
         .chain(frames)
+}
+
+/// The head of the forwarded body, up to [`HEAD_BYTES`], and what the upload rules say of it.
+#[derive(Clone)]
+struct Sniffed {
+    kind: UploadKind,
+    length: u64,
+    state: Arc<Mutex<(Vec<u8>, Option<Refusal>)>>,
+}
+
+impl Sniffed {
+    fn new(kind: UploadKind, length: u64) -> Sniffed {
+        let state = Arc::new(Mutex::new((Vec::new(), None)));
+        Sniffed {
+            kind,
+            length,
+            state,
+        }
+    }
+
+    /// A callback for each forwarded chunk: collects the head, then judges it once.
+    fn tap(&self) -> impl FnMut(&Bytes) {
+        let this = self.clone();
+        move |chunk| this.take(chunk)
+    }
+
+    fn take(&self, chunk: &Bytes) {
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let (head, refusal) = &mut *state;
+        let whole = usize::try_from(self.length).unwrap_or(usize::MAX);
+        let want = HEAD_BYTES.min(whole);
+        if head.len() >= want {
+            return;
+        }
+        let more = (want - head.len()).min(chunk.len());
+        head.extend_from_slice(&chunk[..more]);
+        if head.len() == want {
+            *refusal = check(self.kind, head, None, self.length).err();
+        }
+    }
+
+    /// The refusal of the head, as vmd words it, if the rules refuse it.
+    fn refusal(&self) -> Option<WebError> {
+        let state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let refusal = state.1.as_ref()?;
+        Some(WebError::new(ErrorCode::InvalidArgument, refusal.to_string()).hint(refusal.hint()))
+    }
 }
 
 /// The upload was cut off (the client went away, or vmd closed the connection).
