@@ -1,5 +1,7 @@
 //! Raw HTTP/1.1 replies as the tests and the bench read them off a socket: status, head and
-//! body, with a chunked body joined.
+//! body, with a chunked body joined; and a body streamed until the server answers.
+
+use std::io::{Read, Write};
 
 /// `(status, body)` of a raw reply; status 0 when there is no status line.
 pub fn parse_response(raw: &[u8]) -> (u16, String) {
@@ -60,4 +62,39 @@ mod tests {
         let cut = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n3\r\nabc\r\nff\r\nxy";
         assert_eq!(parse_response(cut).1, "abc");
     }
+}
+
+/// After a request's head was written to `writer`: streams a `len`-byte body starting with
+/// `head` (zeros after it), 64 KiB per write, on a thread of its own while `reader` (the
+/// same connection) reads the reply to its end. Returns the raw reply and how many body
+/// bytes could be written before the server stopped reading.
+pub fn stream_until_answered<W, R>(
+    mut writer: W,
+    mut reader: R,
+    head: &[u8],
+    len: u64,
+) -> (Vec<u8>, u64)
+where
+    W: Write + Send + 'static,
+    R: Read,
+{
+    let head = head.to_vec();
+    let sender = std::thread::spawn(move || {
+        let mut sent = 0u64;
+        while sent < len {
+            let mut piece = vec![0u8; 64 << 10];
+            let from = usize::try_from(sent).unwrap_or(usize::MAX).min(head.len());
+            let take = (head.len() - from).min(piece.len());
+            piece[..take].copy_from_slice(&head[from..from + take]);
+            match writer.write(&piece) {
+                Ok(n) => sent += n as u64,
+                Err(_) => break,
+            }
+        }
+        sent
+    });
+    let mut raw = Vec::new();
+    let _ = reader.read_to_end(&mut raw);
+    let sent = sender.join().expect("the body's writer");
+    (raw, sent)
 }

@@ -15,6 +15,7 @@ use std::sync::Arc;
 use common::{parse_response, path_str, Daemon, DEADLINE};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
+use testkit::http::stream_until_answered;
 
 const MIB: u64 = 1 << 20;
 
@@ -40,25 +41,8 @@ fn stream_request(
         "PUT /v1/uploads?{query} HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/octet-stream\r\ncontent-length: {len}\r\n{extra}\r\n"
     );
     stream.write_all(request.as_bytes()).expect("write head");
-    let mut reader = stream.try_clone().expect("clone");
-    let head = head.to_vec();
-    let writer = std::thread::spawn(move || {
-        let mut sent = 0u64;
-        while sent < len {
-            let mut piece = vec![0u8; 64 << 10];
-            let from = (sent as usize).min(head.len());
-            let take = (head.len() - from).min(piece.len());
-            piece[..take].copy_from_slice(&head[from..from + take]);
-            match stream.write(&piece) {
-                Ok(n) => sent += n as u64,
-                Err(_) => break,
-            }
-        }
-        sent
-    });
-    let mut raw = Vec::new();
-    let _ = reader.read_to_end(&mut raw);
-    let sent = writer.join().expect("writer");
+    let reader = stream.try_clone().expect("clone");
+    let (raw, sent) = stream_until_answered(stream, reader, head, len);
     let (status, body) = parse_response(&raw);
     (status, body, sent)
 }

@@ -15,7 +15,7 @@ use serde_json::Value;
 
 pub use daemon::Vmd;
 pub use testkit::http::parse_response;
-use testkit::http::split_response;
+use testkit::http::{split_response, stream_until_answered};
 
 /// How long any wait may take before the test fails.
 pub const DEADLINE: Duration = Duration::from_secs(60);
@@ -129,25 +129,8 @@ impl Web {
             self.addr
         );
         stream.write_all(request.as_bytes()).expect("write head");
-        let mut reader = stream.try_clone().expect("clone");
-        let head = head.to_vec();
-        let writer = std::thread::spawn(move || {
-            let mut sent = 0u64;
-            while sent < len {
-                let mut piece = vec![0u8; 64 << 10];
-                let from = (sent as usize).min(head.len());
-                let take = (head.len() - from).min(piece.len());
-                piece[..take].copy_from_slice(&head[from..from + take]);
-                match stream.write(&piece) {
-                    Ok(n) => sent += n as u64,
-                    Err(_) => break,
-                }
-            }
-            sent
-        });
-        let mut raw = Vec::new();
-        let _ = reader.read_to_end(&mut raw);
-        let sent = writer.join().expect("writer");
+        let reader = stream.try_clone().expect("clone");
+        let (raw, sent) = stream_until_answered(stream, reader, head, len);
         (Resp::parse(&raw), sent)
     }
 

@@ -11,8 +11,9 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use tokio::sync::oneshot;
-use vm_proto::types::{ConsoleClient, VmState};
+use vm_proto::types::ConsoleClient;
 
+use super::state::WITH_PROCESS;
 use super::{now_secs, rfc3339, Error, Manager};
 use crate::auth::policy::Action;
 use crate::auth::Subject;
@@ -112,8 +113,7 @@ impl Manager {
         force: bool,
     ) -> Result<ConsoleAttach, Error> {
         self.vm_for(subject, name, Action::Operate).await?;
-        let alive = [VmState::Running, VmState::Paused, VmState::Stopping];
-        self.require(name, &alive, "start it first (vmctl start)")
+        self.require(name, &WITH_PROCESS, "start it first (vmctl start)")
             .await?;
         let runtime = self
             .runtime(name)

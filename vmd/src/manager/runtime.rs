@@ -15,6 +15,7 @@ use tokio::sync::watch;
 use vm_proto::types::{EventKind, Vm, VmState, VmStop};
 
 use super::events::Draft;
+use super::state::WITH_PROCESS;
 use super::{Error, Manager};
 use crate::auth::policy::Action;
 use crate::auth::Subject;
@@ -316,8 +317,7 @@ impl Manager {
     /// The VNC socket of a running VM, for a client of `subject` (several may view at once).
     pub async fn vnc_socket(&self, subject: &Subject, name: &str) -> Result<PathBuf, Error> {
         self.vm_for(subject, name, Action::Operate).await?;
-        let alive = [VmState::Running, VmState::Paused, VmState::Stopping];
-        self.require(name, &alive, "start it first (vmctl start)")
+        self.require(name, &WITH_PROCESS, "start it first (vmctl start)")
             .await?;
         let runtime = self
             .runtime(name)

@@ -11,6 +11,10 @@ use super::events::Draft;
 use super::{Error, Manager};
 use crate::store::{self, VmRow};
 
+/// States in which the VM's QEMU runs, so its consoles can be attached.
+pub(super) const WITH_PROCESS: [VmState; 3] =
+    [VmState::Running, VmState::Paused, VmState::Stopping];
+
 impl Manager {
     /// The VM row, if its state is one of `allowed`; otherwise a `wrong_state` error saying
     /// `action`.
