@@ -5,8 +5,7 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::os::unix::net::UnixStream;
+use std::io::Write;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -35,28 +34,6 @@ fn vmctl_with_input(d: &Daemon, args: &[&str], input: &str) -> Output {
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
-}
-
-/// Reads until the daemon closes the connection.
-fn wait_closed(console: &mut UnixStream) {
-    let deadline = Instant::now() + DEADLINE;
-    let mut buf = [0u8; 4096];
-    loop {
-        match console.read(&mut buf) {
-            Ok(0) => return,
-            Ok(_) => {}
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) => {}
-            Err(_) => return,
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the displaced client stays connected"
-        );
-    }
 }
 
 /// Polls `vm.get` until its `console` field satisfies `done`.
@@ -113,7 +90,10 @@ fn force_takes_the_console_over_and_show_reports_the_client() {
     assert!(forced.status.success(), "{forced:?}");
     assert!(text(&forced.stdout).contains("forced-42"), "{forced:?}");
     holder.expect(&format!("[vmd] console taken over by {who}"), DEADLINE);
-    wait_closed(&mut holder.into_stream());
+    common::wait_closed(
+        &mut holder.into_stream(),
+        "the displaced client stays connected",
+    );
     wait_console(&d, "c1", Value::is_null);
     let shown = text(&d.vmctl(&["show", "c1"]).stdout);
     assert!(

@@ -333,28 +333,6 @@ fn vmd_refuses_a_socket_directory_others_can_write() {
     assert!(!socket.exists(), "no socket left behind");
 }
 
-/// Reads from `console` until the daemon closes it (EOF or reset), or fails at the deadline.
-fn wait_closed(console: &mut UnixStream) {
-    let deadline = Instant::now() + DEADLINE;
-    let mut buf = [0u8; 4096];
-    loop {
-        match console.read(&mut buf) {
-            Ok(0) => return,
-            Ok(_) => {}
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) => {}
-            Err(_) => return,
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the idle console client was never detached"
-        );
-    }
-}
-
 #[test]
 fn an_idle_console_client_is_detached_and_the_console_freed() {
     let d = Daemon::start_with("console_idle_secs = 2\n", &[]);
@@ -362,7 +340,7 @@ fn an_idle_console_client_is_detached_and_the_console_freed() {
     d.boot("idle1");
     d.wait_log("idle1", "GUEST-READY idle1", 1, BOOT);
     let mut idle = Console::attach(&d, "idle1").into_stream();
-    wait_closed(&mut idle);
+    common::wait_closed(&mut idle, "the idle console client was never detached");
     // The socket closes before the detach is logged: poll the log with a deadline.
     let deadline = Instant::now() + DEADLINE;
     let line = loop {

@@ -13,9 +13,7 @@ use std::time::Duration;
 use tokio::sync::oneshot;
 use vm_proto::types::ConsoleClient;
 
-use super::state::WITH_PROCESS;
 use super::{now_secs, rfc3339, Error, Manager};
-use crate::auth::policy::Action;
 use crate::auth::Subject;
 use std::sync::Arc;
 
@@ -112,12 +110,7 @@ impl Manager {
         name: &str,
         force: bool,
     ) -> Result<ConsoleAttach, Error> {
-        self.vm_for(subject, name, Action::Operate).await?;
-        self.require(name, &WITH_PROCESS, "start it first (vmctl start)")
-            .await?;
-        let runtime = self
-            .runtime(name)
-            .ok_or_else(|| Error::NoProcess(name.into()))?;
+        let runtime = self.attachable(subject, name).await?;
         let (attach, displaced) = self.claim(subject, name, runtime, force)?;
         if let Some(old) = displaced {
             tracing::info!(vm = %name, user = %subject.name, displaced = %old.user, "console taken over");

@@ -316,12 +316,21 @@ pub(super) async fn wait_gone(gone: &watch::Receiver<bool>, timeout: Duration) -
 impl Manager {
     /// The VNC socket of a running VM, for a client of `subject` (several may view at once).
     pub async fn vnc_socket(&self, subject: &Subject, name: &str) -> Result<PathBuf, Error> {
+        let runtime = self.attachable(subject, name).await?;
+        Ok(runtime.run_dir.join("vnc"))
+    }
+
+    /// The runtime of `name` for a console client of `subject`: allowed to operate it, and
+    /// its QEMU running.
+    pub(super) async fn attachable(
+        &self,
+        subject: &Subject,
+        name: &str,
+    ) -> Result<Arc<Runtime>, Error> {
         self.vm_for(subject, name, Action::Operate).await?;
         self.require(name, &WITH_PROCESS, "start it first (vmctl start)")
             .await?;
-        let runtime = self
-            .runtime(name)
-            .ok_or_else(|| Error::NoProcess(name.into()))?;
-        Ok(runtime.run_dir.join("vnc"))
+        self.runtime(name)
+            .ok_or_else(|| Error::NoProcess(name.into()))
     }
 }

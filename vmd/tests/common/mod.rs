@@ -445,3 +445,23 @@ pub fn code(err: &Value) -> i64 {
         .as_i64()
         .unwrap_or_else(|| panic!("no code in {err}"))
 }
+
+/// Reads from `console` until the daemon closes it (EOF or reset); past the deadline, fails
+/// saying `stuck` (what staying connected would mean).
+pub fn wait_closed(console: &mut UnixStream, stuck: &str) {
+    let deadline = std::time::Instant::now() + DEADLINE;
+    let mut buf = [0u8; 4096];
+    loop {
+        match console.read(&mut buf) {
+            Ok(0) => return,
+            Ok(_) => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(_) => return,
+        }
+        assert!(std::time::Instant::now() < deadline, "{stuck}");
+    }
+}
