@@ -185,6 +185,8 @@ fn config(spec: &Spec, run: &Path, logs: &Path, overlay: PathBuf) -> QemuConfig 
         cdrom: None,
         cd_first: false,
         uefi_firmware: None,
+        seed: None,
+        agent_socket: run.join("agent"),
     }
 }
 

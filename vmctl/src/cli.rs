@@ -4,16 +4,19 @@
 //! subcommand. Sizes, durations and limits stay strings here and are parsed by the verbs, so
 //! that a bad value exits 6 (invalid argument) like the daemon's own validation, not 2 (usage).
 //! The account verbs (`user`, `token`, `login`, …) are in [`account`]; `--os`,
-//! `--description` and `image set` in [`image_info`].
+//! `--description` and `image set` in [`image_info`]; cloud-init and label options in
+//! [`provision`].
 
 mod account;
 mod image_info;
+mod provision;
 
 pub use account::{
     ExtendArgs, LoginArgs, TokenCommand, TokenCreateArgs, UserAddArgs, UserCommand, UserPasswdArgs,
     UserRmArgs, UserSetArgs,
 };
 pub use image_info::{visibility, ImageInfoArgs, ImageSetArgs};
+pub use provision::{LabelArgs, ProvisionArgs};
 
 use std::path::PathBuf;
 
@@ -236,6 +239,9 @@ pub struct LsArgs {
     /// That user's VMs (admins, or your own name)
     #[arg(long, value_name = "NAME")]
     pub user: Option<String>,
+    /// Only VMs with this label: KEY or KEY=VALUE (repeatable: all must match)
+    #[arg(long = "label", value_name = "KEY[=VALUE]")]
+    pub labels: Vec<String>,
 }
 
 /// Arguments of `stop`.
@@ -358,6 +364,10 @@ pub struct PublishArgs {
     /// Only you (and admins) may use it; it counts against your disk quota
     #[arg(long)]
     pub private: bool,
+    /// Reset the copy's identity offline (machine-id, SSH host keys, cloud-init state, logs)
+    /// so that VMs made from it do not share it
+    #[arg(long)]
+    pub generalize: bool,
     #[command(flatten)]
     pub info: ImageInfoArgs,
 }
@@ -427,6 +437,10 @@ pub struct CreateArgs {
     /// Free text shown by `show`, at most 1024 characters on one line [default: none]
     #[arg(long, value_name = "TEXT")]
     pub description: Option<String>,
+    #[command(flatten)]
+    pub labels: LabelArgs,
+    #[command(flatten)]
+    pub provision: ProvisionArgs,
 }
 
 /// Arguments of `set`: at least one option.
@@ -447,6 +461,12 @@ pub struct SetArgs {
     /// Free text shown by `show`, at most 1024 characters on one line; "" clears it (any time)
     #[arg(long, value_name = "TEXT", group = "change")]
     pub description: Option<String>,
+    /// Add or change a label, KEY=VALUE (repeatable; any time)
+    #[arg(long = "label", value_name = "KEY=VALUE", group = "change")]
+    pub labels: Vec<String>,
+    /// Remove the label KEY (repeatable; any time)
+    #[arg(long = "unlabel", value_name = "KEY", group = "change")]
+    pub unlabels: Vec<String>,
 }
 
 /// What expiry does, the values of `--on-expiry`.

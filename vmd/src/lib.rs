@@ -12,6 +12,7 @@
 //! - [`manager`]: owns images and VMs: validation, per-object serialisation, atomic changes,
 //!   start-up reconcile.
 //! - [`storage`]: daemon-owned files, format detection, qemu-img.
+//! - [`seed`]: cloud-init NoCloud seeds (documents and the `cidata` ISO).
 //! - [`qemu`]: QEMU argv, process spawning and watching, the QMP client.
 //! - [`store`]: SQLite schema, migrations and queries.
 //! - [`host`]: accelerator choice and host facts.
@@ -26,6 +27,7 @@ pub mod manager;
 pub mod paths;
 pub mod qemu;
 pub mod rpc;
+pub mod seed;
 pub mod storage;
 pub mod store;
 pub mod telemetry;

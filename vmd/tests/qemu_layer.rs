@@ -59,6 +59,8 @@ impl Vm {
             cdrom: None,
             cd_first: false,
             uefi_firmware: None,
+            seed: None,
+            agent_socket: dir.path().join("agent.sock"),
         };
         (dir, config)
     }

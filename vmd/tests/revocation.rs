@@ -57,7 +57,7 @@ async fn revoked_tokens_and_demoted_admins_stop_working_on_open_websockets() {
     let ws = client_with(&d, &token).await;
     let all = Some(VmFilter {
         all: true,
-        user: None,
+        ..VmFilter::default()
     });
     ws.vm_list(all.clone())
         .await

@@ -36,6 +36,10 @@ pub struct ImageImport {
     /// Free text for people (see [`validate_image_description`]). Default: empty.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
+    /// Whether the image runs cloud-init (VMs made from it get a seed). Default: detected
+    /// from the image's file systems. Since 2.5.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cloud_init: Option<bool>,
 }
 
 /// Parameters of `image.set`: the fields to change; absent ones stay. At least one must be
@@ -56,12 +60,18 @@ pub struct ImageSet {
     /// against the owner's disk quota).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub public: Option<bool>,
+    /// Whether the image runs cloud-init (admins). Since 2.5.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cloud_init: Option<bool>,
 }
 
 impl ImageSet {
     /// Whether the request changes anything at all.
     pub fn is_empty(&self) -> bool {
-        self.os.is_none() && self.description.is_none() && self.public.is_none()
+        self.os.is_none()
+            && self.description.is_none()
+            && self.public.is_none()
+            && self.cloud_init.is_none()
     }
 }
 
@@ -109,6 +119,9 @@ pub struct Image {
     /// Free text for people; empty for none.
     #[serde(default)]
     pub description: String,
+    /// Whether the image runs cloud-init: VMs made from it get a NoCloud seed (since 2.5).
+    #[serde(default)]
+    pub cloud_init: bool,
 }
 
 fn yes() -> bool {

@@ -94,6 +94,10 @@ pub struct ImageCreate {
     /// Free text for people (see [`super::validate_image_description`]). Default: empty.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
+    /// Whether the installed OS runs cloud-init. Default `false` (settable later with
+    /// `image.set`). Since 2.5.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cloud_init: Option<bool>,
 }
 
 /// Parameters of `image.publish`.
@@ -115,6 +119,13 @@ pub struct ImagePublish {
     /// Free text for people (see [`super::validate_image_description`]). Default: empty.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
+    /// Reset the copy's identity offline (machine-id, SSH host keys, cloud-init state, logs;
+    /// see `docs/provisioning.md`) so that VMs made from it do not share it. Since 2.5.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub generalize: bool,
+    /// Whether the new image runs cloud-init. Default: the VM's base image's. Since 2.5.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cloud_init: Option<bool>,
 }
 
 /// Parameters of `vm.attach_iso`.

@@ -4,6 +4,7 @@ mod event;
 mod image;
 mod iso;
 mod os;
+mod provision;
 mod system;
 mod user;
 mod vm;
@@ -16,6 +17,12 @@ pub use iso::{
     Firmware, ImageCreate, ImagePublish, Iso, IsoAttach, IsoImport, UEFI_MEMORY_MIB_MIN,
 };
 pub use os::OsFamily;
+pub use provision::{
+    parse_label, user_data_kind, validate_guest_password, validate_guest_user, validate_label_key,
+    validate_label_value, validate_labels, validate_ssh_key, CloudInitInfo, CloudInitRequest,
+    GuestAddress, GuestInfo, LabelSelector, Labels, LABELS_MAX, LABEL_MAX_CHARS, SSH_KEYS_MAX,
+    USER_DATA_MAX_BYTES,
+};
 pub use system::{
     Accelerator, ConsistencyIssue, ConsistencyIssueKind, DiskUsage, HostLoad, SystemInfo,
 };

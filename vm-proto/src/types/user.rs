@@ -351,6 +351,10 @@ pub struct VmFilter {
     /// That user's VMs (admins only, or the caller's own name).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user: Option<String>,
+    /// Label selectors, all of which must match: `key` (has the label) or `key=value`
+    /// (see [`super::LabelSelector`]). Since 2.5.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub labels: Vec<String>,
 }
 
 /// Debug output of the types that carry a secret: the secret is never shown.

@@ -142,6 +142,13 @@ pub struct VmCreate {
     /// characters (see [`validate_description`]). Default: none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
+    /// Labels (`key → value`, see [`super::validate_labels`]). Default: none. Since 2.5.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub labels: super::Labels,
+    /// cloud-init options (see [`super::CloudInitRequest`]). Default: a seed with the
+    /// defaults when the image runs cloud-init. Since 2.5.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cloud_init: Option<super::CloudInitRequest>,
 }
 
 /// Parameters of `vm.set`: the fields to change; absent ones stay as they are. At least one
@@ -166,6 +173,12 @@ pub struct VmSet {
     /// New description (see [`VmCreate::description`]); `""` clears it. Any time.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
+    /// Labels to add or change (`key → value`). Any time. Since 2.5.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub labels: super::Labels,
+    /// Label keys to remove (absent keys are ignored). Any time. Since 2.5.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub remove_labels: Vec<String>,
 }
 
 impl VmSet {
@@ -176,7 +189,10 @@ impl VmSet {
 
     /// Whether the request changes anything at all.
     pub fn is_empty(&self) -> bool {
-        !self.changes_hardware() && self.description.is_none()
+        !self.changes_hardware()
+            && self.description.is_none()
+            && self.labels.is_empty()
+            && self.remove_labels.is_empty()
     }
 }
 
@@ -358,6 +374,15 @@ pub struct Vm {
     /// The client attached to the serial console, if any (runtime state; since 2.4).
     #[serde(default)]
     pub console: Option<ConsoleClient>,
+    /// Labels (since 2.5).
+    #[serde(default)]
+    pub labels: super::Labels,
+    /// The cloud-init seed the VM gets at start; `None`: no seed (since 2.5).
+    #[serde(default)]
+    pub cloud_init: Option<super::CloudInitInfo>,
+    /// What the guest agent reported while the VM runs; `None`: no process (since 2.5).
+    #[serde(default)]
+    pub guest: Option<super::GuestInfo>,
 }
 
 /// A client attached to a VM's serial console.

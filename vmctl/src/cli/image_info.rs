@@ -1,5 +1,6 @@
-//! Command-line syntax of what people read about a base image: `--os` and `--description`
-//! (on `image import`, `image create`, `image publish`) and the `image set` verb.
+//! Command-line syntax of what people read about a base image: `--os`, `--description` and
+//! `--cloud-init`/`--no-cloud-init` (on `image import`, `image create`, `image publish`) and
+//! the `image set` verb.
 
 use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::Args;
@@ -14,6 +15,20 @@ pub struct ImageInfoArgs {
     /// Free text shown under the name, at most 200 characters on one line
     #[arg(long, value_name = "TEXT")]
     pub description: Option<String>,
+    /// The OS runs cloud-init: VMs made from the image get a NoCloud seed [daemon default:
+    /// detected on import, inherited on publish, off for an install]
+    #[arg(long, conflicts_with = "no_cloud_init")]
+    pub cloud_init: bool,
+    /// The OS does not run cloud-init: VMs get no seed unless their creator asks for one
+    #[arg(long)]
+    pub no_cloud_init: bool,
+}
+
+impl ImageInfoArgs {
+    /// `Some(true)` for `--cloud-init`, `Some(false)` for `--no-cloud-init`, else `None`.
+    pub fn cloud_init_flag(&self) -> Option<bool> {
+        visibility(self.cloud_init, self.no_cloud_init)
+    }
 }
 
 /// Arguments of `image set`.
@@ -38,7 +53,8 @@ fn os_parser() -> impl TypedValueParser<Value = OsFamily> {
         .try_map(|name| OsFamily::parse(&name).ok_or("unknown OS family"))
 }
 
-/// `Some(true)` for `--public`, `Some(false)` for `--private`, else `None`.
+/// `Some(true)` for `--public` (or another "yes" flag), `Some(false)` for `--private` (its
+/// "no"), else `None`.
 pub fn visibility(public: bool, private: bool) -> Option<bool> {
     match (public, private) {
         (true, _) => Some(true),

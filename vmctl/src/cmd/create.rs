@@ -49,6 +49,8 @@ fn request(args: CreateArgs) -> Result<VmCreate, CliError> {
         on_expiry: args.on_expiry.map(ExpiryAction::from),
         session: args.session,
         description: args.description,
+        labels: Default::default(),
+        cloud_init: None,
     })
 }
 
@@ -87,6 +89,8 @@ mod tests {
             on_expiry: None,
             session: false,
             description: None,
+            labels: Default::default(),
+            provision: Default::default(),
         }
     }
 

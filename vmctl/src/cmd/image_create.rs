@@ -43,6 +43,7 @@ fn request(args: ImageCreateArgs) -> Result<ImageCreate, CliError> {
             .as_deref()
             .map(super::create::memory_mib)
             .transpose()?,
+        cloud_init: args.info.cloud_init_flag(),
         os: args.info.os,
         description: args.info.description,
     })

@@ -34,6 +34,7 @@ pub async fn run(ctx: &Ctx, args: ImportArgs) -> Result<(), CliError> {
         .image_import(ImageImport {
             name: args.name,
             upload_id: staged.upload_id,
+            cloud_init: args.info.cloud_init_flag(),
             os: args.info.os,
             description: args.info.description,
         })

@@ -23,8 +23,10 @@ pub async fn run(ctx: &Ctx, args: PublishArgs) -> Result<(), CliError> {
         vm: args.vm,
         name: args.name,
         public: visibility(args.public, args.private),
+        cloud_init: args.info.cloud_init_flag(),
         os: args.info.os,
         description: args.info.description,
+        generalize: args.generalize,
     };
     let image = client.image_publish(request).await;
     spinner.finish_and_clear();

@@ -34,13 +34,15 @@ fn request(args: ImageSetArgs) -> Result<ImageSet, CliError> {
     check_description(&args.info)?;
     let request = ImageSet {
         name: args.name,
+        cloud_init: args.info.cloud_init_flag(),
         os: args.info.os,
         description: args.info.description,
         public: visibility(args.public, args.private),
     };
     if request.is_empty() {
         return Err(CliError::invalid(
-            "nothing to change: give --os, --description, --public or --private",
+            "nothing to change: give --os, --description, --public, --private, --cloud-init or \
+             --no-cloud-init",
         ));
     }
     Ok(request)

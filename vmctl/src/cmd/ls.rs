@@ -1,5 +1,5 @@
-//! `vmctl ls [--all | --user NAME]`: the caller's VMs, or (admins) everyone's or one user's
-//! (`vm.list`).
+//! `vmctl ls [--all | --user NAME] [--label K[=V] …]`: the caller's VMs, or (admins)
+//! everyone's or one user's (`vm.list`), optionally only those whose labels match.
 
 use vm_proto::api::VmdApiClient;
 use vm_proto::types::VmFilter;
@@ -17,9 +17,11 @@ pub async fn run(ctx: &Ctx, args: LsArgs) -> Result<(), CliError> {
 
 /// The `vm.list` filter: `None` when neither option is given.
 fn filter(args: LsArgs) -> Option<VmFilter> {
-    (args.all || args.user.is_some()).then_some(VmFilter {
+    let any = args.all || args.user.is_some() || !args.labels.is_empty();
+    any.then_some(VmFilter {
         all: args.all,
         user: args.user,
+        labels: args.labels,
     })
 }
 
@@ -32,6 +34,7 @@ mod tests {
         let args = |all, user: Option<&str>| LsArgs {
             all,
             user: user.map(String::from),
+            labels: Vec::new(),
         };
         assert_eq!(filter(args(false, None)), None);
         let all = filter(args(true, None)).expect("filter");

@@ -1,13 +1,13 @@
-//! `vmctl set NAME [--cpus N] [--memory SIZE] [--disk SIZE] [--description TEXT]`: changes a
-//! VM after creation (`vm.set`) and prints it.
+//! `vmctl set NAME [--cpus N] [--memory SIZE] [--disk SIZE] [--description TEXT]
+//! [--label K=V …] [--unlabel K …]`: changes a VM after creation (`vm.set`) and prints it.
 //!
 //! cpus, memory and disk change only while the VM is stopped, and a disk only grows; the
-//! description changes any time (`--description ""` clears it). Sizes are parsed as by
+//! description and labels change any time (`--description ""` clears it). Sizes are parsed as by
 //! `vmctl create`, and checked here first so that mistakes exit 6 without a round trip.
 
 use vm_proto::api::VmdApiClient;
 use vm_proto::names::validate_name;
-use vm_proto::types::{validate_description, VmSet};
+use vm_proto::types::{parse_label, validate_description, Labels, VmSet};
 
 use super::create::{disk_bytes, memory_mib};
 use super::Ctx;
@@ -34,7 +34,17 @@ fn request(args: SetArgs) -> Result<VmSet, CliError> {
         memory_mib: args.memory.as_deref().map(memory_mib).transpose()?,
         disk_bytes: args.disk.as_deref().map(disk_bytes).transpose()?,
         description: args.description,
+        labels: labels(&args.labels)?,
+        remove_labels: args.unlabels,
     })
+}
+
+/// `--label KEY=VALUE` options as a label set, each checked. Also `create`'s.
+pub(super) fn labels(texts: &[String]) -> Result<Labels, CliError> {
+    texts
+        .iter()
+        .map(|t| parse_label(t).map_err(CliError::invalid))
+        .collect()
 }
 
 #[cfg(test)]

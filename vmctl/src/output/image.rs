@@ -97,6 +97,7 @@ mod tests {
             firmware: vm_proto::types::Firmware::Bios,
             os: vm_proto::types::OsFamily::Debian,
             description: "Debian 12 with cloud-init".into(),
+            cloud_init: true,
         }
     }
 

@@ -132,6 +132,9 @@ pub(crate) mod tests {
             install: false,
             description: Some("front end, ticket 42".into()),
             console: None,
+            labels: [("course".to_string(), "net101".to_string())].into(),
+            cloud_init: None,
+            guest: None,
         }
     }
 

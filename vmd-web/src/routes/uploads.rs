@@ -65,6 +65,8 @@ struct ImageQuery {
     os: Option<OsFamily>,
     /// Free text for people, at most 200 characters on one line.
     description: Option<String>,
+    /// Whether the OS runs cloud-init (default: detected).
+    cloud_init: Option<bool>,
 }
 
 /// Uploads and imports an ISO (`iso.import`, admins).
@@ -86,7 +88,8 @@ async fn iso(State(vmd): State<Vmd>, Query(q): Query<Named>, request: Request) -
 #[utoipa::path(post, path = "/api/v1/images", tag = "images",
     params(("name" = Option<String>, Query, description = "The image name, with a raw body"),
         ("os" = Option<OsFamily>, Query, description = "OS family, with a raw body (default: guessed from the name)"),
-        ("description" = Option<String>, Query, description = "Free text, with a raw body")),
+        ("description" = Option<String>, Query, description = "Free text, with a raw body"),
+        ("cloud_init" = Option<bool>, Query, description = "Whether the OS runs cloud-init, with a raw body (default: detected)")),
     request_body(description = "An `ImageCreate`, or the raw disk image (qcow2, raw, vmdk…)",
         content((ImageCreate = "application/json"), ("application/octet-stream"))),
     responses((status = 201, body = Image), Create))]
@@ -103,6 +106,7 @@ async fn image(State(vmd): State<Vmd>, request: Request) -> Created<Image> {
         upload_id: upload.upload_id,
         os: q.os,
         description: q.description,
+        cloud_init: q.cloud_init,
     };
     Ok((StatusCode::CREATED, Json(rpc.image_import(params).await?)))
 }

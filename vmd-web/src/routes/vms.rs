@@ -52,6 +52,8 @@ struct ListQuery {
     all: Flag,
     /// That user's VMs (admins, or the caller's own name).
     user: Option<String>,
+    /// Label selectors, comma-separated, all of which must match: `key` or `key=value`.
+    label: Option<String>,
 }
 
 /// `?tail_bytes=N` or `?follow=1` of `GET /vms/{name}/logs`.
@@ -89,6 +91,12 @@ struct PublishBody {
     /// Free text for people, at most 200 characters on one line (default: none).
     #[serde(default)]
     description: Option<String>,
+    /// Reset the copy's identity offline (machine-id, SSH host keys, cloud-init state, logs).
+    #[serde(default)]
+    generalize: bool,
+    /// Whether the new image runs cloud-init (default: the VM's base image's).
+    #[serde(default)]
+    cloud_init: Option<bool>,
 }
 
 /// Lists the caller's VMs (`vm.list`).
@@ -98,6 +106,10 @@ async fn list(rpc: Rpc, Query(q): Query<ListQuery>) -> Reply<Vec<Vm>> {
     let filter = VmFilter {
         all: q.all.0,
         user: q.user,
+        labels: q
+            .label
+            .map(|l| l.split(',').map(String::from).collect())
+            .unwrap_or_default(),
     };
     Ok(Json(rpc.vm_list(Some(filter)).await?))
 }
@@ -247,6 +259,8 @@ async fn publish(
         public: body.public,
         os: body.os,
         description: body.description,
+        generalize: body.generalize,
+        cloud_init: body.cloud_init,
     };
     Ok((StatusCode::CREATED, Json(rpc.image_publish(params).await?)))
 }

@@ -33,7 +33,7 @@ impl Manager {
     pub async fn set_image(&self, subject: &Subject, req: ImageSet) -> Result<Image, Error> {
         if req.is_empty() {
             return Err(Error::Invalid(
-                "nothing to change: give os, description or public".into(),
+                "nothing to change: give os, description, public or cloud_init".into(),
             ));
         }
         if let Some(text) = &req.description {
@@ -56,6 +56,7 @@ impl Manager {
             os: req.os.unwrap_or(row.os),
             description: req.description.clone().unwrap_or(row.description.clone()),
             public: req.public.unwrap_or(row.public),
+            cloud_init: req.cloud_init.unwrap_or(row.cloud_init),
         };
         let changes = changes(&row, &new);
         if changes.is_empty() {
@@ -115,6 +116,9 @@ fn changes(row: &ImageRow, new: &ImageInfo) -> Vec<String> {
         };
         out.push(what.to_string());
     }
+    if new.cloud_init != row.cloud_init {
+        out.push(format!("cloud-init {}", if new.cloud_init { "on" } else { "off" }));
+    }
     out
 }
 
@@ -142,6 +146,7 @@ mod tests {
             firmware: "bios".into(),
             os: OsFamily::Debian,
             description: String::new(),
+            cloud_init: false,
         }
     }
 
@@ -151,16 +156,23 @@ mod tests {
             os: OsFamily::Debian,
             description: String::new(),
             public: true,
+            cloud_init: false,
         };
         assert!(changes(&row(), &same).is_empty());
         let all = ImageInfo {
             os: OsFamily::Ubuntu,
             description: "lab base".into(),
             public: false,
+            cloud_init: true,
         };
         assert_eq!(
             changes(&row(), &all),
-            ["os debian → ubuntu", "description set", "made private"]
+            [
+                "os debian → ubuntu",
+                "description set",
+                "made private",
+                "cloud-init on"
+            ]
         );
     }
 

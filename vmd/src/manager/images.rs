@@ -49,6 +49,7 @@ impl Manager {
             firmware: "bios".into(),
             os,
             description,
+            cloud_init: req.cloud_init.unwrap_or(false),
         };
         self.commit_image(row, prepared).await?;
         tracing::info!(image = %req.name, user = %subject.name, size_bytes = upload.size_bytes, "image imported");
@@ -201,6 +202,7 @@ impl Manager {
             firmware: vm_proto::types::Firmware::parse(&row.firmware).unwrap_or_default(),
             os: row.os,
             description: row.description,
+            cloud_init: row.cloud_init,
         }
     }
 }

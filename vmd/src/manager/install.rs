@@ -79,6 +79,7 @@ impl Manager {
             firmware: firmware.as_str().into(),
             os,
             description,
+            cloud_init: req.cloud_init.unwrap_or(false),
         };
         let vm = NewVm {
             name: req.name.clone(),
@@ -98,6 +99,7 @@ impl Manager {
             firmware: firmware.as_str().into(),
             install: true,
             description: None,
+            labels: Default::default(),
         };
         let final_path = self.storage.overlay_path(&vm.overlay_file);
         let tmp2 = tmp.clone();
@@ -250,6 +252,7 @@ impl Manager {
                 name: req.name.clone(),
                 source,
             })?;
+        let base = self.base_traits(vm.image_id).await?;
         let tmp = prepared.tmp_path.clone();
         let sha256 = tokio::task::spawn_blocking(move || storage::sha256_file(&tmp)).await??;
         let row = NewImage {
@@ -269,9 +272,10 @@ impl Manager {
                 .into(),
             os: match req.os {
                 Some(_) => os,
-                None => self.os_of_base(vm.image_id).await?,
+                None => base.os,
             },
             description,
+            cloud_init: req.cloud_init.unwrap_or(base.cloud_init),
         };
         self.commit_image(row, prepared).await?;
         tracing::info!(image = %req.name, vm = %req.vm, user = %subject.name, public, "base published");
@@ -289,10 +293,23 @@ impl Manager {
     }
 
     /// The OS family of the base with id `image_id` (a published image inherits it).
-    async fn os_of_base(&self, image_id: i64) -> Result<OsFamily, Error> {
+    /// What a published copy inherits from its VM's base: OS family and cloud-init flag.
+    async fn base_traits(&self, image_id: i64) -> Result<BaseTraits, Error> {
         let row = self
             .db(move |s| Ok(s.read(|c| store::get_image_by_id(c, image_id))?))
             .await?;
-        Ok(row.map(|r| r.os).unwrap_or_default())
+        Ok(row
+            .map(|r| BaseTraits {
+                os: r.os,
+                cloud_init: r.cloud_init,
+            })
+            .unwrap_or_default())
     }
+}
+
+/// What a published image inherits from its VM's base.
+#[derive(Default)]
+struct BaseTraits {
+    os: OsFamily,
+    cloud_init: bool,
 }

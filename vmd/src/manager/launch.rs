@@ -77,7 +77,8 @@ impl Manager {
     }
 
     async fn launch(&self, row: &VmRow, run_dir: &Path) -> Result<(), Error> {
-        let config = self.qemu_config(row, run_dir)?;
+        let mut config = self.qemu_config(row, run_dir)?;
+        config.seed = self.seed_for(row, run_dir).await?;
         let mut runtime_row = RuntimeRow {
             pid: 0,
             pid_start_time: 0,
@@ -200,6 +201,8 @@ impl Manager {
                 .map(|(_, _, file)| self.storage.iso_path(file)),
             cd_first: row.install,
             uefi_firmware: (row.firmware == "uefi").then(|| UEFI_FIRMWARE.into()),
+            seed: None,
+            agent_socket: run_dir.join("agent"),
         })
     }
 }

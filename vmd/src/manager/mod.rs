@@ -23,6 +23,7 @@ mod locks;
 pub mod logs;
 mod media;
 mod monitor;
+mod provision;
 mod quota;
 mod reconcile;
 mod reconfigure;

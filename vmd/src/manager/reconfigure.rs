@@ -16,7 +16,9 @@
 use std::path::Path;
 
 use vm_proto::names::format_size;
-use vm_proto::types::{EventKind, Firmware, Usage, Vm, VmSet, VmState};
+use vm_proto::types::{
+    validate_label_key, validate_labels, EventKind, Firmware, Labels, Usage, Vm, VmSet, VmState,
+};
 
 use super::events::Draft;
 use super::quota;
@@ -121,6 +123,7 @@ impl Manager {
             memory_mib,
             disk_bytes,
             description,
+            labels: merged_labels(row, req)?,
         };
         Ok(Plan {
             changes: changes(row, &settings),
@@ -237,7 +240,35 @@ fn changes(row: &VmRow, new: &Settings) -> Vec<String> {
         };
         out.push(what.into());
     }
+    if new.labels != row.labels {
+        out.push(label_changes(&row.labels, &new.labels));
+    }
     out
+}
+
+/// The VM's labels after `req`: removals, then additions; the result checked.
+fn merged_labels(row: &VmRow, req: &VmSet) -> Result<Labels, Error> {
+    let mut labels = row.labels.clone();
+    for key in &req.remove_labels {
+        validate_label_key(key).map_err(Error::Invalid)?;
+        labels.remove(key);
+    }
+    labels.extend(req.labels.iter().map(|(k, v)| (k.clone(), v.clone())));
+    validate_labels(&labels).map_err(Error::Invalid)?;
+    Ok(labels)
+}
+
+/// `labels course=net101, -team` for the event.
+fn label_changes(old: &Labels, new: &Labels) -> String {
+    let set = new
+        .iter()
+        .filter(|(k, v)| old.get(*k) != Some(*v))
+        .map(|(k, v)| format!("{k}={v}"));
+    let removed = old
+        .keys()
+        .filter(|k| !new.contains_key(*k))
+        .map(|k| format!("-{k}"));
+    format!("labels {}", set.chain(removed).collect::<Vec<_>>().join(", "))
 }
 
 #[cfg(test)]
@@ -273,6 +304,8 @@ mod tests {
             firmware: "bios".into(),
             install: false,
             description: Some("old".into()),
+            labels: [("course".to_string(), "net101".to_string())].into(),
+            cloud_init: None,
         }
     }
 
@@ -282,6 +315,7 @@ mod tests {
             memory_mib,
             disk_bytes,
             description: text.map(String::from),
+            labels: row().labels,
         }
     }
 
@@ -320,6 +354,25 @@ mod tests {
         );
         let cleared = settings(1, 512, 1 << 30, None);
         assert_eq!(changes(&row, &cleared), ["description cleared"]);
+    }
+
+    #[test]
+    fn labels_merge_removals_first_and_stay_valid() {
+        let row = row();
+        let req = VmSet {
+            name: "web1".into(),
+            labels: [("team".to_string(), "red".to_string())].into(),
+            remove_labels: vec!["course".into(), "absent".into()],
+            ..VmSet::default()
+        };
+        let merged = merged_labels(&row, &req).expect("valid");
+        assert_eq!(merged, [("team".to_string(), "red".to_string())].into());
+        assert_eq!(label_changes(&row.labels, &merged), "labels team=red, -course");
+        let bad = VmSet {
+            labels: [("Bad Key".to_string(), String::new())].into(),
+            ..req
+        };
+        assert!(merged_labels(&row, &bad).is_err());
     }
 
     #[test]

@@ -2,7 +2,7 @@
 
 use vm_proto::names::{format_size, validate_name};
 use vm_proto::types::{
-    validate_description, ExpiryAction, Firmware, Usage, Vm, VmCreate, VmFilter, VmState, CPUS_MAX,
+    validate_description, validate_labels, ExpiryAction, LabelSelector, Firmware, Usage, Vm, VmCreate, VmFilter, VmState, CPUS_MAX,
     DISK_BYTES_MAX, MEMORY_MIB_MIN, UEFI_MEMORY_MIB_MIN,
 };
 
@@ -36,6 +36,7 @@ impl Manager {
         )?;
         let expiry = self.expiry_for(subject, &req)?;
         let description = check_description(req.description.as_deref())?;
+        validate_labels(&req.labels).map_err(Error::Invalid)?;
         let cpus = req.cpus.unwrap_or(1);
         let memory_mib = req.memory_mib.unwrap_or(DEFAULT_MEMORY_MIB);
         self.check_resources(cpus, memory_mib, Firmware::Bios)?;
@@ -69,6 +70,9 @@ impl Manager {
             None => None,
         };
         let disk_bytes = check_disk(req.disk_bytes, &image.name, image.virtual_size_bytes)?;
+        let cloud_init = self
+            .plan_cloud_init(subject, &req.name, &image, req.cloud_init.clone())
+            .await?;
         let base = self.storage.image_path(&image.file_name);
         let tmp = self
             .storage
@@ -96,8 +100,10 @@ impl Manager {
             firmware: firmware.as_str().into(),
             install: false,
             description,
+            labels: req.labels.clone(),
         };
-        self.commit_vm(row, tmp, image.name.clone()).await?;
+        self.commit_vm(row, cloud_init, tmp, image.name.clone())
+            .await?;
         if expiry.deadline.is_some() || expiry.session_id.is_some() {
             self.expiry_changed();
         }
@@ -164,6 +170,7 @@ impl Manager {
     async fn commit_vm(
         &self,
         row: NewVm,
+        cloud_init: Option<store::CloudInitRow>,
         tmp: std::path::PathBuf,
         image_name: String,
     ) -> Result<(), Error> {
@@ -180,7 +187,10 @@ impl Manager {
                 s.with_tx(|tx| {
                     check_image_usable(tx, row.image_id, &image_name)?;
                     quota::admit(tx, &auth, row.owner_id, &adding)?;
-                    store::insert_vm(tx, &row)?;
+                    let id = store::insert_vm(tx, &row)?;
+                    if let Some(ci) = &cloud_init {
+                        store::set_cloud_init(tx, id, ci)?;
+                    }
                     storage::rename(&tmp2, &final_path).map_err(Error::from)
                 })
             })
@@ -193,10 +203,17 @@ impl Manager {
 
     /// `vm.list`: the caller's VMs, or (admins) everyone's or one user's.
     pub async fn list_vms(&self, subject: &Subject, filter: VmFilter) -> Result<Vec<Vm>, Error> {
+        let selectors = filter
+            .labels
+            .iter()
+            .map(|s| LabelSelector::parse(s))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(Error::Invalid)?;
         let owner = self.list_owner(subject, filter).await?;
-        let rows = self
+        let mut rows = self
             .db(move |s| Ok(s.read(|c| store::list_vms(c, owner))?))
             .await?;
+        rows.retain(|r| selectors.iter().all(|s| s.matches(&r.labels)));
         // One stat per overlay: off the async threads when there are many.
         let me = self
             .me
@@ -290,6 +307,11 @@ impl Manager {
             }
             other => other?,
         };
+        // A new instance-id first: if the swap then fails, the guest merely provisions again.
+        if let Err(err) = self.renew_instance_id(&row).await {
+            storage::remove_quietly(&tmp);
+            return Err(err);
+        }
         if let Err(err) = storage::rename(&tmp, &final_path) {
             storage::remove_quietly(&tmp);
             return Err(err.into());
@@ -303,6 +325,7 @@ impl Manager {
                 "disk reset to its base",
             ))
             .await?;
+        let row = self.find_vm(name).await?.unwrap_or(row);
         Ok(self.vm_view(row))
     }
 
@@ -396,6 +419,9 @@ impl Manager {
             install: row.install,
             console,
             description: row.description,
+            labels: row.labels,
+            cloud_init: row.cloud_init.as_ref().map(super::provision::cloud_init_info),
+            guest: None,
         }
     }
 

@@ -4,7 +4,8 @@
 //! [`qemu_binary`]. The machine is fixed: q35, no default devices, no user config, one
 //! virtio disk given as an explicit `-blockdev` chain (nothing is probed), user networking
 //! with an optional SSH port forward on 127.0.0.1, the first serial port on a Unix socket with
-//! a log file, QMP and VNC on Unix sockets (no TCP ports besides SSH), and the guest's
+//! a log file, the guest agent's virtio-serial channel, an optional cloud-init seed in a second
+//! read-only CD-ROM drive, QMP and VNC on Unix sockets (no TCP ports besides SSH), and the guest's
 //! hostname in fw_cfg `opt/guest/hostname`. Never `-daemonize` (vmd owns the process) and
 //! never `-k` (a keymap breaks VNC clients that send raw scancodes).
 //!
@@ -82,10 +83,18 @@ pub struct QemuConfig {
     pub cd_first: bool,
     /// UEFI firmware image (`-bios`); `None` boots SeaBIOS.
     pub uefi_firmware: Option<PathBuf>,
+    /// The cloud-init seed ISO, inserted read-only in a second CD-ROM drive.
+    pub seed: Option<PathBuf>,
+    /// The guest agent's channel (virtio-serial port `org.qemu.guest_agent.0`) as a
+    /// listening Unix socket (QEMU creates it).
+    pub agent_socket: PathBuf,
 }
 
 /// The QEMU device id of the CD-ROM drive (for QMP media changes).
 pub const CDROM_ID: &str = "cd0";
+
+/// The QEMU device id of the cloud-init seed's CD-ROM drive.
+pub const SEED_ID: &str = "seed0";
 
 impl QemuConfig {
     /// The arguments for [`qemu_binary`] (without the program name).
@@ -135,6 +144,16 @@ impl QemuConfig {
             cd.push_str(",drive=cdmedia");
         }
         argv.pair("-device", cd);
+        if let Some(seed) = &self.seed {
+            let filename = serde_json::Value::from(seed.to_string_lossy());
+            argv.pair(
+                "-blockdev",
+                format!(
+                    r#"{{"driver":"raw","node-name":"seed","read-only":true,"file":{{"driver":"file","filename":{filename},"read-only":true}}}}"#
+                ),
+            );
+            argv.pair("-device", format!("ide-cd,id={SEED_ID},bus=ide.2,drive=seed"));
+        }
         let mut netdev = String::from("user,id=net0");
         if let Some(port) = self.ssh_port {
             netdev.push_str(&format!(",hostfwd=tcp:127.0.0.1:{port}-:22"));
@@ -169,6 +188,19 @@ impl QemuConfig {
             ]),
         );
         argv.pair("-serial", "chardev:serial0");
+        argv.pair(
+            "-chardev",
+            concat(&[
+                "socket,id=agent0,path=".as_ref(),
+                &escape(self.agent_socket.as_os_str()),
+                ",server=on,wait=off".as_ref(),
+            ]),
+        );
+        argv.pair("-device", "virtio-serial-pci,id=vser0");
+        argv.pair(
+            "-device",
+            "virtserialport,bus=vser0.0,chardev=agent0,name=org.qemu.guest_agent.0",
+        );
         argv.pair(
             "-qmp",
             concat(&[
@@ -267,6 +299,8 @@ mod tests {
             cdrom: None,
             cd_first: false,
             uefi_firmware: None,
+            seed: None,
+            agent_socket: "/run/vmd/vms/web1/agent.sock".into(),
         }
     }
 
@@ -322,6 +356,12 @@ mod tests {
          logfile=/var/lib/vmd/logs/web1.console.log,logappend=on",
         "-serial",
         "chardev:serial0",
+        "-chardev",
+        "socket,id=agent0,path=/run/vmd/vms/web1/agent.sock,server=on,wait=off",
+        "-device",
+        "virtio-serial-pci,id=vser0",
+        "-device",
+        "virtserialport,bus=vser0.0,chardev=agent0,name=org.qemu.guest_agent.0",
         "-qmp",
         "unix:/run/vmd/vms/web1/qmp.sock,server=on,wait=off",
     ];

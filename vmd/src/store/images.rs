@@ -35,6 +35,8 @@ pub struct ImageRow {
     pub os: OsFamily,
     /// Free text for people; empty for none.
     pub description: String,
+    /// Whether the image runs cloud-init (VMs from it get a seed).
+    pub cloud_init: bool,
 }
 
 /// What `insert_image` needs (its `id` is ignored).
@@ -42,7 +44,7 @@ pub type NewImage = ImageRow;
 
 const COLUMNS: &str = "i.id, i.name, i.file_name, i.source_format, i.virtual_size_bytes,
     i.sha256, COALESCE(i.owner_id, 0), i.created_at, i.sealed, i.firmware,
-    COALESCE(o.name, 'uid-' || i.owner_uid), o.uid, i.public, i.os, i.description";
+    COALESCE(o.name, 'uid-' || i.owner_uid), o.uid, i.public, i.os, i.description, i.cloud_init";
 
 const FROM: &str = "images i LEFT JOIN users o ON o.id = i.owner_id";
 
@@ -65,14 +67,15 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<ImageRow> {
         firmware: row.get(9)?,
         os: row.get::<_, OsColumn>(13)?.0,
         description: row.get(14)?,
+        cloud_init: row.get(15)?,
     })
 }
 
 /// Inserts an image, returning its id.
 pub fn insert_image(conn: &Connection, image: &NewImage) -> Result<i64, StoreError> {
     conn.execute(
-        "INSERT INTO images (name, file_name, source_format, virtual_size_bytes, sha256, owner_id, created_at, sealed, firmware, public, os, description, owner_uid)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, COALESCE((SELECT uid FROM users WHERE id = ?6), -1))",
+        "INSERT INTO images (name, file_name, source_format, virtual_size_bytes, sha256, owner_id, created_at, sealed, firmware, public, os, description, cloud_init, owner_uid)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, COALESCE((SELECT uid FROM users WHERE id = ?6), -1))",
         params![
             image.name,
             image.file_name,
@@ -85,7 +88,8 @@ pub fn insert_image(conn: &Connection, image: &NewImage) -> Result<i64, StoreErr
             image.firmware,
             image.public,
             OsColumn(image.os),
-            image.description
+            image.description,
+            image.cloud_init
         ],
     )?;
     Ok(conn.last_insert_rowid())
@@ -156,13 +160,15 @@ pub struct ImageInfo {
     pub description: String,
     /// Whether every user may see and use it.
     pub public: bool,
+    /// Whether the image runs cloud-init.
+    pub cloud_init: bool,
 }
 
-/// Writes the OS family, description and visibility of image `id`.
+/// Writes the OS family, description, visibility and cloud-init flag of image `id`.
 pub fn set_image_info(conn: &Connection, id: i64, info: &ImageInfo) -> Result<(), StoreError> {
     conn.execute(
-        "UPDATE images SET os = ?2, description = ?3, public = ?4 WHERE id = ?1",
-        params![id, OsColumn(info.os), info.description, info.public],
+        "UPDATE images SET os = ?2, description = ?3, public = ?4, cloud_init = ?5 WHERE id = ?1",
+        params![id, OsColumn(info.os), info.description, info.public, info.cloud_init],
     )?;
     Ok(())
 }

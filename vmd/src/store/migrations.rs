@@ -131,6 +131,18 @@ ALTER TABLE images ADD COLUMN description TEXT NOT NULL DEFAULT '';
 CREATE INDEX events_public_seq ON events(public, seq);
 CREATE INDEX events_audience_seq ON events(audience_id, seq);
 "#,
+    r#"
+ALTER TABLE vms ADD COLUMN labels TEXT NOT NULL DEFAULT '{}';
+ALTER TABLE images ADD COLUMN cloud_init INTEGER NOT NULL DEFAULT 0;
+CREATE TABLE vm_cloud_init (
+    vm_id         INTEGER PRIMARY KEY REFERENCES vms(id) ON DELETE CASCADE,
+    user_name     TEXT NOT NULL,
+    ssh_keys      TEXT NOT NULL DEFAULT '[]',
+    password_hash TEXT,
+    user_data     TEXT,
+    instance_id   TEXT NOT NULL
+);
+"#,
 ];
 
 /// A step in Rust that runs after a migration's SQL, in its transaction.

@@ -119,6 +119,7 @@
 //! - The connection sits behind a std `Mutex`; callers are blocking tasks (`spawn_blocking`),
 //!   never async code, so the lock is never held across an `.await`.
 
+mod cloud_init;
 mod events;
 mod images;
 mod isos;
@@ -135,6 +136,7 @@ use rusqlite::{Connection, Transaction};
 use migrations::migrate;
 pub use migrations::schema_version;
 
+pub use cloud_init::{set_cloud_init, set_instance_id, CloudInitRow};
 pub use events::{insert_event, list_events, prune_events, Audience, EventRow, NewEvent, Viewer};
 pub use images::{
     count_images, delete_image, get_image, get_image_by_id, image_users, insert_image, list_images,
@@ -153,7 +155,7 @@ pub use users::{
 pub use vms::{
     clear_runtime, count_vms, delete_vm, expired_vms, get_vm, insert_vm, list_vms, next_expiry,
     set_expiry, set_iso, set_runtime, set_settings, set_state, vm_with_ssh_port, Expiry, NewVm,
-    Owner, RuntimeRow, Settings, StateColumn, VmRow,
+    LabelsColumn, Owner, RuntimeRow, Settings, StateColumn, VmRow,
 };
 
 /// Failures of the store.

@@ -2,8 +2,9 @@
 
 use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSql, ToSqlOutput, ValueRef};
 use rusqlite::{params, Connection, OptionalExtension, Row};
-use vm_proto::types::VmState;
+use vm_proto::types::{Labels, VmState};
 
+use super::cloud_init::CloudInitRow;
 use super::StoreError;
 
 /// One row of `vms`, joined with its image's name.
@@ -49,6 +50,10 @@ pub struct VmRow {
     pub install: bool,
     /// Free text for people (`NULL`: none).
     pub description: Option<String>,
+    /// Labels (decoded by [`LabelsColumn`]).
+    pub labels: Labels,
+    /// The cloud-init seed settings (`vm_cloud_init`), if the VM gets a seed.
+    pub cloud_init: Option<CloudInitRow>,
 }
 
 /// The settings `vm.set` changes, written together by [`set_settings`].
@@ -62,6 +67,8 @@ pub struct Settings {
     pub disk_bytes: u64,
     /// Free text; `None` clears it.
     pub description: Option<String>,
+    /// Labels (the whole set).
+    pub labels: Labels,
 }
 
 /// The account that owns an object.
@@ -150,6 +157,8 @@ pub struct NewVm {
     pub install: bool,
     /// Free text for people.
     pub description: Option<String>,
+    /// Labels.
+    pub labels: Labels,
 }
 
 const SELECT: &str = "SELECT v.id, v.name, v.image_id, i.name, i.file_name, v.cpus, v.memory_mib,
@@ -157,10 +166,11 @@ const SELECT: &str = "SELECT v.id, v.name, v.image_id, i.name, i.file_name, v.cp
     r.pid, r.pid_start_time, r.accelerator, r.started_at, r.run_dir,
     s.id, s.name, s.file_name, v.firmware, v.install,
     COALESCE(o.name, 'uid-' || v.owner_uid), o.uid, v.expires_at, v.on_expiry, v.session_id,
-    t.id, t.expires_at, v.description
+    t.id, t.expires_at, v.description, v.labels,
+    c.user_name, c.ssh_keys, c.password_hash, c.user_data, c.instance_id
     FROM vms v JOIN images i ON i.id = v.image_id LEFT JOIN vm_runtime r ON r.vm_id = v.id
     LEFT JOIN isos s ON s.id = v.iso_id LEFT JOIN users o ON o.id = v.owner_id
-    LEFT JOIN tokens t ON t.id = v.session_id";
+    LEFT JOIN tokens t ON t.id = v.session_id LEFT JOIN vm_cloud_init c ON c.vm_id = v.id";
 
 fn from_row(row: &Row<'_>) -> rusqlite::Result<VmRow> {
     Ok(VmRow {
@@ -200,6 +210,8 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<VmRow> {
         firmware: row.get(22)?,
         install: row.get(23)?,
         description: row.get(31)?,
+        labels: row.get::<_, LabelsColumn>(32)?.0,
+        cloud_init: super::cloud_init::from_row(row, 33)?,
     })
 }
 
@@ -223,8 +235,8 @@ fn expiry_from(row: &Row<'_>) -> rusqlite::Result<Expiry> {
 pub fn insert_vm(conn: &Connection, vm: &NewVm) -> Result<i64, StoreError> {
     conn.execute(
         "INSERT INTO vms (name, image_id, cpus, memory_mib, disk_bytes, state, owner_id, created_at, overlay_file, ssh_port,
-            iso_id, firmware, install, expires_at, on_expiry, session_id, description, owner_uid)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,
+            iso_id, firmware, install, expires_at, on_expiry, session_id, description, labels, owner_uid)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18,
             COALESCE((SELECT uid FROM users WHERE id = ?7), -1))",
         params![
             vm.name,
@@ -243,7 +255,8 @@ pub fn insert_vm(conn: &Connection, vm: &NewVm) -> Result<i64, StoreError> {
             vm.expires_at,
             vm.on_expiry,
             vm.session_id,
-            vm.description
+            vm.description,
+            LabelsColumn(vm.labels.clone())
         ],
     )?;
     Ok(conn.last_insert_rowid())
@@ -265,17 +278,18 @@ pub fn list_vms(conn: &Connection, owner: Option<i64>) -> Result<Vec<VmRow>, Sto
     Ok(rows)
 }
 
-/// Writes the settings of VM `id` (vCPUs, memory, disk size, description).
+/// Writes the settings of VM `id` (vCPUs, memory, disk size, description, labels).
 pub fn set_settings(conn: &Connection, id: i64, settings: &Settings) -> Result<(), StoreError> {
     conn.execute(
-        "UPDATE vms SET cpus = ?2, memory_mib = ?3, disk_bytes = ?4, description = ?5
-         WHERE id = ?1",
+        "UPDATE vms SET cpus = ?2, memory_mib = ?3, disk_bytes = ?4, description = ?5,
+            labels = ?6 WHERE id = ?1",
         params![
             id,
             settings.cpus,
             settings.memory_mib as i64,
             settings.disk_bytes as i64,
-            settings.description
+            settings.description,
+            LabelsColumn(settings.labels.clone())
         ],
     )?;
     Ok(())
@@ -396,5 +410,24 @@ impl FromSql for StateColumn {
 impl ToSql for StateColumn {
     fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
         Ok(ToSqlOutput::from(self.0.as_str()))
+    }
+}
+
+/// The `vms.labels` column (a JSON object of strings): the one place labels are decoded.
+pub struct LabelsColumn(pub Labels);
+
+impl FromSql for LabelsColumn {
+    fn column_result(value: ValueRef<'_>) -> FromSqlResult<Self> {
+        serde_json::from_str(value.as_str()?)
+            .map(LabelsColumn)
+            .map_err(|e| FromSqlError::Other(format!("bad labels column: {e}").into()))
+    }
+}
+
+impl ToSql for LabelsColumn {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        let text = serde_json::to_string(&self.0)
+            .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
+        Ok(ToSqlOutput::from(text))
     }
 }
