@@ -1,6 +1,7 @@
 //! `vmctl create NAME --image BASE`: defines a stopped VM (`vm.create`), optionally with an
-//! ISO inserted (`--iso`), its own firmware (`--firmware`) and a lifetime (`--ttl`,
-//! `--on-expiry`, `--session`).
+//! ISO inserted (`--iso`), its own firmware (`--firmware`), a lifetime (`--ttl`,
+//! `--on-expiry`, `--session`), labels (`--label`) and cloud-init options (see
+//! [`super::create_seed`]).
 //!
 //! Names and sizes are checked here first so that mistakes exit 6 without a round trip;
 //! `--memory` must be a whole number of MiB (`512M`, `2G`; a bare number means bytes);
@@ -10,7 +11,7 @@ use vm_proto::api::VmdApiClient;
 use vm_proto::names::{parse_size, validate_name};
 use vm_proto::types::{validate_description, ExpiryAction, Firmware, VmCreate};
 
-use super::Ctx;
+use super::{create_seed, Ctx};
 use crate::cli::CreateArgs;
 use crate::error::CliError;
 use crate::output;
@@ -21,8 +22,12 @@ const MIB: u64 = 1 << 20;
 
 /// Creates the VM and prints it (nothing with `-q`).
 pub async fn run(ctx: &Ctx, args: CreateArgs) -> Result<(), CliError> {
-    let request = request(args)?;
-    let vm = ctx.connect().await?.vm_create(request).await?;
+    let mut request = request(args)?;
+    let client = ctx.connect().await?;
+    if request.cloud_init.is_none() && client.image_get(request.image.clone()).await?.cloud_init {
+        request.cloud_init = create_seed::default_keys();
+    }
+    let vm = client.vm_create(request).await?;
     ctx.out.result(&vm, output::vm::details)
 }
 
@@ -49,8 +54,8 @@ fn request(args: CreateArgs) -> Result<VmCreate, CliError> {
         on_expiry: args.on_expiry.map(ExpiryAction::from),
         session: args.session,
         description: args.description,
-        labels: Default::default(),
-        cloud_init: None,
+        labels: super::set::labels(&args.labels.labels)?,
+        cloud_init: create_seed::request(&args.provision)?,
     })
 }
 

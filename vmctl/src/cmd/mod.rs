@@ -2,6 +2,7 @@
 
 mod console;
 mod create;
+mod create_seed;
 mod events;
 mod extend;
 mod image_create;
