@@ -1,6 +1,6 @@
 // Journey: a wrong password is refused; a user logs in, sees the OS in the sidebar, creates
 // a VM with a lifetime (the card appears at once; a taken name shows vmd's refusal), extends
-// its lifetime, starts it from a second tab with a right-click (the first tab's card turns
+// its lifetime, sees labels set through the API on the card, starts it from a second tab with a right-click (the first tab's card turns
 // green through the event stream alone), opens the console in a new tab (noVNC connects;
 // the serial tab shows the guest's ready marker and runs a typed command), reads its logs;
 // a second VM's console opens beside the first and both stay connected; the second VM's
@@ -63,6 +63,21 @@ async function extendLifetime(page) {
       },
       [VM, before],
     );
+  });
+}
+
+async function labelsShow(page) {
+  await ui.step("labels set through the API show on the card live", async () => {
+    const status = await page.evaluate(async (vm) => {
+      const headers = {
+        "Content-Type": "application/json",
+        "X-CSRF-Token": localStorage.getItem("vmd-csrf") || "",
+      };
+      const body = JSON.stringify({ labels: { course: "net101", team: "red" } });
+      return (await fetch(`/api/v1/vms/${vm}`, { method: "PATCH", headers, body })).status;
+    }, VM);
+    if (status !== 200) throw new Error(`PATCH answered ${status}`);
+    await ui.card(page, VM).locator("dd", { hasText: "course=net101 · team=red" }).waitFor();
   });
 }
 
@@ -245,6 +260,7 @@ ui.journey(async (browser) => {
   await ui.step(`log in as ${ui.env.user}`, () => ui.login(page, ui.env.user, ui.env.password));
   await createVm(page);
   await extendLifetime(page);
+  await labelsShow(page);
   await startFromOtherTab(context, page);
   const con = await openConsole(context, page, VM);
   await typeInTerminal(con);

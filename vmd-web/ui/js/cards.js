@@ -41,7 +41,20 @@ function facts(vm) {
   }
   if (vm.expires_at) rows.push(["Expires in", "", { until: vm.expires_at }]);
   if (vm.ssh_port) rows.push(["SSH", `host port ${vm.ssh_port}`]);
+  const guest = guestFacts(vm.guest);
+  if (guest) rows.push(["Guest", guest]);
+  const labels = Object.entries(vm.labels || {}).map(([k, v]) => (v ? `${k}=${v}` : k));
+  if (labels.length) rows.push(["Labels", labels.join(" · ")]);
   return rows;
+}
+
+/** What the guest agent reported: the OS and the addresses (IPv4 first), or nothing. */
+function guestFacts(guest) {
+  if (!guest?.agent) return "";
+  const addresses = (guest.addresses || [])
+    .map((a) => a.address)
+    .sort((a, b) => a.includes(":") - b.includes(":"));
+  return [guest.os, ...addresses.slice(0, 3)].filter(Boolean).join(" · ");
 }
 
 /** Fills `card` from `vm`. */
