@@ -57,6 +57,7 @@ pub fn details(image: &Image) -> String {
         ("format", image.format.clone()),
         ("source format", image.source_format.clone()),
         ("firmware", image.firmware.as_str().to_string()),
+        ("cloud-init", yes_no(image.cloud_init).to_string()),
         ("virtual size", size_exact(image.virtual_size_bytes)),
         ("disk usage", size_exact(image.disk_usage_bytes)),
         ("sha256", sha256),
@@ -154,6 +155,7 @@ mod tests {
             "os              debian",
             "description     Debian 12 with cloud-init",
             "firmware        bios",
+            "cloud-init      yes",
             "owner           admin",
             "public          yes",
         ] {
