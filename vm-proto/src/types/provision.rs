@@ -209,9 +209,27 @@ pub fn validate_ssh_key(key: &str) -> Result<(), String> {
 /// account.
 pub fn validate_guest_user(user: &str) -> Result<(), String> {
     const RESERVED: &[&str] = &[
-        "root", "daemon", "bin", "sys", "sync", "games", "man", "lp", "mail", "news", "uucp",
-        "proxy", "www-data", "backup", "list", "irc", "nobody", "systemd-network", "sshd",
-        "messagebus", "_apt",
+        "root",
+        "daemon",
+        "bin",
+        "sys",
+        "sync",
+        "games",
+        "man",
+        "lp",
+        "mail",
+        "news",
+        "uucp",
+        "proxy",
+        "www-data",
+        "backup",
+        "list",
+        "irc",
+        "nobody",
+        "systemd-network",
+        "sshd",
+        "messagebus",
+        "_apt",
     ];
     let first_ok = user
         .chars()
@@ -379,7 +397,8 @@ fn is_true(b: &bool) -> bool {
 mod tests {
     use super::*;
 
-    const KEY: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBd2kZ0cZ3bm9tYXJrZXJrZXlrZXlrZXk me@host";
+    const KEY: &str =
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBd2kZ0cZ3bm9tYXJrZXJrZXlrZXlrZXk me@host";
 
     #[test]
     fn ssh_keys_are_single_plain_lines() {
@@ -400,14 +419,26 @@ mod tests {
     #[test]
     fn guest_users_are_portable_non_system_names() {
         assert!(validate_guest_user("lab").is_ok() && validate_guest_user("_x-1").is_ok());
-        for bad in ["", "Root", "root", "sshd", "1abc", "a b", "a.b", &"a".repeat(33)] {
+        for bad in [
+            "",
+            "Root",
+            "root",
+            "sshd",
+            "1abc",
+            "a b",
+            "a.b",
+            &"a".repeat(33),
+        ] {
             assert!(validate_guest_user(bad).is_err(), "{bad:?}");
         }
     }
 
     #[test]
     fn user_data_is_cloud_config_or_a_script() {
-        assert_eq!(user_data_kind("#cloud-config\npackages: []\n"), Ok("cloud-config"));
+        assert_eq!(
+            user_data_kind("#cloud-config\npackages: []\n"),
+            Ok("cloud-config")
+        );
         assert_eq!(user_data_kind("#!/bin/sh\necho hi\n"), Ok("script"));
         assert!(user_data_kind("packages: []").is_err());
         assert!(user_data_kind("#cloud-config\n\0").is_err());
@@ -438,16 +469,25 @@ mod tests {
 
     #[test]
     fn labels_and_selectors() {
-        assert_eq!(parse_label("course=net101"), Ok(("course".into(), "net101".into())));
+        assert_eq!(
+            parse_label("course=net101"),
+            Ok(("course".into(), "net101".into()))
+        );
         assert_eq!(parse_label("k="), Ok(("k".into(), String::new())));
         assert!(parse_label("novalue").is_err() && parse_label("Bad=x").is_err());
         assert!(parse_label("k=a,b").is_err() && parse_label("k=a\nb").is_err());
         let labels: Labels = [("course".to_string(), "net101".to_string())].into();
         assert!(LabelSelector::parse("course").expect("ok").matches(&labels));
-        assert!(LabelSelector::parse("course=net101").expect("ok").matches(&labels));
-        assert!(!LabelSelector::parse("course=net102").expect("ok").matches(&labels));
+        assert!(LabelSelector::parse("course=net101")
+            .expect("ok")
+            .matches(&labels));
+        assert!(!LabelSelector::parse("course=net102")
+            .expect("ok")
+            .matches(&labels));
         assert!(!LabelSelector::parse("team").expect("ok").matches(&labels));
-        let many: Labels = (0..=LABELS_MAX).map(|i| (format!("k{i}"), String::new())).collect();
+        let many: Labels = (0..=LABELS_MAX)
+            .map(|i| (format!("k{i}"), String::new()))
+            .collect();
         assert!(validate_labels(&many).is_err());
     }
 }

@@ -117,7 +117,10 @@ fn changes(row: &ImageRow, new: &ImageInfo) -> Vec<String> {
         out.push(what.to_string());
     }
     if new.cloud_init != row.cloud_init {
-        out.push(format!("cloud-init {}", if new.cloud_init { "on" } else { "off" }));
+        out.push(format!(
+            "cloud-init {}",
+            if new.cloud_init { "on" } else { "off" }
+        ));
     }
     out
 }

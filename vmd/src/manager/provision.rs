@@ -8,9 +8,7 @@
 
 use std::path::{Path, PathBuf};
 
-use vm_proto::types::{
-    validate_guest_user, CloudInitInfo, CloudInitRequest, user_data_kind,
-};
+use vm_proto::types::{user_data_kind, validate_guest_user, CloudInitInfo, CloudInitRequest};
 
 use super::{Error, Manager};
 use crate::auth::Subject;

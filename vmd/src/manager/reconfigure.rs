@@ -268,7 +268,10 @@ fn label_changes(old: &Labels, new: &Labels) -> String {
         .keys()
         .filter(|k| !new.contains_key(*k))
         .map(|k| format!("-{k}"));
-    format!("labels {}", set.chain(removed).collect::<Vec<_>>().join(", "))
+    format!(
+        "labels {}",
+        set.chain(removed).collect::<Vec<_>>().join(", ")
+    )
 }
 
 #[cfg(test)]
@@ -367,7 +370,10 @@ mod tests {
         };
         let merged = merged_labels(&row, &req).expect("valid");
         assert_eq!(merged, [("team".to_string(), "red".to_string())].into());
-        assert_eq!(label_changes(&row.labels, &merged), "labels team=red, -course");
+        assert_eq!(
+            label_changes(&row.labels, &merged),
+            "labels team=red, -course"
+        );
         let bad = VmSet {
             labels: [("Bad Key".to_string(), String::new())].into(),
             ..req

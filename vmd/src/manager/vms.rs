@@ -2,8 +2,8 @@
 
 use vm_proto::names::{format_size, validate_name};
 use vm_proto::types::{
-    validate_description, validate_labels, ExpiryAction, LabelSelector, Firmware, Usage, Vm, VmCreate, VmFilter, VmState, CPUS_MAX,
-    DISK_BYTES_MAX, MEMORY_MIB_MIN, UEFI_MEMORY_MIB_MIN,
+    validate_description, validate_labels, ExpiryAction, Firmware, LabelSelector, Usage, Vm,
+    VmCreate, VmFilter, VmState, CPUS_MAX, DISK_BYTES_MAX, MEMORY_MIB_MIN, UEFI_MEMORY_MIB_MIN,
 };
 
 use vm_proto::types::EventKind;
@@ -420,7 +420,10 @@ impl Manager {
             console,
             description: row.description,
             labels: row.labels,
-            cloud_init: row.cloud_init.as_ref().map(super::provision::cloud_init_info),
+            cloud_init: row
+                .cloud_init
+                .as_ref()
+                .map(super::provision::cloud_init_info),
             guest: None,
         }
     }

@@ -152,7 +152,10 @@ impl QemuConfig {
                     r#"{{"driver":"raw","node-name":"seed","read-only":true,"file":{{"driver":"file","filename":{filename},"read-only":true}}}}"#
                 ),
             );
-            argv.pair("-device", format!("ide-cd,id={SEED_ID},bus=ide.2,drive=seed"));
+            argv.pair(
+                "-device",
+                format!("ide-cd,id={SEED_ID},bus=ide.2,drive=seed"),
+            );
         }
         let mut netdev = String::from("user,id=net0");
         if let Some(port) = self.ssh_port {

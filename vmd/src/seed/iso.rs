@@ -48,13 +48,18 @@ async fn write_and_pack(seed: &Seed, docs: &Path, iso: &Path) -> Result<(), Seed
         source,
     };
     tokio::fs::create_dir_all(docs).await.map_err(write_err)?;
-    for (name, text) in [("meta-data", seed.meta_data()), ("user-data", seed.user_data())] {
+    for (name, text) in [
+        ("meta-data", seed.meta_data()),
+        ("user-data", seed.user_data()),
+    ] {
         tokio::fs::write(docs.join(name), text)
             .await
             .map_err(write_err)?;
     }
     let out = Command::new("xorriso")
-        .args(["-as", "mkisofs", "-quiet", "-volid", LABEL, "-joliet", "-rock"])
+        .args([
+            "-as", "mkisofs", "-quiet", "-volid", LABEL, "-joliet", "-rock",
+        ])
         .arg("-output")
         .arg(iso)
         .arg(docs)

@@ -40,7 +40,10 @@ fn user_data_is_cloud_config_whose_values_cannot_escape() {
         serde_json::from_str(body.strip_prefix("#cloud-config\n").expect("hdr")).expect("json");
     assert_eq!(doc["users"][0]["passwd"], "$6$salt$hash");
     assert_eq!(doc["users"][0]["lock_passwd"], false);
-    assert!(check_user_data(&text).is_ok(), "our own document is valid YAML");
+    assert!(
+        check_user_data(&text).is_ok(),
+        "our own document is valid YAML"
+    );
 }
 
 #[test]
@@ -72,13 +75,21 @@ fn user_data_check_accepts_mappings_and_scripts_only() {
         let err = check_user_data(bad).expect_err(bad);
         assert!(err.contains(why), "{bad:?}: {err}");
     }
-    let deep = format!("#cloud-config\na: {}1{}\n", "[".repeat(100), "]".repeat(100));
-    assert!(check_user_data(&deep).expect_err("deep").contains("nests deeper"));
+    let deep = format!(
+        "#cloud-config\na: {}1{}\n",
+        "[".repeat(100),
+        "]".repeat(100)
+    );
+    assert!(check_user_data(&deep)
+        .expect_err("deep")
+        .contains("nests deeper"));
     // Aliases are not expanded: a "billion laughs" document is checked in linear time.
     let mut laughs = String::from("#cloud-config\na0: &a0 [lol, lol, lol, lol, lol]\n");
     for i in 1..10 {
         let p = i - 1;
-        laughs.push_str(&format!("a{i}: &a{i} [*a{p}, *a{p}, *a{p}, *a{p}, *a{p}]\n"));
+        laughs.push_str(&format!(
+            "a{i}: &a{i} [*a{p}, *a{p}, *a{p}, *a{p}, *a{p}]\n"
+        ));
     }
     assert!(check_user_data(&laughs).is_ok());
 }

@@ -58,14 +58,20 @@ pub(super) fn from_row(row: &Row<'_>, first: usize) -> rusqlite::Result<Option<C
 
 /// Stores (replacing) the seed settings of VM `vm_id`.
 pub fn set_cloud_init(conn: &Connection, vm_id: i64, ci: &CloudInitRow) -> Result<(), StoreError> {
-    let keys = serde_json::to_string(&ci.ssh_keys).map_err(|e| {
-        StoreError::Query(rusqlite::Error::ToSqlConversionFailure(Box::new(e)))
-    })?;
+    let keys = serde_json::to_string(&ci.ssh_keys)
+        .map_err(|e| StoreError::Query(rusqlite::Error::ToSqlConversionFailure(Box::new(e))))?;
     conn.execute(
         "INSERT OR REPLACE INTO vm_cloud_init
             (vm_id, user_name, ssh_keys, password_hash, user_data, instance_id)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        params![vm_id, ci.user, keys, ci.password_hash, ci.user_data, ci.instance_id],
+        params![
+            vm_id,
+            ci.user,
+            keys,
+            ci.password_hash,
+            ci.user_data,
+            ci.instance_id
+        ],
     )?;
     Ok(())
 }

@@ -168,7 +168,13 @@ pub struct ImageInfo {
 pub fn set_image_info(conn: &Connection, id: i64, info: &ImageInfo) -> Result<(), StoreError> {
     conn.execute(
         "UPDATE images SET os = ?2, description = ?3, public = ?4, cloud_init = ?5 WHERE id = ?1",
-        params![id, OsColumn(info.os), info.description, info.public, info.cloud_init],
+        params![
+            id,
+            OsColumn(info.os),
+            info.description,
+            info.public,
+            info.cloud_init
+        ],
     )?;
     Ok(())
 }

@@ -154,8 +154,8 @@ pub use users::{
 };
 pub use vms::{
     clear_runtime, count_vms, delete_vm, expired_vms, get_vm, insert_vm, list_vms, next_expiry,
-    set_expiry, set_iso, set_runtime, set_settings, set_state, vm_with_ssh_port, Expiry, NewVm,
-    LabelsColumn, Owner, RuntimeRow, Settings, StateColumn, VmRow,
+    set_expiry, set_iso, set_runtime, set_settings, set_state, vm_with_ssh_port, Expiry,
+    LabelsColumn, NewVm, Owner, RuntimeRow, Settings, StateColumn, VmRow,
 };
 
 /// Failures of the store.
