@@ -307,6 +307,17 @@ impl Manager {
         vm: &str,
         prepared: &storage::PreparedBase,
     ) -> Result<storage::generalize::Report, Error> {
+        // The raw copy and the new qcow2 each take about as much as the flattened copy.
+        let need = 2 * storage::disk_usage(&prepared.tmp_path) + self.config.min_free_bytes;
+        let free = self.free_bytes().await?;
+        if free < need {
+            storage::remove_quietly(&prepared.tmp_path);
+            return Err(Error::NoSpace {
+                action: "generalize the published copy",
+                free,
+                floor: need,
+            });
+        }
         let result = self.storage.generalize(prepared).await;
         if result.is_err() {
             storage::remove_quietly(&prepared.tmp_path);
