@@ -59,8 +59,12 @@ pub struct Report {
 impl Report {
     /// The sentence of the publish event.
     pub fn summary(&self) -> String {
+        let id = match self.machine_id {
+            true => "machine-id",
+            false => "no machine-id found",
+        };
         let mut s = format!(
-            "generalized (machine-id, {} SSH host keys, cloud-init state, logs reset)",
+            "generalized ({id}, {} SSH host keys, cloud-init state, logs reset)",
             self.ssh_host_keys
         );
         if self.skipped_names > 0 {
@@ -329,6 +333,7 @@ mod tests {
     fn report_summary_names_the_key_count() {
         let report = Report {
             ssh_host_keys: 2,
+            machine_id: true,
             ..Report::default()
         };
         assert_eq!(
