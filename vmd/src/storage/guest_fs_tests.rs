@@ -231,3 +231,56 @@ fn safe_names() {
         assert!(!is_safe_name(bad), "{bad:?}");
     }
 }
+
+/// debugfs can copy a host file into an image (`write`); inside the sandbox there is none to
+/// copy. The control shows the same script working outside.
+#[tokio::test]
+async fn debugfs_in_the_sandbox_cannot_read_host_files() {
+    use crate::storage::qemu_img;
+    use crate::storage::sandbox::INPUT;
+    let (dir, storage) = storage();
+    let root = guest_disk::guest_tree(dir.path(), false);
+    let fs = guest_disk::raw_disk(dir.path(), &root, Layout::Bare);
+    let control = dir.path().join("control.raw");
+    std::fs::copy(&fs, &control).expect("copy");
+    let script = "write /etc/passwd stolen\n";
+    let outside = std::process::Command::new("debugfs")
+        .args(["-w", "-R", script.trim()])
+        .arg(&control)
+        .output()
+        .expect("debugfs");
+    assert!(outside.status.success());
+    assert!(
+        View::open(&control, "raw", 0).exists("/stolen"),
+        "control: debugfs copies host files"
+    );
+    let upload = storage.uploads_dir().join("fs");
+    std::fs::copy(&fs, &upload).expect("stage");
+    let job = storage.new_job(&upload).await.expect("job");
+    qemu_img::to_raw_untrusted(&job, "raw", INPUT, RAW)
+        .await
+        .expect("raw");
+    let out = run_tool(
+        &job,
+        "debugfs",
+        &["-w", "-f", "-", RAW],
+        Some(script.into()),
+        QUICK,
+    )
+    .await
+    .expect("debugfs");
+    assert!(
+        out.stderr.contains("/etc/passwd"),
+        "debugfs found no host file: {}",
+        out.stderr
+    );
+    qemu_img::convert_untrusted(&job, "raw", RAW)
+        .await
+        .expect("qcow2");
+    let dst = dir.path().join("after.qcow2");
+    job.take_output(&dst).expect("take");
+    assert!(
+        !View::open(&dst, "qcow2", 0).exists("/stolen"),
+        "nothing copied in the sandbox"
+    );
+}
