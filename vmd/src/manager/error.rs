@@ -366,7 +366,7 @@ impl Error {
             _ if self.is_disk_full() => "the state file system is full: free space there (removing VMs works even now; `vmctl status` shows free space)".into(),
             Error::NoSpace { .. } => "free space in the state directory (`vmctl rm` unused VMs, `vmctl image rm` unused bases), or lower min_free_bytes in the vmd config".into(),
             Error::DiskInUse(name) => format!("a QEMU outside vmd's control holds it; restart vmd to stop it, or find it with `fuser` on the overlay of {name}"),
-            Error::Store(_) | Error::Storage(_) | Error::Task(_) | Error::Resize { .. } => "see the daemon log (journalctl -u vmd)".into(),
+            Error::Store(_) | Error::Storage(_) | Error::Task(_) | Error::Resize { .. } | Error::Generalize { .. } => "see the daemon log (journalctl -u vmd)".into(),
             Error::StartFailed { name, .. } => format!("see `vmctl logs {name}` and `vmctl show {name}`"),
             Error::Busy { holder: "stop", .. } => "wait for it, or end it now with `vmctl stop --force`".into(),
             Error::Busy { .. } => "try again when it has finished".into(),
