@@ -149,6 +149,15 @@ pub enum Error {
         #[source]
         source: StorageError,
     },
+    /// `image.publish --generalize` failed; nothing was published.
+    #[error("cannot generalize the copy of vm {vm}")]
+    Generalize {
+        /// The source VM.
+        vm: String,
+        /// Why.
+        #[source]
+        source: StorageError,
+    },
     /// Creating or replacing an overlay failed.
     #[error("cannot create overlay for vm {name}")]
     Overlay {
@@ -277,6 +286,9 @@ impl Error {
                 ErrorCode::InvalidArgument
             }
             Error::Import { source, .. } if is_refusal(source) => ErrorCode::InvalidArgument,
+            Error::Generalize { source, .. } if is_not_generalizable(source) => {
+                ErrorCode::InvalidArgument
+            }
             Error::ImageNotFound(_)
             | Error::VmNotFound(_)
             | Error::UploadNotFound(_)
@@ -308,6 +320,7 @@ impl Error {
             Error::AccountExists(_) => ErrorCode::AlreadyExists,
             Error::AccountInUse { .. } => ErrorCode::InUse,
             Error::Import { .. }
+            | Error::Generalize { .. }
             | Error::Overlay { .. }
             | Error::Resize { .. }
             | Error::GrownNotRecorded { .. }
@@ -343,7 +356,8 @@ impl Error {
             Error::Import { source: StorageError::Detect(crate::storage::detect::DetectError::Iso), .. } => {
                 "an ISO is an installer medium, not a disk: add it with `vmctl iso upload`, or import a disk image".into()
             }
-            Error::Import { source, .. } if is_sandbox_failure(source) => {
+            Error::Generalize { source, .. } if is_not_generalizable(source) => "generalize supports ext2/3/4 root file systems; publish without --generalize and reset identity inside the guest before publishing".into(),
+            Error::Generalize { source, .. } | Error::Import { source, .. } if is_sandbox_failure(source) => {
                 "install bubblewrap (apt install bubblewrap; scripts/setup.sh does) and make the state directory's parents searchable by image_sandbox_user; see the daemon log".into()
             }
             Error::Import { source, .. } if is_refusal(source) => {
@@ -352,7 +366,7 @@ impl Error {
             _ if self.is_disk_full() => "the state file system is full: free space there (removing VMs works even now; `vmctl status` shows free space)".into(),
             Error::NoSpace { .. } => "free space in the state directory (`vmctl rm` unused VMs, `vmctl image rm` unused bases), or lower min_free_bytes in the vmd config".into(),
             Error::DiskInUse(name) => format!("a QEMU outside vmd's control holds it; restart vmd to stop it, or find it with `fuser` on the overlay of {name}"),
-            Error::Store(_) | Error::Storage(_) | Error::Task(_) | Error::Resize { .. } => "see the daemon log (journalctl -u vmd)".into(),
+            Error::Store(_) | Error::Storage(_) | Error::Task(_) | Error::Resize { .. } | Error::Generalize { .. } => "see the daemon log (journalctl -u vmd)".into(),
             Error::StartFailed { name, .. } => format!("see `vmctl logs {name}` and `vmctl show {name}`"),
             Error::Busy { holder: "stop", .. } => "wait for it, or end it now with `vmctl stop --force`".into(),
             Error::Busy { .. } => "try again when it has finished".into(),
@@ -407,12 +421,23 @@ fn is_refusal(err: &StorageError) -> bool {
     }
 }
 
+/// Whether the VM's disk is what generalize cannot handle (not vmd or the host).
+fn is_not_generalizable(err: &StorageError) -> bool {
+    use crate::storage::guest_fs::GuestFsError;
+    matches!(
+        err,
+        StorageError::GuestFs(GuestFsError::NoRootFs | GuestFsError::TooManyEntries(..))
+    )
+}
+
 /// Whether the image sandbox (bwrap) is what failed.
 fn is_sandbox_failure(err: &StorageError) -> bool {
     use crate::storage::qemu_img::QemuImgError;
     matches!(
         err,
-        StorageError::Sandbox(_) | StorageError::QemuImg(QemuImgError::Sandbox(_))
+        StorageError::Sandbox(_)
+            | StorageError::QemuImg(QemuImgError::Sandbox(_))
+            | StorageError::GuestFs(crate::storage::guest_fs::GuestFsError::Sandbox(_))
     )
 }
 

@@ -29,7 +29,10 @@ impl Manager {
             .uploads
             .take(&req.upload_id, subject.user_id)
             .ok_or(Error::UploadNotFound(req.upload_id))?;
-        let prepared = self.storage.prepare_base(&upload.path, &req.name).await;
+        let prepared = self
+            .storage
+            .prepare_base(&upload.path, &req.name, req.cloud_init.is_none())
+            .await;
         storage::remove_quietly(&upload.path);
         let prepared = prepared.map_err(|source| Error::Import {
             name: req.name.clone(),
@@ -49,7 +52,7 @@ impl Manager {
             firmware: "bios".into(),
             os,
             description,
-            cloud_init: req.cloud_init.unwrap_or(false),
+            cloud_init: req.cloud_init.or(prepared.cloud_init).unwrap_or(false),
         };
         self.commit_image(row, prepared).await?;
         tracing::info!(image = %req.name, user = %subject.name, size_bytes = upload.size_bytes, "image imported");

@@ -3,7 +3,8 @@
 //! `image.create` makes an unsealed image row, a blank standalone disk and an install VM of the
 //! same name that boots the ISO first with that disk attached writable. `image.seal` (install
 //! VM stopped) removes the install VM and moves its disk into `images/` as the read-only base.
-//! `image.publish` flattens a stopped VM's overlay and base into a new sealed base.
+//! `image.publish` flattens a stopped VM's overlay and base into a new sealed base; with
+//! `generalize` the copy's machine identity is reset offline (see [`storage::generalize`]).
 
 use vm_proto::names::validate_name;
 use vm_proto::types::{
@@ -252,6 +253,10 @@ impl Manager {
                 name: req.name.clone(),
                 source,
             })?;
+        let generalized = match req.generalize {
+            true => Some(self.generalize_copy(&req.vm, &prepared).await?),
+            false => None,
+        };
         let base = self.base_traits(vm.image_id).await?;
         let tmp = prepared.tmp_path.clone();
         let sha256 = tokio::task::spawn_blocking(move || storage::sha256_file(&tmp)).await??;
@@ -281,18 +286,48 @@ impl Manager {
         tracing::info!(image = %req.name, vm = %req.vm, user = %subject.name, public, "base published");
         // Every user sees a public image's events: the source VM (another account's object,
         // whose name is not theirs to learn) is named only for a private image.
-        let msg = if public {
+        let mut msg = if public {
             "published from a VM".to_string()
         } else {
             format!("published from vm {}", req.vm)
         };
+        if let Some(report) = generalized {
+            msg = format!("{msg}; {}", report.summary());
+        }
         self.events
             .emit(Draft::image(EventKind::ImageImported, &req.name, msg))
             .await?;
         self.image(&req.name).await
     }
 
-    /// The OS family of the base with id `image_id` (a published image inherits it).
+    /// Generalizes the flattened copy of `vm` (see [`storage::generalize`]); on failure the
+    /// copy is removed.
+    async fn generalize_copy(
+        &self,
+        vm: &str,
+        prepared: &storage::PreparedBase,
+    ) -> Result<storage::generalize::Report, Error> {
+        // The raw copy and the new qcow2 each take about as much as the flattened copy.
+        let need = 2 * storage::disk_usage(&prepared.tmp_path) + self.config.min_free_bytes;
+        let free = self.free_bytes().await?;
+        if free < need {
+            storage::remove_quietly(&prepared.tmp_path);
+            return Err(Error::NoSpace {
+                action: "generalize the published copy",
+                free,
+                floor: need,
+            });
+        }
+        let result = self.storage.generalize(prepared).await;
+        if result.is_err() {
+            storage::remove_quietly(&prepared.tmp_path);
+        }
+        result.map_err(|source| Error::Generalize {
+            vm: vm.to_string(),
+            source,
+        })
+    }
+
     /// What a published copy inherits from its VM's base: OS family and cloud-init flag.
     async fn base_traits(&self, image_id: i64) -> Result<BaseTraits, Error> {
         let row = self

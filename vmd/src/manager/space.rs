@@ -49,7 +49,7 @@ impl Manager {
         Ok(())
     }
 
-    async fn free_bytes(&self) -> Result<u64, Error> {
+    pub(super) async fn free_bytes(&self) -> Result<u64, Error> {
         let dir = self.config.state_dir.clone();
         Ok(tokio::task::spawn_blocking(move || storage::free_bytes(&dir)).await?)
     }

@@ -8,6 +8,8 @@
 //! 3. `qemu-img convert` writes a standalone qcow2 inside the sandbox; that output is checked
 //!    the same way (by qemu-img in the sandbox and by our qcow2 header check) before it is taken
 //!    out, given to vmd's user, made 0444 and renamed to a hidden name in `images/`.
+//! 4. Unless the client said, cloud-init is detected on the converted image (see
+//!    [`super::generalize`]) before it is taken out.
 
 use std::path::{Path, PathBuf};
 
@@ -19,10 +21,12 @@ use super::{remove_quietly, PreparedBase, Storage, StorageError};
 impl Storage {
     /// Checks and converts a staged upload into a hidden read-only qcow2 in `images/`. The
     /// upload is consumed (moved into the sandbox and deleted with it).
+    /// With `detect_cloud_init`, the result says whether the image has cloud-init.
     pub async fn prepare_base(
         &self,
         upload: &Path,
         name: &str,
+        detect_cloud_init: bool,
     ) -> Result<PreparedBase, StorageError> {
         let staged = upload.to_path_buf();
         let format = blocking(move || detect_file(&staged)).await?;
@@ -33,6 +37,14 @@ impl Storage {
         qemu_img::convert_untrusted(&job, format.as_str(), INPUT).await?;
         let converted = qemu_img::info_untrusted(&job, "qcow2", OUTPUT).await?;
         check_info(&converted)?;
+        let cloud_init = match detect_cloud_init {
+            // Detection is best effort: an image it cannot read is still a valid disk.
+            true => Some(self.detect_cloud_init(&job).await.unwrap_or_else(|error| {
+                tracing::warn!(%error, "cannot detect cloud-init; taken as absent");
+                false
+            })),
+            false => None,
+        };
         let tmp_path = self.hidden_path(&self.images_dir, "tmp", name);
         let taken = take_output(job, tmp_path.clone()).await;
         if taken.is_err() {
@@ -43,17 +55,18 @@ impl Storage {
             tmp_path,
             source_format: format,
             virtual_size_bytes: converted.virtual_size,
+            cloud_init,
         })
     }
 
-    async fn new_job(&self, upload: &Path) -> Result<Job, StorageError> {
+    pub(super) async fn new_job(&self, upload: &Path) -> Result<Job, StorageError> {
         let (sandbox, upload) = (self.sandbox.clone(), upload.to_path_buf());
         blocking(move || Ok(sandbox.job(&upload)?)).await
     }
 }
 
 /// Takes the sandbox's output to `dst` and checks its qcow2 header, off the async workers.
-async fn take_output(job: Job, dst: PathBuf) -> Result<(), StorageError> {
+pub(super) async fn take_output(job: Job, dst: PathBuf) -> Result<(), StorageError> {
     blocking(move || {
         job.take_output(&dst)?;
         match detect_file(&dst)? {

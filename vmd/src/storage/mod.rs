@@ -7,8 +7,8 @@
 //! - `uploads/`: staged uploads, deleted after import, on expiry and at start-up.
 //! - `isos/<name>.iso`: read-only (0444) ISO library; world-readable so that a QEMU running as
 //!   the unprivileged user can open one when it is inserted at run time.
-//! - `sandbox/`: one work directory per import, where qemu-img reads the upload inside the
-//!   image sandbox (see [`sandbox`]).
+//! - `sandbox/`: one work directory per import or generalize, where qemu-img and the
+//!   file-system tools read the image inside the image sandbox (see [`sandbox`], [`guest_fs`]).
 //!
 //! Uploads are untrusted: [`Storage::prepare_base`] (in `import.rs`) parses headers itself, then
 //! runs every qemu-img step in the sandbox. Files vmd made itself (overlays, blank disks, the
@@ -19,6 +19,8 @@
 //! Deletions first rename to a hidden `.trash-…` name inside the same transaction as the row.
 
 pub mod detect;
+pub mod generalize;
+pub mod guest_fs;
 mod import;
 pub mod inuse;
 pub mod qemu_img;
@@ -47,6 +49,9 @@ pub enum StorageError {
     /// The image sandbox could not be prepared.
     #[error(transparent)]
     Sandbox(#[from] SandboxError),
+    /// An offline file-system operation (generalize, cloud-init detection) failed.
+    #[error(transparent)]
+    GuestFs(#[from] guest_fs::GuestFsError),
     /// qemu-img reported a reference to another file or another refusal reason.
     #[error("{0}")]
     Refused(String),
@@ -85,6 +90,8 @@ pub struct PreparedBase {
     pub source_format: Format,
     /// Guest-visible size.
     pub virtual_size_bytes: u64,
+    /// Whether cloud-init was found in the image (`None`: not looked for).
+    pub cloud_init: Option<bool>,
 }
 
 /// The storage directories.
@@ -189,6 +196,7 @@ impl Storage {
             tmp_path,
             source_format: Format::Qcow2,
             virtual_size_bytes: result?,
+            cloud_init: None,
         })
     }
 

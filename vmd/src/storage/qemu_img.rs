@@ -205,6 +205,25 @@ pub async fn convert_untrusted(job: &Job, format: &str, path: &str) -> Result<()
     }
 }
 
+/// Converts `path` (of `format`) inside the sandbox to a sparse raw file at `raw` (a path
+/// inside [`super::sandbox::OUTPUT_DIR`]), for the file-system tools of [`super::guest_fs`].
+pub async fn to_raw_untrusted(
+    job: &Job,
+    format: &str,
+    path: &str,
+    raw: &str,
+) -> Result<(), QemuImgError> {
+    let mut cmd = job.qemu_img()?;
+    cmd.args(["convert", "--image-opts"])
+        .arg(image_opts(format, path))
+        .args(["-O", "raw", raw]);
+    let out = output_untrusted("convert", CONVERT, cmd).await?;
+    match out.status.success() {
+        true => Ok(()),
+        false => Err(refused("convert", &out)),
+    }
+}
+
 /// Logs what qemu-img said about an upload; the client gets only [`QemuImgError::Unreadable`].
 /// A refused upload is the client's mistake (debug); a failed conversion is vmd's (warn).
 fn refused(verb: &'static str, out: &Output) -> QemuImgError {

@@ -15,6 +15,9 @@
 //!   system), a minimal `/dev`, its own `/proc`, the upload read-only at [`INPUT`] and a private
 //!   writable directory at [`OUTPUT_DIR`].
 //!
+//! The same sandbox runs the file-system tools of [`TOOLS`] (`debugfs`, `e2fsck`, `sfdisk`)
+//! on a raw copy of an image in `out/` (see [`super::guest_fs`]).
+//!
 //! There is no fallback: without `bwrap`, or when it cannot set up, imports fail.
 //!
 //! # Work directories
@@ -38,6 +41,9 @@ pub const INPUT: &str = "/in/image";
 pub const OUTPUT_DIR: &str = "/out";
 /// Where a conversion writes its result inside the sandbox.
 pub const OUTPUT: &str = "/out/image.qcow2";
+
+/// The programs besides qemu-img that [`Job::tool`] runs (from `/usr/sbin`).
+pub const TOOLS: &[&str] = &["debugfs", "e2fsck", "sfdisk"];
 
 /// What bwrap sets up before it runs qemu-img (the job's binds follow).
 const BWRAP_ARGS: &[&str] = &[
@@ -76,6 +82,9 @@ pub enum SandboxError {
     /// qemu-img lives where the sandbox cannot see it.
     #[error("qemu-img is not installed under /usr, the only directory the image sandbox shows")]
     QemuImgOutsideUsr,
+    /// A file-system tool the sandbox may run is not installed under `/usr/sbin`.
+    #[error("{0} is not installed in /usr/sbin (e2fsprogs / fdisk packages)")]
+    ToolMissing(&'static str),
     /// The configured user does not exist.
     #[error("image_sandbox_user {0:?} does not exist")]
     UnknownUser(String),
@@ -262,11 +271,35 @@ pub struct Job {
 impl Job {
     /// `bwrap … -- qemu-img`, ready for qemu-img's arguments.
     pub fn qemu_img(&self) -> Result<Command, SandboxError> {
-        let bwrap = find_program("bwrap").ok_or(SandboxError::Missing)?;
         let qemu_img = find_program("qemu-img")
             .and_then(|p| p.canonicalize().ok())
             .filter(|p| p.starts_with("/usr"))
             .ok_or(SandboxError::QemuImgOutsideUsr)?;
+        self.bwrap(qemu_img)
+    }
+
+    /// `bwrap … -- /usr/sbin/TOOL` for one of [`TOOLS`] (e2fsprogs and util-linux programs
+    /// that read the file systems inside an image), with the same binds as qemu-img.
+    pub fn tool(&self, name: &'static str) -> Result<Command, SandboxError> {
+        let path = Path::new("/usr/sbin").join(name);
+        if !TOOLS.contains(&name) || !path.is_file() {
+            return Err(SandboxError::ToolMissing(name));
+        }
+        self.bwrap(path)
+    }
+
+    /// Removes `name` from the job's `out/` (unlinks only; a no-op when it is missing).
+    pub fn remove_output(&self, name: &str) {
+        let path = self.dir.join("out").join(name);
+        if let Err(e) = std::fs::remove_file(&path) {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                tracing::warn!(path = %path.display(), error = %e, "cannot remove");
+            }
+        }
+    }
+
+    fn bwrap(&self, program: PathBuf) -> Result<Command, SandboxError> {
+        let bwrap = find_program("bwrap").ok_or(SandboxError::Missing)?;
         let mut cmd = Command::new(bwrap);
         cmd.args(BWRAP_ARGS)
             .arg("--ro-bind")
@@ -276,7 +309,7 @@ impl Job {
             .arg(self.dir.join("out"))
             .arg(OUTPUT_DIR)
             .arg("--")
-            .arg(qemu_img)
+            .arg(program)
             .env_clear();
         if let Some(ids) = self.user {
             cmd.uid(ids.uid).gid(ids.gid);

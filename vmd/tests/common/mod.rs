@@ -13,6 +13,7 @@ use serde_json::{json, Value};
 
 pub mod accounts;
 pub mod guest;
+pub mod guest_disk;
 pub mod lab;
 pub mod matrix;
 
