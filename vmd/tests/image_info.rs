@@ -167,7 +167,10 @@ fn a_version_5_store_gets_families_guessed_from_names() {
     let dir = d.kill9();
     let db = rusqlite::Connection::open(state.join("vmd.db")).expect("open vmd.db");
     db.execute_batch(
-        "DROP INDEX events_public_seq;
+        "DROP TABLE vm_cloud_init;
+         ALTER TABLE vms DROP COLUMN labels;
+         ALTER TABLE images DROP COLUMN cloud_init;
+         DROP INDEX events_public_seq;
          DROP INDEX events_audience_seq;
          ALTER TABLE images DROP COLUMN os;
          ALTER TABLE images DROP COLUMN description;
