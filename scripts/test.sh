@@ -19,6 +19,9 @@ fi
 
 # The tiny guest the runtime tests boot (cached; rebuilt only when its recipe changes).
 bash scripts/build-test-guest.sh >/dev/null
+# The real Debian cloud-init guest of the provisioning tests (cached the same way; a cold build
+# takes a few minutes, see docs/testing.md). Built here so no test's deadline pays for it.
+bash scripts/build-cloud-guest.sh >/dev/null
 cargo build --workspace --bins
 # The benchmark is not a test; its smoke mode (one repetition, a few VMs) keeps it working.
 # --chaos-strict: a chaos invariant violation (an orphaned QEMU, a state that disagrees with
