@@ -43,7 +43,16 @@ fn vmctl(d: &Daemon, args: &[&str]) -> String {
 fn key_pair(dir: &Path) -> PathBuf {
     let key = dir.join("id_ed25519");
     let out = std::process::Command::new("ssh-keygen")
-        .args(["-q", "-t", "ed25519", "-N", "", "-C", "cloud-guest-test", "-f"])
+        .args([
+            "-q",
+            "-t",
+            "ed25519",
+            "-N",
+            "",
+            "-C",
+            "cloud-guest-test",
+            "-f",
+        ])
         .arg(&key)
         .output()
         .expect("ssh-keygen");
@@ -64,8 +73,20 @@ impl Lab {
         vmctl(
             &self.d,
             &[
-                "create", name, "--image", image, "--memory", "1G", "--disk", DISK,
-                "--ssh-port", &port, "--ssh-key", &public, "--user", "lab",
+                "create",
+                name,
+                "--image",
+                image,
+                "--memory",
+                "1G",
+                "--disk",
+                DISK,
+                "--ssh-port",
+                &port,
+                "--ssh-key",
+                &public,
+                "--user",
+                "lab",
             ],
         );
     }
@@ -77,7 +98,10 @@ impl Lab {
         }
         let timeout = cloud_guest::BOOT.as_secs().to_string();
         for name in names {
-            vmctl(&self.d, &["wait", name, "--for", "ssh", "--timeout", &timeout]);
+            vmctl(
+                &self.d,
+                &["wait", name, "--for", "ssh", "--timeout", &timeout],
+            );
         }
     }
 
@@ -107,7 +131,10 @@ impl Lab {
         let host_key = self.ssh(name, "cat /etc/ssh/ssh_host_ed25519_key.pub");
         assert_eq!(machine_id.len(), 32, "{name}: machine-id {machine_id:?}");
         assert!(host_key.starts_with("ssh-ed25519 "), "{name}: {host_key:?}");
-        (machine_id, host_key.split(' ').nth(1).unwrap_or("").to_string())
+        (
+            machine_id,
+            host_key.split(' ').nth(1).unwrap_or("").to_string(),
+        )
     }
 
     fn stop(&self, names: &[&str]) {
@@ -117,8 +144,7 @@ impl Lab {
     }
 
     fn show(&self, name: &str) -> Value {
-        serde_json::from_str(&vmctl(&self.d, &["show", name, "--output", "json"]))
-            .expect("json")
+        serde_json::from_str(&vmctl(&self.d, &["show", name, "--output", "json"])).expect("json")
     }
 }
 
@@ -131,7 +157,10 @@ fn a_cloud_guest_is_provisioned_reachable_grown_reported_generalized_and_reprovi
         _keys: keys,
     };
     let image = lab.d.import(&cloud_guest::debian12_qcow2(), "deb12");
-    assert_eq!(image["cloud_init"], true, "cloud-init detected at import: {image}");
+    assert_eq!(
+        image["cloud_init"], true,
+        "cloud-init detected at import: {image}"
+    );
     let base_fs_bytes = image["virtual_size_bytes"].as_u64().expect("size");
 
     // create --ssh-key → wait --for ssh → vmctl ssh VM -- hostname.
@@ -150,7 +179,10 @@ fn a_cloud_guest_is_provisioned_reachable_grown_reported_generalized_and_reprovi
     );
     // The guest agent reports the address and the OS.
     let timeout = cloud_guest::BOOT.as_secs().to_string();
-    vmctl(&lab.d, &["wait", "c1", "--for", "agent", "--timeout", &timeout]);
+    vmctl(
+        &lab.d,
+        &["wait", "c1", "--for", "agent", "--timeout", &timeout],
+    );
     let guest = lab.show("c1")["guest"].clone();
     let addresses = guest["addresses"].as_array().cloned().unwrap_or_default();
     assert!(
@@ -180,7 +212,10 @@ fn a_cloud_guest_is_provisioned_reachable_grown_reported_generalized_and_reprovi
 
     // The wiped VM was provisioned again: same name and account, a fresh disk.
     assert_eq!(lab.ssh("c1", "hostname"), "c1");
-    assert_eq!(lab.ssh("c1", "test -e /home/lab/marker && echo yes || echo no"), "no");
+    assert_eq!(
+        lab.ssh("c1", "test -e /home/lab/marker && echo yes || echo no"),
+        "no"
+    );
     // The copy keeps the data but not the identity.
     assert_eq!(lab.ssh("c2", "cat /home/lab/marker"), "kept");
     assert_eq!(lab.ssh("c2", "hostname"), "c2");

@@ -329,10 +329,10 @@ pub fn validate_label_value(value: &str) -> Result<(), String> {
     }
     if value
         .chars()
-        .any(|c| c.is_control() || matches!(c, '=' | ','))
+        .any(|c| c.is_control() || super::vm::is_hidden_format(c) || matches!(c, '=' | ','))
     {
         return Err(format!(
-            "label value {value:?} contains a control character, '=' or ','"
+            "label value {value:?} contains a control or invisible character, '=' or ','"
         ));
     }
     Ok(())
@@ -490,6 +490,7 @@ mod tests {
         assert_eq!(parse_label("k="), Ok(("k".into(), String::new())));
         assert!(parse_label("novalue").is_err() && parse_label("Bad=x").is_err());
         assert!(parse_label("k=a,b").is_err() && parse_label("k=a\nb").is_err());
+        assert!(parse_label("k=a\u{202E}b").is_err() && parse_label("k=\u{200B}").is_err());
         let labels: Labels = [("course".to_string(), "net101".to_string())].into();
         assert!(LabelSelector::parse("course").expect("ok").matches(&labels));
         assert!(LabelSelector::parse("course=net101")

@@ -215,7 +215,19 @@ pub(super) fn check_text(text: &str, max: usize) -> Result<(), String> {
             "description contains the control character {c:?}; use printable text on one line"
         ));
     }
+    if let Some(c) = text.chars().find(|c| is_hidden_format(*c)) {
+        return Err(format!(
+            "description contains the invisible character {c:?} (it could disguise text in \
+             tables); use printable text"
+        ));
+    }
     Ok(())
+}
+
+/// Invisible formatting characters that can make text read differently than it is: bidi
+/// overrides and isolates, zero-width characters, the byte-order mark.
+pub(super) fn is_hidden_format(c: char) -> bool {
+    matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2069}' | '\u{FEFF}')
 }
 
 /// What happens to a VM when its lifetime ends.
@@ -435,6 +447,15 @@ mod tests {
         ] {
             let err = validate_description(bad).expect_err(bad);
             assert!(err.contains("control character"), "{err}");
+        }
+        for bad in [
+            "evil\u{202E}txt.exe",
+            "zero\u{200B}width",
+            "\u{FEFF}bom",
+            "iso\u{2066}late",
+        ] {
+            let err = validate_description(bad).expect_err(bad);
+            assert!(err.contains("invisible character"), "{err}");
         }
     }
 

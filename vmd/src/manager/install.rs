@@ -253,6 +253,8 @@ impl Manager {
                 name: req.name.clone(),
                 source,
             })?;
+        // The copy is as large as the disk: it goes whatever ends the publish.
+        let _copy = storage::TempGuard(prepared.tmp_path.clone());
         let generalized = match req.generalize {
             true => Some(self.generalize_copy(&req.vm, &prepared).await?),
             false => None,

@@ -78,7 +78,6 @@ impl Manager {
 
     async fn launch(&self, row: &VmRow, run_dir: &Path) -> Result<(), Error> {
         let mut config = self.qemu_config(row, run_dir)?;
-        config.seed = self.seed_for(row, run_dir).await?;
         let mut runtime_row = RuntimeRow {
             pid: 0,
             pid_start_time: 0,
@@ -87,6 +86,8 @@ impl Manager {
             run_dir: run_dir.display().to_string(),
         };
         self.record_runtime(row.id, &runtime_row).await?;
+        // After the runtime row: a vmd killed now leaves a run directory adoption removes.
+        config.seed = self.seed_for(row, run_dir).await?;
         let qemu_log = self.logs_dir(&row.name).join("qemu.log");
         self.rotate_console_log(&row.name);
         self.note(&row.name, &starting_note(&config, row));

@@ -57,8 +57,9 @@ async fn write_and_pack(seed: &Seed, docs: &Path, iso: &Path) -> Result<(), Seed
             .map_err(write_err)?;
     }
     let out = Command::new("xorriso")
+        // -no_rc first: no start-up files (/etc/xorriso/…, ~/.xorrisorc) are read.
         .args([
-            "-as", "mkisofs", "-quiet", "-volid", LABEL, "-joliet", "-rock",
+            "-no_rc", "-as", "mkisofs", "-quiet", "-volid", LABEL, "-joliet", "-rock",
         ])
         .arg("-output")
         .arg(iso)

@@ -38,6 +38,8 @@ pub const HISTORIES: &[&str] = &[
 const MAX_ENTRIES: usize = 100_000;
 /// At most this deep below a removed tree.
 const MAX_DEPTH: usize = 16;
+/// Most directories listed (one sandboxed debugfs run each) under one cleared directory.
+const MAX_LISTINGS: usize = 5_000;
 
 /// What generalize did, summed over the file systems.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -54,6 +56,8 @@ pub struct Report {
     pub logs: usize,
     /// Entries left alone because their names are outside the safe set.
     pub skipped_names: usize,
+    /// `authorized_keys` files removed (root's and those under `/home`).
+    pub authorized_keys: usize,
 }
 
 impl Report {
@@ -64,8 +68,8 @@ impl Report {
             false => "no machine-id found",
         };
         let mut s = format!(
-            "generalized ({id}, {} SSH host keys, cloud-init state, logs reset)",
-            self.ssh_host_keys
+            "generalized ({id}, {} SSH host keys, {} authorized_keys files, cloud-init state, logs reset)",
+            self.ssh_host_keys, self.authorized_keys
         );
         if self.skipped_names > 0 {
             s.push_str(&format!(
@@ -179,6 +183,10 @@ async fn plan(fs: &ExtFs<'_>, report: &mut Report) -> Result<String, GuestFsErro
     }
     remove_file_in(fs, &mut script, "/var/lib/dbus", "machine-id").await?;
     remove_file_in(fs, &mut script, "/var/lib/systemd", "random-seed").await?;
+    // Who could log in to the source VM must not be able to log in to VMs made from the copy:
+    // cloud-init's sudo rule and every authorized_keys go (a new instance writes its own).
+    remove_file_in(fs, &mut script, "/etc/sudoers.d", "90-cloud-init-users").await?;
+    report.authorized_keys += authorized_keys(fs, &mut script, report).await?;
     report.cloud_entries += clear_dir(fs, &mut script, "/var/lib/cloud", &["seed"], report).await?;
     report.logs += clear_dir(fs, &mut script, "/var/log/journal", &[], report).await?;
     report.logs += logs(fs, &mut script, report).await?;
@@ -199,18 +207,46 @@ pub fn is_host_key(name: &str) -> bool {
     stem == "ssh_host_key" || (stem.starts_with("ssh_host_") && stem.ends_with("_key"))
 }
 
-/// Removes `dir/name` when it is a regular file.
+/// Removes `dir/name` when it is a regular file; whether it did.
 async fn remove_file_in(
     fs: &ExtFs<'_>,
     script: &mut Script,
     dir: &str,
     name: &str,
-) -> Result<(), GuestFsError> {
+) -> Result<bool, GuestFsError> {
     let listing = fs.list(dir).await?;
-    if listing.get(name).is_some_and(|e| e.kind == Kind::File) {
+    let found = listing.get(name).is_some_and(|e| e.kind == Kind::File);
+    if found {
         script.rm(&format!("{dir}/{name}"));
     }
-    Ok(())
+    Ok(found)
+}
+
+/// Most home directories looked into for `authorized_keys`.
+const MAX_HOMES: usize = 1_000;
+
+/// Removes `/root/.ssh/authorized_keys` and `/home/USER/.ssh/authorized_keys`; the count.
+async fn authorized_keys(
+    fs: &ExtFs<'_>,
+    script: &mut Script,
+    report: &mut Report,
+) -> Result<usize, GuestFsError> {
+    let homes = fs.list("/home").await?;
+    report.skipped_names += homes.skipped;
+    let mut dirs = vec!["/root/.ssh".to_string()];
+    dirs.extend(
+        homes
+            .entries
+            .iter()
+            .filter(|e| e.kind == Kind::Dir)
+            .take(MAX_HOMES)
+            .map(|e| format!("/home/{}/.ssh", e.name)),
+    );
+    let mut removed = 0;
+    for dir in dirs {
+        removed += usize::from(remove_file_in(fs, script, &dir, "authorized_keys").await?);
+    }
+    Ok(removed)
 }
 
 /// `/var/log`: cloud-init logs removed, login records truncated. Returns the count.
@@ -246,7 +282,14 @@ async fn clear_dir(
 ) -> Result<usize, GuestFsError> {
     let (mut files, mut dirs) = (Vec::new(), Vec::new());
     let mut pending = vec![(dir.to_string(), 0usize)];
+    // Directory hard links (possible in a crafted file system) must not multiply the walk,
+    // and the number of debugfs runs is bounded whatever the tree.
+    let (mut seen, mut listings) = (std::collections::HashSet::new(), 0usize);
     while let Some((path, depth)) = pending.pop() {
+        listings += 1;
+        if listings > MAX_LISTINGS {
+            return Err(GuestFsError::TooManyEntries(dir.into(), MAX_LISTINGS));
+        }
         let listing: Listing = fs.list(&path).await?;
         report.skipped_names += listing.skipped;
         for e in listing.entries {
@@ -258,6 +301,7 @@ async fn clear_dir(
                 Kind::Dir if depth + 1 >= MAX_DEPTH => {
                     return Err(GuestFsError::TooManyEntries(dir.into(), MAX_DEPTH))
                 }
+                Kind::Dir if !seen.insert(e.ino) => report.skipped_names += 1,
                 Kind::Dir => {
                     dirs.push(child.clone());
                     pending.push((child, depth + 1));
@@ -338,7 +382,7 @@ mod tests {
         };
         assert_eq!(
             report.summary(),
-            "generalized (machine-id, 2 SSH host keys, cloud-init state, logs reset)"
+            "generalized (machine-id, 2 SSH host keys, 0 authorized_keys files, cloud-init state, logs reset)"
         );
     }
 }

@@ -178,13 +178,17 @@ pub async fn partition_offsets(job: &Job) -> Result<Vec<u64>, GuestFsError> {
         return Ok(vec![0]);
     };
     let sector = table.partitiontable.sectorsize;
-    Ok(table
+    let mut offsets: Vec<u64> = table
         .partitiontable
         .partitions
         .iter()
-        .take(MAX_PARTITIONS)
         .filter_map(|p| p.start.checked_mul(sector))
-        .collect())
+        .collect();
+    // A hostile table may list one file system many times: each is worked on once.
+    offsets.sort_unstable();
+    offsets.dedup();
+    offsets.truncate(MAX_PARTITIONS);
+    Ok(offsets)
 }
 
 /// Whether `name` may appear in a debugfs command: `[A-Za-z0-9._@~+-]`, 1–255 bytes, not
@@ -215,6 +219,8 @@ pub enum Kind {
 /// One directory entry with a safe name.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
+    /// Its inode number.
+    pub ino: u64,
     /// The name (of the [`is_safe_name`] set).
     pub name: String,
     /// Its inode type.
@@ -281,6 +287,7 @@ fn parse_ls_line(line: &str) -> Option<Entry> {
         false => size.parse().ok()?,
     };
     Some(Entry {
+        ino: ino.parse().ok()?,
         name: name.to_string(),
         kind,
         size,

@@ -321,6 +321,17 @@ pub fn free_bytes(path: &Path) -> u64 {
         .unwrap_or(0)
 }
 
+/// A temporary file removed when the guard is dropped, whatever ends the work on it: an error,
+/// a cancelled request (a client that disconnects drops the handler's future) or success
+/// (after it was renamed into place, removing the old path does nothing).
+pub struct TempGuard(pub PathBuf);
+
+impl Drop for TempGuard {
+    fn drop(&mut self) {
+        remove_quietly(&self.0);
+    }
+}
+
 /// Removes a file, ignoring errors (used on failure paths where the first error matters).
 pub fn remove_quietly(path: &Path) {
     if let Err(err) = std::fs::remove_file(path) {
