@@ -41,7 +41,10 @@ mod user_rm;
 mod user_set;
 mod user_show;
 mod vnc;
+mod ssh;
 mod wait;
+mod wait_log;
+mod wait_ready;
 mod whoami;
 mod wipe;
 
@@ -108,6 +111,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Logs(args) => logs::run(&ctx, args).await,
         Command::Events(args) => events::run(&ctx, args).await,
         Command::Wait(args) => wait::run(&ctx, args).await,
+        Command::Ssh(args) => ssh::run(&ctx, args).await,
         Command::Console(args) => console::run(&ctx, args).await,
         Command::User(command) => user(&ctx, command).await,
         Command::Token(command) => token(&ctx, command).await,
