@@ -23,7 +23,7 @@ pub use ready::{SshArgs, WaitFor};
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use vm_proto::types::{ExpiryAction, Firmware, VmState};
+use vm_proto::types::{ExpiryAction, Firmware};
 
 /// Help heading of the options every command accepts.
 const GLOBAL: &str = "Global options";

@@ -2,6 +2,7 @@
 
 use super::*;
 use clap::CommandFactory;
+use vm_proto::types::VmState;
 
 fn parse(args: &[&str]) -> Cli {
     Cli::try_parse_from(std::iter::once("vmctl").chain(args.iter().copied())).expect("parses")
