@@ -1,7 +1,9 @@
 //! What vmd's integration tests (vmd/tests, vmd-web/tests) and vmd-bench share, so each
-//! harness keeps only what is its own: the project's test guest ([`guest`]), reading raw HTTP
-//! replies ([`http`]), and killing the QEMUs a test left behind ([`procs`]).
+//! harness keeps only what is its own: the project's test guests ([`guest`], and the Debian 12
+//! cloud-init guest [`cloud_guest`]), reading raw HTTP replies ([`http`]), and killing the
+//! QEMUs a test left behind ([`procs`]).
 
+pub mod cloud_guest;
 pub mod guest;
 pub mod http;
 pub mod procs;
