@@ -71,7 +71,12 @@ fn text(out: &Output) -> String {
 fn expect_exit(d: &Daemon, home: &Path, args: &[&str], code: i32) -> (Output, f64) {
     let start = Instant::now();
     let out = vmctl(d, home, args);
-    assert_eq!(out.status.code(), Some(code), "vmctl {args:?}: {}", text(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "vmctl {args:?}: {}",
+        text(&out)
+    );
     (out, start.elapsed().as_secs_f64())
 }
 
@@ -109,7 +114,10 @@ fn cloud_guest_readiness_agent_and_ssh() {
     expect_exit(&d, h, &["wait", "ci1", "--for", "agent"], 4);
     let (out, _) = expect_exit(&d, h, &["show", "ci1"], 0);
     let shown = String::from_utf8_lossy(&out.stdout).to_string();
-    assert!(shown.contains("cloud-init     user lab, 1 SSH key, instance "), "{shown}");
+    assert!(
+        shown.contains("cloud-init     user lab, 1 SSH key, instance "),
+        "{shown}"
+    );
 
     let started = Instant::now();
     expect_exit(&d, h, &["start", "ci1"], 0);
@@ -128,11 +136,27 @@ fn cloud_guest_readiness_agent_and_ssh() {
     let ssh = ["ssh", "ci1", "-i", path_str(&key), "--", "exit", "3"];
     expect_exit(&d, h, &ssh, 3);
 
-    eprintln!("agent answered {agent_secs:.1} s after start; ssh ready {ssh_secs:.1} s after start");
+    eprintln!(
+        "agent answered {agent_secs:.1} s after start; ssh ready {ssh_secs:.1} s after start"
+    );
     // Not anchored at the end: the kernel and cloud-init often write after the prompt.
-    let login = ["wait", "ci1", "--for", "log:^ci1 login:", "--timeout", "120"];
+    let login = [
+        "wait",
+        "ci1",
+        "--for",
+        "log:^ci1 login:",
+        "--timeout",
+        "120",
+    ];
     expect_exit(&d, h, &login, 0);
-    let never = ["wait", "ci1", "--for", "log:^no such line$", "--timeout", "1"];
+    let never = [
+        "wait",
+        "ci1",
+        "--for",
+        "log:^no such line$",
+        "--timeout",
+        "1",
+    ];
     expect_exit(&d, h, &never, 8);
     expect_exit(&d, h, &["wait", "ci1", "--for", "log:("], 6);
     let logs = d.ok("vm.logs", json!(["ci1", 1 << 20]))["text"].to_string();
@@ -147,7 +171,10 @@ fn check_agent_report(d: &Daemon, h: &Path) {
     let vm: Value = serde_json::from_slice(&out.stdout).expect("json");
     let guest = &vm["guest"];
     assert_eq!(guest["agent"], true, "{vm}");
-    assert!(guest["os"].as_str().unwrap_or("").contains("Debian"), "{vm}");
+    assert!(
+        guest["os"].as_str().unwrap_or("").contains("Debian"),
+        "{vm}"
+    );
     assert_eq!(guest["hostname"], "ci1", "{vm}");
     let addresses: Vec<&str> = guest["addresses"]
         .as_array()
@@ -167,7 +194,10 @@ fn wait_address(d: &Daemon, h: &Path) {
     let end = Instant::now() + testkit::cloud_guest::BOOT;
     loop {
         let vm = d.ok("vm.get", json!(["ci1"]));
-        if vm["guest"]["addresses"].to_string().contains("\"10.0.2.15\"") {
+        if vm["guest"]["addresses"]
+            .to_string()
+            .contains("\"10.0.2.15\"")
+        {
             return check_agent_report(d, h);
         }
         assert!(Instant::now() < end, "no 10.0.2.15 from the agent: {vm}");
@@ -181,7 +211,14 @@ fn stop_ends_a_wait(d: &Daemon, h: &Path) {
     let waiter = Command::new(vmctl_bin())
         .arg("--socket")
         .arg(&d.socket)
-        .args(["wait", "ci1", "--for", "log:^never printed$", "--timeout", "120"])
+        .args([
+            "wait",
+            "ci1",
+            "--for",
+            "log:^never printed$",
+            "--timeout",
+            "120",
+        ])
         .env("HOME", h)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -195,4 +232,31 @@ fn stop_ends_a_wait(d: &Daemon, h: &Path) {
     if code == Some(1) {
         assert!(text(&out).contains("vm ci1 is stopped"), "{}", text(&out));
     }
+}
+
+/// A guest without an agent (the small test guest): `guest.agent` stays false while it runs,
+/// `guest` is null once stopped, and `wait --for agent` gives up at its timeout.
+#[test]
+fn a_guest_without_agent_is_reported_as_such() {
+    let home = tempfile::tempdir().expect("home");
+    let d = Daemon::start();
+    d.import_guest();
+    d.boot("tiny");
+    let vm = d.ok("vm.get", json!(["tiny"]));
+    assert_eq!(vm["guest"]["agent"], false, "{vm}");
+    let (out, _) = expect_exit(&d, home.path(), &["show", "tiny"], 0);
+    let shown = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        shown.contains("guest          agent not answering"),
+        "{shown}"
+    );
+    let wait = ["wait", "tiny", "--for", "agent", "--timeout", "3"];
+    let (out, _) = expect_exit(&d, home.path(), &wait, 8);
+    assert!(
+        text(&out).contains("waiting for the guest agent"),
+        "{}",
+        text(&out)
+    );
+    expect_exit(&d, home.path(), &["stop", "--force", "tiny"], 0);
+    assert_eq!(d.ok("vm.get", json!(["tiny"]))["guest"], Value::Null);
 }

@@ -29,7 +29,10 @@ pub fn wait_for(value: &str) -> Result<WaitFor, String> {
             Some(regex) => Ok(WaitFor::Log(regex.to_string())),
             None => VmState::parse(value).map(WaitFor::State).ok_or_else(|| {
                 let states: Vec<&str> = VmState::ALL.iter().map(|s| s.as_str()).collect();
-                format!("expected ssh, agent, log:REGEX or a state ({})", states.join(", "))
+                format!(
+                    "expected ssh, agent, log:REGEX or a state ({})",
+                    states.join(", ")
+                )
             }),
         },
     }

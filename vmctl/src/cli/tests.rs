@@ -134,7 +134,10 @@ fn wait_takes_every_state_name() {
         let Command::Wait(args) = cli.command else {
             panic!("not wait")
         };
-        assert_eq!((args.target, args.timeout), (WaitFor::State(state), Some(3)));
+        assert_eq!(
+            (args.target, args.timeout),
+            (WaitFor::State(state), Some(3))
+        );
     }
 }
 
@@ -155,12 +158,17 @@ fn wait_takes_readiness_targets() {
 
 #[test]
 fn ssh_takes_user_key_and_command() {
-    let cli = parse(&["ssh", "web1", "-i", "k", "--user", "lab", "--", "uname", "-a"]);
+    let cli = parse(&[
+        "ssh", "web1", "-i", "k", "--user", "lab", "--", "uname", "-a",
+    ]);
     let Command::Ssh(args) = cli.command else {
         panic!("not ssh")
     };
     assert_eq!(args.identity.as_deref(), Some(std::path::Path::new("k")));
-    assert_eq!((args.user.as_deref(), args.command), (Some("lab"), vec!["uname".to_string(), "-a".into()]));
+    assert_eq!(
+        (args.user.as_deref(), args.command),
+        (Some("lab"), vec!["uname".to_string(), "-a".into()])
+    );
 }
 
 #[test]

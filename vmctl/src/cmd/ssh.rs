@@ -49,7 +49,10 @@ fn ssh_argv(
         .clone()
         .or_else(|| vm.cloud_init.as_ref().map(|c| c.user.clone()))
         .ok_or_else(|| no_user(&vm.name))?;
-    let instance = vm.cloud_init.as_ref().map_or(vm.name.as_str(), |c| c.instance_id.as_str());
+    let instance = vm
+        .cloud_init
+        .as_ref()
+        .map_or(vm.name.as_str(), |c| c.instance_id.as_str());
     let mut argv: Vec<OsString> = vec!["-p".into(), port.to_string().into()];
     let options = [
         format!("HostKeyAlias=vmd-{}-{}", vm.name, alias_part(instance)),
@@ -134,14 +137,22 @@ mod tests {
     }
 
     fn joined(argv: Vec<OsString>) -> String {
-        let parts: Vec<String> = argv.into_iter().map(|a| a.to_string_lossy().into()).collect();
+        let parts: Vec<String> = argv
+            .into_iter()
+            .map(|a| a.to_string_lossy().into())
+            .collect();
         parts.join(" ")
     }
 
     #[test]
     fn builds_the_ssh_command_line() {
         let kh = Path::new("/c/known_hosts");
-        let argv = ssh_argv(&vm(Some(2222), Some("lab")), &args(None, &["hostname"]), kh, true);
+        let argv = ssh_argv(
+            &vm(Some(2222), Some("lab")),
+            &args(None, &["hostname"]),
+            kh,
+            true,
+        );
         assert_eq!(
             joined(argv.expect("argv")),
             "-p 2222 -o HostKeyAlias=vmd-web1-iid-7f..x -o UserKnownHostsFile=/c/known_hosts \

@@ -74,7 +74,10 @@ mod tests {
     #[test]
     fn matches_across_chunks_and_on_unfinished_lines() {
         let mut m = matcher("^web1 login: $");
-        assert_eq!(m.feed("Debian GNU/Linux 12 web1 ttyS0\r\n\r\nweb1 lo"), None);
+        assert_eq!(
+            m.feed("Debian GNU/Linux 12 web1 ttyS0\r\n\r\nweb1 lo"),
+            None
+        );
         assert_eq!(m.feed("gin: ").as_deref(), Some("web1 login: "));
         let mut m = matcher("Reached target .*Multi-User");
         assert_eq!(m.feed("a\r\nb [  OK  ] Reached target "), None);

@@ -46,12 +46,13 @@ pub async fn run(
     target: WaitFor,
     timeout: Option<u64>,
 ) -> Result<(), CliError> {
-    let regex = match &target {
-        WaitFor::Log(text) => Some(Regex::new(text).map_err(|e| {
-            CliError::invalid(format!("bad regular expression after log: ({e})"))
-        })?),
-        _ => None,
-    };
+    let regex =
+        match &target {
+            WaitFor::Log(text) => Some(Regex::new(text).map_err(|e| {
+                CliError::invalid(format!("bad regular expression after log: ({e})"))
+            })?),
+            _ => None,
+        };
     let client = ctx.connect().await?;
     let mut events = client.events_subscribe(None).await?;
     let vm = client.vm_get(name.to_string()).await?;
@@ -148,7 +149,10 @@ async fn ssh_ready(port: u16) -> Result<(), CliError> {
 /// The server's `SSH-` banner line, if one arrives in time.
 async fn ssh_banner(port: u16) -> Option<String> {
     let connect = TcpStream::connect(("127.0.0.1", port));
-    let stream = tokio::time::timeout(CONNECT_LIMIT, connect).await.ok()?.ok()?;
+    let stream = tokio::time::timeout(CONNECT_LIMIT, connect)
+        .await
+        .ok()?
+        .ok()?;
     let mut reader = BufReader::new(stream.take(BANNER_BYTES));
     let read = async {
         let mut line = String::new();

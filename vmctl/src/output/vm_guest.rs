@@ -118,7 +118,11 @@ mod tests {
     fn show_says_what_is_missing() {
         let mut vm = sample();
         let text = details(&vm);
-        for line in ["cloud-init     none", "guest          -", "addresses      -"] {
+        for line in [
+            "cloud-init     none",
+            "guest          -",
+            "addresses      -",
+        ] {
             assert!(text.contains(line), "{line} missing in {text}");
         }
         vm.labels.clear();

@@ -100,7 +100,10 @@ impl Manager {
         if rt.guest.store(info) {
             tracing::info!(vm = %name, guest = %summary, "guest agent connected");
             let Some(me) = self.me.upgrade() else { return };
-            let (name, text) = (name.to_string(), format!("guest agent connected: {summary}"));
+            let (name, text) = (
+                name.to_string(),
+                format!("guest agent connected: {summary}"),
+            );
             // The note appends to the console log: file work, off the async workers.
             tokio::task::spawn_blocking(move || me.note(&name, &text));
         }

@@ -108,7 +108,10 @@ impl Qga {
         request.extend_from_slice(command.to_string().as_bytes());
         request.push(b'\n');
         let step = async {
-            self.writer.write_all(&request).await.map_err(QgaError::Io)?;
+            self.writer
+                .write_all(&request)
+                .await
+                .map_err(QgaError::Io)?;
             await_sync(&mut self.reader, id).await
         };
         tokio::time::timeout(STEP_TIMEOUT, step)

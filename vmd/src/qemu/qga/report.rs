@@ -103,7 +103,10 @@ fn ip_of(v: &Value) -> Option<(IpAddr, u8)> {
     }
     let address: IpAddr = text.parse().ok()?;
     let max = if address.is_ipv4() { 32 } else { 128 };
-    let prefix = v.get("prefix").and_then(Value::as_u64).filter(|p| *p <= max)?;
+    let prefix = v
+        .get("prefix")
+        .and_then(Value::as_u64)
+        .filter(|p| *p <= max)?;
     (!address.is_loopback()).then_some((address, prefix as u8))
 }
 

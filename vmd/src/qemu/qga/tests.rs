@@ -27,7 +27,10 @@ impl Peer {
     /// The next request: its command and id (the sync's `arguments.id` or the `id`).
     async fn request(&mut self) -> (String, Value) {
         let mut line = Vec::new();
-        self.reader.read_until(b'\n', &mut line).await.expect("read");
+        self.reader
+            .read_until(b'\n', &mut line)
+            .await
+            .expect("read");
         let start = line.iter().position(|&b| b != SENTINEL).unwrap_or(0);
         let request: Value = serde_json::from_slice(&line[start..]).expect("json request");
         let id = request
@@ -108,7 +111,10 @@ async fn syncs_past_stale_bytes_and_reports() {
         addrs,
         ["enp0s2 10.0.2.15/24", "enp0s2 fec0::5054:ff:fe12:3456/64"]
     );
-    assert_eq!(report.addresses[0].mac.as_deref(), Some("52:54:00:12:34:56"));
+    assert_eq!(
+        report.addresses[0].mac.as_deref(),
+        Some("52:54:00:12:34:56")
+    );
 }
 
 #[tokio::test]
@@ -117,7 +123,8 @@ async fn refused_commands_leave_parts_empty_and_foreign_ids_are_skipped() {
     let agent = tokio::spawn(async move {
         peer.sync(b"").await;
         let (_, id) = peer.request().await;
-        let error = json!({"error": {"class": "CommandNotFound", "desc": "nope\u{1b}[2J"}, "id": id});
+        let error =
+            json!({"error": {"class": "CommandNotFound", "desc": "nope\u{1b}[2J"}, "id": id});
         peer.send(b"{\"return\": {\"pretty-name\": \"forged\"}, \"id\": 999}\n")
             .await;
         peer.send(format!("{error}\n").as_bytes()).await;
@@ -199,7 +206,11 @@ fn hostile_strings_and_counts_are_bounded() {
     assert_eq!(report.addresses.len(), report::MAX_INTERFACES);
     let first = &report.addresses[0];
     assert_eq!(
-        (first.interface.as_str(), first.address.to_string(), first.mac.clone()),
+        (
+            first.interface.as_str(),
+            first.address.to_string(),
+            first.mac.clone()
+        ),
         ("eth0", "10.0.0.0".to_string(), None)
     );
     report.set_interfaces(&json!({"not": "a list"}));
