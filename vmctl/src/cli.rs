@@ -5,11 +5,12 @@
 //! that a bad value exits 6 (invalid argument) like the daemon's own validation, not 2 (usage).
 //! The account verbs (`user`, `token`, `login`, …) are in [`account`]; `--os`,
 //! `--description` and `image set` in [`image_info`]; cloud-init and label options in
-//! [`provision`].
+//! [`provision`]; `wait --for` targets and `ssh` in [`ready`].
 
 mod account;
 mod image_info;
 mod provision;
+mod ready;
 
 pub use account::{
     ExtendArgs, LoginArgs, TokenCommand, TokenCreateArgs, UserAddArgs, UserCommand, UserPasswdArgs,
@@ -17,12 +18,12 @@ pub use account::{
 };
 pub use image_info::{visibility, ImageInfoArgs, ImageSetArgs};
 pub use provision::{LabelArgs, ProvisionArgs};
+pub use ready::{SshArgs, WaitFor};
 
 use std::path::PathBuf;
 
-use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use vm_proto::types::{ExpiryAction, Firmware, VmState};
+use vm_proto::types::{ExpiryAction, Firmware};
 
 /// Help heading of the options every command accepts.
 const GLOBAL: &str = "Global options";
@@ -136,8 +137,11 @@ pub enum Command {
     /// Print lab events as JSON lines, one event object per line (always JSON, for pipelines)
     #[command(long_about = EVENTS_HELP)]
     Events(EventsArgs),
-    /// Wait until a VM is in a state (exits 8 on --timeout, 1 if it crashes meanwhile)
+    /// Wait until a VM is in a state, or its SSH server, guest agent or a console line is there
+    /// (exits 8 on --timeout, 1 if it crashes meanwhile)
     Wait(WaitArgs),
+    /// Log in to a VM over its forwarded SSH port (runs the system ssh; its exit status is ours)
+    Ssh(SshArgs),
     /// Attach to a running VM's serial console (detach with Ctrl-])
     #[command(long_about = CONSOLE_HELP)]
     Console(ConsoleArgs),
@@ -287,9 +291,11 @@ pub struct EventsArgs {
 pub struct WaitArgs {
     /// Name of the VM
     pub name: String,
-    /// The state to wait for
-    #[arg(long = "for", value_name = "STATE", value_parser = state_parser())]
-    pub state: VmState,
+    /// What to wait for: a state (running, stopped, …), ssh (an SSH server answers on the
+    /// VM's forwarded port), agent (the guest agent answers) or log:REGEX (a console line of
+    /// the current boot matches)
+    #[arg(long = "for", value_name = "WHAT", value_parser = ready::wait_for)]
+    pub target: WaitFor,
     /// Give up after this many seconds and exit 8 [default: wait forever]
     #[arg(long, value_name = "SECS")]
     pub timeout: Option<u64>,
@@ -306,12 +312,6 @@ pub struct ConsoleArgs {
     /// Take the console over from the client attached now (it is told and disconnected)
     #[arg(long)]
     pub force: bool,
-}
-
-/// Parses a [`VmState`] name; `--help` lists the names.
-fn state_parser() -> impl TypedValueParser<Value = VmState> {
-    PossibleValuesParser::new(VmState::ALL.map(VmState::as_str))
-        .try_map(|name| VmState::parse(&name).ok_or("unknown state"))
 }
 
 /// Arguments of `image import`.

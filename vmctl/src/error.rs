@@ -4,7 +4,7 @@
 //! | code | meaning |
 //! |---|---|
 //! | 0 | success |
-//! | 1 | other error: vmd `internal`, a JSON-RPC error that is not vmd's (e.g. `-32602` invalid params), connection lost, unexpected reply, local I/O, the VM crashed during `wait` |
+//! | 1 | other error: vmd `internal`, a JSON-RPC error that is not vmd's (e.g. `-32602` invalid params), connection lost, unexpected reply, local I/O, the VM crashed (or stopped, waiting for readiness) during `wait` |
 //! | 2 | usage error (printed by clap) |
 //! | 3 | not found (`not_found`) |
 //! | 4 | conflict (`already_exists`, `in_use`, `wrong_state`; a busy console is `in_use`) |
@@ -20,7 +20,7 @@
 //! is one. With `--output json`, only one JSON line instead:
 //! `{"error":{"code":404,"kind":"not_found","message":"…","hint":null,"exit_code":3}}`.
 //! `code` is the JSON-RPC error code, or `null` when the failure did not come from the API
-//! (`kind` is then `unreachable`, `protocol`, `io`, `timed_out` or `crashed`; `rpc` marks
+//! (`kind` is then `unreachable`, `protocol`, `io`, `timed_out`, `crashed` or `stopped`; `rpc` marks
 //! non-vmd JSON-RPC errors).
 
 use std::path::PathBuf;
@@ -77,6 +77,14 @@ pub enum CliError {
         /// The daemon's `reason`.
         reason: String,
     },
+    /// The VM stopped while vmctl waited for it to become ready.
+    #[error("vm {name} is {state}: it stopped while vmctl waited for it")]
+    Stopped {
+        /// VM name.
+        name: String,
+        /// The state it reached.
+        state: vm_proto::types::VmState,
+    },
 }
 
 impl CliError {
@@ -96,6 +104,7 @@ impl CliError {
             CliError::Io { .. } => "io",
             CliError::TimedOut(_) => "timed_out",
             CliError::Crashed { .. } => "crashed",
+            CliError::Stopped { .. } => "stopped",
         }
     }
 
@@ -135,7 +144,8 @@ impl CliError {
             CliError::Rpc { .. }
             | CliError::Protocol(_)
             | CliError::Io { .. }
-            | CliError::Crashed { .. } => 1,
+            | CliError::Crashed { .. }
+            | CliError::Stopped { .. } => 1,
         }
     }
 

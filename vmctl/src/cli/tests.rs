@@ -2,6 +2,7 @@
 
 use super::*;
 use clap::CommandFactory;
+use vm_proto::types::VmState;
 
 fn parse(args: &[&str]) -> Cli {
     Cli::try_parse_from(std::iter::once("vmctl").chain(args.iter().copied())).expect("parses")
@@ -133,8 +134,41 @@ fn wait_takes_every_state_name() {
         let Command::Wait(args) = cli.command else {
             panic!("not wait")
         };
-        assert_eq!((args.state, args.timeout), (state, Some(3)));
+        assert_eq!(
+            (args.target, args.timeout),
+            (WaitFor::State(state), Some(3))
+        );
     }
+}
+
+#[test]
+fn wait_takes_readiness_targets() {
+    let targets = [
+        ("ssh", WaitFor::Ssh),
+        ("agent", WaitFor::Agent),
+        ("log:login: $", WaitFor::Log("login: $".into())),
+    ];
+    for (value, expected) in targets {
+        let Command::Wait(args) = parse(&["wait", "web1", "--for", value]).command else {
+            panic!("not wait")
+        };
+        assert_eq!(args.target, expected);
+    }
+}
+
+#[test]
+fn ssh_takes_user_key_and_command() {
+    let cli = parse(&[
+        "ssh", "web1", "-i", "k", "--user", "lab", "--", "uname", "-a",
+    ]);
+    let Command::Ssh(args) = cli.command else {
+        panic!("not ssh")
+    };
+    assert_eq!(args.identity.as_deref(), Some(std::path::Path::new("k")));
+    assert_eq!(
+        (args.user.as_deref(), args.command),
+        (Some("lab"), vec!["uname".to_string(), "-a".into()])
+    );
 }
 
 #[test]
@@ -267,6 +301,8 @@ fn usage_errors_are_rejected() {
         &["image", "rm"],
         &["wait", "web1"],
         &["wait", "web1", "--for", "asleep"],
+        &["wait", "web1", "--for", "log:"],
+        &["ssh"],
         &["stop", "web1", "--force", "--timeout", "3"],
         &["events", "--since", "-1"],
         &["iso", "upload"],

@@ -29,6 +29,7 @@ mod resume;
 mod rm;
 mod set;
 mod show;
+mod ssh;
 mod start;
 mod status;
 mod stop;
@@ -43,6 +44,8 @@ mod user_set;
 mod user_show;
 mod vnc;
 mod wait;
+mod wait_log;
+mod wait_ready;
 mod whoami;
 mod wipe;
 
@@ -109,6 +112,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Logs(args) => logs::run(&ctx, args).await,
         Command::Events(args) => events::run(&ctx, args).await,
         Command::Wait(args) => wait::run(&ctx, args).await,
+        Command::Ssh(args) => ssh::run(&ctx, args).await,
         Command::Console(args) => console::run(&ctx, args).await,
         Command::User(command) => user(&ctx, command).await,
         Command::Token(command) => token(&ctx, command).await,

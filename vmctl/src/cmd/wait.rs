@@ -1,4 +1,5 @@
-//! `vmctl wait NAME --for STATE [--timeout SECS]`: blocks until the VM is in STATE.
+//! `vmctl wait NAME --for STATE [--timeout SECS]`: blocks until the VM is in STATE. The
+//! readiness targets (`ssh`, `agent`, `log:REGEX`) are in `wait_ready`.
 //!
 //! Subscribes to events first, then reads the VM (`vm.get`), so that a change between the two
 //! is never missed. Success prints nothing (JSON mode: the VM). Failures: `--timeout` passed
@@ -17,33 +18,42 @@ use vm_proto::types::{Event, EventKind, VmState};
 use vm_proto::{ApiError, ErrorCode};
 
 use super::Ctx;
-use crate::cli::WaitArgs;
+use crate::cli::{WaitArgs, WaitFor};
 use crate::client::subscription_ended;
 use crate::error::CliError;
 use crate::output;
 
 /// Waits; prints the VM at the end in JSON mode.
 pub async fn run(ctx: &Ctx, args: WaitArgs) -> Result<(), CliError> {
+    let target = match args.target {
+        WaitFor::State(state) => state,
+        other => return super::wait_ready::run(ctx, &args.name, other, args.timeout).await,
+    };
     let client = ctx.connect().await?;
     let mut events = client.events_subscribe(None).await?;
     let mut current = client.vm_get(args.name.clone()).await?.state;
-    let watch = until(&client, &mut events, &args.name, args.state, &mut current);
+    let watch = until(&client, &mut events, &args.name, target, &mut current);
     match within(args.timeout, watch).await {
         Some(result) => result?,
         None => {
             let secs = args.timeout.unwrap_or_default();
-            return Err(timed_out(secs, &args.name, args.state, current));
+            return Err(timed_out(secs, &args.name, target, current));
         }
     }
+    print_vm(ctx, &client, args.name).await
+}
+
+/// In JSON mode, prints the VM as it is at the end of a wait.
+pub(super) async fn print_vm(ctx: &Ctx, client: &WsClient, name: String) -> Result<(), CliError> {
     if ctx.out.is_json() {
-        let vm = client.vm_get(args.name).await?;
+        let vm = client.vm_get(name).await?;
         return ctx.out.object(&vm, output::vm::details);
     }
     Ok(())
 }
 
 /// The output of `future`, or `None` when `secs` pass first (never without a limit).
-async fn within<T>(secs: Option<u64>, future: impl Future<Output = T>) -> Option<T> {
+pub(super) async fn within<T>(secs: Option<u64>, future: impl Future<Output = T>) -> Option<T> {
     match secs {
         None => Some(future.await),
         Some(secs) => tokio::time::timeout(Duration::from_secs(secs), future)
@@ -73,7 +83,7 @@ async fn until(
 }
 
 /// The new state of VM `name` if `event` changed it; `not_found` if it removed the VM.
-fn state_of(event: &Event, name: &str) -> Result<Option<VmState>, CliError> {
+pub(super) fn state_of(event: &Event, name: &str) -> Result<Option<VmState>, CliError> {
     if event.vm.as_deref() != Some(name) {
         return Ok(None);
     }
@@ -89,7 +99,7 @@ fn state_of(event: &Event, name: &str) -> Result<Option<VmState>, CliError> {
 }
 
 /// The next event that decodes; the end of the stream is an error.
-async fn next_event(
+pub(super) async fn next_event(
     client: &WsClient,
     events: &mut Subscription<Event>,
 ) -> Result<Event, CliError> {
@@ -106,7 +116,7 @@ async fn next_event(
 }
 
 /// The crash error, with the reason the daemon recorded.
-async fn crashed(client: &WsClient, name: &str) -> CliError {
+pub(super) async fn crashed(client: &WsClient, name: &str) -> CliError {
     let reason = match client.vm_get(name.to_string()).await {
         Ok(vm) => vm.reason,
         Err(_) => None,

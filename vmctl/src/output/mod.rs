@@ -16,6 +16,7 @@ pub mod system;
 pub mod token;
 pub mod user;
 pub mod vm;
+pub mod vm_guest;
 
 use std::io::Write;
 use std::time::SystemTime;

@@ -3,6 +3,7 @@
 use vm_proto::names::format_size;
 use vm_proto::types::{ConsoleClient, Vm};
 
+use super::vm_guest;
 use super::{
     created, created_short, expiry, expiry_short, kv_table, list_table, owner, size_exact, yes_no,
 };
@@ -70,6 +71,10 @@ pub fn details(vm: &Vm) -> String {
         ("started", or_dash(vm.started_at.as_deref().map(created))),
         ("vnc socket", or_dash(vm.vnc_socket.clone())),
         ("console", console(vm.console.as_ref())),
+        ("labels", vm_guest::labels(&vm.labels)),
+        ("cloud-init", vm_guest::cloud_init(vm.cloud_init.as_ref())),
+        ("guest", vm_guest::guest(vm)),
+        ("addresses", vm_guest::addresses(vm)),
         ("reason", or_dash(vm.reason.clone())),
     ])
 }

@@ -13,6 +13,7 @@ pub mod console;
 mod error;
 pub mod events;
 mod expiry;
+mod guest;
 mod image_set;
 mod images;
 mod install;

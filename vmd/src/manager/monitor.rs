@@ -60,6 +60,7 @@ impl Manager {
             gone: gone_rx,
             console: Default::default(),
             run_dir: run_dir.to_path_buf(),
+            guest: Default::default(),
         });
         self.runtimes
             .lock()
@@ -68,6 +69,7 @@ impl Manager {
         let Some(me) = self.me.upgrade() else {
             return rt;
         };
+        me.clone().spawn_guest_poller(row.name.clone(), rt.clone());
         let (name, id, watched) = (row.name.clone(), row.id, rt.clone());
         tokio::spawn(async move {
             let (exit, seen) = me.watch(&name, watched.clone(), events, child).await;

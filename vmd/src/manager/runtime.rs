@@ -42,6 +42,8 @@ pub struct Runtime {
     pub console: super::console::ConsoleSlot,
     /// Its socket directory (`<run_dir>/<vm id>.<start token>`).
     pub run_dir: PathBuf,
+    /// The guest agent's latest answer (kept by the guest poller).
+    pub guest: super::guest::GuestSlot,
 }
 
 impl Manager {

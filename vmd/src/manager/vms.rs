@@ -393,6 +393,7 @@ impl Manager {
         let console = self
             .runtime(&row.name)
             .and_then(|rt| rt.console.client(None));
+        let guest = self.runtime(&row.name).map(|rt| rt.guest.view());
         Vm {
             state: row.state,
             image: row.image_name,
@@ -424,7 +425,7 @@ impl Manager {
                 .cloud_init
                 .as_ref()
                 .map(super::provision::cloud_init_info),
-            guest: None,
+            guest,
         }
     }
 

@@ -7,6 +7,8 @@
 //!   reuse, exit descriptions, log tails.
 //! - [`scan`]: finding this instance's QEMU processes in `/proc` by the run directory on
 //!   their command line (start-up adoption, orphan detection).
+//! - [`qga`]: a small qemu-guest-agent client (sync, OS, hostname, addresses), bounded
+//!   against a hostile guest.
 //! - [`qmp`]: a small hand-written QMP client (greeting, capabilities, id-matched replies,
 //!   events on a broadcast channel, typed helpers for the commands vmd uses).
 //!
@@ -23,6 +25,7 @@
 
 pub mod argv;
 pub mod process;
+pub mod qga;
 pub mod qmp;
 pub mod scan;
 
