@@ -41,10 +41,7 @@ DISK_MB=2048 # virtual size of debian12.qcow2
 BOOT_MB=128  # p1 (FAT), starts at 1 MiB
 # no_timer_check: under TCG on a loaded host the kernel's IO-APIC timer check
 # can fail and panic the guest; meaningless for an emulated machine.
-# rw: the root is mounted writable from the start (the initramfs fscks it
-# first), so a missing /etc/machine-id (`cloud-init clean --machine-id`
-# deletes it) is created at boot; with `ro` systemd 252 refuses to boot then.
-CMDLINE_TAIL="rw console=tty0 console=ttyS0,115200n8 no_timer_check"
+CMDLINE_TAIL="ro console=tty0 console=ttyS0,115200n8 no_timer_check"
 
 log() { printf 'build-cloud-guest: %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
