@@ -42,28 +42,6 @@ fn dechunk(mut body: &str) -> String {
     out
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn plain_and_chunked_bodies() {
-        let plain = b"HTTP/1.1 404 Not Found\r\ncontent-length: 2\r\n\r\n{}";
-        assert_eq!(parse_response(plain), (404, "{}".to_string()));
-        let chunked = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n";
-        assert_eq!(parse_response(chunked), (200, "abcde".to_string()));
-        let (_, head, _) = split_response(chunked);
-        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
-    }
-
-    #[test]
-    fn garbage_has_status_zero_and_a_cut_chunk_is_dropped() {
-        assert_eq!(parse_response(b"nonsense").0, 0);
-        let cut = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n3\r\nabc\r\nff\r\nxy";
-        assert_eq!(parse_response(cut).1, "abc");
-    }
-}
-
 /// After a request's head was written to `writer`: streams a `len`-byte body starting with
 /// `head` (zeros after it), 64 KiB per write, on a thread of its own while `reader` (the
 /// same connection) reads the reply to its end. Returns the raw reply and how many body
@@ -97,4 +75,26 @@ where
     let _ = reader.read_to_end(&mut raw);
     let sent = sender.join().expect("the body's writer");
     (raw, sent)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_and_chunked_bodies() {
+        let plain = b"HTTP/1.1 404 Not Found\r\ncontent-length: 2\r\n\r\n{}";
+        assert_eq!(parse_response(plain), (404, "{}".to_string()));
+        let chunked = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n";
+        assert_eq!(parse_response(chunked), (200, "abcde".to_string()));
+        let (_, head, _) = split_response(chunked);
+        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    }
+
+    #[test]
+    fn garbage_has_status_zero_and_a_cut_chunk_is_dropped() {
+        assert_eq!(parse_response(b"nonsense").0, 0);
+        let cut = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n3\r\nabc\r\nff\r\nxy";
+        assert_eq!(parse_response(cut).1, "abc");
+    }
 }
