@@ -16,16 +16,26 @@ pub fn workspace_root() -> PathBuf {
 
 /// Runs the (cached) build and returns the disk form's path, or why it failed.
 pub fn build() -> Result<PathBuf, String> {
+    run_builder(
+        "build-test-guest.sh",
+        ".cache/test-guest/guest.qcow2",
+        "the test guest",
+    )
+}
+
+/// Runs `scripts/SCRIPT` (a cached guest builder) and returns `OUTPUT` (relative to the
+/// workspace root), or why it failed; `what` names the guest in errors.
+pub(crate) fn run_builder(script: &str, output: &str, what: &str) -> Result<PathBuf, String> {
     let root = workspace_root();
     let out = Command::new("bash")
-        .arg(root.join("scripts/build-test-guest.sh"))
+        .arg(root.join("scripts").join(script))
         .output()
-        .map_err(|e| format!("cannot run scripts/build-test-guest.sh: {e}"))?;
+        .map_err(|e| format!("cannot run scripts/{script}: {e}"))?;
     if !out.status.success() {
         let stderr = String::from_utf8_lossy(&out.stderr);
-        return Err(format!("building the test guest failed:\n{stderr}"));
+        return Err(format!("building {what} failed:\n{stderr}"));
     }
-    let path = root.join(".cache/test-guest/guest.qcow2");
+    let path = root.join(output);
     match path.exists() {
         true => Ok(path),
         false => Err(format!("{} missing after the build", path.display())),
