@@ -354,6 +354,7 @@ mod tests {
                 upload_id: "u1".into(),
                 size_bytes: received as u64,
                 sha256: "ab".into(),
+                sha256_pending: false,
             };
             let json = serde_json::to_vec(&upload).expect("json");
             let reply = Response::builder().status(StatusCode::CREATED);

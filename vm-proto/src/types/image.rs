@@ -17,8 +17,13 @@ pub struct Upload {
     pub upload_id: String,
     /// Bytes received.
     pub size_bytes: u64,
-    /// SHA-256 of the bytes received, lowercase hex.
+    /// SHA-256 of the bytes received (the whole file, holes as zeros), lowercase hex; empty
+    /// while `sha256_pending`.
     pub sha256: String,
+    /// Since 2.5: the digest of a sparse upload is computed after the upload is acknowledged
+    /// (hashing gigabytes of holes would hold it up); the imported image or ISO carries it.
+    #[serde(default)]
+    pub sha256_pending: bool,
 }
 
 /// Parameters of `image.import`.

@@ -200,7 +200,8 @@ fn ensure_absent<T>(found: Result<T, ClientError>, kind: &str, name: &str) -> Re
 }
 
 /// Streams `source` to the daemon (`PUT /v1/uploads`) with a progress bar on a terminal, then
-/// in table mode without `-q` says on stderr `uploaded SIZE (sha256 HEX)`.
+/// in table mode without `-q` says on stderr `uploaded SIZE (sha256 HEX)` (a sparse upload's
+/// digest comes with the imported image).
 /// A daemon older than API 2.4 does not know sparse uploads: `source` then goes whole.
 async fn stage(
     ctx: &Ctx,
@@ -216,10 +217,13 @@ async fn stage(
     bar.finish_and_clear();
     let staged = staged?;
     if !ctx.out.quiet && !ctx.out.is_json() {
+        let sha256 = match staged.sha256_pending {
+            true => "being computed; the import shows it",
+            false => staged.sha256.as_str(),
+        };
         eprintln!(
-            "uploaded {} (sha256 {})",
-            format_size(staged.size_bytes),
-            staged.sha256
+            "uploaded {} (sha256 {sha256})",
+            format_size(staged.size_bytes)
         );
     }
     Ok(staged)

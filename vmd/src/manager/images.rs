@@ -38,13 +38,15 @@ impl Manager {
             name: req.name.clone(),
             source,
         })?;
+        // A sparse upload's digest was being computed meanwhile.
+        let sha256 = upload_digest(&upload).await?;
         let row = NewImage {
             id: 0,
             name: req.name.clone(),
             file_name: format!("{}.qcow2", req.name),
             source_format: prepared.source_format.as_str().into(),
             virtual_size_bytes: prepared.virtual_size_bytes,
-            sha256: upload.sha256,
+            sha256,
             owner: subject.owner(),
             public: true,
             created_at: now_secs(),
@@ -208,6 +210,17 @@ impl Manager {
             cloud_init: row.cloud_init,
         }
     }
+}
+
+/// The SHA-256 of a staged upload, waiting for it when it is still being computed.
+pub(super) async fn upload_digest(upload: &super::uploads::StagedUpload) -> Result<String, Error> {
+    upload.sha256.clone().wait().await.map_err(|e| {
+        Error::Storage(storage::StorageError::Io {
+            op: "hash",
+            path: upload.path.display().to_string(),
+            source: std::io::Error::other(e),
+        })
+    })
 }
 
 /// Runs `delete` and moves `path` aside to `trash` in one transaction. If the commit fails

@@ -35,12 +35,19 @@ impl Manager {
                 });
             }
         };
+        let sha256 = match super::images::upload_digest(&upload).await {
+            Ok(hex) => hex,
+            Err(err) => {
+                storage::remove_quietly(&tmp);
+                return Err(err);
+            }
+        };
         let row = IsoRow {
             id: 0,
             name: req.name.clone(),
             file_name: format!("{}.iso", req.name),
             size_bytes: upload.size_bytes,
-            sha256: upload.sha256,
+            sha256,
             owner: subject.owner(),
             created_at: now_secs(),
         };

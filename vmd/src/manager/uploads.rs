@@ -8,6 +8,8 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use tokio::sync::watch;
+
 use super::ledger::Reservation;
 
 /// How long a finished upload waits for its import.
@@ -22,8 +24,8 @@ pub struct StagedUpload {
     pub path: PathBuf,
     /// Bytes received.
     pub size_bytes: u64,
-    /// SHA-256 hex.
-    pub sha256: String,
+    /// SHA-256 of the whole file (known, or being computed).
+    pub sha256: Digest,
     /// Space kept free for what an import writes; released with the upload.
     reservation: Reservation,
     finished: Instant,
@@ -35,7 +37,7 @@ impl StagedUpload {
         owner_id: i64,
         path: PathBuf,
         size_bytes: u64,
-        sha256: String,
+        sha256: Digest,
         reservation: Reservation,
     ) -> StagedUpload {
         StagedUpload {
@@ -51,6 +53,48 @@ impl StagedUpload {
     /// Bytes reserved for the import.
     pub fn reserved_bytes(&self) -> u64 {
         self.reservation.bytes()
+    }
+}
+
+/// The SHA-256 of a staged upload: computed while it was received (a plain upload), or
+/// being computed in the background from its file (a sparse upload: hashing gigabytes of
+/// holes must not hold up the upload; the import waits for it, beside its own work).
+#[derive(Debug, Clone)]
+pub enum Digest {
+    /// Known, lowercase hex.
+    Ready(String),
+    /// Being computed: `None` until done, then the hex digest or why it failed.
+    Pending(watch::Receiver<Option<Result<String, String>>>),
+}
+
+impl Digest {
+    /// Starts hashing `file` (already open: the import may rename or delete the path).
+    pub fn spawn(file: std::fs::File) -> Digest {
+        let (tx, rx) = watch::channel(None);
+        tokio::task::spawn_blocking(move || {
+            let digest = crate::storage::digest::sha256_sparse(&file).map_err(|e| e.to_string());
+            let _ = tx.send(Some(digest));
+        });
+        Digest::Pending(rx)
+    }
+
+    /// The digest if it is known already.
+    pub fn known(&self) -> Option<String> {
+        match self {
+            Digest::Ready(hex) => Some(hex.clone()),
+            Digest::Pending(rx) => rx.borrow().clone().and_then(Result::ok),
+        }
+    }
+
+    /// The digest, once computed.
+    pub async fn wait(self) -> Result<String, String> {
+        match self {
+            Digest::Ready(hex) => Ok(hex),
+            Digest::Pending(mut rx) => match rx.wait_for(Option::is_some).await {
+                Ok(done) => done.clone().unwrap_or_else(|| Err("no digest".into())),
+                Err(_) => Err("the digest task ended without a result".into()),
+            },
+        }
     }
 }
 
@@ -109,7 +153,7 @@ mod tests {
         let uploads = Uploads::default();
         let reservation = space.reserve(5).expect("reserve");
         let path = PathBuf::from("/nonexistent");
-        let staged = StagedUpload::new(1000, path, 5, "ab".into(), reservation);
+        let staged = StagedUpload::new(1000, path, 5, Digest::Ready("ab".into()), reservation);
         uploads.insert("u1".into(), staged);
         assert!(uploads.take("u1", 1001).is_none());
         let taken = uploads.take("u1", 1000).expect("owner takes it");
@@ -117,5 +161,17 @@ mod tests {
         drop(taken);
         assert_eq!(space.reserved(), 0, "and is released with it");
         assert!(uploads.take("u1", 1000).is_none(), "taken once");
+    }
+
+    #[tokio::test]
+    async fn a_pending_digest_is_the_files_hash_even_after_the_path_is_gone() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("up");
+        std::fs::write(&path, b"abc").expect("write");
+        let digest = Digest::spawn(std::fs::File::open(&path).expect("open"));
+        std::fs::remove_file(&path).expect("rm");
+        let want = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
+        assert_eq!(digest.clone().wait().await.as_deref(), Ok(want));
+        assert_eq!(digest.known().as_deref(), Some(want));
     }
 }

@@ -31,7 +31,7 @@ use super::upload_body::{BodyError, Extents, Sink};
 use super::Identity;
 use crate::auth::Subject;
 use crate::manager::ledger::Reservation;
-use crate::manager::uploads::StagedUpload;
+use crate::manager::uploads::{Digest, StagedUpload};
 use crate::manager::Manager;
 use crate::storage;
 
@@ -133,15 +133,26 @@ async fn receive(
         reservation: Some(reservation),
     };
     let sha256 = write_body(&mut in_flight, req.into_body(), shape, idle).await?;
+    let digest = match sha256 {
+        Some(hex) => Digest::Ready(hex),
+        None => Digest::spawn(open_staged(&in_flight.path)?),
+    };
     let (path, reservation) = in_flight.staged();
-    let staged = StagedUpload::new(caller.user_id, path, size, sha256.clone(), reservation);
+    let sha256 = digest.known();
+    let staged = StagedUpload::new(caller.user_id, path, size, digest, reservation);
     manager.uploads().insert(id.clone(), staged);
     tracing::debug!(upload = %id, user = %caller.name, size_bytes = size, wire_bytes = length, "upload staged");
     Ok(Upload {
         upload_id: id,
         size_bytes: size,
-        sha256,
+        sha256_pending: sha256.is_none(),
+        sha256: sha256.unwrap_or_default(),
     })
+}
+
+/// The staged file, opened for its background digest.
+fn open_staged(path: &std::path::Path) -> Result<std::fs::File, Failure> {
+    std::fs::File::open(path).map_err(|e| body_failure(e.into()))
 }
 
 /// The declared length, if there is one within `max`.
@@ -272,11 +283,13 @@ async fn write_body(
     mut body: Incoming,
     shape: Shape,
     idle: std::time::Duration,
-) -> Result<String, Failure> {
+) -> Result<Option<String>, Failure> {
     let file = tokio::fs::File::create(&upload.path)
         .await
         .map_err(|e| body_failure(e.into()))?;
-    let mut sink = Sink::new(file, shape.sparse.unwrap_or(upload.length), shape.kind);
+    // A sparse body is hashed from the staged file afterwards, not while it arrives.
+    let size = shape.sparse.unwrap_or(upload.length);
+    let mut sink = Sink::new(file, size, shape.kind, shape.sparse.is_none());
     let mut extents = shape.sparse.map(Extents::new);
     let mut received: u64 = 0;
     while let Some(frame) = next_frame(&mut body, idle).await? {

@@ -1,7 +1,9 @@
 //! The body of an upload turned into a staged file: plain bytes or a sparse extent stream
-//! ([`vm_proto::upload`]), written at their offsets (holes stay holes), hashed as the whole
-//! logical file (holes as zeros), and the declared kind checked on the first
-//! [`sniff::HEAD_BYTES`] as soon as they are in.
+//! ([`vm_proto::upload`]), written at their offsets (holes stay holes), and the declared kind
+//! checked on the first [`sniff::HEAD_BYTES`] as soon as they are in. A plain body is hashed
+//! as it arrives; a sparse one is not (its holes would cost more to hash than its data to
+//! receive): its digest is computed from the staged file afterwards
+//! ([`crate::manager::uploads::Digest`]).
 
 use std::io::SeekFrom;
 
@@ -9,9 +11,6 @@ use sha2::{Digest, Sha256};
 use tokio::io::{AsyncSeekExt, AsyncWriteExt, BufWriter};
 use vm_proto::sniff::{self, Refusal, UploadKind};
 use vm_proto::upload::ExtentHeader;
-
-/// Zero bytes hashed per step for a hole.
-static ZEROS: [u8; 64 << 10] = [0; 64 << 10];
 
 /// Holes at least this long are hashed off the async workers.
 const BLOCKING_HOLE: u64 = 8 << 20;
@@ -33,8 +32,9 @@ pub enum BodyError {
 /// The staged file being written, its hash and the pending kind check.
 pub struct Sink {
     out: BufWriter<tokio::fs::File>,
-    hasher: Sha256,
-    /// Logical bytes hashed so far (the next byte's offset).
+    /// `None`: not hashed here (a sparse upload).
+    hasher: Option<Sha256>,
+    /// Logical bytes written so far (the next byte's offset).
     pos: u64,
     /// Logical size of the file.
     size: u64,
@@ -42,11 +42,12 @@ pub struct Sink {
 }
 
 impl Sink {
-    /// A sink for a file of `size` logical bytes, checking the head for `kind` if given.
-    pub fn new(file: tokio::fs::File, size: u64, kind: Option<UploadKind>) -> Sink {
+    /// A sink for a file of `size` logical bytes, checking the head for `kind` if given, and
+    /// hashing what it writes when `hash` is set.
+    pub fn new(file: tokio::fs::File, size: u64, kind: Option<UploadKind>, hash: bool) -> Sink {
         Sink {
             out: BufWriter::with_capacity(1 << 20, file),
-            hasher: Sha256::new(),
+            hasher: hash.then(Sha256::new),
             pos: 0,
             size,
             head: kind.map(|k| (k, Vec::with_capacity(sniff::HEAD_BYTES))),
@@ -65,21 +66,24 @@ impl Sink {
             self.out.seek(SeekFrom::Start(offset)).await?;
         }
         self.take_head(data)?;
-        self.hasher.update(data);
+        if let Some(hasher) = self.hasher.as_mut() {
+            hasher.update(data);
+        }
         self.out.write_all(data).await?;
         self.pos += data.len() as u64;
         Ok(())
     }
 
-    /// Completes the file: the trailing hole, the length, the flush; returns the hex sha256.
-    pub async fn finish(mut self) -> Result<String, BodyError> {
+    /// Completes the file: the trailing hole, the length, the flush; returns the hex sha256
+    /// if it was hashed here.
+    pub async fn finish(mut self) -> Result<Option<String>, BodyError> {
         if self.size > self.pos {
             self.hole(self.size - self.pos).await?;
         }
         self.check_head()?;
         self.out.flush().await?;
         self.out.get_ref().set_len(self.size).await?;
-        Ok(hex(&self.hasher.finalize()))
+        Ok(self.hasher.map(|h| hex(&h.finalize())))
     }
 
     /// Hashes `len` zeros (a hole) and feeds them to the head check.
@@ -87,17 +91,20 @@ impl Sink {
         let in_head = len.min(sniff::HEAD_BYTES as u64) as usize;
         self.take_head(&vec![0u8; in_head])?;
         self.pos += len;
-        if len < BLOCKING_HOLE {
-            hash_zeros(&mut self.hasher, len);
+        let Some(mut hasher) = self.hasher.take() else {
             return Ok(());
-        }
-        let mut hasher = std::mem::take(&mut self.hasher);
-        self.hasher = tokio::task::spawn_blocking(move || {
+        };
+        if len < BLOCKING_HOLE {
             hash_zeros(&mut hasher, len);
-            hasher
-        })
-        .await
-        .map_err(|e| std::io::Error::other(e.to_string()))?;
+        } else {
+            hasher = tokio::task::spawn_blocking(move || {
+                hash_zeros(&mut hasher, len);
+                hasher
+            })
+            .await
+            .map_err(|e| std::io::Error::other(e.to_string()))?;
+        }
+        self.hasher = Some(hasher);
         Ok(())
     }
 
@@ -123,13 +130,7 @@ impl Sink {
     }
 }
 
-fn hash_zeros(hasher: &mut Sha256, mut len: u64) {
-    while len > 0 {
-        let step = len.min(ZEROS.len() as u64) as usize;
-        hasher.update(&ZEROS[..step]);
-        len -= step as u64;
-    }
-}
+use crate::storage::digest::hash_zeros;
 
 /// Splits a sparse upload's byte stream into extents, whatever the frame boundaries.
 pub struct Extents {
@@ -212,7 +213,7 @@ mod tests {
         let file = tokio::fs::File::create(dir.path().join("f"))
             .await
             .expect("create");
-        Sink::new(file, size, kind)
+        Sink::new(file, size, kind, true)
     }
 
     fn stream(extents: &[(u64, &[u8])]) -> Vec<u8> {
@@ -242,7 +243,7 @@ mod tests {
             parser.feed(piece, &mut sink).await.expect("feed");
         }
         assert!(parser.complete());
-        let sha = sink.finish().await.expect("finish");
+        let sha = sink.finish().await.expect("finish").expect("hashed");
         let mut logical = vec![0u8; size as usize];
         logical[4096..4099].copy_from_slice(b"abc");
         logical[32 << 20..(32 << 20) + 5000].fill(7);

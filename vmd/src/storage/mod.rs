@@ -19,6 +19,7 @@
 //! Deletions first rename to a hidden `.trash-…` name inside the same transaction as the row.
 
 pub mod detect;
+pub mod digest;
 pub mod generalize;
 pub mod guest_fs;
 mod import;
