@@ -8,9 +8,14 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use tokio::sync::watch;
+use std::sync::Arc;
+
+use tokio::sync::{watch, Semaphore};
 
 use super::ledger::Reservation;
+
+/// Background digests of sparse uploads computed at once.
+pub const DIGESTS_AT_ONCE: usize = 2;
 
 /// How long a finished upload waits for its import.
 pub const UPLOAD_TTL: Duration = Duration::from_secs(3600);
@@ -68,12 +73,25 @@ pub enum Digest {
 }
 
 impl Digest {
-    /// Starts hashing `file` (already open: the import may rename or delete the path).
+    /// Starts hashing `file` (already open: the import may rename or delete the path). At
+    /// most [`DIGESTS_AT_ONCE`] run at a time, whoever uploads: a client that sends many
+    /// small sparse uploads of huge files cannot take every CPU (the others queue).
     pub fn spawn(file: std::fs::File) -> Digest {
+        static SLOTS: std::sync::OnceLock<Arc<Semaphore>> = std::sync::OnceLock::new();
+        let slots = SLOTS.get_or_init(|| Arc::new(Semaphore::new(DIGESTS_AT_ONCE)));
         let (tx, rx) = watch::channel(None);
-        tokio::task::spawn_blocking(move || {
-            let digest = crate::storage::digest::sha256_sparse(&file).map_err(|e| e.to_string());
-            let _ = tx.send(Some(digest));
+        let slots = Arc::clone(slots);
+        tokio::spawn(async move {
+            let Ok(slot) = slots.acquire_owned().await else {
+                return;
+            };
+            let _ = tokio::task::spawn_blocking(move || {
+                let digest =
+                    crate::storage::digest::sha256_sparse(&file).map_err(|e| e.to_string());
+                let _ = tx.send(Some(digest));
+                drop(slot);
+            })
+            .await;
         });
         Digest::Pending(rx)
     }
