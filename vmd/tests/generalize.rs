@@ -5,7 +5,6 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Command, Stdio};
 
 use common::guest_disk::{self, Layout, View, FS_OFFSET};
 use common::Daemon;
@@ -80,18 +79,7 @@ fn blank_partitioned(dir: &Path) -> std::path::PathBuf {
         .expect("create")
         .set_len(16 << 20)
         .expect("size");
-    let mut sfdisk = Command::new("sfdisk")
-        .args(["-q", "--no-reread", "--no-tell-kernel"])
-        .arg(&disk)
-        .stdin(Stdio::piped())
-        .spawn()
-        .expect("sfdisk");
-    std::io::Write::write_all(
-        sfdisk.stdin.as_mut().expect("stdin"),
-        b"label: dos\nstart=2048\n",
-    )
-    .expect("table");
-    assert!(sfdisk.wait().expect("wait").success());
+    guest_disk::partition(&disk, "label: dos\nstart=2048\n");
     disk
 }
 

@@ -74,16 +74,12 @@ impl CloudInitRequest {
     /// Whether the caller asked for anything the seed carries (then a seed is attached even
     /// when the image does not say it runs cloud-init).
     pub fn asks_for_seed(&self) -> bool {
-        self.enabled
-            && (!self.ssh_keys.is_empty()
-                || self.user.is_some()
-                || self.password.is_some()
-                || self.user_data.is_some())
+        self.enabled && self.gives_seed_content()
     }
 
     /// Checks every field (see the `validate_*` functions); the error names the field.
     pub fn validate(&self) -> Result<(), String> {
-        if !self.enabled && self.asks_for_seed_fields() {
+        if !self.enabled && self.gives_seed_content() {
             return Err(
                 "cloud-init is disabled, yet SSH keys, a user, a password or user-data were \
                  given; drop one or the other"
@@ -111,7 +107,8 @@ impl CloudInitRequest {
         Ok(())
     }
 
-    fn asks_for_seed_fields(&self) -> bool {
+    /// Whether any field a seed carries is given (keys, user, password, user-data).
+    fn gives_seed_content(&self) -> bool {
         !self.ssh_keys.is_empty()
             || self.user.is_some()
             || self.password.is_some()

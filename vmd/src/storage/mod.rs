@@ -284,23 +284,8 @@ impl Storage {
 
 /// SHA-256 of a file, lowercase hex (blocking: call from a blocking task).
 pub fn sha256_file(path: &Path) -> Result<String, StorageError> {
-    use sha2::{Digest, Sha256};
-    use std::io::Read;
-    let mut f = std::fs::File::open(path).map_err(StorageError::io("open", path))?;
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = f.read(&mut buf).map_err(StorageError::io("read", path))?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-    }
-    Ok(hasher
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect())
+    let file = std::fs::File::open(path).map_err(StorageError::io("open", path))?;
+    digest::sha256_sparse(&file).map_err(StorageError::io("read", path))
 }
 
 /// Bytes a file occupies on disk (allocated blocks), 0 if missing.

@@ -124,21 +124,26 @@ pub fn raw_disk(dir: &Path, root: &Path, layout: Layout) -> PathBuf {
         Layout::Gpt => "gpt",
         _ => "dos",
     };
-    let mut sfdisk = Command::new("sfdisk")
-        .args(["-q", "--no-reread", "--no-tell-kernel"])
-        .arg(&disk)
-        .stdin(Stdio::piped())
-        .spawn()
-        .expect("sfdisk");
     let table = format!("label: {label}\nstart=2048, size={}\n", FS_MIB << 11);
-    std::io::Write::write_all(sfdisk.stdin.as_mut().expect("stdin"), table.as_bytes())
-        .expect("table");
-    assert!(sfdisk.wait().expect("wait").success(), "sfdisk");
+    partition(&disk, &table);
     run(Command::new("dd")
         .arg(format!("if={}", fs.display()))
         .arg(format!("of={}", disk.display()))
         .args(["bs=1M", "seek=1", "conv=notrunc,sparse", "status=none"]));
     disk
+}
+
+/// Writes the partition table `table` (an sfdisk script) on the disk file `disk`.
+pub fn partition(disk: &Path, table: &str) {
+    let mut sfdisk = Command::new("sfdisk")
+        .args(["-q", "--no-reread", "--no-tell-kernel"])
+        .arg(disk)
+        .stdin(Stdio::piped())
+        .spawn()
+        .expect("sfdisk");
+    std::io::Write::write_all(sfdisk.stdin.as_mut().expect("stdin"), table.as_bytes())
+        .expect("table");
+    assert!(sfdisk.wait().expect("wait").success(), "sfdisk");
 }
 
 /// `raw` converted to a standalone qcow2 at `dst`.
