@@ -14,9 +14,9 @@ use jsonrpsee::proc_macros::rpc;
 
 use crate::types::{
     ConsoleTicket, ConsoleTicketRequest, Image, ImageCreate, ImageImport, ImagePublish, ImageSet,
-    Iso, IsoAttach, IsoImport, Login, SystemInfo, Token, TokenCreate, TokenSecret, User, UserAdd,
-    UserPasswd, UserRemove, UserRemoved, UserSet, Vm, VmCreate, VmExtend, VmFilter, VmLogs, VmSet,
-    VmStop, WhoAmI,
+    Iso, IsoAttach, IsoImport, Login, Network, NetworkCreate, NicChange, PortAdd, PortForward,
+    PortRemove, SystemInfo, Token, TokenCreate, TokenSecret, User, UserAdd, UserPasswd, UserRemove,
+    UserRemoved, UserSet, Vm, VmCreate, VmExtend, VmFilter, VmLogs, VmSet, VmStop, WhoAmI,
 };
 
 /// The vmd API.
@@ -280,4 +280,68 @@ pub trait VmdApi {
         &self,
         params: ImagePublish,
     ) -> Result<Image, jsonrpsee::types::ErrorObjectOwned>;
+
+    /// Creates a lab network (since 2.6): a Linux bridge, isolated unless `nat`, with DHCP if
+    /// asked. Admins' networks are shared; a user's are their own, inside `network_pool`, at
+    /// most `max_networks_per_user`.
+    ///
+    /// Errors: `invalid_argument` (name; subnet malformed, outside the pool for users,
+    /// overlapping another network or a host route), `already_exists`, `quota_exceeded`,
+    /// `unavailable` (vmd lacks `CAP_NET_ADMIN`, or dnsmasq/nft are missing: the hint says).
+    #[method(name = "net.create", with_extensions)]
+    async fn net_create(
+        &self,
+        params: NetworkCreate,
+    ) -> Result<Network, jsonrpsee::types::ErrorObjectOwned>;
+
+    /// The networks the caller may use: shared ones and their own (admins: all).
+    #[method(name = "net.list", with_extensions)]
+    async fn net_list(&self) -> Result<Vec<Network>, jsonrpsee::types::ErrorObjectOwned>;
+
+    /// One network with its members and leases.
+    #[method(name = "net.get", with_extensions)]
+    async fn net_get(&self, name: String) -> Result<Network, jsonrpsee::types::ErrorObjectOwned>;
+
+    /// Removes a network: its bridge, dnsmasq and firewall rules. Errors: `in_use` while any
+    /// VM has a NIC on it (the message names them), `permission_denied` (a shared network).
+    #[method(name = "net.remove", with_extensions)]
+    async fn net_remove(&self, name: String) -> Result<(), jsonrpsee::types::ErrorObjectOwned>;
+
+    /// Adds a NIC on a network to a stopped VM (last in order, a fresh MAC).
+    /// Errors: `wrong_state` (a process exists), `invalid_argument` (already on it; too many
+    /// NICs), `not_found` (VM or network).
+    #[method(name = "vm.nic_add", with_extensions)]
+    async fn vm_nic_add(&self, params: NicChange)
+        -> Result<Vm, jsonrpsee::types::ErrorObjectOwned>;
+
+    /// Removes a stopped VM's NIC on a network. Errors: `wrong_state`, `not_found` (no NIC
+    /// on that network).
+    #[method(name = "vm.nic_remove", with_extensions)]
+    async fn vm_nic_remove(
+        &self,
+        params: NicChange,
+    ) -> Result<Vm, jsonrpsee::types::ErrorObjectOwned>;
+
+    /// Adds a port forward on the user-mode NIC: stored, and applied at once over QMP while
+    /// a process exists. Errors: `invalid_argument` (no user-mode NIC; ports; an address
+    /// the config does not allow), `permission_denied` (a host port below 1024 for a user),
+    /// `already_exists` (the host port is taken by another forward), `unavailable` (QEMU
+    /// could not bind it: nothing is stored).
+    #[method(name = "vm.port_add", with_extensions)]
+    async fn vm_port_add(&self, params: PortAdd) -> Result<Vm, jsonrpsee::types::ErrorObjectOwned>;
+
+    /// A VM's port forwards.
+    #[method(name = "vm.port_list", with_extensions)]
+    async fn vm_port_list(
+        &self,
+        vm: String,
+    ) -> Result<Vec<PortForward>, jsonrpsee::types::ErrorObjectOwned>;
+
+    /// Removes a port forward, live while a process exists. Errors: `not_found` (no such
+    /// forward).
+    #[method(name = "vm.port_remove", with_extensions)]
+    async fn vm_port_remove(
+        &self,
+        params: PortRemove,
+    ) -> Result<Vm, jsonrpsee::types::ErrorObjectOwned>;
 }

@@ -3,6 +3,7 @@
 mod event;
 mod image;
 mod iso;
+mod network;
 mod os;
 mod provision;
 mod system;
@@ -15,6 +16,11 @@ pub use image::{
 };
 pub use iso::{
     Firmware, ImageCreate, ImagePublish, Iso, IsoAttach, IsoImport, UEFI_MEMORY_MIB_MIN,
+};
+pub use network::{
+    is_mac, network_default_user_net, Lease, Network, NetworkCreate, NetworkMember, Nic, NicChange,
+    PortAdd, PortForward, PortRemove, Protocol, Subnet, NICS_MAX, PORTS_MAX, SUBNET_PREFIX_MAX,
+    SUBNET_PREFIX_MIN,
 };
 pub use os::OsFamily;
 pub use provision::{

@@ -149,6 +149,13 @@ pub struct VmCreate {
     /// defaults when the image runs cloud-init. Since 2.5.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cloud_init: Option<super::CloudInitRequest>,
+    /// Lab networks to join, one NIC each, in this order after the user-mode NIC (at most
+    /// [`super::NICS_MAX`], each network once). Default: none. Since 2.6.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub networks: Vec<String>,
+    /// `true`: no user-mode NIC (no port forwards, no `ssh_port`). Default `false`. Since 2.6.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub no_user_net: bool,
 }
 
 /// Parameters of `vm.set`: the fields to change; absent ones stay as they are. At least one
@@ -352,9 +359,18 @@ pub struct Vm {
     pub created_at: String,
     /// Absolute path of the overlay on the host (daemon-owned; for admins).
     pub overlay_path: String,
-    /// Host port forwarded to the guest's ssh port, if any.
+    /// Host port on 127.0.0.1 forwarded to the guest's ssh port (TCP 22), if any.
     #[serde(default)]
     pub ssh_port: Option<u16>,
+    /// Whether the VM has the user-mode NIC (first NIC; port forwards go through it). Since 2.6.
+    #[serde(default = "super::network_default_user_net")]
+    pub user_net: bool,
+    /// NICs on lab networks, in guest order after the user-mode NIC. Since 2.6.
+    #[serde(default)]
+    pub nics: Vec<super::Nic>,
+    /// Port forwards on the user-mode NIC. Since 2.6.
+    #[serde(default)]
+    pub ports: Vec<super::PortForward>,
     /// While a process exists: its accelerator (`kvm` or `tcg`).
     #[serde(default)]
     pub accelerator: Option<String>,

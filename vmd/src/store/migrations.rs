@@ -143,6 +143,41 @@ CREATE TABLE vm_cloud_init (
     instance_id   TEXT NOT NULL
 );
 "#,
+    r#"
+CREATE TABLE networks (
+    id         INTEGER PRIMARY KEY,
+    name       TEXT NOT NULL UNIQUE,
+    owner_id   INTEGER NOT NULL REFERENCES users(id),
+    shared     INTEGER NOT NULL DEFAULT 0,
+    subnet     TEXT NOT NULL,
+    dhcp       INTEGER NOT NULL DEFAULT 0,
+    nat        INTEGER NOT NULL DEFAULT 0,
+    created_at INTEGER NOT NULL
+);
+CREATE TABLE vm_nics (
+    vm_id      INTEGER NOT NULL REFERENCES vms(id) ON DELETE CASCADE,
+    position   INTEGER NOT NULL,
+    network_id INTEGER NOT NULL REFERENCES networks(id) ON DELETE RESTRICT,
+    mac        TEXT NOT NULL UNIQUE,
+    PRIMARY KEY (vm_id, position),
+    UNIQUE (vm_id, network_id)
+);
+CREATE INDEX vm_nics_network ON vm_nics(network_id);
+CREATE TABLE port_forwards (
+    vm_id        INTEGER NOT NULL REFERENCES vms(id) ON DELETE CASCADE,
+    protocol     TEXT NOT NULL CHECK (protocol IN ('tcp', 'udp')),
+    host_address TEXT NOT NULL,
+    host_port    INTEGER NOT NULL,
+    guest_port   INTEGER NOT NULL,
+    UNIQUE (protocol, host_port)
+);
+CREATE INDEX port_forwards_vm ON port_forwards(vm_id);
+ALTER TABLE vms ADD COLUMN user_net INTEGER NOT NULL DEFAULT 1;
+INSERT INTO port_forwards (vm_id, protocol, host_address, host_port, guest_port)
+    SELECT id, 'tcp', '127.0.0.1', ssh_port, 22 FROM vms WHERE ssh_port IS NOT NULL;
+DROP INDEX vms_ssh_port;
+ALTER TABLE vms DROP COLUMN ssh_port;
+"#,
 ];
 
 /// A step in Rust that runs after a migration's SQL, in its transaction.

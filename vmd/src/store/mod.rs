@@ -102,6 +102,25 @@
 //! CREATE INDEX events_public_seq ON events(public, seq);
 //! CREATE INDEX events_audience_seq ON events(audience_id, seq);
 //! ```
+//! Version 9 adds lab networks, NICs on them and port forwards (the `ssh_port` column moves
+//! into `port_forwards` as a TCP forward to guest port 22):
+//! ```sql
+//! CREATE TABLE networks (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE,
+//!     owner_id INTEGER NOT NULL REFERENCES users(id), shared INTEGER NOT NULL DEFAULT 0,
+//!     subnet TEXT NOT NULL,                                  -- CIDR, vm_proto Subnet
+//!     dhcp INTEGER NOT NULL DEFAULT 0, nat INTEGER NOT NULL DEFAULT 0,
+//!     created_at INTEGER NOT NULL);
+//! CREATE TABLE vm_nics (vm_id INTEGER NOT NULL REFERENCES vms(id) ON DELETE CASCADE,
+//!     position INTEGER NOT NULL,                             -- guest order, from 0
+//!     network_id INTEGER NOT NULL REFERENCES networks(id) ON DELETE RESTRICT,
+//!     mac TEXT NOT NULL UNIQUE, PRIMARY KEY (vm_id, position), UNIQUE (vm_id, network_id));
+//! CREATE TABLE port_forwards (vm_id INTEGER NOT NULL REFERENCES vms(id) ON DELETE CASCADE,
+//!     protocol TEXT NOT NULL,                                -- tcp | udp
+//!     host_address TEXT NOT NULL, host_port INTEGER NOT NULL, guest_port INTEGER NOT NULL,
+//!     UNIQUE (protocol, host_port));
+//! ALTER TABLE vms ADD COLUMN user_net INTEGER NOT NULL DEFAULT 1;  -- has the user-mode NIC
+//! ALTER TABLE vms DROP COLUMN ssh_port;
+//! ```
 //! # Rules
 //! - WAL journal, `foreign_keys = ON`, `busy_timeout` 5 s.
 //! - Migrations are an ordered list (`migrations.rs`); the index + 1 of the last applied one
@@ -124,6 +143,7 @@ mod events;
 mod images;
 mod isos;
 mod migrations;
+mod networks;
 mod tokens;
 mod users;
 mod vms;
@@ -143,6 +163,11 @@ pub use images::{
     seal_image, set_image_info, ImageInfo, ImageRow, NewImage, OsColumn,
 };
 pub use isos::{delete_iso, get_iso, insert_iso, iso_users, list_isos, IsoRow, NewIso};
+pub use networks::{
+    count_networks_of, delete_network, delete_nic, delete_port, get_network, insert_network,
+    insert_nic, insert_port, list_networks, nics_of_vm, nics_on_network, port_user, ports_of_vm,
+    set_user_net, NetworkRow, NicRow,
+};
 pub use tokens::{
     count_tokens, delete_token, delete_tokens_of, insert_token, list_tokens, prune_expired_tokens,
     token_by_id, touch_token, NewToken, TokenRow,
@@ -154,8 +179,8 @@ pub use users::{
 };
 pub use vms::{
     clear_runtime, count_vms, delete_vm, expired_vms, get_vm, insert_vm, list_vms, next_expiry,
-    set_expiry, set_iso, set_runtime, set_settings, set_state, vm_with_ssh_port, Expiry,
-    LabelsColumn, NewVm, Owner, RuntimeRow, Settings, StateColumn, VmRow,
+    set_expiry, set_iso, set_runtime, set_settings, set_state, Expiry, LabelsColumn, NewVm, Owner,
+    RuntimeRow, Settings, StateColumn, VmRow,
 };
 
 /// Failures of the store.

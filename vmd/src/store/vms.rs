@@ -34,8 +34,8 @@ pub struct VmRow {
     pub created_at: i64,
     /// File under `overlays/`.
     pub overlay_file: String,
-    /// Host port forwarded to guest port 22.
-    pub ssh_port: Option<u16>,
+    /// Whether the VM has the user-mode NIC.
+    pub user_net: bool,
     /// Lifetime: deadline, action, session.
     pub expiry: Expiry,
     /// Why crashed / why the last start failed.
@@ -141,8 +141,8 @@ pub struct NewVm {
     pub created_at: i64,
     /// File under `overlays/`.
     pub overlay_file: String,
-    /// Host port forwarded to guest port 22.
-    pub ssh_port: Option<u16>,
+    /// Whether the VM has the user-mode NIC.
+    pub user_net: bool,
     /// Deadline, unix seconds.
     pub expires_at: Option<i64>,
     /// `remove`, `wipe` or `stop`.
@@ -162,7 +162,7 @@ pub struct NewVm {
 }
 
 const SELECT: &str = "SELECT v.id, v.name, v.image_id, i.name, i.file_name, v.cpus, v.memory_mib,
-    v.disk_bytes, v.state, v.owner_id, v.created_at, v.overlay_file, v.ssh_port, v.reason,
+    v.disk_bytes, v.state, v.owner_id, v.created_at, v.overlay_file, v.user_net, v.reason,
     r.pid, r.pid_start_time, r.accelerator, r.started_at, r.run_dir,
     s.id, s.name, s.file_name, v.firmware, v.install,
     COALESCE(o.name, 'uid-' || v.owner_uid), o.uid, v.expires_at, v.on_expiry, v.session_id,
@@ -191,7 +191,7 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<VmRow> {
         expiry: expiry_from(row)?,
         created_at: row.get(10)?,
         overlay_file: row.get(11)?,
-        ssh_port: row.get(12)?,
+        user_net: row.get(12)?,
         reason: row.get(13)?,
         runtime: match row.get::<_, Option<u32>>(14)? {
             Some(pid) => Some(RuntimeRow {
@@ -234,7 +234,7 @@ fn expiry_from(row: &Row<'_>) -> rusqlite::Result<Expiry> {
 /// Inserts a VM, returning its id.
 pub fn insert_vm(conn: &Connection, vm: &NewVm) -> Result<i64, StoreError> {
     conn.execute(
-        "INSERT INTO vms (name, image_id, cpus, memory_mib, disk_bytes, state, owner_id, created_at, overlay_file, ssh_port,
+        "INSERT INTO vms (name, image_id, cpus, memory_mib, disk_bytes, state, owner_id, created_at, overlay_file, user_net,
             iso_id, firmware, install, expires_at, on_expiry, session_id, description, labels, owner_uid)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18,
             COALESCE((SELECT uid FROM users WHERE id = ?7), -1))",
@@ -248,7 +248,7 @@ pub fn insert_vm(conn: &Connection, vm: &NewVm) -> Result<i64, StoreError> {
             vm.owner_id,
             vm.created_at,
             vm.overlay_file,
-            vm.ssh_port,
+            vm.user_net,
             vm.iso_id,
             vm.firmware,
             vm.install,
@@ -344,15 +344,6 @@ pub fn delete_vm(conn: &Connection, id: i64) -> Result<(), StoreError> {
 /// Counts VMs.
 pub fn count_vms(conn: &Connection) -> Result<u64, StoreError> {
     Ok(conn.query_row("SELECT COUNT(*) FROM vms", [], |r| r.get::<_, i64>(0))? as u64)
-}
-
-/// The VM using `port` as its ssh forward, if any.
-pub fn vm_with_ssh_port(conn: &Connection, port: u16) -> Result<Option<String>, StoreError> {
-    Ok(conn
-        .query_row("SELECT name FROM vms WHERE ssh_port = ?1", [port], |r| {
-            r.get(0)
-        })
-        .optional()?)
 }
 
 /// Sets state and reason of VM `id`.
