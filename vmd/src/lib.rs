@@ -16,11 +16,14 @@
 //! - [`qemu`]: QEMU argv, process spawning and watching, the QMP client.
 //! - [`store`]: SQLite schema, migrations and queries.
 //! - [`host`]: accelerator choice and host facts.
+//! - [`hostnet`]: the host side of lab networks: bridges and taps (netlink), vmd's nftables
+//!   table, dnsmasq per DHCP network.
 
 pub mod auth;
 pub mod config;
 pub mod daemon;
 pub mod host;
+pub mod hostnet;
 pub mod host_load;
 pub mod log_limit;
 pub mod manager;
