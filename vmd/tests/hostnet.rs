@@ -216,6 +216,7 @@ fn networks_come_up_isolate_serve_dhcp_nat_and_go_away() {
         dnsmasq_is_adopted_and_restarted(&net_dir, &iso).await;
         traffic(&host, &iso, &nat).await;
         tap_joins_the_bridge(&host, &iso).await;
+        leftovers_are_found_and_removed(&host, &net_dir, &all).await;
         tear_down(&host, &net_dir, &iso, &nat).await;
     });
 }
@@ -245,7 +246,7 @@ async fn bring_up(host: &HostNet, net_dir: &Path, iso: &NetSpec, nat: &NetSpec, 
     );
     let table = ok("nft", &["list", "table", "inet", "vmd"]);
     for rule in [
-        "iifname { \"vmdbr1\", \"vmdbr2\" } udp dport 67 accept",
+        "iifname \"vmdbr1\" ip daddr { 10.77.1.1, 255.255.255.255 } udp dport 67 accept",
         "oifname { \"vmdbr1\", \"vmdbr2\" } drop",
         "ip saddr 10.77.2.0/24 oifname != \"vmdbr2\" masquerade",
     ] {
@@ -384,6 +385,32 @@ async fn tap_joins_the_bridge(host: &HostNet, iso: &NetSpec) {
     assert!(
         matches!(missing, Err(vmd::hostnet::HostNetError::NoSuchLink { .. })),
         "{missing:?}"
+    );
+}
+
+async fn leftovers_are_found_and_removed(host: &HostNet, net_dir: &Path, known: &[NetSpec]) {
+    assert_eq!(
+        host.stale_ids(known).await.expect("stale"),
+        Vec::<i64>::new()
+    );
+    let gone = spec(3, "10.77.3.0/24", true, false);
+    let mut with_gone = known.to_vec();
+    with_gone.push(gone.clone());
+    host.ensure(&gone, &with_gone)
+        .await
+        .expect("ensure a third");
+    let (pid, start) = dnsmasq_of(net_dir, 3);
+    assert_eq!(host.stale_ids(known).await.expect("stale"), [3]);
+    host.remove_stale(3, known).await.expect("remove stale");
+    assert!(!is_same_process(pid, start), "its dnsmasq is stopped");
+    assert_eq!(
+        host.stale_ids(known).await.expect("stale"),
+        Vec::<i64>::new()
+    );
+    let table = ok("nft", &["list", "table", "inet", "vmd"]);
+    assert!(
+        table.contains("vmdbr1") && !table.contains("vmdbr3"),
+        "{table}"
     );
 }
 

@@ -10,7 +10,8 @@
 //!   that reused the pid is never adopted nor signalled;
 //! - `dnsmasq-<id>.leases`: the lease database (`EXPIRY MAC IP HOSTNAME CLIENT-ID` lines),
 //!   kept across restarts so guests keep their addresses;
-//! - `dnsmasq-<id>.log`: its stderr (`--log-facility=-`), appended.
+//! - `dnsmasq-<id>.log`: its stderr (`--log-facility=-`), appended; routine DHCP is not
+//!   logged (`--quiet-dhcp`), so it stays small.
 //!
 //! dnsmasq opens the lease file as root and then runs as `nobody`; the directory may stay
 //! 0700 root because it writes its log to the stderr vmd opened.
@@ -108,6 +109,7 @@ impl Dnsmasq {
             "--no-ping".into(),
             router,
             "--log-facility=-".into(),
+            "--quiet-dhcp".into(),
         ]
     }
 
@@ -239,6 +241,23 @@ impl Dnsmasq {
     }
 }
 
+/// Ids of the networks that have dnsmasq files in `dir`.
+pub fn ids_with_files(dir: &Path) -> Vec<i64> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| id_of_file(&e.file_name().to_string_lossy()))
+        .collect()
+}
+
+/// The id in `dnsmasq-<id>.<ext>`.
+fn id_of_file(name: &str) -> Option<i64> {
+    let (id, _ext) = name.strip_prefix("dnsmasq-")?.split_once('.')?;
+    id.parse().ok()
+}
+
 /// Whether a `/proc/PID/cmdline` is dnsmasq's with `--pid-file=<pid_file>`.
 fn is_ours(cmdline: &[u8], pid_file: &Path) -> bool {
     let mut args = cmdline.split(|&b| b == 0).map(String::from_utf8_lossy);
@@ -306,6 +325,7 @@ mod tests {
                 "--no-ping",
                 "--dhcp-option=3",
                 "--log-facility=-",
+                "--quiet-dhcp",
             ]
         );
     }
@@ -315,6 +335,13 @@ mod tests {
         assert!(dnsmasq(true)
             .args()
             .contains(&"--dhcp-option=3,10.213.4.1".to_string()));
+    }
+
+    #[test]
+    fn ids_of_files() {
+        assert_eq!(id_of_file("dnsmasq-12.leases"), Some(12));
+        assert_eq!(id_of_file("dnsmasq-x.pid"), None);
+        assert_eq!(id_of_file("other-3.pid"), None);
     }
 
     #[test]

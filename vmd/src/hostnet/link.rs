@@ -13,7 +13,7 @@ use futures::TryStreamExt;
 use rtnetlink::packet_route::address::{AddressAttribute, AddressMessage};
 use rtnetlink::packet_route::link::{BridgeStpState, LinkAttribute, LinkMessage};
 use rtnetlink::packet_route::route::{RouteAddress, RouteAttribute, RouteMessage, RouteType};
-use rtnetlink::{Handle, LinkBridge, LinkUnspec, RouteMessageBuilder};
+use rtnetlink::{Handle, LinkBridge, LinkMessageBuilder, LinkUnspec, RouteMessageBuilder};
 
 use super::HostNetError;
 
@@ -93,7 +93,9 @@ impl Netlink {
     pub async fn ensure_bridge(&self, name: &str, mac: [u8; 6]) -> Result<bool, HostNetError> {
         let mut created = false;
         if self.index(name).await?.is_none() {
-            let bridge = LinkBridge::new(name)
+            // Created down: IPv6 goes off before the link is up (no link-local address, no
+            // router solicitation).
+            let bridge = LinkMessageBuilder::<LinkBridge>::new(name)
                 .stp_state(BridgeStpState::Disabled)
                 .address(mac.to_vec())
                 .build();

@@ -252,6 +252,39 @@ impl HostNet {
         Netlink::connect()?.delete_link(name).await
     }
 
+    /// Ids of networks with host state (a `vmdbr<id>` bridge or dnsmasq files) that are not
+    /// in `known`: leftovers of networks removed while vmd was down, for
+    /// [`HostNet::remove_stale`].
+    pub async fn stale_ids(&self, known: &[NetSpec]) -> Result<Vec<i64>, HostNetError> {
+        let bridges = self.links_with_prefix(BRIDGE_PREFIX).await?;
+        let mut ids: Vec<i64> = bridges
+            .iter()
+            .filter_map(|b| b.strip_prefix(BRIDGE_PREFIX)?.parse().ok())
+            .chain(dnsmasq::ids_with_files(&self.dir))
+            .filter(|id| !known.iter().any(|k| k.id == *id))
+            .collect();
+        ids.sort_unstable();
+        ids.dedup();
+        Ok(ids)
+    }
+
+    /// Removes what is left of network `id` (its dnsmasq, bridge and files), applying the
+    /// table for `remaining`. Idempotent.
+    pub async fn remove_stale(&self, id: i64, remaining: &[NetSpec]) -> Result<(), HostNetError> {
+        let leftover = NetSpec {
+            id,
+            name: format!("#{id}"),
+            // Not used when removing: only the id names the bridge and the files.
+            subnet: Subnet {
+                network: Ipv4Addr::UNSPECIFIED,
+                prefix: 0,
+            },
+            dhcp: true,
+            nat: false,
+        };
+        self.remove(&leftover, remaining).await
+    }
+
     fn dnsmasq(&self, net: &NetSpec) -> dnsmasq::Dnsmasq {
         dnsmasq::Dnsmasq::new(&self.dir, net)
     }

@@ -5,9 +5,12 @@
 //! table existed). Without networks the table is deleted. Nothing outside this table is
 //! touched. Rules, for the set `B` of vmd bridges and the NAT bridges `N`:
 //!
-//! - input: from `B` accept DHCP (udp dport 67) and, on a NAT bridge, ping of its gateway;
-//!   drop everything else from `B` (the host is not reachable from guests);
-//! - output: to `B` accept DHCP replies (udp sport 67) and replies of established flows; drop
+//! - input: on a DHCP network's bridge accept DHCP (udp dport 67 to the broadcast address or
+//!   the gateway, where dnsmasq listens) and, on a NAT bridge, ping of its gateway; drop
+//!   everything else from `B` (the host is not reachable from guests, and no other DHCP
+//!   server of the host answers them);
+//! - output: to DHCP bridges accept DHCP replies (udp sport 67), to `B` replies of
+//!   established flows (ping of a NAT gateway); drop
 //!   the rest (the host reaches no guest, also not through a guest's user-mode NIC, whose
 //!   connections QEMU makes from the host);
 //! - forward: within one bridge accept (hosts with `br_netfilter` see bridged frames here);
@@ -42,12 +45,12 @@ pub fn render(nets: &[NetSpec]) -> String {
     script.push_str(&chain(
         "input",
         "filter hook input priority filter",
-        &input_rules(&all, &nat),
+        &input_rules(nets, &all, &nat),
     ));
     script.push_str(&chain(
         "output",
         "filter hook output priority filter",
-        &output_rules(&all),
+        &output_rules(nets, &all),
     ));
     script.push_str(&chain(
         "forward",
@@ -80,8 +83,18 @@ fn chain(name: &str, hook: &str, rules: &[String]) -> String {
     text
 }
 
-fn input_rules(all: &str, nat: &[&NetSpec]) -> Vec<String> {
-    let mut rules = vec![format!("iifname {all} udp dport 67 accept")];
+fn input_rules(nets: &[NetSpec], all: &str, nat: &[&NetSpec]) -> Vec<String> {
+    let mut rules: Vec<String> = nets
+        .iter()
+        .filter(|n| n.dhcp)
+        .map(|n| {
+            format!(
+                "iifname \"{}\" ip daddr {{ 255.255.255.255, {} }} udp dport 67 accept",
+                n.bridge(),
+                n.subnet.gateway()
+            )
+        })
+        .collect();
     for net in nat {
         rules.push(format!(
             "iifname \"{}\" ip daddr {} icmp type echo-request accept",
@@ -93,12 +106,16 @@ fn input_rules(all: &str, nat: &[&NetSpec]) -> Vec<String> {
     rules
 }
 
-fn output_rules(all: &str) -> Vec<String> {
-    vec![
-        format!("oifname {all} udp sport 67 accept"),
-        format!("oifname {all} ct state established,related accept"),
-        format!("oifname {all} drop"),
-    ]
+fn output_rules(nets: &[NetSpec], all: &str) -> Vec<String> {
+    let dhcp: Vec<&NetSpec> = nets.iter().filter(|n| n.dhcp).collect();
+    let mut rules = Vec::new();
+    if !dhcp.is_empty() {
+        let set = name_set(dhcp.into_iter());
+        rules.push(format!("oifname {set} udp sport 67 accept"));
+    }
+    rules.push(format!("oifname {all} ct state established,related accept"));
+    rules.push(format!("oifname {all} drop"));
+    rules
 }
 
 fn forward_rules(nets: &[NetSpec], all: &str, nat: &[&NetSpec]) -> Vec<String> {
@@ -202,13 +219,13 @@ delete table inet vmd
 table inet vmd {
   chain input {
     type filter hook input priority filter; policy accept;
-    iifname { "vmdbr1", "vmdbr2" } udp dport 67 accept
+    iifname "vmdbr1" ip daddr { 255.255.255.255, 10.213.1.1 } udp dport 67 accept
     iifname "vmdbr2" ip daddr 10.213.2.1 icmp type echo-request accept
     iifname { "vmdbr1", "vmdbr2" } drop
   }
   chain output {
     type filter hook output priority filter; policy accept;
-    oifname { "vmdbr1", "vmdbr2" } udp sport 67 accept
+    oifname { "vmdbr1" } udp sport 67 accept
     oifname { "vmdbr1", "vmdbr2" } ct state established,related accept
     oifname { "vmdbr1", "vmdbr2" } drop
   }
@@ -236,6 +253,10 @@ table inet vmd {
         assert!(!script.contains("postrouting"), "{script}");
         assert!(!script.contains("oifname != "), "{script}");
         assert!(!script.contains("echo-request"), "{script}");
+        assert!(
+            !script.contains("67"),
+            "no DHCP rules without DHCP: {script}"
+        );
         assert!(script.contains("iifname { \"vmdbr3\" } drop"), "{script}");
     }
 }
