@@ -22,6 +22,7 @@ pub mod config;
 pub mod daemon;
 pub mod host;
 pub mod host_load;
+pub mod hostnet;
 pub mod log_limit;
 pub mod manager;
 pub mod paths;
