@@ -179,7 +179,10 @@ fn config(spec: &Spec, run: &Path, logs: &Path, overlay: PathBuf) -> QemuConfig 
         console_socket: run.join("console"),
         console_log: logs.join("console.log"),
         vnc_socket: run.join("vnc"),
-        ssh_port: None,
+        net: vmd::qemu::netargs::NetArgs {
+            user_net: true,
+            ..Default::default()
+        },
         runas: root.then(|| "nobody".to_string()),
         sandbox: true,
         cdrom: None,

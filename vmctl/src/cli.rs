@@ -5,10 +5,12 @@
 //! that a bad value exits 6 (invalid argument) like the daemon's own validation, not 2 (usage).
 //! The account verbs (`user`, `token`, `login`, …) are in [`account`]; `--os`,
 //! `--description` and `image set` in [`image_info`]; cloud-init and label options in
-//! [`provision`]; `wait --for` targets and `ssh` in [`ready`].
+//! [`provision`]; `wait --for` targets and `ssh` in [`ready`]; the `net`, `nic` and `port`
+//! verbs and `create --net` in [`network`].
 
 mod account;
 mod image_info;
+mod network;
 mod provision;
 mod ready;
 
@@ -17,6 +19,9 @@ pub use account::{
     UserRmArgs, UserSetArgs,
 };
 pub use image_info::{visibility, ImageInfoArgs, ImageSetArgs};
+pub use network::{
+    NetCommand, NetCreateArgs, NicArgs, NicCommand, PortAddArgs, PortCommand, PortRmArgs, VmNetArgs,
+};
 pub use provision::{LabelArgs, ProvisionArgs};
 pub use ready::{SshArgs, WaitFor};
 
@@ -145,6 +150,15 @@ pub enum Command {
     /// Attach to a running VM's serial console (detach with Ctrl-])
     #[command(long_about = CONSOLE_HELP)]
     Console(ConsoleArgs),
+    /// Manage lab networks (bridges that join VMs' NICs)
+    #[command(subcommand)]
+    Net(NetCommand),
+    /// Add or remove a stopped VM's NICs on lab networks
+    #[command(subcommand)]
+    Nic(NicCommand),
+    /// Manage a VM's port forwards (host port to guest port, TCP or UDP)
+    #[command(subcommand)]
+    Port(PortCommand),
     /// Manage accounts, roles and quotas (admins; users may show and passwd themselves)
     #[command(subcommand)]
     User(UserCommand),
@@ -441,6 +455,8 @@ pub struct CreateArgs {
     pub labels: LabelArgs,
     #[command(flatten)]
     pub provision: ProvisionArgs,
+    #[command(flatten)]
+    pub net: VmNetArgs,
 }
 
 /// Arguments of `set`: at least one option.

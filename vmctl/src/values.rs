@@ -1,10 +1,11 @@
 //! Parsers of argument values the verbs check themselves, so that a bad value exits 6
-//! (invalid argument) rather than 2: durations (`--ttl`, `extend`) and quota limits
-//! (`user set --max-*`).
+//! (invalid argument) rather than 2: durations (`--ttl`, `extend`), quota limits
+//! (`user set --max-*`) and the `[ADDR:]HOSTPORT` of `port add`.
 //!
 //! Durations are humantime forms (`2h`, `90m`, `1h30m`, `3600s`, `30d`) or a bare number of
 //! seconds. Limits are a number (a size for memory and disk), `default` or `unlimited`.
 
+use std::net::Ipv4Addr;
 use std::time::Duration;
 
 use vm_proto::names::parse_size;
@@ -75,6 +76,28 @@ fn memory_mib(text: &str) -> Result<u64, String> {
     Ok(bytes / MIB)
 }
 
+/// A port from 1 to 65535; `what` names it in errors.
+pub fn parse_port(what: &str, text: &str) -> Result<u16, CliError> {
+    text.parse::<u16>()
+        .ok()
+        .filter(|port| *port > 0)
+        .ok_or_else(|| CliError::invalid(format!("invalid {what} {text:?}: use 1 to 65535")))
+}
+
+/// `[ADDR:]PORT`: an optional IPv4 address to listen on (`None`: the daemon's default,
+/// 127.0.0.1) and a host port.
+pub fn parse_host_port(text: &str) -> Result<(Option<String>, u16), CliError> {
+    let Some((addr, port)) = text.rsplit_once(':') else {
+        return Ok((None, parse_port("host port", text)?));
+    };
+    let addr: Ipv4Addr = addr.parse().map_err(|_| {
+        CliError::invalid(format!(
+            "invalid host address {addr:?} in {text:?}: use [IPV4:]PORT, e.g. 8080 or 127.0.0.1:8080"
+        ))
+    })?;
+    Ok((Some(addr.to_string()), parse_port("host port", port)?))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -127,5 +150,38 @@ mod tests {
             let err = parse_limit("--max-x", unit, bad).expect_err(bad);
             assert_eq!(err.exit_code(), 6, "{bad}");
         }
+    }
+
+    #[test]
+    fn host_ports_take_an_optional_ipv4_address() {
+        assert_eq!(parse_host_port("8080").expect("port"), (None, 8080));
+        assert_eq!(
+            parse_host_port("127.0.0.1:8080").expect("addr"),
+            (Some("127.0.0.1".to_string()), 8080)
+        );
+        assert_eq!(
+            parse_host_port("0.0.0.0:53").expect("any"),
+            (Some("0.0.0.0".to_string()), 53)
+        );
+        for bad in [
+            "",
+            "0",
+            "65536",
+            "http",
+            ":80",
+            "localhost:80",
+            "::1:80",
+            "[::1]:80",
+            "10.0.0.1:",
+            "10.0.0.1:0",
+            "10.0.0.1:x",
+            "-1",
+        ] {
+            let err = parse_host_port(bad).expect_err(bad);
+            assert_eq!(err.exit_code(), 6, "{bad}");
+        }
+        let err = parse_host_port("localhost:80").expect_err("name");
+        assert!(err.to_string().contains("127.0.0.1:8080"), "{err}");
+        assert_eq!(parse_port("guest port", "22").expect("22"), 22);
     }
 }

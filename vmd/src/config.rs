@@ -103,6 +103,40 @@ pub struct Config {
     pub console_ticket_secs: u64,
     /// Default quotas of accounts without overrides (`vmctl user set`); absent: unlimited.
     pub quota: QuotaConfig,
+    /// Lab networks and port forwards (`[network]`).
+    pub network: NetworkConfig,
+}
+
+/// The `[network]` table.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NetworkConfig {
+    /// Where networks without `--subnet` get a /24, and where users' subnets must lie
+    /// (default "10.213.0.0/16").
+    pub pool: String,
+    /// Most networks one user (not admin) may own (default 4).
+    pub max_networks_per_user: u64,
+    /// Host addresses port forwards may listen on besides 127.0.0.1 (default none: loopback
+    /// only). "0.0.0.0" exposes forwards on every interface.
+    pub port_forward_addresses: Vec<String>,
+}
+
+impl Default for NetworkConfig {
+    fn default() -> NetworkConfig {
+        NetworkConfig {
+            pool: "10.213.0.0/16".into(),
+            max_networks_per_user: 4,
+            port_forward_addresses: Vec::new(),
+        }
+    }
+}
+
+impl NetworkConfig {
+    /// The checked pool.
+    pub fn pool(&self) -> Result<vm_proto::types::Subnet, ConfigError> {
+        vm_proto::types::Subnet::parse(&self.pool)
+            .map_err(|why| ConfigError::Invalid(format!("[network] pool: {why}")))
+    }
 }
 
 /// The `[quota]` table: default per-user limits. Sizes are strings like "8G".
@@ -146,6 +180,7 @@ impl Default for Config {
             host_memory_limit: None,
             console_ticket_secs: vm_proto::types::CONSOLE_TICKET_SECS,
             quota: QuotaConfig::default(),
+            network: NetworkConfig::default(),
         }
     }
 }
@@ -168,6 +203,9 @@ pub enum ConfigError {
     /// A size setting does not parse.
     #[error("{0}: {1}")]
     Size(&'static str, String),
+    /// A setting is out of its bounds; the text says which and why.
+    #[error("{0}")]
+    Invalid(String),
 }
 
 impl Config {

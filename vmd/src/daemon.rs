@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::auth::identity::IdentityConfig;
 use crate::config::{Args, Config};
-use crate::manager::{AuthConfig, Manager, ManagerConfig};
+use crate::manager::{AuthConfig, Manager, ManagerConfig, NetConfig};
 use crate::paths::Paths;
 use crate::rpc::{self, socket, Limits};
 use crate::storage::{qemu_img, Storage};
@@ -43,7 +43,12 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         .adopt()
         .await
         .context("re-adopting running VMs failed")?;
+    manager
+        .restore_networks()
+        .await
+        .context("restoring lab networks failed")?;
     let shutdown = CancellationToken::new();
+    manager.spawn_network_supervisor(shutdown.clone());
     manager.check_space().await;
     manager.watch_space(shutdown.clone());
     manager.name_placeholder_accounts().await;
@@ -103,6 +108,11 @@ async fn open_manager(paths: &Paths, config: &Config) -> anyhow::Result<Arc<Mana
             quota: config.quota()?,
             host_memory_limit_mib: config.host_memory_limit_mib(host::memory_mib())?,
             console_ticket_secs: config.console_ticket_secs,
+        },
+        net: NetConfig {
+            pool: config.network.pool()?,
+            max_networks_per_user: config.network.max_networks_per_user,
+            port_forward_addresses: config.network.port_forward_addresses.clone(),
         },
     };
     tracing::debug!(accelerator = %manager_config.accelerator.name, reason = %manager_config.accelerator.reason, "accelerator chosen");

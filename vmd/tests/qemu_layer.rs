@@ -10,7 +10,18 @@ use std::process::{Command, ExitStatus};
 use std::time::{Duration, Instant};
 
 use tokio::sync::broadcast;
+use vmd::qemu::netargs::NetArgs;
 use vmd::qemu::{process, Accel, QemuConfig, Qmp, QmpEvent, RunState};
+
+/// A loopback forward of `port` to the guest's ssh port.
+fn ssh_forward(port: u16) -> vm_proto::types::PortForward {
+    vm_proto::types::PortForward {
+        protocol: vm_proto::types::Protocol::Tcp,
+        host_address: "127.0.0.1".into(),
+        host_port: port,
+        guest_port: 22,
+    }
+}
 
 /// Upper bound for any single wait.
 const DEADLINE: Duration = Duration::from_secs(30);
@@ -53,7 +64,10 @@ impl Vm {
             console_socket: dir.path().join("console.sock"),
             console_log: dir.path().join("console.log"),
             vnc_socket: dir.path().join("vnc.sock"),
-            ssh_port: None,
+            net: NetArgs {
+                user_net: true,
+                ..NetArgs::default()
+            },
             runas: None,
             sandbox: false,
             cdrom: None,
@@ -159,7 +173,7 @@ fn open_files(pid: u32) -> Vec<PathBuf> {
 #[tokio::test]
 async fn lifecycle_over_qmp() {
     let (dir, mut config) = Vm::config("life1");
-    config.ssh_port = Some(free_port());
+    config.net.ports.push(ssh_forward(free_port()));
     let spawned = Instant::now();
     let mut vm = Vm::spawn(dir, config);
     let qmp = vm.connect().await;
@@ -216,7 +230,7 @@ async fn assert_vnc_greets(path: &Path) {
 async fn sandbox_with_runas_reaches_running() {
     let (dir, mut config) = Vm::config("sandboxed1");
     config.sandbox = true;
-    config.ssh_port = Some(free_port());
+    config.net.ports.push(ssh_forward(free_port()));
     if is_root() {
         config.runas = Some("nobody".into());
     } else {

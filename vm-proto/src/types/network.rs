@@ -110,7 +110,7 @@ pub struct Nic {
     /// The address its DHCP lease gives, if any.
     #[serde(default)]
     pub ip: Option<String>,
-    /// The host's tap device while the VM has a process (admins only).
+    /// The host's tap device while the VM has a process.
     #[serde(default)]
     pub tap: Option<String>,
 }

@@ -292,6 +292,105 @@ fn create_takes_iso_and_firmware() {
 }
 
 #[test]
+fn net_verbs_parse() {
+    let cli = parse(&[
+        "net",
+        "create",
+        "lab",
+        "--subnet",
+        "10.213.4.0/24",
+        "--dhcp",
+        "--nat",
+    ]);
+    let Command::Net(NetCommand::Create(args)) = cli.command else {
+        panic!("not net create")
+    };
+    assert_eq!(args.name, "lab");
+    assert_eq!(args.subnet.as_deref(), Some("10.213.4.0/24"));
+    assert_eq!((args.dhcp, args.nat, args.isolated), (true, true, false));
+    let Command::Net(NetCommand::Create(args)) = parse(&["net", "create", "x"]).command else {
+        panic!("not net create")
+    };
+    assert_eq!((args.subnet, args.dhcp, args.nat), (None, false, false));
+    let cli = parse(&["net", "create", "x", "--isolated"]);
+    assert!(matches!(cli.command, Command::Net(NetCommand::Create(a)) if a.isolated && !a.nat));
+    for ls in ["ls", "list"] {
+        assert!(matches!(
+            parse(&["net", ls]).command,
+            Command::Net(NetCommand::Ls)
+        ));
+    }
+    let cli = parse(&["net", "show", "lab"]);
+    assert!(matches!(cli.command, Command::Net(NetCommand::Show(n)) if n.name == "lab"));
+    let cli = parse(&["net", "remove", "b", "a"]);
+    assert!(matches!(cli.command, Command::Net(NetCommand::Rm(n)) if n.names == ["b", "a"]));
+}
+
+#[test]
+fn nic_and_port_verbs_parse() {
+    let Command::Nic(NicCommand::Add(args)) =
+        parse(&["nic", "add", "web1", "--net", "lab"]).command
+    else {
+        panic!("not nic add")
+    };
+    assert_eq!((args.vm.as_str(), args.network.as_str()), ("web1", "lab"));
+    let cli = parse(&["nic", "rm", "web1", "--net", "dmz"]);
+    assert!(matches!(cli.command, Command::Nic(NicCommand::Rm(a)) if a.network == "dmz"));
+    let cli = parse(&["port", "add", "web", "127.0.0.1:8080", "80"]);
+    let Command::Port(PortCommand::Add(args)) = cli.command else {
+        panic!("not port add")
+    };
+    assert_eq!(
+        (
+            args.vm.as_str(),
+            args.host.as_str(),
+            args.guest_port.as_str(),
+            args.udp
+        ),
+        ("web", "127.0.0.1:8080", "80", false)
+    );
+    let cli = parse(&["port", "add", "web", "5353", "53", "--udp"]);
+    assert!(matches!(cli.command, Command::Port(PortCommand::Add(a)) if a.udp));
+    let cli = parse(&["port", "list", "web"]);
+    assert!(matches!(cli.command, Command::Port(PortCommand::Ls(a)) if a.vm == "web"));
+    let Command::Port(PortCommand::Rm(args)) =
+        parse(&["port", "rm", "web", "8080", "--udp"]).command
+    else {
+        panic!("not port rm")
+    };
+    assert_eq!(
+        (args.vm.as_str(), args.host_port.as_str(), args.udp),
+        ("web", "8080", true)
+    );
+}
+
+#[test]
+fn create_takes_networks_in_order() {
+    let cli = parse(&[
+        "create",
+        "v",
+        "--image",
+        "b",
+        "--net",
+        "lab",
+        "--ssh-port",
+        "2222",
+        "--net",
+        "dmz",
+    ]);
+    let Command::Create(args) = cli.command else {
+        panic!("not create")
+    };
+    assert_eq!(args.net.networks, ["lab", "dmz"]);
+    assert_eq!((args.net.no_user_net, args.ssh_port), (false, Some(2222)));
+    let Command::Create(args) = parse(&["create", "v", "--image", "b", "--no-user-net"]).command
+    else {
+        panic!("not create")
+    };
+    assert!(args.net.no_user_net && args.net.networks.is_empty());
+}
+
+#[test]
 fn usage_errors_are_rejected() {
     let bad = [
         &["create", "web1"][..],
@@ -325,6 +424,17 @@ fn usage_errors_are_rejected() {
         &["image", "publish", "web1"],
         &["image", "seal"],
         &["create", "u1", "--image", "lab", "--firmware", "UEFI"],
+        &["create", "u1", "--image", "lab", "--net"],
+        &["net", "create"],
+        &["net", "create", "lab", "--nat", "--isolated"],
+        &["net", "show"],
+        &["net", "rm"],
+        &["nic", "add", "web1"],
+        &["nic", "rm", "web1", "lab"],
+        &["port", "add", "web1", "8080"],
+        &["port", "add", "web1", "8080", "80", "--tcp"],
+        &["port", "ls"],
+        &["port", "rm", "web1"],
     ];
     for args in bad {
         let err = Cli::try_parse_from(std::iter::once("vmctl").chain(args.iter().copied()));

@@ -1,7 +1,7 @@
 //! `vmctl create NAME --image BASE`: defines a stopped VM (`vm.create`), optionally with an
 //! ISO inserted (`--iso`), its own firmware (`--firmware`), a lifetime (`--ttl`,
-//! `--on-expiry`, `--session`), labels (`--label`) and cloud-init options (see
-//! [`super::create_seed`]).
+//! `--on-expiry`, `--session`), labels (`--label`), NICs on lab networks (`--net`, in
+//! order; `--no-user-net`) and cloud-init options (see [`super::create_seed`]).
 //!
 //! Names and sizes are checked here first so that mistakes exit 6 without a round trip;
 //! `--memory` must be a whole number of MiB (`512M`, `2G`; a bare number means bytes);
@@ -9,10 +9,10 @@
 
 use vm_proto::api::VmdApiClient;
 use vm_proto::names::{parse_size, validate_name};
-use vm_proto::types::{validate_description, ExpiryAction, Firmware, VmCreate};
+use vm_proto::types::{validate_description, ExpiryAction, Firmware, VmCreate, NICS_MAX};
 
 use super::{create_seed, Ctx};
-use crate::cli::CreateArgs;
+use crate::cli::{CreateArgs, VmNetArgs};
 use crate::error::CliError;
 use crate::output;
 use crate::values::parse_duration_secs;
@@ -41,6 +41,7 @@ fn request(args: CreateArgs) -> Result<VmCreate, CliError> {
     if let Some(text) = &args.description {
         validate_description(text).map_err(CliError::invalid)?;
     }
+    check_networks(&args.net, args.ssh_port)?;
     Ok(VmCreate {
         name: args.name,
         image: args.image,
@@ -56,7 +57,35 @@ fn request(args: CreateArgs) -> Result<VmCreate, CliError> {
         description: args.description,
         labels: super::set::labels(&args.labels.labels)?,
         cloud_init: create_seed::request(&args.provision)?,
+        networks: args.net.networks,
+        no_user_net: args.net.no_user_net,
     })
+}
+
+/// Checks `--net` (names, each once, at most [`NICS_MAX`]) and that `--ssh-port` has the
+/// user-mode NIC it forwards through.
+fn check_networks(net: &VmNetArgs, ssh_port: Option<u16>) -> Result<(), CliError> {
+    if net.no_user_net && ssh_port.is_some() {
+        return Err(CliError::invalid(
+            "--ssh-port forwards through the user-mode NIC, which --no-user-net leaves out: \
+             drop one of them (reach such a VM over a lab network)",
+        ));
+    }
+    if net.networks.len() > NICS_MAX {
+        return Err(CliError::invalid(format!(
+            "{} --net options: a VM has at most {NICS_MAX} NICs on lab networks",
+            net.networks.len()
+        )));
+    }
+    for (i, name) in net.networks.iter().enumerate() {
+        validate_name("network", name).map_err(CliError::invalid)?;
+        if net.networks[..i].contains(name) {
+            return Err(CliError::invalid(format!(
+                "--net {name} is given twice: a VM has one NIC per network"
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// `--disk` in bytes. Also `set`'s.
@@ -88,6 +117,7 @@ mod tests {
             memory: memory.map(String::from),
             disk: disk.map(String::from),
             ssh_port: None,
+            net: Default::default(),
             iso: None,
             firmware: None,
             ttl: None,
@@ -157,6 +187,46 @@ mod tests {
             ..args(None, None)
         };
         assert_eq!(request(bad).expect_err("iso name").exit_code(), 6);
+    }
+
+    #[test]
+    fn networks_are_passed_on_in_order() {
+        let net = |names: &[&str], no_user_net| VmNetArgs {
+            networks: names.iter().map(|n| n.to_string()).collect(),
+            no_user_net,
+        };
+        let with = CreateArgs {
+            net: net(&["lab", "dmz"], true),
+            ..args(None, None)
+        };
+        let req = request(with).expect("valid");
+        assert_eq!(
+            (req.networks, req.no_user_net),
+            (vec!["lab".into(), "dmz".into()], true)
+        );
+        let req = request(args(None, None)).expect("valid");
+        assert_eq!((req.networks.len(), req.no_user_net), (0, false));
+        let both = CreateArgs {
+            ssh_port: Some(2222),
+            net: net(&[], true),
+            ..args(None, None)
+        };
+        let err = request(both).expect_err("ssh port without user net");
+        assert_eq!(err.exit_code(), 6);
+        assert!(err.to_string().contains("--no-user-net"), "{err}");
+        let nine: Vec<String> = (0..=NICS_MAX).map(|i| format!("n{i}")).collect();
+        let nine: Vec<&str> = nine.iter().map(String::as_str).collect();
+        for bad in [
+            net(&["lab", "lab"], false),
+            net(&["Lab"], false),
+            net(&nine, false),
+        ] {
+            let bad = CreateArgs {
+                net: bad,
+                ..args(None, None)
+            };
+            assert_eq!(request(bad).expect_err("networks").exit_code(), 6);
+        }
     }
 
     #[test]

@@ -23,7 +23,16 @@ mod login;
 mod logout;
 mod logs;
 mod ls;
+mod net_create;
+mod net_ls;
+mod net_rm;
+mod net_show;
+mod nic_add;
+mod nic_rm;
 mod pause;
+mod port_add;
+mod port_ls;
+mod port_rm;
 mod reboot;
 mod resume;
 mod rm;
@@ -58,7 +67,10 @@ use vm_proto::names::format_size;
 use vm_proto::types::{TokenSecret, Upload};
 use vm_proto::{ApiError, ErrorCode};
 
-use crate::cli::{Cli, Command, ImageCommand, IsoCommand, TokenCommand, UserCommand};
+use crate::cli::{
+    Cli, Command, ImageCommand, IsoCommand, NetCommand, NicCommand, PortCommand, TokenCommand,
+    UserCommand,
+};
 use crate::client::Credential;
 use crate::error::CliError;
 use crate::output::{emit, progress, Output};
@@ -114,6 +126,9 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Wait(args) => wait::run(&ctx, args).await,
         Command::Ssh(args) => ssh::run(&ctx, args).await,
         Command::Console(args) => console::run(&ctx, args).await,
+        Command::Net(command) => net(&ctx, command).await,
+        Command::Nic(command) => nic(&ctx, command).await,
+        Command::Port(command) => port(&ctx, command).await,
         Command::User(command) => user(&ctx, command).await,
         Command::Token(command) => token(&ctx, command).await,
         Command::Login(args) => login::run(&ctx, args).await,
@@ -179,6 +194,33 @@ async fn iso(ctx: &Ctx, command: IsoCommand) -> Result<(), CliError> {
         IsoCommand::Rm(args) => iso_rm::run(ctx, args.names).await,
         IsoCommand::Attach(args) => iso_attach::run(ctx, args).await,
         IsoCommand::Detach(args) => iso_detach::run(ctx, args.vm).await,
+    }
+}
+
+/// Runs a `net` verb.
+async fn net(ctx: &Ctx, command: NetCommand) -> Result<(), CliError> {
+    match command {
+        NetCommand::Create(args) => net_create::run(ctx, args).await,
+        NetCommand::Ls => net_ls::run(ctx).await,
+        NetCommand::Show(arg) => net_show::run(ctx, arg.name).await,
+        NetCommand::Rm(args) => net_rm::run(ctx, args.names).await,
+    }
+}
+
+/// Runs a `nic` verb.
+async fn nic(ctx: &Ctx, command: NicCommand) -> Result<(), CliError> {
+    match command {
+        NicCommand::Add(args) => nic_add::run(ctx, args).await,
+        NicCommand::Rm(args) => nic_rm::run(ctx, args).await,
+    }
+}
+
+/// Runs a `port` verb.
+async fn port(ctx: &Ctx, command: PortCommand) -> Result<(), CliError> {
+    match command {
+        PortCommand::Add(args) => port_add::run(ctx, args).await,
+        PortCommand::Ls(arg) => port_ls::run(ctx, arg.vm).await,
+        PortCommand::Rm(args) => port_rm::run(ctx, args).await,
     }
 }
 

@@ -43,7 +43,7 @@ fn ssh_argv(
 ) -> Result<Vec<OsString>, CliError> {
     let port = vm
         .ssh_port
-        .ok_or_else(|| super::wait_ready::no_ssh_port(&vm.name))?;
+        .ok_or_else(|| super::wait_ready::no_ssh_port(vm))?;
     let user = args
         .user
         .clone()
@@ -169,7 +169,16 @@ mod tests {
     fn needs_a_port_and_a_user() {
         let kh = Path::new("/k");
         let no_port = ssh_argv(&vm(None, Some("lab")), &args(None, &[]), kh, true);
-        assert_eq!(no_port.expect_err("no port").exit_code(), 6);
+        let err = no_port.expect_err("no port");
+        assert_eq!(err.exit_code(), 6);
+        assert_eq!(err.hint(), Some("add one: vmctl port add web1 PORT 22"));
+        let mut isolated = vm(None, Some("lab"));
+        isolated.user_net = false;
+        let err = ssh_argv(&isolated, &args(None, &[]), kh, true).expect_err("no user net");
+        assert!(
+            err.hint().is_some_and(|h| h.contains("--no-user-net")),
+            "{err:?}"
+        );
         let no_user = ssh_argv(&vm(Some(2222), None), &args(None, &[]), kh, true);
         let err = no_user.expect_err("no user");
         assert_eq!((err.exit_code(), err.hint()), (6, Some("pass --user USER")));

@@ -87,7 +87,7 @@ fn describe(target: &WaitFor, vm: &Vm) -> Result<String, CliError> {
     Ok(match target {
         WaitFor::Ssh => match vm.ssh_port {
             Some(port) => format!("an SSH server on port {port}"),
-            None => return Err(no_ssh_port(&vm.name)),
+            None => return Err(no_ssh_port(vm)),
         },
         WaitFor::Agent => "the guest agent".into(),
         WaitFor::Log(regex) => format!("a console line matching {regex:?}"),
@@ -95,13 +95,21 @@ fn describe(target: &WaitFor, vm: &Vm) -> Result<String, CliError> {
     })
 }
 
-/// The error of a VM without an SSH port forward.
-pub(super) fn no_ssh_port(name: &str) -> CliError {
+/// The error of a VM without an SSH port forward; the hint says how to add one, or that a
+/// VM without the user-mode NIC cannot have one.
+pub(super) fn no_ssh_port(vm: &Vm) -> CliError {
+    let name = &vm.name;
     let err = ApiError::new(
         ErrorCode::InvalidArgument,
         format!("vm {name} has no SSH port forward"),
     );
-    CliError::Api(err.with_hint("create the vm with --ssh-port PORT"))
+    let hint = match vm.user_net {
+        true => format!("add one: vmctl port add {name} PORT 22"),
+        false => format!(
+            "vm {name} has no user-mode NIC (--no-user-net): reach it over its lab networks"
+        ),
+    };
+    CliError::Api(err.with_hint(hint))
 }
 
 fn require_process(vm: &Vm) -> Result<(), CliError> {

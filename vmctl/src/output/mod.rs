@@ -3,13 +3,14 @@
 //! In JSON mode stdout gets the API result unchanged (the `vm_proto` types as serde writes
 //! them; arrays for lists) and `-q` changes nothing. In table mode `-q` prints names only for
 //! lists and suppresses confirmations and the results of `create` and `image import`.
-//! The renderers per resource live in [`vm`], [`image`], [`iso`], [`system`], [`user`] and
-//! [`token`]; [`stream`]
+//! The renderers per resource live in [`vm`] (with [`vm_guest`] and [`vm_net`]), [`image`],
+//! [`iso`], [`network`], [`system`], [`user`] and [`token`]; [`stream`]
 //! writes what arrives over time (logs, events, console output); [`progress`] draws upload
 //! progress on stderr.
 
 pub mod image;
 pub mod iso;
+pub mod network;
 pub mod progress;
 pub mod stream;
 pub mod system;
@@ -17,6 +18,7 @@ pub mod token;
 pub mod user;
 pub mod vm;
 pub mod vm_guest;
+pub mod vm_net;
 
 use std::io::Write;
 use std::time::SystemTime;

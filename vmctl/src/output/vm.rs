@@ -3,10 +3,10 @@
 use vm_proto::names::format_size;
 use vm_proto::types::{ConsoleClient, Vm};
 
-use super::vm_guest;
 use super::{
     created, created_short, expiry, expiry_short, kv_table, list_table, owner, size_exact, yes_no,
 };
+use super::{vm_guest, vm_net};
 
 /// Bytes in a MiB, to show `memory_mib` with [`format_size`].
 const MIB: u64 = 1 << 20;
@@ -39,8 +39,14 @@ fn row(vm: &Vm) -> Vec<String> {
     ]
 }
 
-/// The `show` table: every field of the VM, one per line.
+/// The `show` text: every field of the VM, one per line, then its NICs and port forwards
+/// tables when it has any.
 pub fn details(vm: &Vm) -> String {
+    fields(vm) + &vm_net::show_tables(vm)
+}
+
+/// Every field of the VM, one per line.
+fn fields(vm: &Vm) -> String {
     kv_table(&[
         ("name", vm.name.clone()),
         ("description", or_dash(vm.description.clone())),
@@ -66,6 +72,7 @@ pub fn details(vm: &Vm) -> String {
             "ssh port",
             or_dash(vm.ssh_port.map(|port| format!("127.0.0.1:{port}"))),
         ),
+        ("user net", vm_net::user_net(vm)),
         ("accelerator", or_dash(vm.accelerator.clone())),
         ("pid", or_dash(vm.pid.map(|pid| pid.to_string()))),
         ("started", or_dash(vm.started_at.as_deref().map(created))),
@@ -140,6 +147,9 @@ pub(crate) mod tests {
             labels: [("course".to_string(), "net101".to_string())].into(),
             cloud_init: None,
             guest: None,
+            user_net: true,
+            nics: vec![],
+            ports: vec![],
         }
     }
 
@@ -243,6 +253,32 @@ pub(crate) mod tests {
         ] {
             assert!(text.contains(line), "{line} missing in {text}");
         }
+    }
+
+    #[test]
+    fn details_end_with_nics_and_ports() {
+        let text = details(&sample());
+        assert!(text.contains("user net       yes\n"), "{text}");
+        assert!(!text.contains("\n\n"), "{text}");
+        let text = details(&vm_net::tests::networked());
+        let blocks: Vec<_> = text.split("\n\n").collect();
+        assert_eq!(blocks.len(), 3, "{text}");
+        assert!(
+            blocks[0].ends_with("reason         guest panicked"),
+            "{text}"
+        );
+        assert!(blocks[1].starts_with("NETWORK   MAC"), "{text}");
+        assert!(
+            blocks[1].contains("dmz       02:76:6d:00:02:01   -"),
+            "{text}"
+        );
+        assert!(blocks[2].starts_with("PROTO   HOST"), "{text}");
+        assert!(blocks[2].contains("udp     0.0.0.0:5353     53"), "{text}");
+        let json = crate::output::to_json(&vm_net::tests::networked()).expect("json");
+        assert_eq!(
+            serde_json::from_str::<Vm>(&json).expect("parse"),
+            vm_net::tests::networked()
+        );
     }
 
     #[test]

@@ -13,6 +13,8 @@
 //!   is for admins. Tokens: a user manages their own.
 //! - Uploads feed imports, so only admins upload; an upload is usable only by its uploader.
 //! - Events: a user sees the events of their own objects and public ones.
+//! - Networks: a user manages their own; admins' networks are shared: every user sees and
+//!   uses them (attaches VMs), only admins change or remove them.
 
 use vm_proto::types::EventKind;
 
@@ -65,6 +67,13 @@ pub enum Object {
         /// `users.id` of the owner.
         owner: i64,
     },
+    /// A lab network.
+    Network {
+        /// `users.id` of the owner.
+        owner: i64,
+        /// Whether every user may attach VMs to it (an admin's network).
+        shared: bool,
+    },
     /// A staged upload.
     Upload {
         /// `users.id` of the uploader.
@@ -98,6 +107,7 @@ pub fn authorize(subject: &Subject, action: Action, object: Object) -> Result<()
             sealed,
         } => image(subject, action, owner, public && sealed),
         Object::Iso => shared(action, "ISOs are managed by admins"),
+        Object::Network { owner, shared } => network(subject, action, owner, shared),
         Object::Account { id } => account(subject, action, id),
         Object::Host => shared(action, "this needs the admin role"),
     }
@@ -125,6 +135,18 @@ fn image(subject: &Subject, action: Action, owner: i64, shared: bool) -> Result<
         Action::Read | Action::Use => Ok(()),
         Action::Create | Action::Modify if mine && !shared => Ok(()),
         _ => Err(Denial::Forbidden("public images are managed by admins")),
+    }
+}
+
+/// A user's own network is theirs to manage; shared ones are only seen and used.
+fn network(subject: &Subject, action: Action, owner: i64, shared: bool) -> Result<(), Denial> {
+    let mine = subject.owns(owner);
+    match action {
+        Action::Administer => Err(Denial::Forbidden("this needs the admin role")),
+        _ if !mine && !shared => Err(Denial::Hidden),
+        Action::Read | Action::Use => Ok(()),
+        _ if mine && !shared => Ok(()),
+        _ => Err(Denial::Forbidden("shared networks are managed by admins")),
     }
 }
 
@@ -256,6 +278,22 @@ mod tests {
             authorize(&ann, Action::Use, Object::Upload { owner: 2 }),
             Err(Denial::Hidden)
         );
+        let shared = Object::Network {
+            owner: 9,
+            shared: true,
+        };
+        assert_eq!(authorize(&ann, Action::Use, shared), Ok(()));
+        assert!(authorize(&ann, Action::Modify, shared).is_err());
+        let theirs = Object::Network {
+            owner: 2,
+            shared: false,
+        };
+        assert_eq!(authorize(&ann, Action::Use, theirs), Err(Denial::Hidden));
+        let mine = Object::Network {
+            owner: 1,
+            shared: false,
+        };
+        assert_eq!(authorize(&ann, Action::Modify, mine), Ok(()));
         let v = viewer(&ann);
         assert!(v.sees(audience(EventKind::StateChanged, Some(1), false)));
         assert!(!v.sees(audience(EventKind::StateChanged, Some(2), false)));

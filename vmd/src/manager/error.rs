@@ -13,6 +13,9 @@ pub enum Error {
     /// A request value is unacceptable; the message says which and why.
     #[error("{0}")]
     Invalid(String),
+    /// A lab network, NIC or port forward failed.
+    #[error(transparent)]
+    Net(#[from] super::net_error::NetError),
     /// An image description is too long or has a control character; the message says which.
     #[error("{0}")]
     ImageDescription(String),
@@ -280,6 +283,7 @@ impl Error {
             return ErrorCode::NoSpace;
         }
         match self {
+            Error::Net(net) => net.code(),
             Error::NoSpace { .. } => ErrorCode::NoSpace,
             Error::DiskInUse(_) => ErrorCode::InUse,
             Error::Invalid(_) | Error::ImageDescription(_) | Error::DiskShrink { .. } => {
@@ -333,6 +337,7 @@ impl Error {
     /// What the user can do about it.
     pub fn hint(&self) -> Option<String> {
         Some(match self {
+            Error::Net(net) => return net.hint(),
             Error::ImageNotFound(_) => "list images with `vmctl image ls`".into(),
             Error::ImageDescription(_) => format!("write at most {IMAGE_DESCRIPTION_MAX_CHARS} characters on one line, without tabs or other control characters"),
             Error::VmNotFound(_) => "list VMs with `vmctl ls`".into(),
@@ -371,7 +376,7 @@ impl Error {
             Error::Busy { holder: "stop", .. } => "wait for it, or end it now with `vmctl stop --force`".into(),
             Error::Busy { .. } => "try again when it has finished".into(),
             Error::ConsoleBusy(name) => format!("detach the other client first (Ctrl-] in vmctl console), or take the console over: vmctl console --force {name}"),
-            Error::PortInUse { .. } => "choose another --ssh-port".into(),
+            Error::PortInUse { .. } => "choose another --ssh-port (`vmctl port ls VM` shows a VM's forwards)".into(),
             Error::DiskShrink { .. } => "a disk can only grow; for a smaller one create a new VM (vmctl create --disk SIZE)".into(),
             Error::GrownNotRecorded { .. } => "repeat the same request: it records the size (see the daemon log)".into(),
             Error::NoProcess(name) => format!("see `vmctl show {name}`; restarting vmd retries the adoption"),

@@ -95,7 +95,7 @@ impl Manager {
             session_id: None,
             created_at: image.created_at,
             overlay_file: file,
-            ssh_port: None,
+            user_net: true,
             iso_id: Some(iso.id),
             firmware: firmware.as_str().into(),
             install: true,

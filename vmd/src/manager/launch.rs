@@ -77,6 +77,7 @@ impl Manager {
     }
 
     async fn launch(&self, row: &VmRow, run_dir: &Path) -> Result<(), Error> {
+        self.check_networks(row)?;
         let mut config = self.qemu_config(row, run_dir)?;
         let mut runtime_row = RuntimeRow {
             pid: 0,
@@ -99,6 +100,12 @@ impl Manager {
         let handshake = match recorded {
             Ok(()) => self.handshake(&config).await,
             Err(err) => Err(err.to_string()),
+        };
+        let handshake = match handshake {
+            Ok((qmp, events)) if config.net.starts_paused() => {
+                self.release(row, qmp).await.map(|qmp| (qmp, events))
+            }
+            other => other,
         };
         let (qmp, events) = match handshake {
             Ok(ok) => ok,
@@ -161,6 +168,27 @@ impl Manager {
         }
     }
 
+    /// A VM with lab NICs starts paused: its taps join their bridges, then it runs.
+    async fn release(&self, row: &VmRow, qmp: Qmp) -> Result<Qmp, String> {
+        self.attach_taps(row).await?;
+        qmp.cont()
+            .await
+            .map_err(|e| format!("QMP cont failed: {e}"))?;
+        Ok(qmp)
+    }
+
+    /// The networks of `row`'s NICs are up on the host (a start never puts a tap on a
+    /// bridge that is not there).
+    fn check_networks(&self, row: &VmRow) -> Result<(), Error> {
+        match row.nics.iter().find(|n| self.spec(n.network_id).is_none()) {
+            Some(nic) => Err(self.start_failed(
+                row,
+                format!("network {} is not set up on the host", nic.network_name),
+            )),
+            None => Ok(()),
+        }
+    }
+
     fn start_failed(&self, row: &VmRow, reason: String) -> Error {
         Error::StartFailed {
             name: row.name.clone(),
@@ -193,7 +221,11 @@ impl Manager {
             console_socket: run_dir.join("console"),
             console_log: logs.join("console.log"),
             vnc_socket: run_dir.join("vnc"),
-            ssh_port: row.ssh_port,
+            net: crate::qemu::netargs::NetArgs {
+                user_net: row.user_net,
+                ports: row.ports.clone(),
+                taps: self.taps_of(row),
+            },
             runas: self.config.qemu_user.clone(),
             sandbox: self.config.sandbox,
             cdrom: row

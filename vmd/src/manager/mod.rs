@@ -24,6 +24,10 @@ mod locks;
 pub mod logs;
 mod media;
 mod monitor;
+mod net_error;
+mod networks;
+mod nics;
+mod ports;
 mod provision;
 mod quota;
 mod reconcile;
@@ -82,6 +86,19 @@ pub struct ManagerConfig {
     pub reserve_bytes: u64,
     /// Identity, sessions, quotas and host admission.
     pub auth: AuthConfig,
+    /// Lab networks and port forwards.
+    pub net: NetConfig,
+}
+
+/// Settings of lab networks and port forwards.
+#[derive(Debug, Clone)]
+pub struct NetConfig {
+    /// Default subnets come from here; users' subnets must lie inside.
+    pub pool: vm_proto::types::Subnet,
+    /// Most networks one user may own.
+    pub max_networks_per_user: u64,
+    /// Host addresses port forwards may use besides 127.0.0.1.
+    pub port_forward_addresses: Vec<String>,
 }
 
 /// Settings of accounts, sessions and quotas.
@@ -127,6 +144,11 @@ pub struct Manager {
     // instead of taking every blocking thread and hundreds of MiB.
     argon: tokio::sync::Semaphore,
     tickets: tickets::Tickets,
+    /// Bridges, firewall rules and dnsmasq of lab networks.
+    hostnet: crate::hostnet::HostNet,
+    // std Mutex: map updates only, never held across an await. The networks as the host
+    // side knows them, by id (filled at start-up, changed by create and remove).
+    nets: Mutex<HashMap<i64, crate::hostnet::NetSpec>>,
 }
 
 impl Manager {
@@ -145,6 +167,8 @@ impl Manager {
             expiry_wake: tokio::sync::Notify::new(),
             argon: tokio::sync::Semaphore::new(ARGON_AT_ONCE),
             tickets: Default::default(),
+            hostnet: crate::hostnet::HostNet::new(config.run_dir.join("net")),
+            nets: Mutex::new(HashMap::new()),
             events: events::Events::new(store.clone()),
             store,
             storage: Arc::new(storage),

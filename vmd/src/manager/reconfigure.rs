@@ -299,7 +299,7 @@ mod tests {
             },
             created_at: 0,
             overlay_file: "web1.qcow2".into(),
-            ssh_port: None,
+            user_net: true,
             expiry: Expiry::default(),
             reason: None,
             runtime: None,
@@ -309,6 +309,8 @@ mod tests {
             description: Some("old".into()),
             labels: [("course".to_string(), "net101".to_string())].into(),
             cloud_init: None,
+            nics: Vec::new(),
+            ports: Vec::new(),
         }
     }
 

@@ -2,15 +2,17 @@
 
 use vm_proto::names::{format_size, validate_name};
 use vm_proto::types::{
-    validate_description, validate_labels, ExpiryAction, Firmware, LabelSelector, Usage, Vm,
-    VmCreate, VmFilter, VmState, CPUS_MAX, DISK_BYTES_MAX, MEMORY_MIB_MIN, UEFI_MEMORY_MIB_MIN,
+    validate_description, validate_labels, ExpiryAction, Firmware, LabelSelector, PortForward,
+    Usage, Vm, VmCreate, VmFilter, VmState, CPUS_MAX, DISK_BYTES_MAX, MEMORY_MIB_MIN,
+    UEFI_MEMORY_MIB_MIN,
 };
 
 use vm_proto::types::EventKind;
 
-use super::access::{allow, vm_object};
+use super::access::allow;
 use super::events::Draft;
 use super::images::remove_with_file;
+use super::net_error::NetError;
 use super::quota;
 use super::{now_secs, rfc3339, Error, Manager};
 use crate::auth::policy::{Action, Object};
@@ -64,7 +66,7 @@ impl Manager {
             .firmware
             .unwrap_or(Firmware::parse(&image.firmware).unwrap_or_default());
         self.check_resources(cpus, memory_mib, firmware)?;
-        self.check_ssh_port(subject, req.ssh_port).await?;
+        let links = self.plan_links(subject, &req).await?;
         let iso_id = match &req.iso {
             Some(iso) => Some(self.iso_for(subject, iso, Action::Use).await?.id),
             None => None,
@@ -92,7 +94,7 @@ impl Manager {
             owner_id: subject.user_id,
             created_at: now_secs(),
             overlay_file: format!("{}.qcow2", req.name),
-            ssh_port: req.ssh_port,
+            user_net: !req.no_user_net,
             expires_at: expiry.deadline,
             on_expiry: expiry.action.map(|a| a.as_str().to_string()),
             session_id: expiry.session_id,
@@ -102,7 +104,7 @@ impl Manager {
             description,
             labels: req.labels.clone(),
         };
-        self.commit_vm(row, cloud_init, tmp, image.name.clone())
+        self.commit_vm(row, cloud_init, links, tmp, image.name.clone())
             .await?;
         if expiry.deadline.is_some() || expiry.session_id.is_some() {
             self.expiry_changed();
@@ -113,33 +115,6 @@ impl Manager {
             .emit(Draft::vm(EventKind::VmCreated, &req.name, msg))
             .await?;
         self.vm(&req.name).await
-    }
-
-    /// The port is free; the VM holding it is named only to its owner and admins.
-    async fn check_ssh_port(&self, subject: &Subject, port: Option<u16>) -> Result<(), Error> {
-        let Some(port) = port else { return Ok(()) };
-        if port == 0 {
-            return Err(Error::Invalid(
-                "ssh_port must be between 1 and 65535".into(),
-            ));
-        }
-        let user = self
-            .db(move |s| Ok(s.read(|c| store::vm_with_ssh_port(c, port))?))
-            .await?;
-        let Some(vm) = user else { return Ok(()) };
-        let visible = match self.find_vm(&vm).await? {
-            Some(row) => allow(subject, Action::Read, vm_object(&row), || {
-                Error::VmNotFound(vm.clone())
-            })
-            .is_ok(),
-            None => false,
-        };
-        let vm = if visible {
-            format!("vm {vm}")
-        } else {
-            "another user's vm".into()
-        };
-        Err(Error::PortInUse { port, vm })
     }
 
     pub(super) fn check_resources(
@@ -171,6 +146,7 @@ impl Manager {
         &self,
         row: NewVm,
         cloud_init: Option<store::CloudInitRow>,
+        links: Links,
         tmp: std::path::PathBuf,
         image_name: String,
     ) -> Result<(), Error> {
@@ -191,6 +167,7 @@ impl Manager {
                     if let Some(ci) = &cloud_init {
                         store::set_cloud_init(tx, id, ci)?;
                     }
+                    links.insert(tx, id)?;
                     storage::rename(&tmp2, &final_path).map_err(Error::from)
                 })
             })
@@ -394,6 +371,7 @@ impl Manager {
             .runtime(&row.name)
             .and_then(|rt| rt.console.client(None));
         let guest = self.runtime(&row.name).map(|rt| rt.guest.view());
+        let (ssh_port, nics, ports) = (row.ssh_port(), self.nic_views(&row), row.ports.clone());
         Vm {
             state: row.state,
             image: row.image_name,
@@ -409,7 +387,10 @@ impl Manager {
             created_at: rfc3339(row.created_at),
             overlay_path: path.display().to_string(),
             name: row.name,
-            ssh_port: row.ssh_port,
+            ssh_port,
+            user_net: row.user_net,
+            nics,
+            ports,
             accelerator: row.runtime.as_ref().map(|r| r.accelerator.clone()),
             pid: row.runtime.as_ref().map(|r| r.pid).filter(|p| *p != 0),
             started_at: row.runtime.as_ref().map(|r| rfc3339(r.started_at)),
@@ -437,6 +418,55 @@ impl Manager {
                 .and_then(|rt| rt.console.client(Some(subject)));
         }
         vm
+    }
+}
+
+/// The NICs and port forwards of a VM being created.
+struct Links {
+    networks: Vec<i64>,
+    ports: Vec<PortForward>,
+}
+
+impl Links {
+    /// Stores them for VM `id`, inside the creating transaction; a host port taken since
+    /// the check loses here.
+    fn insert(&self, tx: &rusqlite::Connection, id: i64) -> Result<(), Error> {
+        super::nics::insert_nics(tx, id, &self.networks)?;
+        for port in &self.ports {
+            if let Some(vm) = store::port_user(tx, port.protocol, port.host_port)? {
+                let _ = vm;
+                return Err(NetError::PortTaken {
+                    protocol: port.protocol.as_str(),
+                    port: port.host_port,
+                    holder: "another vm".into(),
+                }
+                .into());
+            }
+            store::insert_port(tx, id, port)?;
+        }
+        Ok(())
+    }
+}
+
+impl Manager {
+    /// The NICs and the ssh forward `req` asks for, checked.
+    async fn plan_links(&self, subject: &Subject, req: &VmCreate) -> Result<Links, Error> {
+        let networks = self.plan_nics(subject, &req.networks).await?;
+        let ports = match req.ssh_port {
+            None => Vec::new(),
+            Some(_) if req.no_user_net => return Err(NetError::NoUserNet(req.name.clone()).into()),
+            Some(0) => {
+                return Err(Error::Invalid(
+                    "ssh_port must be between 1 and 65535".into(),
+                ))
+            }
+            Some(port) => {
+                let forward = super::ports::ssh_forward(port);
+                self.check_port_free(subject, &forward).await?;
+                vec![forward]
+            }
+        };
+        Ok(Links { networks, ports })
     }
 }
 

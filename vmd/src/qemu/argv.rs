@@ -69,8 +69,8 @@ pub struct QemuConfig {
     pub console_log: PathBuf,
     /// VNC listening socket (QEMU creates it).
     pub vnc_socket: PathBuf,
-    /// Host port on 127.0.0.1 forwarded to the guest's port 22.
-    pub ssh_port: Option<u16>,
+    /// NICs: the user-mode one with its port forwards, and taps on lab networks.
+    pub net: super::netargs::NetArgs,
     /// User QEMU switches to (`-runas`) once it has opened its files; for vmd running as root.
     pub runas: Option<String>,
     /// Enables QEMU's seccomp sandbox: no obsolete syscalls, no spawning, no resource
@@ -120,6 +120,9 @@ impl QemuConfig {
         argv.pair("-cpu", self.accel.cpu_model());
         argv.pair("-smp", self.cpus.to_string());
         argv.pair("-m", self.memory_mib.to_string());
+        if self.net.starts_paused() {
+            argv.flag("-S");
+        }
         if let Some(firmware) = &self.uefi_firmware {
             argv.pair("-bios", firmware.as_os_str());
         }
@@ -157,12 +160,9 @@ impl QemuConfig {
                 format!("ide-cd,id={SEED_ID},bus=ide.2,drive=seed"),
             );
         }
-        let mut netdev = String::from("user,id=net0");
-        if let Some(port) = self.ssh_port {
-            netdev.push_str(&format!(",hostfwd=tcp:127.0.0.1:{port}-:22"));
+        for (flag, value) in self.net.args() {
+            argv.pair(flag, value);
         }
-        argv.pair("-netdev", netdev);
-        argv.pair("-device", "virtio-net-pci,netdev=net0");
         argv.pair("-device", "virtio-rng-pci");
         // Lets a guest kernel report a panic (GUEST_PANICKED), which vmd turns into `crashed`.
         argv.pair("-device", "pvpanic");
@@ -284,6 +284,7 @@ fn concat(parts: &[&OsStr]) -> OsString {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::qemu::netargs::{NetArgs, TapNic};
 
     fn typical() -> QemuConfig {
         QemuConfig {
@@ -296,7 +297,10 @@ mod tests {
             console_socket: "/run/vmd/vms/web1/console.sock".into(),
             console_log: "/var/lib/vmd/logs/web1.console.log".into(),
             vnc_socket: "/run/vmd/vms/web1/vnc.sock".into(),
-            ssh_port: None,
+            net: NetArgs {
+                user_net: true,
+                ..NetArgs::default()
+            },
             runas: None,
             sandbox: false,
             cdrom: None,
@@ -396,15 +400,19 @@ mod tests {
     }
 
     #[test]
-    fn ssh_port_adds_a_loopback_forward() {
-        let config = QemuConfig {
-            ssh_port: Some(2222),
-            ..typical()
-        };
+    fn lab_nics_start_paused_after_the_user_nic() {
+        let mut config = typical();
+        config.net.taps.push(TapNic {
+            tap: "vmd1n0".into(),
+            mac: "02:76:6d:00:00:01".into(),
+        });
         let argv = strings(&config);
+        assert!(argv.iter().any(|a| a == "-S"));
         let at = argv.iter().position(|a| a == "-netdev").expect("netdev");
-        assert_eq!(argv[at + 1], "user,id=net0,hostfwd=tcp:127.0.0.1:2222-:22");
-        assert_eq!(argv.len(), TYPICAL.len());
+        assert_eq!(argv[at + 1], "user,id=net0");
+        assert_eq!(argv[at + 4], "-netdev");
+        assert!(argv[at + 5].starts_with("tap,id=lan0,ifname=vmd1n0"));
+        assert_eq!(argv.len(), TYPICAL.len() + 5);
     }
 
     #[test]
@@ -483,7 +491,6 @@ mod tests {
         let config = QemuConfig {
             sandbox: true,
             runas: Some("nobody".into()),
-            ssh_port: Some(1),
             ..typical()
         };
         let argv = strings(&config);

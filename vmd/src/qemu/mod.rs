@@ -3,6 +3,7 @@
 //!
 //! # Layout
 //! - [`argv`]: [`QemuConfig`] (typed options) → argv, with golden tests.
+//! - [`netargs`]: the NICs (user-mode with port forwards, taps on lab networks).
 //! - [`process`]: spawning QEMU in its own process group, `/proc` checks that survive pid
 //!   reuse, exit descriptions, log tails.
 //! - [`scan`]: finding this instance's QEMU processes in `/proc` by the run directory on
@@ -24,6 +25,7 @@
 //! connects to a leftover gets `ECONNREFUSED`, which [`Qmp::connect`] retries.
 
 pub mod argv;
+pub mod netargs;
 pub mod process;
 pub mod qga;
 pub mod qmp;

@@ -13,9 +13,10 @@ use jsonrpsee::PendingSubscriptionSink;
 use vm_proto::api::VmdApiServer;
 use vm_proto::types::{
     ConsoleTicket, ConsoleTicketRequest, Event, Image, ImageCreate, ImageImport, ImagePublish,
-    ImageSet, Iso, IsoAttach, IsoImport, Login, SystemInfo, Token, TokenCreate, TokenSecret, User,
-    UserAdd, UserPasswd, UserRemove, UserRemoved, UserSet, Vm, VmCreate, VmExtend, VmFilter,
-    VmLogs, VmSet, VmStop, WhoAmI,
+    ImageSet, Iso, IsoAttach, IsoImport, Login, Network, NetworkCreate, NicChange, PortAdd,
+    PortForward, PortRemove, SystemInfo, Token, TokenCreate, TokenSecret, User, UserAdd,
+    UserPasswd, UserRemove, UserRemoved, UserSet, Vm, VmCreate, VmExtend, VmFilter, VmLogs, VmSet,
+    VmStop, WhoAmI,
 };
 use vm_proto::{ApiError, ErrorCode};
 
@@ -448,6 +449,69 @@ impl VmdApiServer for Handlers {
     async fn token_revoke(&self, ext: &Extensions, id: u64) -> RpcResult<()> {
         call(&self.manager, ext, |s| async move {
             self.manager.revoke_token(&s, id).await
+        })
+        .await
+    }
+
+    async fn net_create(&self, ext: &Extensions, params: NetworkCreate) -> RpcResult<Network> {
+        call(&self.manager, ext, |s| async move {
+            self.manager.create_network(&s, params).await
+        })
+        .await
+    }
+
+    async fn net_list(&self, ext: &Extensions) -> RpcResult<Vec<Network>> {
+        call(&self.manager, ext, |s| async move {
+            self.manager.list_networks(&s).await
+        })
+        .await
+    }
+
+    async fn net_get(&self, ext: &Extensions, name: String) -> RpcResult<Network> {
+        call(&self.manager, ext, |s| async move {
+            self.manager.get_network(&s, &name).await
+        })
+        .await
+    }
+
+    async fn net_remove(&self, ext: &Extensions, name: String) -> RpcResult<()> {
+        call(&self.manager, ext, |s| async move {
+            self.manager.remove_network(&s, &name).await
+        })
+        .await
+    }
+
+    async fn vm_nic_add(&self, ext: &Extensions, params: NicChange) -> RpcResult<Vm> {
+        call(&self.manager, ext, |s| async move {
+            self.manager.add_nic(&s, params).await
+        })
+        .await
+    }
+
+    async fn vm_nic_remove(&self, ext: &Extensions, params: NicChange) -> RpcResult<Vm> {
+        call(&self.manager, ext, |s| async move {
+            self.manager.remove_nic(&s, params).await
+        })
+        .await
+    }
+
+    async fn vm_port_add(&self, ext: &Extensions, params: PortAdd) -> RpcResult<Vm> {
+        call(&self.manager, ext, |s| async move {
+            self.manager.add_port(&s, params).await
+        })
+        .await
+    }
+
+    async fn vm_port_list(&self, ext: &Extensions, vm: String) -> RpcResult<Vec<PortForward>> {
+        call(&self.manager, ext, |s| async move {
+            self.manager.list_ports(&s, &vm).await
+        })
+        .await
+    }
+
+    async fn vm_port_remove(&self, ext: &Extensions, params: PortRemove) -> RpcResult<Vm> {
+        call(&self.manager, ext, |s| async move {
+            self.manager.remove_port(&s, params).await
         })
         .await
     }

@@ -2,10 +2,10 @@
 
 use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSql, ToSqlOutput, ValueRef};
 use rusqlite::{params, Connection, OptionalExtension, Row};
-use vm_proto::types::{Labels, VmState};
+use vm_proto::types::{Labels, PortForward, Protocol, VmState};
 
 use super::cloud_init::CloudInitRow;
-use super::StoreError;
+use super::{NicRow, StoreError};
 
 /// One row of `vms`, joined with its image's name.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,6 +54,22 @@ pub struct VmRow {
     pub labels: Labels,
     /// The cloud-init seed settings (`vm_cloud_init`), if the VM gets a seed.
     pub cloud_init: Option<CloudInitRow>,
+    /// NICs on lab networks, in guest order (`vm_nics`).
+    pub nics: Vec<NicRow>,
+    /// Port forwards on the user-mode NIC (`port_forwards`).
+    pub ports: Vec<PortForward>,
+}
+
+impl VmRow {
+    /// The host port forwarded to the guest's ssh port on loopback, if any.
+    pub fn ssh_port(&self) -> Option<u16> {
+        self.ports
+            .iter()
+            .find(|p| {
+                p.protocol == Protocol::Tcp && p.guest_port == 22 && p.host_address == "127.0.0.1"
+            })
+            .map(|p| p.host_port)
+    }
 }
 
 /// The settings `vm.set` changes, written together by [`set_settings`].
@@ -212,6 +228,8 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<VmRow> {
         description: row.get(31)?,
         labels: row.get::<_, LabelsColumn>(32)?.0,
         cloud_init: super::cloud_init::from_row(row, 33)?,
+        nics: Vec::new(),
+        ports: Vec::new(),
     })
 }
 
@@ -265,7 +283,15 @@ pub fn insert_vm(conn: &Connection, vm: &NewVm) -> Result<i64, StoreError> {
 /// The VM called `name`, if any.
 pub fn get_vm(conn: &Connection, name: &str) -> Result<Option<VmRow>, StoreError> {
     let sql = format!("{SELECT} WHERE v.name = ?1");
-    Ok(conn.query_row(&sql, [name], from_row).optional()?)
+    let row = conn.query_row(&sql, [name], from_row).optional()?;
+    row.map(|row| with_links(conn, row)).transpose()
+}
+
+/// `row` with its NICs and port forwards.
+fn with_links(conn: &Connection, mut row: VmRow) -> Result<VmRow, StoreError> {
+    row.nics = super::nics_of_vm(conn, row.id)?;
+    row.ports = super::ports_of_vm(conn, row.id)?;
+    Ok(row)
 }
 
 /// Every VM (`owner` `None`) or those of one account, by name.
@@ -275,7 +301,7 @@ pub fn list_vms(conn: &Connection, owner: Option<i64>) -> Result<Vec<VmRow>, Sto
     let rows = stmt
         .query_map([owner], from_row)?
         .collect::<Result<Vec<_>, _>>()?;
-    Ok(rows)
+    rows.into_iter().map(|row| with_links(conn, row)).collect()
 }
 
 /// Writes the settings of VM `id` (vCPUs, memory, disk size, description, labels).

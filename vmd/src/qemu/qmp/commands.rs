@@ -120,6 +120,14 @@ impl Qmp {
         self.call_unit("stop").await
     }
 
+    /// `human-monitor-command`: runs an HMP command line (for what QMP lacks, such as
+    /// `hostfwd_add`); returns HMP's output, which is where HMP reports its errors.
+    pub async fn hmp(&self, command_line: &str) -> Result<String, QmpError> {
+        let args = serde_json::json!({ "command-line": command_line });
+        let out = self.execute("human-monitor-command", Some(args)).await?;
+        Ok(out.as_str().unwrap_or_default().trim().to_string())
+    }
+
     /// `cont`: resumes the vCPUs (a `RESUME` event follows).
     pub async fn cont(&self) -> Result<(), QmpError> {
         self.call_unit("cont").await

@@ -1,0 +1,313 @@
+//! NICs on lab networks: `vm.nic_add|nic_remove` (stopped VMs only), the NICs of `vm.create`,
+//! fresh MACs, the taps of a starting VM, and the host side kept alive: start-up restore and
+//! the dnsmasq supervisor.
+//!
+//! MACs are locally administered unicast addresses with the prefix `02:76:6d` ("vm") and
+//! three random bytes, unique among all NICs (the store refuses a duplicate and a new one
+//! is drawn). A NIC's tap is `vmd<vm id>n<position>`; QEMU creates it at start and it goes
+//! with the process, so a stopped or removed VM leaves no tap behind.
+
+use std::collections::BTreeSet;
+
+use vm_proto::types::{Nic, NicChange, Vm, NICS_MAX};
+
+use super::net_error::NetError;
+use super::networks::spec_of;
+use super::{Error, Manager};
+use crate::auth::policy::Action;
+use crate::auth::Subject;
+use crate::hostnet::{tap_name, NetSpec};
+use crate::qemu::netargs::TapNic;
+use crate::store::{self, NicRow, VmRow};
+
+/// How often the supervisor looks at the dnsmasq processes.
+const SUPERVISE_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// A fresh random locally administered MAC.
+pub(super) fn random_mac() -> String {
+    let mut bytes = [0u8; 3];
+    if getrandom::fill(&mut bytes).is_err() {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        bytes.copy_from_slice(&nanos.to_le_bytes()[..3]);
+    }
+    format!(
+        "02:76:6d:{:02x}:{:02x}:{:02x}",
+        bytes[0], bytes[1], bytes[2]
+    )
+}
+
+/// Adds NICs on `networks` (ids, in order) to VM `vm_id`, inside the caller's transaction.
+pub(super) fn insert_nics(
+    tx: &rusqlite::Connection,
+    vm_id: i64,
+    networks: &[i64],
+) -> Result<(), Error> {
+    for &network in networks {
+        while !store::insert_nic(tx, vm_id, network, &random_mac())? {}
+    }
+    Ok(())
+}
+
+impl Manager {
+    /// The network ids for `vm.create`'s `networks`: each usable by `subject`, none twice,
+    /// at most [`NICS_MAX`].
+    pub(super) async fn plan_nics(
+        &self,
+        subject: &Subject,
+        names: &[String],
+    ) -> Result<Vec<i64>, Error> {
+        if names.len() > NICS_MAX {
+            return Err(NetError::Nics(format!(
+                "a vm may have at most {NICS_MAX} NICs on lab networks"
+            ))
+            .into());
+        }
+        let mut seen = BTreeSet::new();
+        let mut ids = Vec::new();
+        for name in names {
+            if !seen.insert(name) {
+                return Err(NetError::Nics(format!("network {name} is named twice")).into());
+            }
+            ids.push(self.network_for(subject, name, Action::Use).await?.id);
+        }
+        Ok(ids)
+    }
+
+    /// `vm.nic_add`.
+    pub async fn add_nic(&self, subject: &Subject, req: NicChange) -> Result<Vm, Error> {
+        let (_guard, _) = self
+            .lock_vm_for(subject, &req.vm, Action::Modify, "add a nic")
+            .await?;
+        let net = self.network_for(subject, &req.network, Action::Use).await?;
+        let _net_guard = self.lock("net", &req.network, "add a nic").await?;
+        let row = self.require_no_process(&req.vm, "add a nic").await?;
+        if row.nics.iter().any(|n| n.network_id == net.id) {
+            return Err(NetError::NicExists {
+                vm: req.vm,
+                network: req.network,
+            }
+            .into());
+        }
+        if row.nics.len() >= NICS_MAX {
+            return Err(NetError::Nics(format!(
+                "vm {} has {NICS_MAX} NICs, the most a vm may have",
+                req.vm
+            ))
+            .into());
+        }
+        let (vm_id, net_id) = (row.id, net.id);
+        self.db(move |s| s.with_tx(|tx| insert_nics(tx, vm_id, &[net_id])))
+            .await?;
+        tracing::info!(vm = %req.vm, network = %req.network, "nic added");
+        self.get_vm(subject, &req.vm).await
+    }
+
+    /// `vm.nic_remove`.
+    pub async fn remove_nic(&self, subject: &Subject, req: NicChange) -> Result<Vm, Error> {
+        let (_guard, _) = self
+            .lock_vm_for(subject, &req.vm, Action::Modify, "remove a nic")
+            .await?;
+        let row = self.require_no_process(&req.vm, "remove a nic").await?;
+        let no_nic = || NetError::NoNic {
+            vm: req.vm.clone(),
+            network: req.network.clone(),
+        };
+        let nic = row
+            .nics
+            .iter()
+            .find(|n| n.network_name == req.network)
+            .ok_or_else(no_nic)?;
+        let (vm_id, net_id) = (row.id, nic.network_id);
+        let removed = self
+            .db(move |s| Ok(s.with_tx(|tx| store::delete_nic(tx, vm_id, net_id))?))
+            .await?;
+        if !removed {
+            return Err(no_nic().into());
+        }
+        tracing::info!(vm = %req.vm, network = %req.network, "nic removed");
+        self.get_vm(subject, &req.vm).await
+    }
+
+    /// The VM row when it has no QEMU process (NICs change only then).
+    async fn require_no_process(&self, name: &str, action: &'static str) -> Result<VmRow, Error> {
+        self.settle_if_gone(name).await?;
+        let row = self
+            .find_vm(name)
+            .await?
+            .ok_or_else(|| Error::VmNotFound(name.into()))?;
+        if !row.state.can_modify_disk() {
+            return Err(Error::WrongState {
+                name: name.into(),
+                state: row.state,
+                action,
+            });
+        }
+        Ok(row)
+    }
+
+    /// The taps of a VM about to start; its networks must be up on the host.
+    pub(super) fn taps_of(&self, row: &VmRow) -> Vec<TapNic> {
+        row.nics
+            .iter()
+            .map(|n| TapNic {
+                tap: tap_name(row.id, n.position),
+                mac: n.mac.clone(),
+            })
+            .collect()
+    }
+
+    /// Joins a started (paused) VM's taps to their bridges.
+    pub(super) async fn attach_taps(&self, row: &VmRow) -> Result<(), String> {
+        for nic in &row.nics {
+            let spec = self
+                .spec(nic.network_id)
+                .ok_or_else(|| format!("network {} is not set up on the host", nic.network_name))?;
+            let tap = tap_name(row.id, nic.position);
+            self.hostnet
+                .attach_tap(&tap, &spec)
+                .await
+                .map_err(|e| format!("cannot attach {tap} to network {}: {e}", nic.network_name))?;
+        }
+        Ok(())
+    }
+
+    /// The NICs as a VM shows them, with the address each one's lease gives.
+    pub(super) fn nic_views(&self, row: &VmRow) -> Vec<Nic> {
+        row.nics
+            .iter()
+            .map(|n| Nic {
+                network: n.network_name.clone(),
+                mac: n.mac.clone(),
+                ip: self.lease_ip(n),
+                tap: row.runtime.is_some().then(|| tap_name(row.id, n.position)),
+            })
+            .collect()
+    }
+
+    fn lease_ip(&self, nic: &NicRow) -> Option<String> {
+        let spec = self.spec(nic.network_id).filter(|s| s.dhcp)?;
+        self.hostnet
+            .leases(&spec)
+            .into_iter()
+            .find(|l| l.mac == nic.mac)
+            .map(|l| l.ip.to_string())
+    }
+
+    /// Start-up: every stored network up again on the host and running guests' taps on their
+    /// bridges. A network that cannot be brought up is reported, not fatal.
+    pub async fn restore_networks(&self) -> Result<(), Error> {
+        let rows = self.db(|s| Ok(s.read(store::list_networks)?)).await?;
+        for row in &rows {
+            self.remember_spec(spec_of(row)?);
+        }
+        if rows.is_empty() {
+            return Ok(());
+        }
+        if let Err(err) = self.hostnet.check_capable(rows.iter().any(|r| r.dhcp)) {
+            tracing::warn!(cause = %err, "lab networks cannot be restored");
+            return Ok(());
+        }
+        let all = self.specs();
+        for spec in &all {
+            if let Err(err) = self.hostnet.ensure(spec, &all).await {
+                tracing::warn!(network = %spec.name, cause = %err, "cannot restore network");
+            }
+        }
+        self.reattach_running().await
+    }
+
+    async fn reattach_running(&self) -> Result<(), Error> {
+        let vms = self
+            .db(|s| Ok(s.read(|c| store::list_vms(c, None))?))
+            .await?;
+        for vm in vms
+            .iter()
+            .filter(|v| v.runtime.is_some() && !v.nics.is_empty())
+        {
+            if let Err(why) = self.attach_taps(vm).await {
+                tracing::warn!(vm = %vm.name, cause = %why, "cannot re-attach taps");
+            }
+        }
+        Ok(())
+    }
+
+    /// Restarts dead dnsmasq processes every few seconds, until `shutdown`.
+    pub fn spawn_network_supervisor(
+        self: &std::sync::Arc<Self>,
+        shutdown: tokio_util::sync::CancellationToken,
+    ) -> tokio::task::JoinHandle<()> {
+        let me = self.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(SUPERVISE_EVERY);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = tick.tick() => me.supervise_once().await,
+                }
+            }
+        })
+    }
+
+    async fn supervise_once(&self) {
+        {
+            for spec in self.specs().into_iter().filter(|s| s.dhcp) {
+                match self.hostnet.ensure_dnsmasq(&spec).await {
+                    Ok(true) => tracing::info!(network = %spec.name, "dnsmasq restarted"),
+                    Ok(false) => {}
+                    Err(err) => {
+                        tracing::warn!(network = %spec.name, cause = %err, "cannot restart dnsmasq")
+                    }
+                }
+            }
+        }
+    }
+
+    /// The host-side view of network `id`, if it is known.
+    pub(super) fn spec(&self, id: i64) -> Option<NetSpec> {
+        self.nets
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&id)
+            .cloned()
+    }
+
+    /// Every known network.
+    pub(super) fn specs(&self) -> Vec<NetSpec> {
+        let nets = self.nets.lock().unwrap_or_else(|p| p.into_inner());
+        let mut all: Vec<NetSpec> = nets.values().cloned().collect();
+        all.sort_by_key(|s| s.id);
+        all
+    }
+
+    pub(super) fn remember_spec(&self, spec: NetSpec) {
+        self.nets
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(spec.id, spec);
+    }
+
+    pub(super) fn forget_spec(&self, id: i64) {
+        self.nets
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&id);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn macs_are_locally_administered_and_vary() {
+        let a = random_mac();
+        assert!(vm_proto::types::is_mac(&a), "{a}");
+        let first = u8::from_str_radix(&a[..2], 16).expect("hex");
+        assert_eq!(first & 0b11, 0b10, "locally administered unicast");
+        assert!((0..8).map(|_| random_mac()).collect::<BTreeSet<_>>().len() > 1);
+    }
+}
