@@ -197,12 +197,12 @@ impl HostNet {
                 .await?;
         }
         nft::apply(all).await?;
-        if net.dhcp {
-            self.ensure_dnsmasq(net).await?;
-        }
+        let started = net.dhcp && self.ensure_dnsmasq(net).await?;
         if created {
             tracing::info!(network = %net.name, bridge = %net.bridge(), subnet = %net.subnet,
                 dhcp = net.dhcp, nat = net.nat, "network up");
+        } else if started {
+            tracing::info!(network = %net.name, bridge = %net.bridge(), "dnsmasq restarted");
         }
         Ok(())
     }
@@ -227,14 +227,10 @@ impl HostNet {
         Netlink::connect()?.attach(tap, &net.bridge()).await
     }
 
-    /// Starts `net`'s dnsmasq unless a live one runs; `Ok(true)` if it started one. Meant to
-    /// be called every few seconds by a supervisor.
+    /// Starts `net`'s dnsmasq unless a live one runs; `Ok(true)` if it started one (which the
+    /// caller logs). Meant to be called every few seconds by a supervisor.
     pub async fn ensure_dnsmasq(&self, net: &NetSpec) -> Result<bool, HostNetError> {
-        let started = self.dnsmasq(net).ensure().await?;
-        if started {
-            tracing::info!(network = %net.name, bridge = %net.bridge(), "dnsmasq started");
-        }
-        Ok(started)
+        self.dnsmasq(net).ensure().await
     }
 
     /// The leases in `net`'s lease file (none when there is no file).
