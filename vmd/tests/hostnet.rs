@@ -399,7 +399,27 @@ async fn leftovers_are_found_and_removed(host: &HostNet, net_dir: &Path, known: 
     host.ensure(&gone, &with_gone)
         .await
         .expect("ensure a third");
+    let (first, first_start) = dnsmasq_of(net_dir, 3);
+    // The id comes back with another subnet (after a removal that did not finish): the
+    // bridge's address and dnsmasq follow.
+    let reused = spec(3, "10.77.4.0/24", true, true);
+    with_gone.pop();
+    with_gone.push(reused.clone());
+    host.ensure(&reused, &with_gone)
+        .await
+        .expect("ensure the reused id");
+    let addrs = ok("ip", &["-o", "-4", "addr", "show", "dev", "vmdbr3"]);
+    assert!(
+        addrs.contains("inet 10.77.4.1/24") && !addrs.contains("10.77.3."),
+        "{addrs}"
+    );
+    assert!(
+        !is_same_process(first, first_start),
+        "the old dnsmasq is stopped"
+    );
     let (pid, start) = dnsmasq_of(net_dir, 3);
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).expect("cmdline");
+    assert!(String::from_utf8_lossy(&cmdline).contains("--dhcp-range=10.77.4.2,"));
     assert_eq!(host.stale_ids(known).await.expect("stale"), [3]);
     host.remove_stale(3, known).await.expect("remove stale");
     assert!(!is_same_process(pid, start), "its dnsmasq is stopped");

@@ -128,10 +128,15 @@ impl Dnsmasq {
         (ours && proc::is_same_process(pid, start)).then_some((pid, start))
     }
 
-    /// Starts dnsmasq unless ours runs; true if it started one.
+    /// Starts dnsmasq unless ours runs with the current arguments; true if it started one.
+    /// Ours with other arguments (the network id was reused after a removal that did not
+    /// finish) is stopped first.
     pub async fn ensure(&self) -> Result<bool, HostNetError> {
-        if self.running().is_some() {
-            return Ok(false);
+        if let Some((pid, _)) = self.running() {
+            if cmdline_args(pid).is_some_and(|args| args == self.args()) {
+                return Ok(false);
+            }
+            self.stop().await?;
         }
         let binary = caps::find(caps::DNSMASQ)?;
         self.prepare_dir()?;
@@ -256,6 +261,17 @@ pub fn ids_with_files(dir: &Path) -> Vec<i64> {
 fn id_of_file(name: &str) -> Option<i64> {
     let (id, _ext) = name.strip_prefix("dnsmasq-")?.split_once('.')?;
     id.parse().ok()
+}
+
+/// The arguments (without argv\[0\]) of process `pid`.
+fn cmdline_args(pid: u32) -> Option<Vec<String>> {
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+    let text = String::from_utf8(cmdline).ok()?;
+    let mut args: Vec<String> = text.split('\0').skip(1).map(str::to_string).collect();
+    if args.last().is_some_and(String::is_empty) {
+        args.pop();
+    }
+    Some(args)
 }
 
 /// Whether a `/proc/PID/cmdline` is dnsmasq's with `--pid-file=<pid_file>`.

@@ -21,6 +21,7 @@ use super::HostNetError;
 const RT_TABLE_LOCAL: u8 = 255;
 const EEXIST: i32 = 17;
 const ENODEV: i32 = 19;
+const EADDRNOTAVAIL: i32 = 99;
 
 /// One netlink socket and its connection task.
 pub struct Netlink {
@@ -121,12 +122,12 @@ impl Netlink {
             .map_err(failed(op))
     }
 
-    /// Gives link `name` the address `addr/prefix` unless it has it.
-    pub async fn ensure_address(
+    /// Makes `want` the only IPv4 address of link `name` (none when `None`): a bridge whose
+    /// network id was reused keeps no address of the earlier subnet.
+    pub async fn set_address(
         &self,
         name: &str,
-        addr: Ipv4Addr,
-        prefix: u8,
+        want: Option<(Ipv4Addr, u8)>,
     ) -> Result<(), HostNetError> {
         let index = self.require(name).await?;
         let request = self.handle.address().get().set_link_index_filter(index);
@@ -135,18 +136,26 @@ impl Netlink {
             .try_collect()
             .await
             .map_err(failed(format!("list addresses of {name}")))?;
-        if present.iter().any(|m| {
-            m.header.index == index && m.header.prefix_len == prefix && address_of(m) == Some(addr)
-        }) {
-            return Ok(());
+        let mut has_wanted = false;
+        for message in present.into_iter().filter(|m| m.header.index == index) {
+            let Some(addr) = address_of(&message) else {
+                continue;
+            };
+            if Some((addr, message.header.prefix_len)) == want {
+                has_wanted = true;
+                continue;
+            }
+            let result = self.handle.address().del(message).execute().await;
+            tolerate(result, EADDRNOTAVAIL, format!("remove {addr} from {name}"))?;
         }
-        let result = self
-            .handle
-            .address()
-            .add(index, IpAddr::V4(addr), prefix)
-            .execute()
-            .await;
-        tolerate(result, EEXIST, format!("add {addr}/{prefix} to {name}")).map(drop)
+        match want {
+            Some((addr, prefix)) if !has_wanted => {
+                let add = self.handle.address().add(index, IpAddr::V4(addr), prefix);
+                let op = format!("add {addr}/{prefix} to {name}");
+                tolerate(add.execute().await, EEXIST, op).map(drop)
+            }
+            _ => Ok(()),
+        }
     }
 
     /// Deletes link `name`; false if there was none.

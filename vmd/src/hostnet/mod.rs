@@ -187,15 +187,13 @@ impl HostNet {
     }
 
     /// Makes `net` exist on the host, idempotently: its bridge up with IPv6 off and its
-    /// gateway address, the nftables table for `all` (which must include `net`), and its
+    /// gateway address as its only address (none without DHCP and NAT), the nftables table for `all` (which must include `net`), and its
     /// dnsmasq if it has DHCP (a live one is kept).
     pub async fn ensure(&self, net: &NetSpec, all: &[NetSpec]) -> Result<(), HostNetError> {
         let nl = Netlink::connect()?;
         let created = nl.ensure_bridge(&net.bridge(), bridge_mac(net.id)).await?;
-        if let Some(gateway) = net.gateway() {
-            nl.ensure_address(&net.bridge(), gateway, net.subnet.prefix)
-                .await?;
-        }
+        let address = net.gateway().map(|gw| (gw, net.subnet.prefix));
+        nl.set_address(&net.bridge(), address).await?;
         nft::apply(all).await?;
         let started = net.dhcp && self.ensure_dnsmasq(net).await?;
         if created {

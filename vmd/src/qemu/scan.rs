@@ -47,7 +47,9 @@ fn found(pid: u32, run_dir: &Path) -> Option<FoundQemu> {
     })
 }
 
-/// The first `run_dir/<entry>` named inside any argument of a NUL-separated command line.
+/// The first VM run directory (`run_dir/<id>.<token>` or `run_dir/<id>`) named inside any
+/// argument of a NUL-separated command line. Other entries of `run_dir` (the `net` directory
+/// of dnsmasq's files, named on dnsmasq's command line) do not count.
 fn run_dir_in(cmdline: &[u8], run_dir: &Path) -> Option<PathBuf> {
     let prefix = format!("{}/", run_dir.display());
     cmdline
@@ -56,8 +58,8 @@ fn run_dir_in(cmdline: &[u8], run_dir: &Path) -> Option<PathBuf> {
         .find_map(|arg| {
             let at = arg.find(&prefix)?;
             let rest = &arg[at + prefix.len()..];
-            let entry = rest.split(['/', ',']).next()?;
-            (!entry.is_empty()).then(|| run_dir.join(entry))
+            let entry = run_dir.join(rest.split(['/', ',']).next()?);
+            vm_id_of(&entry).is_some().then_some(entry)
         })
 }
 
@@ -85,6 +87,14 @@ mod tests {
     fn other_instances_and_prefixes_do_not_match() {
         let cmd = b"qemu\0path=/run/vmd/vms2/7.x/qmp\0/run/vmd/vmsx\0";
         assert_eq!(run_dir_in(cmd, Path::new("/run/vmd/vms")), None);
+    }
+
+    #[test]
+    fn other_entries_of_the_run_dir_do_not_match() {
+        let dnsmasq = b"/usr/sbin/dnsmasq\0--pid-file=/run/vmd/vms/net/dnsmasq-1.pid\0";
+        assert_eq!(run_dir_in(dnsmasq, Path::new("/run/vmd/vms")), None);
+        let empty = b"qemu\0/run/vmd/vms/\0";
+        assert_eq!(run_dir_in(empty, Path::new("/run/vmd/vms")), None);
     }
 
     #[test]
