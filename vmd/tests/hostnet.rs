@@ -2,17 +2,17 @@
 //! network namespace of the test's own: the host's links, rules and sysctls are never touched.
 //! Needs root (the tests run as root).
 //!
-//! The test runs on a thread that has unshared its network namespace, with a current-thread
-//! tokio runtime on it: netlink sockets, `/proc/sys/net` and the children (`nft`, `dnsmasq`,
-//! `ip`) all follow the thread's namespace. "Guests" are named namespaces joined by veth pairs.
+//! The test runs on a thread that entered a namespace of its own (`testkit::netns`), with a
+//! current-thread tokio runtime on it: netlink sockets, `/proc/sys/net` and the children
+//! (`nft`, `dnsmasq`, `ip`) all follow the thread's namespace. "Guests" are further
+//! namespaces joined by veth pairs; a tap made with `ip tuntap` stands for QEMU's.
 
-use std::future::Future;
 use std::net::Ipv4Addr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use nix::sched::CloneFlags;
+use testkit::netns::NetNs;
 use vm_proto::types::Subnet;
 use vmd::hostnet::{tap_name, HostNet, NetSpec};
 use vmd::qemu::process::{is_same_process, start_time};
@@ -20,25 +20,7 @@ use vmd::qemu::process::{is_same_process, start_time};
 /// How long a DHCP client may take.
 const DHCP_DEADLINE: Duration = Duration::from_secs(20);
 
-/// Runs `body` on a thread of its own in a fresh network namespace.
-fn in_netns<F, Fut>(body: F)
-where
-    F: FnOnce() -> Fut + Send + 'static,
-    Fut: Future<Output = ()>,
-{
-    let thread = std::thread::spawn(move || {
-        nix::sched::unshare(CloneFlags::CLONE_NEWNET).expect("unshare the network namespace");
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime");
-        rt.block_on(body());
-    });
-    if let Err(panic) = thread.join() {
-        std::panic::resume_unwind(panic);
-    }
-}
-
+/// Runs a command in the calling thread's namespace; its output whatever the status.
 fn run(program: &str, args: &[&str]) -> Output {
     Command::new(program)
         .args(args)
@@ -57,82 +39,41 @@ fn ok(program: &str, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// A named namespace ("guest") with one veth end `eth0`; the other end stays in the test's
-/// namespace. Deleted on drop.
-struct Peer {
-    ns: String,
+/// A "guest": a namespace of its own whose `eth0` (MAC `mac`) is a veth pair with `host_end`
+/// in the calling thread's namespace (down, for [`HostNet::attach_tap`]).
+fn peer(host_end: &str, mac: &str) -> NetNs {
+    let ns = NetNs::new();
+    ok(
+        "ip",
+        &[
+            "link",
+            "add",
+            host_end,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "eth0",
+            "address",
+            mac,
+            "netns",
+            ns.name(),
+        ],
+    );
+    ns.ip_ok(&["link", "set", "eth0", "up"]);
+    ns
 }
 
-impl Peer {
-    fn new(tag: &str, host_end: &str, mac: &str) -> Peer {
-        let ns = format!("vmdtest-{}-{tag}", std::process::id());
-        ok("ip", &["netns", "add", &ns]);
-        let peer = Peer { ns };
-        ok(
-            "ip",
-            &[
-                "link", "add", host_end, "type", "veth", "peer", "name", "eth0", "address", mac,
-                "netns", &peer.ns,
-            ],
-        );
-        peer.exec(&["ip", "link", "set", "lo", "up"]);
-        peer.exec(&["ip", "link", "set", "eth0", "up"]);
-        peer
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        let mut all = vec!["netns", "exec", &self.ns];
-        all.extend_from_slice(args);
-        run("ip", &all)
-    }
-
-    fn exec(&self, args: &[&str]) -> String {
-        let out = self.run(args);
-        assert!(out.status.success(), "{args:?} in {}: {out:?}", self.ns);
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    fn pings(&self, addr: &str) -> bool {
-        self.run(&["busybox", "ping", "-c", "1", "-W", "2", addr])
-            .status
-            .success()
-    }
+/// Runs `argv` inside `ns` and requires success; stdout.
+fn exec_ok(ns: &NetNs, argv: &[&str]) -> String {
+    let out = ns.exec(argv);
+    assert!(out.status.success(), "{argv:?} in {}: {out:?}", ns.name());
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-impl Drop for Peer {
-    fn drop(&mut self) {
-        let _ = run("ip", &["netns", "del", &self.ns]);
-    }
-}
-
-/// Kills every dnsmasq whose pid file is in the test's directory, whatever happened.
-struct KillDnsmasqs(PathBuf);
-
-impl Drop for KillDnsmasqs {
-    fn drop(&mut self) {
-        for pid in dnsmasq_pids(&self.0) {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(pid),
-                nix::sys::signal::Signal::SIGKILL,
-            );
-        }
-    }
-}
-
-/// Live processes named by `dnsmasq-*.pid` files in `dir` whose command line names `dir`.
-fn dnsmasq_pids(dir: &Path) -> Vec<i32> {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return Vec::new();
-    };
-    entries
-        .flatten()
-        .filter(|e| e.file_name().to_string_lossy().ends_with(".pid"))
-        .filter_map(|e| std::fs::read_to_string(e.path()).ok()?.trim().parse().ok())
-        .filter(|pid: &i32| {
-            std::fs::read(format!("/proc/{pid}/cmdline"))
-                .is_ok_and(|c| String::from_utf8_lossy(&c).contains(&*dir.to_string_lossy()))
-        })
-        .collect()
+fn pings(ns: &NetNs, addr: &str) -> bool {
+    let ping = ["busybox", "ping", "-c", "1", "-W", "2", addr];
+    ns.exec(&ping).status.success()
 }
 
 fn spec(id: i64, subnet: &str, dhcp: bool, nat: bool) -> NetSpec {
@@ -164,8 +105,8 @@ fn dnsmasq_of(dir: &Path, id: i64) -> (u32, u64) {
 }
 
 /// Runs a DHCP client for `mac` on `peer` and waits until `net`'s lease file has it.
-async fn lease_for(host: &HostNet, net: &NetSpec, peer: &Peer, mac: &str) -> Ipv4Addr {
-    peer.exec(&[
+async fn lease_for(host: &HostNet, net: &NetSpec, peer: &NetNs, mac: &str) -> Ipv4Addr {
+    let udhcpc = [
         "busybox",
         "udhcpc",
         "-i",
@@ -181,7 +122,8 @@ async fn lease_for(host: &HostNet, net: &NetSpec, peer: &Peer, mac: &str) -> Ipv
         "/bin/true",
         "-x",
         "hostname:client",
-    ]);
+    ];
+    exec_ok(peer, &udhcpc);
     let until = Instant::now() + DHCP_DEADLINE;
     loop {
         if let Some(lease) = host.leases(net).into_iter().find(|l| l.mac == mac) {
@@ -200,25 +142,35 @@ async fn lease_for(host: &HostNet, net: &NetSpec, peer: &Peer, mac: &str) -> Ipv
 
 #[test]
 fn networks_come_up_isolate_serve_dhcp_nat_and_go_away() {
-    in_netns(|| async {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let net_dir = dir.path().join("net");
-        let _guard = KillDnsmasqs(net_dir.clone());
-        let host = HostNet::new(net_dir.clone());
-        host.check_capable(true)
-            .expect("the tests run as root with nft and dnsmasq");
-        let iso = spec(1, "10.77.1.0/24", true, false);
-        let nat = spec(2, "10.77.2.0/24", false, true);
-        let all = [iso.clone(), nat.clone()];
-
-        bring_up(&host, &net_dir, &iso, &nat, &all).await;
-        host_subnets_skip_vmd_bridges(&host).await;
-        dnsmasq_is_adopted_and_restarted(&net_dir, &iso).await;
-        traffic(&host, &iso, &nat).await;
-        tap_joins_the_bridge(&host, &iso).await;
-        leftovers_are_found_and_removed(&host, &net_dir, &all).await;
-        tear_down(&host, &net_dir, &iso, &nat).await;
+    // The test's "host": everything below runs on a thread inside it, and its drop kills
+    // whatever still runs there (dnsmasq) whatever happened.
+    let host_ns = NetNs::new();
+    host_ns.run(|| {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(scenario());
     });
+}
+
+async fn scenario() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let net_dir = dir.path().join("net");
+    let host = HostNet::new(net_dir.clone());
+    host.check_capable(true)
+        .expect("the tests run as root with nft and dnsmasq");
+    let iso = spec(1, "10.77.1.0/24", true, false);
+    let nat = spec(2, "10.77.2.0/24", false, true);
+    let all = [iso.clone(), nat.clone()];
+
+    bring_up(&host, &net_dir, &iso, &nat, &all).await;
+    host_subnets_skip_vmd_bridges(&host).await;
+    dnsmasq_is_adopted_and_restarted(&net_dir, &iso).await;
+    traffic(&host, &iso, &nat).await;
+    tap_joins_the_bridge(&host, &iso).await;
+    leftovers_are_found_and_removed(&host, &net_dir, &all).await;
+    tear_down(&host, &net_dir, &iso, &nat).await;
 }
 
 async fn bring_up(host: &HostNet, net_dir: &Path, iso: &NetSpec, nat: &NetSpec, all: &[NetSpec]) {
@@ -321,21 +273,27 @@ async fn dnsmasq_is_adopted_and_restarted(net_dir: &Path, iso: &NetSpec) {
 /// reaches "the outside" through masquerading, the isolated one does not.
 async fn traffic(host: &HostNet, iso: &NetSpec, nat: &NetSpec) {
     let (mac_a, mac_b) = ("52:54:00:77:01:0a", "52:54:00:77:01:0b");
-    let a = Peer::new("a", "vmdtva", mac_a);
-    let b = Peer::new("b", "vmdtvb", mac_b);
+    let a = peer("vmdtva", mac_a);
+    let b = peer("vmdtvb", mac_b);
     host.attach_tap("vmdtva", iso).await.expect("attach a");
     host.attach_tap("vmdtvb", iso).await.expect("attach b");
     assert!(link_line("vmdtva").contains("master vmdbr1"));
     let ip_a = lease_for(host, iso, &a, mac_a).await;
     let ip_b = lease_for(host, iso, &b, mac_b).await;
-    a.exec(&["ip", "addr", "add", &format!("{ip_a}/24"), "dev", "eth0"]);
-    b.exec(&["ip", "addr", "add", &format!("{ip_b}/24"), "dev", "eth0"]);
+    exec_ok(
+        &a,
+        &["ip", "addr", "add", &format!("{ip_a}/24"), "dev", "eth0"],
+    );
+    exec_ok(
+        &b,
+        &["ip", "addr", "add", &format!("{ip_b}/24"), "dev", "eth0"],
+    );
     assert!(
-        a.pings(&ip_b.to_string()),
+        pings(&a, &ip_b.to_string()),
         "guests on one network reach each other"
     );
     assert!(
-        !a.pings("10.77.1.1"),
+        !pings(&a, "10.77.1.1"),
         "an isolated network does not reach the host"
     );
     assert!(
@@ -348,23 +306,26 @@ async fn traffic(host: &HostNet, iso: &NetSpec, nat: &NetSpec) {
         "the host does not reach guests"
     );
 
-    let outside = Peer::new("out", "vmdtup", "52:54:00:77:09:01");
+    let outside = peer("vmdtup", "52:54:00:77:09:01");
     ok("ip", &["addr", "add", "198.51.100.1/24", "dev", "vmdtup"]);
     ok("ip", &["link", "set", "vmdtup", "up"]);
-    outside.exec(&["ip", "addr", "add", "198.51.100.2/24", "dev", "eth0"]);
-    let n = Peer::new("n", "vmdtvn", "52:54:00:77:02:0a");
+    exec_ok(
+        &outside,
+        &["ip", "addr", "add", "198.51.100.2/24", "dev", "eth0"],
+    );
+    let n = peer("vmdtvn", "52:54:00:77:02:0a");
     host.attach_tap("vmdtvn", nat).await.expect("attach n");
-    n.exec(&["ip", "addr", "add", "10.77.2.50/24", "dev", "eth0"]);
-    n.exec(&["ip", "route", "add", "default", "via", "10.77.2.1"]);
-    a.exec(&["ip", "route", "add", "default", "via", "10.77.1.1"]);
-    assert!(n.pings("10.77.2.1"), "a NAT guest may ping its gateway");
+    exec_ok(&n, &["ip", "addr", "add", "10.77.2.50/24", "dev", "eth0"]);
+    exec_ok(&n, &["ip", "route", "add", "default", "via", "10.77.2.1"]);
+    exec_ok(&a, &["ip", "route", "add", "default", "via", "10.77.1.1"]);
+    assert!(pings(&n, "10.77.2.1"), "a NAT guest may ping its gateway");
     assert!(
-        n.pings("198.51.100.2"),
+        pings(&n, "198.51.100.2"),
         "a NAT guest reaches the outside (masqueraded: the outside has no route back)"
     );
-    assert!(!a.pings("198.51.100.2"), "an isolated guest does not");
+    assert!(!pings(&a, "198.51.100.2"), "an isolated guest does not");
     assert!(
-        !n.pings(&ip_a.to_string()),
+        !pings(&n, &ip_a.to_string()),
         "networks do not reach each other"
     );
 }
@@ -453,5 +414,8 @@ async fn tear_down(host: &HostNet, net_dir: &Path, iso: &NetSpec, nat: &NetSpec)
     assert!(links.is_empty(), "{links:?}");
     let tables = ok("nft", &["list", "tables"]);
     assert!(!tables.contains("inet vmd"), "{tables}");
-    assert!(dnsmasq_pids(net_dir).is_empty());
+    assert!(
+        !std::fs::read_dir(net_dir).is_ok_and(|mut d| d.next().is_some()),
+        "no dnsmasq files are left"
+    );
 }
