@@ -4,6 +4,8 @@
 #   bubblewrap (bwrap: the sandbox qemu-img runs in on uploaded images),
 #   ovmf (UEFI guests), systemd (systemd-analyze, for the unit test), socat, curl,
 #   xorriso mtools dosfstools fdisk e2fsprogs (scripts/build-test-guest.sh),
+#   nftables + dnsmasq-base (lab networks: vmd's firewall table and DHCP), busybox-static
+#   (the DHCP client and ping of the networking tests' namespaces),
 #   chromium (the browser of vmd-web's UI tests), cargo-nextest, the UI tests' npm packages
 #   (`npm ci` in vmd-web/ui-tests; needs Node.js >= 20 and npm, not installed here), and
 #   openapi-spec-validator for python3 (vmd-web's OpenAPI test): Debian's
@@ -19,11 +21,11 @@ if [[ ${1:-} == --run ]]; then
     RUN_ONLY=1
 fi
 
-APT_PACKAGES=(qemu-system-x86 qemu-utils qemu-block-extra bubblewrap ovmf systemd socat curl xorriso mtools dosfstools fdisk e2fsprogs python3 chromium)
+APT_PACKAGES=(qemu-system-x86 qemu-utils qemu-block-extra bubblewrap ovmf systemd socat curl xorriso mtools dosfstools fdisk e2fsprogs nftables dnsmasq-base busybox-static python3 chromium)
 # Must carry exactly the version of qemu-system-x86 (a newer preinstalled qemu-utils conflicts).
 QEMU_PINNED=(qemu-utils qemu-block-extra)
 # What the packages provide, checked on systems without dpkg.
-COMMANDS=(qemu-img bwrap qemu-system-x86_64 systemd-analyze socat curl xorriso mformat mkfs.vfat sfdisk mkfs.ext4 python3 qemu-io chromium)
+COMMANDS=(qemu-img bwrap qemu-system-x86_64 systemd-analyze socat curl xorriso mformat mkfs.vfat sfdisk mkfs.ext4 nft dnsmasq busybox python3 qemu-io chromium)
 if ((RUN_ONLY)); then
     # The last entries of both lists are the tests' browser.
     unset 'APT_PACKAGES[-1]' 'COMMANDS[-1]'
