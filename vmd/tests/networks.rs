@@ -331,3 +331,157 @@ fn lab_networks_from_dhcp_to_teardown() {
         dnsmasq_pids(&ns).is_empty()
     });
 }
+
+/// The worked example of docs/networks.md: a router VM between two segments.
+#[test]
+fn a_router_vm_joins_two_segments() {
+    let ns = NetNs::new();
+    let d = start_in(&ns, tempfile::tempdir().expect("tempdir"));
+    d.import_guest();
+    ok(&d, &["net", "create", "seg1", "--dhcp"]);
+    ok(&d, &["net", "create", "seg2", "--dhcp"]);
+    for (vm, nets) in [
+        ("router", vec!["seg1", "seg2"]),
+        ("left", vec!["seg1"]),
+        ("right", vec!["seg2"]),
+    ] {
+        let mut args = vec![
+            "create",
+            vm,
+            "--image",
+            "guest",
+            "--memory",
+            "128M",
+            "--no-user-net",
+        ];
+        for net in nets {
+            args.extend(["--net", net]);
+        }
+        ok(&d, &args);
+        ok(&d, &["start", vm]);
+    }
+    for vm in ["router", "left", "right"] {
+        d.wait_log(vm, "GUEST-READY", 1, BOOT);
+    }
+    let seg1 = leases(&d, "seg1", &["router", "left"]);
+    let seg2 = leases(&d, "seg2", &["router", "right"]);
+    let subnet = |net: &str| {
+        ok(&d, &["net", "show", net])["subnet"]
+            .as_str()
+            .expect("subnet")
+            .to_string()
+    };
+    // Without routes the segments do not meet.
+    let (rc, _) = guest(&d, "left", &format!("ping -c 1 -W 2 {}", seg2[1]));
+    assert_ne!(rc, 0, "left reached right without a router");
+    guest(&d, "router", "echo 1 > /proc/sys/net/ipv4/ip_forward");
+    guest(
+        &d,
+        "left",
+        &format!("ip route add {} via {}", subnet("seg2"), seg1[0]),
+    );
+    guest(
+        &d,
+        "right",
+        &format!("ip route add {} via {}", subnet("seg1"), seg2[0]),
+    );
+    let (rc, out) = guest(&d, "left", &format!("ping -c 1 -W 5 {}", seg2[1]));
+    assert_eq!(rc, 0, "left cannot ping right through the router: {out}");
+    let (rc, out) = guest(&d, "left", &format!("nc -w 5 {} 7777 </dev/null", seg2[1]));
+    assert!(rc == 0 && out.lines().any(|l| l.trim() == "right"), "{out}");
+}
+
+/// NICs change only while stopped; ports and MACs are checked; taps live with the process.
+#[test]
+fn nics_and_port_forwards_follow_the_rules() {
+    let ns = NetNs::new();
+    let d = start_in(&ns, tempfile::tempdir().expect("tempdir"));
+    d.import_guest();
+    ok(&d, &["net", "create", "n1"]);
+    let n2 = ok(&d, &["net", "create", "n2", "--subnet", "10.213.77.0/24"]);
+    assert_eq!(
+        (n2["gateway"].clone(), n2["dhcp"].clone()),
+        (Value::Null, Value::Bool(false))
+    );
+    let v = ok(
+        &d,
+        &[
+            "create", "v", "--image", "guest", "--memory", "128M", "--net", "n1",
+        ],
+    );
+    let mac1 = v["nics"][0]["mac"].as_str().expect("mac").to_string();
+    let v = ok(&d, &["nic", "add", "v", "--net", "n2"]);
+    let nets: Vec<&str> = v["nics"]
+        .as_array()
+        .expect("nics")
+        .iter()
+        .filter_map(|n| n["network"].as_str())
+        .collect();
+    assert_eq!(nets, ["n1", "n2"]);
+    fails(&d, &["nic", "add", "v", "--net", "n2"], 4);
+    fails(&d, &["nic", "add", "v", "--net", "nope"], 3);
+    let v = ok(&d, &["nic", "rm", "v", "--net", "n1"]);
+    assert_eq!(v["nics"].as_array().map(Vec::len), Some(1));
+    assert_ne!(
+        v["nics"][0]["mac"],
+        mac1.as_str(),
+        "each NIC has its own MAC"
+    );
+    fails(&d, &["nic", "rm", "v", "--net", "n1"], 3);
+
+    // Port forwards: loopback only by default, unique host ports, the user NIC needed.
+    let err = fails(&d, &["port", "add", "v", "0.0.0.0:20001", "22"], 6);
+    assert!(err.contains("not allowed"), "{err}");
+    ok(&d, &["port", "add", "v", "20001", "22"]);
+    assert_eq!(
+        ok(&d, &["show", "v"])["ssh_port"],
+        20001,
+        "a forward to 22 is the ssh port"
+    );
+    fails(
+        &d,
+        &["create", "w", "--image", "guest", "--ssh-port", "20001"],
+        4,
+    );
+    ok(
+        &d,
+        &["create", "quiet", "--image", "guest", "--no-user-net"],
+    );
+    let err = fails(&d, &["port", "add", "quiet", "20002", "22"], 6);
+    assert!(err.contains("user-mode"), "{err}");
+
+    // While running: the tap is on its bridge, NICs cannot change; stopped: the tap is gone.
+    ok(&d, &["start", "v"]);
+    let v = ok(&d, &["show", "v"]);
+    let tap = v["nics"][0]["tap"]
+        .as_str()
+        .expect("tap while running")
+        .to_string();
+    let link = ns.ip_ok(&["-o", "link", "show", &tap]);
+    assert!(link.contains("master vmdbr"), "{link}");
+    fails(&d, &["nic", "add", "v", "--net", "n1"], 4);
+    fails(&d, &["net", "rm", "n2"], 4);
+    ok(&d, &["stop", "--force", "v"]);
+    assert!(!vmd_links(&ns).contains(&tap), "tap left after stop");
+}
+
+/// vmd without CAP_NET_ADMIN: networks are refused with a clear error, the rest works.
+#[test]
+fn without_cap_net_admin_networks_are_refused_and_the_rest_works() {
+    let d = Daemon::start_with(
+        "",
+        &[
+            "setpriv",
+            "--inh-caps=-net_admin",
+            "--bounding-set=-net_admin",
+            "--",
+        ],
+    );
+    let err = fails(&d, &["net", "create", "x", "--dhcp"], 5);
+    assert!(err.contains("CAP_NET_ADMIN"), "{err}");
+    assert_eq!(ok(&d, &["net", "ls"]), Value::Array(vec![]));
+    d.import_guest();
+    ok(&d, &["create", "v", "--image", "guest", "--memory", "128M"]);
+    ok(&d, &["port", "add", "v", "20101", "22"]);
+    fails(&d, &["create", "w", "--image", "guest", "--net", "x"], 3);
+}
