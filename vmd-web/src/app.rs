@@ -37,7 +37,9 @@ use crate::auth::SessionCookie;
 use crate::cli::Args;
 use crate::error::WebError;
 use crate::openapi::{self, Document};
-use crate::routes::{consoles, events, images, isos, streams, system, tokens, uploads, users, vms};
+use crate::routes::{
+    consoles, events, images, isos, networks, streams, system, tokens, uploads, users, vms,
+};
 use crate::server;
 use crate::tls::{self, TlsListener};
 use crate::vmd::Vmd;
@@ -130,6 +132,7 @@ pub fn routes() -> OpenApiRouter<Vmd> {
         .merge(consoles::routes())
         .merge(images::routes())
         .merge(isos::routes())
+        .merge(networks::routes())
         .merge(users::routes())
         .merge(tokens::routes())
         .merge(system::routes())

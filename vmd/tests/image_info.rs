@@ -167,7 +167,13 @@ fn a_version_5_store_gets_families_guessed_from_names() {
     let dir = d.kill9();
     let db = rusqlite::Connection::open(state.join("vmd.db")).expect("open vmd.db");
     db.execute_batch(
-        "DROP TABLE vm_cloud_init;
+        "DROP TABLE port_forwards;
+         DROP TABLE vm_nics;
+         DROP TABLE networks;
+         ALTER TABLE vms DROP COLUMN user_net;
+         ALTER TABLE vms ADD COLUMN ssh_port INTEGER;
+         CREATE UNIQUE INDEX vms_ssh_port ON vms(ssh_port) WHERE ssh_port IS NOT NULL;
+         DROP TABLE vm_cloud_init;
          ALTER TABLE vms DROP COLUMN labels;
          ALTER TABLE images DROP COLUMN cloud_init;
          DROP INDEX events_public_seq;

@@ -70,6 +70,7 @@ fn cell(lab: &Lab, row: &str, who: Who) -> Outcome {
         .or_else(|| vms(lab, row, who))
         .or_else(|| runtime(lab, row, who))
         .or_else(|| events(lab, row, who))
+        .or_else(|| networks(lab, row, who))
         .unwrap_or_else(|| panic!("matrix row {row:?} has no case in vmd/tests/isolation.rs"))
 }
 
@@ -131,6 +132,57 @@ fn accounts(lab: &Lab, row: &str, who: Who) -> Option<Outcome> {
             let made = lab.d.ok("token.create", json!([{"user": owner}]));
             let id = made["info"]["id"].to_string();
             lab.vmctl(who, &["token", "revoke", &id])
+        }
+        _ => return None,
+    })
+}
+
+fn networks(lab: &Lab, row: &str, who: Who) -> Option<Outcome> {
+    Some(match row {
+        "net.create (a network of one's own)" => {
+            lab.vmctl(who, &["net", "create", &lab.fresh("mine")])
+        }
+        "net.list (others' private networks absent)" => {
+            let owners = lab.network_of(Who::Owner);
+            let (out, list) = lab.json(who, &["net", "ls"]);
+            let shown = names(&list, "name").contains(&owners);
+            out.check(
+                shown == (who != Who::Other),
+                &format!("net.list: {owners} shown: {shown}"),
+            )
+        }
+        "net.get (owner's network)" => {
+            lab.vmctl(who, &["net", "show", &lab.network_of(Who::Owner)])
+        }
+        "net.get (shared network)" => lab.vmctl(who, &["net", "show", &lab.network_of(Who::Admin)]),
+        "net.remove (owner's network)" => {
+            lab.vmctl(who, &["net", "rm", &lab.network_of(Who::Owner)])
+        }
+        "net.remove (shared network)" => {
+            lab.vmctl(who, &["net", "rm", &lab.network_of(Who::Admin)])
+        }
+        "vm.nic_add (owner's stopped VM, owner's network)" => {
+            let net = lab.network_of(Who::Owner);
+            lab.vmctl(who, &["nic", "add", &lab.owner_vm(), "--net", &net])
+        }
+        "vm.nic_add (owner's stopped VM, shared network)" => {
+            let net = lab.network_of(Who::Admin);
+            lab.vmctl(who, &["nic", "add", &lab.owner_vm(), "--net", &net])
+        }
+        "vm.nic_remove" => {
+            let net = lab.network_of(Who::Owner);
+            let vm = lab.owner_vm_with(&["--net", &net]);
+            lab.vmctl(who, &["nic", "rm", &vm, "--net", &net])
+        }
+        "vm.port_add" => lab.vmctl(
+            who,
+            &["port", "add", &lab.owner_vm(), &lab.fresh_port(), "22"],
+        ),
+        "vm.port_list" => lab.vmctl(who, &["port", "ls", "vm1"]),
+        "vm.port_remove" => {
+            let port = lab.fresh_port();
+            let vm = lab.owner_vm_with(&["--ssh-port", &port]);
+            lab.vmctl(who, &["port", "rm", &vm, &port])
         }
         _ => return None,
     })

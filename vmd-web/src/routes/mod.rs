@@ -6,6 +6,7 @@ pub mod consoles;
 pub mod events;
 pub mod images;
 pub mod isos;
+pub mod networks;
 pub mod streams;
 pub mod system;
 pub mod tokens;

@@ -155,17 +155,22 @@ impl Manager {
             return Err(Error::Invalid("the root account cannot be removed".into()));
         }
         let id = row.id;
-        let (vms, images) = self
+        let (vms, images, networks) = self
             .db(move |s| {
                 Ok(s.read(|c| {
-                    Ok::<_, store::StoreError>((store::vms_of(c, id)?, store::images_of(c, id)?))
+                    Ok::<_, store::StoreError>((
+                        store::vms_of(c, id)?,
+                        store::images_of(c, id)?,
+                        private_networks_of(c, id)?,
+                    ))
                 })?)
             })
             .await?;
-        if !req.force && (!vms.is_empty() || !images.is_empty()) {
+        if !req.force && (!vms.is_empty() || !images.is_empty() || !networks.is_empty()) {
             let owned = described(&vms, "vm")
                 .into_iter()
                 .chain(described(&images, "image"))
+                .chain(described(&networks, "network"))
                 .collect();
             return Err(Error::AccountInUse {
                 name: row.name,
@@ -177,6 +182,9 @@ impl Manager {
         }
         for image in &images {
             self.remove_image(subject, image).await?;
+        }
+        for network in &networks {
+            self.remove_network(subject, network).await?;
         }
         let heir = subject.user_id;
         let tokens = self
@@ -380,6 +388,18 @@ fn limit(update: LimitUpdate) -> Limit {
         LimitUpdate::Word(LimitWord::Default) => Limit::Default,
         LimitUpdate::Word(LimitWord::Unlimited) => Limit::Unlimited,
     }
+}
+
+/// The names of the networks `id` owns that are not shared (shared ones pass to the heir).
+fn private_networks_of(
+    conn: &rusqlite::Connection,
+    id: i64,
+) -> Result<Vec<String>, store::StoreError> {
+    Ok(store::list_networks(conn)?
+        .into_iter()
+        .filter(|n| n.owner.id == id && !n.shared)
+        .map(|n| n.name)
+        .collect())
 }
 
 fn described(names: &[String], what: &str) -> Vec<String> {

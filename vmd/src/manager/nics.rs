@@ -2,7 +2,7 @@
 //! fresh MACs, the taps of a starting VM, and the host side kept alive: start-up restore and
 //! the dnsmasq supervisor.
 //!
-//! MACs are locally administered unicast addresses with the prefix `02:76:6d` ("vm") and
+//! MACs are locally administered unicast addresses with the prefix `02:6c:61` ("la", for lab; bridges use `02:76:6d`) and
 //! three random bytes, unique among all NICs (the store refuses a duplicate and a new one
 //! is drawn). A NIC's tap is `vmd<vm id>n<position>`; QEMU creates it at start and it goes
 //! with the process, so a stopped or removed VM leaves no tap behind.
@@ -34,7 +34,7 @@ pub(super) fn random_mac() -> String {
         bytes.copy_from_slice(&nanos.to_le_bytes()[..3]);
     }
     format!(
-        "02:76:6d:{:02x}:{:02x}:{:02x}",
+        "02:6c:61:{:02x}:{:02x}:{:02x}",
         bytes[0], bytes[1], bytes[2]
     )
 }

@@ -213,3 +213,44 @@ pub(super) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn version_9_moves_ssh_ports_into_port_forwards() {
+        let mut conn = Connection::open_in_memory().expect("db");
+        for sql in &MIGRATIONS[..8] {
+            conn.execute_batch(sql).expect("older schema");
+        }
+        conn.pragma_update(None, "user_version", 8)
+            .expect("version");
+        conn.execute_batch(
+            "INSERT INTO images (id, name, file_name, source_format, virtual_size_bytes, sha256,
+                owner_uid, created_at) VALUES (1, 'img', 'img.qcow2', 'qcow2', 1, '', 0, 0);
+             INSERT INTO vms (id, name, image_id, cpus, memory_mib, disk_bytes, state, owner_uid,
+                created_at, overlay_file, ssh_port)
+                VALUES (3, 'web', 1, 1, 64, 1, 'stopped', 0, 0, 'web.qcow2', 2222),
+                       (4, 'db', 1, 1, 64, 1, 'stopped', 0, 0, 'db.qcow2', NULL);",
+        )
+        .expect("rows");
+        migrate(&mut conn).expect("migrate");
+        let forwards: Vec<(i64, String, String, i64, i64)> = conn
+            .prepare(
+                "SELECT vm_id, protocol, host_address, host_port, guest_port FROM port_forwards",
+            )
+            .expect("prepare")
+            .query_map([], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+            })
+            .expect("query")
+            .collect::<Result<_, _>>()
+            .expect("rows");
+        assert_eq!(forwards, [(3, "tcp".into(), "127.0.0.1".into(), 2222, 22)]);
+        let user_net: i64 = conn
+            .query_row("SELECT user_net FROM vms WHERE id = 4", [], |r| r.get(0))
+            .expect("user_net");
+        assert_eq!(user_net, 1, "existing VMs keep their user-mode NIC");
+    }
+}

@@ -148,6 +148,32 @@ impl Console {
         self.seen.clear();
     }
 
+    /// Runs a shell command; returns its exit status and what the console showed meanwhile
+    /// (the echoed command line included). The marker is output-only: the shell echoes.
+    pub fn capture(&mut self, command: &str, deadline: Duration) -> (i32, String) {
+        self.send(&format!("{command}; echo RC\"\"=$?=END"));
+        let end = Instant::now() + deadline;
+        let mut buf = [0u8; 4096];
+        loop {
+            let text = String::from_utf8_lossy(&self.seen).into_owned();
+            if let Some(at) = text.find("RC=") {
+                let rest = &text[at + 3..];
+                if let Some(stop) = rest.find("=END") {
+                    let rc = rest[..stop].trim().parse().unwrap_or(-1);
+                    self.seen.clear();
+                    return (rc, text[..at].to_string());
+                }
+            }
+            assert!(
+                Instant::now() < end,
+                "{command:?} did not finish; saw:\n{text}"
+            );
+            if let Ok(n) = self.stream.read(&mut buf) {
+                self.seen.extend_from_slice(&buf[..n]);
+            }
+        }
+    }
+
     /// Runs a shell command and waits for it to finish (output-only marker: the shell echoes).
     pub fn run(&mut self, command: &str) {
         self.send(&format!("{command}; echo DONE\"\"-$?"));

@@ -30,8 +30,10 @@ pub enum Who {
 /// A daemon, the three accounts and the objects every row starts from: the public image
 /// `guest`, the ISO `cd`, an API token of the owner's, and the owner's running VM `vm1`.
 pub struct Lab {
-    /// The daemon.
+    /// The daemon (dropped before its network namespace).
     pub d: Daemon,
+    /// The network namespace the daemon runs in (its lab networks stay there).
+    pub ns: testkit::netns::NetNs,
     users: [LocalUser; 3],
     /// World-readable copies of the test guest's files, for uploads as the accounts.
     files: tempfile::TempDir,
@@ -94,6 +96,19 @@ impl Lab {
         name
     }
 
+    /// A new network of `who`'s (shared when an admin's); no DHCP, so no dnsmasq.
+    pub fn network_of(&self, who: Who) -> String {
+        let name = self.fresh("net");
+        let out = self.vmctl(who, &["net", "create", &name]);
+        assert_eq!(out, Outcome::Allow, "{who:?} creates network {name}");
+        name
+    }
+
+    /// A host port no other row uses.
+    pub fn fresh_port(&self) -> String {
+        (20000 + self.n.fetch_add(1, Ordering::Relaxed)).to_string()
+    }
+
     /// A new private image of the owner's, published from a new VM.
     pub fn owner_image(&self) -> String {
         let (vm, name) = (self.owner_vm(), self.fresh("priv"));
@@ -117,7 +132,12 @@ impl Lab {
 
 /// Starts the lab (boots `vm1`).
 pub fn lab() -> Lab {
-    let d = Daemon::start_configured(tempfile::tempdir().expect("tempdir"), OPEN_SOCKET);
+    let ns = testkit::netns::NetNs::new();
+    let wrapper = ns.wrapper();
+    let wrapper: Vec<&str> = wrapper.iter().map(String::as_str).collect();
+    // Every row makes fresh networks: more than the default per-user limit.
+    let config = format!("{OPEN_SOCKET}[network]\nmax_networks_per_user = 1000\n");
+    let d = Daemon::start_with(&config, &wrapper);
     let users = [
         LocalUser::create("mxo", &[]),
         LocalUser::create("mxt", &[]),
@@ -137,6 +157,7 @@ pub fn lab() -> Lab {
     }
     let lab = Lab {
         d,
+        ns,
         users,
         files,
         n: AtomicU32::new(0),

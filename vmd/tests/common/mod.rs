@@ -59,6 +59,12 @@ impl Daemon {
         Daemon::launch(dir, "", &[], vars)
     }
 
+    /// Starts a daemon in `dir` (reusing its state) with `config` and `wrapper` (see
+    /// [`Daemon::start_with`]), and waits for READY=1.
+    pub fn start_in_with(dir: tempfile::TempDir, config: &str, wrapper: &[&str]) -> Daemon {
+        Daemon::launch(dir, config, wrapper, &[])
+    }
+
     /// Starts a daemon in a fresh directory with `config` as its config file, its command
     /// prefixed by `wrapper` (e.g. `["prlimit", "--nofile=128:128", "--"]`), and waits for
     /// READY=1.
