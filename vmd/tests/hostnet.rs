@@ -180,7 +180,7 @@ async fn bring_up(host: &HostNet, net_dir: &Path, iso: &NetSpec, nat: &NetSpec, 
     }
     let br = link_line("vmdbr1");
     assert!(
-        br.contains(",UP") && br.contains("0a:76:6d:00:00:01"),
+        br.contains(",UP") && br.contains("02:76:6d:00:00:01"),
         "{br}"
     );
     let addrs = ok("ip", &["-o", "-4", "addr", "show", "dev", "vmdbr1"]);

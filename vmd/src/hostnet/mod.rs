@@ -186,9 +186,9 @@ impl HostNet {
         Netlink::connect()?.host_subnets(BRIDGE_PREFIX).await
     }
 
-    /// Makes `net` exist on the host, idempotently: its bridge up with IPv6 off and its
-    /// gateway address as its only address (none without DHCP and NAT), the nftables table for `all` (which must include `net`), and its
-    /// dnsmasq if it has DHCP (a live one is kept).
+    /// Makes `net` exist on the host, idempotently: its bridge up with IPv6 off and the
+    /// gateway as its only address (none without DHCP and NAT), the nftables table for `all`
+    /// (which must include `net`), and its dnsmasq if it has DHCP (a live one is kept).
     pub async fn ensure(&self, net: &NetSpec, all: &[NetSpec]) -> Result<(), HostNetError> {
         let nl = Netlink::connect()?;
         let created = nl.ensure_bridge(&net.bridge(), bridge_mac(net.id)).await?;
@@ -284,13 +284,13 @@ impl HostNet {
     }
 }
 
-/// The bridge's MAC: locally administered unicast `0a:76:6d:` and the id's low 24 bits
-/// (guests' NICs use `02:76:6d:`, so the two never collide). A fixed MAC keeps the gateway's
+/// The bridge's MAC: locally administered unicast `02:76:6d:` ("vmd") and the id's low 24
+/// bits (guests' NICs use `02:6c:61:`, so the two never collide). A fixed MAC keeps the gateway's
 /// ARP entry valid in guests when the bridge is re-created (else a bridge takes the lowest
 /// MAC of its ports, which changes as taps come and go).
 fn bridge_mac(id: i64) -> [u8; 6] {
     let [.., a, b, c] = id.to_be_bytes();
-    [0x0a, 0x76, 0x6d, a, b, c]
+    [0x02, 0x76, 0x6d, a, b, c]
 }
 
 #[cfg(test)]
@@ -326,7 +326,7 @@ mod tests {
     #[test]
     fn bridge_macs_are_local_unicast_and_distinct() {
         let mac = bridge_mac(0x01_0203);
-        assert_eq!(mac, [0x0a, 0x76, 0x6d, 0x01, 0x02, 0x03]);
+        assert_eq!(mac, [0x02, 0x76, 0x6d, 0x01, 0x02, 0x03]);
         assert_eq!(mac[0] & 0x03, 0x02, "locally administered unicast");
         assert_ne!(bridge_mac(1), bridge_mac(2));
     }
