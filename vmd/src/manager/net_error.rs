@@ -99,7 +99,7 @@ pub enum NetError {
         reason: String,
     },
     /// Networking is not possible here (no CAP_NET_ADMIN, a tool missing).
-    #[error("lab networks are unavailable")]
+    #[error("lab networks are unavailable here")]
     Unavailable(#[source] HostNetError),
     /// Setting up or tearing down the host side failed.
     #[error("cannot set up network {name} on the host")]
@@ -162,7 +162,7 @@ impl NetError {
                 "choose another host port (`vmctl port ls VM` shows a VM's forwards)".into()
             }
             NetError::NoPort { vm, .. } => format!("`vmctl port ls {vm}` lists its forwards"),
-            NetError::Unavailable(source) => format!("{source}"),
+            NetError::Unavailable(source) => return source.hint(),
             NetError::Host { .. } => "see the daemon log (journalctl -u vmd)".into(),
             _ => return None,
         })

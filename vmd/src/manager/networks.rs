@@ -174,7 +174,8 @@ impl Manager {
                 .ok_or_else(|| NetError::PoolFull(pool.to_string()).into());
         };
         let subnet = Subnet::parse(text).map_err(Error::Invalid)?;
-        if !subject.is_admin() && !(pool.contains(subnet.network) && subnet.prefix >= pool.prefix) {
+        let inside = pool.contains(subnet.network) && subnet.prefix >= pool.prefix;
+        if !subject.is_admin() && !inside {
             return Err(NetError::OutsidePool {
                 subnet: subnet.to_string(),
                 pool: pool.to_string(),

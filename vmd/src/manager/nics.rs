@@ -203,20 +203,36 @@ impl Manager {
         for row in &rows {
             self.remember_spec(spec_of(row)?);
         }
-        if rows.is_empty() {
-            return Ok(());
-        }
         if let Err(err) = self.hostnet.check_capable(rows.iter().any(|r| r.dhcp)) {
-            tracing::warn!(cause = %err, "lab networks cannot be restored");
+            if !rows.is_empty() {
+                tracing::warn!(cause = %err, "lab networks cannot be restored");
+            }
             return Ok(());
         }
         let all = self.specs();
+        self.remove_stale_networks(&all).await;
         for spec in &all {
             if let Err(err) = self.hostnet.ensure(spec, &all).await {
                 tracing::warn!(network = %spec.name, cause = %err, "cannot restore network");
             }
         }
         self.reattach_running().await
+    }
+
+    /// Host leftovers of networks removed while vmd was down (or half-created when it died).
+    async fn remove_stale_networks(&self, all: &[NetSpec]) {
+        let stale = match self.hostnet.stale_ids(all).await {
+            Ok(ids) => ids,
+            Err(err) => return tracing::warn!(cause = %err, "cannot look for stale networks"),
+        };
+        for id in stale {
+            match self.hostnet.remove_stale(id, all).await {
+                Ok(()) => {
+                    tracing::info!(id, "removed the leftovers of a network vmd no longer has")
+                }
+                Err(err) => tracing::warn!(id, cause = %err, "cannot remove a stale network"),
+            }
+        }
     }
 
     async fn reattach_running(&self) -> Result<(), Error> {
