@@ -183,7 +183,7 @@ pub struct PortAdd {
     /// config's `port_forward_addresses`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host_address: Option<String>,
-    /// Host port, 1 to 65535; below 1024 only for admins. Unique per protocol and address.
+    /// Host port, 1 to 65535; below 1024 only for admins. Unique per protocol among all VMs.
     pub host_port: u16,
     /// Guest port, 1 to 65535.
     pub guest_port: u16,

@@ -190,11 +190,12 @@ impl HostNet {
     /// gateway as its only address (none without DHCP and NAT), the nftables table for `all`
     /// (which must include `net`), and its dnsmasq if it has DHCP (a live one is kept).
     pub async fn ensure(&self, net: &NetSpec, all: &[NetSpec]) -> Result<(), HostNetError> {
+        // Rules first: a bridge never has an address the rules do not guard yet.
+        nft::apply(all).await?;
         let nl = Netlink::connect()?;
         let created = nl.ensure_bridge(&net.bridge(), bridge_mac(net.id)).await?;
         let address = net.gateway().map(|gw| (gw, net.subnet.prefix));
         nl.set_address(&net.bridge(), address).await?;
-        nft::apply(all).await?;
         let started = net.dhcp && self.ensure_dnsmasq(net).await?;
         if created {
             tracing::info!(network = %net.name, bridge = %net.bridge(), subnet = %net.subnet,
@@ -217,6 +218,16 @@ impl HostNet {
             tracing::info!(network = %net.name, bridge = %net.bridge(), "network down");
         }
         Ok(())
+    }
+
+    /// Loads the table for `all` again if another program removed it (e.g. `nft flush
+    /// ruleset`); `Ok(true)` if it had to. Meant for the supervisor.
+    pub async fn ensure_rules(&self, all: &[NetSpec]) -> Result<bool, HostNetError> {
+        if all.is_empty() || nft::table_present().await? {
+            return Ok(false);
+        }
+        nft::apply(all).await?;
+        Ok(true)
     }
 
     /// Puts the existing `tap` on `net`'s bridge, up, with IPv6 off. Idempotent.

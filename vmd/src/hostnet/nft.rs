@@ -14,7 +14,9 @@
 //!   the rest (the host reaches no guest, also not through a guest's user-mode NIC, whose
 //!   connections QEMU makes from the host);
 //! - forward: within one bridge accept (hosts with `br_netfilter` see bridged frames here);
-//!   from a NAT bridge to any link not in `B` accept, and back for established flows; drop
+//!   from a NAT bridge to any link not in `B` accept when the source is the network's own
+//!   subnet and the destination is not link-local (169.254.0.0/16: a cloud host's metadata
+//!   service), and back for established flows; drop
 //!   everything else into or out of `B` (networks never reach each other);
 //! - postrouting (nat): masquerade a NAT network's subnet leaving through another link.
 //!
@@ -30,6 +32,8 @@ use super::{caps, HostNetError, NetSpec};
 
 /// The table's family and name.
 pub const TABLE: &str = "inet vmd";
+/// Link-local IPv4 addresses, which NAT networks never reach.
+const LINK_LOCAL: &str = "169.254.0.0/16";
 /// The sysctl that lets the kernel forward between links.
 const IP_FORWARD: &str = "/proc/sys/net/ipv4/ip_forward";
 
@@ -125,7 +129,12 @@ fn forward_rules(nets: &[NetSpec], all: &str, nat: &[&NetSpec]) -> Vec<String> {
         .collect();
     for net in nat {
         let bridge = net.bridge();
-        rules.push(format!("iifname \"{bridge}\" oifname != {all} accept"));
+        // Only the network's own addresses leave (no spoofed sources), and never to
+        // link-local addresses (a cloud host's metadata service answers there).
+        rules.push(format!(
+            "iifname \"{bridge}\" ip saddr {} ip daddr != {LINK_LOCAL} oifname != {all} accept",
+            net.subnet
+        ));
         rules.push(format!(
             "oifname \"{bridge}\" ct state established,related accept"
         ));
@@ -156,6 +165,24 @@ pub async fn apply(nets: &[NetSpec]) -> Result<(), HostNetError> {
         std::fs::write(IP_FORWARD, "1").map_err(|e| HostNetError::io(Path::new(IP_FORWARD), e))?;
     }
     Ok(())
+}
+
+/// Whether vmd's table is loaded (a `flush ruleset` by another program removes it).
+pub async fn table_present() -> Result<bool, HostNetError> {
+    let nft = caps::find(caps::NFT)?;
+    let status = Command::new(&nft)
+        .args(["list", "table", "inet", "vmd"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .status()
+        .await
+        .map_err(|source| HostNetError::Spawn {
+            program: nft.clone(),
+            source,
+        })?;
+    Ok(status.success())
 }
 
 /// Runs `nft -f -` with `script` on stdin.
@@ -233,7 +260,7 @@ table inet vmd {
     type filter hook forward priority filter; policy accept;
     iifname "vmdbr1" oifname "vmdbr1" accept
     iifname "vmdbr2" oifname "vmdbr2" accept
-    iifname "vmdbr2" oifname != { "vmdbr1", "vmdbr2" } accept
+    iifname "vmdbr2" ip saddr 10.213.2.0/24 ip daddr != 169.254.0.0/16 oifname != { "vmdbr1", "vmdbr2" } accept
     oifname "vmdbr2" ct state established,related accept
     iifname { "vmdbr1", "vmdbr2" } drop
     oifname { "vmdbr1", "vmdbr2" } drop

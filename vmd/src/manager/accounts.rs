@@ -177,6 +177,7 @@ impl Manager {
                 owned,
             });
         }
+        self.check_networks_free(id, &networks).await?;
         for vm in &vms {
             self.remove_owned_vm(id, vm).await?;
         }
@@ -206,6 +207,37 @@ impl Manager {
             images,
             tokens,
         })
+    }
+
+    /// Before anything of account `id` is removed: no other account's VM has a NIC on one of
+    /// its `networks` (a forced removal would otherwise stop half-way).
+    async fn check_networks_free(&self, id: i64, networks: &[String]) -> Result<(), Error> {
+        for network in networks {
+            let name = network.clone();
+            let foreign: Vec<String> = self
+                .db(move |s| {
+                    Ok(s.read(|c| {
+                        let Some(net) = store::get_network(c, &name)? else {
+                            return Ok(Vec::new());
+                        };
+                        Ok(store::nics_on_network(c, net.id)?
+                            .into_iter()
+                            .filter(|n| n.vm_owner != id)
+                            .map(|n| n.vm_name)
+                            .collect())
+                    })?)
+                })
+                .await?;
+            if !foreign.is_empty() {
+                let name = network.clone();
+                return Err(super::net_error::NetError::InUse {
+                    name,
+                    users: foreign,
+                }
+                .into());
+            }
+        }
+        Ok(())
     }
 
     /// Renames the accounts that the schema migration made for owner uids (`uid-N`) after

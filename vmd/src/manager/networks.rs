@@ -151,30 +151,14 @@ impl Manager {
         wanted: Option<&str>,
     ) -> Result<Subnet, Error> {
         let pool = self.config.net.pool;
-        let mut taken: Vec<(Subnet, String)> = self
-            .specs()
-            .into_iter()
-            .map(|s| (s.subnet, format!("network {}", s.name)))
-            .collect();
-        for (addr, prefix) in self
-            .hostnet
-            .host_subnets()
-            .await
-            .map_err(NetError::Unavailable)?
-        {
-            let network =
-                Ipv4Addr::from(u32::from(addr) & (u32::MAX << (32 - u32::from(prefix.max(1)))));
-            taken.push((
-                Subnet { network, prefix },
-                format!("the host's {addr}/{prefix}"),
-            ));
-        }
+        let taken = self.taken_subnets(subject).await?;
         let Some(text) = wanted else {
             return free_slice(pool, &taken)
                 .ok_or_else(|| NetError::PoolFull(pool.to_string()).into());
         };
         let subnet = Subnet::parse(text).map_err(Error::Invalid)?;
-        let inside = pool.contains(subnet.network) && subnet.prefix >= pool.prefix;
+        // A user gets at most a /24 at a time: one network cannot take the whole pool.
+        let inside = pool.contains(subnet.network) && subnet.prefix >= pool.prefix.max(24);
         if !subject.is_admin() && !inside {
             return Err(NetError::OutsidePool {
                 subnet: subnet.to_string(),
@@ -190,6 +174,35 @@ impl Manager {
             .into()),
             None => Ok(subnet),
         }
+    }
+
+    /// Every subnet in use, each with what `subject` may be told it is: users hear neither
+    /// the names of networks they cannot see nor the host's addresses.
+    async fn taken_subnets(&self, subject: &Subject) -> Result<Vec<(Subnet, String)>, Error> {
+        let rows = self.db(|s| Ok(s.read(store::list_networks)?)).await?;
+        let mut taken = Vec::new();
+        for row in &rows {
+            let seen = allow(subject, Action::Read, net_object(row), || {
+                Error::Invalid(String::new())
+            })
+            .is_ok();
+            let what = match seen {
+                true => format!("network {}", row.name),
+                false => "another network".into(),
+            };
+            taken.push((spec_of(row)?.subnet, what));
+        }
+        let host = self.hostnet.host_subnets().await;
+        for (addr, prefix) in host.map_err(NetError::Unavailable)? {
+            let mask = u32::MAX.checked_shl(32 - u32::from(prefix)).unwrap_or(0);
+            let network = Ipv4Addr::from(u32::from(addr) & mask);
+            let what = match subject.is_admin() {
+                true => format!("the host's {addr}/{prefix}"),
+                false => "an address or route of the host".into(),
+            };
+            taken.push((Subnet { network, prefix }, what));
+        }
+        Ok(taken)
     }
 
     /// `net.list`: shared networks and the caller's own (admins: all).

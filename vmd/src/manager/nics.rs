@@ -9,7 +9,7 @@
 
 use std::collections::BTreeSet;
 
-use vm_proto::types::{Nic, NicChange, Vm, NICS_MAX};
+use vm_proto::types::{Nic, NicChange, PortForward, Vm, VmCreate, NICS_MAX};
 
 use super::net_error::NetError;
 use super::networks::spec_of;
@@ -76,13 +76,29 @@ impl Manager {
         Ok(ids)
     }
 
+    /// Locks networks `names` (sorted, so two callers never wait on each other in a cycle).
+    pub(super) async fn lock_networks(
+        &self,
+        names: &[String],
+        operation: &'static str,
+    ) -> Result<Vec<super::locks::NameGuard>, Error> {
+        let sorted: BTreeSet<&String> = names.iter().collect();
+        let mut guards = Vec::new();
+        for name in sorted {
+            guards.push(self.lock("net", name, operation).await?);
+        }
+        Ok(guards)
+    }
+
     /// `vm.nic_add`.
     pub async fn add_nic(&self, subject: &Subject, req: NicChange) -> Result<Vm, Error> {
         let (_guard, _) = self
             .lock_vm_for(subject, &req.vm, Action::Modify, "add a nic")
             .await?;
-        let net = self.network_for(subject, &req.network, Action::Use).await?;
+        self.network_for(subject, &req.network, Action::Use).await?;
         let _net_guard = self.lock("net", &req.network, "add a nic").await?;
+        // Again under the lock: the name may have been removed and taken meanwhile.
+        let net = self.network_for(subject, &req.network, Action::Use).await?;
         let row = self.require_no_process(&req.vm, "add a nic").await?;
         if row.nics.iter().any(|n| n.network_id == net.id) {
             return Err(NetError::NicExists {
@@ -245,9 +261,31 @@ impl Manager {
         {
             if let Err(why) = self.attach_taps(vm).await {
                 tracing::warn!(vm = %vm.name, cause = %why, "cannot re-attach taps");
+                continue;
             }
+            self.release_if_prelaunch(vm).await;
         }
         Ok(())
+    }
+
+    /// A VM whose start vmd did not finish (killed between attaching its taps and letting
+    /// it run) is still paused before its first instruction: let it run now.
+    async fn release_if_prelaunch(&self, vm: &VmRow) {
+        let Some(rt) = self.runtime(&vm.name) else {
+            return;
+        };
+        if let Ok(status) = rt.qmp.query_status().await {
+            if status.status == crate::qemu::qmp::RunState::Prelaunch {
+                match rt.qmp.cont().await {
+                    Ok(()) => {
+                        tracing::info!(vm = %vm.name, "let an adopted vm run that was left before its first instruction")
+                    }
+                    Err(err) => {
+                        tracing::warn!(vm = %vm.name, cause = %err, "cannot let an adopted vm run")
+                    }
+                }
+            }
+        }
     }
 
     /// Restarts dead dnsmasq processes every few seconds, until `shutdown`.
@@ -269,6 +307,11 @@ impl Manager {
     }
 
     async fn supervise_once(&self) {
+        match self.hostnet.ensure_rules(&self.specs()).await {
+            Ok(true) => tracing::warn!("the nftables table of lab networks was gone: loaded again"),
+            Ok(false) => {}
+            Err(err) => tracing::warn!(cause = %err, "cannot check the nftables table"),
+        }
         {
             for spec in self.specs().into_iter().filter(|s| s.dhcp) {
                 match self.hostnet.ensure_dnsmasq(&spec).await {
@@ -311,6 +354,62 @@ impl Manager {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .remove(&id);
+    }
+}
+
+/// The NICs and port forwards of a VM being created.
+pub(super) struct Links {
+    networks: Vec<i64>,
+    ports: Vec<PortForward>,
+}
+
+impl Links {
+    /// Stores them for VM `id`, inside the creating transaction; a host port taken since
+    /// the check loses here.
+    pub(super) fn insert(&self, tx: &rusqlite::Connection, id: i64) -> Result<(), Error> {
+        super::nics::insert_nics(tx, id, &self.networks)?;
+        for port in &self.ports {
+            if let Some(vm) = store::port_user(tx, port.protocol, port.host_port)? {
+                let _ = vm;
+                return Err(NetError::PortTaken {
+                    protocol: port.protocol.as_str(),
+                    port: port.host_port,
+                    holder: "another vm".into(),
+                }
+                .into());
+            }
+            store::insert_port(tx, id, port)?;
+        }
+        Ok(())
+    }
+}
+
+impl Manager {
+    /// The NICs and the ssh forward `req` asks for, checked.
+    pub(super) async fn plan_links(
+        &self,
+        subject: &Subject,
+        req: &VmCreate,
+    ) -> Result<Links, Error> {
+        let networks = self.plan_nics(subject, &req.networks).await?;
+        let ports = match req.ssh_port {
+            None => Vec::new(),
+            Some(_) if req.no_user_net => return Err(NetError::NoUserNet(req.name.clone()).into()),
+            Some(0) => {
+                return Err(Error::Invalid(
+                    "ssh_port must be between 1 and 65535".into(),
+                ))
+            }
+            Some(port) if port < 1024 && !subject.is_admin() => {
+                return Err(NetError::PrivilegedPort(port).into())
+            }
+            Some(port) => {
+                let forward = super::ports::ssh_forward(port);
+                self.check_port_free(subject, &forward).await?;
+                vec![forward]
+            }
+        };
+        Ok(Links { networks, ports })
     }
 }
 

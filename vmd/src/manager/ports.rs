@@ -82,18 +82,28 @@ impl Manager {
             .find(|p| p.protocol == req.protocol && p.host_port == req.host_port)
             .cloned()
             .ok_or_else(no_port)?;
+        // Live first: a forward QEMU still holds is never missing from the store.
+        if let Some(rt) = self.runtime(&row.name) {
+            let command = hostfwd_remove(port.protocol, &port.host_address, port.host_port);
+            let out = rt.qmp.hmp(&command).await.map_err(|e| NetError::Bind {
+                port: port.host_port,
+                reason: e.to_string(),
+            })?;
+            if !removed_or_absent(&out) {
+                let reason = out;
+                return Err(NetError::Bind {
+                    port: port.host_port,
+                    reason,
+                }
+                .into());
+            }
+        }
         let (vm_id, protocol, host_port) = (row.id, req.protocol, req.host_port);
         let removed = self
             .db(move |s| Ok(s.with_tx(|tx| store::delete_port(tx, vm_id, protocol, host_port))?))
             .await?;
         if !removed {
             return Err(no_port().into());
-        }
-        if let Some(rt) = self.runtime(&row.name) {
-            let command = hostfwd_remove(port.protocol, &port.host_address, port.host_port);
-            if let Err(err) = rt.qmp.hmp(&command).await {
-                tracing::warn!(vm = %req.vm, cause = %err, "cannot remove a live port forward");
-            }
         }
         tracing::info!(vm = %req.vm, rule = %crate::qemu::netargs::rule(&port), "port forward removed");
         self.get_vm(subject, &req.vm).await
@@ -184,6 +194,12 @@ impl Manager {
         }
         .into())
     }
+}
+
+/// Whether HMP's answer to `hostfwd_remove` says the rule is gone ("host forwarding rule
+/// for tcp:127.0.0.1:8080 removed", or "… not found" when QEMU did not have it).
+fn removed_or_absent(out: &str) -> bool {
+    out.ends_with("removed") || out.ends_with("not found")
 }
 
 /// Runs an HMP port command; HMP reports failure as output text.

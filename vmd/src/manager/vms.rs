@@ -2,9 +2,8 @@
 
 use vm_proto::names::{format_size, validate_name};
 use vm_proto::types::{
-    validate_description, validate_labels, ExpiryAction, Firmware, LabelSelector, PortForward,
-    Usage, Vm, VmCreate, VmFilter, VmState, CPUS_MAX, DISK_BYTES_MAX, MEMORY_MIB_MIN,
-    UEFI_MEMORY_MIB_MIN,
+    validate_description, validate_labels, ExpiryAction, Firmware, LabelSelector, Usage, Vm,
+    VmCreate, VmFilter, VmState, CPUS_MAX, DISK_BYTES_MAX, MEMORY_MIB_MIN, UEFI_MEMORY_MIB_MIN,
 };
 
 use vm_proto::types::EventKind;
@@ -12,7 +11,6 @@ use vm_proto::types::EventKind;
 use super::access::allow;
 use super::events::Draft;
 use super::images::remove_with_file;
-use super::net_error::NetError;
 use super::quota;
 use super::{now_secs, rfc3339, Error, Manager};
 use crate::auth::policy::{Action, Object};
@@ -55,6 +53,8 @@ impl Manager {
             Some(iso) => Some(self.lock("iso", iso, "create vm").await?),
             None => None,
         };
+        // Lock order vm → iso → net: `net.remove` cannot slip in before the NICs exist.
+        let _net_guards = self.lock_networks(&req.networks, "create vm").await?;
         if self.find_vm(&req.name).await?.is_some() {
             return Err(Error::VmExists(req.name));
         }
@@ -146,7 +146,7 @@ impl Manager {
         &self,
         row: NewVm,
         cloud_init: Option<store::CloudInitRow>,
-        links: Links,
+        links: super::nics::Links,
         tmp: std::path::PathBuf,
         image_name: String,
     ) -> Result<(), Error> {
@@ -418,55 +418,6 @@ impl Manager {
                 .and_then(|rt| rt.console.client(Some(subject)));
         }
         vm
-    }
-}
-
-/// The NICs and port forwards of a VM being created.
-struct Links {
-    networks: Vec<i64>,
-    ports: Vec<PortForward>,
-}
-
-impl Links {
-    /// Stores them for VM `id`, inside the creating transaction; a host port taken since
-    /// the check loses here.
-    fn insert(&self, tx: &rusqlite::Connection, id: i64) -> Result<(), Error> {
-        super::nics::insert_nics(tx, id, &self.networks)?;
-        for port in &self.ports {
-            if let Some(vm) = store::port_user(tx, port.protocol, port.host_port)? {
-                let _ = vm;
-                return Err(NetError::PortTaken {
-                    protocol: port.protocol.as_str(),
-                    port: port.host_port,
-                    holder: "another vm".into(),
-                }
-                .into());
-            }
-            store::insert_port(tx, id, port)?;
-        }
-        Ok(())
-    }
-}
-
-impl Manager {
-    /// The NICs and the ssh forward `req` asks for, checked.
-    async fn plan_links(&self, subject: &Subject, req: &VmCreate) -> Result<Links, Error> {
-        let networks = self.plan_nics(subject, &req.networks).await?;
-        let ports = match req.ssh_port {
-            None => Vec::new(),
-            Some(_) if req.no_user_net => return Err(NetError::NoUserNet(req.name.clone()).into()),
-            Some(0) => {
-                return Err(Error::Invalid(
-                    "ssh_port must be between 1 and 65535".into(),
-                ))
-            }
-            Some(port) => {
-                let forward = super::ports::ssh_forward(port);
-                self.check_port_free(subject, &forward).await?;
-                vec![forward]
-            }
-        };
-        Ok(Links { networks, ports })
     }
 }
 

@@ -145,7 +145,7 @@ CREATE TABLE vm_cloud_init (
 "#,
     r#"
 CREATE TABLE networks (
-    id         INTEGER PRIMARY KEY,
+    id         INTEGER PRIMARY KEY AUTOINCREMENT,
     name       TEXT NOT NULL UNIQUE,
     owner_id   INTEGER NOT NULL REFERENCES users(id),
     shared     INTEGER NOT NULL DEFAULT 0,

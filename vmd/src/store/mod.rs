@@ -105,7 +105,8 @@
 //! Version 9 adds lab networks, NICs on them and port forwards (the `ssh_port` column moves
 //! into `port_forwards` as a TCP forward to guest port 22):
 //! ```sql
-//! CREATE TABLE networks (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE,
+//! CREATE TABLE networks (id INTEGER PRIMARY KEY AUTOINCREMENT,  -- never reused: names bridges
+//!     name TEXT NOT NULL UNIQUE,
 //!     owner_id INTEGER NOT NULL REFERENCES users(id), shared INTEGER NOT NULL DEFAULT 0,
 //!     subnet TEXT NOT NULL,                                  -- CIDR, vm_proto Subnet
 //!     dhcp INTEGER NOT NULL DEFAULT 0, nat INTEGER NOT NULL DEFAULT 0,
