@@ -108,7 +108,7 @@ fn cloud_guest_readiness_agent_and_ssh() {
 
     // Without an SSH port forward there is nothing to wait for or log in to.
     let (out, _) = expect_exit(&d, h, &["wait", "ci2", "--for", "ssh"], 6);
-    assert!(text(&out).contains("--ssh-port"), "{}", text(&out));
+    assert!(text(&out).contains("port add"), "{}", text(&out));
     expect_exit(&d, h, &["ssh", "ci2", "--", "true"], 6);
     // A stopped VM never becomes ready.
     expect_exit(&d, h, &["wait", "ci1", "--for", "agent"], 4);

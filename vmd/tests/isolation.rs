@@ -108,7 +108,7 @@ fn accounts(lab: &Lab, row: &str, who: Who) -> Option<Outcome> {
             &["user", "passwd", owner, "--password-stdin"],
             Some(&format!("{PASSWORD}\n")),
         )),
-        "user.set (owner's account)" => lab.vmctl(who, &["user", "set", owner, "--max-vms", "50"]),
+        "user.set (owner's account)" => lab.vmctl(who, &["user", "set", owner, "--max-vms", "500"]),
         "user.remove (a spare account)" => {
             let spare = lab.fresh("spare");
             lab.d.ok("user.add", json!([{"name": spare}]));
@@ -177,6 +177,10 @@ fn networks(lab: &Lab, row: &str, who: Who) -> Option<Outcome> {
         "vm.port_add" => lab.vmctl(
             who,
             &["port", "add", &lab.owner_vm(), &lab.fresh_port(), "22"],
+        ),
+        "vm.port_add (host port below 1024)" => lab.vmctl(
+            who,
+            &["port", "add", &lab.owner_vm(), &lab.fresh_low_port(), "22"],
         ),
         "vm.port_list" => lab.vmctl(who, &["port", "ls", "vm1"]),
         "vm.port_remove" => {

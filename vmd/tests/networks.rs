@@ -301,6 +301,16 @@ fn lab_networks_from_dhcp_to_teardown() {
     );
     let (rc, out) = guest(&d, "a1", &format!("ping -c 1 -W 5 {}", lab[1]));
     assert_eq!(rc, 0, "a1 cannot ping a2 after the restart: {out}");
+    // Another program flushes the ruleset: the supervisor loads vmd's table again.
+    assert!(ns.exec(&["nft", "flush", "ruleset"]).status.success());
+    wait_until("the table reloaded", Duration::from_secs(30), || {
+        ns.nft_ruleset().contains("table inet vmd")
+    });
+    assert_eq!(
+        host_reaches(&ns, &format!("{}:7777", lab[0])),
+        None,
+        "host reached a1"
+    );
     let got = host_reaches(&ns, "127.0.0.1:18080");
     assert_eq!(
         got.as_deref().map(str::trim),
@@ -397,7 +407,7 @@ fn nics_and_port_forwards_follow_the_rules() {
     let ns = NetNs::new();
     let d = start_in(&ns, tempfile::tempdir().expect("tempdir"));
     d.import_guest();
-    ok(&d, &["net", "create", "n1"]);
+    ok(&d, &["net", "create", "n1", "--dhcp"]);
     let n2 = ok(&d, &["net", "create", "n2", "--subnet", "10.213.77.0/24"]);
     assert_eq!(
         (n2["gateway"].clone(), n2["dhcp"].clone()),
@@ -463,6 +473,33 @@ fn nics_and_port_forwards_follow_the_rules() {
     fails(&d, &["net", "rm", "n2"], 4);
     ok(&d, &["stop", "--force", "v"]);
     assert!(!vmd_links(&ns).contains(&tap), "tap left after stop");
+
+    // A host reboot, as far as networks go: bridges, rules and dnsmasq gone while vmd is
+    // down. The next vmd builds them all again.
+    let dir = d.kill9();
+    for link in vmd_links(&ns) {
+        ns.ip_ok(&["link", "del", &link]);
+    }
+    assert!(ns.exec(&["nft", "flush", "ruleset"]).status.success());
+    for pid in dnsmasq_pids(&ns) {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
+    wait_until("dnsmasq gone", Duration::from_secs(10), || {
+        dnsmasq_pids(&ns).is_empty()
+    });
+    let d = start_in(&ns, dir);
+    assert_eq!(
+        vmd_links(&ns).len(),
+        2,
+        "both bridges back: {:?}",
+        ns.links()
+    );
+    assert!(ns.nft_ruleset().contains("table inet vmd"), "rules back");
+    assert_eq!(dnsmasq_pids(&ns).len(), 1, "dnsmasq of n1 back");
+    assert_eq!(ok(&d, &["net", "ls"]).as_array().map(Vec::len), Some(2));
 }
 
 /// vmd without CAP_NET_ADMIN: networks are refused with a clear error, the rest works.

@@ -109,6 +109,11 @@ impl Lab {
         (20000 + self.n.fetch_add(1, Ordering::Relaxed)).to_string()
     }
 
+    /// A privileged host port (below 1024) no other row uses.
+    pub fn fresh_low_port(&self) -> String {
+        (100 + self.n.fetch_add(1, Ordering::Relaxed)).to_string()
+    }
+
     /// A new private image of the owner's, published from a new VM.
     pub fn owner_image(&self) -> String {
         let (vm, name) = (self.owner_vm(), self.fresh("priv"));
