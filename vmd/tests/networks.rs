@@ -225,6 +225,20 @@ fn lab_networks_from_dhcp_to_teardown() {
         "b1",
         &format!("ip route add {lab_net} via {gateway} dev eth1"),
     );
+    // a1 routes back the same way, so only the host's forwarding rules stand in between.
+    let lab_gw = ok(&d, &["net", "show", "lab"])["gateway"]
+        .as_str()
+        .expect("gw")
+        .to_string();
+    let other_net = ok(&d, &["net", "show", "other"])["subnet"]
+        .as_str()
+        .expect("subnet")
+        .to_string();
+    guest(
+        &d,
+        "a1",
+        &format!("ip route add {other_net} via {lab_gw} dev eth0"),
+    );
     let (rc, out) = guest(&d, "b1", &format!("ping -c 1 -W 3 {}", lab[0]));
     assert_ne!(rc, 0, "b1 pinged a1 across networks: {out}");
     let (_, out) = guest(&d, "b1", &format!("nc -w 3 {} 7777 </dev/null", lab[0]));
