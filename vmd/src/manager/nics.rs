@@ -99,7 +99,7 @@ impl Manager {
         let _net_guard = self.lock("net", &req.network, "add a nic").await?;
         // Again under the lock: the name may have been removed and taken meanwhile.
         let net = self.network_for(subject, &req.network, Action::Use).await?;
-        let row = self.require_no_process(&req.vm, "add a nic").await?;
+        let row = self.stopped_vm(&req.vm, "add a nic").await?;
         if row.nics.iter().any(|n| n.network_id == net.id) {
             return Err(NetError::NicExists {
                 vm: req.vm,
@@ -126,7 +126,7 @@ impl Manager {
         let (_guard, _) = self
             .lock_vm_for(subject, &req.vm, Action::Modify, "remove a nic")
             .await?;
-        let row = self.require_no_process(&req.vm, "remove a nic").await?;
+        let row = self.stopped_vm(&req.vm, "remove a nic").await?;
         let no_nic = || NetError::NoNic {
             vm: req.vm.clone(),
             network: req.network.clone(),
@@ -145,23 +145,6 @@ impl Manager {
         }
         tracing::info!(vm = %req.vm, network = %req.network, "nic removed");
         self.get_vm(subject, &req.vm).await
-    }
-
-    /// The VM row when it has no QEMU process (NICs change only then).
-    async fn require_no_process(&self, name: &str, action: &'static str) -> Result<VmRow, Error> {
-        self.settle_if_gone(name).await?;
-        let row = self
-            .find_vm(name)
-            .await?
-            .ok_or_else(|| Error::VmNotFound(name.into()))?;
-        if !row.state.can_modify_disk() {
-            return Err(Error::WrongState {
-                name: name.into(),
-                state: row.state,
-                action,
-            });
-        }
-        Ok(row)
     }
 
     /// The taps of a VM about to start; its networks must be up on the host.

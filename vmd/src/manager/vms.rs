@@ -343,7 +343,12 @@ impl Manager {
         }
     }
 
-    async fn stopped_vm(&self, name: &str, action: &'static str) -> Result<VmRow, Error> {
+    /// The VM row when it has no QEMU process (disk and NIC changes happen only then).
+    pub(super) async fn stopped_vm(
+        &self,
+        name: &str,
+        action: &'static str,
+    ) -> Result<VmRow, Error> {
         self.settle_if_gone(name).await?;
         let row = self
             .find_vm(name)
