@@ -186,12 +186,23 @@ impl HostNet {
         Netlink::connect()?.host_subnets(BRIDGE_PREFIX).await
     }
 
-    /// Makes `net` exist on the host, idempotently: its bridge up with IPv6 off and the
-    /// gateway as its only address (none without DHCP and NAT), the nftables table for `all`
-    /// (which must include `net`), and its dnsmasq if it has DHCP (a live one is kept).
+    /// Makes `net` exist on the host, idempotently: the nftables table for `all` (which must
+    /// include `net`), then [`HostNet::ensure_links`].
     pub async fn ensure(&self, net: &NetSpec, all: &[NetSpec]) -> Result<(), HostNetError> {
         // Rules first: a bridge never has an address the rules do not guard yet.
-        nft::apply(all).await?;
+        self.apply_rules(all).await?;
+        self.ensure_links(net).await
+    }
+
+    /// Replaces vmd's table with the one for `all` (deleted when empty).
+    pub async fn apply_rules(&self, all: &[NetSpec]) -> Result<(), HostNetError> {
+        nft::apply(all).await
+    }
+
+    /// `net`'s bridge up with IPv6 off and the gateway as its only address (none without
+    /// DHCP and NAT), and its dnsmasq if it has DHCP (a live one is kept). Idempotent; the
+    /// rules must already cover `net` ([`HostNet::apply_rules`]).
+    pub async fn ensure_links(&self, net: &NetSpec) -> Result<(), HostNetError> {
         let nl = Netlink::connect()?;
         let created = nl.ensure_bridge(&net.bridge(), bridge_mac(net.id)).await?;
         let address = net.gateway().map(|gw| (gw, net.subnet.prefix));

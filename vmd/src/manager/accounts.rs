@@ -212,32 +212,14 @@ impl Manager {
     /// Before anything of account `id` is removed: no other account's VM has a NIC on one of
     /// its `networks` (a forced removal would otherwise stop half-way).
     async fn check_networks_free(&self, id: i64, networks: &[String]) -> Result<(), Error> {
-        for network in networks {
-            let name = network.clone();
-            let foreign: Vec<String> = self
-                .db(move |s| {
-                    Ok(s.read(|c| {
-                        let Some(net) = store::get_network(c, &name)? else {
-                            return Ok(Vec::new());
-                        };
-                        Ok(store::nics_on_network(c, net.id)?
-                            .into_iter()
-                            .filter(|n| n.vm_owner != id)
-                            .map(|n| n.vm_name)
-                            .collect())
-                    })?)
-                })
-                .await?;
-            if !foreign.is_empty() {
-                let name = network.clone();
-                return Err(super::net_error::NetError::InUse {
-                    name,
-                    users: foreign,
-                }
-                .into());
-            }
+        let names = networks.to_vec();
+        let blocked = self
+            .db(move |s| Ok(s.read(|c| foreign_nics(c, id, &names))?))
+            .await?;
+        match blocked {
+            Some((name, users)) => Err(super::net_error::NetError::InUse { name, users }.into()),
+            None => Ok(()),
         }
-        Ok(())
     }
 
     /// Renames the accounts that the schema migration made for owner uids (`uid-N`) after
@@ -420,6 +402,28 @@ fn limit(update: LimitUpdate) -> Limit {
         LimitUpdate::Word(LimitWord::Default) => Limit::Default,
         LimitUpdate::Word(LimitWord::Unlimited) => Limit::Unlimited,
     }
+}
+
+/// The first of `networks` on which VMs of other accounts than `id` have NICs, with them.
+fn foreign_nics(
+    conn: &rusqlite::Connection,
+    id: i64,
+    networks: &[String],
+) -> Result<Option<(String, Vec<String>)>, store::StoreError> {
+    for name in networks {
+        let Some(net) = store::get_network(conn, name)? else {
+            continue;
+        };
+        let users: Vec<String> = store::nics_on_network(conn, net.id)?
+            .into_iter()
+            .filter(|n| n.vm_owner != id)
+            .map(|n| n.vm_name)
+            .collect();
+        if !users.is_empty() {
+            return Ok(Some((name.clone(), users)));
+        }
+    }
+    Ok(None)
 }
 
 /// The names of the networks `id` owns that are not shared (shared ones pass to the heir).

@@ -29,6 +29,11 @@ pub(super) fn net_object(row: &NetworkRow) -> Object {
     }
 }
 
+/// Whether `subject` may see the network at all.
+fn sees(subject: &Subject, row: &NetworkRow) -> bool {
+    crate::auth::policy::authorize(subject, Action::Read, net_object(row)).is_ok()
+}
+
 /// The host side's view of a network row (subnets were checked when stored).
 pub(super) fn spec_of(row: &NetworkRow) -> Result<NetSpec, Error> {
     let subnet = Subnet::parse(&row.subnet)
@@ -182,22 +187,17 @@ impl Manager {
         let rows = self.db(|s| Ok(s.read(store::list_networks)?)).await?;
         let mut taken = Vec::new();
         for row in &rows {
-            let seen = allow(subject, Action::Read, net_object(row), || {
-                Error::Invalid(String::new())
-            })
-            .is_ok();
-            let what = match seen {
+            let what = match sees(subject, row) {
                 true => format!("network {}", row.name),
                 false => "another network".into(),
             };
             taken.push((spec_of(row)?.subnet, what));
         }
         let host = self.hostnet.host_subnets().await;
-        for (addr, prefix) in host.map_err(NetError::Unavailable)? {
-            let mask = u32::MAX.checked_shl(32 - u32::from(prefix)).unwrap_or(0);
-            let network = Ipv4Addr::from(u32::from(addr) & mask);
+        // Already network addresses (`HostNet::host_subnets` masks them).
+        for (network, prefix) in host.map_err(NetError::Unavailable)? {
             let what = match subject.is_admin() {
-                true => format!("the host's {addr}/{prefix}"),
+                true => format!("the host's {network}/{prefix}"),
                 false => "an address or route of the host".into(),
             };
             taken.push((Subnet { network, prefix }, what));
@@ -210,11 +210,7 @@ impl Manager {
         let rows = self.db(move |s| Ok(s.read(store::list_networks)?)).await?;
         let mut out = Vec::new();
         for row in rows {
-            if allow(subject, Action::Read, net_object(&row), || {
-                Error::Invalid(String::new())
-            })
-            .is_ok()
-            {
+            if sees(subject, &row) {
                 out.push(self.network_view(subject, row).await?);
             }
         }
@@ -302,9 +298,10 @@ impl Manager {
             .into_iter()
             .filter(|n| subject.is_admin() || subject.owns(n.vm_owner))
             .collect();
-        let leases = match spec_of(&row) {
-            Ok(spec) if row.dhcp => self.hostnet.leases(&spec),
-            _ => Vec::new(),
+        let spec = spec_of(&row)?;
+        let leases = match spec.dhcp {
+            true => self.hostnet.leases(&spec),
+            false => Vec::new(),
         };
         let lease_of = |mac: &str| leases.iter().find(|l| l.mac == mac);
         let members = nics
@@ -325,17 +322,13 @@ impl Manager {
                 (vm.is_some() || subject.is_admin()).then(|| lease_view(l, vm))
             })
             .collect();
-        let gateway = spec_of(&row)
-            .ok()
-            .and_then(|s| s.gateway())
-            .map(|g| g.to_string());
         Ok(Network {
-            bridge: subject.is_admin().then(|| format!("vmdbr{}", row.id)),
+            bridge: subject.is_admin().then(|| spec.bridge()),
+            gateway: spec.gateway().map(|g| g.to_string()),
             name: row.name,
             owner: row.owner.name,
             shared: row.shared,
             subnet: row.subnet,
-            gateway,
             dhcp: row.dhcp,
             nat: row.nat,
             created_at: rfc3339(row.created_at),

@@ -24,20 +24,19 @@ use crate::store::{self, NicRow, VmRow};
 const SUPERVISE_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// A fresh random locally administered MAC.
-pub(super) fn random_mac() -> String {
+pub(super) fn random_mac() -> Result<String, Error> {
     let mut bytes = [0u8; 3];
-    if getrandom::fill(&mut bytes).is_err() {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.subsec_nanos())
-            .unwrap_or(0);
-        bytes.copy_from_slice(&nanos.to_le_bytes()[..3]);
-    }
-    format!(
+    getrandom::fill(&mut bytes)
+        .map_err(|e| Error::Invalid(format!("no randomness for a MAC address: {e}")))?;
+    Ok(format!(
         "02:6c:61:{:02x}:{:02x}:{:02x}",
         bytes[0], bytes[1], bytes[2]
-    )
+    ))
 }
+
+/// How many random MACs a new NIC may draw before the store takes one (each draw collides
+/// with probability NICs / 2^24).
+const MAC_DRAWS: usize = 16;
 
 /// Adds NICs on `networks` (ids, in order) to VM `vm_id`, inside the caller's transaction.
 pub(super) fn insert_nics(
@@ -46,7 +45,18 @@ pub(super) fn insert_nics(
     networks: &[i64],
 ) -> Result<(), Error> {
     for &network in networks {
-        while !store::insert_nic(tx, vm_id, network, &random_mac())? {}
+        let mut placed = false;
+        for _ in 0..MAC_DRAWS {
+            if store::insert_nic(tx, vm_id, network, &random_mac()?)? {
+                placed = true;
+                break;
+            }
+        }
+        if !placed {
+            return Err(Error::Invalid(format!(
+                "no free MAC address found in {MAC_DRAWS} draws"
+            )));
+        }
     }
     Ok(())
 }
@@ -210,8 +220,13 @@ impl Manager {
         }
         let all = self.specs();
         self.remove_stale_networks(&all).await;
+        // One table for all networks, loaded before any bridge gets its address.
+        if let Err(err) = self.hostnet.apply_rules(&all).await {
+            tracing::warn!(cause = %err, "cannot load the rules of lab networks");
+            return Ok(());
+        }
         for spec in &all {
-            if let Err(err) = self.hostnet.ensure(spec, &all).await {
+            if let Err(err) = self.hostnet.ensure_links(spec).await {
                 tracing::warn!(network = %spec.name, cause = %err, "cannot restore network");
             }
         }
@@ -290,19 +305,18 @@ impl Manager {
     }
 
     async fn supervise_once(&self) {
-        match self.hostnet.ensure_rules(&self.specs()).await {
+        let specs = self.specs();
+        match self.hostnet.ensure_rules(&specs).await {
             Ok(true) => tracing::warn!("the nftables table of lab networks was gone: loaded again"),
             Ok(false) => {}
             Err(err) => tracing::warn!(cause = %err, "cannot check the nftables table"),
         }
-        {
-            for spec in self.specs().into_iter().filter(|s| s.dhcp) {
-                match self.hostnet.ensure_dnsmasq(&spec).await {
-                    Ok(true) => tracing::info!(network = %spec.name, "dnsmasq restarted"),
-                    Ok(false) => {}
-                    Err(err) => {
-                        tracing::warn!(network = %spec.name, cause = %err, "cannot restart dnsmasq")
-                    }
+        for spec in specs.iter().filter(|s| s.dhcp) {
+            match self.hostnet.ensure_dnsmasq(spec).await {
+                Ok(true) => tracing::info!(network = %spec.name, "dnsmasq restarted"),
+                Ok(false) => {}
+                Err(err) => {
+                    tracing::warn!(network = %spec.name, cause = %err, "cannot restart dnsmasq")
                 }
             }
         }
@@ -340,7 +354,7 @@ impl Manager {
     }
 }
 
-/// The NICs and port forwards of a VM being created.
+/// The NICs (network ids, in order) and port forwards of a VM being created.
 pub(super) struct Links {
     networks: Vec<i64>,
     ports: Vec<PortForward>,
@@ -350,10 +364,9 @@ impl Links {
     /// Stores them for VM `id`, inside the creating transaction; a host port taken since
     /// the check loses here.
     pub(super) fn insert(&self, tx: &rusqlite::Connection, id: i64) -> Result<(), Error> {
-        super::nics::insert_nics(tx, id, &self.networks)?;
+        insert_nics(tx, id, &self.networks)?;
         for port in &self.ports {
-            if let Some(vm) = store::port_user(tx, port.protocol, port.host_port)? {
-                let _ = vm;
+            if store::port_user(tx, port.protocol, port.host_port)?.is_some() {
                 return Err(NetError::PortTaken {
                     protocol: port.protocol.as_str(),
                     port: port.host_port,
@@ -377,16 +390,8 @@ impl Manager {
         let networks = self.plan_nics(subject, &req.networks).await?;
         let ports = match req.ssh_port {
             None => Vec::new(),
-            Some(_) if req.no_user_net => return Err(NetError::NoUserNet(req.name.clone()).into()),
-            Some(0) => {
-                return Err(Error::Invalid(
-                    "ssh_port must be between 1 and 65535".into(),
-                ))
-            }
-            Some(port) if port < 1024 && !subject.is_admin() => {
-                return Err(NetError::PrivilegedPort(port).into())
-            }
             Some(port) => {
+                super::ports::check_forward(subject, &req.name, !req.no_user_net, port, 22)?;
                 let forward = super::ports::ssh_forward(port);
                 self.check_port_free(subject, &forward).await?;
                 vec![forward]
@@ -402,10 +407,16 @@ mod tests {
 
     #[test]
     fn macs_are_locally_administered_and_vary() {
-        let a = random_mac();
+        let a = random_mac().expect("mac");
         assert!(vm_proto::types::is_mac(&a), "{a}");
         let first = u8::from_str_radix(&a[..2], 16).expect("hex");
         assert_eq!(first & 0b11, 0b10, "locally administered unicast");
-        assert!((0..8).map(|_| random_mac()).collect::<BTreeSet<_>>().len() > 1);
+        assert!(
+            (0..8)
+                .map(|_| random_mac().expect("mac"))
+                .collect::<BTreeSet<_>>()
+                .len()
+                > 1
+        );
     }
 }

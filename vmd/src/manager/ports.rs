@@ -35,10 +35,9 @@ pub(super) fn ssh_forward(port: u16) -> PortForward {
 impl Manager {
     /// `vm.port_add`.
     pub async fn add_port(&self, subject: &Subject, req: PortAdd) -> Result<Vm, Error> {
-        let (_guard, _) = self
+        let (_guard, row) = self
             .lock_vm_for(subject, &req.vm, Action::Modify, "add a port forward")
             .await?;
-        let row = self.vm_for(subject, &req.vm, Action::Modify).await?;
         let port = self.check_port(subject, &row, &req)?;
         self.check_port_free(subject, &port).await?;
         let live = self.runtime(&row.name);
@@ -67,10 +66,9 @@ impl Manager {
 
     /// `vm.port_remove`.
     pub async fn remove_port(&self, subject: &Subject, req: PortRemove) -> Result<Vm, Error> {
-        let (_guard, _) = self
+        let (_guard, row) = self
             .lock_vm_for(subject, &req.vm, Action::Modify, "remove a port forward")
             .await?;
-        let row = self.vm_for(subject, &req.vm, Action::Modify).await?;
         let no_port = || NetError::NoPort {
             vm: req.vm.clone(),
             protocol: req.protocol,
@@ -116,21 +114,19 @@ impl Manager {
         row: &VmRow,
         req: &PortAdd,
     ) -> Result<PortForward, Error> {
-        if !row.user_net {
-            return Err(NetError::NoUserNet(row.name.clone()).into());
-        }
+        check_forward(
+            subject,
+            &row.name,
+            row.user_net,
+            req.host_port,
+            req.guest_port,
+        )?;
         if row.ports.len() >= PORTS_MAX {
             return Err(NetError::Port(format!(
                 "vm {} has {PORTS_MAX} port forwards, the most a vm may have",
                 row.name
             ))
             .into());
-        }
-        if req.host_port == 0 || req.guest_port == 0 {
-            return Err(NetError::Port("ports must be between 1 and 65535".into()).into());
-        }
-        if req.host_port < 1024 && !subject.is_admin() {
-            return Err(NetError::PrivilegedPort(req.host_port).into());
         }
         let address = req.host_address.clone().unwrap_or_else(|| LOOPBACK.into());
         self.check_address(&address)?;
@@ -194,6 +190,27 @@ impl Manager {
         }
         .into())
     }
+}
+
+/// What every forward must meet, on `vm.port_add` and as `vm.create`'s `ssh_port`: the VM
+/// has its user-mode NIC, ports are 1 to 65535, and host ports below 1024 are for admins.
+pub(super) fn check_forward(
+    subject: &Subject,
+    vm: &str,
+    user_net: bool,
+    host_port: u16,
+    guest_port: u16,
+) -> Result<(), Error> {
+    if !user_net {
+        return Err(NetError::NoUserNet(vm.to_string()).into());
+    }
+    if host_port == 0 || guest_port == 0 {
+        return Err(NetError::Port("ports must be between 1 and 65535".into()).into());
+    }
+    if host_port < 1024 && !subject.is_admin() {
+        return Err(NetError::PrivilegedPort(host_port).into());
+    }
+    Ok(())
 }
 
 /// Whether HMP's answer to `hostfwd_remove` says the rule is gone ("host forwarding rule

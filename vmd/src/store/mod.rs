@@ -165,9 +165,9 @@ pub use images::{
 };
 pub use isos::{delete_iso, get_iso, insert_iso, iso_users, list_isos, IsoRow, NewIso};
 pub use networks::{
-    count_networks_of, delete_network, delete_nic, delete_port, get_network, insert_network,
-    insert_nic, insert_port, list_networks, nics_of_vm, nics_on_network, port_user, ports_of_vm,
-    set_user_net, NetworkRow, NicRow,
+    all_nics, all_ports, count_networks_of, delete_network, delete_nic, delete_port, get_network,
+    insert_network, insert_nic, insert_port, list_networks, nics_of_vm, nics_on_network, port_user,
+    ports_of_vm, set_user_net, NetworkRow, NicRow,
 };
 pub use tokens::{
     count_tokens, delete_token, delete_tokens_of, insert_token, list_tokens, prune_expired_tokens,

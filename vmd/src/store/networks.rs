@@ -132,7 +132,7 @@ fn nic_from(row: &Row<'_>) -> rusqlite::Result<NicRow> {
     })
 }
 
-fn nics_where(conn: &Connection, filter: &str, id: i64) -> Result<Vec<NicRow>, StoreError> {
+fn nics_where(conn: &Connection, filter: &str, id: Option<i64>) -> Result<Vec<NicRow>, StoreError> {
     let sql = format!("SELECT {NIC_COLUMNS} WHERE {filter} ORDER BY v.name, c.position");
     let mut stmt = conn.prepare(&sql)?;
     let rows = stmt.query_map([id], nic_from)?;
@@ -141,12 +141,17 @@ fn nics_where(conn: &Connection, filter: &str, id: i64) -> Result<Vec<NicRow>, S
 
 /// A VM's lab NICs in guest order.
 pub fn nics_of_vm(conn: &Connection, vm_id: i64) -> Result<Vec<NicRow>, StoreError> {
-    nics_where(conn, "c.vm_id = ?1", vm_id)
+    nics_where(conn, "c.vm_id = ?1", Some(vm_id))
+}
+
+/// Every VM's lab NICs, in guest order per VM (one query for a whole listing).
+pub fn all_nics(conn: &Connection) -> Result<Vec<NicRow>, StoreError> {
+    nics_where(conn, "?1 IS NULL", None)
 }
 
 /// The NICs on a network, by VM name.
 pub fn nics_on_network(conn: &Connection, network_id: i64) -> Result<Vec<NicRow>, StoreError> {
-    nics_where(conn, "c.network_id = ?1", network_id)
+    nics_where(conn, "c.network_id = ?1", Some(network_id))
 }
 
 /// Adds a NIC last in the VM's order. A MAC already in use is `Ok(false)` (pick another).
@@ -226,11 +231,26 @@ fn port_from(row: &Row<'_>) -> rusqlite::Result<PortForward> {
 
 /// A VM's port forwards, by protocol and host port.
 pub fn ports_of_vm(conn: &Connection, vm_id: i64) -> Result<Vec<PortForward>, StoreError> {
+    Ok(ports_where(conn, Some(vm_id))?
+        .into_iter()
+        .map(|(_, port)| port)
+        .collect())
+}
+
+/// Every VM's port forwards with their VM ids (one query for a whole listing).
+pub fn all_ports(conn: &Connection) -> Result<Vec<(i64, PortForward)>, StoreError> {
+    ports_where(conn, None)
+}
+
+fn ports_where(
+    conn: &Connection,
+    vm_id: Option<i64>,
+) -> Result<Vec<(i64, PortForward)>, StoreError> {
     let mut stmt = conn.prepare(
-        "SELECT protocol, host_address, host_port, guest_port FROM port_forwards
-         WHERE vm_id = ?1 ORDER BY protocol, host_port",
+        "SELECT protocol, host_address, host_port, guest_port, vm_id FROM port_forwards
+         WHERE ?1 IS NULL OR vm_id = ?1 ORDER BY protocol, host_port",
     )?;
-    let rows = stmt.query_map([vm_id], port_from)?;
+    let rows = stmt.query_map([vm_id], |r| Ok((r.get(4)?, port_from(r)?)))?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
 

@@ -1,5 +1,7 @@
 //! Queries on the `vms` table.
 
+use std::collections::HashMap;
+
 use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSql, ToSqlOutput, ValueRef};
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use vm_proto::types::{Labels, PortForward, Protocol, VmState};
@@ -301,7 +303,22 @@ pub fn list_vms(conn: &Connection, owner: Option<i64>) -> Result<Vec<VmRow>, Sto
     let rows = stmt
         .query_map([owner], from_row)?
         .collect::<Result<Vec<_>, _>>()?;
-    rows.into_iter().map(|row| with_links(conn, row)).collect()
+    let mut nics: HashMap<i64, Vec<NicRow>> = HashMap::new();
+    for nic in super::all_nics(conn)? {
+        nics.entry(nic.vm_id).or_default().push(nic);
+    }
+    let mut ports: HashMap<i64, Vec<PortForward>> = HashMap::new();
+    for (vm_id, port) in super::all_ports(conn)? {
+        ports.entry(vm_id).or_default().push(port);
+    }
+    Ok(rows
+        .into_iter()
+        .map(|mut row| {
+            row.nics = nics.remove(&row.id).unwrap_or_default();
+            row.ports = ports.remove(&row.id).unwrap_or_default();
+            row
+        })
+        .collect())
 }
 
 /// Writes the settings of VM `id` (vCPUs, memory, disk size, description, labels).
