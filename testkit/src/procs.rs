@@ -24,6 +24,17 @@ pub fn kill_guests_under(dir: &Path) {
     }
 }
 
+/// Whether `pid` runs. A zombie does not: a process orphaned by a killed vmd is reparented to
+/// PID 1, which on some machines (containers, CI) reaps late or never.
+pub fn alive(pid: u64) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| !rest.trim_start().starts_with('Z')),
+        Err(_) => false,
+    }
+}
+
 /// Why [`wait_notify`] gave up.
 #[derive(Debug)]
 pub enum NotifyError {

@@ -9,16 +9,7 @@ use std::time::Duration;
 use common::guest::BOOT;
 use common::Daemon;
 use serde_json::json;
-
-/// Running (a zombie is not: an orphaned QEMU is reaped by init, which may be slow here).
-fn alive(pid: u64) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => stat
-            .rsplit_once(')')
-            .is_some_and(|(_, rest)| !rest.trim_start().starts_with('Z')),
-        Err(_) => false,
-    }
-}
+use testkit::procs::alive;
 
 #[test]
 fn guests_survive_kill_9_and_are_readopted_then_stopped() {

@@ -106,6 +106,7 @@ fn dnsmasq_pids(ns: &NetNs) -> Vec<i32> {
         .filter(|pid| {
             std::fs::read_to_string(format!("/proc/{pid}/comm"))
                 .is_ok_and(|c| c.trim() == "dnsmasq")
+                && testkit::procs::alive(u64::try_from(*pid).unwrap_or(0))
         })
         .collect()
 }
