@@ -15,7 +15,7 @@ use jsonrpsee::proc_macros::rpc;
 use crate::types::{
     ConsoleTicket, ConsoleTicketRequest, Image, ImageCreate, ImageImport, ImagePublish, ImageSet,
     Iso, IsoAttach, IsoImport, Login, Network, NetworkCreate, NicChange, PortAdd, PortForward,
-    PortRemove, SystemInfo, Token, TokenCreate, TokenSecret, User, UserAdd, UserPasswd, UserRemove,
+    PortRemove, SystemInfo, Template, TemplateCreate, Token, TokenCreate, TokenSecret, User, UserAdd, UserPasswd, UserRemove,
     UserRemoved, UserSet, Vm, VmCreate, VmExtend, VmFilter, VmLogs, VmSet, VmStop, WhoAmI,
 };
 
@@ -301,6 +301,35 @@ pub trait VmdApi {
     /// One network with its members and leases.
     #[method(name = "net.get", with_extensions)]
     async fn net_get(&self, name: String) -> Result<Network, jsonrpsee::types::ErrorObjectOwned>;
+
+    /// Takes a warm template from a running VM (since 2.7): pauses it, saves its device state
+    /// and RAM, stops it and freezes its disk as the template's layer; the VM becomes the
+    /// template's first clone. Admins' templates are shared.
+    ///
+    /// Errors: `invalid_argument` (name; the VM has lab NICs, an ISO, is an install VM or a
+    /// clone; its QEMU was started without file-backed RAM: restart it), `wrong_state` (not
+    /// running or paused), `already_exists`, `not_found` (the VM), `quota_exceeded` (disk).
+    #[method(name = "template.create", with_extensions)]
+    async fn template_create(
+        &self,
+        params: TemplateCreate,
+    ) -> Result<Template, jsonrpsee::types::ErrorObjectOwned>;
+
+    /// The templates the caller may use: shared ones and their own (admins: all).
+    #[method(name = "template.list", with_extensions)]
+    async fn template_list(&self) -> Result<Vec<Template>, jsonrpsee::types::ErrorObjectOwned>;
+
+    /// One template with its clones.
+    #[method(name = "template.get", with_extensions)]
+    async fn template_get(
+        &self,
+        name: String,
+    ) -> Result<Template, jsonrpsee::types::ErrorObjectOwned>;
+
+    /// Removes a template and its files. Errors: `in_use` while any VM is a clone of it (the
+    /// message names them), `permission_denied` (a shared template, for users).
+    #[method(name = "template.remove", with_extensions)]
+    async fn template_remove(&self, name: String) -> Result<(), jsonrpsee::types::ErrorObjectOwned>;
 
     /// Removes a network: its bridge, dnsmasq and firewall rules. Errors: `in_use` while any
     /// VM has a NIC on it (the message names them), `permission_denied` (a shared network).

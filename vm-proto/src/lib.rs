@@ -35,7 +35,7 @@ pub mod api;
 pub use error::{ApiError, ErrorCode, ErrorData};
 
 /// Version of this contract, reported by `system.info`.
-pub const API_VERSION: &str = "2.6";
+pub const API_VERSION: &str = "2.7";
 
 /// HTTP path (on the daemon's Unix socket) that accepts raw image bytes for a later import.
 pub const UPLOAD_PATH: &str = "/v1/uploads";

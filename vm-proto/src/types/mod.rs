@@ -7,6 +7,7 @@ mod network;
 mod os;
 mod provision;
 mod system;
+mod template;
 mod user;
 mod vm;
 
@@ -32,6 +33,7 @@ pub use provision::{
 pub use system::{
     Accelerator, ConsistencyIssue, ConsistencyIssueKind, DiskUsage, HostLoad, SystemInfo,
 };
+pub use template::{Template, TemplateCreate};
 pub use user::{
     AuthMethod, LimitUpdate, LimitWord, Login, Quota, Role, Token, TokenCreate, TokenKind,
     TokenSecret, Usage, User, UserAdd, UserPasswd, UserRemove, UserRemoved, UserSet, VmFilter,

@@ -107,8 +107,15 @@ impl std::fmt::Display for VmState {
 pub struct VmCreate {
     /// Unique VM name (a DNS label).
     pub name: String,
-    /// Name of the base image the overlay is backed by.
+    /// Name of the base image the overlay is backed by. Empty with `template` (the
+    /// template's image); if given with it, it must be the template's.
+    #[serde(default)]
     pub image: String,
+    /// Create a clone of this warm template (since 2.7): an overlay on its frozen disk layer
+    /// whose first start restores the template's saved moment. CPUs, memory, disk, firmware
+    /// and NICs are the template's; asking for others is `invalid_argument`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template: Option<String>,
     /// Number of vCPUs, 1 to [`CPUS_MAX`]. Default 1.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cpus: Option<u32>,
@@ -411,6 +418,13 @@ pub struct Vm {
     /// What the guest agent reported while the VM runs; `None`: no process (since 2.5).
     #[serde(default)]
     pub guest: Option<super::GuestInfo>,
+    /// The warm template this VM is a clone of (since 2.7).
+    #[serde(default)]
+    pub template: Option<String>,
+    /// Whether its next start restores the template's saved moment (a clone after create
+    /// or wipe) instead of booting from its disk (since 2.7).
+    #[serde(default)]
+    pub restore_pending: bool,
 }
 
 /// A client attached to a VM's serial console.

@@ -16,6 +16,9 @@ pub enum Error {
     /// A lab network, NIC or port forward failed.
     #[error(transparent)]
     Net(#[from] super::net_error::NetError),
+    /// A warm template or a clone failed.
+    #[error(transparent)]
+    Template(#[from] super::template_error::TemplateError),
     /// An image description is too long or has a control character; the message says which.
     #[error("{0}")]
     ImageDescription(String),
@@ -284,6 +287,7 @@ impl Error {
         }
         match self {
             Error::Net(net) => net.code(),
+            Error::Template(t) => t.code(),
             Error::NoSpace { .. } => ErrorCode::NoSpace,
             Error::DiskInUse(_) => ErrorCode::InUse,
             Error::Invalid(_) | Error::ImageDescription(_) | Error::DiskShrink { .. } => {
@@ -338,6 +342,7 @@ impl Error {
     pub fn hint(&self) -> Option<String> {
         Some(match self {
             Error::Net(net) => return net.hint(),
+            Error::Template(t) => return t.hint(),
             Error::ImageNotFound(_) => "list images with `vmctl image ls`".into(),
             Error::ImageDescription(_) => format!("write at most {IMAGE_DESCRIPTION_MAX_CHARS} characters on one line, without tabs or other control characters"),
             Error::VmNotFound(_) => "list VMs with `vmctl ls`".into(),

@@ -101,6 +101,7 @@ impl Manager {
             install: true,
             description: None,
             labels: Default::default(),
+            template_id: None,
         };
         let final_path = self.storage.overlay_path(&vm.overlay_file);
         let tmp2 = tmp.clone();

@@ -103,6 +103,7 @@ impl Manager {
             install: false,
             description,
             labels: req.labels.clone(),
+            template_id: None,
         };
         self.commit_vm(row, cloud_init, links, tmp, image.name.clone())
             .await?;
@@ -412,6 +413,8 @@ impl Manager {
                 .as_ref()
                 .map(super::provision::cloud_init_info),
             guest,
+            template: row.template.map(|t| t.name),
+            restore_pending: row.restore_pending,
         }
     }
 

@@ -57,6 +57,8 @@ pub struct QemuConfig {
     pub cpus: u32,
     /// Guest memory in MiB.
     pub memory_mib: u64,
+    /// Where the guest's RAM lives.
+    pub ram: GuestRam,
     /// Accelerator.
     pub accel: Accel,
     /// The VM's qcow2 overlay; its backing file is recorded in it with an explicit format.
@@ -90,6 +92,21 @@ pub struct QemuConfig {
     pub agent_socket: PathBuf,
 }
 
+/// Where a guest's RAM lives. Both are the memory backend [`RAM_ID`], so the RAM block of a
+/// template and of its clones has the same name, which migration matches on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GuestRam {
+    /// A shared memfd (`memory-backend-memfd,share=on`): migration with `x-ignore-shared`
+    /// leaves it out of the stream, and vmd copies it from `/proc/PID/fd` into a template.
+    Memfd,
+    /// A template's RAM file mapped privately (`share=off`): clones share its pages until
+    /// they write them. QEMU waits for the saved device state (`-incoming defer`).
+    Restore(PathBuf),
+}
+
+/// The id of the memory backend of guest RAM.
+pub const RAM_ID: &str = "vmd-ram";
+
 /// The QEMU device id of the CD-ROM drive (for QMP media changes).
 pub const CDROM_ID: &str = "cd0";
 
@@ -115,16 +132,36 @@ impl QemuConfig {
         argv.flag("-nodefaults");
         argv.flag("-no-user-config");
         argv.pair("-msg", "timestamp=on");
-        argv.pair("-machine", "q35");
+        argv.pair("-machine", format!("q35,memory-backend={RAM_ID}"));
         argv.pair("-accel", self.accel.as_str());
         argv.pair("-cpu", self.accel.cpu_model());
         argv.pair("-smp", self.cpus.to_string());
         argv.pair("-m", self.memory_mib.to_string());
+        self.ram(argv);
         if self.net.starts_paused() {
             argv.flag("-S");
         }
         if let Some(firmware) = &self.uefi_firmware {
             argv.pair("-bios", firmware.as_os_str());
+        }
+    }
+
+    fn ram(&self, argv: &mut Argv) {
+        let size = format!("id={RAM_ID},size={}M", self.memory_mib);
+        match &self.ram {
+            GuestRam::Memfd => {
+                argv.pair("-object", format!("memory-backend-memfd,{size},share=on"));
+            }
+            GuestRam::Restore(file) => {
+                argv.pair(
+                    "-object",
+                    concat(&[
+                        format!("memory-backend-file,{size},share=off,mem-path=").as_ref(),
+                        &escape(file.as_os_str()),
+                    ]),
+                );
+                argv.pair("-incoming", "defer");
+            }
         }
     }
 
@@ -291,6 +328,7 @@ mod tests {
             name: "web1".into(),
             cpus: 2,
             memory_mib: 1024,
+            ram: GuestRam::Memfd,
             accel: Accel::Tcg,
             overlay: "/var/lib/vmd/overlays/web1.qcow2".into(),
             qmp_socket: "/run/vmd/vms/web1/qmp.sock".into(),
@@ -327,7 +365,7 @@ mod tests {
         "-msg",
         "timestamp=on",
         "-machine",
-        "q35",
+        "q35,memory-backend=vmd-ram",
         "-accel",
         "tcg",
         "-cpu",
@@ -336,6 +374,8 @@ mod tests {
         "2",
         "-m",
         "1024",
+        "-object",
+        "memory-backend-memfd,id=vmd-ram,size=1024M,share=on",
         "-blockdev",
         r#"{"driver":"qcow2","node-name":"disk0","discard":"unmap","detect-zeroes":"unmap","file":{"driver":"file","filename":"/var/lib/vmd/overlays/web1.qcow2","discard":"unmap"}}"#,
         "-device",

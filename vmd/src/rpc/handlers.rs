@@ -13,7 +13,8 @@ use jsonrpsee::PendingSubscriptionSink;
 use vm_proto::api::VmdApiServer;
 use vm_proto::types::{
     ConsoleTicket, ConsoleTicketRequest, Event, Image, ImageCreate, ImageImport, ImagePublish,
-    ImageSet, Iso, IsoAttach, IsoImport, Login, Network, NetworkCreate, NicChange, PortAdd,
+    ImageSet, Iso, IsoAttach, IsoImport, Login, Network, NetworkCreate, NicChange, PortAdd, Template,
+    TemplateCreate,
     PortForward, PortRemove, SystemInfo, Token, TokenCreate, TokenSecret, User, UserAdd,
     UserPasswd, UserRemove, UserRemoved, UserSet, Vm, VmCreate, VmExtend, VmFilter, VmLogs, VmSet,
     VmStop, WhoAmI,
@@ -449,6 +450,38 @@ impl VmdApiServer for Handlers {
     async fn token_revoke(&self, ext: &Extensions, id: u64) -> RpcResult<()> {
         call(&self.manager, ext, |s| async move {
             self.manager.revoke_token(&s, id).await
+        })
+        .await
+    }
+
+    async fn template_create(
+        &self,
+        ext: &Extensions,
+        params: TemplateCreate,
+    ) -> RpcResult<Template> {
+        call(&self.manager, ext, |s| async move {
+            self.manager.create_template(&s, params).await
+        })
+        .await
+    }
+
+    async fn template_list(&self, ext: &Extensions) -> RpcResult<Vec<Template>> {
+        call(&self.manager, ext, |s| async move {
+            self.manager.list_templates(&s).await
+        })
+        .await
+    }
+
+    async fn template_get(&self, ext: &Extensions, name: String) -> RpcResult<Template> {
+        call(&self.manager, ext, |s| async move {
+            self.manager.get_template(&s, &name).await
+        })
+        .await
+    }
+
+    async fn template_remove(&self, ext: &Extensions, name: String) -> RpcResult<()> {
+        call(&self.manager, ext, |s| async move {
+            self.manager.remove_template(&s, &name).await
         })
         .await
     }

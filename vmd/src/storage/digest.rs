@@ -57,7 +57,7 @@ fn next_data(file: &File, pos: u64) -> std::io::Result<Option<u64>> {
 }
 
 /// `lseek` with `whence`; `None` for ENXIO (no data or hole at or after `pos`).
-fn seek(file: &File, pos: u64, whence: Whence) -> std::io::Result<Option<u64>> {
+pub(crate) fn seek(file: &File, pos: u64, whence: Whence) -> std::io::Result<Option<u64>> {
     match lseek(file.as_fd(), pos as i64, whence) {
         Ok(at) => Ok(Some(at as u64)),
         Err(nix::errno::Errno::ENXIO) => Ok(None),

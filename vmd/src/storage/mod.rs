@@ -27,6 +27,7 @@ pub mod inuse;
 pub mod qemu_img;
 pub mod reserve;
 pub mod sandbox;
+pub mod templates;
 pub mod vmdk;
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -102,6 +103,7 @@ pub struct Storage {
     overlays_dir: PathBuf,
     uploads_dir: PathBuf,
     isos_dir: PathBuf,
+    templates_dir: PathBuf,
     sandbox: Arc<Sandbox>,
     nonce: AtomicU64,
 }
@@ -115,6 +117,7 @@ impl Storage {
             overlays_dir: state_dir.join("overlays"),
             uploads_dir: state_dir.join("uploads"),
             isos_dir: state_dir.join("isos"),
+            templates_dir: state_dir.join("templates"),
             sandbox: Arc::new(Sandbox::open(state_dir.join("sandbox"), sandbox_user)?),
             nonce: AtomicU64::new(0),
         };
@@ -123,6 +126,7 @@ impl Storage {
             (&storage.overlays_dir, 0o750),
             (&storage.uploads_dir, 0o700),
             (&storage.isos_dir, 0o755),
+            (&storage.templates_dir, 0o755),
         ] {
             std::fs::create_dir_all(dir).map_err(StorageError::io("create", dir))?;
             std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode))
@@ -267,6 +271,7 @@ impl Storage {
             removed.push(path);
         }
         removed.extend(self.sandbox.remove_leftovers());
+        removed.extend(self.remove_template_leftovers());
         removed
     }
 

@@ -178,6 +178,29 @@ INSERT INTO port_forwards (vm_id, protocol, host_address, host_port, guest_port)
 DROP INDEX vms_ssh_port;
 ALTER TABLE vms DROP COLUMN ssh_port;
 "#,
+    r#"
+CREATE TABLE templates (
+    id           INTEGER PRIMARY KEY AUTOINCREMENT,
+    name         TEXT NOT NULL UNIQUE,
+    owner_id     INTEGER NOT NULL REFERENCES users(id),
+    shared       INTEGER NOT NULL DEFAULT 0,
+    image_id     INTEGER NOT NULL REFERENCES images(id) ON DELETE RESTRICT,
+    source_vm    TEXT NOT NULL,
+    cpus         INTEGER NOT NULL,
+    memory_mib   INTEGER NOT NULL,
+    disk_bytes   INTEGER NOT NULL,
+    firmware     TEXT NOT NULL,
+    user_net     INTEGER NOT NULL,
+    seed         INTEGER NOT NULL,
+    accelerator  TEXT NOT NULL,
+    qemu_version TEXT NOT NULL,
+    dir          TEXT NOT NULL UNIQUE,
+    created_at   INTEGER NOT NULL
+);
+ALTER TABLE vms ADD COLUMN template_id INTEGER REFERENCES templates(id) ON DELETE RESTRICT;
+ALTER TABLE vms ADD COLUMN restore_pending INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX vms_template ON vms(template_id);
+"#,
 ];
 
 /// A step in Rust that runs after a migration's SQL, in its transaction.

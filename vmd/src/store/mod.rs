@@ -122,6 +122,19 @@
 //! ALTER TABLE vms ADD COLUMN user_net INTEGER NOT NULL DEFAULT 1;  -- has the user-mode NIC
 //! ALTER TABLE vms DROP COLUMN ssh_port;
 //! ```
+//! Version 10 adds warm templates and marks their clones:
+//! ```sql
+//! CREATE TABLE templates (id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL UNIQUE,
+//!     owner_id INTEGER NOT NULL REFERENCES users(id), shared INTEGER NOT NULL DEFAULT 0,
+//!     image_id INTEGER NOT NULL REFERENCES images(id), source_vm TEXT NOT NULL,
+//!     cpus, memory_mib, disk_bytes, firmware, user_net,     -- what every clone has
+//!     seed INTEGER NOT NULL,                                -- clones have a seed drive
+//!     accelerator TEXT NOT NULL, qemu_version TEXT NOT NULL,
+//!     dir TEXT NOT NULL UNIQUE,                             -- under templates/
+//!     created_at INTEGER NOT NULL);
+//! ALTER TABLE vms ADD COLUMN template_id INTEGER REFERENCES templates(id);
+//! ALTER TABLE vms ADD COLUMN restore_pending INTEGER NOT NULL DEFAULT 0;  -- next start restores
+//! ```
 //! # Rules
 //! - WAL journal, `foreign_keys = ON`, `busy_timeout` 5 s.
 //! - Migrations are an ordered list (`migrations.rs`); the index + 1 of the last applied one
@@ -145,6 +158,7 @@ mod images;
 mod isos;
 mod migrations;
 mod networks;
+mod templates;
 mod tokens;
 mod users;
 mod vms;
@@ -169,6 +183,10 @@ pub use networks::{
     insert_network, insert_nic, insert_port, list_networks, nics_of_vm, nics_on_network, port_user,
     ports_of_vm, set_user_net, NetworkRow, NicRow,
 };
+pub use templates::{
+    clones_of, delete_template, get_template, insert_template, list_templates, set_restore_pending,
+    TemplateRow,
+};
 pub use tokens::{
     count_tokens, delete_token, delete_tokens_of, insert_token, list_tokens, prune_expired_tokens,
     token_by_id, touch_token, NewToken, TokenRow,
@@ -181,7 +199,7 @@ pub use users::{
 pub use vms::{
     clear_runtime, count_vms, delete_vm, expired_vms, get_vm, insert_vm, list_vms, next_expiry,
     set_expiry, set_iso, set_runtime, set_settings, set_state, Expiry, LabelsColumn, NewVm, Owner,
-    RuntimeRow, Settings, StateColumn, VmRow,
+    RuntimeRow, Settings, StateColumn, TemplateRef, VmRow,
 };
 
 /// Failures of the store.

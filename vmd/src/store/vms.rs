@@ -60,6 +60,21 @@ pub struct VmRow {
     pub nics: Vec<NicRow>,
     /// Port forwards on the user-mode NIC (`port_forwards`).
     pub ports: Vec<PortForward>,
+    /// The warm template this VM is a clone of.
+    pub template: Option<TemplateRef>,
+    /// The next start restores the template's saved moment (a clone after create or wipe).
+    pub restore_pending: bool,
+}
+
+/// A clone's template, as its VM row carries it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TemplateRef {
+    /// `templates.id`.
+    pub id: i64,
+    /// Its name.
+    pub name: String,
+    /// Its directory under `templates/`.
+    pub dir: String,
 }
 
 impl VmRow {
@@ -177,6 +192,8 @@ pub struct NewVm {
     pub description: Option<String>,
     /// Labels.
     pub labels: Labels,
+    /// The template it is a clone of (`templates.id`); its first start restores.
+    pub template_id: Option<i64>,
 }
 
 const SELECT: &str = "SELECT v.id, v.name, v.image_id, i.name, i.file_name, v.cpus, v.memory_mib,
@@ -185,10 +202,12 @@ const SELECT: &str = "SELECT v.id, v.name, v.image_id, i.name, i.file_name, v.cp
     s.id, s.name, s.file_name, v.firmware, v.install,
     COALESCE(o.name, 'uid-' || v.owner_uid), o.uid, v.expires_at, v.on_expiry, v.session_id,
     t.id, t.expires_at, v.description, v.labels,
-    c.user_name, c.ssh_keys, c.password_hash, c.user_data, c.instance_id
+    c.user_name, c.ssh_keys, c.password_hash, c.user_data, c.instance_id,
+    tp.id, tp.name, tp.dir, v.restore_pending
     FROM vms v JOIN images i ON i.id = v.image_id LEFT JOIN vm_runtime r ON r.vm_id = v.id
     LEFT JOIN isos s ON s.id = v.iso_id LEFT JOIN users o ON o.id = v.owner_id
-    LEFT JOIN tokens t ON t.id = v.session_id LEFT JOIN vm_cloud_init c ON c.vm_id = v.id";
+    LEFT JOIN tokens t ON t.id = v.session_id LEFT JOIN vm_cloud_init c ON c.vm_id = v.id
+    LEFT JOIN templates tp ON tp.id = v.template_id";
 
 fn from_row(row: &Row<'_>) -> rusqlite::Result<VmRow> {
     Ok(VmRow {
@@ -232,6 +251,15 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<VmRow> {
         cloud_init: super::cloud_init::from_row(row, 33)?,
         nics: Vec::new(),
         ports: Vec::new(),
+        template: match row.get::<_, Option<i64>>(38)? {
+            Some(id) => Some(TemplateRef {
+                id,
+                name: row.get(39)?,
+                dir: row.get(40)?,
+            }),
+            None => None,
+        },
+        restore_pending: row.get(41)?,
     })
 }
 
@@ -255,9 +283,10 @@ fn expiry_from(row: &Row<'_>) -> rusqlite::Result<Expiry> {
 pub fn insert_vm(conn: &Connection, vm: &NewVm) -> Result<i64, StoreError> {
     conn.execute(
         "INSERT INTO vms (name, image_id, cpus, memory_mib, disk_bytes, state, owner_id, created_at, overlay_file, user_net,
-            iso_id, firmware, install, expires_at, on_expiry, session_id, description, labels, owner_uid)
+            iso_id, firmware, install, expires_at, on_expiry, session_id, description, labels, owner_uid,
+            template_id, restore_pending)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18,
-            COALESCE((SELECT uid FROM users WHERE id = ?7), -1))",
+            COALESCE((SELECT uid FROM users WHERE id = ?7), -1), ?19, ?19 IS NOT NULL)",
         params![
             vm.name,
             vm.image_id,
@@ -276,7 +305,8 @@ pub fn insert_vm(conn: &Connection, vm: &NewVm) -> Result<i64, StoreError> {
             vm.on_expiry,
             vm.session_id,
             vm.description,
-            LabelsColumn(vm.labels.clone())
+            LabelsColumn(vm.labels.clone()),
+            vm.template_id
         ],
     )?;
     Ok(conn.last_insert_rowid())

@@ -1,0 +1,153 @@
+//! Files of warm templates: `templates/<dir>/` holds the frozen disk layer (`disk.qcow2`, the
+//! source VM's former overlay), the guest RAM (`ram`, a sparse copy of the VM's memfd) and
+//! QEMU's device state (`state`, a migration stream without RAM). All three are read-only
+//! once the template is recorded; clones map `ram` privately and read `state` at their
+//! first start. A template in the making is a hidden directory, removed at start-up.
+
+use std::fs::File;
+use std::os::unix::fs::{DirBuilderExt, FileExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+
+use nix::unistd::Whence;
+
+use super::digest::seek;
+use super::{disk_usage, Storage, StorageError};
+
+/// The frozen disk layer.
+pub const DISK: &str = "disk.qcow2";
+/// The guest RAM.
+pub const RAM: &str = "ram";
+/// The device state.
+pub const STATE: &str = "state";
+
+/// Pages compared against zero while copying RAM.
+const PAGE: usize = 4096;
+/// Bytes read at a time while copying RAM.
+const CHUNK: usize = 1 << 20;
+
+impl Storage {
+    /// `templates/`.
+    pub fn templates_dir(&self) -> &Path {
+        &self.templates_dir
+    }
+
+    /// A file of the template in `dir` (a name under `templates/`).
+    pub fn template_file(&self, dir: &str, file: &str) -> PathBuf {
+        self.templates_dir.join(dir).join(file)
+    }
+
+    /// A fresh hidden directory for a template in the making (mode 0700).
+    pub fn new_template_dir(&self, name: &str) -> Result<PathBuf, StorageError> {
+        let n = self.nonce.fetch_add(1, Ordering::Relaxed);
+        let dir = self
+            .templates_dir
+            .join(format!(".tmp-{name}-{}-{n}", std::process::id()));
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&dir)
+            .map_err(StorageError::io("create", &dir))?;
+        Ok(dir)
+    }
+
+    /// Bytes the template's files occupy.
+    pub fn template_usage(&self, dir: &str) -> u64 {
+        [DISK, RAM, STATE]
+            .iter()
+            .map(|f| disk_usage(&self.template_file(dir, f)))
+            .sum()
+    }
+
+    /// Removes hidden template directories left by an interrupted `template.create`.
+    pub(super) fn remove_template_leftovers(&self) -> Vec<PathBuf> {
+        let mut removed = Vec::new();
+        for path in super::list_dir(&self.templates_dir)
+            .into_iter()
+            .filter(|p| super::is_hidden(p))
+        {
+            if let Err(err) = std::fs::remove_dir_all(&path) {
+                tracing::warn!(path = %path.display(), error = %err, "cannot remove leftover");
+                continue;
+            }
+            removed.push(path);
+        }
+        removed
+    }
+}
+
+/// Makes the template's files and directory read-only for everyone but root (blocking).
+pub fn seal(dir: &Path) -> Result<(), StorageError> {
+    for file in [DISK, RAM, STATE] {
+        let path = dir.join(file);
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o444))
+            .map_err(StorageError::io("make read-only", &path))?;
+    }
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755))
+        .map_err(StorageError::io("set permissions of", dir))
+}
+
+/// Copies the first `len` bytes of `src` (a guest's RAM) into a new sparse file `dst`:
+/// holes and all-zero pages are not written. Returns the bytes written (blocking).
+pub fn copy_ram(src: &Path, dst: &Path, len: u64) -> Result<u64, StorageError> {
+    let input = File::open(src).map_err(StorageError::io("open", src))?;
+    let output = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(dst)
+        .map_err(StorageError::io("create", dst))?;
+    output
+        .set_len(len)
+        .map_err(StorageError::io("size", dst))?;
+    let written = copy_pages(&input, &output, len).map_err(StorageError::io("copy RAM into", dst))?;
+    output.sync_all().map_err(StorageError::io("sync", dst))?;
+    Ok(written)
+}
+
+fn copy_pages(input: &File, output: &File, len: u64) -> std::io::Result<u64> {
+    let mut buf = vec![0u8; CHUNK];
+    let (mut pos, mut written) = (0u64, 0u64);
+    while pos < len {
+        let Some(data) = seek(input, pos, Whence::SeekData)? else {
+            break;
+        };
+        let hole = seek(input, data, Whence::SeekHole)?.unwrap_or(len).min(len);
+        let mut at = data;
+        while at < hole {
+            let n = usize::try_from(hole - at).map_or(CHUNK, |left| left.min(CHUNK));
+            input.read_exact_at(&mut buf[..n], at)?;
+            for (i, page) in buf[..n].chunks(PAGE).enumerate() {
+                if page.iter().any(|b| *b != 0) {
+                    output.write_all_at(page, at + (i * PAGE) as u64)?;
+                    written += page.len() as u64;
+                }
+            }
+            at += n as u64;
+        }
+        pos = hole.max(data + 1);
+    }
+    Ok(written)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ram_copies_keep_data_and_skip_zero_pages() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let src = dir.path().join("src");
+        let file = File::create(&src).expect("create");
+        file.set_len(64 * 4096).expect("size");
+        file.write_all_at(b"hello", 3 * 4096 + 10).expect("write");
+        file.write_all_at(&[0u8; 4096], 5 * 4096).expect("zero page");
+        file.write_all_at(b"end", 63 * 4096).expect("write");
+        let dst = dir.path().join("dst");
+        let written = copy_ram(&src, &dst, 64 * 4096).expect("copy");
+        assert_eq!(written, 2 * 4096, "only the two non-zero pages");
+        assert_eq!(
+            std::fs::read(&src).expect("src"),
+            std::fs::read(&dst).expect("dst")
+        );
+        assert!(copy_ram(&src, &dst, 4096).is_err(), "never overwrites");
+    }
+}
