@@ -45,6 +45,7 @@ fn request(args: CreateArgs) -> Result<VmCreate, CliError> {
     Ok(VmCreate {
         name: args.name,
         image: args.image,
+        template: None,
         cpus: args.cpus,
         memory_mib: args.memory.as_deref().map(memory_mib).transpose()?,
         disk_bytes: args.disk.as_deref().map(disk_bytes).transpose()?,
