@@ -278,3 +278,44 @@ fn config_defaults_bind_users_not_admins() {
         "quota exceeded: vms would be 2 with a limit of 1 (now 1)"
     );
 }
+
+#[test]
+fn a_template_counts_its_ram_against_the_disk_quota_and_a_refusal_leaves_the_vm_running() {
+    let d = Daemon::start();
+    d.import_guest();
+    let base = d.ok("image.get", json!(["guest"]))["virtual_size_bytes"]
+        .as_u64()
+        .expect("size");
+    let token = account(&d, "ramful");
+    let mib = 1024 * 1024;
+    d.ok(
+        "user.set",
+        json!([{"name": "ramful", "max_disk_bytes": base + 64 * mib}]),
+    );
+    let create = json!([{"name": "src", "image": "guest", "memory_mib": 128}]);
+    let (_, resp) = d.call_with(&token, "vm.create", create);
+    assert!(resp.get("error").is_none(), "{resp}");
+    let (_, resp) = d.call_with(&token, "vm.start", json!(["src"]));
+    assert!(resp.get("error").is_none(), "{resp}");
+    let take = json!([{"name": "t", "from": "src"}]);
+    let (_, resp) = d.call_with(&token, "template.create", take.clone());
+    assert_eq!(refusal(&resp), (429, "quota_exceeded"), "{resp}");
+    assert_eq!(states(&d, &token), ["running"], "the refused VM runs on");
+    assert_eq!(
+        d.err("template.get", json!(["t"]))["data"]["kind"],
+        "not_found"
+    );
+
+    d.ok(
+        "user.set",
+        json!([{"name": "ramful", "max_disk_bytes": base + 128 * mib}]),
+    );
+    let (_, resp) = d.call_with(&token, "template.create", take);
+    assert!(resp.get("error").is_none(), "{resp}");
+    let (_, me) = d.call_with(&token, "auth.whoami", json!([]));
+    assert_eq!(
+        me["result"]["usage"]["disk_bytes"],
+        base + 128 * mib,
+        "the VM's disk and the template's RAM: {me}"
+    );
+}

@@ -37,6 +37,10 @@ impl Manager {
         row: VmRow,
     ) -> Result<VmRow, Error> {
         check_templatable(&row)?;
+        // Before the guest is touched (the recording transaction checks again).
+        let (auth, owner, adding) = (self.config.auth.clone(), subject.user_id, ram_usage(&row));
+        self.db(move |s| s.read(|c| Ok(super::quota::admit(c, &auth, owner, &adding)))?)
+            .await?;
         let rt = self
             .runtime(&row.name)
             .ok_or_else(|| Error::NoProcess(row.name.clone()))?;
@@ -172,14 +176,10 @@ impl Manager {
                 source,
             })?;
         let (vm_id, tmp2, overlay) = (row.id, tmp.clone(), overlay.to_path_buf());
-        let auth = self.config.auth.clone();
+        let (auth, adding) = (self.config.auth.clone(), ram_usage(row));
         let result = self
             .db(move |s| {
                 s.with_tx(|tx| {
-                    let adding = Usage {
-                        disk_bytes: template.memory_mib * 1024 * 1024,
-                        ..Usage::default()
-                    };
                     super::quota::admit(tx, &auth, template.owner.id, &adding)?;
                     let id = store::insert_template(tx, &template)?;
                     store::set_restore_pending(tx, vm_id, Some(id), true)?;
@@ -223,6 +223,14 @@ fn template_row(subject: &Subject, req: &TemplateCreate, row: &VmRow, qmp: &Qmp)
         dir: format!("{}.{:x}", req.name, now_nanos()),
         ram_seal: String::new(),
         created_at: now_secs(),
+    }
+}
+
+/// What a template of `row` adds to its owner's use: its RAM, on disk.
+fn ram_usage(row: &VmRow) -> Usage {
+    Usage {
+        disk_bytes: row.memory_mib * 1024 * 1024,
+        ..Usage::default()
     }
 }
 
