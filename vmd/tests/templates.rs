@@ -1,0 +1,373 @@
+//! Warm templates with the test guest (issue 14): a template taken at the guest's ready
+//! marker; three clones (the source VM is the first) each answer on their serial console
+//! without booting again and see the template's files; a file written in one clone is absent
+//! in the others; removal of the template is refused while clones exist; a wipe returns a
+//! clone to the template's moment; a clone's second start boots from its own disk; `kill -9`
+//! of vmd while clones run re-adopts them; refusals (state, names, fixed hardware, other
+//! users' private templates); and a restore that fails leaves a stopped VM, no QEMU, and
+//! QEMU's words with a hint to recreate the template.
+//!
+//! At most three guests run at once per test; the tests run one at a time (nextest group
+//! `templates`).
+
+mod common;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use common::guest::{Console, BOOT};
+use common::{code, qemus_naming, raw_disk, Daemon};
+use testkit::procs::alive;
+
+/// How long a restored clone (or a booted guest at its prompt) may take to answer.
+const ANSWER: Duration = Duration::from_secs(60);
+/// The marker file written in the template's source before the template is taken.
+const ORIGIN: &str = "/data/origin";
+/// The file only the first clone writes.
+const ONLY_C1: &str = "/data/only-c1";
+
+/// Error codes (vm-proto's `ErrorCode::code`).
+const NOT_FOUND: i64 = 404;
+const ALREADY_EXISTS: i64 = 409;
+const WRONG_STATE: i64 = 412;
+const IN_USE: i64 = 423;
+const INVALID_ARGUMENT: i64 = 400;
+const PERMISSION_DENIED: i64 = 403;
+
+/// Boots `name` from the test guest, waits for its ready marker and writes [`ORIGIN`].
+fn boot_source(d: &Daemon, name: &str) {
+    d.boot(name);
+    d.wait_log(name, &format!("GUEST-READY {name}"), 1, BOOT);
+    let mut console = Console::attach(d, name);
+    console.run(&format!("echo tmpl > {ORIGIN}; sync"));
+}
+
+/// `template.create` of `name` from `from`; returns the template.
+fn take(d: &Daemon, name: &str, from: &str) -> Value {
+    d.ok("template.create", json!([{"name": name, "from": from}]))
+}
+
+/// `vm.create` of a clone of `template`.
+fn clone_of(d: &Daemon, name: &str, template: &str) -> Value {
+    d.ok("vm.create", json!([{"name": name, "template": template}]))
+}
+
+/// The clone-related fields of a VM: (state, template, restore_pending).
+fn clone_fields(vm: &Value) -> (String, String, bool) {
+    (
+        vm["state"].as_str().unwrap_or("?").to_string(),
+        vm["template"].as_str().unwrap_or("-").to_string(),
+        vm["restore_pending"].as_bool().unwrap_or(false),
+    )
+}
+
+/// Asserts that `name` is a stopped clone of `template` whose next start restores.
+fn assert_pending(d: &Daemon, name: &str, template: &str) {
+    let vm = d.ok("vm.get", json!([name]));
+    assert_eq!(
+        clone_fields(&vm),
+        ("stopped".into(), template.into(), true),
+        "{vm}"
+    );
+}
+
+/// Attaches to `name`'s console and waits for an answer computed by the guest's shell (the
+/// marker is output-only: the typed line shows `AN""SWER-$((6*7))`).
+fn answer(d: &Daemon, name: &str) -> Console {
+    let mut console = Console::attach(d, name);
+    console.send("echo AN\"\"SWER-$((6*7))");
+    console.expect("ANSWER-42", ANSWER);
+    console
+}
+
+/// Whether `path` exists in the guest behind `console`.
+fn exists(console: &mut Console, path: &str) -> bool {
+    let (rc, seen) = console.capture(&format!("test -e {path}"), ANSWER);
+    assert!(rc == 0 || rc == 1, "test -e {path}: rc {rc}; saw:\n{seen}");
+    rc == 0
+}
+
+/// The one recorded template directory under the state directory.
+fn template_dir(d: &Daemon) -> PathBuf {
+    let dirs: Vec<PathBuf> = std::fs::read_dir(d.state.join("templates"))
+        .expect("templates dir")
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| !p.file_name().unwrap_or_default().to_string_lossy().starts_with('.'))
+        .collect();
+    assert_eq!(dirs.len(), 1, "one template directory: {dirs:?}");
+    dirs[0].clone()
+}
+
+/// The names in a template's `clones`, sorted.
+fn clones(template: &Value) -> Vec<String> {
+    let mut names: Vec<String> = template["clones"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|v| v.as_str().map(String::from)).collect())
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+/// Forced stop of every VM in `names`.
+fn force_stop(d: &Daemon, names: &[&str]) {
+    for n in names {
+        d.ok("vm.stop", json!([{"name": n, "force": true}]));
+    }
+}
+
+/// Removes every VM in `names`, then the template `t`; nothing of it stays on disk.
+fn remove_all(d: &Daemon, names: &[&str], t: &str) {
+    for n in names {
+        d.ok("vm.remove", json!([n]));
+    }
+    d.ok("template.remove", json!([t]));
+    assert_eq!(d.ok("template.list", json!([])), json!([]));
+    let left: Vec<_> = std::fs::read_dir(d.state.join("templates"))
+        .expect("templates dir")
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert!(left.is_empty(), "template files left: {left:?}");
+}
+
+#[test]
+fn clones_restore_the_template_moment_stay_apart_and_wipe_back_to_it() {
+    let d = Daemon::start();
+    d.import_guest();
+    boot_source(&d, "src");
+    let t = take(&d, "t", "src");
+    assert_eq!((t["source_vm"].as_str(), t["image"].as_str()), (Some("src"), Some("guest")));
+    assert_eq!((t["cpus"].as_u64(), t["memory_mib"].as_u64()), (Some(1), Some(128)), "{t}");
+    assert!(!t["qemu_version"].as_str().unwrap_or("").is_empty(), "{t}");
+    assert_pending(&d, "src", "t");
+    for c in ["c1", "c2"] {
+        let vm = clone_of(&d, c, "t");
+        assert_eq!(clone_fields(&vm), ("stopped".into(), "t".into(), true), "{vm}");
+        assert_eq!((vm["cpus"].as_u64(), vm["memory_mib"].as_u64()), (Some(1), Some(128)));
+    }
+    let shown = d.ok("template.get", json!(["t"]));
+    assert_eq!(clones(&shown), ["c1", "c2", "src"], "{shown}");
+    three_clones_answer_apart(&d);
+    removal_refused_while_clones_exist(&d);
+    wipe_returns_to_the_template_moment(&d);
+    second_start_boots_from_the_clone_disk(&d);
+    force_stop(&d, &["c1", "src"]);
+    remove_all(&d, &["c1", "c2", "src"], "t");
+}
+
+/// Starts the three clones; each answers at once (no second boot) and sees [`ORIGIN`]; a
+/// file written in c1 is absent in c2 and src.
+fn three_clones_answer_apart(d: &Daemon) {
+    for c in ["c1", "c2", "src"] {
+        let vm = d.ok("vm.start", json!([c]));
+        assert_eq!(clone_fields(&vm), ("running".into(), "t".into(), false), "{vm}");
+    }
+    let mut consoles: Vec<Console> = ["c1", "c2", "src"].iter().map(|c| answer(d, c)).collect();
+    for console in &mut consoles {
+        assert!(exists(console, ORIGIN), "the template's file is there");
+    }
+    consoles[0].run(&format!("echo c1 > {ONLY_C1}; sync"));
+    assert!(exists(&mut consoles[0], ONLY_C1));
+    assert!(!exists(&mut consoles[1], ONLY_C1), "c1's file leaked into c2");
+    assert!(!exists(&mut consoles[2], ONLY_C1), "c1's file leaked into src");
+    let (_, seen) = consoles[1].capture("cat /data/boot-count", ANSWER);
+    assert!(seen.lines().any(|l| l.trim() == "1"), "restored, not booted again: {seen}");
+    for c in ["c1", "c2"] {
+        let log = d.ok("vm.logs", json!([c, 1 << 20]))["text"].to_string();
+        assert!(!log.contains("GUEST-READY"), "{c} booted instead of restoring: {log}");
+    }
+}
+
+fn removal_refused_while_clones_exist(d: &Daemon) {
+    let err = d.err("template.remove", json!(["t"]));
+    assert_eq!(code(&err), IN_USE, "{err}");
+    let message = err["message"].as_str().unwrap_or("");
+    for c in ["c1", "c2", "src"] {
+        assert!(message.contains(c), "the refusal names {c}: {err}");
+    }
+    assert!(template_dir(d).join("state").exists(), "nothing removed");
+}
+
+/// c1 stopped and wiped: its next start restores the template's moment again.
+fn wipe_returns_to_the_template_moment(d: &Daemon) {
+    force_stop(d, &["c1"]);
+    let vm = d.ok("vm.wipe", json!(["c1"]));
+    assert_eq!(clone_fields(&vm), ("stopped".into(), "t".into(), true), "{vm}");
+    d.ok("vm.start", json!(["c1"]));
+    let mut console = answer(d, "c1");
+    assert!(!exists(&mut console, ONLY_C1), "the wipe kept c1's file");
+    assert!(exists(&mut console, ORIGIN), "the template's file is gone after the wipe");
+    let (_, seen) = console.capture("hostname", ANSWER);
+    assert!(seen.lines().any(|l| l.trim() == "src"), "the template's moment: {seen}");
+}
+
+/// c2 stopped gracefully (the restored guest's ACPI daemon runs) and started again: now it
+/// boots from its own disk, with its own name, and keeps the template's file.
+fn second_start_boots_from_the_clone_disk(d: &Daemon) {
+    let vm = d.ok("vm.stop", json!([{"name": "c2", "timeout_secs": 60}]));
+    assert_eq!(clone_fields(&vm), ("stopped".into(), "t".into(), false), "{vm}");
+    d.wait_log("c2", "GUEST-POWEROFF", 1, BOOT);
+    d.ok("vm.start", json!(["c2"]));
+    d.wait_log("c2", "GUEST-READY c2", 1, BOOT);
+    let mut console = answer(d, "c2");
+    assert!(exists(&mut console, ORIGIN));
+    assert!(!exists(&mut console, ONLY_C1));
+    let (_, seen) = console.capture("cat /data/boot-count", ANSWER);
+    assert!(seen.lines().any(|l| l.trim() == "2"), "a second boot of the disk: {seen}");
+    drop(console);
+    force_stop(d, &["c2"]);
+}
+
+#[test]
+fn clones_running_through_kill_9_of_vmd_are_readopted() {
+    let d = Daemon::start();
+    d.import_guest();
+    boot_source(&d, "src");
+    take(&d, "t", "src");
+    clone_of(&d, "c1", "t");
+    clone_of(&d, "c2", "t");
+    let pids: Vec<u64> = ["c1", "c2"]
+        .iter()
+        .map(|c| d.ok("vm.start", json!([c]))["pid"].as_u64().expect("pid"))
+        .collect();
+    drop(answer(&d, "c1"));
+    let dir = d.kill9();
+    assert!(pids.iter().all(|p| alive(*p)), "clones must outlive vmd");
+    let d = Daemon::start_in(dir);
+    for (c, pid) in ["c1", "c2"].iter().zip(&pids) {
+        let vm = d.ok("vm.get", json!([c]));
+        assert_eq!(clone_fields(&vm), ("running".into(), "t".into(), false), "{vm}");
+        assert_eq!(vm["pid"].as_u64(), Some(*pid), "{vm}");
+        drop(answer(&d, c));
+    }
+    assert_pending(&d, "src", "t");
+    assert_eq!(clones(&d.ok("template.get", json!(["t"]))), ["c1", "c2", "src"]);
+    d.ok("vm.start", json!(["src"]));
+    drop(answer(&d, "src"));
+    force_stop(&d, &["c1", "c2", "src"]);
+    assert!(pids.iter().all(|p| !alive(*p)), "stopped through the new vmd");
+    remove_all(&d, &["c1", "c2", "src"], "t");
+}
+
+#[test]
+fn templates_refuse_wrong_states_names_and_hardware() {
+    let d = Daemon::start();
+    d.import_guest();
+    d.ok("vm.create", json!([{"name": "cold", "image": "guest", "memory_mib": 128}]));
+    let err = d.err("template.create", json!([{"name": "t", "from": "cold"}]));
+    assert_eq!(code(&err), WRONG_STATE, "a stopped VM: {err}");
+    let err = d.err("template.create", json!([{"name": "t", "from": "nope"}]));
+    assert_eq!(code(&err), NOT_FOUND, "{err}");
+    d.boot("src");
+    take(&d, "t", "src");
+    d.ok("vm.start", json!(["cold"]));
+    let err = d.err("template.create", json!([{"name": "t", "from": "cold"}]));
+    assert_eq!(code(&err), ALREADY_EXISTS, "{err}");
+    let err = d.err("template.create", json!([{"name": "Bad Name", "from": "cold"}]));
+    assert_eq!(code(&err), INVALID_ARGUMENT, "{err}");
+    force_stop(&d, &["cold"]);
+    d.ok("vm.start", json!(["src"]));
+    let err = d.err("template.create", json!([{"name": "t2", "from": "src"}]));
+    assert_eq!(code(&err), INVALID_ARGUMENT, "a clone cannot become a template: {err}");
+    force_stop(&d, &["src"]);
+    clones_keep_the_template_hardware(&d);
+    assert_eq!(clones(&d.ok("template.get", json!(["t"]))), ["src"]);
+}
+
+/// A clone asking for other hardware, another image or a missing template is refused, and
+/// no VM is left behind.
+fn clones_keep_the_template_hardware(d: &Daemon) {
+    d.import(&raw_disk(d.dir.path(), "other.img", "16M"), "other");
+    for (field, value) in [
+        ("cpus", json!(2)),
+        ("memory_mib", json!(256)),
+        ("image", json!("other")),
+    ] {
+        let mut req = json!({"name": "x", "template": "t"});
+        req[field] = value;
+        let err = d.err("vm.create", json!([req]));
+        assert_eq!(code(&err), INVALID_ARGUMENT, "{field}: {err}");
+    }
+    let err = d.err("vm.create", json!([{"name": "x", "template": "nope"}]));
+    assert_eq!(code(&err), NOT_FOUND, "{err}");
+    assert_eq!(code(&d.err("vm.get", json!(["x"]))), NOT_FOUND, "no VM left behind");
+}
+
+/// Adds account `name` (as root) and returns a bearer token for it.
+fn account(d: &Daemon, name: &str) -> String {
+    d.ok("user.add", json!([{"name": name}]));
+    let secret = d.ok("token.create", json!([{"user": name}]));
+    secret["token"].as_str().expect("token").to_string()
+}
+
+/// `call_with` that must succeed; returns `result`.
+fn ok_as(d: &Daemon, token: &str, method: &str, params: Value) -> Value {
+    let (_, resp) = d.call_with(token, method, params);
+    assert!(resp.get("error").is_none(), "{method}: {resp}");
+    resp["result"].clone()
+}
+
+/// `call_with` that must fail; returns its error code.
+fn refused_as(d: &Daemon, token: &str, method: &str, params: Value) -> i64 {
+    let (_, resp) = d.call_with(token, method, params);
+    assert!(resp.get("result").is_none(), "{method} succeeded: {resp}");
+    code(&resp["error"])
+}
+
+#[test]
+fn private_templates_are_hidden_and_shared_ones_cloned_by_users() {
+    let d = Daemon::start();
+    d.import_guest();
+    d.boot("src");
+    let shared = take(&d, "t", "src");
+    assert_eq!(shared["shared"], true, "an admin's template is shared: {shared}");
+    let ann = account(&d, "ann");
+    let bob = account(&d, "bob");
+    let vm = json!([{"name": "a1", "image": "guest", "memory_mib": 128}]);
+    ok_as(&d, &ann, "vm.create", vm);
+    ok_as(&d, &ann, "vm.start", json!(["a1"]));
+    let mine = ok_as(&d, &ann, "template.create", json!([{"name": "ann-t", "from": "a1"}]));
+    assert_eq!((mine["owner"].as_str(), mine["shared"].as_bool()), (Some("ann"), Some(false)));
+    assert_eq!(refused_as(&d, &bob, "template.get", json!(["ann-t"])), NOT_FOUND);
+    let clone = json!([{"name": "b0", "template": "ann-t"}]);
+    assert_eq!(refused_as(&d, &bob, "vm.create", clone), NOT_FOUND);
+    let listed = ok_as(&d, &bob, "template.list", json!([]));
+    let names: Vec<&str> = listed.as_array().expect("list").iter().filter_map(|t| t["name"].as_str()).collect();
+    assert_eq!(names, ["t"], "bob sees only the shared template: {listed}");
+    ok_as(&d, &bob, "vm.create", json!([{"name": "b1", "template": "t"}]));
+    let seen = ok_as(&d, &bob, "template.get", json!(["t"]));
+    assert_eq!(clones(&seen), ["b1"], "others' clones are not listed to a user: {seen}");
+    assert_eq!(refused_as(&d, &bob, "template.remove", json!(["t"])), PERMISSION_DENIED);
+    assert_eq!(clones(&d.ok("template.get", json!(["t"]))), ["b1", "src"]);
+    assert_eq!(clones(&d.ok("template.get", json!(["ann-t"]))), ["a1"]);
+}
+
+#[test]
+fn a_failed_restore_leaves_a_stopped_vm_and_says_why() {
+    let d = Daemon::start();
+    d.import_guest();
+    boot_source(&d, "src");
+    take(&d, "t", "src");
+    clone_of(&d, "c1", "t");
+    let state = template_dir(&d).join("state");
+    let saved = std::fs::read(&state).expect("read the device state");
+    std::fs::write(&state, "not a migration stream\n".repeat(64)).expect("corrupt it (root)");
+    let err = d.err("vm.start", json!(["c1"]));
+    let text = err.to_string().to_lowercase();
+    assert!(text.contains("migration"), "QEMU's words: {err}");
+    let hint = err["data"]["hint"].as_str().unwrap_or("");
+    assert!(hint.contains("template"), "a hint to recreate the template: {err}");
+    let vm = d.ok("vm.get", json!(["c1"]));
+    assert_eq!(clone_fields(&vm), ("stopped".into(), "t".into(), true), "{vm}");
+    assert!(vm["pid"].is_null(), "{vm}");
+    let left = qemus_naming(&d.dir.path().to_string_lossy());
+    assert!(left.is_empty(), "QEMU left behind: {left:?}");
+    std::fs::write(&state, saved).expect("put the device state back");
+    d.ok("vm.start", json!(["c1"]));
+    drop(answer(&d, "c1"));
+    force_stop(&d, &["c1"]);
+    remove_all(&d, &["c1", "src"], "t");
+}
