@@ -15,8 +15,9 @@ use jsonrpsee::proc_macros::rpc;
 use crate::types::{
     ConsoleTicket, ConsoleTicketRequest, Image, ImageCreate, ImageImport, ImagePublish, ImageSet,
     Iso, IsoAttach, IsoImport, Login, Network, NetworkCreate, NicChange, PortAdd, PortForward,
-    PortRemove, SystemInfo, Template, TemplateCreate, Token, TokenCreate, TokenSecret, User, UserAdd, UserPasswd, UserRemove,
-    UserRemoved, UserSet, Vm, VmCreate, VmExtend, VmFilter, VmLogs, VmSet, VmStop, WhoAmI,
+    PortRemove, SystemInfo, Template, TemplateCreate, Token, TokenCreate, TokenSecret, User,
+    UserAdd, UserPasswd, UserRemove, UserRemoved, UserSet, Vm, VmCreate, VmExtend, VmFilter,
+    VmLogs, VmSet, VmStop, WhoAmI,
 };
 
 /// The vmd API.
@@ -329,7 +330,8 @@ pub trait VmdApi {
     /// Removes a template and its files. Errors: `in_use` while any VM is a clone of it (the
     /// message names them), `permission_denied` (a shared template, for users).
     #[method(name = "template.remove", with_extensions)]
-    async fn template_remove(&self, name: String) -> Result<(), jsonrpsee::types::ErrorObjectOwned>;
+    async fn template_remove(&self, name: String)
+        -> Result<(), jsonrpsee::types::ErrorObjectOwned>;
 
     /// Removes a network: its bridge, dnsmasq and firewall rules. Errors: `in_use` while any
     /// VM has a NIC on it (the message names them), `permission_denied` (a shared network).

@@ -6,13 +6,15 @@
 //! The account verbs (`user`, `token`, `login`, …) are in [`account`]; `--os`,
 //! `--description` and `image set` in [`image_info`]; cloud-init and label options in
 //! [`provision`]; `wait --for` targets and `ssh` in [`ready`]; the `net`, `nic` and `port`
-//! verbs and `create --net` in [`network`].
+//! verbs and `create --net` in [`network`]; the `template` verbs and `create --image |
+//! --template` in [`template`].
 
 mod account;
 mod image_info;
 mod network;
 mod provision;
 mod ready;
+mod template;
 
 pub use account::{
     ExtendArgs, LoginArgs, TokenCommand, TokenCreateArgs, UserAddArgs, UserCommand, UserPasswdArgs,
@@ -24,6 +26,7 @@ pub use network::{
 };
 pub use provision::{LabelArgs, ProvisionArgs};
 pub use ready::{SshArgs, WaitFor};
+pub use template::{TemplateCommand, TemplateCreateArgs, VmSourceArgs};
 
 use std::path::PathBuf;
 
@@ -109,7 +112,7 @@ pub enum Command {
     /// Manage the ISO library (installer and data CD/DVD images)
     #[command(subcommand)]
     Iso(IsoCommand),
-    /// Define a VM as a fresh overlay on a base image (it starts stopped)
+    /// Define a VM (stopped): a fresh overlay on a base image, or a clone of a warm template
     Create(CreateArgs),
     /// List your VMs (admins: --all or --user for others')
     #[command(visible_alias = "list")]
@@ -153,6 +156,9 @@ pub enum Command {
     /// Manage lab networks (bridges that join VMs' NICs)
     #[command(subcommand)]
     Net(NetCommand),
+    /// Manage warm templates (booted VMs that clones start from in under a second)
+    #[command(subcommand)]
+    Template(TemplateCommand),
     /// Add or remove a stopped VM's NICs on lab networks
     #[command(subcommand)]
     Nic(NicCommand),
@@ -418,9 +424,8 @@ pub struct DetachArgs {
 pub struct CreateArgs {
     /// Name of the new VM
     pub name: String,
-    /// Base image the VM's disk is an overlay of
-    #[arg(long, value_name = "BASE")]
-    pub image: String,
+    #[command(flatten)]
+    pub source: VmSourceArgs,
     /// Number of vCPUs [daemon default: 1]
     #[arg(long, value_name = "N")]
     pub cpus: Option<u32>,

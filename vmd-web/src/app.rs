@@ -38,7 +38,8 @@ use crate::cli::Args;
 use crate::error::WebError;
 use crate::openapi::{self, Document};
 use crate::routes::{
-    consoles, events, images, isos, networks, streams, system, tokens, uploads, users, vms,
+    consoles, events, images, isos, networks, streams, system, templates, tokens, uploads, users,
+    vms,
 };
 use crate::server;
 use crate::tls::{self, TlsListener};
@@ -133,6 +134,7 @@ pub fn routes() -> OpenApiRouter<Vmd> {
         .merge(images::routes())
         .merge(isos::routes())
         .merge(networks::routes())
+        .merge(templates::routes())
         .merge(users::routes())
         .merge(tokens::routes())
         .merge(system::routes())

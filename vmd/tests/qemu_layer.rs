@@ -58,6 +58,7 @@ impl Vm {
             name: name.into(),
             cpus: 1,
             memory_mib: 128,
+            ram: vmd::qemu::argv::GuestRam::Memfd,
             accel: Accel::Tcg,
             overlay,
             qmp_socket: dir.path().join("qmp.sock"),

@@ -87,6 +87,11 @@ impl VmState {
         !self.has_process()
     }
 
+    /// Whether a warm template may be taken from the VM: its guest is live in QEMU.
+    pub fn can_template(self) -> bool {
+        matches!(self, VmState::Running | VmState::Paused)
+    }
+
     /// Whether the VM's hardware (vCPUs, memory, disk size) may be changed: no process runs
     /// with the old values.
     pub fn can_reconfigure(self) -> bool {

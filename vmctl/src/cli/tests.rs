@@ -391,6 +391,66 @@ fn create_takes_networks_in_order() {
 }
 
 #[test]
+fn template_verbs_parse() {
+    let cli = parse(&["template", "create", "lab-base", "--from", "web1"]);
+    let Command::Template(TemplateCommand::Create(args)) = cli.command else {
+        panic!("not template create")
+    };
+    assert_eq!(
+        (args.name.as_str(), args.from.as_str()),
+        ("lab-base", "web1")
+    );
+    for ls in ["ls", "list"] {
+        let cli = parse(&["template", ls]);
+        assert!(matches!(
+            cli.command,
+            Command::Template(TemplateCommand::Ls)
+        ));
+    }
+    let cli = parse(&["template", "show", "lab-base"]);
+    assert!(
+        matches!(cli.command, Command::Template(TemplateCommand::Show(t)) if t.name == "lab-base")
+    );
+    let cli = parse(&["template", "remove", "b", "a"]);
+    assert!(
+        matches!(cli.command, Command::Template(TemplateCommand::Rm(t)) if t.names == ["b", "a"])
+    );
+}
+
+#[test]
+fn create_needs_exactly_one_of_image_and_template() {
+    let Command::Create(args) = parse(&["create", "c1", "--template", "lab-base"]).command else {
+        panic!("not create")
+    };
+    assert_eq!(args.source.image, None);
+    assert_eq!(args.source.template.as_deref(), Some("lab-base"));
+    let Command::Create(args) = parse(&["create", "c1", "--image", "b", "--cpus", "2"]).command
+    else {
+        panic!("not create")
+    };
+    assert_eq!(
+        (args.source.image.as_deref(), args.source.template),
+        (Some("b"), None)
+    );
+    let parse_err = |args: &[&str]| {
+        let argv = std::iter::once("vmctl").chain(args.iter().copied());
+        Cli::try_parse_from(argv).expect_err("usage error")
+    };
+    let missing = parse_err(&["create", "c1", "--cpus", "2"]);
+    assert_eq!(
+        missing.kind(),
+        clap::error::ErrorKind::MissingRequiredArgument
+    );
+    let text = missing.to_string();
+    assert!(
+        text.contains("--image") && text.contains("--template"),
+        "{text}"
+    );
+    let both = parse_err(&["create", "c1", "--image", "b", "--template", "t"]);
+    assert_eq!(both.kind(), clap::error::ErrorKind::ArgumentConflict);
+}
+
+#[test]
 fn usage_errors_are_rejected() {
     let bad = [
         &["create", "web1"][..],
@@ -435,6 +495,12 @@ fn usage_errors_are_rejected() {
         &["port", "add", "web1", "8080", "80", "--tcp"],
         &["port", "ls"],
         &["port", "rm", "web1"],
+        &["template", "create", "t"],
+        &["template", "create", "--from", "web1"],
+        &["template", "show"],
+        &["template", "rm"],
+        &["create", "c1", "--template"],
+        &["create", "c1", "--image", "b", "--template", "t"],
     ];
     for args in bad {
         let err = Cli::try_parse_from(std::iter::once("vmctl").chain(args.iter().copied()));

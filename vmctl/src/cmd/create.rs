@@ -1,7 +1,11 @@
-//! `vmctl create NAME --image BASE`: defines a stopped VM (`vm.create`), optionally with an
+//! `vmctl create NAME --image BASE | --template T`: defines a stopped VM (`vm.create`): an
+//! overlay on a base image, or a clone of a warm template (sent as `image: ""` and
+//! `template`; its first start restores the template's saved moment). Optionally with an
 //! ISO inserted (`--iso`), its own firmware (`--firmware`), a lifetime (`--ttl`,
 //! `--on-expiry`, `--session`), labels (`--label`), NICs on lab networks (`--net`, in
-//! order; `--no-user-net`) and cloud-init options (see [`super::create_seed`]).
+//! order; `--no-user-net`) and cloud-init options (see [`super::create_seed`]). Options a
+//! clone cannot have (its hardware and NICs are the template's) are still sent: vmd refuses
+//! them with `invalid_argument`, in its own words.
 //!
 //! Names and sizes are checked here first so that mistakes exit 6 without a round trip;
 //! `--memory` must be a whole number of MiB (`512M`, `2G`; a bare number means bytes);
@@ -12,7 +16,7 @@ use vm_proto::names::{parse_size, validate_name};
 use vm_proto::types::{validate_description, ExpiryAction, Firmware, VmCreate, NICS_MAX};
 
 use super::{create_seed, Ctx};
-use crate::cli::{CreateArgs, VmNetArgs};
+use crate::cli::{CreateArgs, VmNetArgs, VmSourceArgs};
 use crate::error::CliError;
 use crate::output;
 use crate::values::parse_duration_secs;
@@ -20,11 +24,14 @@ use crate::values::parse_duration_secs;
 /// Bytes in a MiB.
 const MIB: u64 = 1 << 20;
 
-/// Creates the VM and prints it (nothing with `-q`).
+/// Creates the VM and prints it (nothing with `-q`). A VM on a cloud-init image gets the
+/// caller's SSH keys by default; a clone does not (its guest restores a moment after its
+/// first boot, when cloud-init has already run).
 pub async fn run(ctx: &Ctx, args: CreateArgs) -> Result<(), CliError> {
     let mut request = request(args)?;
     let client = ctx.connect().await?;
-    if request.cloud_init.is_none() && client.image_get(request.image.clone()).await?.cloud_init {
+    let wants_keys = request.cloud_init.is_none() && request.template.is_none();
+    if wants_keys && client.image_get(request.image.clone()).await?.cloud_init {
         request.cloud_init = create_seed::default_keys();
     }
     let vm = client.vm_create(request).await?;
@@ -34,7 +41,7 @@ pub async fn run(ctx: &Ctx, args: CreateArgs) -> Result<(), CliError> {
 /// Validates the arguments and builds the `vm.create` parameters.
 fn request(args: CreateArgs) -> Result<VmCreate, CliError> {
     validate_name("vm", &args.name).map_err(CliError::invalid)?;
-    validate_name("image", &args.image).map_err(CliError::invalid)?;
+    check_source(&args.source)?;
     if let Some(iso) = &args.iso {
         validate_name("iso", iso).map_err(CliError::invalid)?;
     }
@@ -44,7 +51,8 @@ fn request(args: CreateArgs) -> Result<VmCreate, CliError> {
     check_networks(&args.net, args.ssh_port)?;
     Ok(VmCreate {
         name: args.name,
-        image: args.image,
+        image: args.source.image.unwrap_or_default(),
+        template: args.source.template,
         cpus: args.cpus,
         memory_mib: args.memory.as_deref().map(memory_mib).transpose()?,
         disk_bytes: args.disk.as_deref().map(disk_bytes).transpose()?,
@@ -60,6 +68,17 @@ fn request(args: CreateArgs) -> Result<VmCreate, CliError> {
         networks: args.net.networks,
         no_user_net: args.net.no_user_net,
     })
+}
+
+/// Checks the names of `--image` and `--template` (clap lets exactly one through).
+fn check_source(source: &VmSourceArgs) -> Result<(), CliError> {
+    if let Some(image) = &source.image {
+        validate_name("image", image).map_err(CliError::invalid)?;
+    }
+    if let Some(template) = &source.template {
+        validate_name("template", template).map_err(CliError::invalid)?;
+    }
+    Ok(())
 }
 
 /// Checks `--net` (names, each once, at most [`NICS_MAX`]) and that `--ssh-port` has the
@@ -112,7 +131,10 @@ mod tests {
     fn args(memory: Option<&str>, disk: Option<&str>) -> CreateArgs {
         CreateArgs {
             name: "web1".into(),
-            image: "debian-12".into(),
+            source: VmSourceArgs {
+                image: Some("debian-12".into()),
+                template: None,
+            },
             cpus: Some(2),
             memory: memory.map(String::from),
             disk: disk.map(String::from),
@@ -127,6 +149,47 @@ mod tests {
             labels: Default::default(),
             provision: Default::default(),
         }
+    }
+
+    #[test]
+    fn a_clone_names_its_template_and_no_image() {
+        let req = request(args(None, None)).expect("valid");
+        assert_eq!((req.image.as_str(), req.template), ("debian-12", None));
+        let clone = CreateArgs {
+            source: VmSourceArgs {
+                image: None,
+                template: Some("lab-base".into()),
+            },
+            cpus: None,
+            ..args(None, None)
+        };
+        let req = request(clone).expect("valid");
+        assert_eq!(req.image, "");
+        assert_eq!(req.template.as_deref(), Some("lab-base"));
+        assert_eq!(req.cpus, None);
+        // Options a clone cannot have are still sent, for vmd to refuse in its words.
+        let sized = CreateArgs {
+            source: VmSourceArgs {
+                image: None,
+                template: Some("lab-base".into()),
+            },
+            ..args(Some("1G"), None)
+        };
+        let req = request(sized).expect("valid");
+        assert_eq!((req.cpus, req.memory_mib), (Some(2), Some(1024)));
+        let json = serde_json::to_value(&req).expect("json");
+        assert_eq!(json["image"], "");
+        assert_eq!(json["template"], "lab-base");
+        let bad = CreateArgs {
+            source: VmSourceArgs {
+                image: None,
+                template: Some("Lab_Base".into()),
+            },
+            ..args(None, None)
+        };
+        let err = request(bad).expect_err("template name");
+        assert_eq!(err.exit_code(), 6);
+        assert!(err.to_string().contains("template name"), "{err}");
     }
 
     #[test]

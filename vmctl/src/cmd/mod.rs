@@ -42,6 +42,10 @@ mod ssh;
 mod start;
 mod status;
 mod stop;
+mod template_create;
+mod template_ls;
+mod template_rm;
+mod template_show;
 mod token_create;
 mod token_ls;
 mod token_revoke;
@@ -68,8 +72,8 @@ use vm_proto::types::{TokenSecret, Upload};
 use vm_proto::{ApiError, ErrorCode};
 
 use crate::cli::{
-    Cli, Command, ImageCommand, IsoCommand, NetCommand, NicCommand, PortCommand, TokenCommand,
-    UserCommand,
+    Cli, Command, ImageCommand, IsoCommand, NetCommand, NicCommand, PortCommand, TemplateCommand,
+    TokenCommand, UserCommand,
 };
 use crate::client::Credential;
 use crate::error::CliError;
@@ -127,6 +131,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Ssh(args) => ssh::run(&ctx, args).await,
         Command::Console(args) => console::run(&ctx, args).await,
         Command::Net(command) => net(&ctx, command).await,
+        Command::Template(command) => template(&ctx, command).await,
         Command::Nic(command) => nic(&ctx, command).await,
         Command::Port(command) => port(&ctx, command).await,
         Command::User(command) => user(&ctx, command).await,
@@ -204,6 +209,16 @@ async fn net(ctx: &Ctx, command: NetCommand) -> Result<(), CliError> {
         NetCommand::Ls => net_ls::run(ctx).await,
         NetCommand::Show(arg) => net_show::run(ctx, arg.name).await,
         NetCommand::Rm(args) => net_rm::run(ctx, args.names).await,
+    }
+}
+
+/// Runs a `template` verb.
+async fn template(ctx: &Ctx, command: TemplateCommand) -> Result<(), CliError> {
+    match command {
+        TemplateCommand::Create(args) => template_create::run(ctx, args).await,
+        TemplateCommand::Ls => template_ls::run(ctx).await,
+        TemplateCommand::Show(arg) => template_show::run(ctx, arg.name).await,
+        TemplateCommand::Rm(args) => template_rm::run(ctx, args.names).await,
     }
 }
 

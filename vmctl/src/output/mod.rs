@@ -4,7 +4,7 @@
 //! them; arrays for lists) and `-q` changes nothing. In table mode `-q` prints names only for
 //! lists and suppresses confirmations and the results of `create` and `image import`.
 //! The renderers per resource live in [`vm`] (with [`vm_guest`] and [`vm_net`]), [`image`],
-//! [`iso`], [`network`], [`system`], [`user`] and [`token`]; [`stream`]
+//! [`iso`], [`network`], [`template`], [`system`], [`user`] and [`token`]; [`stream`]
 //! writes what arrives over time (logs, events, console output); [`progress`] draws upload
 //! progress on stderr.
 
@@ -14,6 +14,7 @@ pub mod network;
 pub mod progress;
 pub mod stream;
 pub mod system;
+pub mod template;
 pub mod token;
 pub mod user;
 pub mod vm;

@@ -9,7 +9,7 @@ use super::{
 use super::{vm_guest, vm_net};
 
 /// Bytes in a MiB, to show `memory_mib` with [`format_size`].
-const MIB: u64 = 1 << 20;
+pub(super) const MIB: u64 = 1 << 20;
 
 /// The `ls` table: NAME, STATE, IMAGE, CPUS, MEMORY, DISK (used / virtual), OWNER, CREATED,
 /// EXPIRES (time left, `-` for none).
@@ -45,13 +45,16 @@ pub fn details(vm: &Vm) -> String {
     fields(vm) + &vm_net::show_tables(vm)
 }
 
-/// Every field of the VM, one per line.
+/// Every field of the VM, one per line (a clone's `template` lines after its image).
 fn fields(vm: &Vm) -> String {
-    kv_table(&[
+    let mut rows = vec![
         ("name", vm.name.clone()),
         ("description", or_dash(vm.description.clone())),
         ("state", vm.state.to_string()),
         ("image", vm.image.clone()),
+    ];
+    rows.extend(template_rows(vm));
+    rows.extend([
         ("install", yes_no(vm.install).to_string()),
         ("cpus", vm.cpus.to_string()),
         ("memory", memory(vm.memory_mib)),
@@ -83,7 +86,19 @@ fn fields(vm: &Vm) -> String {
         ("guest", vm_guest::guest(vm)),
         ("addresses", vm_guest::addresses(vm)),
         ("reason", or_dash(vm.reason.clone())),
-    ])
+    ]);
+    kv_table(&rows)
+}
+
+/// A clone's `template` and `restore pending` lines; none for other VMs.
+fn template_rows(vm: &Vm) -> Vec<(&'static str, String)> {
+    let Some(template) = &vm.template else {
+        return vec![];
+    };
+    vec![
+        ("template", template.clone()),
+        ("restore pending", yes_no(vm.restore_pending).to_string()),
+    ]
 }
 
 /// The serial console's client: `ann since TIME (AGE)`, `attached since …` when the daemon
@@ -97,7 +112,7 @@ fn console(client: Option<&ConsoleClient>) -> String {
 }
 
 /// Memory in its largest unit, with the exact MiB when that differs: `1 GiB (1024 MiB)`.
-fn memory(mib: u64) -> String {
+pub(super) fn memory(mib: u64) -> String {
     let text = format_size(mib.saturating_mul(MIB));
     if text == format!("{mib} MiB") {
         text
@@ -150,6 +165,8 @@ pub(crate) mod tests {
             user_net: true,
             nics: vec![],
             ports: vec![],
+            template: None,
+            restore_pending: false,
         }
     }
 
@@ -253,6 +270,26 @@ pub(crate) mod tests {
         ] {
             assert!(text.contains(line), "{line} missing in {text}");
         }
+    }
+
+    #[test]
+    fn details_of_a_clone_name_its_template() {
+        assert!(!details(&sample()).contains("template"));
+        let clone = Vm {
+            template: Some("lab-base".into()),
+            restore_pending: true,
+            ..sample()
+        };
+        let text = details(&clone);
+        let lines: Vec<_> = text.lines().collect();
+        assert_eq!(lines[3], "image             debian-12", "{text}");
+        assert_eq!(lines[4], "template          lab-base", "{text}");
+        assert_eq!(lines[5], "restore pending   yes", "{text}");
+        let restored = Vm {
+            restore_pending: false,
+            ..clone
+        };
+        assert!(details(&restored).contains("restore pending   no\n"));
     }
 
     #[test]

@@ -9,6 +9,7 @@ pub mod isos;
 pub mod networks;
 pub mod streams;
 pub mod system;
+pub mod templates;
 pub mod tokens;
 pub mod uploads;
 pub mod users;

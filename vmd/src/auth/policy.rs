@@ -15,6 +15,8 @@
 //! - Events: a user sees the events of their own objects and public ones.
 //! - Networks: a user manages their own; admins' networks are shared: every user sees and
 //!   uses them (attaches VMs), only admins change or remove them.
+//! - Warm templates: like networks: a user manages their own; admins' templates are shared:
+//!   every user sees them and creates clones of them, only admins remove them.
 
 use vm_proto::types::EventKind;
 
@@ -74,6 +76,13 @@ pub enum Object {
         /// Whether every user may attach VMs to it (an admin's network).
         shared: bool,
     },
+    /// A warm template.
+    Template {
+        /// `users.id` of the owner.
+        owner: i64,
+        /// Whether every user may clone it (an admin's template).
+        shared: bool,
+    },
     /// A staged upload.
     Upload {
         /// `users.id` of the uploader.
@@ -107,7 +116,20 @@ pub fn authorize(subject: &Subject, action: Action, object: Object) -> Result<()
             sealed,
         } => image(subject, action, owner, public && sealed),
         Object::Iso => shared(action, "ISOs are managed by admins"),
-        Object::Network { owner, shared } => network(subject, action, owner, shared),
+        Object::Network { owner, shared } => shared_or_own(
+            subject,
+            action,
+            owner,
+            shared,
+            "shared networks are managed by admins",
+        ),
+        Object::Template { owner, shared } => shared_or_own(
+            subject,
+            action,
+            owner,
+            shared,
+            "shared templates are managed by admins",
+        ),
         Object::Account { id } => account(subject, action, id),
         Object::Host => shared(action, "this needs the admin role"),
     }
@@ -138,15 +160,22 @@ fn image(subject: &Subject, action: Action, owner: i64, shared: bool) -> Result<
     }
 }
 
-/// A user's own network is theirs to manage; shared ones are only seen and used.
-fn network(subject: &Subject, action: Action, owner: i64, shared: bool) -> Result<(), Denial> {
+/// A user's own network or template is theirs to manage; shared ones (an admin's) are only
+/// seen and used.
+fn shared_or_own(
+    subject: &Subject,
+    action: Action,
+    owner: i64,
+    shared: bool,
+    why: &'static str,
+) -> Result<(), Denial> {
     let mine = subject.owns(owner);
     match action {
         Action::Administer => Err(Denial::Forbidden("this needs the admin role")),
         _ if !mine && !shared => Err(Denial::Hidden),
         Action::Read | Action::Use => Ok(()),
         _ if mine && !shared => Ok(()),
-        _ => Err(Denial::Forbidden("shared networks are managed by admins")),
+        _ => Err(Denial::Forbidden(why)),
     }
 }
 

@@ -155,20 +155,24 @@ impl Manager {
             return Err(Error::Invalid("the root account cannot be removed".into()));
         }
         let id = row.id;
-        let (vms, images, networks) = self
+        let (vms, images, networks, templates) = self
             .db(move |s| {
                 Ok(s.read(|c| {
                     Ok::<_, store::StoreError>((
                         store::vms_of(c, id)?,
                         store::images_of(c, id)?,
                         private_networks_of(c, id)?,
+                        private_templates_of(c, id)?,
                     ))
                 })?)
             })
             .await?;
-        if !req.force && (!vms.is_empty() || !images.is_empty() || !networks.is_empty()) {
+        let owns_any =
+            !vms.is_empty() || !images.is_empty() || !networks.is_empty() || !templates.is_empty();
+        if !req.force && owns_any {
             let owned = described(&vms, "vm")
                 .into_iter()
+                .chain(described(&templates, "template"))
                 .chain(described(&images, "image"))
                 .chain(described(&networks, "network"))
                 .collect();
@@ -180,6 +184,9 @@ impl Manager {
         self.check_networks_free(id, &networks).await?;
         for vm in &vms {
             self.remove_owned_vm(id, vm).await?;
+        }
+        for template in &templates {
+            self.remove_template(subject, template).await?;
         }
         for image in &images {
             self.remove_image(subject, image).await?;
@@ -424,6 +431,18 @@ fn foreign_nics(
         }
     }
     Ok(None)
+}
+
+/// The names of the templates `id` owns that are not shared (shared ones pass to the heir).
+fn private_templates_of(
+    conn: &rusqlite::Connection,
+    id: i64,
+) -> Result<Vec<String>, store::StoreError> {
+    Ok(store::list_templates(conn)?
+        .into_iter()
+        .filter(|t| t.owner.id == id && !t.shared)
+        .map(|t| t.name)
+        .collect())
 }
 
 /// The names of the networks `id` owns that are not shared (shared ones pass to the heir).

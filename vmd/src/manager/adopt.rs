@@ -95,6 +95,18 @@ impl Manager {
                 return Ok(false);
             }
         };
+        if matches!(
+            qmp.query_status().await.map(|s| s.status),
+            Ok(RunState::Inmigrate)
+        ) {
+            // A clone's restore that vmd did not see through: nothing ran yet, and its next
+            // start restores again.
+            tracing::warn!(vm = %row.name, pid = qemu.pid, "QEMU still waits for a template's state; stopping it");
+            drop(qmp);
+            self.stop_qemu(&qemu).await;
+            self.bury(&row).await?;
+            return Ok(false);
+        }
         self.take_over(&row, qmp, &qemu).await?;
         Ok(true)
     }
@@ -106,7 +118,8 @@ impl Manager {
         let status = qmp.query_status().await.map(|s| s.status);
         let (state, reason) = match &status {
             Ok(RunState::Running) => (VmState::Running, None),
-            Ok(RunState::Paused) => (VmState::Paused, None),
+            // `postmigrate`: a template was saved but vmd died before QEMU quit; `cont` works.
+            Ok(RunState::Paused | RunState::Postmigrate) => (VmState::Paused, None),
             Ok(RunState::IoError) => (
                 VmState::Paused,
                 Some(super::monitor::IO_ERROR_REASON.to_string()),

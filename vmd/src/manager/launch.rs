@@ -24,7 +24,7 @@ use vm_proto::types::{Vm, VmState};
 use super::{now_secs, Error, Manager};
 use crate::auth::policy::Action;
 use crate::auth::Subject;
-use crate::qemu::argv::{Accel, QemuConfig};
+use crate::qemu::argv::{Accel, GuestRam, QemuConfig};
 use crate::qemu::process;
 use crate::qemu::qmp::{Qmp, QmpEvent, RunState};
 use crate::store::{self, RuntimeRow, VmRow};
@@ -101,7 +101,9 @@ impl Manager {
             Ok(()) => self.handshake(&config).await,
             Err(err) => Err(err.to_string()),
         };
+        let restoring = matches!(config.ram, GuestRam::Restore(_));
         let handshake = match handshake {
+            Ok((qmp, events)) if restoring => self.restore(row, qmp).await.map(|qmp| (qmp, events)),
             Ok((qmp, events)) if config.net.starts_paused() => {
                 self.release(row, qmp).await.map(|qmp| (qmp, events))
             }
@@ -110,7 +112,11 @@ impl Manager {
         let (qmp, events) = match handshake {
             Ok(ok) => ok,
             Err(why) => {
-                return Err(self.start_failed(row, exit_reason(&mut child, &qemu_log, why).await))
+                let reason = exit_reason(&mut child, &qemu_log, why).await;
+                return Err(match restoring {
+                    true => self.restore_failed(row, reason),
+                    false => self.start_failed(row, reason),
+                });
             }
         };
         let (pid, start_time) = (runtime_row.pid, runtime_row.pid_start_time);
@@ -162,14 +168,16 @@ impl Manager {
             .map_err(|e| format!("no QMP connection: {e}"))?;
         let events = qmp.events();
         match qmp.query_status().await.map(|s| s.status) {
-            Ok(RunState::Running | RunState::Paused | RunState::Prelaunch) => Ok((qmp, events)),
+            Ok(
+                RunState::Running | RunState::Paused | RunState::Prelaunch | RunState::Inmigrate,
+            ) => Ok((qmp, events)),
             Ok(other) => Err(format!("QEMU run state {other:?}")),
             Err(e) => Err(format!("QMP query-status failed: {e}")),
         }
     }
 
     /// A VM with lab NICs starts paused: its taps join their bridges, then it runs.
-    async fn release(&self, row: &VmRow, qmp: Qmp) -> Result<Qmp, String> {
+    pub(super) async fn release(&self, row: &VmRow, qmp: Qmp) -> Result<Qmp, String> {
         self.attach_taps(row).await?;
         qmp.cont()
             .await
@@ -211,6 +219,7 @@ impl Manager {
             name: row.name.clone(),
             cpus: row.cpus,
             memory_mib: row.memory_mib,
+            ram: self.guest_ram(row),
             accel: if self.config.accelerator.name == "kvm" {
                 Accel::Kvm
             } else {

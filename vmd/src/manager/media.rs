@@ -45,6 +45,9 @@ impl Manager {
         let vm = self.existing_vm(&req.vm).await?;
         let iso = self.iso_for(subject, &req.iso, Action::Use).await?;
         let live = self.live_runtime(&req.vm, vm.state)?;
+        if live.is_none() {
+            self.check_not_pending(&vm, "get an ISO")?;
+        }
         if let Some(rt) = &live {
             self.insert_live(rt, &req.vm, &iso.name, &iso.file_name)
                 .await?;

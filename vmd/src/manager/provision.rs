@@ -116,7 +116,7 @@ pub(super) fn new_instance_id(name: &str) -> Result<String, Error> {
 }
 
 /// The guest account named after the owner's account when that is a valid guest user name.
-fn default_user(account: &str) -> String {
+pub(super) fn default_user(account: &str) -> String {
     match validate_guest_user(account) {
         Ok(()) => account.to_string(),
         Err(_) => FALLBACK_USER.to_string(),

@@ -104,7 +104,7 @@ impl Manager {
 
     /// `→ stopping`; `false` when another stop got there first (the VM is no longer running
     /// or paused), any other failure is the caller's.
-    async fn begin_stop(&self, name: &str) -> Result<bool, Error> {
+    pub(super) async fn begin_stop(&self, name: &str) -> Result<bool, Error> {
         match self.transition(name, VmState::Stopping, None).await {
             Ok(_) => Ok(true),
             Err(Error::Transition { .. }) => Ok(false),
@@ -153,7 +153,7 @@ impl Manager {
         Ok(false)
     }
 
-    async fn force_stop(&self, name: &str, rt: &Runtime) -> Result<(), Error> {
+    pub(super) async fn force_stop(&self, name: &str, rt: &Runtime) -> Result<(), Error> {
         if let Err(err) = rt.qmp.quit().await {
             tracing::debug!(vm = %name, error = %err, "quit failed; killing");
         }

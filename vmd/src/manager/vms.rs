@@ -34,6 +34,14 @@ impl Manager {
             },
             || Error::Forbidden("this account may not create VMs"),
         )?;
+        if let Some(template) = req.template.clone() {
+            return self.create_clone(subject, req, &template).await;
+        }
+        if req.image.is_empty() {
+            return Err(Error::Invalid(
+                "image: required (or template, for a clone)".into(),
+            ));
+        }
         let expiry = self.expiry_for(subject, &req)?;
         let description = check_description(req.description.as_deref())?;
         validate_labels(&req.labels).map_err(Error::Invalid)?;
@@ -143,7 +151,7 @@ impl Manager {
         Ok(())
     }
 
-    async fn commit_vm(
+    pub(super) async fn commit_vm(
         &self,
         row: NewVm,
         cloud_init: Option<store::CloudInitRow>,
@@ -294,6 +302,8 @@ impl Manager {
             storage::remove_quietly(&tmp);
             return Err(err.into());
         }
+        // After the swap: a restore is only ever pending on an untouched overlay.
+        self.mark_restore_pending(&row).await?;
         tracing::info!(vm = %name, "vm wiped");
         self.note(name, "disk wiped: fresh overlay on the base");
         self.events
@@ -310,7 +320,10 @@ impl Manager {
     /// A fresh hidden disk for `row`: an overlay on its base, or a blank disk for an install
     /// VM.
     async fn fresh_disk(&self, row: &VmRow) -> Result<std::path::PathBuf, Error> {
-        let base = self.storage.image_path(&row.image_file);
+        let base = match &row.template {
+            Some(t) => self.storage.template_file(&t.dir, storage::templates::DISK),
+            None => self.storage.image_path(&row.image_file),
+        };
         let fresh = match row.install {
             true => self.storage.new_blank(&row.name, row.disk_bytes).await,
             false => {

@@ -13,11 +13,10 @@ use jsonrpsee::PendingSubscriptionSink;
 use vm_proto::api::VmdApiServer;
 use vm_proto::types::{
     ConsoleTicket, ConsoleTicketRequest, Event, Image, ImageCreate, ImageImport, ImagePublish,
-    ImageSet, Iso, IsoAttach, IsoImport, Login, Network, NetworkCreate, NicChange, PortAdd, Template,
-    TemplateCreate,
-    PortForward, PortRemove, SystemInfo, Token, TokenCreate, TokenSecret, User, UserAdd,
-    UserPasswd, UserRemove, UserRemoved, UserSet, Vm, VmCreate, VmExtend, VmFilter, VmLogs, VmSet,
-    VmStop, WhoAmI,
+    ImageSet, Iso, IsoAttach, IsoImport, Login, Network, NetworkCreate, NicChange, PortAdd,
+    PortForward, PortRemove, SystemInfo, Template, TemplateCreate, Token, TokenCreate, TokenSecret,
+    User, UserAdd, UserPasswd, UserRemove, UserRemoved, UserSet, Vm, VmCreate, VmExtend, VmFilter,
+    VmLogs, VmSet, VmStop, WhoAmI,
 };
 use vm_proto::{ApiError, ErrorCode};
 

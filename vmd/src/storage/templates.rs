@@ -95,10 +95,9 @@ pub fn copy_ram(src: &Path, dst: &Path, len: u64) -> Result<u64, StorageError> {
         .create_new(true)
         .open(dst)
         .map_err(StorageError::io("create", dst))?;
-    output
-        .set_len(len)
-        .map_err(StorageError::io("size", dst))?;
-    let written = copy_pages(&input, &output, len).map_err(StorageError::io("copy RAM into", dst))?;
+    output.set_len(len).map_err(StorageError::io("size", dst))?;
+    let written =
+        copy_pages(&input, &output, len).map_err(StorageError::io("copy RAM into", dst))?;
     output.sync_all().map_err(StorageError::io("sync", dst))?;
     Ok(written)
 }
@@ -139,7 +138,8 @@ mod tests {
         let file = File::create(&src).expect("create");
         file.set_len(64 * 4096).expect("size");
         file.write_all_at(b"hello", 3 * 4096 + 10).expect("write");
-        file.write_all_at(&[0u8; 4096], 5 * 4096).expect("zero page");
+        file.write_all_at(&[0u8; 4096], 5 * 4096)
+            .expect("zero page");
         file.write_all_at(b"end", 63 * 4096).expect("write");
         let dst = dir.path().join("dst");
         let written = copy_ram(&src, &dst, 64 * 4096).expect("copy");

@@ -119,7 +119,11 @@ pub fn list_images(conn: &Connection) -> Result<Vec<ImageRow>, StoreError> {
 
 /// Names of the VMs backed by image `id`, sorted.
 pub fn image_users(conn: &Connection, id: i64) -> Result<Vec<String>, StoreError> {
-    let mut stmt = conn.prepare_cached("SELECT name FROM vms WHERE image_id = ?1 ORDER BY name")?;
+    // A warm template's disk layer is an overlay on the image too.
+    let mut stmt = conn.prepare_cached(
+        "SELECT name FROM vms WHERE image_id = ?1
+         UNION ALL SELECT 'template ' || name FROM templates WHERE image_id = ?1 ORDER BY 1",
+    )?;
     let names = stmt
         .query_map([id], |r| r.get(0))?
         .collect::<Result<Vec<String>, _>>()?;

@@ -332,5 +332,9 @@ pub fn transfer_shared(conn: &Connection, from: i64, to: i64) -> Result<(), Stor
         "UPDATE networks SET owner_id = ?2 WHERE owner_id = ?1 AND shared = 1",
         [from, to],
     )?;
+    conn.execute(
+        "UPDATE templates SET owner_id = ?2 WHERE owner_id = ?1 AND shared = 1",
+        [from, to],
+    )?;
     Ok(())
 }

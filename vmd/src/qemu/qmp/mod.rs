@@ -21,6 +21,7 @@
 mod commands;
 #[cfg(test)]
 mod fd_tests;
+mod migration;
 #[cfg(test)]
 mod tests;
 mod wire;
@@ -42,6 +43,7 @@ use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio::time::Instant;
 
 pub use commands::{AddFdInfo, RunState, StatusInfo};
+pub use migration::MigrationEnd;
 pub use wire::QmpEvent;
 use wire::{Frame, Line};
 use writer::{write_loop, Outgoing, QmpWrite};

@@ -1,0 +1,76 @@
+//! The first start of a warm template's clone: QEMU maps the template's RAM file privately
+//! (`-incoming defer`), loads the saved device state from the template's `state` file (vmd
+//! opens it and passes the descriptor), and stays paused; vmd records that the clone has
+//! left the template moment, then lets it run. Any failure leaves QEMU's words to the caller,
+//! which ends the process: a clone is never half-started, and its next start tries again.
+
+use std::time::Duration;
+
+use super::template_error::TemplateError;
+use super::{Error, Manager};
+use crate::qemu::argv::GuestRam;
+use crate::qemu::qmp::{Qmp, RunState};
+use crate::storage::templates as files;
+use crate::store::{self, VmRow};
+
+/// How long loading a template's device state may take.
+const RESTORE_LIMIT: Duration = Duration::from_secs(60);
+
+impl Manager {
+    /// Where the next QEMU of `row` gets its RAM: the template's file for a clone whose start
+    /// restores, else a fresh memfd.
+    pub(super) fn guest_ram(&self, row: &VmRow) -> GuestRam {
+        match &row.template {
+            Some(t) if row.restore_pending => {
+                GuestRam::Restore(self.storage.template_file(&t.dir, files::RAM))
+            }
+            _ => GuestRam::Memfd,
+        }
+    }
+
+    /// Loads the template's state into the waiting QEMU of `row` and lets the guest run.
+    pub(super) async fn restore(&self, row: &VmRow, qmp: Qmp) -> Result<Qmp, String> {
+        let template = row.template.as_ref().ok_or("not a clone")?;
+        let path = self.storage.template_file(&template.dir, files::STATE);
+        let file = std::fs::File::open(&path)
+            .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+        qmp.ignore_shared_ram()
+            .await
+            .map_err(|e| format!("QMP migrate-set-capabilities: {e}"))?;
+        qmp.migrate_from(file.into())
+            .await
+            .map_err(|e| format!("QMP migrate-incoming: {e}"))?;
+        match qmp.wait_restored(RESTORE_LIMIT).await {
+            Ok(RunState::Paused) => {}
+            Ok(other) => return Err(format!("QEMU run state {} after loading", other.as_str())),
+            Err(e) => return Err(format!("QEMU ended while loading the saved state ({e})")),
+        }
+        let (id, template_id) = (row.id, template.id);
+        self.db(move |s| {
+            Ok(s.with_tx_retry(|tx| store::set_restore_pending(tx, id, Some(template_id), false))?)
+        })
+        .await
+        .map_err(|e| e.to_string())?;
+        self.note(&row.name, &format!("restored template {}", template.name));
+        if self.taps_of(row).is_empty() {
+            qmp.cont()
+                .await
+                .map_err(|e| format!("QMP cont failed: {e}"))?;
+            return Ok(qmp);
+        }
+        self.release(row, qmp).await
+    }
+
+    /// The error of a clone's start whose restore failed.
+    pub(super) fn restore_failed(&self, row: &VmRow, reason: String) -> Error {
+        TemplateError::Restore {
+            vm: row.name.clone(),
+            template: row
+                .template
+                .as_ref()
+                .map_or_else(String::new, |t| t.name.clone()),
+            reason,
+        }
+        .into()
+    }
+}
