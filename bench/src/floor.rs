@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use serde_json::{json, Value};
+use vmd::qemu::argv::GuestRam;
 use vmd::qemu::{qemu_binary, Accel, QemuConfig};
 
 use crate::cleanup;
@@ -169,6 +170,8 @@ fn config(spec: &Spec, run: &Path, logs: &Path, overlay: PathBuf) -> QemuConfig 
         name: spec.name.clone(),
         cpus: spec.cpus,
         memory_mib: spec.memory_mib,
+        // What vmd gives every VM that is not a template's clone.
+        ram: GuestRam::Memfd,
         accel: if spec.accel == "kvm" {
             Accel::Kvm
         } else {

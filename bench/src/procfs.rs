@@ -23,8 +23,7 @@ pub fn status_kib(pid: u32, field: &str) -> anyhow::Result<u64> {
 /// counted divided by the number of processes that map it.
 pub fn pss_kib(pid: u32) -> anyhow::Result<u64> {
     let rollup = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup"))?;
-    kib_field(&rollup, "Pss")
-        .ok_or_else(|| anyhow::anyhow!("no Pss in /proc/{pid}/smaps_rollup"))
+    kib_field(&rollup, "Pss").ok_or_else(|| anyhow::anyhow!("no Pss in /proc/{pid}/smaps_rollup"))
 }
 
 /// A `… kB` field of `/proc/meminfo` (`MemAvailable`, …).

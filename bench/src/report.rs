@@ -310,6 +310,11 @@ const FIXED_RATIOS: &[(&str, &str, &str)] = &[
         "template.clone.answer",
     ),
     (
+        "N started at once until all ready: cold / clone",
+        "template.cold.all_ready",
+        "template.clone.all_answered",
+    ),
+    (
         "PSS of N running guests: clones / cold-booted",
         "template.pss.clones.total",
         "template.pss.cold.total",

@@ -75,13 +75,18 @@ fn templates(r: &Report) -> [Check; 3] {
         CLONE_ANSWER_MS_MAX,
         "ms",
     );
-    let speedup = match (r.median("template.cold.answer"), r.median("template.clone.answer")) {
+    let speedup = match (
+        r.median("template.cold.answer"),
+        r.median("template.clone.answer"),
+    ) {
         (Some(cold), Some(clone)) => Check {
             target: format!("clone answers >= {CLONE_SPEEDUP_MIN}x faster than cold"),
             measured: format!("{:.1}x ({cold:.0}/{clone:.0} ms)", cold / clone),
             met: Some(cold / clone >= CLONE_SPEEDUP_MIN),
         },
-        _ => not_measured(format!("clone answers >= {CLONE_SPEEDUP_MIN}x faster than cold")),
+        _ => not_measured(format!(
+            "clone answers >= {CLONE_SPEEDUP_MIN}x faster than cold"
+        )),
     };
     [answer, speedup, pss(r)]
 }
@@ -92,7 +97,10 @@ fn pss(r: &Report) -> Check {
         .map_or("N".to_string(), |s| s.n.to_string());
     let percent = CLONE_PSS_RATIO_MAX * 100.0;
     let target = format!("PSS of {n} clones <= {percent:.0}% of {n} cold");
-    let totals = (r.summary("template.pss.clones.total"), r.summary("template.pss.cold.total"));
+    let totals = (
+        r.summary("template.pss.clones.total"),
+        r.summary("template.pss.cold.total"),
+    );
     match totals {
         (Some(clones), Some(cold)) => Check {
             target,

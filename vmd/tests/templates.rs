@@ -95,7 +95,12 @@ fn template_dir(d: &Daemon) -> PathBuf {
         .expect("templates dir")
         .flatten()
         .map(|e| e.path())
-        .filter(|p| !p.file_name().unwrap_or_default().to_string_lossy().starts_with('.'))
+        .filter(|p| {
+            !p.file_name()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .starts_with('.')
+        })
         .collect();
     assert_eq!(dirs.len(), 1, "one template directory: {dirs:?}");
     dirs[0].clone()
@@ -105,7 +110,11 @@ fn template_dir(d: &Daemon) -> PathBuf {
 fn clones(template: &Value) -> Vec<String> {
     let mut names: Vec<String> = template["clones"]
         .as_array()
-        .map(|a| a.iter().filter_map(|v| v.as_str().map(String::from)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(String::from))
+                .collect()
+        })
         .unwrap_or_default();
     names.sort();
     names
@@ -139,14 +148,28 @@ fn clones_restore_the_template_moment_stay_apart_and_wipe_back_to_it() {
     d.import_guest();
     boot_source(&d, "src");
     let t = take(&d, "t", "src");
-    assert_eq!((t["source_vm"].as_str(), t["image"].as_str()), (Some("src"), Some("guest")));
-    assert_eq!((t["cpus"].as_u64(), t["memory_mib"].as_u64()), (Some(1), Some(128)), "{t}");
+    assert_eq!(
+        (t["source_vm"].as_str(), t["image"].as_str()),
+        (Some("src"), Some("guest"))
+    );
+    assert_eq!(
+        (t["cpus"].as_u64(), t["memory_mib"].as_u64()),
+        (Some(1), Some(128)),
+        "{t}"
+    );
     assert!(!t["qemu_version"].as_str().unwrap_or("").is_empty(), "{t}");
     assert_pending(&d, "src", "t");
     for c in ["c1", "c2"] {
         let vm = clone_of(&d, c, "t");
-        assert_eq!(clone_fields(&vm), ("stopped".into(), "t".into(), true), "{vm}");
-        assert_eq!((vm["cpus"].as_u64(), vm["memory_mib"].as_u64()), (Some(1), Some(128)));
+        assert_eq!(
+            clone_fields(&vm),
+            ("stopped".into(), "t".into(), true),
+            "{vm}"
+        );
+        assert_eq!(
+            (vm["cpus"].as_u64(), vm["memory_mib"].as_u64()),
+            (Some(1), Some(128))
+        );
     }
     let shown = d.ok("template.get", json!(["t"]));
     assert_eq!(clones(&shown), ["c1", "c2", "src"], "{shown}");
@@ -163,7 +186,11 @@ fn clones_restore_the_template_moment_stay_apart_and_wipe_back_to_it() {
 fn three_clones_answer_apart(d: &Daemon) {
     for c in ["c1", "c2", "src"] {
         let vm = d.ok("vm.start", json!([c]));
-        assert_eq!(clone_fields(&vm), ("running".into(), "t".into(), false), "{vm}");
+        assert_eq!(
+            clone_fields(&vm),
+            ("running".into(), "t".into(), false),
+            "{vm}"
+        );
     }
     let mut consoles: Vec<Console> = ["c1", "c2", "src"].iter().map(|c| answer(d, c)).collect();
     for console in &mut consoles {
@@ -171,13 +198,25 @@ fn three_clones_answer_apart(d: &Daemon) {
     }
     consoles[0].run(&format!("echo c1 > {ONLY_C1}; sync"));
     assert!(exists(&mut consoles[0], ONLY_C1));
-    assert!(!exists(&mut consoles[1], ONLY_C1), "c1's file leaked into c2");
-    assert!(!exists(&mut consoles[2], ONLY_C1), "c1's file leaked into src");
+    assert!(
+        !exists(&mut consoles[1], ONLY_C1),
+        "c1's file leaked into c2"
+    );
+    assert!(
+        !exists(&mut consoles[2], ONLY_C1),
+        "c1's file leaked into src"
+    );
     let (_, seen) = consoles[1].capture("cat /data/boot-count", ANSWER);
-    assert!(seen.lines().any(|l| l.trim() == "1"), "restored, not booted again: {seen}");
+    assert!(
+        seen.lines().any(|l| l.trim() == "1"),
+        "restored, not booted again: {seen}"
+    );
     for c in ["c1", "c2"] {
         let log = d.ok("vm.logs", json!([c, 1 << 20]))["text"].to_string();
-        assert!(!log.contains("GUEST-READY"), "{c} booted instead of restoring: {log}");
+        assert!(
+            !log.contains("GUEST-READY"),
+            "{c} booted instead of restoring: {log}"
+        );
     }
 }
 
@@ -189,26 +228,48 @@ fn removal_refused_while_clones_exist(d: &Daemon) {
         assert!(message.contains(c), "the refusal names {c}: {err}");
     }
     assert!(template_dir(d).join("state").exists(), "nothing removed");
+    let out = d.vmctl(&["template", "rm", "t"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(4),
+        "vmctl: in_use is exit 4: {stderr}"
+    );
+    assert!(stderr.contains("c1"), "vmctl names the clones: {stderr}");
 }
 
 /// c1 stopped and wiped: its next start restores the template's moment again.
 fn wipe_returns_to_the_template_moment(d: &Daemon) {
     force_stop(d, &["c1"]);
     let vm = d.ok("vm.wipe", json!(["c1"]));
-    assert_eq!(clone_fields(&vm), ("stopped".into(), "t".into(), true), "{vm}");
+    assert_eq!(
+        clone_fields(&vm),
+        ("stopped".into(), "t".into(), true),
+        "{vm}"
+    );
     d.ok("vm.start", json!(["c1"]));
     let mut console = answer(d, "c1");
     assert!(!exists(&mut console, ONLY_C1), "the wipe kept c1's file");
-    assert!(exists(&mut console, ORIGIN), "the template's file is gone after the wipe");
+    assert!(
+        exists(&mut console, ORIGIN),
+        "the template's file is gone after the wipe"
+    );
     let (_, seen) = console.capture("hostname", ANSWER);
-    assert!(seen.lines().any(|l| l.trim() == "src"), "the template's moment: {seen}");
+    assert!(
+        seen.lines().any(|l| l.trim() == "src"),
+        "the template's moment: {seen}"
+    );
 }
 
 /// c2 stopped gracefully (the restored guest's ACPI daemon runs) and started again: now it
 /// boots from its own disk, with its own name, and keeps the template's file.
 fn second_start_boots_from_the_clone_disk(d: &Daemon) {
     let vm = d.ok("vm.stop", json!([{"name": "c2", "timeout_secs": 60}]));
-    assert_eq!(clone_fields(&vm), ("stopped".into(), "t".into(), false), "{vm}");
+    assert_eq!(
+        clone_fields(&vm),
+        ("stopped".into(), "t".into(), false),
+        "{vm}"
+    );
     d.wait_log("c2", "GUEST-POWEROFF", 1, BOOT);
     d.ok("vm.start", json!(["c2"]));
     d.wait_log("c2", "GUEST-READY c2", 1, BOOT);
@@ -216,7 +277,10 @@ fn second_start_boots_from_the_clone_disk(d: &Daemon) {
     assert!(exists(&mut console, ORIGIN));
     assert!(!exists(&mut console, ONLY_C1));
     let (_, seen) = console.capture("cat /data/boot-count", ANSWER);
-    assert!(seen.lines().any(|l| l.trim() == "2"), "a second boot of the disk: {seen}");
+    assert!(
+        seen.lines().any(|l| l.trim() == "2"),
+        "a second boot of the disk: {seen}"
+    );
     drop(console);
     force_stop(d, &["c2"]);
 }
@@ -239,16 +303,26 @@ fn clones_running_through_kill_9_of_vmd_are_readopted() {
     let d = Daemon::start_in(dir);
     for (c, pid) in ["c1", "c2"].iter().zip(&pids) {
         let vm = d.ok("vm.get", json!([c]));
-        assert_eq!(clone_fields(&vm), ("running".into(), "t".into(), false), "{vm}");
+        assert_eq!(
+            clone_fields(&vm),
+            ("running".into(), "t".into(), false),
+            "{vm}"
+        );
         assert_eq!(vm["pid"].as_u64(), Some(*pid), "{vm}");
         drop(answer(&d, c));
     }
     assert_pending(&d, "src", "t");
-    assert_eq!(clones(&d.ok("template.get", json!(["t"]))), ["c1", "c2", "src"]);
+    assert_eq!(
+        clones(&d.ok("template.get", json!(["t"]))),
+        ["c1", "c2", "src"]
+    );
     d.ok("vm.start", json!(["src"]));
     drop(answer(&d, "src"));
     force_stop(&d, &["c1", "c2", "src"]);
-    assert!(pids.iter().all(|p| !alive(*p)), "stopped through the new vmd");
+    assert!(
+        pids.iter().all(|p| !alive(*p)),
+        "stopped through the new vmd"
+    );
     remove_all(&d, &["c1", "c2", "src"], "t");
 }
 
@@ -256,7 +330,10 @@ fn clones_running_through_kill_9_of_vmd_are_readopted() {
 fn templates_refuse_wrong_states_names_and_hardware() {
     let d = Daemon::start();
     d.import_guest();
-    d.ok("vm.create", json!([{"name": "cold", "image": "guest", "memory_mib": 128}]));
+    d.ok(
+        "vm.create",
+        json!([{"name": "cold", "image": "guest", "memory_mib": 128}]),
+    );
     let err = d.err("template.create", json!([{"name": "t", "from": "cold"}]));
     assert_eq!(code(&err), WRONG_STATE, "a stopped VM: {err}");
     let err = d.err("template.create", json!([{"name": "t", "from": "nope"}]));
@@ -266,12 +343,19 @@ fn templates_refuse_wrong_states_names_and_hardware() {
     d.ok("vm.start", json!(["cold"]));
     let err = d.err("template.create", json!([{"name": "t", "from": "cold"}]));
     assert_eq!(code(&err), ALREADY_EXISTS, "{err}");
-    let err = d.err("template.create", json!([{"name": "Bad Name", "from": "cold"}]));
+    let err = d.err(
+        "template.create",
+        json!([{"name": "Bad Name", "from": "cold"}]),
+    );
     assert_eq!(code(&err), INVALID_ARGUMENT, "{err}");
     force_stop(&d, &["cold"]);
     d.ok("vm.start", json!(["src"]));
     let err = d.err("template.create", json!([{"name": "t2", "from": "src"}]));
-    assert_eq!(code(&err), INVALID_ARGUMENT, "a clone cannot become a template: {err}");
+    assert_eq!(
+        code(&err),
+        INVALID_ARGUMENT,
+        "a clone cannot become a template: {err}"
+    );
     force_stop(&d, &["src"]);
     clones_keep_the_template_hardware(&d);
     assert_eq!(clones(&d.ok("template.get", json!(["t"]))), ["src"]);
@@ -293,7 +377,11 @@ fn clones_keep_the_template_hardware(d: &Daemon) {
     }
     let err = d.err("vm.create", json!([{"name": "x", "template": "nope"}]));
     assert_eq!(code(&err), NOT_FOUND, "{err}");
-    assert_eq!(code(&d.err("vm.get", json!(["x"]))), NOT_FOUND, "no VM left behind");
+    assert_eq!(
+        code(&d.err("vm.get", json!(["x"]))),
+        NOT_FOUND,
+        "no VM left behind"
+    );
 }
 
 /// Adds account `name` (as root) and returns a bearer token for it.
@@ -323,24 +411,55 @@ fn private_templates_are_hidden_and_shared_ones_cloned_by_users() {
     d.import_guest();
     d.boot("src");
     let shared = take(&d, "t", "src");
-    assert_eq!(shared["shared"], true, "an admin's template is shared: {shared}");
+    assert_eq!(
+        shared["shared"], true,
+        "an admin's template is shared: {shared}"
+    );
     let ann = account(&d, "ann");
     let bob = account(&d, "bob");
     let vm = json!([{"name": "a1", "image": "guest", "memory_mib": 128}]);
     ok_as(&d, &ann, "vm.create", vm);
     ok_as(&d, &ann, "vm.start", json!(["a1"]));
-    let mine = ok_as(&d, &ann, "template.create", json!([{"name": "ann-t", "from": "a1"}]));
-    assert_eq!((mine["owner"].as_str(), mine["shared"].as_bool()), (Some("ann"), Some(false)));
-    assert_eq!(refused_as(&d, &bob, "template.get", json!(["ann-t"])), NOT_FOUND);
+    let mine = ok_as(
+        &d,
+        &ann,
+        "template.create",
+        json!([{"name": "ann-t", "from": "a1"}]),
+    );
+    assert_eq!(
+        (mine["owner"].as_str(), mine["shared"].as_bool()),
+        (Some("ann"), Some(false))
+    );
+    assert_eq!(
+        refused_as(&d, &bob, "template.get", json!(["ann-t"])),
+        NOT_FOUND
+    );
     let clone = json!([{"name": "b0", "template": "ann-t"}]);
     assert_eq!(refused_as(&d, &bob, "vm.create", clone), NOT_FOUND);
     let listed = ok_as(&d, &bob, "template.list", json!([]));
-    let names: Vec<&str> = listed.as_array().expect("list").iter().filter_map(|t| t["name"].as_str()).collect();
+    let names: Vec<&str> = listed
+        .as_array()
+        .expect("list")
+        .iter()
+        .filter_map(|t| t["name"].as_str())
+        .collect();
     assert_eq!(names, ["t"], "bob sees only the shared template: {listed}");
-    ok_as(&d, &bob, "vm.create", json!([{"name": "b1", "template": "t"}]));
+    ok_as(
+        &d,
+        &bob,
+        "vm.create",
+        json!([{"name": "b1", "template": "t"}]),
+    );
     let seen = ok_as(&d, &bob, "template.get", json!(["t"]));
-    assert_eq!(clones(&seen), ["b1"], "others' clones are not listed to a user: {seen}");
-    assert_eq!(refused_as(&d, &bob, "template.remove", json!(["t"])), PERMISSION_DENIED);
+    assert_eq!(
+        clones(&seen),
+        ["b1"],
+        "others' clones are not listed to a user: {seen}"
+    );
+    assert_eq!(
+        refused_as(&d, &bob, "template.remove", json!(["t"])),
+        PERMISSION_DENIED
+    );
     assert_eq!(clones(&d.ok("template.get", json!(["t"]))), ["b1", "src"]);
     assert_eq!(clones(&d.ok("template.get", json!(["ann-t"]))), ["a1"]);
 }
@@ -359,9 +478,16 @@ fn a_failed_restore_leaves_a_stopped_vm_and_says_why() {
     let text = err.to_string().to_lowercase();
     assert!(text.contains("migration"), "QEMU's words: {err}");
     let hint = err["data"]["hint"].as_str().unwrap_or("");
-    assert!(hint.contains("template"), "a hint to recreate the template: {err}");
+    assert!(
+        hint.contains("template"),
+        "a hint to recreate the template: {err}"
+    );
     let vm = d.ok("vm.get", json!(["c1"]));
-    assert_eq!(clone_fields(&vm), ("stopped".into(), "t".into(), true), "{vm}");
+    assert_eq!(
+        clone_fields(&vm),
+        ("stopped".into(), "t".into(), true),
+        "{vm}"
+    );
     assert!(vm["pid"].is_null(), "{vm}");
     let left = qemus_naming(&d.dir.path().to_string_lossy());
     assert!(left.is_empty(), "QEMU left behind: {left:?}");

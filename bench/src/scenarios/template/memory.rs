@@ -20,7 +20,7 @@ use crate::fixtures::GUEST;
 use crate::procfs;
 use crate::report::{Report, Unit};
 use crate::rpc::Client;
-use crate::scenarios::{create_vm, pid_of, remove_vm, start_vm, stop_vm, Ctx};
+use crate::scenarios::{create_vm, ms, pid_of, remove_vm, start_vm, stop_vm, Ctx};
 
 /// How long N cold guests booting at once may take to all be ready.
 const ALL_READY_DEADLINE: Duration = Duration::from_secs(900);
@@ -65,7 +65,15 @@ fn fitting(wanted: usize, report: &mut Report) -> anyhow::Result<usize> {
 /// N new VMs from the image started at once; PSS once all printed their ready marker.
 fn cold_set(d: &Daemon, n: usize, report: &mut Report) -> anyhow::Result<()> {
     let names: Vec<String> = (0..n).map(|i| format!("mcold{i:02}")).collect();
+    let started = Instant::now();
     let result = boot_all(&d.rpc, &names).and_then(|pids| {
+        let what = format!("cold: {n} started at once until all printed GUEST-READY");
+        report.sample(
+            "template.cold.all_ready",
+            Unit::Ms,
+            &what,
+            ms(started.elapsed()),
+        );
         let what = format!("PSS of each of {n} cold-booted guests' QEMUs at GUEST-READY");
         record(report, "template.pss.cold", &what, &pids)
     });
@@ -76,7 +84,15 @@ fn cold_set(d: &Daemon, n: usize, report: &mut Report) -> anyhow::Result<()> {
 /// N clones started at once; PSS once each answered on its console.
 fn clone_set(d: &Daemon, n: usize, report: &mut Report) -> anyhow::Result<()> {
     let names: Vec<String> = (0..n).map(|i| format!("mclone{i:02}")).collect();
+    let started = Instant::now();
     let result = restore_all(d, &names).and_then(|pids| {
+        let what = format!("clone: {n} started at once until all answered");
+        report.sample(
+            "template.clone.all_answered",
+            Unit::Ms,
+            &what,
+            ms(started.elapsed()),
+        );
         let what = format!("PSS of each of {n} running clones' QEMUs after they answered");
         record(report, "template.pss.clones", &what, &pids)
     });

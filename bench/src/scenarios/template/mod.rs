@@ -73,7 +73,12 @@ fn cold_sample(d: &Daemon, i: usize, report: &mut Report) -> anyhow::Result<()> 
     console.wait_for("GUEST-READY", Instant::now() + BOOT_DEADLINE)?;
     console.ask(Instant::now() + ANSWER_DEADLINE)?;
     let what = "cold: vm.start of a new VM until its shell answers (boot, TCG)";
-    report.sample("template.cold.answer", Unit::Ms, what, ms(started.elapsed()));
+    report.sample(
+        "template.cold.answer",
+        Unit::Ms,
+        what,
+        ms(started.elapsed()),
+    );
     drop(console);
     stop_vm(&d.rpc, &name, true)?;
     remove_vm(&d.rpc, &name).map(drop)
@@ -88,7 +93,12 @@ fn clone_sample(d: &Daemon, i: usize, report: &mut Report) -> anyhow::Result<()>
     let mut console = Console::attach(&d.socket, &name)?;
     console.ask(Instant::now() + ANSWER_DEADLINE)?;
     let what = "clone: vm.start of a new clone until its shell answers";
-    report.sample("template.clone.answer", Unit::Ms, what, ms(started.elapsed()));
+    report.sample(
+        "template.clone.answer",
+        Unit::Ms,
+        what,
+        ms(started.elapsed()),
+    );
     let what = "clone: vm.start alone (QEMU up, state restored, running)";
     report.sample("template.clone.start", Unit::Ms, what, t);
     drop(console);
