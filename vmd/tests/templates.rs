@@ -12,29 +12,21 @@
 
 mod common;
 
-use std::path::PathBuf;
-use std::time::Duration;
-
-use serde_json::{json, Value};
+use serde_json::json;
 
 use common::guest::{Console, BOOT};
+use common::templates::{
+    account, answer, assert_pending, clone_fields, clone_of, clones, exists, force_stop, ok_as,
+    refused_as, remove_all, take, template_dir, ALREADY_EXISTS, ANSWER, INVALID_ARGUMENT, IN_USE,
+    NOT_FOUND, PERMISSION_DENIED, WRONG_STATE,
+};
 use common::{code, qemus_naming, raw_disk, Daemon};
 use testkit::procs::alive;
 
-/// How long a restored clone (or a booted guest at its prompt) may take to answer.
-const ANSWER: Duration = Duration::from_secs(60);
 /// The marker file written in the template's source before the template is taken.
 const ORIGIN: &str = "/data/origin";
 /// The file only the first clone writes.
 const ONLY_C1: &str = "/data/only-c1";
-
-/// Error codes (vm-proto's `ErrorCode::code`).
-const NOT_FOUND: i64 = 404;
-const ALREADY_EXISTS: i64 = 409;
-const WRONG_STATE: i64 = 412;
-const IN_USE: i64 = 423;
-const INVALID_ARGUMENT: i64 = 400;
-const PERMISSION_DENIED: i64 = 403;
 
 /// Boots `name` from the test guest, waits for its ready marker and writes [`ORIGIN`].
 fn boot_source(d: &Daemon, name: &str) {
@@ -42,104 +34,6 @@ fn boot_source(d: &Daemon, name: &str) {
     d.wait_log(name, &format!("GUEST-READY {name}"), 1, BOOT);
     let mut console = Console::attach(d, name);
     console.run(&format!("echo tmpl > {ORIGIN}; sync"));
-}
-
-/// `template.create` of `name` from `from`; returns the template.
-fn take(d: &Daemon, name: &str, from: &str) -> Value {
-    d.ok("template.create", json!([{"name": name, "from": from}]))
-}
-
-/// `vm.create` of a clone of `template`.
-fn clone_of(d: &Daemon, name: &str, template: &str) -> Value {
-    d.ok("vm.create", json!([{"name": name, "template": template}]))
-}
-
-/// The clone-related fields of a VM: (state, template, restore_pending).
-fn clone_fields(vm: &Value) -> (String, String, bool) {
-    (
-        vm["state"].as_str().unwrap_or("?").to_string(),
-        vm["template"].as_str().unwrap_or("-").to_string(),
-        vm["restore_pending"].as_bool().unwrap_or(false),
-    )
-}
-
-/// Asserts that `name` is a stopped clone of `template` whose next start restores.
-fn assert_pending(d: &Daemon, name: &str, template: &str) {
-    let vm = d.ok("vm.get", json!([name]));
-    assert_eq!(
-        clone_fields(&vm),
-        ("stopped".into(), template.into(), true),
-        "{vm}"
-    );
-}
-
-/// Attaches to `name`'s console and waits for an answer computed by the guest's shell (the
-/// marker is output-only: the typed line shows `AN""SWER-$((6*7))`).
-fn answer(d: &Daemon, name: &str) -> Console {
-    let mut console = Console::attach(d, name);
-    console.send("echo AN\"\"SWER-$((6*7))");
-    console.expect("ANSWER-42", ANSWER);
-    console
-}
-
-/// Whether `path` exists in the guest behind `console`.
-fn exists(console: &mut Console, path: &str) -> bool {
-    let (rc, seen) = console.capture(&format!("test -e {path}"), ANSWER);
-    assert!(rc == 0 || rc == 1, "test -e {path}: rc {rc}; saw:\n{seen}");
-    rc == 0
-}
-
-/// The one recorded template directory under the state directory.
-fn template_dir(d: &Daemon) -> PathBuf {
-    let dirs: Vec<PathBuf> = std::fs::read_dir(d.state.join("templates"))
-        .expect("templates dir")
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| {
-            !p.file_name()
-                .unwrap_or_default()
-                .to_string_lossy()
-                .starts_with('.')
-        })
-        .collect();
-    assert_eq!(dirs.len(), 1, "one template directory: {dirs:?}");
-    dirs[0].clone()
-}
-
-/// The names in a template's `clones`, sorted.
-fn clones(template: &Value) -> Vec<String> {
-    let mut names: Vec<String> = template["clones"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|v| v.as_str().map(String::from))
-                .collect()
-        })
-        .unwrap_or_default();
-    names.sort();
-    names
-}
-
-/// Forced stop of every VM in `names`.
-fn force_stop(d: &Daemon, names: &[&str]) {
-    for n in names {
-        d.ok("vm.stop", json!([{"name": n, "force": true}]));
-    }
-}
-
-/// Removes every VM in `names`, then the template `t`; nothing of it stays on disk.
-fn remove_all(d: &Daemon, names: &[&str], t: &str) {
-    for n in names {
-        d.ok("vm.remove", json!([n]));
-    }
-    d.ok("template.remove", json!([t]));
-    assert_eq!(d.ok("template.list", json!([])), json!([]));
-    let left: Vec<_> = std::fs::read_dir(d.state.join("templates"))
-        .expect("templates dir")
-        .flatten()
-        .map(|e| e.file_name())
-        .collect();
-    assert!(left.is_empty(), "template files left: {left:?}");
 }
 
 #[test]
@@ -348,7 +242,7 @@ fn templates_refuse_wrong_states_names_and_hardware() {
         json!([{"name": "Bad Name", "from": "cold"}]),
     );
     assert_eq!(code(&err), INVALID_ARGUMENT, "{err}");
-    force_stop(&d, &["cold"]);
+    paused_vms_become_templates_and_iso_vms_do_not(&d);
     d.ok("vm.start", json!(["src"]));
     let err = d.err("template.create", json!([{"name": "t2", "from": "src"}]));
     assert_eq!(
@@ -359,6 +253,36 @@ fn templates_refuse_wrong_states_names_and_hardware() {
     force_stop(&d, &["src"]);
     clones_keep_the_template_hardware(&d);
     assert_eq!(clones(&d.ok("template.get", json!(["t"]))), ["src"]);
+}
+
+/// `cold` (running) paused: it becomes template `tp`, and its clone starts running. A VM
+/// with an ISO inserted is refused.
+fn paused_vms_become_templates_and_iso_vms_do_not(d: &Daemon) {
+    assert_eq!(d.ok("vm.pause", json!(["cold"]))["state"], "paused");
+    take(d, "tp", "cold");
+    assert_pending(d, "cold", "tp");
+    let vm = d.ok("vm.start", json!(["cold"]));
+    assert_eq!(
+        clone_fields(&vm),
+        ("running".into(), "tp".into(), false),
+        "{vm}"
+    );
+    force_stop(d, &["cold"]);
+    d.import_iso("cd");
+    let vm = json!([{"name": "withcd", "image": "guest", "iso": "cd", "memory_mib": 128}]);
+    d.ok("vm.create", vm);
+    d.ok("vm.start", json!(["withcd"]));
+    let err = d.err(
+        "template.create",
+        json!([{"name": "tcd", "from": "withcd"}]),
+    );
+    assert_eq!(code(&err), INVALID_ARGUMENT, "a VM with an ISO: {err}");
+    assert_eq!(
+        d.ok("vm.get", json!(["withcd"]))["state"],
+        "running",
+        "left running"
+    );
+    force_stop(d, &["withcd"]);
 }
 
 /// A clone asking for other hardware, another image or a missing template is refused, and
@@ -382,27 +306,6 @@ fn clones_keep_the_template_hardware(d: &Daemon) {
         NOT_FOUND,
         "no VM left behind"
     );
-}
-
-/// Adds account `name` (as root) and returns a bearer token for it.
-fn account(d: &Daemon, name: &str) -> String {
-    d.ok("user.add", json!([{"name": name}]));
-    let secret = d.ok("token.create", json!([{"user": name}]));
-    secret["token"].as_str().expect("token").to_string()
-}
-
-/// `call_with` that must succeed; returns `result`.
-fn ok_as(d: &Daemon, token: &str, method: &str, params: Value) -> Value {
-    let (_, resp) = d.call_with(token, method, params);
-    assert!(resp.get("error").is_none(), "{method}: {resp}");
-    resp["result"].clone()
-}
-
-/// `call_with` that must fail; returns its error code.
-fn refused_as(d: &Daemon, token: &str, method: &str, params: Value) -> i64 {
-    let (_, resp) = d.call_with(token, method, params);
-    assert!(resp.get("result").is_none(), "{method} succeeded: {resp}");
-    code(&resp["error"])
 }
 
 #[test]
