@@ -71,6 +71,7 @@ fn cell(lab: &Lab, row: &str, who: Who) -> Outcome {
         .or_else(|| runtime(lab, row, who))
         .or_else(|| events(lab, row, who))
         .or_else(|| networks(lab, row, who))
+        .or_else(|| templates(lab, row, who))
         .unwrap_or_else(|| panic!("matrix row {row:?} has no case in vmd/tests/isolation.rs"))
 }
 
@@ -188,6 +189,45 @@ fn networks(lab: &Lab, row: &str, who: Who) -> Option<Outcome> {
             let vm = lab.owner_vm_with(&["--ssh-port", &port]);
             lab.vmctl(who, &["port", "rm", &vm, &port])
         }
+        _ => return None,
+    })
+}
+
+fn templates(lab: &Lab, row: &str, who: Who) -> Option<Outcome> {
+    let clone = |template: String| {
+        let params = json!([{"name": lab.fresh("clone"), "template": template}]);
+        lab.rpc(who, "vm.create", params)
+    };
+    Some(match row {
+        "template.create (from the owner's running VM)" => {
+            let params = json!([{"name": lab.fresh("tmpl"), "from": lab.owner_running_vm()}]);
+            lab.rpc(who, "template.create", params)
+        }
+        "template.list (others' private templates absent)" => {
+            let owners = lab.template_of(Who::Owner);
+            let resp = lab
+                .d
+                .rpc_as(lab.user(who), None, "template.list", json!([]));
+            let shown = names(&resp["result"], "name").contains(&owners);
+            Outcome::of_response(&resp).check(
+                shown == (who != Who::Other),
+                &format!("template.list: {owners} shown: {shown}"),
+            )
+        }
+        "template.get (owner's template)" => {
+            lab.rpc(who, "template.get", json!([lab.template_of(Who::Owner)]))
+        }
+        "template.get (shared template)" => {
+            lab.rpc(who, "template.get", json!([lab.template_of(Who::Admin)]))
+        }
+        "template.remove (owner's template)" => {
+            lab.rpc(who, "template.remove", json!([lab.template_of(Who::Owner)]))
+        }
+        "template.remove (shared template)" => {
+            lab.rpc(who, "template.remove", json!([lab.template_of(Who::Admin)]))
+        }
+        "vm.create (a clone of the owner's template)" => clone(lab.template_of(Who::Owner)),
+        "vm.create (a clone of a shared template)" => clone(lab.template_of(Who::Admin)),
         _ => return None,
     })
 }

@@ -107,6 +107,14 @@ impl Manager {
             self.bury(&row).await?;
             return Ok(false);
         }
+        if row.restore_pending {
+            // The state was loaded before vmd could record it: the guest is the clone's now.
+            let (id, template) = (row.id, row.template.as_ref().map(|t| t.id));
+            self.db(move |s| {
+                Ok(s.with_tx_retry(|tx| store::set_restore_pending(tx, id, template, false))?)
+            })
+            .await?;
+        }
         self.take_over(&row, qmp, &qemu).await?;
         Ok(true)
     }

@@ -8,6 +8,31 @@ use crate::storage::Storage;
 use crate::store::{self, StoreError};
 
 impl Manager {
+    /// Template directories without a row: an interrupted `template.create` gives the VM its
+    /// disk back, an interrupted `template.remove` finishes.
+    async fn recover_templates(&self) -> Result<(), Error> {
+        let recorded = self
+            .db(|s| Ok(s.read(store::list_templates)?))
+            .await?
+            .into_iter()
+            .map(|t| t.dir)
+            .collect();
+        let storage = self.storage.clone();
+        let done =
+            tokio::task::spawn_blocking(move || storage.recover_unrecorded(&recorded)).await?;
+        for (dir, overlay) in done {
+            match overlay {
+                Some(overlay) => {
+                    tracing::warn!(dir = %dir.display(), overlay = %overlay.display(), "template never recorded: its disk went back to its vm")
+                }
+                None => {
+                    tracing::info!(dir = %dir.display(), "removed leftover of an interrupted template operation")
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Removes hidden leftovers of interrupted operations, then compares rows with files.
     pub async fn reconcile(&self) -> Result<Vec<ConsistencyIssue>, Error> {
         let (images, vms, isos) = self
@@ -27,6 +52,7 @@ impl Manager {
             isos.into_iter().map(|r| r.file_name).collect(),
         )
         .await?;
+        self.recover_templates().await?;
         let storage = self.storage.clone();
         let removed = tokio::task::spawn_blocking(move || storage.remove_leftovers()).await?;
         // Best effort: on a full disk even a delete may not fit, and vmd must still start.

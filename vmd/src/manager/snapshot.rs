@@ -50,9 +50,13 @@ impl Manager {
                 ),
             })?;
         let staging = self.storage.new_template_dir(name)?;
+        if let Err(err) = files::note_source(&staging, &row.overlay_file) {
+            discard(staging).await;
+            return Err(err.into());
+        }
         let was_running = row.state == VmState::Running;
         if let Err(reason) = self.save(&row, &rt, &ram, &staging, was_running).await {
-            let _ = std::fs::remove_dir_all(&staging);
+            discard(staging).await;
             if was_running {
                 self.resume_after_save(&row.name, &rt).await;
             }
@@ -69,7 +73,7 @@ impl Manager {
             .map_or_else(|| "tcg".to_string(), |r| r.accelerator.clone());
         self.note(&row.name, &format!("saved as template {name}; stopping"));
         if let Err(err) = self.end_saved(&row.name, &rt).await {
-            let _ = std::fs::remove_dir_all(&staging);
+            discard(staging).await;
             return Err(err);
         }
         let template = TemplateRow {
@@ -167,16 +171,15 @@ impl Manager {
         let mode = std::fs::metadata(&overlay)
             .map(|m| m.permissions().mode())
             .unwrap_or(0o640);
-        let moved = move_disk(&overlay, staging, &dir);
+        let (from, staged, to) = (overlay.clone(), staging.to_path_buf(), dir.clone());
+        let moved = tokio::task::spawn_blocking(move || move_disk(&from, &staged, &to)).await?;
         if let Err(err) = moved {
-            unfreeze(&overlay, staging, mode);
-            let _ = std::fs::remove_dir_all(staging);
+            unfreeze(overlay, staging.to_path_buf(), mode).await;
             return Err(err);
         }
         let result = self.first_clone(row, template, &dir, &overlay).await;
         if result.is_err() {
-            unfreeze(&overlay, &dir, mode);
-            let _ = std::fs::remove_dir_all(&dir);
+            unfreeze(overlay, dir, mode).await;
         }
         result
     }
@@ -316,12 +319,27 @@ fn move_disk(overlay: &Path, staging: &Path, dir: &Path) -> Result<(), Error> {
     Ok(())
 }
 
-/// Puts the disk layer in `dir` back as the VM's overlay with its former `mode`.
-fn unfreeze(overlay: &Path, dir: &Path, mode: u32) {
-    let disk = dir.join(files::DISK);
-    if disk.exists() && std::fs::rename(&disk, overlay).is_ok() {
-        let _ = std::fs::set_permissions(overlay, std::fs::Permissions::from_mode(mode));
-    }
+/// Puts the disk layer in `dir` back as the VM's overlay with its former `mode`, and
+/// removes `dir`.
+async fn unfreeze(overlay: PathBuf, dir: PathBuf, mode: u32) {
+    let _ = tokio::task::spawn_blocking(move || {
+        let disk = dir.join(files::DISK);
+        if disk.exists() && std::fs::rename(&disk, &overlay).is_ok() {
+            let _ = std::fs::set_permissions(&overlay, std::fs::Permissions::from_mode(mode));
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    })
+    .await;
+}
+
+/// Removes a template directory that will not be recorded (its RAM file may be large).
+pub(super) async fn discard(dir: PathBuf) {
+    let _ = tokio::task::spawn_blocking(move || {
+        if let Err(err) = std::fs::remove_dir_all(&dir) {
+            tracing::warn!(path = %dir.display(), error = %err, "cannot remove template files");
+        }
+    })
+    .await;
 }
 
 fn now_nanos() -> u128 {

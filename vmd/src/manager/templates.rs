@@ -107,9 +107,7 @@ impl Manager {
             })
         })
         .await?;
-        if let Err(err) = std::fs::remove_dir_all(&trash) {
-            tracing::warn!(path = %trash.display(), error = %err, "cannot remove template files");
-        }
+        super::snapshot::discard(trash).await;
         tracing::info!(template = %name, user = %subject.name, "template removed");
         Ok(())
     }

@@ -271,7 +271,6 @@ impl Storage {
             removed.push(path);
         }
         removed.extend(self.sandbox.remove_leftovers());
-        removed.extend(self.remove_template_leftovers());
         removed
     }
 

@@ -2,7 +2,11 @@
 //! source VM's former overlay), the guest RAM (`ram`, a sparse copy of the VM's memfd) and
 //! QEMU's device state (`state`, a migration stream without RAM). All three are read-only
 //! once the template is recorded; clones map `ram` privately and read `state` at their
-//! first start. A template in the making is a hidden directory, removed at start-up.
+//! first start. `source` names the VM overlay the disk layer was, so that a vmd killed
+//! before the template was recorded can give the VM its disk back at start-up
+//! ([`Storage::recover_unrecorded`]): a template in the making is a hidden `.tmp-` directory,
+//! then (just before it is recorded) its final one; a removed template is renamed to a
+//! hidden `.trash-` directory before its row is deleted.
 
 use std::fs::File;
 use std::os::unix::fs::{DirBuilderExt, FileExt, PermissionsExt};
@@ -20,6 +24,8 @@ pub const DISK: &str = "disk.qcow2";
 pub const RAM: &str = "ram";
 /// The device state.
 pub const STATE: &str = "state";
+/// The file name under `overlays/` the disk layer had.
+pub const SOURCE: &str = "source";
 
 /// Pages compared against zero while copying RAM.
 const PAGE: usize = 4096;
@@ -58,21 +64,52 @@ impl Storage {
             .sum()
     }
 
-    /// Removes hidden template directories left by an interrupted `template.create`.
-    pub(super) fn remove_template_leftovers(&self) -> Vec<PathBuf> {
-        let mut removed = Vec::new();
-        for path in super::list_dir(&self.templates_dir)
-            .into_iter()
-            .filter(|p| super::is_hidden(p))
-        {
-            if let Err(err) = std::fs::remove_dir_all(&path) {
-                tracing::warn!(path = %path.display(), error = %err, "cannot remove leftover");
+    /// Removes every template directory not in `recorded` (blocking). One whose template
+    /// was being created (not `.trash-`) first gives its disk layer back to the VM overlay
+    /// its `source` names: the VM was never recorded as the template's clone, so that disk
+    /// is the VM's. Returns the directories removed, each with the overlay given back.
+    pub fn recover_unrecorded(
+        &self,
+        recorded: &std::collections::HashSet<String>,
+    ) -> Vec<(PathBuf, Option<PathBuf>)> {
+        let mut done = Vec::new();
+        for dir in super::list_dir(&self.templates_dir) {
+            let name = dir.file_name().map(|n| n.to_string_lossy().into_owned());
+            let Some(name) = name.filter(|n| !recorded.contains(n)) else {
+                continue;
+            };
+            let given_back = match name.starts_with(".trash-") {
+                true => None,
+                false => self.give_back(&dir),
+            };
+            if let Err(err) = std::fs::remove_dir_all(&dir) {
+                tracing::warn!(path = %dir.display(), error = %err, "cannot remove leftover");
                 continue;
             }
-            removed.push(path);
+            done.push((dir, given_back));
         }
-        removed
+        done
     }
+
+    /// Moves `dir`'s disk layer back to the overlay its `source` names.
+    fn give_back(&self, dir: &Path) -> Option<PathBuf> {
+        let source = std::fs::read_to_string(dir.join(SOURCE)).ok()?;
+        let source = source.trim();
+        let plain = !source.is_empty() && !source.starts_with('.') && !source.contains('/');
+        if !plain || !dir.join(DISK).exists() {
+            return None;
+        }
+        let overlay = self.overlays_dir.join(source);
+        std::fs::rename(dir.join(DISK), &overlay).ok()?;
+        let _ = std::fs::set_permissions(&overlay, std::fs::Permissions::from_mode(0o640));
+        Some(overlay)
+    }
+}
+
+/// Notes in `staging` which overlay its disk layer comes from.
+pub fn note_source(staging: &Path, overlay_file: &str) -> Result<(), StorageError> {
+    let path = staging.join(SOURCE);
+    std::fs::write(&path, overlay_file).map_err(StorageError::io("write", &path))
 }
 
 /// Makes the template's files and directory read-only for everyone but root (blocking).
@@ -149,5 +186,46 @@ mod tests {
             std::fs::read(&dst).expect("dst")
         );
         assert!(copy_ram(&src, &dst, 4096).is_err(), "never overwrites");
+    }
+
+    #[test]
+    fn unrecorded_templates_give_the_disk_back_and_removals_finish() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let storage = Storage::open(&root.path().join("state"), "nobody").expect("storage");
+        let make = |name: &str, source: Option<&str>| {
+            let dir = storage.templates_dir().join(name);
+            std::fs::create_dir(&dir).expect("dir");
+            std::fs::write(dir.join(DISK), name).expect("disk");
+            if let Some(source) = source {
+                note_source(&dir, source).expect("source");
+            }
+        };
+        make(".tmp-a-1-0", Some("a.qcow2"));
+        make("b.1f", Some("b.qcow2"));
+        make(".trash-c.2f", Some("c.qcow2"));
+        make("d.3f", Some("d.qcow2"));
+        make("e.4f", Some("../escape"));
+        let recorded = ["d.3f".to_string()].into_iter().collect();
+        let done = storage.recover_unrecorded(&recorded);
+        assert_eq!(done.len(), 4, "{done:?}");
+        let overlay = |f: &str| storage.overlay_path(f);
+        assert_eq!(
+            std::fs::read_to_string(overlay("a.qcow2")).ok().as_deref(),
+            Some(".tmp-a-1-0")
+        );
+        assert_eq!(
+            std::fs::read_to_string(overlay("b.qcow2")).ok().as_deref(),
+            Some("b.1f")
+        );
+        assert!(
+            !overlay("c.qcow2").exists(),
+            "a removed template gives nothing back"
+        );
+        assert!(!root.path().join("state/escape").exists());
+        assert!(
+            storage.templates_dir().join("d.3f").join(DISK).exists(),
+            "recorded: kept"
+        );
+        assert_eq!(super::super::list_dir(storage.templates_dir()).len(), 1);
     }
 }

@@ -96,6 +96,33 @@ impl Lab {
         name
     }
 
+    /// A new running VM of the owner's (started, not waited for: its QEMU is enough for a
+    /// template).
+    pub fn owner_running_vm(&self) -> String {
+        let vm = self.owner_vm();
+        assert_eq!(
+            self.vmctl(Who::Owner, &["start", &vm]),
+            Outcome::Allow,
+            "start {vm}"
+        );
+        vm
+    }
+
+    /// A new warm template of `who`'s (shared when an admin's) without clones: taken from a
+    /// VM that has just started, which (its first clone) is then removed.
+    pub fn template_of(&self, who: Who) -> String {
+        let (vm, name) = (self.fresh("tsrc"), self.fresh("tmpl"));
+        let create = ["create", &vm, "--image", "guest", "--memory", "128M"];
+        for args in [&create[..], &["start", &vm]] {
+            assert_eq!(self.vmctl(who, args), Outcome::Allow, "{who:?}: {args:?}");
+        }
+        let params = serde_json::json!([{"name": name, "from": vm}]);
+        let made = self.rpc(who, "template.create", params);
+        assert_eq!(made, Outcome::Allow, "{who:?} creates template {name}");
+        assert_eq!(self.vmctl(who, &["rm", &vm]), Outcome::Allow, "rm {vm}");
+        name
+    }
+
     /// A new network of `who`'s (shared when an admin's); no DHCP, so no dnsmasq.
     pub fn network_of(&self, who: Who) -> String {
         let name = self.fresh("net");
