@@ -203,6 +203,11 @@ fn templates(lab: &Lab, row: &str, who: Who) -> Option<Outcome> {
             let params = json!([{"name": lab.fresh("tmpl"), "from": lab.owner_running_vm()}]);
             lab.rpc(who, "template.create", params)
         }
+        "template.create (a shared one, from the owner's running VM)" => {
+            let name = lab.fresh("tmpl");
+            let params = json!([{"name": name, "from": lab.owner_running_vm(), "shared": true}]);
+            lab.rpc(who, "template.create", params)
+        }
         "template.list (others' private templates absent)" => {
             let owners = lab.template_of(Who::Owner);
             let resp = lab

@@ -50,4 +50,7 @@ pub struct TemplateCreate {
     /// The running VM to take it from. It is paused, saved and stopped; it becomes the
     /// template's first clone (its next start restores the saved moment).
     pub from: String,
+    /// Let every user see and clone it (admins only; a template is private by default).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub shared: bool,
 }

@@ -36,6 +36,9 @@ pub struct TemplateCreateArgs {
     /// The running (or paused) VM to take it from, at this moment
     #[arg(long, value_name = "VM")]
     pub from: String,
+    /// Let every user see it and create clones of it (admins only) [default: private]
+    #[arg(long)]
+    pub shared: bool,
 }
 
 /// Where `create` takes the VM's disk from: exactly one of the two.

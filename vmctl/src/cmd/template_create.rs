@@ -30,6 +30,7 @@ fn request(args: TemplateCreateArgs) -> Result<TemplateCreate, CliError> {
     Ok(TemplateCreate {
         name: args.name,
         from: args.from,
+        shared: args.shared,
     })
 }
 
@@ -50,6 +51,7 @@ mod tests {
         TemplateCreateArgs {
             name: name.into(),
             from: from.into(),
+            shared: false,
         }
     }
 

@@ -182,6 +182,7 @@ impl Manager {
             });
         }
         self.check_networks_free(id, &networks).await?;
+        self.check_templates_free(id, &templates).await?;
         for vm in &vms {
             self.remove_owned_vm(id, vm).await?;
         }
@@ -214,6 +215,34 @@ impl Manager {
             images,
             tokens,
         })
+    }
+
+    /// Before anything of account `id` is removed: no other account's VM is a clone of one of
+    /// its `templates` (a forced removal would otherwise stop half-way).
+    async fn check_templates_free(&self, id: i64, templates: &[String]) -> Result<(), Error> {
+        for name in templates {
+            let Some(t) = self.find_template(name).await? else {
+                continue;
+            };
+            let tid = t.id;
+            let clones = self
+                .db(move |s| Ok(s.read(|c| store::clones_of(c, tid))?))
+                .await?;
+            let foreign: Vec<String> = clones
+                .into_iter()
+                .filter(|(_, owner)| *owner != id)
+                .map(|(vm, _)| vm)
+                .collect();
+            if !foreign.is_empty() {
+                return Err(super::template_error::TemplateError::InUse {
+                    name: name.clone(),
+                    clones: foreign,
+                    hidden: 0,
+                }
+                .into());
+            }
+        }
+        Ok(())
     }
 
     /// Before anything of account `id` is removed: no other account's VM has a NIC on one of

@@ -127,7 +127,7 @@ impl Manager {
         let (state, reason) = match &status {
             Ok(RunState::Running) => (VmState::Running, None),
             // `postmigrate`: a template was saved but vmd died before QEMU quit; `cont` works.
-            Ok(RunState::Paused | RunState::Postmigrate) => (VmState::Paused, None),
+            Ok(status) if status.is_resumable_pause() => (VmState::Paused, None),
             Ok(RunState::IoError) => (
                 VmState::Paused,
                 Some(super::monitor::IO_ERROR_REASON.to_string()),

@@ -32,6 +32,9 @@ impl Manager {
             return Err(Error::VmExists(req.name));
         }
         let _guard = self.lock("vm", &req.name, "create").await?;
+        // Lock order vm → template: `template.remove` cannot slip in before the clone exists.
+        let _template_guard = self.lock("template", &t.name, "clone").await?;
+        let t = self.template_for(subject, template, Action::Use).await?;
         self.check_space_floor("create a vm").await?;
         if self.find_vm(&req.name).await?.is_some() {
             return Err(Error::VmExists(req.name));
@@ -89,31 +92,17 @@ impl Manager {
             .await?;
         self.vm(&req.name).await
     }
+}
 
-    /// A wiped clone's next start restores its template again.
-    pub(super) async fn mark_restore_pending(&self, row: &VmRow) -> Result<(), Error> {
-        let Some(t) = &row.template else {
-            return Ok(());
-        };
-        let (id, template_id) = (row.id, t.id);
-        self.db(move |s| {
-            Ok(s.with_tx_retry(|tx| {
-                crate::store::set_restore_pending(tx, id, Some(template_id), true)
-            })?)
-        })
-        .await
-    }
-
-    /// Refuses to change the hardware of a clone whose next start restores its template.
-    pub(super) fn check_not_pending(&self, row: &VmRow, what: &str) -> Result<(), Error> {
-        match &row.template {
-            Some(t) if row.restore_pending => Err(TemplateError::Fixed(format!(
-                "vm {} cannot {what} before its first start: that start restores template {}, whose devices must match",
-                row.name, t.name
-            ))
-            .into()),
-            _ => Ok(()),
-        }
+/// Refuses to change the hardware of a clone whose next start restores its template.
+pub(super) fn check_not_pending(row: &VmRow, what: &str) -> Result<(), Error> {
+    match &row.template {
+        Some(t) if row.restore_pending => Err(TemplateError::Fixed(format!(
+            "vm {} cannot {what} before its first start: that start restores template {}, whose devices must match",
+            row.name, t.name
+        ))
+        .into()),
+        _ => Ok(()),
     }
 }
 

@@ -26,7 +26,7 @@ use crate::auth::policy::Action;
 use crate::auth::Subject;
 use crate::qemu::argv::{Accel, GuestRam, QemuConfig};
 use crate::qemu::process;
-use crate::qemu::qmp::{Qmp, QmpEvent, RunState};
+use crate::qemu::qmp::{Qmp, QmpEvent};
 use crate::store::{self, RuntimeRow, VmRow};
 
 /// OVMF as Debian's `ovmf` package installs it (one image, no separate variable store).
@@ -78,6 +78,7 @@ impl Manager {
 
     async fn launch(&self, row: &VmRow, run_dir: &Path) -> Result<(), Error> {
         self.check_networks(row)?;
+        self.check_template_ram(row).await?;
         let mut config = self.qemu_config(row, run_dir)?;
         let mut runtime_row = RuntimeRow {
             pid: 0,
@@ -168,9 +169,7 @@ impl Manager {
             .map_err(|e| format!("no QMP connection: {e}"))?;
         let events = qmp.events();
         match qmp.query_status().await.map(|s| s.status) {
-            Ok(
-                RunState::Running | RunState::Paused | RunState::Prelaunch | RunState::Inmigrate,
-            ) => Ok((qmp, events)),
+            Ok(status) if status.is_up() => Ok((qmp, events)),
             Ok(other) => Err(format!("QEMU run state {other:?}")),
             Err(e) => Err(format!("QMP query-status failed: {e}")),
         }

@@ -46,7 +46,7 @@ impl Manager {
         let iso = self.iso_for(subject, &req.iso, Action::Use).await?;
         let live = self.live_runtime(&req.vm, vm.state)?;
         if live.is_none() {
-            self.check_not_pending(&vm, "get an ISO")?;
+            super::clones::check_not_pending(&vm, "get an ISO")?;
         }
         if let Some(rt) = &live {
             self.insert_live(rt, &req.vm, &iso.name, &iso.file_name)

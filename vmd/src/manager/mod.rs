@@ -45,6 +45,7 @@ mod tickets;
 mod unmanaged;
 pub mod uploads;
 mod vms;
+mod wipe;
 
 use std::collections::HashMap;
 use std::path::PathBuf;

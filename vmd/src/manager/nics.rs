@@ -110,7 +110,7 @@ impl Manager {
         // Again under the lock: the name may have been removed and taken meanwhile.
         let net = self.network_for(subject, &req.network, Action::Use).await?;
         let row = self.stopped_vm(&req.vm, "add a nic").await?;
-        self.check_not_pending(&row, "get a NIC")?;
+        super::clones::check_not_pending(&row, "get a NIC")?;
         if row.nics.iter().any(|n| n.network_id == net.id) {
             return Err(NetError::NicExists {
                 vm: req.vm,

@@ -95,7 +95,7 @@ impl Manager {
         if !row.state.can_reconfigure() {
             return Err(wrong_state(&row.name, row.state));
         }
-        self.check_not_pending(&row, "change its hardware")?;
+        super::clones::check_not_pending(&row, "change its hardware")?;
         if req.disk_bytes.is_some_and(|b| b > row.disk_bytes) {
             let path = self.storage.overlay_path(&row.overlay_file);
             self.check_disk_free(&row.name, &path).await?;

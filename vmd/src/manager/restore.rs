@@ -52,13 +52,43 @@ impl Manager {
         .await
         .map_err(|e| e.to_string())?;
         self.note(&row.name, &format!("restored template {}", template.name));
-        if self.taps_of(row).is_empty() {
-            qmp.cont()
+        let resumed = match self.taps_of(row).is_empty() {
+            true => qmp
+                .cont()
                 .await
-                .map_err(|e| format!("QMP cont failed: {e}"))?;
-            return Ok(qmp);
+                .map(|()| qmp)
+                .map_err(|e| format!("QMP cont failed: {e}")),
+            false => self.release(row, qmp).await,
+        };
+        if resumed.is_err() {
+            // The guest never ran: its next start restores again.
+            let _ = self
+                .db(move |s| {
+                    Ok(s.with_tx_retry(|tx| {
+                        store::set_restore_pending(tx, id, Some(template_id), true)
+                    })?)
+                })
+                .await;
         }
-        self.release(row, qmp).await
+        resumed
+    }
+
+    /// Refuses to restore from a RAM file that changed since the template was saved (QEMU
+    /// 7.2 opens it for writing; a clone's QEMU that was taken over could write it).
+    pub(super) async fn check_template_ram(&self, row: &VmRow) -> Result<(), Error> {
+        let Some(t) = row.template.as_ref().filter(|_| row.restore_pending) else {
+            return Ok(());
+        };
+        let path = self.storage.template_file(&t.dir, files::RAM);
+        let now = tokio::task::spawn_blocking(move || files::ram_seal(&path)).await?;
+        match now {
+            Ok(seal) if seal == t.ram_seal => Ok(()),
+            Ok(_) => Err(self.restore_failed(
+                row,
+                "the template's RAM file changed since it was saved".into(),
+            )),
+            Err(err) => Err(self.restore_failed(row, err.to_string())),
+        }
     }
 
     /// The error of a clone's start whose restore failed.

@@ -15,7 +15,7 @@ use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use vm_proto::types::VmState;
+use vm_proto::types::{TemplateCreate, Usage, VmState};
 
 use super::runtime::Runtime;
 use super::template_error::TemplateError;
@@ -29,27 +29,19 @@ use crate::store::{self, TemplateRow, VmRow};
 const SAVE_LIMIT: Duration = Duration::from_secs(120);
 
 impl Manager {
-    /// Saves running `row` as template `name`; returns the VM row, now its first clone.
+    /// Saves running `row` as template `req.name`; returns the VM row, now its first clone.
     pub(super) async fn snapshot(
         &self,
         subject: &Subject,
-        name: &str,
+        req: &TemplateCreate,
         row: VmRow,
     ) -> Result<VmRow, Error> {
         check_templatable(&row)?;
         let rt = self
             .runtime(&row.name)
             .ok_or_else(|| Error::NoProcess(row.name.clone()))?;
-        let ram =
-            find_ram(rt.pid, row.memory_mib).ok_or_else(|| TemplateError::NotTemplatable {
-                vm: row.name.clone(),
-                why: "its QEMU was started without shareable RAM (by a vmd older than 2.7)".into(),
-                hint: format!(
-                    "stop and start it (vmctl stop {0}; vmctl start {0}), then try again",
-                    row.name
-                ),
-            })?;
-        let staging = self.storage.new_template_dir(name)?;
+        let ram = find_ram(rt.pid, row.memory_mib).ok_or_else(|| no_shared_ram(&row))?;
+        let staging = self.storage.new_template_dir(&req.name)?;
         if let Err(err) = files::note_source(&staging, &row.overlay_file) {
             discard(staging).await;
             return Err(err.into());
@@ -66,39 +58,15 @@ impl Manager {
             }
             .into());
         }
-        let version = qemu_version(&rt.qmp);
-        let accelerator = row
-            .runtime
-            .as_ref()
-            .map_or_else(|| "tcg".to_string(), |r| r.accelerator.clone());
-        self.note(&row.name, &format!("saved as template {name}; stopping"));
+        let template = template_row(subject, req, &row, &rt.qmp);
+        self.note(
+            &row.name,
+            &format!("saved as template {}; stopping", req.name),
+        );
         if let Err(err) = self.end_saved(&row.name, &rt).await {
             discard(staging).await;
             return Err(err);
         }
-        let template = TemplateRow {
-            id: 0,
-            name: name.into(),
-            owner: store::Owner {
-                id: subject.user_id,
-                name: subject.name.clone(),
-                uid: None,
-            },
-            shared: subject.is_admin(),
-            image_id: row.image_id,
-            image_name: row.image_name.clone(),
-            source_vm: row.name.clone(),
-            cpus: row.cpus,
-            memory_mib: row.memory_mib,
-            disk_bytes: row.disk_bytes,
-            firmware: row.firmware.clone(),
-            user_net: row.user_net,
-            seed: row.cloud_init.is_some(),
-            accelerator,
-            qemu_version: version,
-            dir: format!("{name}.{:x}", now_nanos()),
-            created_at: now_secs(),
-        };
         self.freeze(&row, template, &staging).await?;
         let vm = self.find_vm(&row.name).await?;
         vm.ok_or_else(|| Error::VmNotFound(row.name.clone()))
@@ -163,7 +131,7 @@ impl Manager {
     async fn freeze(
         &self,
         row: &VmRow,
-        template: TemplateRow,
+        mut template: TemplateRow,
         staging: &Path,
     ) -> Result<(), Error> {
         let overlay = self.storage.overlay_path(&row.overlay_file);
@@ -173,9 +141,12 @@ impl Manager {
             .unwrap_or(0o640);
         let (from, staged, to) = (overlay.clone(), staging.to_path_buf(), dir.clone());
         let moved = tokio::task::spawn_blocking(move || move_disk(&from, &staged, &to)).await?;
-        if let Err(err) = moved {
-            unfreeze(overlay, staging.to_path_buf(), mode).await;
-            return Err(err);
+        match moved {
+            Ok(seal) => template.ram_seal = seal,
+            Err(err) => {
+                unfreeze(overlay, staging.to_path_buf(), mode).await;
+                return Err(err);
+            }
         }
         let result = self.first_clone(row, template, &dir, &overlay).await;
         if result.is_err() {
@@ -201,9 +172,15 @@ impl Manager {
                 source,
             })?;
         let (vm_id, tmp2, overlay) = (row.id, tmp.clone(), overlay.to_path_buf());
+        let auth = self.config.auth.clone();
         let result = self
             .db(move |s| {
                 s.with_tx(|tx| {
+                    let adding = Usage {
+                        disk_bytes: template.memory_mib * 1024 * 1024,
+                        ..Usage::default()
+                    };
+                    super::quota::admit(tx, &auth, template.owner.id, &adding)?;
                     let id = store::insert_template(tx, &template)?;
                     store::set_restore_pending(tx, vm_id, Some(id), true)?;
                     storage::rename(&tmp2, &overlay).map_err(Error::from)
@@ -214,6 +191,49 @@ impl Manager {
             storage::remove_quietly(&tmp);
         }
         result
+    }
+}
+
+/// The row of a template of `row` as `subject` asks for it (its seal is filled in when the
+/// files are in place).
+fn template_row(subject: &Subject, req: &TemplateCreate, row: &VmRow, qmp: &Qmp) -> TemplateRow {
+    TemplateRow {
+        id: 0,
+        name: req.name.clone(),
+        owner: store::Owner {
+            id: subject.user_id,
+            name: subject.name.clone(),
+            uid: None,
+        },
+        shared: req.shared,
+        image_id: row.image_id,
+        image_name: row.image_name.clone(),
+        source_vm: row.name.clone(),
+        cpus: row.cpus,
+        memory_mib: row.memory_mib,
+        disk_bytes: row.disk_bytes,
+        firmware: row.firmware.clone(),
+        user_net: row.user_net,
+        seed: row.cloud_init.is_some(),
+        accelerator: row
+            .runtime
+            .as_ref()
+            .map_or_else(|| "tcg".to_string(), |r| r.accelerator.clone()),
+        qemu_version: qemu_version(qmp),
+        dir: format!("{}.{:x}", req.name, now_nanos()),
+        ram_seal: String::new(),
+        created_at: now_secs(),
+    }
+}
+
+fn no_shared_ram(row: &VmRow) -> TemplateError {
+    TemplateError::NotTemplatable {
+        vm: row.name.clone(),
+        why: "its QEMU was started without shareable RAM (by a vmd older than 2.7)".into(),
+        hint: format!(
+            "stop and start it (vmctl stop {0}; vmctl start {0}), then try again",
+            row.name
+        ),
     }
 }
 
@@ -311,12 +331,14 @@ fn qemu_version(qmp: &Qmp) -> String {
     }
 }
 
-/// The overlay into `staging` as the disk layer, all read-only, `staging` renamed to `dir`.
-fn move_disk(overlay: &Path, staging: &Path, dir: &Path) -> Result<(), Error> {
+/// The overlay into `staging` as the disk layer, the files sealed, `staging` renamed to
+/// `dir`; returns the RAM file's seal.
+fn move_disk(overlay: &Path, staging: &Path, dir: &Path) -> Result<String, Error> {
     storage::rename(overlay, &staging.join(files::DISK))?;
     files::seal(staging)?;
+    let seal = files::ram_seal(&staging.join(files::RAM))?;
     storage::rename(staging, dir)?;
-    Ok(())
+    Ok(seal)
 }
 
 /// Puts the disk layer in `dir` back as the VM's overlay with its former `mode`, and
@@ -324,7 +346,12 @@ fn move_disk(overlay: &Path, staging: &Path, dir: &Path) -> Result<(), Error> {
 async fn unfreeze(overlay: PathBuf, dir: PathBuf, mode: u32) {
     let _ = tokio::task::spawn_blocking(move || {
         let disk = dir.join(files::DISK);
-        if disk.exists() && std::fs::rename(&disk, &overlay).is_ok() {
+        if disk.exists() {
+            if let Err(err) = std::fs::rename(&disk, &overlay) {
+                // Never delete what is the VM's only disk: start-up recovery retries.
+                tracing::error!(path = %disk.display(), error = %err, "cannot give a vm its disk back");
+                return;
+            }
             let _ = std::fs::set_permissions(&overlay, std::fs::Permissions::from_mode(mode));
         }
         let _ = std::fs::remove_dir_all(&dir);

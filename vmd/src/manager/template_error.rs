@@ -13,12 +13,14 @@ pub enum TemplateError {
     #[error("template {0} already exists")]
     Exists(String),
     /// VMs are clones of it.
-    #[error("template {name} has clones: {}", clones.join(", "))]
+    #[error("template {name} has clones: {}", clone_list(clones, *hidden))]
     InUse {
         /// The template.
         name: String,
-        /// Its clones the caller may see (others are counted).
+        /// Its clones the caller may see.
         clones: Vec<String>,
+        /// How many clones the caller may not see.
+        hidden: usize,
     },
     /// The VM cannot become a template; the message says why.
     #[error("vm {vm} cannot become a template: {why}")]
@@ -54,6 +56,15 @@ pub enum TemplateError {
     },
 }
 
+/// The visible clones, and a count of the others.
+fn clone_list(clones: &[String], hidden: usize) -> String {
+    let mut parts = clones.to_vec();
+    if hidden > 0 {
+        parts.push(format!("{hidden} vm(s) of other users"));
+    }
+    parts.join(", ")
+}
+
 impl TemplateError {
     /// The API error kind.
     pub fn code(&self) -> ErrorCode {
@@ -75,6 +86,9 @@ impl TemplateError {
             TemplateError::Exists(_) => {
                 "choose another name or remove the existing one first".into()
             }
+            TemplateError::InUse { clones, hidden, .. } if clones.is_empty() => {
+                format!("{hidden} clone(s) belong to other users: ask an admin")
+            }
             TemplateError::InUse { clones, .. } => format!(
                 "remove the clones first: {}",
                 clones
@@ -88,7 +102,7 @@ impl TemplateError {
                 "a clone has its template's CPUs, memory, disk, firmware and devices until its first start".into()
             }
             TemplateError::Save { vm, .. } => {
-                format!("the vm runs on unchanged; see `vmctl logs {vm}`")
+                format!("nothing was saved and the vm was left as it was (`vmctl show {vm}`); see `vmctl logs {vm}`")
             }
             TemplateError::Restore { template, vm, .. } => format!(
                 "the template no longer fits this QEMU or host: recreate it (`vmctl template rm {template}` after removing its clones, then `vmctl template create` from a running VM); `vmctl logs {vm}` has QEMU's log"

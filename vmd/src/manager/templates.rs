@@ -7,6 +7,7 @@ use vm_proto::names::validate_name;
 use vm_proto::types::{Firmware, Template, TemplateCreate};
 
 use super::access::allow;
+use super::images::remove_with_file;
 use super::template_error::TemplateError;
 use super::{rfc3339, Error, Manager};
 use crate::auth::policy::{Action, Object};
@@ -31,7 +32,7 @@ impl Manager {
         validate_name("template", &req.name).map_err(Error::Invalid)?;
         let mine = Object::Template {
             owner: subject.user_id,
-            shared: false,
+            shared: req.shared,
         };
         allow(subject, Action::Create, mine, || {
             Error::Forbidden("this account may not create templates")
@@ -47,7 +48,7 @@ impl Manager {
             return Err(TemplateError::Exists(req.name).into());
         }
         self.check_space_floor("create a template").await?;
-        let row = self.snapshot(subject, &req.name, row).await?;
+        let row = self.snapshot(subject, &req, row).await?;
         tracing::info!(template = %req.name, vm = %row.name, user = %subject.name, "template created");
         self.get_template(subject, &req.name).await
     }
@@ -84,7 +85,7 @@ impl Manager {
             .storage
             .templates_dir()
             .join(format!(".trash-{}", row.dir));
-        let (id, name2, dir2, trash2) = (row.id, name.to_string(), dir.clone(), trash.clone());
+        let (id, name2, trash2) = (row.id, name.to_string(), trash.clone());
         let visible = |owner: i64| subject.is_admin() || subject.owns(owner);
         let clones = self
             .db(move |s| Ok(s.read(|c| store::clones_of(c, id))?))
@@ -92,18 +93,15 @@ impl Manager {
         if !clones.is_empty() {
             return Err(in_use(name, &clones, visible).into());
         }
+        // The directory goes aside in the transaction that deletes the row, and comes back
+        // if the commit fails.
         self.db(move |s| {
-            s.with_tx(|tx| {
-                if !store::clones_of(tx, id)?.is_empty() {
-                    return Err(TemplateError::InUse {
-                        name: name2.clone(),
-                        clones: Vec::new(),
-                    }
-                    .into());
+            remove_with_file(s, &dir, &trash2, |tx| {
+                let clones = store::clones_of(tx, id)?;
+                if !clones.is_empty() {
+                    return Err(in_use(&name2, &clones, |_| false).into());
                 }
-                store::delete_template(tx, id)?;
-                std::fs::rename(&dir2, &trash2)
-                    .map_err(|e| Error::Invalid(format!("cannot move {}: {e}", dir2.display())))
+                Ok(store::delete_template(tx, id)?)
             })
         })
         .await?;
@@ -165,17 +163,14 @@ impl Manager {
 
 /// `in_use` naming the clones the caller may see and counting the others.
 fn in_use(name: &str, clones: &[(String, i64)], visible: impl Fn(i64) -> bool) -> TemplateError {
-    let mut names: Vec<String> = clones
+    let names: Vec<String> = clones
         .iter()
         .filter(|(_, owner)| visible(*owner))
         .map(|(n, _)| n.clone())
         .collect();
-    let hidden = clones.len() - names.len();
-    if hidden > 0 {
-        names.push(format!("{hidden} vm(s) of other users"));
-    }
     TemplateError::InUse {
         name: name.into(),
+        hidden: clones.len() - names.len(),
         clones: names,
     }
 }

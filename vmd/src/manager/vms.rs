@@ -16,7 +16,6 @@ use super::{now_secs, rfc3339, Error, Manager};
 use crate::auth::policy::{Action, Object};
 use crate::auth::Subject;
 use crate::storage;
-use crate::store::DiskFull as _;
 use crate::store::{self, NewVm, VmRow};
 
 /// Memory a VM gets when the request does not say.
@@ -271,73 +270,6 @@ impl Manager {
         Ok(())
     }
 
-    /// `vm.wipe`: a fresh overlay on the same base replaces the old one atomically.
-    pub async fn wipe_vm(&self, subject: &Subject, name: &str) -> Result<Vm, Error> {
-        let (_guard, _) = self
-            .lock_vm_for(subject, name, Action::Modify, "wipe")
-            .await?;
-        self.wipe_locked(name).await
-    }
-
-    /// Wipes VM `name`, whose lock the caller holds.
-    pub(super) async fn wipe_locked(&self, name: &str) -> Result<Vm, Error> {
-        let row = self.stopped_vm(name, "stop it first (vmctl stop)").await?;
-        let final_path = self.storage.overlay_path(&row.overlay_file);
-        self.check_disk_free(name, &final_path).await?;
-        let tmp = match self.fresh_disk(&row).await {
-            Err(err)
-                if err.is_disk_full()
-                    && self.reserve.release("wipe needs room for a fresh overlay") =>
-            {
-                self.fresh_disk(&row).await?
-            }
-            other => other?,
-        };
-        // A new instance-id first: if the swap then fails, the guest merely provisions again.
-        if let Err(err) = self.renew_instance_id(&row).await {
-            storage::remove_quietly(&tmp);
-            return Err(err);
-        }
-        if let Err(err) = storage::rename(&tmp, &final_path) {
-            storage::remove_quietly(&tmp);
-            return Err(err.into());
-        }
-        // After the swap: a restore is only ever pending on an untouched overlay.
-        self.mark_restore_pending(&row).await?;
-        tracing::info!(vm = %name, "vm wiped");
-        self.note(name, "disk wiped: fresh overlay on the base");
-        self.events
-            .emit(Draft::vm(
-                EventKind::VmWiped,
-                name,
-                "disk reset to its base",
-            ))
-            .await?;
-        let row = self.find_vm(name).await?.unwrap_or(row);
-        Ok(self.vm_view(row))
-    }
-
-    /// A fresh hidden disk for `row`: an overlay on its base, or a blank disk for an install
-    /// VM.
-    async fn fresh_disk(&self, row: &VmRow) -> Result<std::path::PathBuf, Error> {
-        let base = match &row.template {
-            Some(t) => self.storage.template_file(&t.dir, storage::templates::DISK),
-            None => self.storage.image_path(&row.image_file),
-        };
-        let fresh = match row.install {
-            true => self.storage.new_blank(&row.name, row.disk_bytes).await,
-            false => {
-                self.storage
-                    .new_overlay(&base, &row.name, row.disk_bytes)
-                    .await
-            }
-        };
-        fresh.map_err(|source| Error::Overlay {
-            name: row.name.clone(),
-            source,
-        })
-    }
-
     /// Refuses to touch a disk that a QEMU holds open (one vmd may not know about).
     pub(super) async fn check_disk_free(
         &self,
@@ -384,7 +316,7 @@ impl Manager {
             .await
     }
 
-    fn vm_view(&self, row: VmRow) -> Vm {
+    pub(super) fn vm_view(&self, row: VmRow) -> Vm {
         let path = self.storage.overlay_path(&row.overlay_file);
         let console = self
             .runtime(&row.name)

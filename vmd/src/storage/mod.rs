@@ -126,7 +126,8 @@ impl Storage {
             (&storage.overlays_dir, 0o750),
             (&storage.uploads_dir, 0o700),
             (&storage.isos_dir, 0o755),
-            (&storage.templates_dir, 0o755),
+            // Templates hold guests' RAM: only vmd (and QEMU before -runas) reads them.
+            (&storage.templates_dir, 0o700),
         ] {
             std::fs::create_dir_all(dir).map_err(StorageError::io("create", dir))?;
             std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode))

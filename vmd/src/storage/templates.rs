@@ -78,10 +78,25 @@ impl Storage {
             let Some(name) = name.filter(|n| !recorded.contains(n)) else {
                 continue;
             };
+            if let Some(live) = name
+                .strip_prefix(".trash-")
+                .filter(|n| recorded.contains(*n))
+            {
+                // A removal whose row stayed: the template is still there.
+                if let Err(err) = std::fs::rename(&dir, self.templates_dir.join(live)) {
+                    tracing::warn!(path = %dir.display(), error = %err, "cannot restore template");
+                }
+                continue;
+            }
             let given_back = match name.starts_with(".trash-") {
                 true => None,
                 false => self.give_back(&dir),
             };
+            if dir.join(DISK).exists() && given_back.is_none() && !name.starts_with(".trash-") {
+                // Never delete what may be a VM's only disk: leave it for the admin.
+                tracing::warn!(path = %dir.display(), "unrecorded template keeps a disk layer; left in place");
+                continue;
+            }
             if let Err(err) = std::fs::remove_dir_all(&dir) {
                 tracing::warn!(path = %dir.display(), error = %err, "cannot remove leftover");
                 continue;
@@ -112,15 +127,27 @@ pub fn note_source(staging: &Path, overlay_file: &str) -> Result<(), StorageErro
     std::fs::write(&path, overlay_file).map_err(StorageError::io("write", &path))
 }
 
-/// Makes the template's files and directory read-only for everyone but root (blocking).
+/// Makes the template's files readable by their owner only (blocking): the disk layer and
+/// the state read-only; the RAM file 0600, because QEMU 7.2 opens a memory backend's file
+/// for writing even when it maps it privately (clones never write it; [`ram_seal`] tells
+/// whether anything did).
 pub fn seal(dir: &Path) -> Result<(), StorageError> {
-    for file in [DISK, RAM, STATE] {
+    for (file, mode) in [(DISK, 0o400), (STATE, 0o400), (SOURCE, 0o400), (RAM, 0o600)] {
         let path = dir.join(file);
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o444))
-            .map_err(StorageError::io("make read-only", &path))?;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode))
+            .map_err(StorageError::io("set permissions of", &path))?;
     }
-    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755))
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
         .map_err(StorageError::io("set permissions of", dir))
+}
+
+/// The RAM file's size and modification time, `SIZE:MTIME_NS` (blocking). A write through
+/// any descriptor changes it, and only the owner (vmd) can set times back.
+pub fn ram_seal(path: &Path) -> Result<String, StorageError> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(path).map_err(StorageError::io("stat", path))?;
+    let mtime_ns = i128::from(meta.mtime()) * 1_000_000_000 + i128::from(meta.mtime_nsec());
+    Ok(format!("{}:{mtime_ns}", meta.len()))
 }
 
 /// Copies the first `len` bytes of `src` (a guest's RAM) into a new sparse file `dst`:
@@ -205,9 +232,10 @@ mod tests {
         make(".trash-c.2f", Some("c.qcow2"));
         make("d.3f", Some("d.qcow2"));
         make("e.4f", Some("../escape"));
-        let recorded = ["d.3f".to_string()].into_iter().collect();
+        make(".trash-f.5f", None);
+        let recorded = ["d.3f", "f.5f"].map(String::from).into_iter().collect();
         let done = storage.recover_unrecorded(&recorded);
-        assert_eq!(done.len(), 4, "{done:?}");
+        assert_eq!(done.len(), 3, "{done:?}");
         let overlay = |f: &str| storage.overlay_path(f);
         assert_eq!(
             std::fs::read_to_string(overlay("a.qcow2")).ok().as_deref(),
@@ -226,6 +254,14 @@ mod tests {
             storage.templates_dir().join("d.3f").join(DISK).exists(),
             "recorded: kept"
         );
-        assert_eq!(super::super::list_dir(storage.templates_dir()).len(), 1);
+        assert!(
+            storage.templates_dir().join("e.4f").join(DISK).exists(),
+            "a disk that cannot go back is never deleted"
+        );
+        assert!(
+            storage.templates_dir().join("f.5f").join(DISK).exists(),
+            "a removal whose row stayed is undone"
+        );
+        assert_eq!(super::super::list_dir(storage.templates_dir()).len(), 3);
     }
 }

@@ -195,6 +195,7 @@ CREATE TABLE templates (
     accelerator  TEXT NOT NULL,
     qemu_version TEXT NOT NULL,
     dir          TEXT NOT NULL UNIQUE,
+    ram_seal     TEXT NOT NULL,
     created_at   INTEGER NOT NULL
 );
 ALTER TABLE vms ADD COLUMN template_id INTEGER REFERENCES templates(id) ON DELETE RESTRICT;

@@ -131,6 +131,7 @@
 //!     seed INTEGER NOT NULL,                                -- clones have a seed drive
 //!     accelerator TEXT NOT NULL, qemu_version TEXT NOT NULL,
 //!     dir TEXT NOT NULL UNIQUE,                             -- under templates/
+//!     ram_seal TEXT NOT NULL,                               -- RAM file's size:mtime at save
 //!     created_at INTEGER NOT NULL);
 //! ALTER TABLE vms ADD COLUMN template_id INTEGER REFERENCES templates(id);
 //! ALTER TABLE vms ADD COLUMN restore_pending INTEGER NOT NULL DEFAULT 0;  -- next start restores

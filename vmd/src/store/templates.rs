@@ -39,13 +39,16 @@ pub struct TemplateRow {
     pub qemu_version: String,
     /// Directory under `templates/`.
     pub dir: String,
+    /// The RAM file's size and modification time when it was saved (`SIZE:MTIME_NS`): a
+    /// restore refuses a file that changed since.
+    pub ram_seal: String,
     /// Unix seconds.
     pub created_at: i64,
 }
 
 const COLUMNS: &str = "t.id, t.name, t.owner_id, o.name, o.uid, t.shared, t.image_id, i.name,
     t.source_vm, t.cpus, t.memory_mib, t.disk_bytes, t.firmware, t.user_net, t.seed,
-    t.accelerator, t.qemu_version, t.dir, t.created_at
+    t.accelerator, t.qemu_version, t.dir, t.created_at, t.ram_seal
     FROM templates t JOIN users o ON o.id = t.owner_id JOIN images i ON i.id = t.image_id";
 
 fn template_from(row: &Row<'_>) -> rusqlite::Result<TemplateRow> {
@@ -71,6 +74,7 @@ fn template_from(row: &Row<'_>) -> rusqlite::Result<TemplateRow> {
         qemu_version: row.get(16)?,
         dir: row.get(17)?,
         created_at: row.get(18)?,
+        ram_seal: row.get(19)?,
     })
 }
 
@@ -79,8 +83,9 @@ fn template_from(row: &Row<'_>) -> rusqlite::Result<TemplateRow> {
 pub fn insert_template(conn: &Connection, t: &TemplateRow) -> Result<i64, StoreError> {
     conn.execute(
         "INSERT INTO templates (name, owner_id, shared, image_id, source_vm, cpus, memory_mib,
-            disk_bytes, firmware, user_net, seed, accelerator, qemu_version, dir, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+            disk_bytes, firmware, user_net, seed, accelerator, qemu_version, dir, created_at,
+            ram_seal)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
         params![
             t.name,
             t.owner.id,
@@ -96,7 +101,8 @@ pub fn insert_template(conn: &Connection, t: &TemplateRow) -> Result<i64, StoreE
             t.accelerator,
             t.qemu_version,
             t.dir,
-            t.created_at
+            t.created_at,
+            t.ram_seal
         ],
     )?;
     Ok(conn.last_insert_rowid())

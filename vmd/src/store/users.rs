@@ -279,12 +279,18 @@ pub fn usage(conn: &Connection, user_id: i64) -> Result<Usage, StoreError> {
         [user_id],
         |r| r.get(0),
     )?;
+    // A template holds its guest's RAM on disk (its disk layer was a VM's, counted there).
+    let template_ram: i64 = conn.query_row(
+        "SELECT COALESCE(SUM(memory_mib), 0) * 1048576 FROM templates WHERE owner_id = ?1",
+        [user_id],
+        |r| r.get(0),
+    )?;
     Ok(Usage {
         vms: vms as u64,
         running: running as u64,
         vcpus: vcpus as u64,
         memory_mib: memory_mib as u64,
-        disk_bytes: (vm_disk + image_disk) as u64,
+        disk_bytes: (vm_disk + image_disk + template_ram) as u64,
     })
 }
 

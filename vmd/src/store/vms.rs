@@ -75,6 +75,8 @@ pub struct TemplateRef {
     pub name: String,
     /// Its directory under `templates/`.
     pub dir: String,
+    /// Its RAM file's seal (`templates.ram_seal`).
+    pub ram_seal: String,
 }
 
 impl VmRow {
@@ -203,7 +205,7 @@ const SELECT: &str = "SELECT v.id, v.name, v.image_id, i.name, i.file_name, v.cp
     COALESCE(o.name, 'uid-' || v.owner_uid), o.uid, v.expires_at, v.on_expiry, v.session_id,
     t.id, t.expires_at, v.description, v.labels,
     c.user_name, c.ssh_keys, c.password_hash, c.user_data, c.instance_id,
-    tp.id, tp.name, tp.dir, v.restore_pending
+    tp.id, tp.name, tp.dir, v.restore_pending, tp.ram_seal
     FROM vms v JOIN images i ON i.id = v.image_id LEFT JOIN vm_runtime r ON r.vm_id = v.id
     LEFT JOIN isos s ON s.id = v.iso_id LEFT JOIN users o ON o.id = v.owner_id
     LEFT JOIN tokens t ON t.id = v.session_id LEFT JOIN vm_cloud_init c ON c.vm_id = v.id
@@ -256,6 +258,7 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<VmRow> {
                 id,
                 name: row.get(39)?,
                 dir: row.get(40)?,
+                ram_seal: row.get(42)?,
             }),
             None => None,
         },

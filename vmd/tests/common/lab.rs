@@ -116,7 +116,8 @@ impl Lab {
         for args in [&create[..], &["start", &vm]] {
             assert_eq!(self.vmctl(who, args), Outcome::Allow, "{who:?}: {args:?}");
         }
-        let params = serde_json::json!([{"name": name, "from": vm}]);
+        let shared = who == Who::Admin;
+        let params = serde_json::json!([{"name": name, "from": vm, "shared": shared}]);
         let made = self.rpc(who, "template.create", params);
         assert_eq!(made, Outcome::Allow, "{who:?} creates template {name}");
         assert_eq!(self.vmctl(who, &["rm", &vm]), Outcome::Allow, "rm {vm}");

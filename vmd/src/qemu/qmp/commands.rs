@@ -50,6 +50,21 @@ pub enum RunState {
 }
 
 impl RunState {
+    /// Whether a freshly spawned QEMU is up: it runs a guest, holds one paused (also before
+    /// the first instruction, `-S`), or waits for a saved state (`-incoming`).
+    pub fn is_up(self) -> bool {
+        matches!(
+            self,
+            RunState::Running | RunState::Paused | RunState::Prelaunch | RunState::Inmigrate
+        )
+    }
+
+    /// Whether the guest is stopped in a way `cont` ends: paused, or saved by a migration
+    /// that completed (a template's source whose QEMU vmd did not see quit).
+    pub fn is_resumable_pause(self) -> bool {
+        matches!(self, RunState::Paused | RunState::Postmigrate)
+    }
+
     /// The QMP spelling (`other` for unknown states).
     pub fn as_str(self) -> &'static str {
         match self {
