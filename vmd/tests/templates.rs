@@ -43,6 +43,10 @@ fn clones_restore_the_template_moment_stay_apart_and_wipe_back_to_it() {
     boot_source(&d, "src");
     let t = take(&d, "t", "src");
     assert_eq!(
+        t["shared"], false,
+        "private unless asked, also an admin's: {t}"
+    );
+    assert_eq!(
         (t["source_vm"].as_str(), t["image"].as_str()),
         (Some("src"), Some("guest"))
     );
@@ -313,16 +317,23 @@ fn private_templates_are_hidden_and_shared_ones_cloned_by_users() {
     let d = Daemon::start();
     d.import_guest();
     d.boot("src");
-    let shared = take(&d, "t", "src");
-    assert_eq!(
-        shared["shared"], true,
-        "an admin's template is shared: {shared}"
+    let shared = d.ok(
+        "template.create",
+        json!([{"name": "t", "from": "src", "shared": true}]),
     );
+    assert_eq!(shared["shared"], true, "an admin may share: {shared}");
     let ann = account(&d, "ann");
     let bob = account(&d, "bob");
     let vm = json!([{"name": "a1", "image": "guest", "memory_mib": 128}]);
     ok_as(&d, &ann, "vm.create", vm);
     ok_as(&d, &ann, "vm.start", json!(["a1"]));
+    let share = json!([{"name": "ann-s", "from": "a1", "shared": true}]);
+    assert_eq!(
+        refused_as(&d, &ann, "template.create", share),
+        PERMISSION_DENIED,
+        "only admins share templates"
+    );
+    assert_eq!(d.ok("vm.get", json!(["a1"]))["state"], "running");
     let mine = ok_as(
         &d,
         &ann,
@@ -398,5 +409,32 @@ fn a_failed_restore_leaves_a_stopped_vm_and_says_why() {
     d.ok("vm.start", json!(["c1"]));
     drop(answer(&d, "c1"));
     force_stop(&d, &["c1"]);
+    a_touched_ram_file_is_refused(&d);
     remove_all(&d, &["c1", "src"], "t");
+}
+
+/// The template's RAM file rewritten in place (same bytes, new mtime): src's restore is
+/// refused before QEMU runs, with the hint, and src stays a stopped, pending clone.
+fn a_touched_ram_file_is_refused(d: &Daemon) {
+    use std::os::unix::fs::FileExt;
+    let ram = template_dir(d).join("ram");
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&ram)
+        .expect("open the RAM file (root)");
+    let mut first = [0u8; 1];
+    file.read_exact_at(&mut first, 0).expect("read");
+    file.write_all_at(&first, 0).expect("write the same byte");
+    drop(file);
+    let err = d.err("vm.start", json!(["src"]));
+    assert!(
+        err["message"].as_str().unwrap_or("").contains("RAM"),
+        "{err}"
+    );
+    let hint = err["data"]["hint"].as_str().unwrap_or("");
+    assert!(hint.contains("template"), "{err}");
+    assert_pending(d, "src", "t");
+    let left = qemus_naming(&d.dir.path().to_string_lossy());
+    assert!(left.is_empty(), "QEMU left behind: {left:?}");
 }
