@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use serde_json::{json, Value};
+use vmd::qemu::argv::GuestRam;
 use vmd::qemu::{qemu_binary, Accel, QemuConfig};
 
 use crate::cleanup;
@@ -169,6 +170,8 @@ fn config(spec: &Spec, run: &Path, logs: &Path, overlay: PathBuf) -> QemuConfig 
         name: spec.name.clone(),
         cpus: spec.cpus,
         memory_mib: spec.memory_mib,
+        // What vmd gives every VM that is not a template's clone.
+        ram: GuestRam::Memfd,
         accel: if spec.accel == "kvm" {
             Accel::Kvm
         } else {
@@ -245,6 +248,10 @@ fn mask(arg: &str, dir: &Path) -> String {
     while let Some(at) = rest.find("/vms/") {
         out.push_str(&rest[..at + 5]);
         rest = rest[at + 5..].trim_start_matches(|c: char| c.is_ascii_digit());
+        // vmd's run directories are per start: `ID.TOKEN` (hex).
+        if let Some(token) = rest.strip_prefix('.') {
+            rest = token.trim_start_matches(|c: char| c.is_ascii_hexdigit());
+        }
         out.push_str("ID");
     }
     out.push_str(rest);
@@ -336,6 +343,17 @@ mod tests {
         assert_eq!(
             argv_difference(&vmd, Path::new("/a"), &same, Path::new("/b")),
             None
+        );
+        let per_start = vec![
+            "qemu".to_string(),
+            "-m".into(),
+            "128".into(),
+            "/a/vms/3.1f9a/q".into(),
+        ];
+        assert_eq!(
+            argv_difference(&per_start, Path::new("/a"), &same, Path::new("/b")),
+            None,
+            "per-start run directories are masked"
         );
         let other = vec!["-m".to_string(), "256".into(), "/b/vms/1/q".into()];
         let diff = argv_difference(&vmd, Path::new("/a"), &other, Path::new("/b")).expect("diff");

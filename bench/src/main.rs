@@ -69,6 +69,9 @@ struct Args {
     /// Start libvirtd and virtlogd when libvirtd is unreachable (killed at the end)
     #[arg(long)]
     start_libvirtd: bool,
+    /// template: guests running at once for the memory comparison [default: 20, smoke 3]
+    #[arg(long, value_name = "N")]
+    template_guests: Option<usize>,
     /// chaos: how many times vmd is killed with SIGKILL [default: 100, smoke 5]
     #[arg(long, value_name = "N")]
     chaos_kills: Option<usize>,
@@ -98,6 +101,8 @@ enum Group {
     Start,
     /// graceful stop of a booted test guest
     Graceful,
+    /// warm templates: cold boot vs clone start until the guest answers; PSS of N of each
+    Template,
     /// vm.list and vmctl ls with 10/100/1000 VMs, RPC round trips
     Ls,
     /// 50 concurrent create+start, collisions, stop all
@@ -165,6 +170,7 @@ fn run_group(group: Group, ctx: &Ctx, report: &mut Report) {
         Group::Create => scenarios::create::run(ctx, report),
         Group::Start => scenarios::start::run(ctx, report),
         Group::Graceful => scenarios::graceful::run(ctx, report),
+        Group::Template => scenarios::template::run(ctx, report),
         Group::Ls => scenarios::listing::run(ctx, report),
         Group::Concurrent => scenarios::concurrent::run(ctx, report),
         Group::Rss => scenarios::rss::run(ctx, report),
@@ -214,6 +220,12 @@ fn opts(args: &Args) -> anyhow::Result<Opts> {
             .fuzz_inputs
             .unwrap_or(if smoke { 3000 } else { 1_000_000 }),
         fuzz_kinds: args.fuzz_kinds.clone(),
+        template_cold: if smoke { 1 } else { 3 },
+        template_clones: if smoke { 2 } else { 5 },
+        template_guests: args
+            .template_guests
+            .unwrap_or(if smoke { 3 } else { 20 })
+            .max(1),
         web_calls: if smoke { 10 } else { reps * 10 },
         vnc_rounds: if smoke { 3 } else { 100 },
         seed,

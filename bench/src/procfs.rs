@@ -1,4 +1,5 @@
-//! What the bench reads from `/proc`: RSS, command lines, liveness, load; and the last-resort
+//! What the bench reads from `/proc`: RSS, PSS, command lines, liveness, load, available
+//! memory; and the last-resort
 //! cleanup that kills, by pid, processes whose command line names one of the bench's own
 //! temporary directories.
 
@@ -15,11 +16,27 @@ pub fn rss_kib(pid: u32) -> anyhow::Result<u64> {
 /// A `… kB` field of `/proc/PID/status` (`VmRSS`, `RssAnon`, `RssFile`, …).
 pub fn status_kib(pid: u32, field: &str) -> anyhow::Result<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    status
-        .lines()
+    kib_field(&status, field).ok_or_else(|| anyhow::anyhow!("no {field} in /proc/{pid}/status"))
+}
+
+/// The proportional set size of `pid` in KiB (`Pss` of `/proc/PID/smaps_rollup`): each page
+/// counted divided by the number of processes that map it.
+pub fn pss_kib(pid: u32) -> anyhow::Result<u64> {
+    let rollup = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup"))?;
+    kib_field(&rollup, "Pss").ok_or_else(|| anyhow::anyhow!("no Pss in /proc/{pid}/smaps_rollup"))
+}
+
+/// A `… kB` field of `/proc/meminfo` (`MemAvailable`, …).
+pub fn meminfo_kib(field: &str) -> anyhow::Result<u64> {
+    let meminfo = std::fs::read_to_string("/proc/meminfo")?;
+    kib_field(&meminfo, field).ok_or_else(|| anyhow::anyhow!("no {field} in /proc/meminfo"))
+}
+
+/// The value of a `Field:   123 kB` line.
+fn kib_field(text: &str, field: &str) -> Option<u64> {
+    text.lines()
         .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .ok_or_else(|| anyhow::anyhow!("no {field} in /proc/{pid}/status"))
 }
 
 /// CPU time (user + system, all threads) of `pid` in ms.
@@ -128,6 +145,8 @@ mod tests {
         assert!(is_alive(me));
         assert!(rss_kib(me).expect("rss") > 0);
         assert!(status_kib(me, "RssAnon").expect("anon") > 0);
+        assert!(pss_kib(me).expect("pss") > 0);
+        assert!(meminfo_kib("MemAvailable").expect("available") > 0);
         assert!(!cmdline(me).is_empty());
         assert!(cpu_ms(me).expect("cpu") >= 0.0);
         assert!(context_switches(me) > 0);

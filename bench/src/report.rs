@@ -1,5 +1,5 @@
 //! The results: named metrics with their raw samples, the ratios to the floor and to libvirt,
-//! the targets of issue 5, printed as a table and written as JSON.
+//! the targets of issues 5, 10 and 14, printed as a table and written as JSON.
 //!
 //! Metric names are stable (scripts and docs/performance.md refer to them): `create.small`,
 //! `start`, `stop.force`, `floor.start`, `list.vmctl.1000`, `rss.idle`, `libvirt.start`, …
@@ -305,6 +305,21 @@ const FIXED_RATIOS: &[(&str, &str, &str)] = &[
         "web.vnc.socket",
     ),
     (
+        "start until the shell answers: cold boot / clone",
+        "template.cold.answer",
+        "template.clone.answer",
+    ),
+    (
+        "N started at once until all ready: cold / clone",
+        "template.cold.all_ready",
+        "template.clone.all_answered",
+    ),
+    (
+        "PSS of N running guests: clones / cold-booted",
+        "template.pss.clones.total",
+        "template.pss.cold.total",
+    ),
+    (
         "rpc round trip: vmd / virsh version",
         "rpc.system_info",
         "libvirt.version",
@@ -369,7 +384,7 @@ fn print_ratios(report: &Report) {
 }
 
 fn print_targets(report: &Report) {
-    println!("\ntargets (issues 5 and 10)");
+    println!("\ntargets (issues 5, 10 and 14)");
     for c in crate::targets::check(report) {
         let verdict = match c.met {
             Some(true) => "met",

@@ -1,4 +1,4 @@
-//! The performance targets of issue 5, judged on medians of a [`Report`].
+//! The performance targets of issues 5, 10 and 14, judged on medians of a [`Report`].
 //!
 //! "10 MB" of RSS is read as 10 MiB (VmRSS is reported in KiB). The `ls` target names 1000
 //! VMs; in smoke mode the largest count measured is judged instead and the label says so.
@@ -19,6 +19,12 @@ pub const LS_MS_MAX: f64 = 20.0;
 pub const IDLE_RSS_MIB_MAX: f64 = 10.0;
 /// Median time a REST call through vmd-web may add to the same JSON-RPC call (issue 10), ms.
 pub const REST_ADDED_MS_MAX: f64 = 1.0;
+/// Median start of a warm template's clone until its shell answers, under TCG (issue 14), ms.
+pub const CLONE_ANSWER_MS_MAX: f64 = 1000.0;
+/// How many times faster than a cold boot a clone must answer (issue 14).
+pub const CLONE_SPEEDUP_MIN: f64 = 8.0;
+/// Host memory (PSS) of N running clones over N cold-booted guests (issue 14).
+pub const CLONE_PSS_RATIO_MAX: f64 = 0.4;
 
 /// Every target, met, missed or not measured.
 pub fn check(r: &Report) -> Vec<Check> {
@@ -57,7 +63,57 @@ pub fn check(r: &Report) -> Vec<Check> {
     ];
     out.extend(concurrency(r));
     out.push(rest_overhead(r));
+    out.extend(templates(r));
     out
+}
+
+fn templates(r: &Report) -> [Check; 3] {
+    let answer = at_most(
+        r,
+        "clone start to answer <= 1 s (TCG)",
+        "template.clone.answer",
+        CLONE_ANSWER_MS_MAX,
+        "ms",
+    );
+    let speedup = match (
+        r.median("template.cold.answer"),
+        r.median("template.clone.answer"),
+    ) {
+        (Some(cold), Some(clone)) => Check {
+            target: format!("clone answers >= {CLONE_SPEEDUP_MIN}x faster than cold"),
+            measured: format!("{:.1}x ({cold:.0}/{clone:.0} ms)", cold / clone),
+            met: Some(cold / clone >= CLONE_SPEEDUP_MIN),
+        },
+        _ => not_measured(format!(
+            "clone answers >= {CLONE_SPEEDUP_MIN}x faster than cold"
+        )),
+    };
+    [answer, speedup, pss(r)]
+}
+
+fn pss(r: &Report) -> Check {
+    let n = r
+        .summary("template.pss.clones")
+        .map_or("N".to_string(), |s| s.n.to_string());
+    let percent = CLONE_PSS_RATIO_MAX * 100.0;
+    let target = format!("PSS of {n} clones <= {percent:.0}% of {n} cold");
+    let totals = (
+        r.summary("template.pss.clones.total"),
+        r.summary("template.pss.cold.total"),
+    );
+    match totals {
+        (Some(clones), Some(cold)) => Check {
+            target,
+            measured: format!(
+                "{:.0}% ({:.0}/{:.0} MiB)",
+                clones.median / cold.median * 100.0,
+                clones.median,
+                cold.median
+            ),
+            met: Some(clones.median / cold.median <= CLONE_PSS_RATIO_MAX),
+        },
+        _ => not_measured(target),
+    }
 }
 
 fn rest_overhead(r: &Report) -> Check {
@@ -190,6 +246,19 @@ mod tests {
             .expect("ls check");
         assert!(c.target.contains("1000"));
         assert_eq!(c.met, Some(false));
+    }
+
+    #[test]
+    fn templates_need_speed_and_shared_memory() {
+        let mut r = Report::default();
+        assert_eq!(verdict(&r, "clone answers"), None);
+        r.sample("template.cold.answer", Unit::Ms, "", 9000.0);
+        r.sample("template.clone.answer", Unit::Ms, "", 400.0);
+        assert_eq!(verdict(&r, "clone start to answer"), Some(true));
+        assert_eq!(verdict(&r, "clone answers"), Some(true));
+        r.sample("template.pss.clones.total", Unit::Mib, "", 500.0);
+        r.sample("template.pss.cold.total", Unit::Mib, "", 1000.0);
+        assert_eq!(verdict(&r, "PSS of"), Some(false));
     }
 
     #[test]

@@ -12,6 +12,7 @@ pub mod graceful;
 pub mod listing;
 pub mod rss;
 pub mod start;
+pub mod template;
 pub mod upload;
 pub mod web;
 
@@ -61,6 +62,12 @@ pub struct Opts {
     pub fuzz_inputs: u64,
     /// Only these fuzz input kinds (empty: all).
     pub fuzz_kinds: Vec<String>,
+    /// Cold boots timed by the `template` group (each ~10 s under TCG).
+    pub template_cold: usize,
+    /// Clone starts timed by the `template` group.
+    pub template_clones: usize,
+    /// Guests running at once in the `template` group's memory comparison (each set).
+    pub template_guests: usize,
     /// REST and JSON-RPC round trips of the `web` group, each way.
     pub web_calls: usize,
     /// Full-screen VNC updates read each way in the `web` group.

@@ -16,6 +16,7 @@ pub mod guest;
 pub mod guest_disk;
 pub mod lab;
 pub mod matrix;
+pub mod templates;
 
 pub use testkit::http::parse_response;
 pub use testkit::procs::kill_guests_under;
