@@ -4,9 +4,8 @@
 //! are refused, and so are changes while a restore is pending ([`Manager::check_not_pending`]).
 
 use vm_proto::names::format_size;
-use vm_proto::types::{validate_labels, EventKind, Vm, VmCreate, VmState};
+use vm_proto::types::{validate_labels, Vm, VmCreate, VmState};
 
-use super::events::Draft;
 use super::template_error::TemplateError;
 use super::vms::check_description;
 use super::{now_secs, Error, Manager};
@@ -80,17 +79,12 @@ impl Manager {
             labels: req.labels.clone(),
             template_id: Some(t.id),
         };
+        let timed = row.expires_at.is_some() || row.session_id.is_some();
         self.commit_vm(row, cloud_init, links, tmp, t.image_name.clone())
             .await?;
-        if expiry.deadline.is_some() || expiry.session_id.is_some() {
-            self.expiry_changed();
-        }
         tracing::info!(vm = %req.name, template = %t.name, user = %subject.name, "vm created");
         let msg = format!("created as a clone of template {}", t.name);
-        self.events
-            .emit(Draft::vm(EventKind::VmCreated, &req.name, msg))
-            .await?;
-        self.vm(&req.name).await
+        self.created(&req.name, timed, msg).await
     }
 }
 

@@ -112,17 +112,23 @@ impl Manager {
             labels: req.labels.clone(),
             template_id: None,
         };
+        let timed = row.expires_at.is_some() || row.session_id.is_some();
         self.commit_vm(row, cloud_init, links, tmp, image.name.clone())
             .await?;
-        if expiry.deadline.is_some() || expiry.session_id.is_some() {
-            self.expiry_changed();
-        }
         tracing::info!(vm = %req.name, image = %image.name, user = %subject.name, "vm created");
         let msg = format!("created from image {}", image.name);
+        self.created(&req.name, timed, msg).await
+    }
+
+    /// After a VM's row is committed: the expiry timer learns of it, the event, the view.
+    pub(super) async fn created(&self, name: &str, timed: bool, msg: String) -> Result<Vm, Error> {
+        if timed {
+            self.expiry_changed();
+        }
         self.events
-            .emit(Draft::vm(EventKind::VmCreated, &req.name, msg))
+            .emit(Draft::vm(EventKind::VmCreated, name, msg))
             .await?;
-        self.vm(&req.name).await
+        self.vm(name).await
     }
 
     pub(super) fn check_resources(
