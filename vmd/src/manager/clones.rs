@@ -31,9 +31,6 @@ impl Manager {
             return Err(Error::VmExists(req.name));
         }
         let _guard = self.lock("vm", &req.name, "create").await?;
-        // Lock order vm → template: `template.remove` cannot slip in before the clone exists.
-        let _template_guard = self.lock("template", &t.name, "clone").await?;
-        let t = self.template_for(subject, template, Action::Use).await?;
         self.check_space_floor("create a vm").await?;
         if self.find_vm(&req.name).await?.is_some() {
             return Err(Error::VmExists(req.name));
@@ -80,8 +77,17 @@ impl Manager {
             template_id: Some(t.id),
         };
         let timed = row.expires_at.is_some() || row.session_id.is_some();
-        self.commit_vm(row, cloud_init, links, tmp, t.image_name.clone())
-            .await?;
+        // No template lock (a class creates clones at once): a `template.remove` that got
+        // there first makes the insert fail on the key, which is reported as not found.
+        let committed = self
+            .commit_vm(row, cloud_init, links, tmp, t.image_name.clone())
+            .await;
+        if let Err(err) = committed {
+            return Err(match self.find_template(&t.name).await? {
+                None => TemplateError::NotFound(t.name).into(),
+                Some(_) => err,
+            });
+        }
         tracing::info!(vm = %req.name, template = %t.name, user = %subject.name, "vm created");
         let msg = format!("created as a clone of template {}", t.name);
         self.created(&req.name, timed, msg).await

@@ -9,7 +9,7 @@ use std::time::Duration;
 use super::template_error::TemplateError;
 use super::{Error, Manager};
 use crate::qemu::argv::GuestRam;
-use crate::qemu::qmp::{Qmp, RunState};
+use crate::qemu::qmp::{Qmp, QmpError, RunState};
 use crate::storage::templates as files;
 use crate::store::{self, VmRow};
 
@@ -52,25 +52,32 @@ impl Manager {
         .await
         .map_err(|e| e.to_string())?;
         self.note(&row.name, &format!("restored template {}", template.name));
-        let resumed = match self.taps_of(row).is_empty() {
-            true => qmp
-                .cont()
-                .await
-                .map(|()| qmp)
-                .map_err(|e| format!("QMP cont failed: {e}")),
-            false => self.release(row, qmp).await,
-        };
-        if resumed.is_err() {
-            // The guest never ran: its next start restores again.
-            let _ = self
-                .db(move |s| {
-                    Ok(s.with_tx_retry(|tx| {
-                        store::set_restore_pending(tx, id, Some(template_id), true)
-                    })?)
-                })
-                .await;
+        if let Err(why) = self.attach_taps(row).await {
+            self.keep_pending(id, template_id).await;
+            return Err(why);
         }
-        resumed
+        match qmp.cont().await {
+            Ok(()) => Ok(qmp),
+            Err(err) => {
+                // Only a refusal proves the guest never ran; after a time-out it may have
+                // (its disk is then the clone's own, and restoring over it would corrupt it).
+                if matches!(err, QmpError::Command { .. }) {
+                    self.keep_pending(id, template_id).await;
+                }
+                Err(format!("QMP cont failed: {err}"))
+            }
+        }
+    }
+
+    /// The guest never ran: its next start restores again.
+    async fn keep_pending(&self, id: i64, template_id: i64) {
+        let _ = self
+            .db(move |s| {
+                Ok(s.with_tx_retry(|tx| {
+                    store::set_restore_pending(tx, id, Some(template_id), true)
+                })?)
+            })
+            .await;
     }
 
     /// Refuses to restore from a RAM file that changed since the template was saved (QEMU

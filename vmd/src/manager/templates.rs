@@ -86,6 +86,7 @@ impl Manager {
             .templates_dir()
             .join(format!(".trash-{}", row.dir));
         let (id, name2, trash2) = (row.id, name.to_string(), trash.clone());
+        let (admin, me) = (subject.is_admin(), subject.user_id);
         let visible = |owner: i64| subject.is_admin() || subject.owns(owner);
         let clones = self
             .db(move |s| Ok(s.read(|c| store::clones_of(c, id))?))
@@ -99,7 +100,7 @@ impl Manager {
             remove_with_file(s, &dir, &trash2, |tx| {
                 let clones = store::clones_of(tx, id)?;
                 if !clones.is_empty() {
-                    return Err(in_use(&name2, &clones, |_| false).into());
+                    return Err(in_use(&name2, &clones, |o| admin || o == me).into());
                 }
                 Ok(store::delete_template(tx, id)?)
             })

@@ -115,10 +115,34 @@ impl Storage {
             return None;
         }
         let overlay = self.overlays_dir.join(source);
+        // An overlay there is the VM's unless it is the fresh one made on this very layer
+        // (vmd died between putting it in place and recording the template).
+        let fresh_on_this = backing_file(&overlay).is_some_and(|b| Path::new(&b).starts_with(dir));
+        if overlay.exists() && !fresh_on_this {
+            return None;
+        }
         std::fs::rename(dir.join(DISK), &overlay).ok()?;
         let _ = std::fs::set_permissions(&overlay, std::fs::Permissions::from_mode(0o640));
         Some(overlay)
     }
+}
+
+/// The backing file a qcow2 image's header names, if any (vmd's own files only).
+fn backing_file(path: &Path) -> Option<String> {
+    let file = File::open(path).ok()?;
+    let mut header = [0u8; 20];
+    file.read_exact_at(&mut header, 0).ok()?;
+    if &header[..4] != b"QFI\xfb" {
+        return None;
+    }
+    let offset = u64::from_be_bytes(header[8..16].try_into().ok()?);
+    let len = u32::from_be_bytes(header[16..20].try_into().ok()?);
+    if offset == 0 || len == 0 || len > 4096 {
+        return None;
+    }
+    let mut name = vec![0u8; len as usize];
+    file.read_exact_at(&mut name, offset).ok()?;
+    String::from_utf8(name).ok()
 }
 
 /// Notes in `staging` which overlay its disk layer comes from.
@@ -233,6 +257,8 @@ mod tests {
         make("d.3f", Some("d.qcow2"));
         make("e.4f", Some("../escape"));
         make(".trash-f.5f", None);
+        make("g.6f", Some("g.qcow2"));
+        std::fs::write(storage.overlay_path("g.qcow2"), "written since").expect("overlay");
         let recorded = ["d.3f", "f.5f"].map(String::from).into_iter().collect();
         let done = storage.recover_unrecorded(&recorded);
         assert_eq!(done.len(), 3, "{done:?}");
@@ -262,6 +288,13 @@ mod tests {
             storage.templates_dir().join("f.5f").join(DISK).exists(),
             "a removal whose row stayed is undone"
         );
-        assert_eq!(super::super::list_dir(storage.templates_dir()).len(), 3);
+        assert_eq!(
+            std::fs::read_to_string(storage.overlay_path("g.qcow2"))
+                .ok()
+                .as_deref(),
+            Some("written since"),
+            "an overlay that is not the fresh one on this layer is never overwritten"
+        );
+        assert_eq!(super::super::list_dir(storage.templates_dir()).len(), 4);
     }
 }
