@@ -155,6 +155,9 @@ pub struct Manager {
     // std Mutex: map updates only, never held across an await. The networks as the host
     // side knows them, by id (filled at start-up, changed by create and remove).
     nets: Mutex<HashMap<i64, crate::hostnet::NetSpec>>,
+    // std Mutex: map updates only, never held across an await. Sealed memfds with the RAM
+    // of templates whose clones were restored since start-up, by template id.
+    template_ram: Mutex<HashMap<i64, Arc<std::os::fd::OwnedFd>>>,
 }
 
 impl Manager {
@@ -175,6 +178,7 @@ impl Manager {
             tickets: Default::default(),
             hostnet: crate::hostnet::HostNet::new(config.run_dir.join("net")),
             nets: Mutex::new(HashMap::new()),
+            template_ram: Mutex::new(HashMap::new()),
             events: events::Events::new(store.clone()),
             store,
             storage: Arc::new(storage),

@@ -1,9 +1,15 @@
-//! The first start of a warm template's clone: QEMU maps the template's RAM file privately
-//! (`-incoming defer`), loads the saved device state from the template's `state` file (vmd
-//! opens it and passes the descriptor), and stays paused; vmd records that the clone has
-//! left the template moment, then lets it run. Any failure leaves QEMU's words to the caller,
-//! which ends the process: a clone is never half-started, and its next start tries again.
+//! The first start of a warm template's clone: QEMU maps the template's RAM privately from a
+//! sealed memfd that vmd fills from the template's RAM file once per template and run of vmd
+//! (`-incoming defer`; nothing can write the memfd any more, so no clone can change what
+//! another maps), loads the saved device state from the template's `state` file (vmd opens
+//! it and passes the descriptor), and stays paused; vmd records that the clone has left the
+//! template moment, then lets it run. Any failure leaves QEMU's words to the caller, which
+//! ends the process: a clone is never half-started, and its next start tries again.
 
+use std::collections::HashMap;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::template_error::TemplateError;
@@ -17,15 +23,29 @@ use crate::store::{self, VmRow};
 const RESTORE_LIMIT: Duration = Duration::from_secs(60);
 
 impl Manager {
-    /// Where the next QEMU of `row` gets its RAM: the template's file for a clone whose start
-    /// restores, else a fresh memfd.
+    /// Where the next QEMU of `row` gets its RAM: for a clone whose start restores, the
+    /// template's sealed memfd (prepared by [`Manager::check_template_ram`]) through
+    /// `/proc/<vmd>/fd/N`, which QEMU opens before it drops privileges; else a fresh memfd.
     pub(super) fn guest_ram(&self, row: &VmRow) -> GuestRam {
         match &row.template {
             Some(t) if row.restore_pending => {
-                GuestRam::Restore(self.storage.template_file(&t.dir, files::RAM))
+                let sealed = self.sealed_fds().get(&t.id).map(|fd| fd.as_raw_fd());
+                GuestRam::Restore(match sealed {
+                    Some(fd) => PathBuf::from(format!("/proc/{}/fd/{fd}", std::process::id())),
+                    None => self.storage.template_file(&t.dir, files::RAM),
+                })
             }
             _ => GuestRam::Memfd,
         }
+    }
+
+    fn sealed_fds(&self) -> std::sync::MutexGuard<'_, HashMap<i64, Arc<OwnedFd>>> {
+        self.template_ram.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Forgets the sealed RAM of a removed template (running clones keep their mappings).
+    pub(super) fn forget_template_ram(&self, template_id: i64) {
+        self.sealed_fds().remove(&template_id);
     }
 
     /// Loads the template's state into the waiting QEMU of `row` and lets the guest run.
@@ -80,17 +100,40 @@ impl Manager {
             .await;
     }
 
-    /// Refuses to restore from a RAM file that changed since the template was saved (QEMU
-    /// 7.2 opens it for writing; a clone's QEMU that was taken over could write it).
+    /// Makes sure the template's RAM is in a sealed memfd, checking first that the RAM file
+    /// is the one saved (its seal: size and modification time) and refusing it otherwise.
     pub(super) async fn check_template_ram(&self, row: &VmRow) -> Result<(), Error> {
         let Some(t) = row.template.as_ref().filter(|_| row.restore_pending) else {
             return Ok(());
         };
+        let cached = self.sealed_fds().contains_key(&t.id);
         let path = self.storage.template_file(&t.dir, files::RAM);
-        let now = tokio::task::spawn_blocking(move || files::ram_seal(&path)).await?;
-        match now {
-            Ok(seal) if seal == t.ram_seal => Ok(()),
-            Ok(_) => Err(self.restore_failed(
+        let (seal, len, name) = (
+            t.ram_seal.clone(),
+            row.memory_mib * 1024 * 1024,
+            t.name.clone(),
+        );
+        // Checked at every restore, although a cached memfd cannot have changed: a changed
+        // file means something wrote it, which the admin must hear of.
+        let sealed = tokio::task::spawn_blocking(move || {
+            if files::ram_seal(&path)? != seal {
+                return Ok(None);
+            }
+            match cached {
+                true => Ok(Some(None)),
+                false => files::sealed_ram(&path, len, &format!("vmd-template-{name}"))
+                    .map(|fd| Some(Some(fd))),
+            }
+        })
+        .await?;
+        match sealed {
+            Ok(Some(fd)) => {
+                if let Some(fd) = fd {
+                    self.sealed_fds().insert(t.id, Arc::new(fd));
+                }
+                Ok(())
+            }
+            Ok(None) => Err(self.restore_failed(
                 row,
                 "the template's RAM file changed since it was saved".into(),
             )),

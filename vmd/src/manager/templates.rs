@@ -106,6 +106,7 @@ impl Manager {
             })
         })
         .await?;
+        self.forget_template_ram(id);
         super::snapshot::discard(trash).await;
         tracing::info!(template = %name, user = %subject.name, "template removed");
         Ok(())

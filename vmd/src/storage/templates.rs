@@ -13,6 +13,10 @@ use std::os::unix::fs::{DirBuilderExt, FileExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 
+use std::os::fd::OwnedFd;
+
+use nix::fcntl::{fcntl, FcntlArg, SealFlag};
+use nix::sys::memfd::{memfd_create, MFdFlags};
 use nix::unistd::Whence;
 
 use super::digest::seek;
@@ -145,6 +149,33 @@ fn backing_file(path: &Path) -> Option<String> {
     String::from_utf8(name).ok()
 }
 
+/// A sealed memfd holding the first `len` bytes of the RAM file `path` (blocking): clones map
+/// it privately, and nothing can write it any more (`F_SEAL_WRITE`, `F_SEAL_SEAL`), not even
+/// a QEMU that opened it for writing, so one clone can never change what another maps.
+pub fn sealed_ram(path: &Path, len: u64, name: &str) -> Result<OwnedFd, StorageError> {
+    let input = File::open(path).map_err(StorageError::io("open", path))?;
+    let flags = MFdFlags::MFD_CLOEXEC | MFdFlags::MFD_ALLOW_SEALING;
+    let fd = memfd_create(name, flags).map_err(|e| StorageError::Io {
+        op: "create a memfd for",
+        path: path.display().to_string(),
+        source: e.into(),
+    })?;
+    let ram = File::from(fd);
+    ram.set_len(len)
+        .map_err(StorageError::io("size a memfd for", path))?;
+    copy_pages(&input, &ram, len).map_err(StorageError::io("copy into a memfd", path))?;
+    let seals = SealFlag::F_SEAL_WRITE
+        | SealFlag::F_SEAL_SHRINK
+        | SealFlag::F_SEAL_GROW
+        | SealFlag::F_SEAL_SEAL;
+    fcntl(&ram, FcntlArg::F_ADD_SEALS(seals)).map_err(|e| StorageError::Io {
+        op: "seal the memfd of",
+        path: path.display().to_string(),
+        source: e.into(),
+    })?;
+    Ok(ram.into())
+}
+
 /// Notes in `staging` which overlay its disk layer comes from.
 pub fn note_source(staging: &Path, overlay_file: &str) -> Result<(), StorageError> {
     let path = staging.join(SOURCE);
@@ -237,6 +268,31 @@ mod tests {
             std::fs::read(&dst).expect("dst")
         );
         assert!(copy_ram(&src, &dst, 4096).is_err(), "never overwrites");
+    }
+
+    #[test]
+    fn sealed_ram_has_the_file_s_bytes_and_refuses_every_write() {
+        use std::os::fd::AsRawFd;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let src = dir.path().join("ram");
+        let file = File::create(&src).expect("create");
+        file.set_len(16 * 4096).expect("size");
+        file.write_all_at(b"template", 4096).expect("write");
+        let fd = sealed_ram(&src, 16 * 4096, "test").expect("sealed");
+        // What QEMU does: open it by path for reading and writing.
+        let path = format!("/proc/self/fd/{}", fd.as_raw_fd());
+        let opened = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&path)
+            .expect("a sealed memfd still opens read-write");
+        let mut buf = [0u8; 8];
+        opened.read_exact_at(&mut buf, 4096).expect("read");
+        assert_eq!(&buf, b"template");
+        assert!(opened.write_all_at(b"poison!!", 4096).is_err(), "writes are refused");
+        assert!(opened.set_len(4096).is_err(), "it cannot shrink");
+        opened.read_exact_at(&mut buf, 4096).expect("read");
+        assert_eq!(&buf, b"template");
     }
 
     #[test]
