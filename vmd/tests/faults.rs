@@ -121,6 +121,15 @@ fn a_qemu_no_vm_accounts_for_is_stopped_at_start_up() {
     d.ok("vm.stop", json!([{"name": "o2", "force": true}]));
 }
 
+/// Whether another process holds `image`'s write lock (`qemu-img info` cannot share it).
+fn overlay_locked(image: &str) -> bool {
+    let out = std::process::Command::new("qemu-img")
+        .args(["info", image])
+        .output()
+        .expect("qemu-img");
+    !out.status.success() && String::from_utf8_lossy(&out.stderr).contains("lock")
+}
+
 #[test]
 fn wipe_and_remove_refuse_while_another_process_holds_the_disk() {
     let d = Daemon::start();
@@ -140,9 +149,11 @@ fn wipe_and_remove_refuse_while_another_process_holds_the_disk() {
         ])
         .spawn()
         .expect("qemu-nbd");
+    // qemu-nbd may create its socket before it opens (and locks) the image: wait for the lock
+    // itself, as `qemu-img info` sees it.
     let end = Instant::now() + DEADLINE;
-    while !sock.exists() {
-        assert!(Instant::now() < end, "qemu-nbd did not start");
+    while !overlay_locked(&overlay) {
+        assert!(Instant::now() < end, "qemu-nbd did not lock {overlay}");
         std::thread::sleep(Duration::from_millis(10));
     }
     for method in ["vm.wipe", "vm.remove"] {

@@ -167,7 +167,11 @@ fn a_version_5_store_gets_families_guessed_from_names() {
     let dir = d.kill9();
     let db = rusqlite::Connection::open(state.join("vmd.db")).expect("open vmd.db");
     db.execute_batch(
-        "DROP TABLE port_forwards;
+        "DROP INDEX vms_template;
+         ALTER TABLE vms DROP COLUMN restore_pending;
+         ALTER TABLE vms DROP COLUMN template_id;
+         DROP TABLE templates;
+         DROP TABLE port_forwards;
          DROP TABLE vm_nics;
          DROP TABLE networks;
          ALTER TABLE vms DROP COLUMN user_net;

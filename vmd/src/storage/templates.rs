@@ -289,7 +289,10 @@ mod tests {
         let mut buf = [0u8; 8];
         opened.read_exact_at(&mut buf, 4096).expect("read");
         assert_eq!(&buf, b"template");
-        assert!(opened.write_all_at(b"poison!!", 4096).is_err(), "writes are refused");
+        assert!(
+            opened.write_all_at(b"poison!!", 4096).is_err(),
+            "writes are refused"
+        );
         assert!(opened.set_len(4096).is_err(), "it cannot shrink");
         opened.read_exact_at(&mut buf, 4096).expect("read");
         assert_eq!(&buf, b"template");
