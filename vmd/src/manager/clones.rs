@@ -47,14 +47,7 @@ impl Manager {
             false => None,
         };
         let disk = self.storage.template_file(&t.dir, files::DISK);
-        let tmp = self
-            .storage
-            .new_overlay(&disk, &req.name, t.disk_bytes)
-            .await
-            .map_err(|source| Error::Overlay {
-                name: req.name.clone(),
-                source,
-            })?;
+        let tmp = self.overlay_on(&disk, &req.name, t.disk_bytes).await?;
         let row = NewVm {
             name: req.name.clone(),
             image_id: t.image_id,

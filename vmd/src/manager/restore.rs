@@ -106,39 +106,30 @@ impl Manager {
         let Some(t) = row.template.as_ref().filter(|_| row.restore_pending) else {
             return Ok(());
         };
-        let cached = self.sealed_fds().contains_key(&t.id);
-        let path = self.storage.template_file(&t.dir, files::RAM);
-        let (seal, len, name) = (
-            t.ram_seal.clone(),
-            row.memory_mib * 1024 * 1024,
-            t.name.clone(),
-        );
         // Checked at every restore, although a cached memfd cannot have changed: a changed
         // file means something wrote it, which the admin must hear of.
-        let sealed = tokio::task::spawn_blocking(move || {
-            if files::ram_seal(&path)? != seal {
-                return Ok(None);
+        let path = self.storage.template_file(&t.dir, files::RAM);
+        let file = path.clone();
+        match tokio::task::spawn_blocking(move || files::ram_seal(&file)).await? {
+            Ok(seal) if seal == t.ram_seal => {}
+            Ok(_) => {
+                let why = "the template's RAM file changed since it was saved";
+                return Err(self.restore_failed(row, why.into()));
             }
-            match cached {
-                true => Ok(Some(None)),
-                false => files::sealed_ram(&path, len, &format!("vmd-template-{name}"))
-                    .map(|fd| Some(Some(fd))),
-            }
-        })
-        .await?;
-        match sealed {
-            Ok(Some(fd)) => {
-                if let Some(fd) = fd {
-                    self.sealed_fds().insert(t.id, Arc::new(fd));
-                }
-                Ok(())
-            }
-            Ok(None) => Err(self.restore_failed(
-                row,
-                "the template's RAM file changed since it was saved".into(),
-            )),
-            Err(err) => Err(self.restore_failed(row, err.to_string())),
+            Err(err) => return Err(self.restore_failed(row, err.to_string())),
         }
+        if self.sealed_fds().contains_key(&t.id) {
+            return Ok(());
+        }
+        let (len, name) = (
+            row.memory_mib * 1024 * 1024,
+            format!("vmd-template-{}", t.name),
+        );
+        let sealed = tokio::task::spawn_blocking(move || files::sealed_ram(&path, len, &name))
+            .await?
+            .map_err(|err| self.restore_failed(row, err.to_string()))?;
+        self.sealed_fds().insert(t.id, Arc::new(sealed));
+        Ok(())
     }
 
     /// The error of a clone's start whose restore failed.

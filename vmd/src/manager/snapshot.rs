@@ -168,13 +168,8 @@ impl Manager {
         overlay: &Path,
     ) -> Result<(), Error> {
         let tmp = self
-            .storage
-            .new_overlay(&dir.join(files::DISK), &row.name, row.disk_bytes)
-            .await
-            .map_err(|source| Error::Overlay {
-                name: row.name.clone(),
-                source,
-            })?;
+            .overlay_on(&dir.join(files::DISK), &row.name, row.disk_bytes)
+            .await?;
         let (vm_id, tmp2, overlay) = (row.id, tmp.clone(), overlay.to_path_buf());
         let (auth, adding) = (self.config.auth.clone(), ram_usage(row));
         let result = self

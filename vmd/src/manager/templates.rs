@@ -3,6 +3,8 @@
 //! creating clones in `clones`, restoring at start in `restore`; `docs/templates.md` has the
 //! model.
 
+use std::collections::HashMap;
+
 use vm_proto::names::validate_name;
 use vm_proto::types::{Firmware, Template, TemplateCreate};
 
@@ -10,7 +12,7 @@ use super::access::allow;
 use super::images::remove_with_file;
 use super::template_error::TemplateError;
 use super::{rfc3339, Error, Manager};
-use crate::auth::policy::{Action, Object};
+use crate::auth::policy::{self, Action, Object};
 use crate::auth::Subject;
 use crate::store::{self, TemplateRow};
 
@@ -55,24 +57,35 @@ impl Manager {
 
     /// `template.list`: the caller's own and shared templates (admins: all).
     pub async fn list_templates(&self, subject: &Subject) -> Result<Vec<Template>, Error> {
-        let rows = self.db(|s| Ok(s.read(store::list_templates)?)).await?;
-        let mut out = Vec::new();
-        for row in rows {
-            if allow(subject, Action::Read, template_object(&row), || {
-                Error::Forbidden("")
+        let (rows, clones) = self
+            .db(|s| {
+                Ok(s.read(|c| {
+                    Ok::<_, store::StoreError>((store::list_templates(c)?, store::all_clones(c)?))
+                })?)
             })
-            .is_ok()
-            {
-                out.push(self.template_view(subject, row).await?);
-            }
+            .await?;
+        let mut by_template: HashMap<i64, Vec<(String, i64)>> = HashMap::new();
+        for (template, name, owner) in clones {
+            by_template.entry(template).or_default().push((name, owner));
         }
-        Ok(out)
+        Ok(rows
+            .into_iter()
+            .filter(|row| policy::authorize(subject, Action::Read, template_object(row)).is_ok())
+            .map(|row| {
+                let clones = by_template.remove(&row.id).unwrap_or_default();
+                self.template_view(subject, row, clones)
+            })
+            .collect())
     }
 
     /// `template.get`.
     pub async fn get_template(&self, subject: &Subject, name: &str) -> Result<Template, Error> {
         let row = self.template_for(subject, name, Action::Read).await?;
-        self.template_view(subject, row).await
+        let id = row.id;
+        let clones = self
+            .db(move |s| Ok(s.read(|c| store::clones_of(c, id))?))
+            .await?;
+        Ok(self.template_view(subject, row, clones))
     }
 
     /// `template.remove`: refused while clones exist; then the row and the files go.
@@ -85,22 +98,15 @@ impl Manager {
             .storage
             .templates_dir()
             .join(format!(".trash-{}", row.dir));
-        let (id, name2, trash2) = (row.id, name.to_string(), trash.clone());
-        let (admin, me) = (subject.is_admin(), subject.user_id);
-        let visible = |owner: i64| subject.is_admin() || subject.owns(owner);
-        let clones = self
-            .db(move |s| Ok(s.read(|c| store::clones_of(c, id))?))
-            .await?;
-        if !clones.is_empty() {
-            return Err(in_use(name, &clones, visible).into());
-        }
-        // The directory goes aside in the transaction that deletes the row, and comes back
-        // if the commit fails.
+        let (id, name2, trash2, who) = (row.id, name.to_string(), trash.clone(), subject.clone());
+        // The directory goes aside in the transaction that checks for clones and deletes the
+        // row, and comes back if the commit fails.
         self.db(move |s| {
             remove_with_file(s, &dir, &trash2, |tx| {
                 let clones = store::clones_of(tx, id)?;
                 if !clones.is_empty() {
-                    return Err(in_use(&name2, &clones, |o| admin || o == me).into());
+                    let visible = |owner: i64| who.is_admin() || who.owns(owner);
+                    return Err(in_use(&name2, &clones, visible).into());
                 }
                 Ok(store::delete_template(tx, id)?)
             })
@@ -133,17 +139,19 @@ impl Manager {
             .await
     }
 
-    async fn template_view(&self, subject: &Subject, row: TemplateRow) -> Result<Template, Error> {
-        let id = row.id;
-        let clones = self
-            .db(move |s| Ok(s.read(|c| store::clones_of(c, id))?))
-            .await?;
+    /// The API view of `row` with its `clones` (name, owner) that `subject` may see.
+    fn template_view(
+        &self,
+        subject: &Subject,
+        row: TemplateRow,
+        clones: Vec<(String, i64)>,
+    ) -> Template {
         let clones = clones
             .into_iter()
             .filter(|(_, owner)| subject.is_admin() || subject.owns(*owner))
             .map(|(name, _)| name)
             .collect();
-        Ok(Template {
+        Template {
             usage_bytes: self.storage.template_usage(&row.dir),
             name: row.name,
             owner: row.owner.name,
@@ -159,7 +167,7 @@ impl Manager {
             qemu_version: row.qemu_version,
             clones,
             created_at: rfc3339(row.created_at),
-        })
+        }
     }
 }
 

@@ -83,14 +83,7 @@ impl Manager {
             .plan_cloud_init(subject, &req.name, &image, req.cloud_init.clone())
             .await?;
         let base = self.storage.image_path(&image.file_name);
-        let tmp = self
-            .storage
-            .new_overlay(&base, &req.name, disk_bytes)
-            .await
-            .map_err(|source| Error::Overlay {
-                name: req.name.clone(),
-                source,
-            })?;
+        let tmp = self.overlay_on(&base, &req.name, disk_bytes).await?;
         let row = NewVm {
             name: req.name.clone(),
             image_id: image.id,
@@ -118,6 +111,22 @@ impl Manager {
         tracing::info!(vm = %req.name, image = %image.name, user = %subject.name, "vm created");
         let msg = format!("created from image {}", image.name);
         self.created(&req.name, timed, msg).await
+    }
+
+    /// A hidden overlay for VM `vm` on `base`, to be renamed into place.
+    pub(super) async fn overlay_on(
+        &self,
+        base: &std::path::Path,
+        vm: &str,
+        size_bytes: u64,
+    ) -> Result<std::path::PathBuf, Error> {
+        self.storage
+            .new_overlay(base, vm, size_bytes)
+            .await
+            .map_err(|source| Error::Overlay {
+                name: vm.to_string(),
+                source,
+            })
     }
 
     /// After a VM's row is committed: the expiry timer learns of it, the event, the view.

@@ -185,8 +185,8 @@ pub use networks::{
     ports_of_vm, set_user_net, NetworkRow, NicRow,
 };
 pub use templates::{
-    clones_of, delete_template, get_template, insert_template, list_templates, set_restore_pending,
-    TemplateRow,
+    all_clones, clones_of, delete_template, get_template, insert_template, list_templates,
+    set_restore_pending, TemplateRow,
 };
 pub use tokens::{
     count_tokens, delete_token, delete_tokens_of, insert_token, list_tokens, prune_expired_tokens,

@@ -140,6 +140,15 @@ pub fn clones_of(conn: &Connection, id: i64) -> Result<Vec<(String, i64)>, Store
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
+/// Every clone: (template id, name, owner `users.id`), by name.
+pub fn all_clones(conn: &Connection) -> Result<Vec<(i64, String, i64)>, StoreError> {
+    let mut stmt = conn.prepare(
+        "SELECT template_id, name, owner_id FROM vms WHERE template_id IS NOT NULL ORDER BY name",
+    )?;
+    let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
 /// Makes VM `vm_id` a clone of `template_id` (or of none) whose next start restores (or not).
 pub fn set_restore_pending(
     conn: &Connection,
